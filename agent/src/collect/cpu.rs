@@ -1,0 +1,48 @@
+//! CPU usage (total and per core), frequency, and load average.
+
+use super::{BatchBuilder, Metric};
+use sysinfo::System;
+
+const USAGE: Metric = Metric::gauge(
+    "node_cpu_usage_ratio",
+    "Share of time all CPUs were busy since the last collection (0..1).",
+);
+const CORE_USAGE: Metric = Metric::gauge(
+    "node_cpu_core_usage_ratio",
+    "Share of time one CPU core was busy since the last collection (0..1).",
+);
+const CORE_FREQUENCY: Metric = Metric::gauge(
+    "node_cpu_frequency_hertz",
+    "Current frequency of one CPU core.",
+);
+const CORES: Metric = Metric::gauge("node_cpu_cores", "Number of logical CPU cores.");
+const LOAD1: Metric = Metric::gauge("node_load1", "Load average over 1 minute.");
+const LOAD5: Metric = Metric::gauge("node_load5", "Load average over 5 minutes.");
+const LOAD15: Metric = Metric::gauge("node_load15", "Load average over 15 minutes.");
+
+pub fn collect(system: &mut System, out: &mut BatchBuilder) {
+    system.refresh_cpu_usage();
+    system.refresh_cpu_frequency();
+    out.push(USAGE, &[], f64::from(system.global_cpu_usage()) / 100.0);
+    out.push(CORES, &[], system.cpus().len() as f64);
+    for (index, cpu) in system.cpus().iter().enumerate() {
+        let core = index.to_string();
+        out.push(
+            CORE_USAGE,
+            &[("cpu", &core)],
+            f64::from(cpu.usage()) / 100.0,
+        );
+        if cpu.frequency() > 0 {
+            out.push(
+                CORE_FREQUENCY,
+                &[("cpu", &core)],
+                cpu.frequency() as f64 * 1e6,
+            );
+        }
+    }
+    if let Ok(load) = System::load_average() {
+        out.push(LOAD1, &[], load.one);
+        out.push(LOAD5, &[], load.five);
+        out.push(LOAD15, &[], load.fifteen);
+    }
+}

@@ -1,0 +1,297 @@
+//! The agent's disk spool: every batch is written here before it is sent, and deleted only once
+//! the collector has acknowledged it.
+//!
+//! # On-disk layout
+//! ```text
+//! <spool-dir>/spool.state                 epoch and next sequence number (text, replaced atomically)
+//! <spool-dir>/batches/<seq:020>.pb        one SpoolRecord per file, protobuf
+//! <spool-dir>/rejected/<seq:020>.pb       batches the collector refused as invalid, kept for people
+//! ```
+//!
+//! # Invariants
+//! - A batch file is complete or absent: it is written to a temporary name, fsynced, renamed into
+//!   place and the directory fsynced. A crash leaves at most a stray `*.tmp`, removed at open.
+//! - Sequence numbers strictly increase within an epoch and are never reused, even after every
+//!   batch was acked and deleted: `next_seq` is the larger of the state file and the newest batch
+//!   file + 1, so a crash between writing a batch and updating the state file is harmless.
+//! - A batch is deleted only by [`Spool::ack`] (the collector holds it durably) or set aside by
+//!   [`Spool::set_aside`] (the collector refused it as invalid, so resending cannot help).
+//! - The epoch is random and made once with the spool; a new spool (fresh install, wiped dir)
+//!   gets a new epoch, telling the collector that numbering starts again.
+
+use hcmon_proto::v1::{SeriesDef, SeriesSamples};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// One spooled batch. Series ids here are local to the record; the sender re-interns them per
+/// stream.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SpoolRecord {
+    #[prost(message, repeated, tag = "1")]
+    pub series: Vec<SeriesDef>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<SeriesSamples>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool I/O on {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("spool state file {path} is damaged: {detail}")]
+    BadState { path: PathBuf, detail: String },
+    #[error("spooled batch {path} cannot be decoded: {source}")]
+    BadBatch {
+        path: PathBuf,
+        source: prost::DecodeError,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+pub struct Spool {
+    dir: PathBuf,
+    epoch: u64,
+    next_seq: u64,
+    /// Pending batches: sequence number → file size.
+    pending: BTreeMap<u64, u64>,
+    pending_bytes: u64,
+}
+
+/// Backlog figures, reported as agent metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolStats {
+    pub batches: usize,
+    pub bytes: u64,
+}
+
+impl Spool {
+    /// Opens the spool in `dir`, creating it (with a new epoch) when missing.
+    pub fn open(dir: &Path) -> Result<Self, SpoolError> {
+        let batches = dir.join("batches");
+        fs::create_dir_all(&batches).map_err(io_err(&batches))?;
+        let state_path = dir.join("spool.state");
+        let (epoch, state_next) = match fs::read_to_string(&state_path) {
+            Ok(text) => parse_state(&text).ok_or_else(|| SpoolError::BadState {
+                path: state_path.clone(),
+                detail: format!("expected 'epoch N' and 'next_seq N' lines, found {text:?}"),
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (fastrand::u64(1..), 1),
+            Err(e) => return Err(io_err(&state_path)(e)),
+        };
+        let mut pending = BTreeMap::new();
+        for entry in fs::read_dir(&batches).map_err(io_err(&batches))? {
+            let entry = entry.map_err(io_err(&batches))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+                continue;
+            }
+            if let Some(seq) = name.strip_suffix(".pb").and_then(|s| s.parse::<u64>().ok()) {
+                let size = entry.metadata().map_err(io_err(&path))?.len();
+                pending.insert(seq, size);
+            }
+        }
+        let after_files = pending.keys().next_back().map_or(1, |s| s + 1);
+        let spool = Self {
+            dir: dir.to_owned(),
+            epoch,
+            next_seq: state_next.max(after_files),
+            pending_bytes: pending.values().sum(),
+            pending,
+        };
+        spool.write_state()?;
+        Ok(spool)
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn batch_path(&self, seq: u64) -> PathBuf {
+        self.dir.join("batches").join(format!("{seq:020}.pb"))
+    }
+
+    fn write_state(&self) -> Result<(), SpoolError> {
+        let text = format!("epoch {}\nnext_seq {}\n", self.epoch, self.next_seq);
+        write_atomically(&self.dir, &self.dir.join("spool.state"), text.as_bytes())
+    }
+
+    /// Stores a batch durably and returns its sequence number.
+    pub fn append(&mut self, record: &SpoolRecord) -> Result<u64, SpoolError> {
+        let seq = self.next_seq;
+        let bytes = prost::Message::encode_to_vec(record);
+        write_atomically(&self.dir.join("batches"), &self.batch_path(seq), &bytes)?;
+        self.next_seq += 1;
+        self.write_state()?;
+        self.pending.insert(seq, bytes.len() as u64);
+        self.pending_bytes += bytes.len() as u64;
+        Ok(seq)
+    }
+
+    /// Reads a pending batch.
+    pub fn read(&self, seq: u64) -> Result<SpoolRecord, SpoolError> {
+        let path = self.batch_path(seq);
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        prost::Message::decode(bytes.as_slice())
+            .map_err(|source| SpoolError::BadBatch { path, source })
+    }
+
+    /// Pending sequence numbers after `after`, oldest first.
+    pub fn pending_after(&self, after: u64) -> impl Iterator<Item = u64> + '_ {
+        self.pending.range(after + 1..).map(|(&seq, _)| seq)
+    }
+
+    /// Deletes every batch up to and including `seq`: the collector holds them durably.
+    pub fn ack(&mut self, seq: u64) -> Result<(), SpoolError> {
+        while let Some((&oldest, &size)) = self.pending.first_key_value() {
+            if oldest > seq {
+                break;
+            }
+            let path = self.batch_path(oldest);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+            self.pending.remove(&oldest);
+            self.pending_bytes -= size;
+        }
+        Ok(())
+    }
+
+    /// Moves a batch the collector refused as invalid out of the way, keeping it for inspection.
+    pub fn set_aside(&mut self, seq: u64) -> Result<(), SpoolError> {
+        let Some(size) = self.pending.remove(&seq) else {
+            return Ok(());
+        };
+        self.pending_bytes -= size;
+        let rejected = self.dir.join("rejected");
+        fs::create_dir_all(&rejected).map_err(io_err(&rejected))?;
+        let from = self.batch_path(seq);
+        fs::rename(&from, rejected.join(format!("{seq:020}.pb"))).map_err(io_err(&from))
+    }
+
+    pub fn stats(&self) -> SpoolStats {
+        SpoolStats {
+            batches: self.pending.len(),
+            bytes: self.pending_bytes,
+        }
+    }
+}
+
+fn parse_state(text: &str) -> Option<(u64, u64)> {
+    let mut epoch = None;
+    let mut next = None;
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("epoch", v)) => epoch = v.trim().parse().ok(),
+            Some(("next_seq", v)) => next = v.trim().parse().ok(),
+            _ => {}
+        }
+    }
+    Some((epoch?, next?))
+}
+
+/// Writes `path` so that it is either the old or the complete new content, even across a crash.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(value: f64) -> SpoolRecord {
+        SpoolRecord {
+            series: vec![],
+            samples: vec![SeriesSamples {
+                series_id: 0,
+                timestamps_ms: vec![1],
+                values: vec![value],
+            }],
+        }
+    }
+
+    #[test]
+    fn keeps_unacked_batches_across_reopen_and_never_reuses_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let epoch = {
+            let mut spool = Spool::open(dir.path()).unwrap();
+            assert_eq!(spool.append(&record(1.0)).unwrap(), 1);
+            assert_eq!(spool.append(&record(2.0)).unwrap(), 2);
+            assert_eq!(spool.append(&record(3.0)).unwrap(), 3);
+            spool.ack(1).unwrap();
+            spool.epoch()
+        };
+        let mut spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.epoch(), epoch);
+        assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(spool.read(3).unwrap(), record(3.0));
+        spool.ack(3).unwrap();
+        assert_eq!(
+            spool.stats(),
+            SpoolStats {
+                batches: 0,
+                bytes: 0
+            }
+        );
+        drop(spool);
+        let mut spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(
+            spool.append(&record(4.0)).unwrap(),
+            4,
+            "numbers continue after a full ack"
+        );
+    }
+
+    #[test]
+    fn recovers_from_a_crash_between_batch_and_state_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path()).unwrap();
+        spool.append(&record(1.0)).unwrap();
+        // Simulate: batch 2 reached disk, the state file still says next_seq 2, and a temp file
+        // from an interrupted write lies around.
+        fs::write(
+            spool.batch_path(2),
+            prost::Message::encode_to_vec(&record(2.0)),
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("batches/00000000000000000003.tmp"),
+            b"partial",
+        )
+        .unwrap();
+        drop(spool);
+        let mut spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(spool.append(&record(3.0)).unwrap(), 3);
+        spool.set_aside(2).unwrap();
+        assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![1, 3]);
+        assert!(dir.path().join("rejected/00000000000000000002.pb").exists());
+    }
+
+    #[test]
+    fn damaged_state_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("spool.state"), "garbage").unwrap();
+        let err = Spool::open(dir.path())
+            .err()
+            .expect("damaged state must fail");
+        assert!(err.to_string().contains("spool.state"), "{err}");
+    }
+}

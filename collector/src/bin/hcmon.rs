@@ -1,0 +1,173 @@
+//! `hcmon`: the operator CLI. Talks to a running collector's HTTP API.
+// A CLI's job is to print to stdout.
+#![allow(clippy::print_stdout)]
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Operate an hcmon collector: see which agents report, query and export series.
+#[derive(Debug, Parser)]
+#[command(name = "hcmon", version)]
+struct Cli {
+    /// Base URL of the collector's HTTP API.
+    #[arg(
+        long,
+        global = true,
+        env = "HCMON_URL",
+        default_value = "http://127.0.0.1:9464"
+    )]
+    url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Collector health and every known agent: connected or not, last batch, version.
+    Status,
+    /// Series matching a selector, e.g. `hcmon series 'node_cpu_usage_ratio{node="nas"}'`.
+    Series {
+        /// PromQL-style selector: name{label="value",other=~"regex"}.
+        selector: String,
+    },
+    /// Values of matching series over a recent window, one line per series and step.
+    Query {
+        /// PromQL-style selector: name{label="value",other=~"regex"}.
+        selector: String,
+        /// How far back to look, e.g. 15m, 2h.
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        since: Duration,
+        /// Resolution, e.g. 10s, 1m.
+        #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+        step: Duration,
+    },
+    /// Every raw sample of matching series as JSON lines (VictoriaMetrics' export format).
+    Export {
+        /// PromQL-style selector.
+        selector: String,
+        /// How far back to export, e.g. 1h; everything when omitted.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let base = cli.url.trim_end_matches('/').to_owned();
+    let get = |path: &str, query: Vec<(&str, String)>| {
+        let request = client.get(format!("{base}{path}")).query(&query);
+        async move {
+            let response = request
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the collector at {base}"))?;
+            let status = response.status();
+            let body = response.text().await?;
+            if !status.is_success() {
+                let message = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_owned))
+                    .unwrap_or(body);
+                bail!("collector answered {status}: {message}");
+            }
+            Ok::<_, anyhow::Error>(body)
+        }
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
+
+    match cli.command {
+        Command::Status => {
+            let health: Value = serde_json::from_str(&get("/healthz", vec![]).await?)?;
+            println!(
+                "collector {}: {} series, {} agents connected",
+                health["status"].as_str().unwrap_or("?"),
+                health["series"],
+                health["connected_agents"]
+            );
+            let agents: Value = serde_json::from_str(&get("/api/v1/agents", vec![]).await?)?;
+            println!(
+                "{:<24} {:<10} {:<20} {:<10} LAST SEQ",
+                "NODE", "STATE", "LAST BATCH", "VERSION"
+            );
+            for agent in agents["data"].as_array().into_iter().flatten() {
+                let last_ms = agent["last_batch_at_ms"].as_i64().unwrap_or(0);
+                let last = if last_ms > 0 {
+                    format!("{:.0}s ago", (now - last_ms as f64 / 1000.0).max(0.0))
+                } else {
+                    "never".into()
+                };
+                println!(
+                    "{:<24} {:<10} {:<20} {:<10} {}",
+                    agent["node"].as_str().unwrap_or("?"),
+                    if agent["connected"].as_bool() == Some(true) {
+                        "connected"
+                    } else {
+                        "away"
+                    },
+                    last,
+                    agent["agent_version"].as_str().unwrap_or("?"),
+                    agent["last_durable_seq"]
+                );
+            }
+        }
+        Command::Series { selector } => {
+            let body = get("/api/v1/series", vec![("match[]", selector)]).await?;
+            let series: Value = serde_json::from_str(&body)?;
+            for labels in series["data"].as_array().into_iter().flatten() {
+                println!("{}", format_labels(labels));
+            }
+        }
+        Command::Query {
+            selector,
+            since,
+            step,
+        } => {
+            let query = vec![
+                ("query", selector),
+                ("start", format!("{:.3}", now - since.as_secs_f64())),
+                ("end", format!("{now:.3}")),
+                ("step", format!("{}", step.as_secs_f64())),
+            ];
+            let result: Value = serde_json::from_str(&get("/api/v1/query_range", query).await?)?;
+            for series in result["data"]["result"].as_array().into_iter().flatten() {
+                println!("{}", format_labels(&series["metric"]));
+                for point in series["values"].as_array().into_iter().flatten() {
+                    let t = point[0].as_f64().unwrap_or(0.0);
+                    let time = UNIX_EPOCH + Duration::from_secs_f64(t);
+                    println!(
+                        "  {}  {}",
+                        humantime::format_rfc3339_seconds(time),
+                        point[1].as_str().unwrap_or("?")
+                    );
+                }
+            }
+        }
+        Command::Export { selector, since } => {
+            let mut query = vec![("match[]", selector)];
+            if let Some(since) = since {
+                query.push(("start", format!("{:.3}", now - since.as_secs_f64())));
+            }
+            print!("{}", get("/api/v1/export", query).await?);
+        }
+    }
+    Ok(())
+}
+
+fn format_labels(labels: &Value) -> String {
+    let Some(map) = labels.as_object() else {
+        return labels.to_string();
+    };
+    let name = map.get("__name__").and_then(Value::as_str).unwrap_or("");
+    let rest: Vec<String> = map
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__name__")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!("{name}{{{}}}", rest.join(","))
+}

@@ -1,0 +1,83 @@
+//! Rendering agent series in the Prometheus text exposition format (version 0.0.4).
+
+use crate::catalog::Latest;
+use crate::storage::SeriesMeta;
+use hcmon_common::labels::escape_label_value;
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// Renders the latest value of every series newer than `oldest_ms`, grouped by metric name with
+/// one HELP and TYPE line per name, as Prometheus requires. `series` must have all series of
+/// a metric name adjacent, as [`SeriesCatalog::snapshot`](crate::catalog::SeriesCatalog::snapshot) returns them.
+pub fn render(series: &[(Arc<SeriesMeta>, Option<Latest>)], oldest_ms: i64, out: &mut String) {
+    let mut current_name = "";
+    for (meta, latest) in series {
+        let Some(latest) = latest.filter(|l| l.timestamp_ms >= oldest_ms) else {
+            continue;
+        };
+        let name = meta.labels.metric_name();
+        if name != current_name {
+            let help = meta.help.replace('\\', "\\\\").replace('\n', "\\n");
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {}", meta.kind.as_str());
+            current_name = name;
+        }
+        out.push_str(name);
+        let mut first = true;
+        for (label, value) in meta.labels.without_name() {
+            out.push(if first { '{' } else { ',' });
+            first = false;
+            let _ = write!(out, "{label}=\"{}\"", escape_label_value(value));
+        }
+        if !first {
+            out.push('}');
+        }
+        let _ = writeln!(out, " {}", latest.value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{MetricKind, SeriesId};
+    use hcmon_common::Labels;
+
+    fn series(
+        name: &str,
+        node: &str,
+        kind: MetricKind,
+        ts: i64,
+        value: f64,
+    ) -> (Arc<SeriesMeta>, Option<Latest>) {
+        let labels = Labels::new(name, [("node".to_owned(), node.to_owned())]).unwrap();
+        let meta = SeriesMeta {
+            id: SeriesId(1),
+            labels,
+            kind,
+            help: "Some help.".into(),
+        };
+        (
+            Arc::new(meta),
+            Some(Latest {
+                timestamp_ms: ts,
+                value,
+            }),
+        )
+    }
+
+    #[test]
+    fn groups_by_name_and_drops_stale_series() {
+        let mut all = vec![
+            series("a_total", "n1", MetricKind::Counter, 100, 5.0),
+            series("a_total", "n\"2", MetricKind::Counter, 100, 6.5),
+            series("b", "n1", MetricKind::Gauge, 10, 1.0),
+        ];
+        let mut out = String::new();
+        render(&all, 50, &mut out);
+        assert_eq!(
+            out,
+            "# HELP a_total Some help.\n# TYPE a_total counter\n\
+             a_total{node=\"n1\"} 5\na_total{node=\"n\\\"2\"} 6.5\n"
+        );
+    }
+}

@@ -1,0 +1,396 @@
+//! The HTTP face: `/metrics`, `/healthz` and the versioned API, shaped like Prometheus' HTTP API
+//! so Grafana's Prometheus data source and Prometheus tooling can read hcmon directly.
+//!
+//! Handlers parse and validate parameters, then call the catalog and store; all failures go
+//! through [`ApiError`], the one place that maps errors to HTTP responses.
+
+mod exposition;
+
+use crate::catalog::SeriesCatalog;
+use crate::ingest::IngestService;
+use crate::query::{LOOKBACK_MS, MAX_POINTS, evaluate_steps};
+use crate::storage::{SeriesMeta, Store, StoreError};
+use crate::telemetry::CollectorMetrics;
+use axum::Router;
+use axum::extract::{RawForm, RawQuery, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hcmon_common::{Labels, Selector, SelectorError};
+use prometheus::Encoder;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    pub catalog: Arc<SeriesCatalog>,
+    pub ingest: Arc<IngestService>,
+    pub metrics: Arc<CollectorMetrics>,
+    pub metrics_staleness: Duration,
+    pub clock: crate::ingest::Clock,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/query", get(query_instant).post(query_instant))
+        .route("/api/v1/series", get(series).post(series))
+        .route("/api/v1/export", get(export).post(export))
+        .route("/api/v1/agents", get(agents))
+        .with_state(state)
+}
+
+/// A failed API request, rendered in Prometheus' error shape.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing parameter {0:?}")]
+    MissingParam(&'static str),
+    #[error("invalid parameter {name:?}: {message}")]
+    BadParam { name: &'static str, message: String },
+    #[error("invalid parameter {name:?}: {source}")]
+    BadSelector {
+        name: &'static str,
+        source: SelectorError,
+    },
+    #[error(
+        "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
+    )]
+    TooManyPoints,
+    #[error("storage failure")]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error_type) = match &self {
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "API request failed in storage");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+            _ => (StatusCode::BAD_REQUEST, "bad_data"),
+        };
+        let body = json!({"status": "error", "errorType": error_type, "error": self.to_string()});
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Request parameters from the query string and, for POST, the form body.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// For GET, axum's `RawForm` already holds the query string; for POST it holds the body and
+    /// the query string may add more.
+    fn parse(method: Method, query: RawQuery, form: RawForm) -> Result<Self, ApiError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let bad = |e: serde_urlencoded::de::Error| ApiError::BadParam {
+            name: "query string",
+            message: e.to_string(),
+        };
+        if let Some(q) = query.0.filter(|_| method == Method::POST) {
+            pairs.extend(serde_urlencoded::from_str::<Vec<(String, String)>>(&q).map_err(bad)?);
+        }
+        if !form.0.is_empty() {
+            pairs.extend(
+                serde_urlencoded::from_bytes::<Vec<(String, String)>>(&form.0).map_err(bad)?,
+            );
+        }
+        Ok(Self(pairs))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn selector(&self, name: &'static str) -> Result<Selector, ApiError> {
+        let text = self.get(name).ok_or(ApiError::MissingParam(name))?;
+        Selector::parse(text).map_err(|source| ApiError::BadSelector { name, source })
+    }
+
+    /// `match[]` selectors (at least one).
+    fn matches(&self) -> Result<Vec<Selector>, ApiError> {
+        let selectors = self
+            .all("match[]")
+            .map(|s| {
+                Selector::parse(s).map_err(|source| ApiError::BadSelector {
+                    name: "match[]",
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if selectors.is_empty() {
+            return Err(ApiError::MissingParam("match[]"));
+        }
+        Ok(selectors)
+    }
+
+    /// A time as Unix seconds (fractions allowed) or RFC 3339, in milliseconds.
+    fn time_ms(&self, name: &'static str) -> Result<Option<i64>, ApiError> {
+        let Some(text) = self.get(name) else {
+            return Ok(None);
+        };
+        parse_time_ms(text)
+            .map(Some)
+            .ok_or_else(|| ApiError::BadParam {
+                name,
+                message: format!("{text:?} is neither Unix seconds nor an RFC 3339 time"),
+            })
+    }
+}
+
+fn parse_time_ms(text: &str) -> Option<i64> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        return seconds
+            .is_finite()
+            .then(|| (seconds * 1000.0).round() as i64);
+    }
+    let time = humantime::parse_rfc3339_weak(text).ok()?;
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(since.as_millis() as i64)
+}
+
+/// A step as seconds (fractions allowed) or a duration such as `15s`, in milliseconds.
+fn parse_step_ms(text: &str) -> Option<i64> {
+    let ms = match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() => (seconds * 1000.0).round() as i64,
+        Ok(_) => return None,
+        Err(_) => humantime::parse_duration(text).ok()?.as_millis() as i64,
+    };
+    (ms > 0).then_some(ms)
+}
+
+fn metric_json(labels: &Labels) -> Value {
+    let map: Map<String, Value> = labels
+        .iter()
+        .map(|(n, v)| (n.to_owned(), Value::String(v.to_owned())))
+        .collect();
+    Value::Object(map)
+}
+
+fn format_value(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        value.to_string()
+    }
+}
+
+fn success(data: Value) -> Response {
+    axum::Json(json!({"status": "success", "data": data})).into_response()
+}
+
+async fn read_series(
+    state: &ApiState,
+    series: Vec<Arc<SeriesMeta>>,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<(Arc<SeriesMeta>, Vec<(i64, f64)>)>, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        series
+            .into_iter()
+            .map(|meta| {
+                let samples = store.read_range(meta.id, start_ms, end_ms)?;
+                Ok((meta, samples))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+    })
+    .await
+    .expect("store task does not panic")
+    .map_err(ApiError::from)
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let oldest = (state.clock)() - state.metrics_staleness.as_millis() as i64;
+    let mut body = String::with_capacity(64 * 1024);
+    exposition::render(&state.catalog.snapshot(), oldest, &mut body);
+    let mut own = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&state.metrics.registry.gather(), &mut own)
+        .expect("text encoding into memory cannot fail");
+    body.push_str(&String::from_utf8_lossy(&own));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn healthz(State(state): State<ApiState>) -> Response {
+    axum::Json(json!({
+        "status": "ok",
+        "series": state.catalog.len(),
+        "connected_agents": state.metrics.connected_agents.get(),
+    }))
+    .into_response()
+}
+
+async fn query_range(
+    State(state): State<ApiState>,
+    method: Method,
+    query: RawQuery,
+    form: RawForm,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(method, query, form)?;
+    let selector = params.selector("query")?;
+    let start = params
+        .time_ms("start")?
+        .ok_or(ApiError::MissingParam("start"))?;
+    let end = params
+        .time_ms("end")?
+        .ok_or(ApiError::MissingParam("end"))?;
+    let step_text = params.get("step").ok_or(ApiError::MissingParam("step"))?;
+    let step = parse_step_ms(step_text).ok_or_else(|| ApiError::BadParam {
+        name: "step",
+        message: format!("{step_text:?} is not a positive number of seconds or a duration"),
+    })?;
+    if end < start {
+        return Err(ApiError::BadParam {
+            name: "end",
+            message: "end is before start".into(),
+        });
+    }
+    if (end - start) / step + 1 > MAX_POINTS {
+        return Err(ApiError::TooManyPoints);
+    }
+    let series = state.catalog.select(&selector);
+    let data = read_series(&state, series, start - LOOKBACK_MS, end).await?;
+    let result: Vec<Value> = data
+        .into_iter()
+        .filter_map(|(meta, samples)| {
+            let points = evaluate_steps(&samples, start, end, step);
+            (!points.is_empty()).then(|| {
+                let values: Vec<Value> = points
+                    .into_iter()
+                    .map(|(t, v)| json!([t as f64 / 1000.0, format_value(v)]))
+                    .collect();
+                json!({"metric": metric_json(&meta.labels), "values": values})
+            })
+        })
+        .collect();
+    Ok(success(json!({"resultType": "matrix", "result": result})))
+}
+
+async fn query_instant(
+    State(state): State<ApiState>,
+    method: Method,
+    query: RawQuery,
+    form: RawForm,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(method, query, form)?;
+    let selector = params.selector("query")?;
+    let time = params.time_ms("time")?.unwrap_or_else(|| (state.clock)());
+    let series = state.catalog.select(&selector);
+    let data = read_series(&state, series, time - LOOKBACK_MS, time).await?;
+    let result: Vec<Value> = data
+        .into_iter()
+        .filter_map(|(meta, samples)| {
+            let (_, value) = *samples.last()?;
+            Some(json!({
+                "metric": metric_json(&meta.labels),
+                "value": [time as f64 / 1000.0, format_value(value)],
+            }))
+        })
+        .collect();
+    Ok(success(json!({"resultType": "vector", "result": result})))
+}
+
+fn select_all(state: &ApiState, selectors: &[Selector]) -> Vec<Arc<SeriesMeta>> {
+    let mut out: Vec<Arc<SeriesMeta>> = Vec::new();
+    for selector in selectors {
+        for meta in state.catalog.select(selector) {
+            if !out.iter().any(|m| m.id == meta.id) {
+                out.push(meta);
+            }
+        }
+    }
+    out
+}
+
+async fn series(
+    State(state): State<ApiState>,
+    method: Method,
+    query: RawQuery,
+    form: RawForm,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(method, query, form)?;
+    let selectors = params.matches()?;
+    let data: Vec<Value> = select_all(&state, &selectors)
+        .iter()
+        .map(|m| metric_json(&m.labels))
+        .collect();
+    Ok(success(Value::Array(data)))
+}
+
+/// VictoriaMetrics' export format: one JSON object per series and line.
+async fn export(
+    State(state): State<ApiState>,
+    method: Method,
+    query: RawQuery,
+    form: RawForm,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(method, query, form)?;
+    let selectors = params.matches()?;
+    let start = params.time_ms("start")?.unwrap_or(i64::MIN);
+    let end = params.time_ms("end")?.unwrap_or(i64::MAX);
+    let data = read_series(&state, select_all(&state, &selectors), start, end).await?;
+    let mut body = String::new();
+    for (meta, samples) in data {
+        if samples.is_empty() {
+            continue;
+        }
+        let (timestamps, values): (Vec<i64>, Vec<f64>) = samples.into_iter().unzip();
+        let line = json!({"metric": metric_json(&meta.labels), "values": values, "timestamps": timestamps});
+        body.push_str(&line.to_string());
+        body.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/stream+json")], body).into_response())
+}
+
+async fn agents(State(state): State<ApiState>) -> Response {
+    let nodes = state.ingest.node_statuses().await;
+    success(serde_json::to_value(nodes).expect("plain structs always serialise"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_times_and_steps_like_prometheus() {
+        assert_eq!(parse_time_ms("1700000000"), Some(1_700_000_000_000));
+        assert_eq!(parse_time_ms("1700000000.5"), Some(1_700_000_000_500));
+        assert_eq!(
+            parse_time_ms("2023-11-14T22:13:20Z"),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(parse_time_ms("yesterday"), None);
+        assert_eq!(parse_step_ms("15"), Some(15_000));
+        assert_eq!(parse_step_ms("1m"), Some(60_000));
+        assert_eq!(parse_step_ms("0"), None);
+        assert_eq!(parse_step_ms("-5"), None);
+    }
+}

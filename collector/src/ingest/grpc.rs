@@ -1,0 +1,109 @@
+//! The gRPC face of ingest: decodes requests, calls [`IngestService`], and maps
+//! [`IngestError`] to `tonic::Status` (the only place that mapping exists).
+
+use super::{IngestError, IngestService, Refusal};
+use hcmon_proto::v1::ingest_server::{Ingest, IngestServer};
+use hcmon_proto::v1::{
+    Ack, AgentMessage, CollectorMessage, REJECTED_SEQ_METADATA_KEY, RegisterRequest,
+    RegisterResponse, SESSION_METADATA_KEY, agent_message, collector_message,
+};
+use std::sync::Arc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+/// Decoding stops far above the batch limit: batches between the two are decoded and refused
+/// with a message naming their size, rather than cut off mid-stream.
+const DECODE_LIMIT_FACTOR: usize = 4;
+
+impl From<IngestError> for Status {
+    fn from(error: IngestError) -> Self {
+        let code = match error.refusal() {
+            Refusal::Invalid => Code::InvalidArgument,
+            Refusal::OverLimit => Code::ResourceExhausted,
+            Refusal::UnknownReference => Code::FailedPrecondition,
+            Refusal::Unauthenticated => Code::Unauthenticated,
+            Refusal::Internal => Code::Internal,
+        };
+        // Display hides internal details: storage errors say only "storage failure".
+        let mut status = Status::new(code, error.to_string());
+        if let Some(seq) = error.seq() {
+            status.metadata_mut().insert(
+                REJECTED_SEQ_METADATA_KEY,
+                seq.to_string().parse().expect("digits are valid metadata"),
+            );
+        }
+        status
+    }
+}
+
+pub struct GrpcIngest {
+    service: Arc<IngestService>,
+}
+
+impl GrpcIngest {
+    /// The tonic service, with the decode limit derived from the batch limit.
+    pub fn server(service: Arc<IngestService>) -> IngestServer<Self> {
+        let limit = service
+            .limits
+            .max_batch_bytes
+            .saturating_mul(DECODE_LIMIT_FACTOR);
+        IngestServer::new(Self { service }).max_decoding_message_size(limit)
+    }
+}
+
+#[tonic::async_trait]
+impl Ingest for GrpcIngest {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        Ok(Response::new(
+            self.service.register(request.into_inner()).await?,
+        ))
+    }
+
+    type StreamStream = ReceiverStream<Result<CollectorMessage, Status>>;
+
+    async fn stream(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let session = request
+            .metadata()
+            .get(SESSION_METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut stream = self.service.open_stream(session.as_deref())?;
+        let mut inbound = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let service = self.service.clone();
+        tokio::spawn(async move {
+            loop {
+                let message = match inbound.message().await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => break,
+                    Err(status) => {
+                        // Undecodable input (garbage, or over the decode limit): tell the agent.
+                        tracing::warn!(node = %stream.node, %status, "agent stream failed");
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                };
+                let reply = match message.kind {
+                    Some(agent_message::Kind::Batch(batch)) => service
+                        .ingest(&mut stream, batch)
+                        .await
+                        .map(|seq| CollectorMessage {
+                            kind: Some(collector_message::Kind::Ack(Ack { seq })),
+                        }),
+                    None => Err(IngestError::EmptyMessage),
+                };
+                let failed = reply.is_err();
+                if tx.send(reply.map_err(Status::from)).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

@@ -1,0 +1,323 @@
+//! Pure validation of one batch against the stream's interned series and the limits.
+//! No I/O: the caller resolves series ids and writes.
+
+use super::IngestError;
+use crate::config::IngestLimits;
+use crate::storage::{MetricKind, SeriesId};
+use hcmon_common::Labels;
+use hcmon_proto::v1::{Batch, MetricKind as WireKind};
+use std::collections::HashMap;
+
+/// A series interned on a stream.
+#[derive(Debug, Clone)]
+pub struct Interned {
+    pub id: SeriesId,
+    pub kind: MetricKind,
+    pub labels: Labels,
+}
+
+/// A new series definition that passed validation.
+#[derive(Debug)]
+pub struct NewSeries {
+    pub wire_id: u32,
+    pub labels: Labels,
+    pub kind: MetricKind,
+    pub help: String,
+}
+
+/// A batch that passed validation.
+#[derive(Debug)]
+pub struct ValidBatch {
+    pub seq: u64,
+    pub new_series: Vec<NewSeries>,
+    /// (wire id, timestamp ms, value)
+    pub samples: Vec<(u32, i64, f64)>,
+}
+
+/// Checks a batch. `node` becomes the `node` label of every new series.
+pub fn validate(
+    batch: Batch,
+    node: &str,
+    interned: &HashMap<u32, Interned>,
+    limits: &IngestLimits,
+    now_ms: i64,
+) -> Result<ValidBatch, IngestError> {
+    let seq = batch.seq;
+    if seq == 0 {
+        return Err(IngestError::ZeroSequence);
+    }
+    let count: usize = batch
+        .samples
+        .iter()
+        .map(|s| s.values.len().max(s.timestamps_ms.len()))
+        .sum();
+    if count > limits.max_samples_per_batch {
+        return Err(IngestError::TooManySamples {
+            seq,
+            count,
+            max: limits.max_samples_per_batch,
+        });
+    }
+    let series_after = interned.len() + batch.new_series.len();
+    if series_after > limits.max_series_per_agent {
+        return Err(IngestError::TooManySeries {
+            seq,
+            count: series_after,
+            max: limits.max_series_per_agent,
+        });
+    }
+
+    let mut new_series = Vec::with_capacity(batch.new_series.len());
+    let mut new_kinds: HashMap<u32, (MetricKind, String)> = HashMap::new();
+    for def in batch.new_series {
+        let id = def.id;
+        if interned.contains_key(&id) || new_kinds.contains_key(&id) {
+            return Err(IngestError::DuplicateSeriesId { seq, id });
+        }
+        // +2 for the metric name and the node label the collector adds.
+        let label_count = def.labels.len() + 2;
+        if label_count > limits.max_labels_per_series {
+            return Err(IngestError::TooManyLabels {
+                seq,
+                id,
+                name: def.name,
+                count: label_count,
+                max: limits.max_labels_per_series,
+            });
+        }
+        for label in &def.labels {
+            if label.name == "node" {
+                return Err(IngestError::ReservedLabel { seq, id });
+            }
+            if label.value.len() > limits.max_label_value_len {
+                return Err(IngestError::LabelValueTooLong {
+                    seq,
+                    id,
+                    name: def.name,
+                    label: label.name.clone(),
+                    len: label.value.len(),
+                    max: limits.max_label_value_len,
+                });
+            }
+        }
+        let kind = match WireKind::try_from(def.kind) {
+            Ok(WireKind::Gauge) => MetricKind::Gauge,
+            Ok(WireKind::Counter) => MetricKind::Counter,
+            Ok(WireKind::Unspecified) | Err(_) => {
+                return Err(IngestError::UnspecifiedKind { seq, id });
+            }
+        };
+        let pairs = def
+            .labels
+            .into_iter()
+            .map(|l| (l.name, l.value))
+            .chain([("node".to_owned(), node.to_owned())]);
+        let labels = Labels::new(&def.name, pairs)
+            .map_err(|source| IngestError::InvalidSeries { seq, id, source })?;
+        new_kinds.insert(id, (kind, labels.to_string()));
+        new_series.push(NewSeries {
+            wire_id: id,
+            labels,
+            kind,
+            help: def.help,
+        });
+    }
+
+    let max_future_ms = limits.max_future_skew.as_millis() as i64;
+    let max_age_ms = limits.max_sample_age.as_millis() as i64;
+    let mut samples = Vec::with_capacity(count);
+    for group in batch.samples {
+        let id = group.series_id;
+        let (kind, name) = match (interned.get(&id), new_kinds.get(&id)) {
+            (Some(known), _) => (known.kind, known.labels.to_string()),
+            (None, Some((kind, name))) => (*kind, name.clone()),
+            (None, None) => return Err(IngestError::UnknownSeriesId { seq, id }),
+        };
+        if group.timestamps_ms.len() != group.values.len() {
+            return Err(IngestError::LengthMismatch {
+                seq,
+                series: name,
+                timestamps: group.timestamps_ms.len(),
+                values: group.values.len(),
+            });
+        }
+        for (&timestamp_ms, &value) in group.timestamps_ms.iter().zip(&group.values) {
+            if !value.is_finite() {
+                return Err(IngestError::NonFiniteValue {
+                    seq,
+                    series: name,
+                    value,
+                    timestamp_ms,
+                });
+            }
+            if kind == MetricKind::Counter && value < 0.0 {
+                return Err(IngestError::NegativeCounter {
+                    seq,
+                    series: name,
+                    value,
+                    timestamp_ms,
+                });
+            }
+            let ahead = timestamp_ms.saturating_sub(now_ms);
+            if ahead > max_future_ms {
+                return Err(IngestError::TimestampInFuture {
+                    seq,
+                    series: name,
+                    timestamp_ms,
+                    skew_s: ahead / 1000,
+                    max_s: limits.max_future_skew.as_secs(),
+                });
+            }
+            let age = now_ms.saturating_sub(timestamp_ms);
+            if age > max_age_ms {
+                return Err(IngestError::TimestampTooOld {
+                    seq,
+                    series: name,
+                    timestamp_ms,
+                    age_s: age / 1000,
+                    max_s: limits.max_sample_age.as_secs(),
+                });
+            }
+            samples.push((id, timestamp_ms, value));
+        }
+    }
+    Ok(ValidBatch {
+        seq,
+        new_series,
+        samples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::Refusal;
+    use hcmon_proto::v1::{Label, SeriesDef, SeriesSamples};
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn def(id: u32, name: &str, kind: WireKind) -> SeriesDef {
+        SeriesDef {
+            id,
+            name: name.into(),
+            labels: vec![Label {
+                name: "cpu".into(),
+                value: "0".into(),
+            }],
+            kind: kind as i32,
+            help: "h".into(),
+        }
+    }
+
+    fn samples(id: u32, ts: &[i64], values: &[f64]) -> SeriesSamples {
+        SeriesSamples {
+            series_id: id,
+            timestamps_ms: ts.to_vec(),
+            values: values.to_vec(),
+        }
+    }
+
+    fn good() -> Batch {
+        Batch {
+            seq: 1,
+            new_series: vec![def(1, "cpu_usage_ratio", WireKind::Gauge)],
+            samples: vec![samples(1, &[NOW], &[0.5])],
+        }
+    }
+
+    fn check(mutate: impl FnOnce(&mut Batch), expected: Refusal, needle: &str) {
+        let mut batch = good();
+        mutate(&mut batch);
+        let err = validate(batch, "a", &HashMap::new(), &IngestLimits::default(), NOW)
+            .expect_err("batch should be refused");
+        assert_eq!(err.refusal(), expected, "{err}");
+        assert!(err.to_string().contains(needle), "{err:?} lacks {needle:?}");
+    }
+
+    #[test]
+    fn accepts_a_good_batch_and_adds_the_node_label() {
+        let valid = validate(
+            good(),
+            "nas",
+            &HashMap::new(),
+            &IngestLimits::default(),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(valid.samples, vec![(1, NOW, 0.5)]);
+        assert_eq!(valid.new_series[0].labels.get("node"), Some("nas"));
+    }
+
+    #[test]
+    fn refuses_each_kind_of_bad_batch_with_a_named_reason() {
+        check(|b| b.seq = 0, Refusal::Invalid, "seq must be 1");
+        check(
+            |b| b.samples[0].values[0] = f64::NAN,
+            Refusal::Invalid,
+            "NaN and Inf",
+        );
+        check(
+            |b| b.samples[0].values[0] = f64::INFINITY,
+            Refusal::Invalid,
+            "non-finite",
+        );
+        check(
+            |b| b.samples[0].timestamps_ms[0] = NOW + 3_600_000,
+            Refusal::Invalid,
+            "ahead",
+        );
+        check(
+            |b| b.samples[0].timestamps_ms[0] = 0,
+            Refusal::Invalid,
+            "behind",
+        );
+        check(
+            |b| b.samples[0].values.push(1.0),
+            Refusal::Invalid,
+            "1 timestamps but 2 values",
+        );
+        check(
+            |b| b.samples[0].series_id = 9,
+            Refusal::UnknownReference,
+            "series id 9",
+        );
+        check(
+            |b| b.new_series[0].name = "bad name".into(),
+            Refusal::Invalid,
+            "metric name",
+        );
+        check(
+            |b| b.new_series[0].kind = 0,
+            Refusal::Invalid,
+            "unspecified metric kind",
+        );
+        check(
+            |b| b.new_series.push(def(1, "x", WireKind::Gauge)),
+            Refusal::Invalid,
+            "twice",
+        );
+        check(
+            |b| b.new_series[0].labels[0].name = "node".into(),
+            Refusal::Invalid,
+            "reserved label",
+        );
+        check(
+            |b| {
+                b.new_series[0] = def(1, "c_total", WireKind::Counter);
+                b.samples[0].values[0] = -1.0;
+            },
+            Refusal::Invalid,
+            "negative",
+        );
+        check(
+            |b| b.new_series[0].labels[0].value = "x".repeat(2000),
+            Refusal::OverLimit,
+            "2000 bytes",
+        );
+        check(
+            |b| b.samples[0] = samples(1, &vec![NOW; 100_001], &vec![1.0; 100_001]),
+            Refusal::OverLimit,
+            "100001 samples",
+        );
+    }
+}

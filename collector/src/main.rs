@@ -1,0 +1,86 @@
+//! `hcmon-collector`: receives agents' metrics, stores them, serves Prometheus and the API.
+
+use clap::Parser;
+use hcmon_collector::config::CollectorConfig;
+use hcmon_collector::{Collector, ingest::system_clock};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The hcmon collector: receives metrics from hcmon agents over gRPC, stores them in an embedded
+/// RocksDB, and serves them to Prometheus (`/metrics`), Grafana and the `hcmon` CLI (HTTP API).
+///
+/// With no arguments it listens on 127.0.0.1 (gRPC :4317, HTTP :9464) and keeps its data in
+/// ./hcmon-data/collector. Flags override the config file.
+#[derive(Debug, Parser)]
+#[command(name = "hcmon-collector", version)]
+struct Args {
+    /// TOML config file (see deploy/hcmon-collector.toml for every option).
+    #[arg(long, short, env = "HCMON_COLLECTOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Folder for the embedded database [default: ./hcmon-data/collector].
+    #[arg(long, env = "HCMON_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address for agents' gRPC streams, e.g. 0.0.0.0:4317 [default: 127.0.0.1:4317].
+    #[arg(long, env = "HCMON_GRPC_LISTEN")]
+    grpc_listen: Option<SocketAddr>,
+    /// Address for /metrics and the HTTP API, e.g. 0.0.0.0:9464 [default: 127.0.0.1:9464].
+    #[arg(long, env = "HCMON_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// How long to let open streams drain at shutdown.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
+    /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `hcmon_collector=debug`).
+    #[arg(long, env = "HCMON_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log)?)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let mut config = match &args.config {
+        Some(path) => CollectorConfig::from_file(path)?,
+        None => CollectorConfig::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(addr) = args.grpc_listen {
+        config.grpc_listen = addr;
+    }
+    if let Some(addr) = args.http_listen {
+        config.http_listen = addr;
+    }
+
+    let collector = Collector::open(config, system_clock()).await?;
+    let (grpc, http) = (collector.grpc_addr(), collector.http_addr());
+    tracing::info!(
+        grpc = %grpc,
+        http = %http,
+        "collector ready: metrics at http://{http}/metrics, API at http://{http}/api/v1/"
+    );
+
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signal.cancel();
+    });
+    collector.run(shutdown, args.shutdown_grace).await
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

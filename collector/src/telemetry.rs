@@ -1,0 +1,109 @@
+//! The collector's own metrics, served on `/metrics` beside the agents' series, and the typed
+//! events that update them. Names follow `hcmon_collector_<name>_<unit>`.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+pub struct CollectorMetrics {
+    pub registry: Registry,
+    pub ingested_samples: IntCounter,
+    pub ingested_batches: IntCounter,
+    pub duplicate_batches: IntCounter,
+    pub rejected_batches: IntCounterVec,
+    pub connected_agents: IntGauge,
+    pub series: IntGauge,
+    pub batch_write_seconds: Histogram,
+}
+
+impl CollectorMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let ingested_samples = IntCounter::new(
+            "hcmon_collector_ingested_samples_total",
+            "Samples made durable from agent batches.",
+        )
+        .expect("valid metric");
+        let ingested_batches = IntCounter::new(
+            "hcmon_collector_ingested_batches_total",
+            "Agent batches made durable and acknowledged.",
+        )
+        .expect("valid metric");
+        let duplicate_batches = IntCounter::new(
+            "hcmon_collector_duplicate_batches_total",
+            "Agent batches received again after they were already durable; acknowledged, not stored twice.",
+        )
+        .expect("valid metric");
+        let rejected_batches = IntCounterVec::new(
+            Opts::new(
+                "hcmon_collector_rejected_batches_total",
+                "Agent batches and requests refused, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let connected_agents = IntGauge::new(
+            "hcmon_collector_connected_agents",
+            "Nodes with an open ingest stream.",
+        )
+        .expect("valid metric");
+        let series = IntGauge::new("hcmon_collector_series", "Series known to the collector.")
+            .expect("valid metric");
+        let batch_write_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "hcmon_collector_batch_write_seconds",
+                "Time from receiving a batch to its durable write, before the ack.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(ingested_samples.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(ingested_batches.clone()),
+            Box::new(duplicate_batches.clone()),
+            Box::new(rejected_batches.clone()),
+            Box::new(connected_agents.clone()),
+            Box::new(series.clone()),
+            Box::new(batch_write_seconds.clone()),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Self {
+            registry,
+            ingested_samples,
+            ingested_batches,
+            duplicate_batches,
+            rejected_batches,
+            connected_agents,
+            series,
+            batch_write_seconds,
+        }
+    }
+}
+
+impl Default for CollectorMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An agent's batch or request was refused.
+pub struct BatchRejected<'a> {
+    pub node: &'a str,
+    pub error: &'a crate::ingest::IngestError,
+}
+
+impl BatchRejected<'_> {
+    pub fn emit(&self, metrics: &CollectorMetrics) {
+        let reason = self.error.reason();
+        metrics.rejected_batches.with_label_values(&[reason]).inc();
+        if reason == "storage_failure" {
+            tracing::error!(node = self.node, reason, error = ?self.error, "batch not stored");
+        } else {
+            tracing::warn!(node = self.node, reason, error = %self.error, "batch refused");
+        }
+    }
+}

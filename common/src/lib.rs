@@ -1,0 +1,10 @@
+//! Types and pure logic shared by the hcmon agent and collector.
+//!
+//! Architecture invariant: this crate does no I/O and depends on neither tonic nor rocksdb, so
+//! both binaries (and the engines, later) can use it without pulling in transport or storage.
+
+pub mod labels;
+pub mod selector;
+
+pub use labels::{LabelError, Labels, METRIC_NAME_LABEL};
+pub use selector::{MatchOp, Matcher, Selector, SelectorError};

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Developer entry point behind the README's two commands, the justfile and CI.
+#   deploy/dev.sh run    build, then run a collector and a local agent in the foreground
+#   deploy/dev.sh test   build, then run every test (unit and multi-process)
+#   deploy/dev.sh ci     formatting and lint gates, then `test`
+# It installs what it needs (Debian packages) itself, idempotently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Installs Debian packages that are missing. Needs root or sudo.
+ensure_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
+    "${sudo[@]}" apt-get update -q >/dev/null
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  }
+}
+
+# RocksDB's C++ takes most of a cold build: keep the target dir outside the checkout so fresh
+# clones on this machine reuse it; fall back to ./target when the cache dir is not writable.
+setup_target_dir() {
+  if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+    local cache="${XDG_CACHE_HOME:-$HOME/.cache}/hcmon/target"
+    if mkdir -p "$cache" 2>/dev/null && [ -w "$cache" ]; then
+      export CARGO_TARGET_DIR="$cache"
+    else
+      export CARGO_TARGET_DIR="$PWD/target"
+    fi
+  fi
+  log "target dir: $CARGO_TARGET_DIR"
+}
+
+build() {
+  ensure_packages libclang-dev
+  setup_target_dir
+  cargo build --workspace --bins --locked
+}
+
+run() {
+  build
+  mkdir -p hcmon-data
+  local bin="$CARGO_TARGET_DIR/debug"
+  "$bin/hcmon-collector" --data-dir hcmon-data/collector &
+  local collector=$!
+  trap 'kill $collector ${agent:-} 2>/dev/null; wait' EXIT INT TERM
+  sleep 1
+  "$bin/hcmon-agent" --collector http://127.0.0.1:4317 --spool-dir hcmon-data/agent-spool &
+  agent=$!
+  cat >&2 <<MSG
+
+hcmon is running (Ctrl-C stops it). Look at:
+  http://127.0.0.1:9464/metrics                       Prometheus exposition of every series
+  http://127.0.0.1:9464/api/v1/agents                 connected agents
+  http://127.0.0.1:9464/api/v1/query_range?query=node_cpu_usage_ratio&start=$(($(date +%s) - 600))&end=$(($(date +%s) + 600))&step=10
+  $bin/hcmon status                                   the operator CLI
+Data: ./hcmon-data (collector store and agent spool).
+
+MSG
+  wait
+}
+
+run_tests() {
+  ensure_packages libclang-dev prometheus
+  build
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --profile "${NEXTEST_PROFILE:-default}"
+  else
+    cargo test --workspace --locked
+  fi
+}
+
+ci() {
+  ensure_packages libclang-dev prometheus
+  setup_target_dir
+  cargo fmt --all -- --check
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+  NEXTEST_PROFILE=ci run_tests
+}
+
+case "${1:-}" in
+  run) run ;;
+  test) run_tests ;;
+  ci) ci ;;
+  build) build ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build" >&2; exit 2 ;;
+esac

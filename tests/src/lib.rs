@@ -1,0 +1,257 @@
+//! Harness for multi-process tests: starts the real `hcmon-collector` and `hcmon-agent`
+//! binaries on loopback ports, reads their logs, and talks to the collector's HTTP API.
+//!
+//! The binaries must be built first (`cargo build --bins`); the README's test command does so.
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Path of a workspace binary next to the running test executable (`target/<profile>/`).
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable has a path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test runs from target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// Unix time now, in seconds.
+pub fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+/// A child process whose stderr is collected; killed (SIGKILL) when dropped.
+pub struct Process {
+    name: String,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn spawn(name: &str, command: &mut Command) -> Self {
+        let mut child = command
+            .env("HCMON_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        Self {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self
+                .log
+                .lock()
+                .expect("log lock")
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return Ok(line.clone());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited with {status} before logging {needle:?}:\n{}",
+                    self.name,
+                    self.logs()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not log {needle:?} within {timeout:?}:\n{}",
+                    self.name,
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the process logged so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().expect("log lock").join("\n")
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A running collector.
+pub struct Collector {
+    pub process: Process,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Collector {
+    /// Starts a collector on `data_dir`; port 0 picks free ports.
+    pub fn start(data_dir: &Path, grpc_port: u16, http_port: u16) -> anyhow::Result<Self> {
+        let mut process = Process::spawn(
+            "hcmon-collector",
+            Command::new(bin_path("hcmon-collector"))
+                .arg("--data-dir")
+                .arg(data_dir)
+                .arg("--grpc-listen")
+                .arg(format!("127.0.0.1:{grpc_port}"))
+                .arg("--http-listen")
+                .arg(format!("127.0.0.1:{http_port}")),
+        );
+        let line = process.wait_for_log("collector ready", Duration::from_secs(60))?;
+        let field = |name: &str| -> anyhow::Result<SocketAddr> {
+            let value = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .with_context(|| format!("no {name}= in {line:?}"))?;
+            Ok(value.parse()?)
+        };
+        Ok(Self {
+            grpc: field("grpc")?,
+            http: field("http")?,
+            process,
+        })
+    }
+
+    /// The URL agents use.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// GET a path of the HTTP API; fails on non-2xx.
+    pub async fn get(&self, path_and_query: &str) -> anyhow::Result<String> {
+        let url = format!("http://{}{}", self.http, path_and_query);
+        let response = reqwest::get(&url)
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        let body = response.text().await?;
+        if !status.is_success() {
+            bail!("GET {url}: {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// GET with URL-encoded query parameters, parsed as JSON.
+    pub async fn get_json(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        let client = reqwest::Client::new();
+        let url = format!("http://{}{}", self.http, path);
+        let response = client.get(&url).query(query).send().await?;
+        let status = response.status();
+        let body = response.text().await?;
+        if !status.is_success() {
+            bail!("GET {url}: {status}: {body}");
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// Raw export of every series matching `selector`: one JSON value per series.
+    pub async fn export(&self, selector: &str) -> anyhow::Result<Vec<Value>> {
+        let client = reqwest::Client::new();
+        let url = format!("http://{}/api/v1/export", self.http);
+        let body = client
+            .get(&url)
+            .query(&[("match[]", selector)])
+            .send()
+            .await?
+            .text()
+            .await?;
+        body.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
+    }
+
+    /// Polls until `check` holds for the `/metrics` text, or fails with the last text seen.
+    pub async fn wait_for_metrics(
+        &self,
+        timeout: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.get("/metrics").await.unwrap_or_default();
+            if check(&text) {
+                return Ok(text);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "condition not met on /metrics within {timeout:?}; last scrape:\n{text}\ncollector log:\n{}",
+                    self.process.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// A running agent.
+pub struct Agent {
+    pub process: Process,
+}
+
+impl Agent {
+    pub fn start(collector_url: &str, node: &str, spool_dir: &Path, interval: &str) -> Self {
+        let process = Process::spawn(
+            "hcmon-agent",
+            Command::new(bin_path("hcmon-agent"))
+                .arg("--collector")
+                .arg(collector_url)
+                .arg("--node-name")
+                .arg(node)
+                .arg("--spool-dir")
+                .arg(spool_dir)
+                .arg("--interval")
+                .arg(interval),
+        );
+        Self { process }
+    }
+}
+
+/// The (timestamp ms, value) pairs of one exported series.
+pub fn points(series: &Value) -> Vec<(i64, f64)> {
+    let ts = series["timestamps"].as_array().cloned().unwrap_or_default();
+    let vs = series["values"].as_array().cloned().unwrap_or_default();
+    ts.iter()
+        .zip(vs.iter())
+        .map(|(t, v)| (t.as_i64().unwrap_or(0), v.as_f64().unwrap_or(f64::NAN)))
+        .collect()
+}

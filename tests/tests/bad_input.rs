@@ -1,0 +1,237 @@
+//! Bad batches are refused with the right gRPC status and a message naming the problem, while a
+//! healthy agent keeps streaming and nothing already accepted is lost.
+
+use hcmon_proto::v1::ingest_client::IngestClient;
+use hcmon_proto::v1::{
+    AgentMessage, Batch, Label, MetricKind, REJECTED_SEQ_METADATA_KEY, RegisterRequest,
+    SESSION_METADATA_KEY, SeriesDef, SeriesSamples, agent_message, collector_message,
+};
+use hcmon_tests::{Agent, Collector, now_s, points};
+use std::time::Duration;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+fn now_ms() -> i64 {
+    (now_s() * 1000.0) as i64
+}
+
+fn def(id: u32, name: &str) -> SeriesDef {
+    SeriesDef {
+        id,
+        name: name.into(),
+        labels: vec![],
+        kind: MetricKind::Gauge as i32,
+        help: "test".into(),
+    }
+}
+
+fn batch(seq: u64, defs: Vec<SeriesDef>, id: u32, ts: i64, value: f64) -> Batch {
+    Batch {
+        seq,
+        new_series: defs,
+        samples: vec![SeriesSamples {
+            series_id: id,
+            timestamps_ms: vec![ts],
+            values: vec![value],
+        }],
+    }
+}
+
+/// Opens a stream with `session`, sends `batch`, and returns the ack or the refusal.
+async fn send(
+    client: &mut IngestClient<Channel>,
+    session: &str,
+    batch: Batch,
+) -> Result<u64, Status> {
+    let message = AgentMessage {
+        kind: Some(agent_message::Kind::Batch(batch)),
+    };
+    let mut request = Request::new(tokio_stream::iter(vec![message]));
+    if !session.is_empty() {
+        request
+            .metadata_mut()
+            .insert(SESSION_METADATA_KEY, session.parse().unwrap());
+    }
+    let mut inbound = client.stream(request).await?.into_inner();
+    match inbound.message().await? {
+        Some(reply) => match reply.kind {
+            Some(collector_message::Kind::Ack(ack)) => Ok(ack.seq),
+            None => Err(Status::unknown("empty reply")),
+        },
+        None => Err(Status::unknown("stream closed without a reply")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_batches_get_clear_statuses_and_hurt_no_one_else() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = Collector::start(&dir.path().join("data"), 0, 0)?;
+    let _healthy = Agent::start(
+        &collector.grpc_url(),
+        "healthy",
+        &dir.path().join("spool"),
+        "1s",
+    );
+    collector
+        .wait_for_metrics(Duration::from_secs(30), |t| t.contains("node=\"healthy\""))
+        .await?;
+
+    let mut client = IngestClient::connect(collector.grpc_url()).await?;
+    let session = client
+        .register(RegisterRequest {
+            node_name: "mallory".into(),
+            spool_epoch: 42,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .session_id;
+
+    // One good batch first: it must survive everything that follows.
+    let good_ts = now_ms();
+    assert_eq!(
+        send(
+            &mut client,
+            &session,
+            batch(1, vec![def(1, "probe_value")], 1, good_ts, 7.0)
+        )
+        .await?,
+        1
+    );
+
+    let far_future = now_ms() + 24 * 3600 * 1000;
+    let huge_label = "x".repeat(1000);
+    let oversized = Batch {
+        seq: 2,
+        new_series: (1..=5000)
+            .map(|i| SeriesDef {
+                labels: vec![Label {
+                    name: "pad".into(),
+                    value: huge_label.clone(),
+                }],
+                ..def(i, "padded")
+            })
+            .collect(),
+        samples: vec![],
+    };
+    let too_many = Batch {
+        seq: 2,
+        new_series: vec![def(1, "many")],
+        samples: vec![SeriesSamples {
+            series_id: 1,
+            timestamps_ms: vec![now_ms(); 100_001],
+            values: vec![1.0; 100_001],
+        }],
+    };
+    let cases: Vec<(&str, &str, Batch, Code, &str)> = vec![
+        (
+            "NaN value",
+            &session,
+            batch(2, vec![def(1, "nan_value")], 1, now_ms(), f64::NAN),
+            Code::InvalidArgument,
+            "NaN",
+        ),
+        (
+            "Inf value",
+            &session,
+            batch(2, vec![def(1, "inf_value")], 1, now_ms(), f64::INFINITY),
+            Code::InvalidArgument,
+            "non-finite",
+        ),
+        (
+            "future timestamp",
+            &session,
+            batch(2, vec![def(1, "future")], 1, far_future, 1.0),
+            Code::InvalidArgument,
+            "ahead of the collector's clock",
+        ),
+        (
+            "ancient timestamp",
+            &session,
+            batch(2, vec![def(1, "ancient")], 1, 1_000, 1.0),
+            Code::InvalidArgument,
+            "behind the collector's clock",
+        ),
+        (
+            "malformed name",
+            &session,
+            batch(2, vec![def(1, "bad name!")], 1, now_ms(), 1.0),
+            Code::InvalidArgument,
+            "metric name",
+        ),
+        (
+            "unknown interned id",
+            &session,
+            batch(2, vec![], 77, now_ms(), 1.0),
+            Code::FailedPrecondition,
+            "series id 77 was never defined",
+        ),
+        (
+            "oversized batch",
+            &session,
+            oversized,
+            Code::ResourceExhausted,
+            "over the limit of 4194304 bytes",
+        ),
+        (
+            "too many samples",
+            &session,
+            too_many,
+            Code::ResourceExhausted,
+            "100001 samples",
+        ),
+        (
+            "no session",
+            "",
+            batch(2, vec![def(1, "x")], 1, now_ms(), 1.0),
+            Code::Unauthenticated,
+            "Register",
+        ),
+    ];
+    for (what, session, batch, code, needle) in cases {
+        let status = send(&mut client, session, batch).await.expect_err(what);
+        assert_eq!(status.code(), code, "{what}: {status:?}");
+        assert!(
+            status.message().contains(needle),
+            "{what}: {:?} lacks {needle:?}",
+            status.message()
+        );
+        if code == Code::InvalidArgument || code == Code::ResourceExhausted {
+            let seq = status
+                .metadata()
+                .get(REJECTED_SEQ_METADATA_KEY)
+                .map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(seq.as_deref(), Some("2"), "{what}: refused seq in metadata");
+        }
+    }
+
+    // The healthy agent kept streaming through all of it.
+    let before = collector
+        .export("hcmon_agent_samples_total{node=\"healthy\"}")
+        .await?;
+    let before = points(&before[0]).len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = collector
+        .export("hcmon_agent_samples_total{node=\"healthy\"}")
+        .await?;
+    assert!(
+        points(&after[0]).len() >= before + 2,
+        "healthy agent stalled"
+    );
+
+    // Nothing accepted was lost, nothing refused was stored.
+    let good = collector.export("probe_value{node=\"mallory\"}").await?;
+    assert_eq!(points(&good[0]), vec![(good_ts, 7.0)]);
+    for refused in ["nan_value", "future", "ancient", "many", "padded"] {
+        assert!(
+            collector.export(refused).await?.is_empty(),
+            "{refused} was stored"
+        );
+    }
+    let metrics = collector.get("/metrics").await?;
+    assert!(
+        metrics.contains("hcmon_collector_rejected_batches_total{reason=\"non_finite_value\"} 2"),
+        "{metrics}"
+    );
+    Ok(())
+}
