@@ -56,41 +56,24 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let base = cli.url.trim_end_matches('/').to_owned();
-    let get = |path: &str, query: Vec<(&str, String)>| {
-        let request = client.get(format!("{base}{path}")).query(&query);
-        async move {
-            let response = request
-                .send()
-                .await
-                .with_context(|| format!("cannot reach the collector at {base}"))?;
-            let status = response.status();
-            let body = response.text().await?;
-            if !status.is_success() {
-                let message = serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v["error"].as_str().map(str::to_owned))
-                    .unwrap_or(body);
-                bail!("collector answered {status}: {message}");
-            }
-            Ok::<_, anyhow::Error>(body)
-        }
+    let api = Api {
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?,
+        base: cli.url.trim_end_matches('/').to_owned(),
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
 
     match cli.command {
         Command::Status => {
-            let health: Value = serde_json::from_str(&get("/healthz", vec![]).await?)?;
+            let health: Value = serde_json::from_str(&api.get("/healthz", vec![]).await?)?;
             println!(
                 "collector {}: {} series, {} agents connected",
                 health["status"].as_str().unwrap_or("?"),
                 health["series"],
                 health["connected_agents"]
             );
-            let agents: Value = serde_json::from_str(&get("/api/v1/agents", vec![]).await?)?;
+            let agents: Value = serde_json::from_str(&api.get("/api/v1/agents", vec![]).await?)?;
             println!(
                 "{:<24} {:<10} {:<20} {:<10} LAST SEQ",
                 "NODE", "STATE", "LAST BATCH", "VERSION"
@@ -117,7 +100,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Series { selector } => {
-            let body = get("/api/v1/series", vec![("match[]", selector)]).await?;
+            let body = api
+                .get("/api/v1/series", vec![("match[]", selector)])
+                .await?;
             let series: Value = serde_json::from_str(&body)?;
             for labels in series["data"].as_array().into_iter().flatten() {
                 println!("{}", format_labels(labels));
@@ -134,7 +119,8 @@ async fn main() -> anyhow::Result<()> {
                 ("end", format!("{now:.3}")),
                 ("step", format!("{}", step.as_secs_f64())),
             ];
-            let result: Value = serde_json::from_str(&get("/api/v1/query_range", query).await?)?;
+            let result: Value =
+                serde_json::from_str(&api.get("/api/v1/query_range", query).await?)?;
             for series in result["data"]["result"].as_array().into_iter().flatten() {
                 println!("{}", format_labels(&series["metric"]));
                 for point in series["values"].as_array().into_iter().flatten() {
@@ -153,10 +139,39 @@ async fn main() -> anyhow::Result<()> {
             if let Some(since) = since {
                 query.push(("start", format!("{:.3}", now - since.as_secs_f64())));
             }
-            print!("{}", get("/api/v1/export", query).await?);
+            print!("{}", api.get("/api/v1/export", query).await?);
         }
     }
     Ok(())
+}
+
+/// The collector's HTTP API.
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    /// GETs a path; a non-2xx answer becomes an error carrying the collector's message.
+    async fn get(&self, path: &str, query: Vec<(&str, String)>) -> anyhow::Result<String> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .query(&query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the collector at {}", self.base))?;
+        let status = response.status();
+        let body = response.text().await?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or(body);
+            bail!("collector answered {status}: {message}");
+        }
+        Ok(body)
+    }
 }
 
 fn format_labels(labels: &Value) -> String {

@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn groups_by_name_and_drops_stale_series() {
-        let mut all = vec![
+        let all = vec![
             series("a_total", "n1", MetricKind::Counter, 100, 5.0),
             series("a_total", "n\"2", MetricKind::Counter, 100, 6.5),
             series("b", "n1", MetricKind::Gauge, 10, 1.0),
