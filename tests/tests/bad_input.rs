@@ -3,8 +3,9 @@
 
 use hcmon_proto::v1::ingest_client::IngestClient;
 use hcmon_proto::v1::{
-    AgentMessage, Batch, Label, MetricKind, REJECTED_SEQ_METADATA_KEY, RegisterRequest,
-    SESSION_METADATA_KEY, SeriesDef, SeriesSamples, agent_message, collector_message,
+    AgentMessage, Batch, CollectorMessage, Label, MetricKind, REJECTED_SEQ_METADATA_KEY,
+    RegisterRequest, SESSION_METADATA_KEY, SeriesDef, SeriesSamples, agent_message,
+    collector_message,
 };
 use hcmon_tests::{Agent, Collector, now_s, points};
 use std::time::Duration;
@@ -60,6 +61,52 @@ async fn send(
         },
         None => Err(Status::unknown("stream closed without a reply")),
     }
+}
+
+/// Sends raw bytes as one message on the ingest stream, as a broken or hostile client would.
+async fn send_raw(url: String, session: &str, bytes: Vec<u8>) -> Result<(), Status> {
+    struct RawCodec;
+    struct RawEncoder;
+    impl tonic::codec::Encoder for RawEncoder {
+        type Item = Vec<u8>;
+        type Error = Status;
+        fn encode(
+            &mut self,
+            item: Vec<u8>,
+            dst: &mut tonic::codec::EncodeBuf<'_>,
+        ) -> Result<(), Status> {
+            bytes::BufMut::put_slice(dst, &item);
+            Ok(())
+        }
+    }
+    type Prost = tonic_prost::ProstCodec<CollectorMessage, CollectorMessage>;
+    impl tonic::codec::Codec for RawCodec {
+        type Encode = Vec<u8>;
+        type Decode = CollectorMessage;
+        type Encoder = RawEncoder;
+        type Decoder = <Prost as tonic::codec::Codec>::Decoder;
+        fn encoder(&mut self) -> RawEncoder {
+            RawEncoder
+        }
+        fn decoder(&mut self) -> Self::Decoder {
+            tonic::codec::Codec::decoder(&mut Prost::default())
+        }
+    }
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let mut request = Request::new(tokio_stream::iter(vec![bytes]));
+    request
+        .metadata_mut()
+        .insert(SESSION_METADATA_KEY, session.parse().unwrap());
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/hcmon.v1.Ingest/Stream");
+    let mut inbound = grpc.streaming(request, path, RawCodec).await?.into_inner();
+    inbound.message().await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -204,6 +251,15 @@ async fn bad_batches_get_clear_statuses_and_hurt_no_one_else() -> anyhow::Result
             assert_eq!(seq.as_deref(), Some("2"), "{what}: refused seq in metadata");
         }
     }
+
+    let status = send_raw(collector.grpc_url(), &session, vec![0xff; 16])
+        .await
+        .expect_err("garbage");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("malformed AgentMessage"),
+        "{status:?}"
+    );
 
     // The healthy agent kept streaming through all of it.
     let before = collector

@@ -15,6 +15,10 @@ pub enum IngestError {
     MissingSession,
     #[error("unknown or expired session: call Register again (the collector may have restarted)")]
     UnknownSession,
+    #[error("malformed AgentMessage: not valid hcmon.v1 protobuf ({detail})")]
+    Malformed { detail: String },
+    #[error("message over the collector's decode limit ({detail})")]
+    OverDecodeLimit { detail: String },
     #[error("empty AgentMessage: expected a batch (is the agent newer than the collector?)")]
     EmptyMessage,
     #[error("batch seq must be 1 or greater, got 0")]
@@ -123,6 +127,7 @@ impl IngestError {
         match self {
             EmptyNodeName
             | InvalidNodeName(_)
+            | Malformed { .. }
             | EmptyMessage
             | ZeroSequence
             | DuplicateSeriesId { .. }
@@ -134,7 +139,8 @@ impl IngestError {
             | NegativeCounter { .. }
             | TimestampInFuture { .. }
             | TimestampTooOld { .. } => Refusal::Invalid,
-            BatchTooLarge { .. }
+            OverDecodeLimit { .. }
+            | BatchTooLarge { .. }
             | TooManySamples { .. }
             | TooManySeries { .. }
             | TooManyLabels { .. }
@@ -152,6 +158,8 @@ impl IngestError {
             EmptyNodeName | InvalidNodeName(_) => "invalid_node_name",
             BadToken => "bad_token",
             MissingSession | UnknownSession => "no_session",
+            Malformed { .. } => "malformed",
+            OverDecodeLimit { .. } => "over_decode_limit",
             EmptyMessage => "empty_message",
             ZeroSequence => "zero_sequence",
             BatchTooLarge { .. } => "batch_too_large",

@@ -36,6 +36,21 @@ impl From<IngestError> for Status {
     }
 }
 
+/// Classifies an error reading the inbound stream. tonic reports undecodable protobuf as
+/// INTERNAL and an over-limit frame as OUT_OF_RANGE; both are the client's fault, so they become
+/// refusals. Anything else means the connection itself failed and nobody is left to tell.
+fn inbound_refusal(status: Status) -> Result<IngestError, Status> {
+    match status.code() {
+        Code::Internal => Ok(IngestError::Malformed {
+            detail: status.message().to_owned(),
+        }),
+        Code::OutOfRange => Ok(IngestError::OverDecodeLimit {
+            detail: status.message().to_owned(),
+        }),
+        _ => Err(status),
+    }
+}
+
 pub struct GrpcIngest {
     service: Arc<IngestService>,
 }
@@ -83,9 +98,15 @@ impl Ingest for GrpcIngest {
                     Ok(Some(message)) => message,
                     Ok(None) => break,
                     Err(status) => {
-                        // Undecodable input (garbage, or over the decode limit): tell the agent.
-                        tracing::warn!(node = %stream.node, %status, "agent stream failed");
-                        let _ = tx.send(Err(status)).await;
+                        match inbound_refusal(status) {
+                            Ok(error) => {
+                                let error = service.reject(&stream.node, error);
+                                let _ = tx.send(Err(error.into())).await;
+                            }
+                            Err(status) => {
+                                tracing::debug!(node = %stream.node, %status, "agent stream ended");
+                            }
+                        }
                         break;
                     }
                 };

@@ -133,13 +133,18 @@ impl IngestService {
             .clone()
     }
 
-    fn refused<T>(&self, node: &str, error: IngestError) -> Result<T, IngestError> {
+    /// Counts and logs a refusal, handing the error back.
+    fn reject(&self, node: &str, error: IngestError) -> IngestError {
         BatchRejected {
             node,
             error: &error,
         }
         .emit(&self.metrics);
-        Err(error)
+        error
+    }
+
+    fn refused<T>(&self, node: &str, error: IngestError) -> Result<T, IngestError> {
+        Err(self.reject(node, error))
     }
 
     /// Handles `Register`: records the node and its spool epoch, opens a session.
