@@ -17,7 +17,6 @@ use spool::Spool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 const SAMPLES: Metric = Metric::counter(
@@ -32,6 +31,8 @@ const SPOOL_BYTES: Metric = Metric::gauge(
     "hcmon_agent_spool_bytes",
     "Bytes of batches waiting in the spool.",
 );
+
+const CPU_WARM_UP_MS: i64 = 250;
 
 /// The node name to use: the configured one, else the host name.
 pub fn node_name(config: &AgentConfig) -> String {
@@ -57,6 +58,20 @@ fn host_facts() -> HostFacts {
         cpu_count: std::thread::available_parallelism().map_or(0, |n| n.get() as u32),
         memory_total_bytes: memory,
         boot_time: sysinfo::System::boot_time().unwrap_or(0),
+    }
+}
+
+/// When to collect next: the first multiple of the interval (in Unix ms) after `now`, and never
+/// the same point twice. Collecting on this grid (as Netdata does) lines up every node's samples
+/// for correlation, and makes consecutive timestamps differ by exactly one interval, which the
+/// collector's chunk encoding stores in about one bit. Following the wall clock each time means a
+/// clock step moves the grid instead of drifting from it, and a slow collection skips points
+/// rather than bunching them.
+fn next_collection(now_ms: i64, interval_ms: i64, last_ms: Option<i64>) -> i64 {
+    let grid = (now_ms.div_euclid(interval_ms) + 1) * interval_ms;
+    match last_ms {
+        Some(last) => grid.max(last + interval_ms),
+        None => grid,
     }
 }
 
@@ -92,17 +107,20 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
     let delivery = tokio::spawn(sender.run());
 
     let mut basic = BasicTier::new()?;
-    // CPU usage needs two readings at least this far apart.
-    tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200))).await;
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let interval_ms = config.interval.as_millis().max(1) as i64;
+    let mut last_ms = None;
     let mut samples_total: u64 = 0;
     loop {
+        let now = now_ms();
+        // CPU usage is a difference between readings at least this far apart.
+        let warm_up = if last_ms.is_none() { CPU_WARM_UP_MS } else { 0 };
+        let at = next_collection(now + warm_up, interval_ms, last_ms);
         tokio::select! {
-            _ = ticker.tick() => {}
+            _ = tokio::time::sleep(Duration::from_millis((at - now) as u64)) => {}
             _ = shutdown.cancelled() => break,
         }
-        let mut batch = BatchBuilder::new(now_ms());
+        last_ms = Some(at);
+        let mut batch = BatchBuilder::new(at);
         basic.collect(&mut batch);
         let stats = spool.lock().unwrap_or_else(|p| p.into_inner()).stats();
         batch.push(SPOOL_BATCHES, &[], stats.batches as f64);
@@ -120,4 +138,20 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
     }
     delivery.await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_collection;
+
+    #[test]
+    fn collects_on_the_interval_grid_without_repeats() {
+        assert_eq!(next_collection(12_345, 10_000, None), 20_000);
+        assert_eq!(next_collection(20_000, 10_000, None), 30_000);
+        // Woke a hair early by the wall clock: still the next point, not the same one again.
+        assert_eq!(next_collection(19_999, 10_000, Some(20_000)), 30_000);
+        // A slow collection skips grid points instead of bunching.
+        assert_eq!(next_collection(47_000, 10_000, Some(20_000)), 50_000);
+        assert_eq!(next_collection(-1, 1_000, None), 0);
+    }
 }

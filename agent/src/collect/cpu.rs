@@ -3,14 +3,17 @@
 use super::{BatchBuilder, Metric};
 use sysinfo::System;
 
-const USAGE: Metric = Metric::gauge(
+// sysinfo reports f32 percentages: 4 decimal places of a ratio is their real resolution.
+const USAGE: Metric = Metric::ratio(
     "node_cpu_usage_ratio",
     "Share of time all CPUs were busy since the last collection (0..1).",
-);
-const CORE_USAGE: Metric = Metric::gauge(
+)
+.with_decimals(4);
+const CORE_USAGE: Metric = Metric::ratio(
     "node_cpu_core_usage_ratio",
     "Share of time one CPU core was busy since the last collection (0..1).",
-);
+)
+.with_decimals(4);
 const CORE_FREQUENCY: Metric = Metric::gauge(
     "node_cpu_frequency_hertz",
     "Current frequency of one CPU core.",

@@ -13,7 +13,7 @@ const USED: Metric = Metric::gauge(
     "node_filesystem_used_bytes",
     "Space in use (size minus available).",
 );
-const USED_RATIO: Metric = Metric::gauge(
+const USED_RATIO: Metric = Metric::ratio(
     "node_filesystem_used_ratio",
     "Share of the filesystem in use (0..1).",
 );

@@ -12,7 +12,7 @@ const AVAILABLE: Metric = Metric::gauge(
     "node_memory_available_bytes",
     "Memory available to new processes without swapping.",
 );
-const USED_RATIO: Metric = Metric::gauge(
+const USED_RATIO: Metric = Metric::ratio(
     "node_memory_used_ratio",
     "Share of physical memory in use (0..1).",
 );

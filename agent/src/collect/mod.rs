@@ -16,6 +16,9 @@ pub struct Metric {
     pub name: &'static str,
     pub kind: MetricKind,
     pub help: &'static str,
+    /// Decimal places kept, for values computed by division whose long binary fractions carry
+    /// no information but cost storage (a ratio to 1 ppm is far below measurement noise).
+    pub decimals: Option<i32>,
 }
 
 impl Metric {
@@ -24,6 +27,7 @@ impl Metric {
             name,
             kind: MetricKind::Gauge,
             help,
+            decimals: None,
         }
     }
 
@@ -32,6 +36,25 @@ impl Metric {
             name,
             kind: MetricKind::Counter,
             help,
+            decimals: None,
+        }
+    }
+
+    /// A gauge in 0..1, kept to 6 decimal places.
+    pub const fn ratio(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            kind: MetricKind::Gauge,
+            help,
+            decimals: Some(6),
+        }
+    }
+
+    /// Keeps `decimals` places instead of the default.
+    pub const fn with_decimals(self, decimals: i32) -> Self {
+        Self {
+            decimals: Some(decimals),
+            ..self
         }
     }
 }
@@ -55,6 +78,13 @@ impl BatchBuilder {
         if !value.is_finite() {
             return;
         }
+        let value = match metric.decimals {
+            Some(places) => {
+                let scale = 10f64.powi(places);
+                (value * scale).round() / scale
+            }
+            None => value,
+        };
         let id = self.record.series.len() as u32;
         self.record.series.push(SeriesDef {
             id,
