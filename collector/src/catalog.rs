@@ -1,68 +1,88 @@
-//! The in-memory series catalog: label set ↔ series id, plus each series' latest sample.
+//! The series catalog: label set ↔ series id, with an inverted index (label → value → ids) so
+//! selectors find their series without scanning all of them.
 //!
-//! Rebuilt from the store at start-up; afterwards updated only after a write is durable, so it
-//! never names a series the store does not have.
+//! Rebuilt from the store at start-up. A series enters the catalog only after its definition is
+//! durable, so the catalog never names a series the store lacks.
 
-use crate::storage::{SeriesId, SeriesMeta, Store, StoreError};
-use hcmon_common::{Labels, Selector};
+use crate::storage::{MetricKind, SeriesId, SeriesMeta, StoreError, Tsdb};
+use hcmon_common::{Labels, MatchOp, Selector};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-
-/// The latest sample of a series.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Latest {
-    pub timestamp_ms: i64,
-    pub value: f64,
-}
+use std::sync::{Arc, Mutex, RwLock};
 
 #[derive(Default)]
 struct Inner {
     by_labels: HashMap<Labels, SeriesId>,
     by_id: HashMap<SeriesId, Arc<SeriesMeta>>,
-    latest: HashMap<SeriesId, Latest>,
+    /// label name → label value → ids, each list sorted (ids only grow).
+    postings: HashMap<String, HashMap<String, Vec<SeriesId>>>,
+    /// metric name → kind, so one name never carries two kinds.
+    kinds: HashMap<String, MetricKind>,
+    next_id: u64,
+}
+
+impl Inner {
+    fn insert(&mut self, meta: SeriesMeta) {
+        for (name, value) in meta.labels.iter() {
+            self.postings
+                .entry(name.to_owned())
+                .or_default()
+                .entry(value.to_owned())
+                .or_default()
+                .push(meta.id);
+        }
+        self.kinds
+            .entry(meta.labels.metric_name().to_owned())
+            .or_insert(meta.kind);
+        self.next_id = self.next_id.max(meta.id.0 + 1);
+        self.by_labels.insert(meta.labels.clone(), meta.id);
+        self.by_id.insert(meta.id, Arc::new(meta));
+    }
+}
+
+/// A series a writer wants, by identity.
+#[derive(Debug, Clone)]
+pub struct SeriesDefinition {
+    pub labels: Labels,
+    pub kind: MetricKind,
+    pub help: String,
+}
+
+/// A definition that cannot be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("metric {name:?} is already a {existing} here; it cannot also be a {requested}")]
+    KindConflict {
+        name: String,
+        existing: &'static str,
+        requested: &'static str,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 pub struct SeriesCatalog {
     inner: RwLock<Inner>,
-    next_id: AtomicU64,
+    /// Held while creating series, so two writers never give one label set two ids.
+    creating: Mutex<()>,
 }
 
 impl SeriesCatalog {
-    /// Loads every series and its newest sample from the store.
-    pub fn load(store: &dyn Store) -> Result<Self, StoreError> {
-        let mut inner = Inner::default();
-        let mut max_id = 0;
-        for meta in store.load_series()? {
-            max_id = max_id.max(meta.id.0);
-            if let Some((timestamp_ms, value)) = store.last_sample(meta.id)? {
-                inner.latest.insert(
-                    meta.id,
-                    Latest {
-                        timestamp_ms,
-                        value,
-                    },
-                );
-            }
-            inner.by_labels.insert(meta.labels.clone(), meta.id);
-            inner.by_id.insert(meta.id, Arc::new(meta));
+    pub fn new(series: Vec<SeriesMeta>) -> Self {
+        let mut inner = Inner {
+            next_id: 1,
+            ..Inner::default()
+        };
+        for meta in series {
+            inner.insert(meta);
         }
-        Ok(Self {
+        Self {
             inner: RwLock::new(inner),
-            next_id: AtomicU64::new(max_id + 1),
-        })
+            creating: Mutex::new(()),
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        self.inner
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.inner
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The id of a known series.
@@ -70,59 +90,133 @@ impl SeriesCatalog {
         self.read().by_labels.get(labels).copied()
     }
 
-    /// A fresh id for a series about to be written. Ids of failed writes are simply never used.
-    pub fn allocate(&self) -> SeriesId {
-        SeriesId(self.next_id.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// Adds series whose definitions are now durable.
-    pub fn insert(&self, metas: &[SeriesMeta]) {
-        let mut inner = self.write();
-        for meta in metas {
-            inner.by_labels.insert(meta.labels.clone(), meta.id);
-            inner.by_id.insert(meta.id, Arc::new(meta.clone()));
-        }
-    }
-
-    /// Records durable samples as the latest of their series when they are newer.
-    pub fn observe(&self, samples: impl IntoIterator<Item = (SeriesId, i64, f64)>) {
-        let mut inner = self.write();
-        for (id, timestamp_ms, value) in samples {
-            let entry = inner.latest.entry(id).or_insert(Latest {
-                timestamp_ms,
-                value,
-            });
-            if timestamp_ms >= entry.timestamp_ms {
-                *entry = Latest {
-                    timestamp_ms,
-                    value,
-                };
+    /// Ids for the given definitions, creating (durably, in `tsdb`) those not yet known.
+    pub fn resolve(
+        &self,
+        tsdb: &Tsdb,
+        defs: &[SeriesDefinition],
+    ) -> Result<Vec<SeriesId>, ResolveError> {
+        let mut out = Vec::with_capacity(defs.len());
+        let mut missing = Vec::new();
+        {
+            let inner = self.read();
+            for (i, def) in defs.iter().enumerate() {
+                match inner.by_labels.get(&def.labels) {
+                    Some(&id) => out.push(id),
+                    None => {
+                        out.push(SeriesId(0));
+                        missing.push(i);
+                    }
+                }
             }
         }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let _creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        let mut created: Vec<SeriesMeta> = Vec::new();
+        {
+            let inner = self.read();
+            let mut next = inner.next_id;
+            for i in missing {
+                let def = &defs[i];
+                if let Some(&id) = inner.by_labels.get(&def.labels) {
+                    out[i] = id; // another writer created it meanwhile
+                    continue;
+                }
+                if let Some(same) = created.iter().find(|m| m.labels == def.labels) {
+                    out[i] = same.id;
+                    continue;
+                }
+                let name = def.labels.metric_name();
+                let existing = inner.kinds.get(name).copied().or_else(|| {
+                    created
+                        .iter()
+                        .find(|m| m.labels.metric_name() == name)
+                        .map(|m| m.kind)
+                });
+                if let Some(existing) = existing.filter(|k| *k != def.kind) {
+                    return Err(ResolveError::KindConflict {
+                        name: name.to_owned(),
+                        existing: existing.as_str(),
+                        requested: def.kind.as_str(),
+                    });
+                }
+                out[i] = SeriesId(next);
+                created.push(SeriesMeta {
+                    id: SeriesId(next),
+                    labels: def.labels.clone(),
+                    kind: def.kind,
+                    help: def.help.clone(),
+                });
+                next += 1;
+            }
+        }
+        if !created.is_empty() {
+            tsdb.create_series(&created)?;
+            let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            for meta in created {
+                inner.insert(meta);
+            }
+        }
+        Ok(out)
     }
 
     /// Every series matching a selector, sorted by metric name, then labels.
     pub fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>> {
-        let mut out: Vec<_> = self
-            .read()
-            .by_id
-            .values()
-            .filter(|m| selector.matches(&m.labels))
-            .cloned()
-            .collect();
+        let inner = self.read();
+        // Narrow with the index: equality matchers give id lists directly; regex matchers that
+        // cannot match "" give the union over the label's matching values. Others filter after.
+        let mut candidates: Option<Vec<SeriesId>> = None;
+        for m in &selector.matchers {
+            let ids = match m.op {
+                MatchOp::Equal if !m.value.is_empty() => inner
+                    .postings
+                    .get(&m.name)
+                    .and_then(|values| values.get(&m.value))
+                    .cloned()
+                    .unwrap_or_default(),
+                MatchOp::Regex if !m.matches("") => {
+                    let mut ids: Vec<SeriesId> = inner
+                        .postings
+                        .get(&m.name)
+                        .into_iter()
+                        .flatten()
+                        .filter(|(value, _)| m.matches(value))
+                        .flat_map(|(_, ids)| ids.iter().copied())
+                        .collect();
+                    ids.sort_unstable();
+                    ids
+                }
+                _ => continue,
+            };
+            candidates = Some(match candidates {
+                None => ids,
+                Some(current) => intersect(&current, &ids),
+            });
+        }
+        let mut out: Vec<Arc<SeriesMeta>> = match candidates {
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| inner.by_id.get(id))
+                .filter(|m| selector.matches(&m.labels))
+                .cloned()
+                .collect(),
+            None => inner
+                .by_id
+                .values()
+                .filter(|m| selector.matches(&m.labels))
+                .cloned()
+                .collect(),
+        };
         out.sort_by(|a, b| by_name_then_labels(&a.labels, &b.labels));
         out
     }
 
-    /// Every series with its latest sample, sorted by metric name, then labels.
-    pub fn snapshot(&self) -> Vec<(Arc<SeriesMeta>, Option<Latest>)> {
-        let inner = self.read();
-        let mut out: Vec<_> = inner
-            .by_id
-            .values()
-            .map(|m| (m.clone(), inner.latest.get(&m.id).copied()))
-            .collect();
-        out.sort_by(|a, b| by_name_then_labels(&a.0.labels, &b.0.labels));
+    /// Every series, sorted by metric name, then labels.
+    pub fn all(&self) -> Vec<Arc<SeriesMeta>> {
+        let mut out: Vec<_> = self.read().by_id.values().cloned().collect();
+        out.sort_by(|a, b| by_name_then_labels(&a.labels, &b.labels));
         out
     }
 
@@ -137,8 +231,71 @@ impl SeriesCatalog {
     }
 }
 
+fn intersect(a: &[SeriesId], b: &[SeriesId]) -> Vec<SeriesId> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Orders series so that all series of one metric name are adjacent (label names may sort before
 /// `__name__`, so plain label order does not guarantee that).
 fn by_name_then_labels(a: &Labels, b: &Labels) -> std::cmp::Ordering {
     a.metric_name().cmp(b.metric_name()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{MemoryKv, StorageConfig};
+
+    fn def(name: &str, node: &str, kind: MetricKind) -> SeriesDefinition {
+        SeriesDefinition {
+            labels: Labels::new(name, [("node".to_owned(), node.to_owned())]).unwrap(),
+            kind,
+            help: String::new(),
+        }
+    }
+
+    #[test]
+    fn resolves_once_selects_by_index_and_refuses_kind_conflicts() {
+        let crate::storage::Recovered { tsdb, .. } =
+            Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default()).unwrap();
+        let catalog = SeriesCatalog::new(vec![]);
+        let defs = [
+            def("cpu", "a", MetricKind::Gauge),
+            def("cpu", "b", MetricKind::Gauge),
+            def("cpu", "a", MetricKind::Gauge),
+        ];
+        let ids = catalog.resolve(&tsdb, &defs).unwrap();
+        assert_eq!(ids[0], ids[2], "one label set, one id");
+        assert_ne!(ids[0], ids[1]);
+        assert_eq!(catalog.resolve(&tsdb, &defs[..1]).unwrap(), vec![ids[0]]);
+
+        let names = |sel: &str| -> Vec<String> {
+            catalog
+                .select(&Selector::parse(sel).unwrap())
+                .iter()
+                .map(|m| m.labels.to_string())
+                .collect()
+        };
+        assert_eq!(names(r#"cpu{node="b"}"#), vec![r#"cpu{node="b"}"#]);
+        assert_eq!(names(r#"{node=~"a|b"}"#).len(), 2);
+        assert_eq!(names(r#"cpu{node!="a"}"#), vec![r#"cpu{node="b"}"#]);
+        assert!(names(r#"cpu{node="zzz"}"#).is_empty());
+
+        let err = catalog
+            .resolve(&tsdb, &[def("cpu", "c", MetricKind::Counter)])
+            .unwrap_err();
+        assert!(err.to_string().contains("already a gauge"), "{err}");
+    }
 }

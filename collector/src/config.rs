@@ -1,5 +1,6 @@
 //! The collector's configuration file. Every field has a default, so no file is needed to start.
 
+use crate::storage::StorageConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ pub struct CollectorConfig {
     pub metrics_staleness: Duration,
     /// Limits enforced on every batch.
     pub limits: IngestLimits,
+    /// Storage engine: chunks, out-of-order window, checkpoints, retention.
+    pub storage: StorageConfig,
 }
 
 impl Default for CollectorConfig {
@@ -34,6 +37,7 @@ impl Default for CollectorConfig {
             agent_token: String::new(),
             metrics_staleness: Duration::from_secs(15 * 60),
             limits: IngestLimits::default(),
+            storage: StorageConfig::default(),
         }
     }
 }

@@ -15,7 +15,7 @@ use ingest::{Clock, IngestService, grpc::GrpcIngest};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{RocksStore, Store};
+use storage::{RocksKv, Tsdb};
 use telemetry::CollectorMetrics;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 /// A collector whose state is loaded and whose listeners are bound, ready to serve.
 pub struct Collector {
     config: CollectorConfig,
-    store: Arc<dyn Store>,
+    tsdb: Arc<Tsdb>,
     catalog: Arc<SeriesCatalog>,
     ingest: Arc<IngestService>,
     metrics: Arc<CollectorMetrics>,
@@ -38,17 +38,24 @@ impl Collector {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
         })?;
-        let store: Arc<dyn Store> = Arc::new(RocksStore::open(&config.data_dir)?);
-        let catalog = Arc::new(SeriesCatalog::load(store.as_ref())?);
+        let kv = RocksKv::open(&config.data_dir, config.storage.cache_bytes)?;
+        let storage::Recovered {
+            tsdb,
+            series,
+            nodes,
+        } = Tsdb::open(Box::new(kv), config.storage.clone())?;
+        let tsdb = Arc::new(tsdb);
+        let catalog = Arc::new(SeriesCatalog::new(series));
         let metrics = Arc::new(CollectorMetrics::new());
         let ingest = IngestService::new(
-            store.clone(),
+            tsdb.clone(),
             catalog.clone(),
+            nodes,
             metrics.clone(),
             config.limits.clone(),
             config.agent_token.clone(),
             clock.clone(),
-        )?;
+        );
         let grpc = TcpListener::bind(config.grpc_listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen for gRPC on {}: {e}", config.grpc_listen)
         })?;
@@ -58,7 +65,7 @@ impl Collector {
         tracing::info!(series = catalog.len(), data_dir = %config.data_dir.display(), "store opened");
         Ok(Self {
             config,
-            store,
+            tsdb,
             catalog,
             ingest,
             metrics,
@@ -86,7 +93,7 @@ impl Collector {
     pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> anyhow::Result<()> {
         let Self {
             config,
-            store,
+            tsdb,
             catalog,
             ingest,
             metrics,
@@ -94,8 +101,9 @@ impl Collector {
             grpc,
             http,
         } = self;
+        let maintenance = tokio::spawn(maintain(tsdb.clone(), clock.clone(), shutdown.clone()));
         let api = http::router(http::ApiState {
-            store: store.clone(),
+            tsdb: tsdb.clone(),
             catalog,
             ingest: ingest.clone(),
             metrics,
@@ -127,8 +135,34 @@ impl Collector {
             }
             Err(_) => tracing::warn!(?grace, "servers did not drain in time; open streams cut"),
         }
-        tokio::task::spawn_blocking(move || store.flush()).await??;
+        maintenance.await?;
+        tokio::task::spawn_blocking(move || tsdb.close()).await??;
         tracing::info!("store flushed; bye");
         Ok(())
+    }
+}
+
+/// Background storage upkeep: checkpoints on their interval, retention every ten minutes.
+async fn maintain(tsdb: Arc<Tsdb>, clock: Clock, shutdown: CancellationToken) {
+    const RETENTION_EVERY: Duration = Duration::from_secs(600);
+    let mut checkpoints = tokio::time::interval(tsdb.config().checkpoint_interval);
+    let mut retention = tokio::time::interval(RETENTION_EVERY);
+    checkpoints.tick().await;
+    loop {
+        let work: fn(&Tsdb, i64) -> Result<(), storage::StoreError> = tokio::select! {
+            _ = checkpoints.tick() => |db, _| db.checkpoint(false),
+            _ = retention.tick() => |db, now| db.enforce_retention(now).map(drop),
+            _ = shutdown.cancelled() => return,
+        };
+        let db = tsdb.clone();
+        let now = clock();
+        let started = std::time::Instant::now();
+        match tokio::task::spawn_blocking(move || work(&db, now)).await {
+            Ok(Ok(())) => tracing::debug!(elapsed = ?started.elapsed(), "storage upkeep done"),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "storage upkeep failed; the WAL keeps the data")
+            }
+            Err(error) => tracing::error!(%error, "storage upkeep panicked"),
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The collector's own metrics, served on `/metrics` beside the agents' series, and the typed
 //! events that update them. Names follow `hcmon_collector_<name>_<unit>`.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 pub struct CollectorMetrics {
     pub registry: Registry,
@@ -12,6 +14,12 @@ pub struct CollectorMetrics {
     pub connected_agents: IntGauge,
     pub series: IntGauge,
     pub batch_write_seconds: Histogram,
+    pub samples_too_old: IntCounter,
+    pub remote_write_requests: IntCounterVec,
+    pub storage_bytes: IntGaugeVec,
+    pub head_series: IntGauge,
+    pub head_samples: IntGauge,
+    pub chunks_written: IntGauge,
 }
 
 impl CollectorMetrics {
@@ -57,6 +65,42 @@ impl CollectorMetrics {
             ]),
         )
         .expect("valid metric");
+        let samples_too_old = IntCounter::new(
+            "hcmon_collector_samples_too_old_total",
+            "Samples refused because they were older than their series' out-of-order window.",
+        )
+        .expect("valid metric");
+        let remote_write_requests = IntCounterVec::new(
+            Opts::new(
+                "hcmon_collector_remote_write_requests_total",
+                "Prometheus remote-write requests, by outcome.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let storage_bytes = IntGaugeVec::new(
+            Opts::new(
+                "hcmon_collector_storage_bytes",
+                "Bytes on disk per storage table.",
+            ),
+            &["table"],
+        )
+        .expect("valid metric");
+        let head_series = IntGauge::new(
+            "hcmon_collector_head_series",
+            "Series with state in the in-memory head.",
+        )
+        .expect("valid metric");
+        let head_samples = IntGauge::new(
+            "hcmon_collector_head_samples",
+            "Samples in open (not yet compressed) chunks.",
+        )
+        .expect("valid metric");
+        let chunks_written = IntGauge::new(
+            "hcmon_collector_chunks_written",
+            "Compressed chunks written since start.",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(ingested_samples.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(ingested_batches.clone()),
@@ -65,6 +109,12 @@ impl CollectorMetrics {
             Box::new(connected_agents.clone()),
             Box::new(series.clone()),
             Box::new(batch_write_seconds.clone()),
+            Box::new(samples_too_old.clone()),
+            Box::new(remote_write_requests.clone()),
+            Box::new(storage_bytes.clone()),
+            Box::new(head_series.clone()),
+            Box::new(head_samples.clone()),
+            Box::new(chunks_written.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
             registry
@@ -80,6 +130,12 @@ impl CollectorMetrics {
             connected_agents,
             series,
             batch_write_seconds,
+            samples_too_old,
+            remote_write_requests,
+            storage_bytes,
+            head_series,
+            head_samples,
+            chunks_written,
         }
     }
 }

@@ -1,18 +1,20 @@
 //! Rendering agent series in the Prometheus text exposition format (version 0.0.4).
 
-use crate::catalog::Latest;
 use crate::storage::SeriesMeta;
 use hcmon_common::labels::escape_label_value;
 use std::fmt::Write;
 use std::sync::Arc;
 
+/// A series and its newest sample (timestamp ms, value), if any.
+pub type SeriesLatest = (Arc<SeriesMeta>, Option<(i64, f64)>);
+
 /// Renders the latest value of every series newer than `oldest_ms`, grouped by metric name with
 /// one HELP and TYPE line per name, as Prometheus requires. `series` must have all series of
-/// a metric name adjacent, as [`SeriesCatalog::snapshot`](crate::catalog::SeriesCatalog::snapshot) returns them.
-pub fn render(series: &[(Arc<SeriesMeta>, Option<Latest>)], oldest_ms: i64, out: &mut String) {
+/// a metric name adjacent, as [`SeriesCatalog::all`](crate::catalog::SeriesCatalog::all) returns them.
+pub fn render(series: &[SeriesLatest], oldest_ms: i64, out: &mut String) {
     let mut current_name = "";
     for (meta, latest) in series {
-        let Some(latest) = latest.filter(|l| l.timestamp_ms >= oldest_ms) else {
+        let Some((_, value)) = latest.filter(|l| l.0 >= oldest_ms) else {
             continue;
         };
         let name = meta.labels.metric_name();
@@ -32,7 +34,7 @@ pub fn render(series: &[(Arc<SeriesMeta>, Option<Latest>)], oldest_ms: i64, out:
         if !first {
             out.push('}');
         }
-        let _ = writeln!(out, " {}", latest.value);
+        let _ = writeln!(out, " {value}");
     }
 }
 
@@ -42,13 +44,7 @@ mod tests {
     use crate::storage::{MetricKind, SeriesId};
     use hcmon_common::Labels;
 
-    fn series(
-        name: &str,
-        node: &str,
-        kind: MetricKind,
-        ts: i64,
-        value: f64,
-    ) -> (Arc<SeriesMeta>, Option<Latest>) {
+    fn series(name: &str, node: &str, kind: MetricKind, ts: i64, value: f64) -> SeriesLatest {
         let labels = Labels::new(name, [("node".to_owned(), node.to_owned())]).unwrap();
         let meta = SeriesMeta {
             id: SeriesId(1),
@@ -56,13 +52,7 @@ mod tests {
             kind,
             help: "Some help.".into(),
         };
-        (
-            Arc::new(meta),
-            Some(Latest {
-                timestamp_ms: ts,
-                value,
-            }),
-        )
+        (Arc::new(meta), Some((ts, value)))
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod exposition;
 use crate::catalog::SeriesCatalog;
 use crate::ingest::IngestService;
 use crate::query::{LOOKBACK_MS, MAX_POINTS, evaluate_steps};
-use crate::storage::{SeriesMeta, Store, StoreError};
+use crate::storage::{SeriesMeta, StoreError, Tsdb};
 use crate::telemetry::CollectorMetrics;
 use axum::Router;
 use axum::extract::{RawForm, RawQuery, State};
@@ -25,7 +25,7 @@ use std::time::Duration;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct ApiState {
-    pub store: Arc<dyn Store>,
+    pub tsdb: Arc<Tsdb>,
     pub catalog: Arc<SeriesCatalog>,
     pub ingest: Arc<IngestService>,
     pub metrics: Arc<CollectorMetrics>,
@@ -147,16 +147,19 @@ impl Params {
             .map(Some)
             .ok_or_else(|| ApiError::BadParam {
                 name,
-                message: format!("{text:?} is neither Unix seconds nor an RFC 3339 time"),
+                message: format!(
+                    "{text:?} is neither Unix seconds (within ±3000 years) nor an RFC 3339 time"
+                ),
             })
     }
 }
 
+/// Times beyond ±3000 years are refused, which keeps all time arithmetic far from overflow.
+const MAX_ABS_TIME_S: f64 = 1e11;
+
 fn parse_time_ms(text: &str) -> Option<i64> {
     if let Ok(seconds) = text.parse::<f64>() {
-        return seconds
-            .is_finite()
-            .then(|| (seconds * 1000.0).round() as i64);
+        return (seconds.abs() <= MAX_ABS_TIME_S).then(|| (seconds * 1000.0).round() as i64);
     }
     let time = humantime::parse_rfc3339_weak(text).ok()?;
     let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
@@ -166,9 +169,9 @@ fn parse_time_ms(text: &str) -> Option<i64> {
 /// A step as seconds (fractions allowed) or a duration such as `15s`, in milliseconds.
 fn parse_step_ms(text: &str) -> Option<i64> {
     let ms = match text.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() => (seconds * 1000.0).round() as i64,
+        Ok(seconds) if seconds.abs() <= MAX_ABS_TIME_S => (seconds * 1000.0).round() as i64,
         Ok(_) => return None,
-        Err(_) => humantime::parse_duration(text).ok()?.as_millis() as i64,
+        Err(_) => i64::try_from(humantime::parse_duration(text).ok()?.as_millis()).ok()?,
     };
     (ms > 0).then_some(ms)
 }
@@ -205,12 +208,12 @@ async fn read_series(
     start_ms: i64,
     end_ms: i64,
 ) -> Result<Vec<(Arc<SeriesMeta>, Vec<(i64, f64)>)>, ApiError> {
-    let store = state.store.clone();
+    let tsdb = state.tsdb.clone();
     tokio::task::spawn_blocking(move || {
         series
             .into_iter()
             .map(|meta| {
-                let samples = store.read_range(meta.id, start_ms, end_ms)?;
+                let samples = tsdb.read_raw(meta.id, start_ms, end_ms)?;
                 Ok((meta, samples))
             })
             .collect::<Result<Vec<_>, StoreError>>()
@@ -223,7 +226,30 @@ async fn read_series(
 async fn metrics(State(state): State<ApiState>) -> Response {
     let oldest = (state.clock)() - state.metrics_staleness.as_millis() as i64;
     let mut body = String::with_capacity(64 * 1024);
-    exposition::render(&state.catalog.snapshot(), oldest, &mut body);
+    let series: Vec<_> = state
+        .catalog
+        .all()
+        .into_iter()
+        .map(|m| {
+            let latest = state.tsdb.latest(m.id);
+            (m, latest)
+        })
+        .collect();
+    exposition::render(&series, oldest, &mut body);
+    let stats = state.tsdb.stats();
+    state.metrics.head_series.set(stats.head_series as i64);
+    state.metrics.head_samples.set(stats.head_samples as i64);
+    state
+        .metrics
+        .chunks_written
+        .set(stats.chunks_written as i64);
+    for (table, bytes) in state.tsdb.table_sizes() {
+        state
+            .metrics
+            .storage_bytes
+            .with_label_values(&[table.name()])
+            .set(bytes as i64);
+    }
     let mut own = Vec::new();
     prometheus::TextEncoder::new()
         .encode(&state.metrics.registry.gather(), &mut own)
@@ -388,6 +414,11 @@ mod tests {
             Some(1_700_000_000_000)
         );
         assert_eq!(parse_time_ms("yesterday"), None);
+        assert_eq!(
+            parse_time_ms("9223372036854775"),
+            None,
+            "far future refused, no overflow"
+        );
         assert_eq!(parse_step_ms("15"), Some(15_000));
         assert_eq!(parse_step_ms("1m"), Some(60_000));
         assert_eq!(parse_step_ms("0"), None);

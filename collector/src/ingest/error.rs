@@ -15,6 +15,16 @@ pub enum IngestError {
     MissingSession,
     #[error("unknown or expired session: call Register again (the collector may have restarted)")]
     UnknownSession,
+    #[error(
+        "another agent registered node {node:?} with a different spool since this stream began (do two agents share this node name?); register again"
+    )]
+    SessionReplaced { node: String },
+    #[error(
+        "batch {seq}: series id {id} uses the reserved metric name {name:?} (prefixes hcmon_collector_ and process_ belong to the collector)"
+    )]
+    ReservedName { seq: u64, id: u32, name: String },
+    #[error("batch {seq}: {message}")]
+    KindConflict { seq: u64, message: String },
     #[error("malformed AgentMessage: not valid hcmon.v1 protobuf ({detail})")]
     Malformed { detail: String },
     #[error("message over the collector's decode limit ({detail})")]
@@ -133,6 +143,8 @@ impl IngestError {
             | DuplicateSeriesId { .. }
             | InvalidSeries { .. }
             | ReservedLabel { .. }
+            | ReservedName { .. }
+            | KindConflict { .. }
             | UnspecifiedKind { .. }
             | LengthMismatch { .. }
             | NonFiniteValue { .. }
@@ -146,7 +158,9 @@ impl IngestError {
             | TooManyLabels { .. }
             | LabelValueTooLong { .. } => Refusal::OverLimit,
             UnknownSeriesId { .. } => Refusal::UnknownReference,
-            BadToken | MissingSession | UnknownSession => Refusal::Unauthenticated,
+            BadToken | MissingSession | UnknownSession | SessionReplaced { .. } => {
+                Refusal::Unauthenticated
+            }
             Store(_) => Refusal::Internal,
         }
     }
@@ -157,7 +171,9 @@ impl IngestError {
         match self {
             EmptyNodeName | InvalidNodeName(_) => "invalid_node_name",
             BadToken => "bad_token",
-            MissingSession | UnknownSession => "no_session",
+            MissingSession | UnknownSession | SessionReplaced { .. } => "no_session",
+            ReservedName { .. } => "reserved_name",
+            KindConflict { .. } => "kind_conflict",
             Malformed { .. } => "malformed",
             OverDecodeLimit { .. } => "over_decode_limit",
             EmptyMessage => "empty_message",
@@ -193,6 +209,8 @@ impl IngestError {
             | DuplicateSeriesId { seq, .. }
             | InvalidSeries { seq, .. }
             | ReservedLabel { seq, .. }
+            | ReservedName { seq, .. }
+            | KindConflict { seq, .. }
             | UnspecifiedKind { seq, .. }
             | UnknownSeriesId { seq, .. }
             | LengthMismatch { seq, .. }

@@ -4,10 +4,11 @@
 //! here knows nothing of tonic.
 //!
 //! Invariants:
-//! - A batch's sequence number is acked only after [`Store::write`] returned, i.e. it is durable.
+//! - A batch's sequence number is acked only after [`Tsdb::append`] returned, i.e. it is durable.
 //! - Per node, batches are processed one at a time under the node's lock, so the "last durable
 //!   sequence" check and the write cannot interleave even if an agent reconnects while its old
-//!   stream is still draining.
+//!   stream is still draining. The stream's spool epoch is checked under the same lock: a batch
+//!   from a stream whose node was since registered with another spool is refused.
 //! - A batch with a sequence at or below the node's last durable one is a resend: its series
 //!   definitions are honoured (a fresh stream needs them) but its samples are not stored again.
 
@@ -17,9 +18,9 @@ mod validate;
 
 pub use error::{IngestError, Refusal};
 
-use crate::catalog::SeriesCatalog;
+use crate::catalog::{ResolveError, SeriesCatalog, SeriesDefinition};
 use crate::config::IngestLimits;
-use crate::storage::{HostInfo, IngestWrite, NodeRecord, Sample, SeriesMeta, Store};
+use crate::storage::{HostInfo, NodeRecord, Sample, SeriesId, Tsdb};
 use crate::telemetry::{BatchRejected, CollectorMetrics};
 use hcmon_proto::v1::{Batch, Limits, RegisterRequest, RegisterResponse};
 use std::collections::HashMap;
@@ -46,7 +47,7 @@ struct Session {
 }
 
 pub struct IngestService {
-    store: Arc<dyn Store>,
+    tsdb: Arc<Tsdb>,
     catalog: Arc<SeriesCatalog>,
     metrics: Arc<CollectorMetrics>,
     limits: IngestLimits,
@@ -100,21 +101,21 @@ pub struct NodeStatus {
 
 impl IngestService {
     pub fn new(
-        store: Arc<dyn Store>,
+        tsdb: Arc<Tsdb>,
         catalog: Arc<SeriesCatalog>,
+        nodes: Vec<(String, NodeRecord)>,
         metrics: Arc<CollectorMetrics>,
         limits: IngestLimits,
         agent_token: String,
         clock: Clock,
-    ) -> Result<Arc<Self>, IngestError> {
-        let nodes = store
-            .load_nodes()?
+    ) -> Arc<Self> {
+        let nodes = nodes
             .into_iter()
             .map(|(name, record)| (name, Arc::new(tokio::sync::Mutex::new(record))))
             .collect();
         metrics.series.set(catalog.len() as i64);
-        Ok(Arc::new(Self {
-            store,
+        Arc::new(Self {
+            tsdb,
             catalog,
             metrics,
             limits,
@@ -123,7 +124,7 @@ impl IngestService {
             nodes: Mutex::new(nodes),
             sessions: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
-        }))
+        })
     }
 
     fn node(&self, name: &str) -> Arc<tokio::sync::Mutex<NodeRecord>> {
@@ -180,10 +181,10 @@ impl IngestService {
             boot_time: host.boot_time,
         };
         updated.registered_at_ms = (self.clock)();
-        let store = self.store.clone();
+        let tsdb = self.tsdb.clone();
         let to_write = updated.clone();
         let name = node.clone();
-        tokio::task::spawn_blocking(move || store.put_node(&name, &to_write))
+        tokio::task::spawn_blocking(move || tsdb.put_node(&name, &to_write))
             .await
             .expect("store task does not panic")?;
         *record = updated;
@@ -242,13 +243,6 @@ impl IngestService {
         })
     }
 
-    /// Whether the session behind a stream is still the node's current one.
-    fn session_current(&self, stream: &IngestStream) -> bool {
-        lock(&self.sessions)
-            .values()
-            .any(|s| s.node == stream.node && s.spool_epoch == stream.spool_epoch)
-    }
-
     /// Validates, stores durably and returns the sequence number to ack.
     pub async fn ingest(
         &self,
@@ -265,110 +259,114 @@ impl IngestService {
             };
             return self.refused(&stream.node, error);
         }
+        let cell = self.node(&stream.node);
+        let mut record = cell.lock().await;
+        if record.spool_epoch != stream.spool_epoch {
+            return self.refused(
+                &stream.node,
+                IngestError::SessionReplaced {
+                    node: stream.node.clone(),
+                },
+            );
+        }
+        let resend = batch.seq != 0 && batch.seq <= record.last_durable_seq;
+        let now = (self.clock)();
         let valid = match validate(
             batch,
             &stream.node,
             &stream.interned,
             &self.limits,
-            (self.clock)(),
+            now,
+            resend,
         ) {
             Ok(valid) => valid,
             Err(error) => return self.refused(&stream.node, error),
         };
-        if !self.session_current(stream) {
-            // Another agent registered this node with a different spool since this stream began.
-            return self.refused(&stream.node, IngestError::UnknownSession);
+        let seq = valid.seq;
+        let defs: Vec<SeriesDefinition> = valid
+            .new_series
+            .iter()
+            .map(|d| SeriesDefinition {
+                labels: d.labels.clone(),
+                kind: d.kind,
+                help: d.help.clone(),
+            })
+            .collect();
+        let known: HashMap<u32, SeriesId> = valid
+            .samples
+            .iter()
+            .filter_map(|(wire, _, _)| stream.interned.get(wire).map(|i| (*wire, i.id)))
+            .collect();
+        let mut updated = record.clone();
+        if !resend {
+            updated.last_durable_seq = seq;
+            updated.last_batch_at_ms = now;
         }
-
-        let cell = self.node(&stream.node);
-        let mut record = cell.lock().await;
-        let duplicate = valid.seq <= record.last_durable_seq;
-
-        let mut new_metas = Vec::new();
-        let mut resolved = Vec::with_capacity(valid.new_series.len());
-        for def in valid.new_series {
-            let id = match self.catalog.lookup(&def.labels) {
-                Some(id) => id,
-                None => {
-                    let id = self.catalog.allocate();
-                    new_metas.push(SeriesMeta {
-                        id,
-                        labels: def.labels.clone(),
-                        kind: def.kind,
-                        help: def.help,
-                    });
-                    id
-                }
+        let (tsdb, catalog, node) = (self.tsdb.clone(), self.catalog.clone(), stream.node.clone());
+        let wire_ids: Vec<u32> = valid.new_series.iter().map(|d| d.wire_id).collect();
+        let samples = valid.samples;
+        let stored = tokio::task::spawn_blocking(move || {
+            let ids = catalog.resolve(&tsdb, &defs)?;
+            let id_of = |wire: u32| {
+                known
+                    .get(&wire)
+                    .copied()
+                    .or_else(|| wire_ids.iter().position(|w| *w == wire).map(|i| ids[i]))
             };
-            resolved.push((
+            let samples: Vec<Sample> = samples
+                .iter()
+                .map(|&(wire, timestamp_ms, value)| Sample {
+                    series: id_of(wire).expect("validate checked every id"),
+                    timestamp_ms,
+                    value,
+                })
+                .collect();
+            let outcome = if resend {
+                None
+            } else {
+                Some(tsdb.append(Some((&node, &updated)), &samples)?)
+            };
+            Ok::<_, ResolveError>((ids, outcome, updated))
+        })
+        .await
+        .expect("store task does not panic");
+        let (ids, outcome, updated) = match stored {
+            Ok(stored) => stored,
+            Err(e @ ResolveError::KindConflict { .. }) => {
+                let message = e.to_string();
+                return self.refused(&stream.node, IngestError::KindConflict { seq, message });
+            }
+            Err(ResolveError::Store(e)) => return self.refused(&stream.node, e.into()),
+        };
+        *record = updated;
+        for (def, id) in valid.new_series.into_iter().zip(ids) {
+            stream.interned.insert(
                 def.wire_id,
                 Interned {
                     id,
                     kind: def.kind,
                     labels: def.labels,
                 },
-            ));
+            );
         }
-        let lookup = |wire: u32| {
-            stream
-                .interned
-                .get(&wire)
-                .or_else(|| resolved.iter().find(|(w, _)| *w == wire).map(|(_, i)| i))
-                .map(|i| i.id)
-                .expect("validate checked every id")
-        };
-        let samples: Vec<Sample> = if duplicate {
-            Vec::new()
-        } else {
-            valid
-                .samples
-                .iter()
-                .map(|&(wire, timestamp_ms, value)| Sample {
-                    series: lookup(wire),
-                    timestamp_ms,
-                    value,
-                })
-                .collect()
-        };
-
-        if !duplicate || !new_metas.is_empty() {
-            let mut updated = record.clone();
-            if !duplicate {
-                updated.last_durable_seq = valid.seq;
-                updated.last_batch_at_ms = (self.clock)();
+        self.metrics.series.set(self.catalog.len() as i64);
+        match outcome {
+            Some(outcome) => {
+                self.metrics.ingested_batches.inc();
+                self.metrics
+                    .ingested_samples
+                    .inc_by(outcome.accepted as u64);
+                if outcome.too_old > 0 {
+                    self.metrics.samples_too_old.inc_by(outcome.too_old as u64);
+                    tracing::warn!(node = %stream.node, seq, refused = outcome.too_old, "samples older than the out-of-order window were refused");
+                }
             }
-            let store = self.store.clone();
-            let node = stream.node.clone();
-            let (updated, new_metas, samples) = tokio::task::spawn_blocking(move || {
-                store
-                    .write(IngestWrite {
-                        node: &node,
-                        record: &updated,
-                        new_series: &new_metas,
-                        samples: &samples,
-                    })
-                    .map(|()| (updated, new_metas, samples))
-            })
-            .await
-            .expect("store task does not panic")
-            .or_else(|e| self.refused(&stream.node, e.into()))?;
-            *record = updated;
-            self.catalog.insert(&new_metas);
-            self.catalog
-                .observe(samples.iter().map(|s| (s.series, s.timestamp_ms, s.value)));
-            self.metrics.series.set(self.catalog.len() as i64);
-            self.metrics.ingested_samples.inc_by(samples.len() as u64);
+            None => self.metrics.duplicate_batches.inc(),
         }
-        if duplicate {
-            self.metrics.duplicate_batches.inc();
-        } else {
-            self.metrics.ingested_batches.inc();
-        }
-        stream.interned.extend(resolved);
         self.metrics
             .batch_write_seconds
             .observe(started.elapsed().as_secs_f64());
-        Ok(valid.seq)
+        Ok(seq)
     }
 
     /// Every node ever seen, with whether it is streaming now.
@@ -395,23 +393,28 @@ impl IngestService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemoryStore;
+    use crate::storage::{MemoryKv, StorageConfig};
     use hcmon_common::Selector;
     use hcmon_proto::v1::{MetricKind as WireKind, SeriesDef, SeriesSamples};
 
     const NOW: i64 = 1_700_000_000_000;
 
-    fn service(store: Arc<MemoryStore>) -> Arc<IngestService> {
-        let catalog = Arc::new(SeriesCatalog::load(store.as_ref()).unwrap());
+    /// A collector "process" over `disk`: a fresh start each call, same data.
+    fn service(disk: &MemoryKv) -> Arc<IngestService> {
+        let crate::storage::Recovered {
+            tsdb,
+            series,
+            nodes,
+        } = Tsdb::open(Box::new(disk.clone()), StorageConfig::default()).unwrap();
         IngestService::new(
-            store,
-            catalog,
+            Arc::new(tsdb),
+            Arc::new(SeriesCatalog::new(series)),
+            nodes,
             Arc::new(CollectorMetrics::new()),
             IngestLimits::default(),
             String::new(),
             Arc::new(|| NOW),
         )
-        .unwrap()
     }
 
     fn batch(seq: u64, define: bool, value: f64) -> Batch {
@@ -451,16 +454,18 @@ mod tests {
         )
     }
 
-    fn stored(svc: &IngestService, store: &MemoryStore) -> Vec<(i64, f64)> {
+    fn stored(svc: &IngestService) -> Vec<(i64, f64)> {
         let series = svc.catalog.select(&Selector::parse("load1").unwrap());
         assert_eq!(series.len(), 1);
-        store.read_range(series[0].id, i64::MIN, i64::MAX).unwrap()
+        svc.tsdb
+            .read_raw(series[0].id, i64::MIN / 4, i64::MAX / 4)
+            .unwrap()
     }
 
     #[tokio::test]
     async fn resent_batches_are_acked_but_stored_once() {
-        let store = Arc::new(MemoryStore::default());
-        let svc = service(store.clone());
+        let disk = MemoryKv::default();
+        let svc = service(&disk);
         let (mut stream, last) = connect(&svc, 7).await;
         assert_eq!(last, 0);
         assert_eq!(
@@ -485,33 +490,52 @@ mod tests {
             3
         );
         assert_eq!(
-            stored(&svc, &store),
+            stored(&svc),
             vec![(NOW - 999, 1.0), (NOW - 998, 2.0), (NOW - 997, 3.0)]
         );
         assert_eq!(svc.metrics.duplicate_batches.get(), 1);
+        assert_eq!(svc.metrics.ingested_samples.get(), 3);
     }
 
     #[tokio::test]
     async fn state_survives_a_restart_and_a_new_spool_restarts_numbering() {
-        let store = Arc::new(MemoryStore::default());
-        let svc = service(store.clone());
+        let disk = MemoryKv::default();
+        let svc = service(&disk);
         let (mut stream, _) = connect(&svc, 7).await;
         svc.ingest(&mut stream, batch(1, true, 1.0)).await.unwrap();
-        drop(stream);
+        drop((stream, svc));
 
-        let svc = service(store.clone());
+        let svc = service(&disk);
         let (_, last) = connect(&svc, 7).await;
         assert_eq!(last, 1, "last durable seq is remembered across restarts");
         let (mut stream, last) = connect(&svc, 8).await;
         assert_eq!(last, 0, "a new spool epoch starts over");
-        svc.ingest(&mut stream, batch(1, true, 5.0)).await.unwrap();
-        assert_eq!(stored(&svc, &store), vec![(NOW - 999, 5.0)]);
+        svc.ingest(&mut stream, batch(2, true, 5.0)).await.unwrap();
+        assert_eq!(stored(&svc), vec![(NOW - 999, 1.0), (NOW - 998, 5.0)]);
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_node_re_registered_with_another_spool_is_refused() {
+        let disk = MemoryKv::default();
+        let svc = service(&disk);
+        let (mut old, _) = connect(&svc, 7).await;
+        svc.ingest(&mut old, batch(1, true, 1.0)).await.unwrap();
+        let (mut new, _) = connect(&svc, 8).await;
+        let err = svc
+            .ingest(&mut old, batch(2, false, 2.0))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IngestError::SessionReplaced { .. }), "{err}");
+        // The new spool's seq 1 is stored, not mistaken for a repeat of the old spool's.
+        let mut first = batch(1, true, 3.0);
+        first.samples[0].timestamps_ms[0] += 500;
+        svc.ingest(&mut new, first).await.unwrap();
+        assert_eq!(stored(&svc).len(), 2);
     }
 
     #[tokio::test]
     async fn stream_needs_a_current_session_and_defined_ids() {
-        let store = Arc::new(MemoryStore::default());
-        let svc = service(store);
+        let svc = service(&MemoryKv::default());
         assert!(matches!(
             svc.open_stream(None),
             Err(IngestError::MissingSession)

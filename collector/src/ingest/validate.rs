@@ -34,13 +34,19 @@ pub struct ValidBatch {
     pub samples: Vec<(u32, i64, f64)>,
 }
 
-/// Checks a batch. `node` becomes the `node` label of every new series.
+/// Metric-name prefixes of the collector's own metrics; agents may not use them.
+const RESERVED_PREFIXES: [&str; 2] = ["hcmon_collector_", "process_"];
+
+/// Checks a batch. `node` becomes the `node` label of every new series. A resend of a batch
+/// already stored (`resend`) has only its series definitions checked: its samples were accepted
+/// once and will not be stored again, so the clock may have moved past them.
 pub fn validate(
     batch: Batch,
     node: &str,
     interned: &HashMap<u32, Interned>,
     limits: &IngestLimits,
     now_ms: i64,
+    resend: bool,
 ) -> Result<ValidBatch, IngestError> {
     let seq = batch.seq;
     if seq == 0 {
@@ -100,6 +106,13 @@ pub fn validate(
                 });
             }
         }
+        if RESERVED_PREFIXES.iter().any(|p| def.name.starts_with(p)) {
+            return Err(IngestError::ReservedName {
+                seq,
+                id,
+                name: def.name,
+            });
+        }
         let kind = match WireKind::try_from(def.kind) {
             Ok(WireKind::Gauge) => MetricKind::Gauge,
             Ok(WireKind::Counter) => MetricKind::Counter,
@@ -123,6 +136,13 @@ pub fn validate(
         });
     }
 
+    if resend {
+        return Ok(ValidBatch {
+            seq,
+            new_series,
+            samples: Vec::new(),
+        });
+    }
     let max_future_ms = limits.max_future_skew.as_millis() as i64;
     let max_age_ms = limits.max_sample_age.as_millis() as i64;
     let mut samples = Vec::with_capacity(count);
@@ -228,8 +248,15 @@ mod tests {
     fn check(mutate: impl FnOnce(&mut Batch), expected: Refusal, needle: &str) {
         let mut batch = good();
         mutate(&mut batch);
-        let err = validate(batch, "a", &HashMap::new(), &IngestLimits::default(), NOW)
-            .expect_err("batch should be refused");
+        let err = validate(
+            batch,
+            "a",
+            &HashMap::new(),
+            &IngestLimits::default(),
+            NOW,
+            false,
+        )
+        .expect_err("batch should be refused");
         assert_eq!(err.refusal(), expected, "{err}");
         assert!(err.to_string().contains(needle), "{err:?} lacks {needle:?}");
     }
@@ -242,6 +269,7 @@ mod tests {
             &HashMap::new(),
             &IngestLimits::default(),
             NOW,
+            false,
         )
         .unwrap();
         assert_eq!(valid.samples, vec![(1, NOW, 0.5)]);

@@ -1,84 +1,72 @@
-//! An in-memory [`Store`] for unit tests: same contract, nothing on disk.
+//! An in-memory [`Kv`] for unit tests: same contract, nothing on disk. Clones share their data,
+//! so a test can "restart" an engine on the same "disk".
 
-use super::{IngestWrite, NodeRecord, SeriesId, SeriesMeta, Store, StoreError};
+use super::StoreError;
+use super::kv::{Kv, KvBatch, KvOp, Table, Visit};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-#[derive(Default)]
-pub struct MemoryStore {
-    inner: Mutex<Inner>,
+type Tables = HashMap<Table, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+#[derive(Default, Clone)]
+pub struct MemoryKv {
+    tables: Arc<Mutex<Tables>>,
 }
 
-#[derive(Default)]
-struct Inner {
-    series: Vec<SeriesMeta>,
-    nodes: HashMap<String, NodeRecord>,
-    samples: BTreeMap<(SeriesId, i64), f64>,
-}
-
-impl MemoryStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Store for MemoryStore {
-    fn write(&self, write: IngestWrite<'_>) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        inner.series.extend_from_slice(write.new_series);
-        inner
-            .nodes
-            .insert(write.node.to_owned(), write.record.clone());
-        for s in write.samples {
-            inner.samples.insert((s.series, s.timestamp_ms), s.value);
+impl Kv for MemoryKv {
+    fn write(&self, batch: KvBatch, _durable: bool) -> Result<(), StoreError> {
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        for op in batch.ops {
+            match op {
+                KvOp::Put(t, k, v) => {
+                    tables.entry(t).or_default().insert(k, v);
+                }
+                KvOp::Delete(t, k) => {
+                    tables.entry(t).or_default().remove(&k);
+                }
+                KvOp::DeleteRange(t, start, end) => {
+                    let table = tables.entry(t).or_default();
+                    let doomed: Vec<Vec<u8>> =
+                        table.range(start..end).map(|(k, _)| k.clone()).collect();
+                    for k in doomed {
+                        table.remove(&k);
+                    }
+                }
+            }
         }
         Ok(())
     }
 
-    fn put_node(&self, node: &str, record: &NodeRecord) -> Result<(), StoreError> {
-        self.lock().nodes.insert(node.to_owned(), record.clone());
-        Ok(())
-    }
-
-    fn load_series(&self) -> Result<Vec<SeriesMeta>, StoreError> {
-        Ok(self.lock().series.clone())
-    }
-
-    fn load_nodes(&self) -> Result<Vec<(String, NodeRecord)>, StoreError> {
-        Ok(self
-            .lock()
-            .nodes
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
-    }
-
-    fn read_range(
+    fn scan(
         &self,
-        series: SeriesId,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Vec<(i64, f64)>, StoreError> {
-        if start_ms > end_ms {
-            return Ok(Vec::new());
+        table: Table,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        if start >= end {
+            return Ok(());
         }
-        Ok(self
-            .lock()
-            .samples
-            .range((series, start_ms)..=(series, end_ms))
-            .map(|(&(_, ts), &v)| (ts, v))
-            .collect())
+        let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tables.get(&table) {
+            for (k, v) in t.range(start.to_vec()..end.to_vec()) {
+                if !visit(k, v) {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
-    fn last_sample(&self, series: SeriesId) -> Result<Option<(i64, f64)>, StoreError> {
-        Ok(self
-            .lock()
-            .samples
-            .range((series, i64::MIN)..=(series, i64::MAX))
-            .next_back()
-            .map(|(&(_, ts), &v)| (ts, v)))
+    fn disk_size(&self, table: Table) -> u64 {
+        let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        tables.get(&table).map_or(0, |t| {
+            t.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
+        })
+    }
+
+    fn compact(&self, _table: Table) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {

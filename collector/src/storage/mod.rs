@@ -1,19 +1,27 @@
-//! Durable storage behind a trait.
+//! Durable storage: a time-series engine ([`Tsdb`]) on a key-value layer ([`Kv`]).
 //!
-//! Architecture invariant: only `rocks.rs` imports `rocksdb`. Ingest, queries and (later) the
-//! engines see the [`Store`] trait; `memory.rs` backs unit tests with the same contract.
+//! Architecture invariant: only `rocks.rs` imports `rocksdb`. The engine, ingest and queries see
+//! the [`Kv`] trait; `memory.rs` implements it in memory for unit tests.
 //!
-//! Contract every implementation keeps:
-//! - [`Store::write`] is atomic (all of a batch or nothing) and durable when it returns: after a
-//!   crash, everything written before is there, so an ack may follow it.
-//! - Samples of a series are returned in timestamp order; writing the same (series, timestamp)
-//!   twice keeps the last value, never two samples.
+//! Layering:
+//! - `kv`: tables, atomic batches, ordered scans. No time-series knowledge.
+//! - `chunk`: the sample codec (pure).
+//! - `rollup`: 1 min / 5 min / 1 h aggregates (pure).
+//! - `tsdb`: WAL, head, checkpoints, recovery, reads, retention.
 
+mod chunk;
+mod kv;
 mod memory;
 mod rocks;
+mod rollup;
+mod tsdb;
 
-pub use memory::MemoryStore;
-pub use rocks::RocksStore;
+pub use chunk::{ChunkDecodeError, decode_chunk, encode_chunk};
+pub use kv::{Kv, KvBatch, Table};
+pub use memory::MemoryKv;
+pub use rocks::RocksKv;
+pub use rollup::{Aggregate, Resolution};
+pub use tsdb::{AppendOutcome, Recovered, RetentionConfig, StorageConfig, Tsdb, TsdbStats};
 
 use hcmon_common::Labels;
 use serde::{Deserialize, Serialize};
@@ -86,15 +94,6 @@ pub struct HostInfo {
     pub boot_time: u64,
 }
 
-/// One atomic, durable write: a node's batch with the series it defines and its new state.
-#[derive(Debug)]
-pub struct IngestWrite<'a> {
-    pub node: &'a str,
-    pub record: &'a NodeRecord,
-    pub new_series: &'a [SeriesMeta],
-    pub samples: &'a [Sample],
-}
-
 /// An error from the storage backend, kept opaque so callers need not know the backend.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -109,27 +108,4 @@ pub enum StoreError {
     Read(BackendError),
     #[error("corrupt {what} record in the store: {detail}")]
     Corrupt { what: &'static str, detail: String },
-}
-
-/// The collector's durable state.
-pub trait Store: Send + Sync + 'static {
-    /// Writes a batch atomically and durably (see the module contract).
-    fn write(&self, write: IngestWrite<'_>) -> Result<(), StoreError>;
-    /// Records a node's registration without samples, durably.
-    fn put_node(&self, node: &str, record: &NodeRecord) -> Result<(), StoreError>;
-    /// Every series ever written, for rebuilding the in-memory catalog at start-up.
-    fn load_series(&self) -> Result<Vec<SeriesMeta>, StoreError>;
-    /// Every node's record, for rebuilding sequence state at start-up.
-    fn load_nodes(&self) -> Result<Vec<(String, NodeRecord)>, StoreError>;
-    /// Samples of a series with `start_ms <= timestamp <= end_ms`, in timestamp order.
-    fn read_range(
-        &self,
-        series: SeriesId,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Vec<(i64, f64)>, StoreError>;
-    /// The newest sample of a series.
-    fn last_sample(&self, series: SeriesId) -> Result<Option<(i64, f64)>, StoreError>;
-    /// Makes sure everything written is on disk and releases resources, at shutdown.
-    fn flush(&self) -> Result<(), StoreError>;
 }

@@ -1,0 +1,126 @@
+//! The key-value layer under the time-series engine: named tables, atomic multi-table batches,
+//! ordered range scans. Keys compare as bytes.
+
+use super::StoreError;
+
+/// A table (a RocksDB column family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// series id → labels, kind, help
+    Series,
+    /// node name → node record
+    Nodes,
+    /// write id → one ingest batch's samples (deleted once a checkpoint covers it)
+    Wal,
+    /// series id → snapshot of the series' open chunk and rollup accumulators
+    Head,
+    /// day ‖ series id ‖ first timestamp ‖ nonce → encoded chunk
+    Chunks,
+    /// day ‖ series id ‖ bucket start → aggregate, one table per resolution
+    Rollup1m,
+    Rollup5m,
+    Rollup1h,
+    /// engine bookkeeping (checkpoint position)
+    Meta,
+}
+
+impl Table {
+    pub const ALL: [Table; 9] = [
+        Table::Series,
+        Table::Nodes,
+        Table::Wal,
+        Table::Head,
+        Table::Chunks,
+        Table::Rollup1m,
+        Table::Rollup5m,
+        Table::Rollup1h,
+        Table::Meta,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Series => "series",
+            Table::Nodes => "nodes",
+            Table::Wal => "wal",
+            Table::Head => "head",
+            Table::Chunks => "chunks",
+            Table::Rollup1m => "rollup_1m",
+            Table::Rollup5m => "rollup_5m",
+            Table::Rollup1h => "rollup_1h",
+            Table::Meta => "meta",
+        }
+    }
+}
+
+/// One operation of a batch.
+#[derive(Debug, Clone)]
+pub enum KvOp {
+    Put(Table, Vec<u8>, Vec<u8>),
+    Delete(Table, Vec<u8>),
+    /// Deletes keys in `[start, end)`.
+    DeleteRange(Table, Vec<u8>, Vec<u8>),
+}
+
+/// Operations applied atomically by [`Kv::write`].
+#[derive(Debug, Default, Clone)]
+pub struct KvBatch {
+    pub ops: Vec<KvOp>,
+}
+
+impl KvBatch {
+    pub fn put(&mut self, table: Table, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(KvOp::Put(table, key.into(), value.into()));
+    }
+
+    pub fn delete(&mut self, table: Table, key: impl Into<Vec<u8>>) {
+        self.ops.push(KvOp::Delete(table, key.into()));
+    }
+
+    pub fn delete_range(
+        &mut self,
+        table: Table,
+        start: impl Into<Vec<u8>>,
+        end: impl Into<Vec<u8>>,
+    ) {
+        self.ops
+            .push(KvOp::DeleteRange(table, start.into(), end.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Visitor for [`Kv::scan`]: return `false` to stop.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> bool + 'a;
+
+pub trait Kv: Send + Sync + 'static {
+    /// Applies a batch atomically. With `durable`, it survives a crash once this returns.
+    fn write(&self, batch: KvBatch, durable: bool) -> Result<(), StoreError>;
+    /// Visits the keys of `[start, end)` in order until `visit` returns false.
+    fn scan(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError>;
+    /// Approximate bytes a table occupies on disk.
+    fn disk_size(&self, table: Table) -> u64;
+    /// Compacts a table now, reclaiming space of deleted ranges.
+    fn compact(&self, table: Table) -> Result<(), StoreError>;
+    /// Persists everything buffered (memtables) and syncs.
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// The value of one key.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut end = key.to_vec();
+        end.push(0);
+        let mut found = None;
+        self.scan(table, key, &end, &mut |_, v| {
+            found = Some(v.to_vec());
+            false
+        })?;
+        Ok(found)
+    }
+}

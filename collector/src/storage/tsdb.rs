@@ -1,0 +1,1240 @@
+//! The time-series engine: WAL, in-memory head, compressed chunks, rollups, retention.
+//!
+//! # Write path
+//! An append writes one WAL record (all of a batch's accepted samples) together with the
+//! caller's extra operations (the node's sequence state) in one synced [`KvBatch`], then applies
+//! the samples to the head. Only after that does ingest ack, so an acked sample is on disk.
+//!
+//! # Head
+//! Per series, in memory: the open chunk (raw samples in time order), late samples, and the open
+//! bucket of each rollup resolution. A chunk is sealed (encoded) when it holds
+//! `max_chunk_samples`, spans `max_chunk_span`, or would cross midnight UTC; sealed chunks and
+//! finished rollup buckets wait in the shard's outbox for the next checkpoint.
+//!
+//! # Checkpoint
+//! Periodically, one atomic, synced batch writes every outbox chunk and rollup, a snapshot of
+//! each changed series head, the checkpoint position, and deletes the WAL records the snapshot
+//! covers. Recovery loads the head snapshots and replays the WAL after the checkpoint position,
+//! so open chunks are rebuilt exactly from what was durable before each ack.
+//!
+//! # Invariants
+//! - A WAL record is deleted only in the same atomic batch that persists the state it produced.
+//! - Appends hold `append_gate` (shared) from WAL id assignment until the head is updated; a
+//!   checkpoint takes it exclusively to cut, so its snapshot covers exactly WAL ids ≤ its position.
+//! - Reads hold `flush_gate` (shared); a checkpoint holds it exclusively from draining outboxes
+//!   until their contents are written, so a read sees every sample in the head or on disk.
+//! - Chunks never cross a UTC day: retention deletes whole day partitions with one range delete.
+//! - A sample older than its series' newest by more than the out-of-order window is refused and
+//!   counted, never silently dropped.
+//!
+//! # Keys
+//! - `Chunks`: day (u32) ‖ series (u64) ‖ first timestamp (i64, sign-flipped) ‖ random u32
+//! - `Rollup*`: day (u32) ‖ series (u64) ‖ bucket start (i64, sign-flipped)
+//! - `Wal`: write id (u64); `Head`: series (u64); all big-endian.
+
+use super::chunk::{decode_chunk, encode_chunk};
+use super::kv::{Kv, KvBatch, Table};
+use super::rollup::{Aggregate, Resolution, counter_increase};
+use super::{MetricKind, NodeRecord, Sample, SeriesId, SeriesMeta, StoreError};
+use hcmon_common::Labels;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+const SHARDS: usize = 16;
+const DAY_MS: i64 = 86_400_000;
+const META_CHECKPOINT: &[u8] = b"checkpoint";
+
+/// Storage tuning, part of the collector's config file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Most samples in one compressed chunk.
+    pub max_chunk_samples: usize,
+    /// Longest time one chunk may span.
+    #[serde(with = "humantime_serde")]
+    pub max_chunk_span: Duration,
+    /// How far behind a series' newest sample a late sample may arrive and still be stored.
+    #[serde(with = "humantime_serde")]
+    pub out_of_order_window: Duration,
+    /// How often the head is checkpointed (bounds WAL replay at start-up).
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+    /// RocksDB block cache size in bytes.
+    pub cache_bytes: usize,
+    /// How long each resolution is kept.
+    pub retention: RetentionConfig,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            max_chunk_samples: 512,
+            max_chunk_span: Duration::from_secs(2 * 3600),
+            out_of_order_window: Duration::from_secs(3600),
+            checkpoint_interval: Duration::from_secs(120),
+            cache_bytes: 64 << 20,
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+/// Retention per resolution, and an optional disk budget.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    #[serde(with = "humantime_serde")]
+    pub raw: Duration,
+    #[serde(with = "humantime_serde")]
+    pub rollup_1m: Duration,
+    #[serde(with = "humantime_serde")]
+    pub rollup_5m: Duration,
+    #[serde(with = "humantime_serde")]
+    pub rollup_1h: Duration,
+    /// When above zero, the oldest raw days are dropped while the store is larger than this.
+    pub disk_budget_bytes: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        Self {
+            raw: Duration::from_secs(7 * DAY),
+            rollup_1m: Duration::from_secs(30 * DAY),
+            rollup_5m: Duration::from_secs(90 * DAY),
+            rollup_1h: Duration::from_secs(730 * DAY),
+            disk_budget_bytes: 0,
+        }
+    }
+}
+
+/// What happened to an append's samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub accepted: usize,
+    /// Refused: older than the out-of-order window allows.
+    pub too_old: usize,
+}
+
+/// Engine figures for the collector's own metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TsdbStats {
+    pub head_series: usize,
+    pub head_samples: usize,
+    pub chunks_written: u64,
+    pub checkpoints: u64,
+}
+
+#[derive(Default)]
+struct SeriesHead {
+    /// The open chunk, strictly increasing timestamps.
+    open: Vec<(i64, f64)>,
+    /// Samples that arrived at or before `last_ts`, kept until the next checkpoint.
+    late: Vec<(i64, f64)>,
+    /// Newest in-order sample.
+    last: Option<(i64, f64)>,
+    rollups: [Option<(i64, Aggregate)>; 3],
+}
+
+struct OutChunk {
+    series: SeriesId,
+    first_ts: i64,
+    bytes: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Shard {
+    heads: HashMap<SeriesId, SeriesHead>,
+    chunks: Vec<OutChunk>,
+    rollups: Vec<(Resolution, SeriesId, i64, Aggregate)>,
+    /// Rollup buckets a late sample changed after they were finished: recomputed from raw.
+    stale_rollups: HashSet<(SeriesId, Resolution, i64)>,
+    dirty: HashSet<SeriesId>,
+}
+
+/// An opened engine and the durable state it recovered.
+pub struct Recovered {
+    pub tsdb: Tsdb,
+    /// Every series ever defined.
+    pub series: Vec<SeriesMeta>,
+    /// Every node's record.
+    pub nodes: Vec<(String, NodeRecord)>,
+}
+
+pub struct Tsdb {
+    kv: Box<dyn Kv>,
+    config: StorageConfig,
+    shards: Vec<Mutex<Shard>>,
+    next_wal_id: AtomicU64,
+    append_gate: RwLock<()>,
+    flush_gate: RwLock<()>,
+    /// Serialises checkpoints (the periodic task, shutdown, admin flush).
+    checkpointing: Mutex<()>,
+    chunks_written: AtomicU64,
+    checkpoints: AtomicU64,
+}
+
+/// Timestamps are clamped to this magnitude (±5.8 million years) so every one has a day.
+const MAX_ABS_TS: i64 = ((1 << 31) - 1) * DAY_MS;
+
+fn day_of(ts: i64) -> u32 {
+    (ts.clamp(-MAX_ABS_TS, MAX_ABS_TS).div_euclid(DAY_MS) + (1 << 31)) as u32
+}
+
+fn day_start(day: u32) -> i64 {
+    (i64::from(day) - (1 << 31)) * DAY_MS
+}
+
+fn flip(ts: i64) -> u64 {
+    (ts as u64) ^ (1 << 63)
+}
+
+fn unflip(v: u64) -> i64 {
+    (v ^ (1 << 63)) as i64
+}
+
+fn chunk_key(day: u32, series: SeriesId, first_ts: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(24);
+    k.extend_from_slice(&day.to_be_bytes());
+    k.extend_from_slice(&series.0.to_be_bytes());
+    k.extend_from_slice(&flip(first_ts).to_be_bytes());
+    k.extend_from_slice(&fastrand::u32(..).to_be_bytes());
+    k
+}
+
+fn rollup_key(series: SeriesId, bucket: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(20);
+    k.extend_from_slice(&day_of(bucket).to_be_bytes());
+    k.extend_from_slice(&series.0.to_be_bytes());
+    k.extend_from_slice(&flip(bucket).to_be_bytes());
+    k
+}
+
+/// Key range of one series in one day partition.
+fn series_day_range(day: u32, series: SeriesId) -> (Vec<u8>, Vec<u8>) {
+    let mut start = day.to_be_bytes().to_vec();
+    start.extend_from_slice(&series.0.to_be_bytes());
+    let mut end = start.clone();
+    end.push(0xff);
+    end.extend_from_slice(&[0xff; 16]);
+    (start, end)
+}
+
+fn shard_of(series: SeriesId) -> usize {
+    // Ids are sequential; a multiplicative hash spreads neighbours over shards.
+    (series.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS
+}
+
+/// How a series is stored in the `Series` table.
+#[derive(Serialize, Deserialize)]
+struct StoredSeries {
+    labels: String,
+    kind: MetricKind,
+    help: String,
+}
+
+// --- WAL record: varint groups; per group: series, count, then (zigzag ts delta, f64 LE) ---
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut out = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        out |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(out);
+        }
+    }
+    None
+}
+
+fn encode_wal(samples: &[Sample]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(samples.len() * 11 + 8);
+    put_varint(&mut out, samples.len() as u64);
+    let mut prev_ts = 0i64;
+    let mut prev_series = 0u64;
+    for s in samples {
+        put_varint(&mut out, s.series.0 ^ prev_series);
+        let d = s.timestamp_ms.wrapping_sub(prev_ts);
+        put_varint(&mut out, ((d << 1) ^ (d >> 63)) as u64);
+        out.extend_from_slice(&s.value.to_le_bytes());
+        prev_ts = s.timestamp_ms;
+        prev_series = s.series.0;
+    }
+    out
+}
+
+fn decode_wal(bytes: &[u8]) -> Option<Vec<Sample>> {
+    let mut pos = 0;
+    let n = get_varint(bytes, &mut pos)? as usize;
+    let mut out = Vec::with_capacity(n.min(1 << 20));
+    let mut prev_ts = 0i64;
+    let mut prev_series = 0u64;
+    for _ in 0..n {
+        let series = get_varint(bytes, &mut pos)? ^ prev_series;
+        let z = get_varint(bytes, &mut pos)?;
+        let ts = prev_ts.wrapping_add(((z >> 1) as i64) ^ -((z & 1) as i64));
+        let value = f64::from_le_bytes(bytes.get(pos..pos + 8)?.try_into().ok()?);
+        pos += 8;
+        out.push(Sample {
+            series: SeriesId(series),
+            timestamp_ms: ts,
+            value,
+        });
+        prev_ts = ts;
+        prev_series = series;
+    }
+    Some(out)
+}
+
+// --- head snapshot: open chunk, last sample, rollup accumulators ---
+
+fn encode_head(head: &SeriesHead) -> Vec<u8> {
+    let mut out = Vec::new();
+    match head.last {
+        Some((ts, v)) => {
+            out.push(1);
+            out.extend_from_slice(&ts.to_le_bytes());
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+    for acc in &head.rollups {
+        match acc {
+            Some((bucket, agg)) => {
+                out.push(1);
+                out.extend_from_slice(&bucket.to_le_bytes());
+                out.extend_from_slice(&agg.encode());
+            }
+            None => out.push(0),
+        }
+    }
+    if !head.open.is_empty() {
+        out.extend_from_slice(&encode_chunk(&head.open));
+    }
+    out
+}
+
+fn decode_head(bytes: &[u8]) -> Option<SeriesHead> {
+    let mut head = SeriesHead::default();
+    let mut pos = 0;
+    let take = |pos: &mut usize, n: usize| -> Option<&[u8]> {
+        let s = bytes.get(*pos..*pos + n)?;
+        *pos += n;
+        Some(s)
+    };
+    if take(&mut pos, 1)?[0] == 1 {
+        let ts = i64::from_le_bytes(take(&mut pos, 8)?.try_into().ok()?);
+        let v = f64::from_le_bytes(take(&mut pos, 8)?.try_into().ok()?);
+        head.last = Some((ts, v));
+    }
+    for acc in &mut head.rollups {
+        if take(&mut pos, 1)?[0] == 1 {
+            let bucket = i64::from_le_bytes(take(&mut pos, 8)?.try_into().ok()?);
+            let agg = Aggregate::decode(take(&mut pos, 56)?)?;
+            *acc = Some((bucket, agg));
+        }
+    }
+    if pos < bytes.len() {
+        head.open = decode_chunk(&bytes[pos..]).ok()?;
+    }
+    Some(head)
+}
+
+impl SeriesHead {
+    fn newest_ts(&self) -> Option<i64> {
+        self.last.map(|(ts, _)| ts)
+    }
+}
+
+impl Shard {
+    fn seal(&mut self, series: SeriesId) {
+        let head = self.heads.get_mut(&series).expect("sealing a present head");
+        if head.open.is_empty() {
+            return;
+        }
+        let bytes = encode_chunk(&head.open);
+        let first_ts = head.open[0].0;
+        head.open.clear();
+        self.chunks.push(OutChunk {
+            series,
+            first_ts,
+            bytes,
+        });
+    }
+
+    /// Applies one accepted sample to the head.
+    fn apply(&mut self, config: &StorageConfig, sample: Sample) {
+        let Sample {
+            series,
+            timestamp_ms: ts,
+            value,
+        } = sample;
+        self.dirty.insert(series);
+        let head = self.heads.entry(series).or_default();
+        match head.newest_ts() {
+            Some(newest) if ts == newest && head.open.last().is_some_and(|l| l.0 == ts) => {
+                // A repeat of the newest sample (a client retry): the new value wins.
+                *head.open.last_mut().expect("checked") = (ts, value);
+                head.last = Some((ts, value));
+                return;
+            }
+            Some(newest) if ts <= newest => {
+                head.late.push((ts, value));
+                for res in Resolution::ALL {
+                    let bucket = res.bucket(ts);
+                    match &mut head.rollups[res.index()] {
+                        Some((open, agg)) if *open == bucket => agg.add(ts, value, 0.0),
+                        _ => {
+                            self.stale_rollups.insert((series, res, bucket));
+                        }
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
+        let cut = head.open.first().is_some_and(|&(first, _)| {
+            head.open.len() >= config.max_chunk_samples
+                || ts - first >= config.max_chunk_span.as_millis() as i64
+                || day_of(ts) != day_of(first)
+        });
+        if cut {
+            self.seal(series);
+        }
+        let head = self.heads.get_mut(&series).expect("present");
+        let increase = counter_increase(head.last.map(|l| l.1), value);
+        head.open.push((ts, value));
+        head.last = Some((ts, value));
+        for res in Resolution::ALL {
+            let bucket = res.bucket(ts);
+            let slot = &mut head.rollups[res.index()];
+            match slot {
+                Some((open, agg)) if *open == bucket => agg.add(ts, value, increase),
+                _ => {
+                    if let Some((open, agg)) = slot.take() {
+                        self.rollups.push((res, series, open, agg));
+                    }
+                    *slot = Some((bucket, Aggregate::new(ts, value, increase)));
+                }
+            }
+        }
+    }
+}
+
+impl Tsdb {
+    /// Opens the engine: loads series, nodes and head snapshots, and replays the WAL.
+    pub fn open(kv: Box<dyn Kv>, config: StorageConfig) -> Result<Recovered, StoreError> {
+        let mut series = Vec::new();
+        let mut failure = None;
+        kv.scan(Table::Series, &[], &[0xff; 9], &mut |k, v| {
+            match decode_series(k, v) {
+                Ok(meta) => series.push(meta),
+                Err(e) => failure = Some(e),
+            }
+            failure.is_none()
+        })?;
+        let mut nodes = Vec::new();
+        kv.scan(Table::Nodes, &[], &[0xff], &mut |k, v| {
+            let record = String::from_utf8(k.to_vec())
+                .map_err(|e| e.to_string())
+                .and_then(|name| Ok((name, serde_json::from_slice(v).map_err(|e| e.to_string())?)));
+            match record {
+                Ok(pair) => nodes.push(pair),
+                Err(detail) => {
+                    failure = Some(StoreError::Corrupt {
+                        what: "node",
+                        detail,
+                    })
+                }
+            }
+            failure.is_none()
+        })?;
+        let tsdb = Self {
+            kv,
+            config,
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            next_wal_id: AtomicU64::new(1),
+            append_gate: RwLock::new(()),
+            flush_gate: RwLock::new(()),
+            checkpointing: Mutex::new(()),
+            chunks_written: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+        };
+        tsdb.kv.scan(Table::Head, &[], &[0xff; 9], &mut |k, v| {
+            let parsed = k
+                .try_into()
+                .ok()
+                .map(u64::from_be_bytes)
+                .zip(decode_head(v));
+            match parsed {
+                Some((id, head)) => {
+                    let id = SeriesId(id);
+                    tsdb.shard(id).heads.insert(id, head);
+                }
+                None => {
+                    failure = Some(StoreError::Corrupt {
+                        what: "head",
+                        detail: format!("key {k:?}"),
+                    })
+                }
+            }
+            failure.is_none()
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let checkpoint = tsdb
+            .kv
+            .get(Table::Meta, META_CHECKPOINT)?
+            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        let mut last_id = checkpoint;
+        let mut replayed = 0usize;
+        tsdb.kv.scan(
+            Table::Wal,
+            &(checkpoint + 1).to_be_bytes(),
+            &[0xff; 9],
+            &mut |k, v| {
+                let parsed = k.try_into().ok().map(u64::from_be_bytes).zip(decode_wal(v));
+                match parsed {
+                    Some((id, samples)) => {
+                        last_id = id;
+                        replayed += samples.len();
+                        tsdb.apply(&samples);
+                    }
+                    None => {
+                        failure = Some(StoreError::Corrupt {
+                            what: "WAL",
+                            detail: format!("key {k:?}"),
+                        })
+                    }
+                }
+                failure.is_none()
+            },
+        )?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        tsdb.next_wal_id.store(last_id + 1, Ordering::SeqCst);
+        tracing::info!(
+            series = series.len(),
+            checkpoint,
+            replayed_samples = replayed,
+            "storage recovered"
+        );
+        Ok(Recovered {
+            tsdb,
+            series,
+            nodes,
+        })
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+
+    fn shard(&self, series: SeriesId) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[shard_of(series)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn apply(&self, samples: &[Sample]) {
+        let mut by_shard: Vec<Vec<Sample>> = vec![Vec::new(); SHARDS];
+        for s in samples {
+            by_shard[shard_of(s.series)].push(*s);
+        }
+        for (i, group) in by_shard.into_iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            let mut shard = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
+            for s in group {
+                shard.apply(&self.config, s);
+            }
+        }
+    }
+
+    /// Stores series definitions durably (before any sample refers to them).
+    pub fn create_series(&self, metas: &[SeriesMeta]) -> Result<(), StoreError> {
+        let mut batch = KvBatch::default();
+        for meta in metas {
+            let stored = StoredSeries {
+                labels: String::from_utf8(meta.labels.encode()).expect("labels are UTF-8"),
+                kind: meta.kind,
+                help: meta.help.clone(),
+            };
+            batch.put(
+                Table::Series,
+                meta.id.0.to_be_bytes(),
+                serde_json::to_vec(&stored).expect("serialisable"),
+            );
+        }
+        self.kv.write(batch, true)
+    }
+
+    /// Records a node's state durably.
+    pub fn put_node(&self, node: &str, record: &NodeRecord) -> Result<(), StoreError> {
+        let mut batch = KvBatch::default();
+        batch.put(
+            Table::Nodes,
+            node.as_bytes(),
+            serde_json::to_vec(record).expect("serialisable"),
+        );
+        self.kv.write(batch, true)
+    }
+
+    /// Appends samples durably (with the node's new state, when given) and applies them to the
+    /// head. Samples too far behind their series' newest are refused and counted.
+    pub fn append(
+        &self,
+        node: Option<(&str, &NodeRecord)>,
+        samples: &[Sample],
+    ) -> Result<AppendOutcome, StoreError> {
+        let window = self.config.out_of_order_window.as_millis() as i64;
+        let mut accepted = Vec::with_capacity(samples.len());
+        {
+            let mut by_shard: Vec<Vec<Sample>> = vec![Vec::new(); SHARDS];
+            for s in samples {
+                by_shard[shard_of(s.series)].push(*s);
+            }
+            for (i, group) in by_shard.into_iter().enumerate() {
+                if group.is_empty() {
+                    continue;
+                }
+                let shard = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
+                for s in group {
+                    let newest = shard.heads.get(&s.series).and_then(SeriesHead::newest_ts);
+                    if newest.is_none_or(|n| s.timestamp_ms >= n - window) {
+                        accepted.push(s);
+                    }
+                }
+            }
+        }
+        let outcome = AppendOutcome {
+            accepted: accepted.len(),
+            too_old: samples.len() - accepted.len(),
+        };
+        let mut batch = KvBatch::default();
+        if let Some((name, record)) = node {
+            batch.put(
+                Table::Nodes,
+                name.as_bytes(),
+                serde_json::to_vec(record).expect("serialisable"),
+            );
+        }
+        let _gate = self.append_gate.read().unwrap_or_else(|p| p.into_inner());
+        if !accepted.is_empty() {
+            let id = self.next_wal_id.fetch_add(1, Ordering::SeqCst);
+            batch.put(Table::Wal, id.to_be_bytes(), encode_wal(&accepted));
+        }
+        if batch.is_empty() {
+            return Ok(outcome);
+        }
+        self.kv.write(batch, true)?;
+        self.apply(&accepted);
+        Ok(outcome)
+    }
+
+    /// The day partitions of `table` in `[first, last]` that hold any data, found with one seek
+    /// per existing day, so an unbounded time range costs no more than the data kept.
+    fn days_with_data(&self, table: Table, first: u32, last: u32) -> Result<Vec<u32>, StoreError> {
+        let end: Vec<u8> = match last.checked_add(1) {
+            Some(after) => after.to_be_bytes().to_vec(),
+            None => vec![0xff; 5],
+        };
+        let mut days = Vec::new();
+        let mut from = first;
+        loop {
+            let mut found = None;
+            self.kv
+                .scan(table, &from.to_be_bytes(), &end, &mut |k, _| {
+                    found = k
+                        .get(..4)
+                        .and_then(|d| d.try_into().ok())
+                        .map(u32::from_be_bytes);
+                    false
+                })?;
+            let Some(day) = found else { return Ok(days) };
+            days.push(day);
+            match day.checked_add(1) {
+                Some(next) if next <= last => from = next,
+                _ => return Ok(days),
+            }
+        }
+    }
+
+    /// The newest in-order sample of a series.
+    pub fn latest(&self, series: SeriesId) -> Option<(i64, f64)> {
+        self.shard(series).heads.get(&series).and_then(|h| h.last)
+    }
+
+    /// Samples of a series with `start <= ts <= end`, in time order, one per timestamp.
+    pub fn read_raw(
+        &self,
+        series: SeriesId,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        let _gate = self.flush_gate.read().unwrap_or_else(|p| p.into_inner());
+        self.read_raw_ungated(series, start, end)
+    }
+
+    fn read_raw_ungated(
+        &self,
+        series: SeriesId,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        if start > end {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut failure = None;
+        for day in self.days_with_data(Table::Chunks, day_of(start), day_of(end))? {
+            let (from, to) = series_day_range(day, series);
+            self.kv.scan(Table::Chunks, &from, &to, &mut |k, v| {
+                let first = unflip(u64::from_be_bytes(k[12..20].try_into().expect("chunk key")));
+                if first > end {
+                    return false;
+                }
+                match decode_chunk(v) {
+                    Ok(samples) => {
+                        out.extend(samples.into_iter().filter(|s| s.0 >= start && s.0 <= end))
+                    }
+                    Err(e) => {
+                        failure = Some(StoreError::Corrupt {
+                            what: "chunk",
+                            detail: e.to_string(),
+                        })
+                    }
+                }
+                failure.is_none()
+            })?;
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        {
+            let shard = self.shard(series);
+            for chunk in shard.chunks.iter().filter(|c| c.series == series) {
+                let samples = decode_chunk(&chunk.bytes).map_err(|e| StoreError::Corrupt {
+                    what: "chunk",
+                    detail: e.to_string(),
+                })?;
+                out.extend(samples.into_iter().filter(|s| s.0 >= start && s.0 <= end));
+            }
+            if let Some(head) = shard.heads.get(&series) {
+                out.extend(
+                    head.late
+                        .iter()
+                        .chain(&head.open)
+                        .filter(|s| s.0 >= start && s.0 <= end),
+                );
+            }
+        }
+        if !out.is_sorted_by(|a, b| a.0 < b.0) {
+            // Late samples and overlapping chunks: order them, keeping the newest write per time.
+            let mut indexed: Vec<(usize, (i64, f64))> = out.into_iter().enumerate().collect();
+            indexed.sort_by_key(|(i, s)| (s.0, *i));
+            indexed.dedup_by(|later, earlier| {
+                if later.1.0 == earlier.1.0 {
+                    *earlier = *later;
+                    true
+                } else {
+                    false
+                }
+            });
+            out = indexed.into_iter().map(|(_, s)| s).collect();
+        }
+        Ok(out)
+    }
+
+    /// Rollup buckets of a series starting in `[start, end]`, in time order.
+    pub fn read_rollup(
+        &self,
+        series: SeriesId,
+        res: Resolution,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
+        let _gate = self.flush_gate.read().unwrap_or_else(|p| p.into_inner());
+        let mut found: std::collections::BTreeMap<i64, Aggregate> = Default::default();
+        if start <= end {
+            let mut failure = None;
+            for day in self.days_with_data(res.table(), day_of(start), day_of(end))? {
+                let (from, to) = series_day_range(day, series);
+                self.kv.scan(res.table(), &from, &to, &mut |k, v| {
+                    let bucket = unflip(u64::from_be_bytes(
+                        k[12..20].try_into().expect("rollup key"),
+                    ));
+                    if bucket > end {
+                        return false;
+                    }
+                    match Aggregate::decode(v) {
+                        Some(agg) if bucket >= start => {
+                            found.insert(bucket, agg);
+                        }
+                        Some(_) => {}
+                        None => {
+                            failure = Some(StoreError::Corrupt {
+                                what: "rollup",
+                                detail: format!("{} bytes", v.len()),
+                            })
+                        }
+                    }
+                    failure.is_none()
+                })?;
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            let shard = self.shard(series);
+            for (r, s, bucket, agg) in &shard.rollups {
+                if *r == res && *s == series && (start..=end).contains(bucket) {
+                    found.insert(*bucket, *agg);
+                }
+            }
+            if let Some((bucket, agg)) = shard
+                .heads
+                .get(&series)
+                .and_then(|h| h.rollups[res.index()])
+                .filter(|(bucket, _)| (start..=end).contains(bucket))
+            {
+                found.insert(bucket, agg);
+            }
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    /// Persists the head: outbox chunks and rollups, head snapshots, the checkpoint position,
+    /// and deletes the WAL it covers. With `seal`, open chunks are sealed first (shutdown,
+    /// explicit compaction), so everything lands in chunks.
+    pub fn checkpoint(&self, seal: bool) -> Result<(), StoreError> {
+        let _one = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
+        let _readers = self.flush_gate.write().unwrap_or_else(|p| p.into_inner());
+        let mut batch = KvBatch::default();
+        let mut stale = Vec::new();
+        let mut chunk_count = 0u64;
+        let wal_upto;
+        {
+            let _appends = self.append_gate.write().unwrap_or_else(|p| p.into_inner());
+            wal_upto = self.next_wal_id.load(Ordering::SeqCst) - 1;
+            for shard in &self.shards {
+                let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+                let dirty: Vec<SeriesId> = shard.dirty.drain().collect();
+                for &series in &dirty {
+                    if seal {
+                        shard.seal(series);
+                    }
+                    let head = shard.heads.get_mut(&series).expect("dirty heads exist");
+                    let mut late = std::mem::take(&mut head.late);
+                    let open_rollups = head.rollups;
+                    let snapshot = encode_head(head);
+                    batch.put(Table::Head, series.0.to_be_bytes(), snapshot);
+                    late.sort_by_key(|s| s.0);
+                    late.dedup_by_key(|s| s.0);
+                    for day_samples in late.chunk_by(|a, b| day_of(a.0) == day_of(b.0)) {
+                        let first_ts = day_samples[0].0;
+                        shard.chunks.push(OutChunk {
+                            series,
+                            first_ts,
+                            bytes: encode_chunk(day_samples),
+                        });
+                    }
+                    if seal {
+                        // Open buckets go to disk too, so compacted data answers rollup reads
+                        // alone; the snapshot keeps accumulating them.
+                        for (res, slot) in Resolution::ALL.into_iter().zip(open_rollups) {
+                            if let Some((bucket, agg)) = slot {
+                                batch.put(res.table(), rollup_key(series, bucket), agg.encode());
+                            }
+                        }
+                    }
+                }
+                for chunk in shard.chunks.drain(..) {
+                    chunk_count += 1;
+                    batch.put(
+                        Table::Chunks,
+                        chunk_key(day_of(chunk.first_ts), chunk.series, chunk.first_ts),
+                        chunk.bytes,
+                    );
+                }
+                for (res, series, bucket, agg) in shard.rollups.drain(..) {
+                    batch.put(res.table(), rollup_key(series, bucket), agg.encode());
+                }
+                stale.extend(shard.stale_rollups.drain());
+            }
+        }
+        batch.put(Table::Meta, META_CHECKPOINT, wal_upto.to_be_bytes());
+        batch.delete_range(Table::Wal, 0u64.to_be_bytes(), (wal_upto + 1).to_be_bytes());
+        self.kv.write(batch, true)?;
+
+        // Buckets changed by late samples are recomputed from raw data, which is idempotent, so
+        // a crash between the two writes only leaves them to be recomputed again.
+        if !stale.is_empty() {
+            let mut batch = KvBatch::default();
+            for (series, res, bucket) in stale {
+                let raw = self.read_raw_ungated(series, bucket - 1, bucket + res.millis() - 1)?;
+                let (prev, inside) = match raw.first() {
+                    Some(&(ts, v)) if ts < bucket => (Some(v), &raw[1..]),
+                    _ => (None, &raw[..]),
+                };
+                if let Some(agg) = Aggregate::of(inside, prev) {
+                    batch.put(res.table(), rollup_key(series, bucket), agg.encode());
+                }
+            }
+            self.kv.write(batch, true)?;
+        }
+        self.chunks_written
+            .fetch_add(chunk_count, Ordering::Relaxed);
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Deletes data past each resolution's retention, and the oldest raw days while over the
+    /// disk budget. Returns how many raw days the budget dropped.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, StoreError> {
+        let r = &self.config.retention;
+        let mut batch = KvBatch::default();
+        for (table, keep) in [
+            (Table::Chunks, r.raw),
+            (Table::Rollup1m, r.rollup_1m),
+            (Table::Rollup5m, r.rollup_5m),
+            (Table::Rollup1h, r.rollup_1h),
+        ] {
+            let cutoff = day_of(now_ms - keep.as_millis() as i64);
+            batch.delete_range(table, 0u32.to_be_bytes(), cutoff.to_be_bytes());
+        }
+        self.kv.write(batch, false)?;
+        let mut dropped = 0;
+        if r.disk_budget_bytes > 0 {
+            while self.disk_size() > r.disk_budget_bytes {
+                let mut oldest = None;
+                self.kv.scan(Table::Chunks, &[], &[0xff; 4], &mut |k, _| {
+                    oldest = k
+                        .get(..4)
+                        .and_then(|d| d.try_into().ok())
+                        .map(u32::from_be_bytes);
+                    false
+                })?;
+                let today = day_of(now_ms);
+                let Some(day) = oldest.filter(|d| *d < today) else {
+                    break;
+                };
+                let mut batch = KvBatch::default();
+                batch.delete_range(Table::Chunks, 0u32.to_be_bytes(), (day + 1).to_be_bytes());
+                self.kv.write(batch, false)?;
+                self.kv.compact(Table::Chunks)?;
+                tracing::warn!(
+                    day_start_ms = day_start(day),
+                    budget = r.disk_budget_bytes,
+                    "disk budget exceeded: dropped the oldest raw day"
+                );
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Bytes on disk per table.
+    pub fn table_sizes(&self) -> Vec<(Table, u64)> {
+        Table::ALL
+            .iter()
+            .map(|&t| (t, self.kv.disk_size(t)))
+            .collect()
+    }
+
+    pub fn disk_size(&self) -> u64 {
+        Table::ALL.iter().map(|&t| self.kv.disk_size(t)).sum()
+    }
+
+    /// Seals and persists everything, then compacts every table (benchmarks, before backups).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.checkpoint(true)?;
+        self.kv.flush()?;
+        for table in Table::ALL {
+            self.kv.compact(table)?;
+        }
+        Ok(())
+    }
+
+    /// Final checkpoint and flush at shutdown.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.checkpoint(true)?;
+        self.kv.flush()
+    }
+
+    pub fn stats(&self) -> TsdbStats {
+        let mut stats = TsdbStats {
+            chunks_written: self.chunks_written.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            ..TsdbStats::default()
+        };
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            stats.head_series += shard.heads.len();
+            stats.head_samples += shard
+                .heads
+                .values()
+                .map(|h| h.open.len() + h.late.len())
+                .sum::<usize>();
+        }
+        stats
+    }
+}
+
+fn decode_series(key: &[u8], value: &[u8]) -> Result<SeriesMeta, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "series",
+        detail,
+    };
+    let id = u64::from_be_bytes(
+        key.try_into()
+            .map_err(|_| corrupt(format!("key {key:?}")))?,
+    );
+    let stored: StoredSeries = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
+    let labels = Labels::decode(stored.labels.as_bytes())
+        .ok_or_else(|| corrupt(format!("labels of series {id}")))?;
+    Ok(SeriesMeta {
+        id: SeriesId(id),
+        labels,
+        kind: stored.kind,
+        help: stored.help,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryKv;
+
+    const T0: i64 = 1_700_000_000_000 - 1_700_000_000_000 % DAY_MS; // midnight UTC
+
+    fn config() -> StorageConfig {
+        StorageConfig {
+            max_chunk_samples: 8,
+            ..StorageConfig::default()
+        }
+    }
+
+    fn open(kv: &MemoryKv) -> Tsdb {
+        Tsdb::open(Box::new(kv.clone()), config()).unwrap().tsdb
+    }
+
+    fn samples(series: u64, range: std::ops::Range<i64>, step: i64) -> Vec<Sample> {
+        range
+            .map(|i| Sample {
+                series: SeriesId(series),
+                timestamp_ms: T0 + i * step,
+                value: i as f64,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_back_across_head_outbox_and_chunks_and_survives_reopen() {
+        let kv = MemoryKv::default();
+        let db = open(&kv);
+        for s in samples(1, 0..20, 10_000).chunks(3) {
+            db.append(None, s).unwrap();
+        }
+        let expected: Vec<(i64, f64)> = (0..20).map(|i| (T0 + i * 10_000, i as f64)).collect();
+        assert_eq!(
+            db.read_raw(SeriesId(1), T0, T0 + DAY_MS).unwrap(),
+            expected,
+            "head + outbox"
+        );
+        db.checkpoint(false).unwrap();
+        assert_eq!(
+            db.read_raw(SeriesId(1), T0, T0 + DAY_MS).unwrap(),
+            expected,
+            "after checkpoint"
+        );
+        db.append(None, &samples(1, 20..25, 10_000)).unwrap();
+        drop(db); // crash: nothing sealed since the checkpoint, the WAL has samples 20..25
+
+        let db = open(&kv);
+        let all: Vec<(i64, f64)> = (0..25).map(|i| (T0 + i * 10_000, i as f64)).collect();
+        assert_eq!(
+            db.read_raw(SeriesId(1), T0, T0 + DAY_MS).unwrap(),
+            all,
+            "after recovery"
+        );
+        assert_eq!(db.latest(SeriesId(1)), Some((T0 + 240_000, 24.0)));
+        assert_eq!(
+            db.read_raw(SeriesId(1), T0 + 50_000, T0 + 70_000).unwrap(),
+            all[5..=7].to_vec()
+        );
+    }
+
+    #[test]
+    fn late_samples_inside_the_window_are_kept_older_ones_refused() {
+        let kv = MemoryKv::default();
+        let db = open(&kv);
+        db.append(None, &samples(1, 0..400, 10_000)).unwrap(); // ~66 min
+        let late = [
+            Sample {
+                series: SeriesId(1),
+                timestamp_ms: T0 + 3_000_005,
+                value: -1.0,
+            },
+            Sample {
+                series: SeriesId(1),
+                timestamp_ms: T0 + 5,
+                value: -2.0,
+            },
+        ];
+        let outcome = db.append(None, &late).unwrap();
+        assert_eq!(
+            outcome,
+            AppendOutcome {
+                accepted: 1,
+                too_old: 1
+            }
+        );
+        let check = |db: &Tsdb| {
+            let got = db
+                .read_raw(SeriesId(1), T0 + 3_000_000, T0 + 3_010_000)
+                .unwrap();
+            assert_eq!(
+                got,
+                vec![
+                    (T0 + 3_000_000, 300.0),
+                    (T0 + 3_000_005, -1.0),
+                    (T0 + 3_010_000, 301.0)
+                ]
+            );
+        };
+        check(&db);
+        db.checkpoint(false).unwrap();
+        check(&db);
+        drop(db);
+        check(&open(&kv));
+    }
+
+    #[test]
+    fn rollups_follow_the_data_including_late_samples() {
+        let kv = MemoryKv::default();
+        let db = open(&kv);
+        // Two minutes of a counter at 10 s: 0, 10, 20, ...
+        let counter: Vec<Sample> = (0..12)
+            .map(|i| Sample {
+                series: SeriesId(3),
+                timestamp_ms: T0 + i * 10_000,
+                value: (i * 10) as f64,
+            })
+            .collect();
+        db.append(None, &counter).unwrap();
+        let minute = db
+            .read_rollup(SeriesId(3), Resolution::OneMinute, T0, T0 + 60_000)
+            .unwrap();
+        assert_eq!(minute.len(), 2);
+        assert_eq!(
+            (minute[0].1.count, minute[0].1.sum, minute[0].1.last),
+            (6, 150.0, 50.0)
+        );
+        assert_eq!(
+            minute[1].1.increase, 60.0,
+            "the step into the bucket counts"
+        );
+        // A late sample into the finished first minute is recomputed at checkpoint.
+        db.append(
+            None,
+            &[Sample {
+                series: SeriesId(3),
+                timestamp_ms: T0 + 55_000,
+                value: 1000.0,
+            }],
+        )
+        .unwrap();
+        // Another sample closes the second minute, then a checkpoint persists everything.
+        db.append(
+            None,
+            &[Sample {
+                series: SeriesId(3),
+                timestamp_ms: T0 + 120_000,
+                value: 120.0,
+            }],
+        )
+        .unwrap();
+        db.checkpoint(false).unwrap();
+        let minute = db
+            .read_rollup(SeriesId(3), Resolution::OneMinute, T0, T0)
+            .unwrap();
+        assert_eq!((minute[0].1.count, minute[0].1.max), (7, 1000.0));
+        drop(db);
+        let db = open(&kv);
+        let minutes = db
+            .read_rollup(SeriesId(3), Resolution::OneMinute, T0, T0 + 120_000)
+            .unwrap();
+        assert_eq!(
+            minutes.iter().map(|m| m.1.count).collect::<Vec<_>>(),
+            vec![7, 6, 1]
+        );
+    }
+
+    #[test]
+    fn chunks_never_cross_midnight_and_retention_drops_whole_days() {
+        let kv = MemoryKv::default();
+        let db = open(&kv);
+        let around_midnight: Vec<Sample> = (0..6)
+            .map(|i| Sample {
+                series: SeriesId(9),
+                timestamp_ms: T0 + DAY_MS - 30_000 + i * 10_000,
+                value: 1.0,
+            })
+            .collect();
+        db.append(None, &around_midnight).unwrap();
+        db.compact().unwrap();
+        assert_eq!(
+            db.read_raw(SeriesId(9), T0, T0 + 2 * DAY_MS).unwrap().len(),
+            6
+        );
+        let keep_one_day = StorageConfig {
+            retention: RetentionConfig {
+                raw: Duration::from_secs(86_400),
+                ..RetentionConfig::default()
+            },
+            ..config()
+        };
+        drop(db);
+        let db = Tsdb::open(Box::new(kv.clone()), keep_one_day).unwrap().tsdb;
+        db.enforce_retention(T0 + 2 * DAY_MS + 1).unwrap();
+        let left = db.read_raw(SeriesId(9), T0, T0 + 2 * DAY_MS).unwrap();
+        assert_eq!(
+            left.len(),
+            3,
+            "the first day's samples are gone, the second day's stay: {left:?}"
+        );
+    }
+
+    #[test]
+    fn wal_records_round_trip() {
+        let s = vec![
+            Sample {
+                series: SeriesId(5),
+                timestamp_ms: -3,
+                value: 1.5,
+            },
+            Sample {
+                series: SeriesId(1 << 40),
+                timestamp_ms: i64::MAX,
+                value: f64::MIN,
+            },
+        ];
+        assert_eq!(decode_wal(&encode_wal(&s)), Some(s));
+        assert_eq!(decode_wal(&[5, 1]), None);
+    }
+}
