@@ -122,15 +122,12 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
         last_ms = Some(at);
         let mut batch = BatchBuilder::new(at);
         basic.collect(&mut batch);
-        let stats = spool.lock().unwrap_or_else(|p| p.into_inner()).stats();
+        let stats = spool::lock(&spool).stats();
         batch.push(SPOOL_BATCHES, &[], stats.batches as f64);
         batch.push(SPOOL_BYTES, &[], stats.bytes as f64);
         samples_total += batch.len() as u64 + 1;
         batch.push(SAMPLES, &[], samples_total as f64);
-        let appended = spool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .append(&batch.finish());
+        let appended = spool::lock(&spool).append(&batch.finish());
         match appended {
             Ok(_) => new_batch.notify_one(),
             Err(error) => tracing::error!(%error, "cannot spool a batch; these samples are lost"),

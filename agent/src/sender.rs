@@ -3,7 +3,7 @@
 //!
 //! Collection never waits for this task: it only appends to the spool and pokes [`Notify`].
 
-use crate::spool::{Spool, SpoolError, SpoolRecord};
+use crate::spool::{Spool, SpoolError, SpoolRecord, lock};
 use hcmon_proto::v1::ingest_client::IngestClient;
 use hcmon_proto::v1::{
     AgentMessage, Batch, CollectorMessage, HostFacts, REJECTED_SEQ_METADATA_KEY, RegisterRequest,
@@ -22,6 +22,7 @@ use tonic::{Code, Request, Status};
 const WINDOW: u64 = 32;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Sender {
     pub collector_url: String,
@@ -42,8 +43,10 @@ enum SendError {
     },
     #[error("cannot connect to the collector: {0}")]
     Connect(tonic::transport::Error),
-    #[error("collector refused: {0}")]
+    #[error("collector answered with an error: {0}")]
     Status(#[from] Status),
+    #[error("collector did not answer the registration within {0:?}")]
+    RegisterTimeout(Duration),
     #[error(transparent)]
     Spool(#[from] SpoolError),
 }
@@ -95,27 +98,21 @@ impl Interner {
     }
 }
 
-fn lock(spool: &Mutex<Spool>) -> std::sync::MutexGuard<'_, Spool> {
-    spool
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Sender {
     pub async fn run(self) {
         let mut backoff = BACKOFF_MIN;
         loop {
-            match self.session().await {
+            match self.session(&mut backoff).await {
                 Ok(SessionEnd::Shutdown) => return,
                 Ok(SessionEnd::Closed) => {
-                    backoff = BACKOFF_MIN;
-                    tracing::info!("collector closed the stream; reconnecting");
+                    tracing::info!("collector closed the stream; reconnecting")
                 }
                 Err(error) => {
                     tracing::warn!(%error, retry_in = ?backoff, "delivery interrupted; batches stay spooled");
                 }
             }
-            // Full jitter keeps a fleet from reconnecting in lockstep after a collector restart.
+            // Equal jitter (half fixed, half random) keeps a fleet from reconnecting in lockstep
+            // after a collector restart.
             let delay = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -125,7 +122,9 @@ impl Sender {
         }
     }
 
-    async fn session(&self) -> Result<SessionEnd, SendError> {
+    /// One connection: register, then stream until something ends it. `backoff` is reset once
+    /// the collector has answered, so refusals of single batches do not slow delivery down.
+    async fn session(&self, backoff: &mut Duration) -> Result<SessionEnd, SendError> {
         let endpoint = Endpoint::from_shared(self.collector_url.clone())
             .map_err(|source| SendError::Url {
                 url: self.collector_url.clone(),
@@ -140,16 +139,20 @@ impl Sender {
         };
         let mut client = IngestClient::new(channel);
         let spool_epoch = lock(&self.spool).epoch();
-        let registration = client
-            .register(RegisterRequest {
-                node_name: self.node_name.clone(),
-                spool_epoch,
-                agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-                host: Some(self.host.clone()),
-                token: self.token.clone(),
-            })
-            .await?
-            .into_inner();
+        let register = client.register(RegisterRequest {
+            node_name: self.node_name.clone(),
+            spool_epoch,
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            host: Some(self.host.clone()),
+            token: self.token.clone(),
+        });
+        let registration = tokio::select! {
+            answer = tokio::time::timeout(REGISTER_TIMEOUT, register) => {
+                answer.map_err(|_| SendError::RegisterTimeout(REGISTER_TIMEOUT))??.into_inner()
+            }
+            _ = self.shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
+        };
+        *backoff = BACKOFF_MIN;
         // Batches the collector already holds (their acks were lost) need not be resent.
         lock(&self.spool).ack(registration.last_durable_seq)?;
 
@@ -175,7 +178,7 @@ impl Sender {
             while last_sent.saturating_sub(last_acked) < WINDOW {
                 let next = {
                     let spool = lock(&self.spool);
-                    let next = spool.pending_after(last_sent).next();
+                    let next = spool.first_after(last_sent);
                     next.map(|seq| spool.read(seq).map(|record| (seq, record)))
                 };
                 let Some(next) = next else { break };
@@ -191,13 +194,15 @@ impl Sender {
             tokio::select! {
                 message = inbound.message() => match message {
                     Ok(Some(CollectorMessage { kind: Some(collector_message::Kind::Ack(ack)) })) => {
-                        lock(&self.spool).ack(ack.seq)?;
-                        last_acked = last_acked.max(ack.seq);
+                        // Never delete what was not sent, whatever the collector says.
+                        let acked = ack.seq.min(last_sent);
+                        lock(&self.spool).ack(acked)?;
+                        last_acked = last_acked.max(acked);
                     }
                     Ok(Some(_)) => {}
                     Ok(None) => return Ok(SessionEnd::Closed),
                     Err(status) => {
-                        self.handle_refusal(&status)?;
+                        self.handle_refusal(&status, last_acked)?;
                         return Err(status.into());
                     }
                 },
@@ -207,26 +212,28 @@ impl Sender {
         }
     }
 
-    /// A batch refused as invalid or over limits would be refused forever: set it aside.
-    fn handle_refusal(&self, status: &Status) -> Result<(), SpoolError> {
+    /// A batch refused as invalid or over limits would be refused forever: set it aside. The
+    /// status names it; if not, it is the oldest unacked one, as the collector works in order.
+    fn handle_refusal(&self, status: &Status, last_acked: u64) -> Result<(), SpoolError> {
         if !matches!(
             status.code(),
             Code::InvalidArgument | Code::ResourceExhausted
         ) {
             return Ok(());
         }
-        let seq = status
+        let named = status
             .metadata()
             .get(REJECTED_SEQ_METADATA_KEY)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if let Some(seq) = seq {
+        let mut spool = lock(&self.spool);
+        if let Some(seq) = named.or_else(|| spool.first_after(last_acked)) {
             tracing::error!(
                 seq,
                 reason = status.message(),
                 "collector refused a batch; moved to the spool's rejected/ folder"
             );
-            lock(&self.spool).set_aside(seq)?;
+            spool.set_aside(seq)?;
         }
         Ok(())
     }

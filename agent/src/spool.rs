@@ -12,8 +12,9 @@
 //! - A batch file is complete or absent: it is written to a temporary name, fsynced, renamed into
 //!   place and the directory fsynced. A crash leaves at most a stray `*.tmp`, removed at open.
 //! - Sequence numbers strictly increase within an epoch and are never reused, even after every
-//!   batch was acked and deleted: `next_seq` is the larger of the state file and the newest batch
-//!   file + 1, so a crash between writing a batch and updating the state file is harmless.
+//!   batch was acked and deleted: a number is reserved in the state file (fsynced) before its
+//!   batch file is written. A crash or failure in between only leaves a gap, which the collector
+//!   accepts. At open, `next_seq` is the larger of the state file and the newest batch + 1.
 //! - A batch is deleted only by [`Spool::ack`] (the collector holds it durably) or set aside by
 //!   [`Spool::set_aside`] (the collector refused it as invalid, so resending cannot help).
 //! - The epoch is random and made once with the spool; a new spool (fresh install, wiped dir)
@@ -77,6 +78,11 @@ impl Spool {
         let batches = dir.join("batches");
         fs::create_dir_all(&batches).map_err(io_err(&batches))?;
         let state_path = dir.join("spool.state");
+        // A state write interrupted by a crash leaves its temporary file behind.
+        match fs::remove_file(state_path.with_extension("tmp")) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(dir)(e)),
+            _ => {}
+        }
         let (epoch, state_next) = match fs::read_to_string(&state_path) {
             Ok(text) => parse_state(&text).ok_or_else(|| SpoolError::BadState {
                 path: state_path.clone(),
@@ -127,10 +133,10 @@ impl Spool {
     /// Stores a batch durably and returns its sequence number.
     pub fn append(&mut self, record: &SpoolRecord) -> Result<u64, SpoolError> {
         let seq = self.next_seq;
-        let bytes = prost::Message::encode_to_vec(record);
-        write_atomically(&self.dir.join("batches"), &self.batch_path(seq), &bytes)?;
         self.next_seq += 1;
         self.write_state()?;
+        let bytes = prost::Message::encode_to_vec(record);
+        write_atomically(&self.dir.join("batches"), &self.batch_path(seq), &bytes)?;
         self.pending.insert(seq, bytes.len() as u64);
         self.pending_bytes += bytes.len() as u64;
         Ok(seq)
@@ -167,6 +173,11 @@ impl Spool {
         Ok(())
     }
 
+    /// The oldest pending batch after `after`.
+    pub fn first_after(&self, after: u64) -> Option<u64> {
+        self.pending_after(after).next()
+    }
+
     /// Moves a batch the collector refused as invalid out of the way, keeping it for inspection.
     pub fn set_aside(&mut self, seq: u64) -> Result<(), SpoolError> {
         let Some(size) = self.pending.remove(&seq) else {
@@ -185,6 +196,13 @@ impl Spool {
             bytes: self.pending_bytes,
         }
     }
+}
+
+/// Locks a shared spool; a panic elsewhere does not make the spool unusable.
+pub fn lock(spool: &std::sync::Mutex<Spool>) -> std::sync::MutexGuard<'_, Spool> {
+    spool
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn parse_state(text: &str) -> Option<(u64, u64)> {
@@ -264,8 +282,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::open(dir.path()).unwrap();
         spool.append(&record(1.0)).unwrap();
-        // Simulate: batch 2 reached disk, the state file still says next_seq 2, and a temp file
-        // from an interrupted write lies around.
+        // Simulate a state file that lags the batches (written by an older version, or restored
+        // from a backup) and a temp file from an interrupted write.
         fs::write(
             spool.batch_path(2),
             prost::Message::encode_to_vec(&record(2.0)),
@@ -283,6 +301,7 @@ mod tests {
         spool.set_aside(2).unwrap();
         assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![1, 3]);
         assert!(dir.path().join("rejected/00000000000000000002.pb").exists());
+        assert!(!dir.path().join("spool.tmp").exists());
     }
 
     #[test]

@@ -134,14 +134,6 @@ impl Selector {
             .iter()
             .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
     }
-
-    /// The metric name when the selector pins one with `=`, which lets stores narrow the search.
-    pub fn metric_name(&self) -> Option<&str> {
-        self.matchers
-            .iter()
-            .find(|m| m.name == METRIC_NAME_LABEL && m.op == MatchOp::Equal)
-            .map(|m| m.value.as_str())
-    }
 }
 
 struct Parser<'a> {
@@ -159,8 +151,8 @@ impl Parser<'_> {
     }
 
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.pos += 1;
+        while let Some(c) = self.peek().filter(|c| c.is_whitespace()) {
+            self.pos += c.len_utf8();
         }
     }
 
@@ -282,6 +274,10 @@ mod tests {
         ] {
             assert!(Selector::parse(bad).is_err(), "{bad} should fail");
         }
+        assert!(
+            Selector::parse("cpu{node=\u{a0}\"x\"}").is_ok(),
+            "non-ASCII whitespace"
+        );
         let err = Selector::parse("cpu{node=}").unwrap_err();
         assert!(err.to_string().contains("position 9"), "{err}");
     }

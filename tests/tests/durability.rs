@@ -62,7 +62,8 @@ async fn collector_kill9_loses_and_duplicates_nothing() -> anyhow::Result<()> {
         .export("hcmon_agent_samples_total{node=\"crash\"}")
         .await?;
     let counter = points(&counter[0]);
-    assert_contiguous(&counter, 2_000);
+    // One interval plus scheduling jitter on a busy machine.
+    assert_contiguous(&counter, 2_500);
     let covered = |t: f64| {
         counter
             .iter()

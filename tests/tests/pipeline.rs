@@ -38,7 +38,9 @@ async fn two_agents_are_visible_in_metrics_query_range_and_cli() -> anyhow::Resu
 
     let text = collector
         .wait_for_metrics(Duration::from_secs(30), |t| {
-            has_node_series(t, "alpha") && has_node_series(t, "beta")
+            has_node_series(t, "alpha")
+                && has_node_series(t, "beta")
+                && t.contains("hcmon_collector_connected_agents 2")
         })
         .await?;
     assert!(text.contains("# TYPE node_network_receive_bytes_total counter"));
