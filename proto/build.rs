@@ -2,7 +2,7 @@
 //! needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["hcmon/v1/ingest.proto"];
+    let protos = ["hcmon/v1/ingest.proto", "prometheus/remote.proto"];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

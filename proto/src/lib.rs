@@ -10,3 +10,8 @@ pub mod v1 {
     /// Status metadata key carrying the sequence number of a refused batch.
     pub const REJECTED_SEQ_METADATA_KEY: &str = "hcmon-rejected-seq";
 }
+
+/// Prometheus remote-write 1.0 messages (`WriteRequest` and its parts).
+pub mod prometheus {
+    tonic::include_proto!("prometheus");
+}

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::{RawForm, RawQuery, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hcmon_common::{Labels, Selector, SelectorError};
 use prometheus::Encoder;
 use serde_json::{Map, Value, json};
@@ -42,8 +42,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/series", get(series).post(series))
         .route("/api/v1/export", get(export).post(export))
         .route("/api/v1/agents", get(agents))
+        .route(
+            "/api/v1/write",
+            post(remote_write).layer(axum::extract::DefaultBodyLimit::max(
+                REMOTE_WRITE_BODY_LIMIT,
+            )),
+        )
         .with_state(state)
 }
+
+/// Largest compressed remote-write body accepted.
+const REMOTE_WRITE_BODY_LIMIT: usize = 32 << 20;
 
 /// A failed API request, rendered in Prometheus' error shape.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +70,8 @@ pub enum ApiError {
         "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
     )]
     TooManyPoints,
+    #[error("remote write refused: {0}")]
+    RemoteWrite(#[from] crate::ingest::RemoteWriteError),
     #[error("storage failure")]
     Store(#[from] StoreError),
 }
@@ -70,6 +81,11 @@ impl IntoResponse for ApiError {
         let (status, error_type) = match &self {
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "API request failed in storage");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+            // A sender retries on 5xx and drops on 4xx: only our own failures deserve a retry.
+            ApiError::RemoteWrite(e) if e.retryable() => {
+                tracing::error!(error = %e, "remote write failed in storage");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
             _ => (StatusCode::BAD_REQUEST, "bad_data"),
@@ -394,6 +410,32 @@ async fn export(
         body.push('\n');
     }
     Ok(([(header::CONTENT_TYPE, "application/stream+json")], body).into_response())
+}
+
+/// `POST /api/v1/write`: Prometheus remote write 1.0.
+async fn remote_write(
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let ingest = state.ingest.clone();
+    let outcome = tokio::task::spawn_blocking(move || ingest.remote_write(&body))
+        .await
+        .expect("remote write task does not panic");
+    let label = match &outcome {
+        Ok(_) => "ok",
+        Err(e) if e.retryable() => "failed",
+        Err(_) => "refused",
+    };
+    state
+        .metrics
+        .remote_write_requests
+        .with_label_values(&[label])
+        .inc();
+    let outcome = outcome?;
+    if outcome.non_finite + outcome.out_of_range > 0 {
+        tracing::debug!(?outcome, "remote write: some samples not stored");
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn agents(State(state): State<ApiState>) -> Response {

@@ -14,9 +14,11 @@
 
 mod error;
 pub mod grpc;
+mod remote_write;
 mod validate;
 
 pub use error::{IngestError, Refusal};
+pub use remote_write::{RemoteWriteError, RemoteWriteOutcome};
 
 use crate::catalog::{ResolveError, SeriesCatalog, SeriesDefinition};
 use crate::config::IngestLimits;
@@ -59,6 +61,8 @@ pub struct IngestService {
     sessions: Mutex<HashMap<String, Session>>,
     /// Open streams per node.
     streams: Mutex<HashMap<String, usize>>,
+    /// Remote-write series by their raw label bytes, so known series skip label parsing.
+    remote_write_cache: std::sync::RwLock<HashMap<Vec<u8>, SeriesId>>,
 }
 
 /// The state of one open stream: its node and the series it interned.
@@ -124,6 +128,7 @@ impl IngestService {
             nodes: Mutex::new(nodes),
             sessions: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
+            remote_write_cache: Default::default(),
         })
     }
 
