@@ -8,8 +8,8 @@ mod exposition;
 
 use crate::catalog::SeriesCatalog;
 use crate::ingest::IngestService;
-use crate::query::{LOOKBACK_MS, MAX_POINTS, evaluate_steps};
-use crate::storage::{SeriesMeta, StoreError, Tsdb};
+use crate::query::{self, MAX_POINTS, QueryError};
+use crate::storage::{Aggregate, Resolution, SeriesId, SeriesMeta, StoreError, Tsdb};
 use crate::telemetry::CollectorMetrics;
 use axum::Router;
 use axum::extract::{RawForm, RawQuery, State};
@@ -66,6 +66,8 @@ pub enum ApiError {
         name: &'static str,
         source: SelectorError,
     },
+    #[error("invalid parameter \"query\": {0}")]
+    BadQuery(QueryError),
     #[error(
         "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
     )]
@@ -130,11 +132,6 @@ impl Params {
             .iter()
             .filter(move |(n, _)| n == name)
             .map(|(_, v)| v.as_str())
-    }
-
-    fn selector(&self, name: &'static str) -> Result<Selector, ApiError> {
-        let text = self.get(name).ok_or(ApiError::MissingParam(name))?;
-        Selector::parse(text).map_err(|source| ApiError::BadSelector { name, source })
     }
 
     /// `match[]` selectors (at least one).
@@ -290,6 +287,64 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     .into_response()
 }
 
+/// The catalog and engine, as the query evaluator sees them.
+struct Source {
+    catalog: Arc<SeriesCatalog>,
+    tsdb: Arc<Tsdb>,
+}
+
+impl query::SeriesSource for Source {
+    fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>> {
+        self.catalog.select(selector)
+    }
+    fn raw(&self, id: SeriesId, start: i64, end: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+        self.tsdb.read_raw(id, start, end)
+    }
+    fn rollup(
+        &self,
+        id: SeriesId,
+        res: Resolution,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
+        self.tsdb.read_rollup(id, res, start, end)
+    }
+}
+
+/// Runs a query off the async workers; the header says which resolution answered it.
+async fn run_query(
+    state: &ApiState,
+    text: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<(Vec<query::SeriesResult>, query::Source), ApiError> {
+    let expr = query::parse(text).map_err(|e| match e {
+        QueryError::Store(e) => ApiError::Store(e),
+        other => ApiError::BadQuery(other),
+    })?;
+    let source = Source {
+        catalog: state.catalog.clone(),
+        tsdb: state.tsdb.clone(),
+    };
+    tokio::task::spawn_blocking(move || query::evaluate(&source, &expr, start, end, step))
+        .await
+        .expect("query task does not panic")
+        .map_err(|e| match e {
+            QueryError::Store(e) => ApiError::Store(e),
+            other => ApiError::BadQuery(other),
+        })
+}
+
+fn with_resolution(source: query::Source, body: Value) -> Response {
+    let mut response = success(body);
+    response.headers_mut().insert(
+        "x-hcmon-resolution",
+        axum::http::HeaderValue::from_static(source.name()),
+    );
+    response
+}
+
 async fn query_range(
     State(state): State<ApiState>,
     method: Method,
@@ -297,7 +352,10 @@ async fn query_range(
     form: RawForm,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(method, query, form)?;
-    let selector = params.selector("query")?;
+    let text = params
+        .get("query")
+        .ok_or(ApiError::MissingParam("query"))?
+        .to_owned();
     let start = params
         .time_ms("start")?
         .ok_or(ApiError::MissingParam("start"))?;
@@ -318,22 +376,21 @@ async fn query_range(
     if (end - start) / step + 1 > MAX_POINTS {
         return Err(ApiError::TooManyPoints);
     }
-    let series = state.catalog.select(&selector);
-    let data = read_series(&state, series, start - LOOKBACK_MS, end).await?;
-    let result: Vec<Value> = data
+    let (series, source) = run_query(&state, &text, start, end, step).await?;
+    let result: Vec<Value> = series
         .into_iter()
-        .filter_map(|(meta, samples)| {
-            let points = evaluate_steps(&samples, start, end, step);
-            (!points.is_empty()).then(|| {
-                let values: Vec<Value> = points
-                    .into_iter()
-                    .map(|(t, v)| json!([t as f64 / 1000.0, format_value(v)]))
-                    .collect();
-                json!({"metric": metric_json(&meta.labels), "values": values})
-            })
+        .map(|(labels, points)| {
+            let values: Vec<Value> = points
+                .into_iter()
+                .map(|(t, v)| json!([t as f64 / 1000.0, format_value(v)]))
+                .collect();
+            json!({"metric": labels, "values": values})
         })
         .collect();
-    Ok(success(json!({"resultType": "matrix", "result": result})))
+    Ok(with_resolution(
+        source,
+        json!({"resultType": "matrix", "result": result}),
+    ))
 }
 
 async fn query_instant(
@@ -343,21 +400,23 @@ async fn query_instant(
     form: RawForm,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(method, query, form)?;
-    let selector = params.selector("query")?;
+    let text = params
+        .get("query")
+        .ok_or(ApiError::MissingParam("query"))?
+        .to_owned();
     let time = params.time_ms("time")?.unwrap_or_else(|| (state.clock)());
-    let series = state.catalog.select(&selector);
-    let data = read_series(&state, series, time - LOOKBACK_MS, time).await?;
-    let result: Vec<Value> = data
+    let (series, source) = run_query(&state, &text, time, time, 1).await?;
+    let result: Vec<Value> = series
         .into_iter()
-        .filter_map(|(meta, samples)| {
-            let (_, value) = *samples.last()?;
-            Some(json!({
-                "metric": metric_json(&meta.labels),
-                "value": [time as f64 / 1000.0, format_value(value)],
-            }))
+        .filter_map(|(labels, points)| {
+            let (t, v) = *points.last()?;
+            Some(json!({"metric": labels, "value": [t as f64 / 1000.0, format_value(v)]}))
         })
         .collect();
-    Ok(success(json!({"resultType": "vector", "result": result})))
+    Ok(with_resolution(
+        source,
+        json!({"resultType": "vector", "result": result}),
+    ))
 }
 
 fn select_all(state: &ApiState, selectors: &[Selector]) -> Vec<Arc<SeriesMeta>> {
