@@ -3,6 +3,8 @@
 //!
 //! The binaries must be built first (`cargo build --bins`); the README's test command does so.
 
+pub mod load;
+
 use anyhow::{Context, bail};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
