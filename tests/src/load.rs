@@ -45,7 +45,7 @@ impl AgentShape {
     }
 
     pub fn kind(series: usize) -> MetricKind {
-        if series % 4 == 0 {
+        if series.is_multiple_of(4) {
             MetricKind::Counter
         } else {
             MetricKind::Gauge
