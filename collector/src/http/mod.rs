@@ -42,6 +42,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/series", get(series).post(series))
         .route("/api/v1/export", get(export).post(export))
         .route("/api/v1/agents", get(agents))
+        .route("/api/v1/admin/compact", post(compact))
         .route(
             "/api/v1/write",
             post(remote_write).layer(axum::extract::DefaultBodyLimit::max(
@@ -495,6 +496,20 @@ async fn remote_write(
         tracing::debug!(?outcome, "remote write: some samples not stored");
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/admin/compact`: seals every open chunk, persists everything and compacts the
+/// store, answering with the bytes each table takes afterwards (benchmarks, before backups).
+async fn compact(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let tsdb = state.tsdb.clone();
+    let sizes = tokio::task::spawn_blocking(move || tsdb.compact().map(|()| tsdb.table_sizes()))
+        .await
+        .expect("compaction task does not panic")?;
+    let tables: Map<String, Value> = sizes
+        .into_iter()
+        .map(|(t, bytes)| (t.name().to_owned(), json!(bytes)))
+        .collect();
+    Ok(success(json!({"tables": tables})))
 }
 
 async fn agents(State(state): State<ApiState>) -> Response {

@@ -1,11 +1,14 @@
 //! The chunk codec: a run of one series' samples, sorted by time, in a few bits per sample.
 //!
-//! Timestamps are delta-of-delta encoded, as in Facebook's Gorilla paper. Values are encoded one
-//! of two ways, whichever is smaller for the chunk:
+//! Timestamps are delta-of-delta encoded, as in Facebook's Gorilla paper; a chunk whose samples
+//! are evenly spaced (an agent on its interval grid) stores just the first delta. Values are
+//! encoded whichever way is smallest for the chunk:
+//! - **const**: every value the same (totals, sizes, core counts): one value for the chunk.
 //! - **decimal**: when every value is an integer mantissa times a common power of ten (counters,
 //!   byte counts, ratios kept to a few decimals, two-decimal sensor readings: most monitoring
-//!   data), the mantissas are delta or delta-of-delta encoded. This is where Gorilla's XOR does
-//!   badly: 0.37 and 0.41 share few bits as floats but differ by 4 as mantissas.
+//!   data), the mantissas are delta, delta-of-delta or frame-of-reference (offset from the
+//!   chunk's minimum, fixed width) encoded. This is where Gorilla's XOR does badly: 0.37 and
+//!   0.41 share few bits as floats but differ by 4 as mantissas.
 //! - **xor**: Gorilla's XOR of consecutive float bit patterns, for everything else.
 //!
 //! Integer streams (timestamp delta-of-deltas, mantissa deltas) use a prefix code with widths
@@ -13,14 +16,17 @@
 //! w₁ and w₂ from the chunk's own distribution keeps jittery timestamps and noisy values compact
 //! where Gorilla's fixed buckets waste bits.
 //!
-//! Layout: `version/mode byte ‖ varint count ‖ zigzag varint first timestamp ‖ mode header ‖
-//! bit stream`. Decoding is exact: the same float bits come back.
+//! Layout: `version/mode byte ‖ varint count ‖ zigzag varint first timestamp ‖ timestamp widths
+//! (w₁ = 0 means evenly spaced, followed by the zigzag varint spacing) ‖ mode header ‖ bit
+//! stream`. Decoding is exact: the same float bits come back.
 
 /// Format tag (high nibble) and value mode (low nibble) of the first byte.
 const VERSION: u8 = 0x10;
 const MODE_XOR: u8 = 0x01;
 const MODE_DECIMAL_DELTA: u8 = 0x02;
 const MODE_DECIMAL_DOD: u8 = 0x03;
+const MODE_DECIMAL_FOR: u8 = 0x04;
+const MODE_CONST: u8 = 0x05;
 
 /// Largest number of decimal places tried for decimal mode.
 const MAX_DECIMALS: i32 = 12;
@@ -78,22 +84,25 @@ struct BitReader<'a> {
 }
 
 impl BitReader<'_> {
+    /// Reads `n` bits (n ≤ 64), most significant first, a machine word at a time.
     fn read(&mut self, n: u32) -> Result<u64, ChunkDecodeError> {
-        if n > 32 {
+        if n == 0 {
+            return Ok(0);
+        }
+        if n > 56 {
             let high = self.read(n - 32)?;
             return Ok((high << 32) | self.read(32)?);
         }
-        let mut out = 0u64;
-        for _ in 0..n {
-            let byte = *self
-                .bytes
-                .get(self.pos / 8)
-                .ok_or(ChunkDecodeError("truncated bit stream"))?;
-            let bit = (byte >> (7 - (self.pos % 8))) & 1;
-            out = (out << 1) | u64::from(bit);
-            self.pos += 1;
+        if self.pos + n as usize > self.bytes.len() * 8 {
+            return Err(ChunkDecodeError("truncated bit stream"));
         }
-        Ok(out)
+        let byte = self.pos / 8;
+        let mut window = [0u8; 8];
+        let available = (self.bytes.len() - byte).min(8);
+        window[..available].copy_from_slice(&self.bytes[byte..byte + available]);
+        let word = u64::from_be_bytes(window) << (self.pos % 8);
+        self.pos += n as usize;
+        Ok(word >> (64 - n))
     }
 
     fn bit(&mut self) -> Result<bool, ChunkDecodeError> {
@@ -314,7 +323,13 @@ pub fn encode_chunk(samples: &[(i64, f64)]) -> Vec<u8> {
     assert!(!samples.is_empty(), "a chunk holds at least one sample");
     let values: Vec<f64> = samples.iter().map(|s| s.1).collect();
     let ts_ints = delta_of_deltas(samples.iter().map(|s| s.0));
-    let (tw1, tw2, _) = choose_widths(&ts_ints);
+    // Evenly spaced: every delta-of-delta after the first delta is zero.
+    let regular = ts_ints.iter().skip(1).all(|&d| d == 0);
+    let (tw1, tw2, _) = if regular {
+        (0, 0, 0)
+    } else {
+        choose_widths(&ts_ints)
+    };
 
     let header = |mode: u8| {
         let mut out = vec![VERSION | mode];
@@ -322,42 +337,72 @@ pub fn encode_chunk(samples: &[(i64, f64)]) -> Vec<u8> {
         put_varint(&mut out, zigzag(samples[0].0));
         out.push(tw1 as u8);
         out.push(tw2 as u8);
+        if regular {
+            put_varint(&mut out, ts_ints.first().copied().unwrap_or(0));
+        }
         out
     };
+    let timestamps = |w: &mut BitWriter| {
+        if !regular {
+            write_ints(w, &ts_ints, tw1, tw2);
+        }
+    };
 
+    if values.iter().all(|v| v.to_bits() == values[0].to_bits()) {
+        let mut out = header(MODE_CONST);
+        out.extend_from_slice(&values[0].to_bits().to_be_bytes());
+        let mut w = BitWriter::new(out);
+        timestamps(&mut w);
+        return w.finish();
+    }
     let xor = {
         let mut w = BitWriter::new(header(MODE_XOR));
-        write_ints(&mut w, &ts_ints, tw1, tw2);
+        timestamps(&mut w);
         encode_xor(&mut w, &values);
         w.finish()
     };
     let Some((places, ms)) = mantissas(&values) else {
         return xor;
     };
-    let first = zigzag(ms[0]);
-    let by_delta = deltas(ms.iter().copied());
-    let by_dod = delta_of_deltas(ms.iter().copied());
-    let (d1, d2, delta_cost) = choose_widths(&by_delta);
-    let (o1, o2, dod_cost) = choose_widths(&by_dod);
-    let (mode, ints, w1, w2) = if dod_cost < delta_cost {
-        (MODE_DECIMAL_DOD, by_dod, o1, o2)
-    } else {
-        (MODE_DECIMAL_DELTA, by_delta, d1, d2)
+    let mut best = xor;
+    let mut consider = |candidate: Vec<u8>| {
+        if candidate.len() < best.len() {
+            best = candidate;
+        }
     };
-    let mut out = header(mode);
-    out.push(places as u8);
-    out.push(w1 as u8);
-    out.push(w2 as u8);
-    put_varint(&mut out, first);
-    let mut w = BitWriter::new(out);
-    write_ints(&mut w, &ts_ints, tw1, tw2);
-    write_ints(&mut w, &ints, w1, w2);
-    let decimal = w.finish();
-    if decimal.len() < xor.len() {
-        decimal
-    } else {
-        xor
+    for (mode, ints) in [
+        (MODE_DECIMAL_DELTA, deltas(ms.iter().copied())),
+        (MODE_DECIMAL_DOD, delta_of_deltas(ms.iter().copied())),
+    ] {
+        let (w1, w2, _) = choose_widths(&ints);
+        let mut out = header(mode);
+        out.push(places as u8);
+        out.push(w1 as u8);
+        out.push(w2 as u8);
+        put_varint(&mut out, zigzag(ms[0]));
+        let mut w = BitWriter::new(out);
+        timestamps(&mut w);
+        write_ints(&mut w, &ints, w1, w2);
+        consider(w.finish());
     }
+    let min = *ms.iter().min().expect("non-empty");
+    let span = ms
+        .iter()
+        .map(|&m| m.wrapping_sub(min) as u64)
+        .max()
+        .unwrap_or(0);
+    let width = bit_len(span);
+    let mut out = header(MODE_DECIMAL_FOR);
+    out.push(places as u8);
+    out.push(width as u8);
+    put_varint(&mut out, zigzag(min));
+    let mut w = BitWriter::new(out);
+    timestamps(&mut w);
+    for &m in &ms {
+        w.write(m.wrapping_sub(min) as u64, width);
+    }
+    consider(w.finish());
+    best
 }
 
 /// Decodes a chunk into `(timestamp ms, value)` pairs.
@@ -373,35 +418,81 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkDecodeError> {
         return Err(ChunkDecodeError("implausible sample count"));
     }
     let t0 = unzigzag(get_varint(bytes, &mut pos)?);
-    let widths = |pos: &mut usize| -> Result<(u32, u32), ChunkDecodeError> {
-        let w1 = u32::from(
-            *bytes
-                .get(*pos)
-                .ok_or(ChunkDecodeError("truncated header"))?,
-        );
-        let w2 = u32::from(
-            *bytes
-                .get(*pos + 1)
-                .ok_or(ChunkDecodeError("truncated header"))?,
-        );
-        *pos += 2;
-        if w1 > 64 || w2 > 64 {
-            return Err(ChunkDecodeError("bad width"));
-        }
-        Ok((w1, w2))
+    let byte = |pos: &mut usize| -> Result<u32, ChunkDecodeError> {
+        let b = *bytes
+            .get(*pos)
+            .ok_or(ChunkDecodeError("truncated header"))?;
+        *pos += 1;
+        Ok(u32::from(b))
     };
-    let (tw1, tw2) = widths(&mut pos)?;
-    let decimal = match mode {
-        MODE_XOR => None,
+    let (tw1, tw2) = (byte(&mut pos)?, byte(&mut pos)?);
+    if tw1 > 64 || tw2 > 64 {
+        return Err(ChunkDecodeError("bad width"));
+    }
+    let spacing = if tw1 == 0 {
+        Some(unzigzag(get_varint(bytes, &mut pos)?))
+    } else {
+        None
+    };
+
+    enum Values {
+        Const(f64),
+        Xor,
+        Decimal {
+            places: i32,
+            w1: u32,
+            w2: u32,
+            first: i64,
+            dod: bool,
+        },
+        FrameOfReference {
+            places: i32,
+            width: u32,
+            min: i64,
+        },
+    }
+    let places = |pos: &mut usize| -> Result<i32, ChunkDecodeError> {
+        let p = byte(pos)? as i32;
+        if p > MAX_DECIMALS {
+            Err(ChunkDecodeError("bad decimal places"))
+        } else {
+            Ok(p)
+        }
+    };
+    let values_kind = match mode {
+        MODE_CONST => {
+            let raw = bytes
+                .get(pos..pos + 8)
+                .ok_or(ChunkDecodeError("truncated header"))?;
+            pos += 8;
+            Values::Const(f64::from_bits(u64::from_be_bytes(
+                raw.try_into().expect("8 bytes"),
+            )))
+        }
+        MODE_XOR => Values::Xor,
         MODE_DECIMAL_DELTA | MODE_DECIMAL_DOD => {
-            let places = i32::from(*bytes.get(pos).ok_or(ChunkDecodeError("truncated header"))?);
-            pos += 1;
-            if places > MAX_DECIMALS {
-                return Err(ChunkDecodeError("bad decimal places"));
+            let places = places(&mut pos)?;
+            let (w1, w2) = (byte(&mut pos)?, byte(&mut pos)?);
+            if w1 > 64 || w2 > 64 {
+                return Err(ChunkDecodeError("bad width"));
             }
-            let (w1, w2) = widths(&mut pos)?;
             let first = unzigzag(get_varint(bytes, &mut pos)?);
-            Some((places, w1, w2, first, mode == MODE_DECIMAL_DOD))
+            Values::Decimal {
+                places,
+                w1,
+                w2,
+                first,
+                dod: mode == MODE_DECIMAL_DOD,
+            }
+        }
+        MODE_DECIMAL_FOR => {
+            let places = places(&mut pos)?;
+            let width = byte(&mut pos)?;
+            if width > 64 {
+                return Err(ChunkDecodeError("bad width"));
+            }
+            let min = unzigzag(get_varint(bytes, &mut pos)?);
+            Values::FrameOfReference { places, width, min }
         }
         _ => return Err(ChunkDecodeError("unknown value mode")),
     };
@@ -414,26 +505,40 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkDecodeError> {
     timestamps.push(t0);
     let (mut t, mut delta) = (t0, 0i64);
     for _ in 1..n {
-        delta = delta.wrapping_add(unzigzag(read_int(&mut r, tw1, tw2)?));
-        t = t.wrapping_add(delta);
+        match spacing {
+            Some(step) => t = t.wrapping_add(step),
+            None => {
+                delta = delta.wrapping_add(unzigzag(read_int(&mut r, tw1, tw2)?));
+                t = t.wrapping_add(delta);
+            }
+        }
         timestamps.push(t);
     }
     let mut values = Vec::with_capacity(n);
-    match decimal {
-        None => decode_xor(&mut r, n, &mut values)?,
-        Some((places, w1, w2, first, dod)) => {
+    match values_kind {
+        Values::Const(v) => values.resize(n, v),
+        Values::Xor => decode_xor(&mut r, n, &mut values)?,
+        Values::Decimal {
+            places,
+            w1,
+            w2,
+            first,
+            dod,
+        } => {
             let scale = 10f64.powi(places);
             let (mut m, mut d) = (first, 0i64);
             values.push(m as f64 / scale);
             for _ in 1..n {
                 let x = unzigzag(read_int(&mut r, w1, w2)?);
-                if dod {
-                    d = d.wrapping_add(x);
-                } else {
-                    d = x;
-                }
+                d = if dod { d.wrapping_add(x) } else { x };
                 m = m.wrapping_add(d);
                 values.push(m as f64 / scale);
+            }
+        }
+        Values::FrameOfReference { places, width, min } => {
+            let scale = 10f64.powi(places);
+            for _ in 0..n {
+                values.push(min.wrapping_add(r.read(width)? as i64) as f64 / scale);
             }
         }
     }
@@ -462,9 +567,21 @@ mod tests {
     }
 
     #[test]
-    fn constant_series_cost_about_two_bits_per_sample() {
+    fn evenly_spaced_constant_series_cost_a_header() {
         let bytes = round_trip(&regular(512, |_| 8_000_000_000.0));
-        assert!(bytes < 512 / 4 + 32, "{bytes} bytes");
+        assert!(bytes < 24, "{bytes} bytes");
+    }
+
+    #[test]
+    fn random_two_decimal_readings_cost_their_entropy() {
+        let mut seed = 7u64;
+        let samples = regular(500, |_| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            ((seed >> 33) % 2000) as f64 / 100.0
+        });
+        // 2000 possible values: 11 bits each, plus a small header.
+        let bytes = round_trip(&samples);
+        assert!(bytes <= 500 * 11 / 8 + 24, "{bytes} bytes");
     }
 
     #[test]

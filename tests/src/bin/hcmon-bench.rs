@@ -1,0 +1,760 @@
+//! `hcmon-bench`: feeds identical data to hcmon (over its gRPC agent protocol and over remote
+//! write), VictoriaMetrics and Prometheus (both through vmagent with one queue), and reports
+//! per server: samples per CPU-second (from /proc), wall throughput, peak RSS, and bytes per
+//! sample on disk after compaction. Also: ack latency of the gRPC path, bytes per sample of a
+//! real agent capture, and range-query latency over 1 day raw and 30 days of rollups.
+//!
+//! Run by `just bench-ingest` (release build); every figure is from the same run, so ratios
+//! between servers hold even on a noisy machine.
+// A benchmark's report goes to stdout.
+#![allow(clippy::print_stdout)]
+
+use anyhow::{Context, bail};
+use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+use hcmon_tests::load::{AgentShape, Progress, run_agent};
+use prost::Message;
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+struct Args {
+    hosts: usize,
+    series: usize,
+    points: usize,
+    capture: PathBuf,
+    work: PathBuf,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        hosts: 2000,
+        series: 10,
+        points: 500,
+        capture: PathBuf::from("tests/data/agent-capture.jsonl"),
+        work: std::env::temp_dir().join("hcmon-bench"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--hosts" => args.hosts = value()?.parse()?,
+            "--series" => args.series = value()?.parse()?,
+            "--points" => args.points = value()?.parse()?,
+            "--capture" => args.capture = value()?.into(),
+            "--work" => args.work = value()?.into(),
+            "--help" | "-h" => {
+                println!(
+                    "usage: hcmon-bench [--hosts 2000] [--series 10] [--points 500] [--capture FILE] [--work DIR]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown flag {other:?} (see --help)"),
+        }
+    }
+    Ok(args)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn sibling(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    exe.with_file_name(name)
+}
+
+/// A server under test.
+struct Server {
+    name: &'static str,
+    child: Child,
+}
+
+impl Server {
+    fn start(
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let log = std::fs::File::create(log)?;
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", program.display()))?;
+        Ok(Self { name, child })
+    }
+
+    /// CPU seconds (user + system) the process has used.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may contain spaces) start after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / clock_ticks()
+    }
+
+    /// Peak resident memory, in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!(
+            "{} did not stop within 30 s of SIGTERM; killing it",
+            self.name
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+async fn get_text(url: &str) -> String {
+    match reqwest::get(url).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn wait_http(url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if reqwest::get(url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("{url} did not come up")
+}
+
+/// Sum of every sample of the metric `name` in a Prometheus text exposition.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// Polls `metrics_url` until `name` reaches `target`; returns when it did.
+async fn wait_count(metrics_url: &str, name: &str, target: f64) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let value = metric_sum(&get_text(metrics_url).await, name);
+        if value >= target {
+            return Ok(Instant::now());
+        }
+        if Instant::now() > deadline {
+            bail!("{metrics_url}: {name} stuck at {value} of {target}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn shapes(args: &Args, start_ms: i64, points_per_batch: usize) -> Vec<AgentShape> {
+    (0..args.hosts)
+        .map(|h| AgentShape {
+            node: format!("host{h:05}"),
+            series: args.series,
+            points_per_batch,
+            batches: (args.points / points_per_batch) as u64,
+            start_ms,
+            interval_ms: 10_000,
+        })
+        .collect()
+}
+
+/// Remote-write bodies for the same data, one time point at a time across all hosts (as
+/// scrapes would send them), at most `per_request` samples each.
+fn remote_write_bodies(shapes: &[AgentShape], points: usize, per_request: usize) -> Vec<Vec<u8>> {
+    let mut bodies = Vec::new();
+    let mut series = Vec::new();
+    let flush = |series: &mut Vec<TimeSeries>, bodies: &mut Vec<Vec<u8>>| {
+        if series.is_empty() {
+            return;
+        }
+        let raw = WriteRequest {
+            timeseries: std::mem::take(series),
+        }
+        .encode_to_vec();
+        bodies.push(
+            snap::raw::Encoder::new()
+                .compress_vec(&raw)
+                .expect("snappy"),
+        );
+    };
+    for p in 0..points {
+        for shape in shapes {
+            for s in 0..shape.series {
+                let label = |n: &str, v: &str| Label {
+                    name: n.into(),
+                    value: v.into(),
+                };
+                series.push(TimeSeries {
+                    labels: vec![
+                        label("__name__", &AgentShape::metric_name(s)),
+                        label("job", "load"),
+                        label("node", &shape.node),
+                    ],
+                    samples: vec![Sample {
+                        value: shape.value(s, p),
+                        timestamp: shape.timestamp(p),
+                    }],
+                });
+                if series.len() >= per_request {
+                    flush(&mut series, &mut bodies);
+                }
+            }
+        }
+    }
+    flush(&mut series, &mut bodies);
+    bodies
+}
+
+async fn post_bodies(url: &str, bodies: &[Vec<u8>]) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    for body in bodies {
+        let response = client
+            .post(url)
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .body(body.clone())
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "{url}: {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Row {
+    name: String,
+    samples: u64,
+    cpu_s: f64,
+    wall_s: f64,
+    rss_mib: f64,
+    data_bytes: u64,
+    index_bytes: u64,
+    note: String,
+}
+
+impl Row {
+    fn per_cpu_s(&self) -> f64 {
+        self.samples as f64 / self.cpu_s.max(1e-9)
+    }
+}
+
+fn hcmon_config(dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("collector.toml");
+    // Back-filled history for the query probe reaches 31 days back.
+    std::fs::write(
+        &path,
+        "[limits]\nmax_sample_age = \"40days\"\nmax_samples_per_batch = 200000\n",
+    )?;
+    Ok(path)
+}
+
+fn start_hcmon(dir: &Path, name: &'static str) -> anyhow::Result<(Server, u16, u16)> {
+    std::fs::create_dir_all(dir)?;
+    let (grpc, http) = (free_port(), free_port());
+    let args = vec![
+        "--config".into(),
+        hcmon_config(dir)?.display().to_string(),
+        "--data-dir".into(),
+        dir.join("data").display().to_string(),
+        "--grpc-listen".into(),
+        format!("127.0.0.1:{grpc}"),
+        "--http-listen".into(),
+        format!("127.0.0.1:{http}"),
+    ];
+    let server = Server::start(
+        name,
+        &sibling("hcmon-collector"),
+        &args,
+        &dir.join("collector.log"),
+    )?;
+    Ok((server, grpc, http))
+}
+
+async fn hcmon_compact(http: u16) -> anyhow::Result<(u64, u64, u64)> {
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{http}/api/v1/admin/compact"))
+        .send()
+        .await?;
+    let body: Value = response.json().await?;
+    let table = |n: &str| body["data"]["tables"][n].as_u64().unwrap_or(0);
+    let data = table("chunks") + table("head") + table("wal");
+    let index = table("series");
+    let rollups = table("rollup_1m") + table("rollup_5m") + table("rollup_1h");
+    Ok((data, index, rollups))
+}
+
+/// Ingest over gRPC; returns the row, ack latencies (µs), the collector's ports and process.
+async fn bench_hcmon_grpc(
+    all: &[AgentShape],
+    work: &Path,
+    total: u64,
+) -> anyhow::Result<(Row, Vec<u64>, (u16, u16), Server)> {
+    let (server, grpc, http) = start_hcmon(&work.join("hcmon-grpc"), "hcmon (gRPC)")?;
+    wait_http(&format!("http://127.0.0.1:{http}/healthz")).await?;
+    let url = format!("http://127.0.0.1:{grpc}");
+    let cpu0 = server.cpu_seconds();
+    let started = Instant::now();
+    let progress = Arc::new(Progress::default());
+    let mut latencies = Vec::new();
+    // 64 agents stream at once, each sending its history in batches, as after an outage.
+    for group in all.chunks(64) {
+        let tasks: Vec<_> = group
+            .iter()
+            .map(|s| tokio::spawn(run_agent(url.clone(), s.clone(), 4, progress.clone())))
+            .collect();
+        for task in tasks {
+            latencies.extend(task.await?);
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = server.cpu_seconds() - cpu0;
+    let rss = server.peak_rss_mib();
+    let (data, index, rollups) = hcmon_compact(http).await?;
+    let row = Row {
+        name: "hcmon, gRPC agent protocol".into(),
+        samples: total,
+        cpu_s: cpu,
+        wall_s: wall,
+        rss_mib: rss,
+        data_bytes: data,
+        index_bytes: index,
+        note: format!("rollups {:.3} B/sample more", rollups as f64 / total as f64),
+    };
+    Ok((row, latencies, (grpc, http), server))
+}
+
+async fn bench_via_vmagent(
+    name: &str,
+    server: Server,
+    write_url: &str,
+    metrics_url: &str,
+    counter: &str,
+    bodies: &[Vec<u8>],
+    total: u64,
+    work: &Path,
+) -> anyhow::Result<(Row, Server)> {
+    let port = free_port();
+    let vmagent = Server::start(
+        "vmagent",
+        Path::new("vmagent"),
+        &[
+            format!("-httpListenAddr=127.0.0.1:{port}"),
+            format!("-remoteWrite.url={write_url}"),
+            "-remoteWrite.queues=1".into(),
+            format!(
+                "-remoteWrite.tmpDataPath={}",
+                work.join("vmagent").display()
+            ),
+        ],
+        &work.join("vmagent.log"),
+    )?;
+    wait_http(&format!("http://127.0.0.1:{port}/health")).await?;
+    let base = metric_sum(&get_text(metrics_url).await, counter);
+    let cpu0 = server.cpu_seconds();
+    let started = Instant::now();
+    post_bodies(&format!("http://127.0.0.1:{port}/api/v1/write"), bodies).await?;
+    let done = wait_count(metrics_url, counter, base + total as f64).await?;
+    let wall = done.duration_since(started).as_secs_f64();
+    let cpu = server.cpu_seconds() - cpu0;
+    let rss = server.peak_rss_mib();
+    vmagent.stop();
+    Ok((
+        Row {
+            name: name.into(),
+            samples: total,
+            cpu_s: cpu,
+            wall_s: wall,
+            rss_mib: rss,
+            data_bytes: 0,
+            index_bytes: 0,
+            note: String::new(),
+        },
+        server,
+    ))
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+}
+
+/// Feeds the real agent capture (VictoriaMetrics export lines) into hcmon as one agent would.
+async fn capture_bytes_per_sample(
+    capture: &Path,
+    work: &Path,
+) -> anyhow::Result<Option<(u64, f64)>> {
+    let Ok(text) = std::fs::read_to_string(capture) else {
+        return Ok(None);
+    };
+    let bodies_src: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let mut series = Vec::new();
+    let mut total = 0u64;
+    for s in &bodies_src {
+        let mut labels: Vec<Label> = s["metric"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| Label {
+                name: k.clone(),
+                value: v.as_str().unwrap_or_default().to_owned(),
+            })
+            .collect();
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        let ts = s["timestamps"].as_array().cloned().unwrap_or_default();
+        let vs = s["values"].as_array().cloned().unwrap_or_default();
+        let samples: Vec<Sample> = ts
+            .iter()
+            .zip(&vs)
+            .map(|(t, v)| Sample {
+                timestamp: t.as_i64().unwrap_or(0),
+                value: v.as_f64().unwrap_or(0.0),
+            })
+            .collect();
+        total += samples.len() as u64;
+        series.push(TimeSeries { labels, samples });
+    }
+    if total == 0 {
+        return Ok(None);
+    }
+    let raw = WriteRequest { timeseries: series }.encode_to_vec();
+    let body = snap::raw::Encoder::new().compress_vec(&raw)?;
+    let (server, _, http) = start_hcmon(&work.join("hcmon-capture"), "hcmon (capture)")?;
+    wait_http(&format!("http://127.0.0.1:{http}/healthz")).await?;
+    post_bodies(&format!("http://127.0.0.1:{http}/api/v1/write"), &[body]).await?;
+    let (data, _, _) = hcmon_compact(http).await?;
+    server.stop();
+    Ok(Some((total, data as f64 / total as f64)))
+}
+
+/// Times range queries: one day of raw 10 s data, and 30 days answered from 1 h rollups.
+async fn query_latency(grpc: u16, http: u16) -> anyhow::Result<(f64, f64, f64, f64)> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+    let day = 86_400_000i64;
+    let end = now - now % 3_600_000;
+    let shape = AgentShape {
+        node: "query-probe".into(),
+        series: 1,
+        points_per_batch: 720,
+        batches: 30 * 12,
+        start_ms: end - 30 * day,
+        interval_ms: 10_000,
+    };
+    run_agent(
+        format!("http://127.0.0.1:{grpc}"),
+        shape,
+        8,
+        Arc::new(Progress::default()),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let time = |start: i64, step: &str| {
+        let client = client.clone();
+        let step = step.to_owned();
+        async move {
+            let mut samples = Vec::new();
+            for _ in 0..30 {
+                let began = Instant::now();
+                let response = client
+                    .get(format!("http://127.0.0.1:{http}/api/v1/query_range"))
+                    .query(&[
+                        (
+                            "query",
+                            "load_bytes_0_total{node=\"query-probe\"}".to_owned(),
+                        ),
+                        ("start", (start / 1000).to_string()),
+                        ("end", (end / 1000).to_string()),
+                        ("step", step.clone()),
+                    ])
+                    .send()
+                    .await?;
+                let _ = response.bytes().await?;
+                samples.push(began.elapsed().as_micros() as u64);
+            }
+            samples.sort_unstable();
+            Ok::<_, anyhow::Error>((percentile(&samples, 0.5), percentile(&samples, 0.95)))
+        }
+    };
+    let (day_p50, day_p95) = time(end - day, "10").await?;
+    let (month_p50, month_p95) = time(end - 30 * day, "3600").await?;
+    Ok((day_p50, day_p95, month_p50, month_p95))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let _ = std::fs::remove_dir_all(&args.work);
+    std::fs::create_dir_all(&args.work)?;
+    let work = args.work.clone();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+    let start_ms = now - now % 10_000 - args.points as i64 * 10_000;
+    let all = shapes(&args, start_ms, 50.min(args.points));
+    let total: u64 = all.iter().map(AgentShape::samples_total).sum();
+    println!(
+        "data: {} hosts x {} series x {} points at 10 s = {} samples (seeded, deterministic)",
+        args.hosts, args.series, args.points, total
+    );
+    let bodies = remote_write_bodies(&all, args.points, 10_000);
+    let mut rows = Vec::new();
+
+    // hcmon over its own protocol.
+    let (row, mut latencies, (grpc, http), server) = bench_hcmon_grpc(&all, &work, total).await?;
+    rows.push(row);
+    // The query probe goes to the same collector, after its ingest was measured.
+    let queries = query_latency(grpc, http).await?;
+    server.stop();
+
+    // hcmon over remote write, through vmagent like the others.
+    let (hcmon_rw, _, rw_http) = start_hcmon(&work.join("hcmon-rw"), "hcmon (remote write)")?;
+    wait_http(&format!("http://127.0.0.1:{rw_http}/healthz")).await?;
+    let (mut row, server) = bench_via_vmagent(
+        "hcmon, remote write via vmagent",
+        hcmon_rw,
+        &format!("http://127.0.0.1:{rw_http}/api/v1/write"),
+        &format!("http://127.0.0.1:{rw_http}/metrics"),
+        "hcmon_collector_ingested_samples_total",
+        &bodies,
+        total,
+        &work.join("hcmon-rw"),
+    )
+    .await?;
+    let (data, index, _) = hcmon_compact(rw_http).await?;
+    (row.data_bytes, row.index_bytes) = (data, index);
+    server.stop();
+    rows.push(row);
+
+    // VictoriaMetrics.
+    let vm_dir = work.join("victoria-metrics");
+    std::fs::create_dir_all(&vm_dir)?;
+    let vm_port = free_port();
+    let vm = Server::start(
+        "victoria-metrics",
+        Path::new("victoria-metrics"),
+        &[
+            format!("-storageDataPath={}", vm_dir.join("data").display()),
+            format!("-httpListenAddr=127.0.0.1:{vm_port}"),
+            "-retentionPeriod=1y".into(),
+        ],
+        &vm_dir.join("server.log"),
+    )?;
+    wait_http(&format!("http://127.0.0.1:{vm_port}/health")).await?;
+    let (mut row, vm) = bench_via_vmagent(
+        "VictoriaMetrics via vmagent",
+        vm,
+        &format!("http://127.0.0.1:{vm_port}/api/v1/write"),
+        &format!("http://127.0.0.1:{vm_port}/metrics"),
+        "vm_rows_added_to_storage_total",
+        &bodies,
+        total,
+        &vm_dir,
+    )
+    .await?;
+    let _ = reqwest::get(format!("http://127.0.0.1:{vm_port}/internal/force_flush")).await;
+    let _ = reqwest::get(format!("http://127.0.0.1:{vm_port}/internal/force_merge")).await;
+    // Merges run in the background; wait until the data folder stops shrinking.
+    let mut last = u64::MAX;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = dir_bytes(&vm_dir.join("data/data"));
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    row.data_bytes = dir_bytes(&vm_dir.join("data/data"));
+    row.index_bytes = dir_bytes(&vm_dir.join("data/indexdb"));
+    vm.stop();
+    rows.push(row);
+
+    // Prometheus.
+    let prom_dir = work.join("prometheus");
+    std::fs::create_dir_all(&prom_dir)?;
+    std::fs::write(
+        prom_dir.join("prometheus.yml"),
+        "global:\n  scrape_interval: 1h\n",
+    )?;
+    let prom_port = free_port();
+    let prom = Server::start(
+        "prometheus",
+        Path::new("prometheus"),
+        &[
+            format!(
+                "--config.file={}",
+                prom_dir.join("prometheus.yml").display()
+            ),
+            format!("--storage.tsdb.path={}", prom_dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            "--web.enable-remote-write-receiver".into(),
+            "--web.enable-admin-api".into(),
+        ],
+        &prom_dir.join("server.log"),
+    )?;
+    wait_http(&format!("http://127.0.0.1:{prom_port}/-/ready")).await?;
+    let (mut row, prom) = bench_via_vmagent(
+        "Prometheus via vmagent",
+        prom,
+        &format!("http://127.0.0.1:{prom_port}/api/v1/write"),
+        &format!("http://127.0.0.1:{prom_port}/metrics"),
+        "prometheus_tsdb_head_samples_appended_total",
+        &bodies,
+        total,
+        &prom_dir,
+    )
+    .await?;
+    // A snapshot with the head writes everything as a compacted block.
+    let snap: Value = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{prom_port}/api/v1/admin/tsdb/snapshot?skip_head=false"
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let snap_dir = prom_dir
+        .join("data/snapshots")
+        .join(snap["data"]["name"].as_str().unwrap_or_default());
+    let (mut chunks, mut index) = (0, 0);
+    for block in std::fs::read_dir(&snap_dir).into_iter().flatten().flatten() {
+        chunks += dir_bytes(&block.path().join("chunks"));
+        index += std::fs::metadata(block.path().join("index")).map_or(0, |m| m.len());
+    }
+    (row.data_bytes, row.index_bytes) = (chunks, index);
+    row.note = "disk from a snapshot of head + blocks".into();
+    prom.stop();
+    rows.push(row);
+
+    let capture = capture_bytes_per_sample(&args.capture, &work).await?;
+
+    println!();
+    println!(
+        "{:<34} {:>14} {:>10} {:>14} {:>9} {:>9} {:>9}  note",
+        "server", "samples/cpu-s", "cpu s", "wall samples/s", "peak MiB", "data B/s", "index B/s"
+    );
+    for r in &rows {
+        println!(
+            "{:<34} {:>14.0} {:>10.2} {:>14.0} {:>9.1} {:>9.3} {:>9.3}  {}",
+            r.name,
+            r.per_cpu_s(),
+            r.cpu_s,
+            r.samples as f64 / r.wall_s,
+            r.rss_mib,
+            r.data_bytes as f64 / r.samples as f64,
+            r.index_bytes as f64 / r.samples as f64,
+            r.note
+        );
+    }
+    let vm = rows
+        .iter()
+        .find(|r| r.name.starts_with("Victoria"))
+        .map(Row::per_cpu_s)
+        .unwrap_or(f64::NAN);
+    let prom = rows
+        .iter()
+        .find(|r| r.name.starts_with("Prometheus"))
+        .map(Row::per_cpu_s)
+        .unwrap_or(f64::NAN);
+    println!();
+    for r in rows.iter().filter(|r| r.name.starts_with("hcmon")) {
+        println!(
+            "{}: {:.2}x VictoriaMetrics, {:.2}x Prometheus samples per CPU-second",
+            r.name,
+            r.per_cpu_s() / vm,
+            r.per_cpu_s() / prom
+        );
+    }
+    latencies.sort_unstable();
+    println!(
+        "gRPC ack latency (send to ack, window 4 per agent, 64 agents at once): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0)
+    );
+    match capture {
+        Some((samples, bps)) => println!(
+            "real agent capture: {samples} samples, {bps:.3} bytes per sample (data, after compaction)"
+        ),
+        None => println!("real agent capture: {} not found", args.capture.display()),
+    }
+    let (d50, d95, m50, m95) = queries;
+    println!("query_range 1 day of 10 s raw data, one series: p50 {d50:.2} ms, p95 {d95:.2} ms");
+    println!(
+        "query_range 30 days at 1 h step (1 h rollups), one series: p50 {m50:.2} ms, p95 {m95:.2} ms"
+    );
+    Ok(())
+}
