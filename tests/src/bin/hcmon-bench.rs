@@ -395,16 +395,30 @@ async fn bench_hcmon_grpc(
     Ok((row, latencies, (grpc, http), server))
 }
 
-async fn bench_via_vmagent(
-    name: &str,
+/// A server fed through vmagent, and how to tell when it has everything.
+struct Target {
+    name: &'static str,
     server: Server,
-    write_url: &str,
-    metrics_url: &str,
-    counter: &str,
+    write_url: String,
+    metrics_url: String,
+    /// Counter of samples stored, on `metrics_url`.
+    counter: &'static str,
+}
+
+async fn bench_via_vmagent(
+    target: Target,
     bodies: &[Vec<u8>],
     total: u64,
     work: &Path,
 ) -> anyhow::Result<(Row, Server)> {
+    let Target {
+        name,
+        server,
+        write_url,
+        metrics_url,
+        counter,
+    } = target;
+    let (write_url, metrics_url) = (write_url.as_str(), metrics_url.as_str());
     let port = free_port();
     let vmagent = Server::start(
         "vmagent",
@@ -584,11 +598,13 @@ async fn main() -> anyhow::Result<()> {
     let (hcmon_rw, _, rw_http) = start_hcmon(&work.join("hcmon-rw"), "hcmon (remote write)")?;
     wait_http(&format!("http://127.0.0.1:{rw_http}/healthz")).await?;
     let (mut row, server) = bench_via_vmagent(
-        "hcmon, remote write via vmagent",
-        hcmon_rw,
-        &format!("http://127.0.0.1:{rw_http}/api/v1/write"),
-        &format!("http://127.0.0.1:{rw_http}/metrics"),
-        "hcmon_collector_ingested_samples_total",
+        Target {
+            name: "hcmon, remote write via vmagent",
+            server: hcmon_rw,
+            write_url: format!("http://127.0.0.1:{rw_http}/api/v1/write"),
+            metrics_url: format!("http://127.0.0.1:{rw_http}/metrics"),
+            counter: "hcmon_collector_ingested_samples_total",
+        },
         &bodies,
         total,
         &work.join("hcmon-rw"),
@@ -615,11 +631,13 @@ async fn main() -> anyhow::Result<()> {
     )?;
     wait_http(&format!("http://127.0.0.1:{vm_port}/health")).await?;
     let (mut row, vm) = bench_via_vmagent(
-        "VictoriaMetrics via vmagent",
-        vm,
-        &format!("http://127.0.0.1:{vm_port}/api/v1/write"),
-        &format!("http://127.0.0.1:{vm_port}/metrics"),
-        "vm_rows_added_to_storage_total",
+        Target {
+            name: "VictoriaMetrics via vmagent",
+            server: vm,
+            write_url: format!("http://127.0.0.1:{vm_port}/api/v1/write"),
+            metrics_url: format!("http://127.0.0.1:{vm_port}/metrics"),
+            counter: "vm_rows_added_to_storage_total",
+        },
         &bodies,
         total,
         &vm_dir,
@@ -667,11 +685,13 @@ async fn main() -> anyhow::Result<()> {
     )?;
     wait_http(&format!("http://127.0.0.1:{prom_port}/-/ready")).await?;
     let (mut row, prom) = bench_via_vmagent(
-        "Prometheus via vmagent",
-        prom,
-        &format!("http://127.0.0.1:{prom_port}/api/v1/write"),
-        &format!("http://127.0.0.1:{prom_port}/metrics"),
-        "prometheus_tsdb_head_samples_appended_total",
+        Target {
+            name: "Prometheus via vmagent",
+            server: prom,
+            write_url: format!("http://127.0.0.1:{prom_port}/api/v1/write"),
+            metrics_url: format!("http://127.0.0.1:{prom_port}/metrics"),
+            counter: "prometheus_tsdb_head_samples_appended_total",
+        },
         &bodies,
         total,
         &prom_dir,
