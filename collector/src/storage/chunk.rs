@@ -234,7 +234,7 @@ fn deltas(xs: impl Iterator<Item = i64>) -> Vec<u64> {
 }
 
 /// Decimal places that represent `v` exactly as `mantissa / 10^places`, if at most `MAX_DECIMALS`.
-fn decimal_places(v: f64) -> Option<i32> {
+pub(crate) fn decimal_places(v: f64) -> Option<i32> {
     if !v.is_finite() || (v == 0.0 && v.is_sign_negative()) {
         return None;
     }

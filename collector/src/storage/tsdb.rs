@@ -29,12 +29,13 @@
 //!
 //! # Keys
 //! - `Chunks`: day (u32) ‖ series (u64) ‖ first timestamp (i64, sign-flipped) ‖ random u32
-//! - `Rollup*`: day (u32) ‖ series (u64) ‖ bucket start (i64, sign-flipped)
+//! - `Rollup*`: day (u32) ‖ series (u64) ‖ block start (i64, sign-flipped) → a columnar block
+//!   of buckets (see `rollup::block`); checkpoints merge new buckets into the stored block
 //! - `Wal`: write id (u64); `Head`: series (u64); all big-endian.
 
 use super::chunk::{decode_chunk, encode_chunk};
 use super::kv::{Kv, KvBatch, Table};
-use super::rollup::{Aggregate, Resolution, counter_increase};
+use super::rollup::{Aggregate, Resolution, block, counter_increase};
 use super::{MetricKind, NodeRecord, Sample, SeriesId, SeriesMeta, StoreError};
 use hcmon_common::Labels;
 use serde::{Deserialize, Serialize};
@@ -204,13 +205,16 @@ fn chunk_key(day: u32, series: SeriesId, first_ts: i64) -> Vec<u8> {
     k
 }
 
-fn rollup_key(series: SeriesId, bucket: i64) -> Vec<u8> {
+fn rollup_key(series: SeriesId, block_start: i64) -> Vec<u8> {
     let mut k = Vec::with_capacity(20);
-    k.extend_from_slice(&day_of(bucket).to_be_bytes());
+    k.extend_from_slice(&day_of(block_start).to_be_bytes());
     k.extend_from_slice(&series.0.to_be_bytes());
-    k.extend_from_slice(&flip(bucket).to_be_bytes());
+    k.extend_from_slice(&flip(block_start).to_be_bytes());
     k
 }
+
+/// A finished (or, when sealing, open) rollup bucket on its way to disk.
+type RollupItem = (Resolution, SeriesId, i64, Aggregate);
 
 /// Key range of one series in one day partition.
 fn series_day_range(day: u32, series: SeriesId) -> (Vec<u8>, Vec<u8>) {
@@ -776,17 +780,18 @@ impl Tsdb {
             for day in self.days_with_data(res.table(), day_of(start), day_of(end))? {
                 let (from, to) = series_day_range(day, series);
                 self.kv.scan(res.table(), &from, &to, &mut |k, v| {
-                    let bucket = unflip(u64::from_be_bytes(
+                    let block_start = unflip(u64::from_be_bytes(
                         k[12..20].try_into().expect("rollup key"),
                     ));
-                    if bucket > end {
+                    if block_start > end {
                         return false;
                     }
-                    match Aggregate::decode(v) {
-                        Some(agg) if bucket >= start => {
-                            found.insert(bucket, agg);
-                        }
-                        Some(_) => {}
+                    match block::decode(res, block_start, v) {
+                        Some(buckets) => found.extend(
+                            buckets
+                                .into_iter()
+                                .filter(|(b, _)| (start..=end).contains(b)),
+                        ),
                         None => {
                             failure = Some(StoreError::Corrupt {
                                 what: "rollup",
@@ -826,6 +831,7 @@ impl Tsdb {
         let _readers = self.flush_gate.write().unwrap_or_else(|p| p.into_inner());
         let mut batch = KvBatch::default();
         let mut stale = Vec::new();
+        let mut rollups: Vec<RollupItem> = Vec::new();
         let mut chunk_count = 0u64;
         let wal_upto;
         {
@@ -858,7 +864,7 @@ impl Tsdb {
                         // alone; the snapshot keeps accumulating them.
                         for (res, slot) in Resolution::ALL.into_iter().zip(open_rollups) {
                             if let Some((bucket, agg)) = slot {
-                                batch.put(res.table(), rollup_key(series, bucket), agg.encode());
+                                rollups.push((res, series, bucket, agg));
                             }
                         }
                     }
@@ -871,12 +877,11 @@ impl Tsdb {
                         chunk.bytes,
                     );
                 }
-                for (res, series, bucket, agg) in shard.rollups.drain(..) {
-                    batch.put(res.table(), rollup_key(series, bucket), agg.encode());
-                }
+                rollups.append(&mut shard.rollups);
                 stale.extend(shard.stale_rollups.drain());
             }
         }
+        self.merge_rollups(&mut batch, rollups)?;
         batch.put(Table::Meta, META_CHECKPOINT, wal_upto.to_be_bytes());
         batch.delete_range(Table::Wal, 0u64.to_be_bytes(), (wal_upto + 1).to_be_bytes());
         self.kv.write(batch, true)?;
@@ -884,22 +889,58 @@ impl Tsdb {
         // Buckets changed by late samples are recomputed from raw data, which is idempotent, so
         // a crash between the two writes only leaves them to be recomputed again.
         if !stale.is_empty() {
-            let mut batch = KvBatch::default();
+            let mut recomputed = Vec::new();
             for (series, res, bucket) in stale {
-                let raw = self.read_raw_ungated(series, bucket - 1, bucket + res.millis() - 1)?;
-                let (prev, inside) = match raw.first() {
-                    Some(&(ts, v)) if ts < bucket => (Some(v), &raw[1..]),
-                    _ => (None, &raw[..]),
-                };
-                if let Some(agg) = Aggregate::of(inside, prev) {
-                    batch.put(res.table(), rollup_key(series, bucket), agg.encode());
+                // The bucket before supplies the counter's previous sample.
+                let raw = self.read_raw_ungated(
+                    series,
+                    bucket - res.millis(),
+                    bucket + res.millis() - 1,
+                )?;
+                let split = raw.partition_point(|s| s.0 < bucket);
+                let prev = split.checked_sub(1).map(|i| raw[i].1);
+                if let Some(agg) = Aggregate::of(&raw[split..], prev) {
+                    recomputed.push((res, series, bucket, agg));
                 }
             }
+            let mut batch = KvBatch::default();
+            self.merge_rollups(&mut batch, recomputed)?;
             self.kv.write(batch, true)?;
         }
         self.chunks_written
             .fetch_add(chunk_count, Ordering::Relaxed);
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Adds rollup buckets to their stored blocks (read, merge, write back; a bucket already
+    /// stored is replaced). Only checkpoints write rollups, and they are serialised.
+    fn merge_rollups(&self, batch: &mut KvBatch, items: Vec<RollupItem>) -> Result<(), StoreError> {
+        let mut blocks: HashMap<(Resolution, SeriesId, i64), Vec<(i64, Aggregate)>> =
+            HashMap::new();
+        for (res, series, bucket, agg) in items {
+            blocks
+                .entry((res, series, block::start(res, bucket)))
+                .or_default()
+                .push((bucket, agg));
+        }
+        for ((res, series, start), fresh) in blocks {
+            let key = rollup_key(series, start);
+            let mut merged: std::collections::BTreeMap<i64, Aggregate> =
+                match self.kv.get(res.table(), &key)? {
+                    Some(bytes) => block::decode(res, start, &bytes)
+                        .ok_or_else(|| StoreError::Corrupt {
+                            what: "rollup",
+                            detail: format!("{} bytes", bytes.len()),
+                        })?
+                        .into_iter()
+                        .collect(),
+                    None => Default::default(),
+                };
+            merged.extend(fresh);
+            let buckets: Vec<(i64, Aggregate)> = merged.into_iter().collect();
+            batch.put(res.table(), key, block::encode(res, start, &buckets));
+        }
         Ok(())
     }
 
