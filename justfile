@@ -12,5 +12,14 @@ test:
 ci:
     ./deploy/dev.sh ci
 
+# Ingest benchmark: hcmon (gRPC and remote write), VictoriaMetrics and Prometheus fed identical
+# data in one run; prints samples per CPU-second, throughput, RSS, bytes per sample, ack latency
+# and range-query latency. Extra arguments go to hcmon-bench (e.g. --hosts 200).
+bench-ingest *ARGS:
+    ./deploy/dev.sh bench-ingest {{ARGS}}
+
+# All benchmarks.
+bench: bench-ingest
+
 fmt:
     cargo fmt --all

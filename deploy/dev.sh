@@ -3,6 +3,8 @@
 #   deploy/dev.sh run    build, then run a collector and a local agent in the foreground
 #   deploy/dev.sh test   build, then run every test (unit and multi-process)
 #   deploy/dev.sh ci     formatting and lint gates, then `test`
+#   deploy/dev.sh bench-ingest [ARGS]   release build, then the ingest benchmark against
+#                        VictoriaMetrics and Prometheus (installed from Debian)
 # It installs what it needs (Debian packages) itself, idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,10 +89,18 @@ ci() {
   NEXTEST_PROFILE=ci run_tests
 }
 
+bench_ingest() {
+  ensure_packages libclang-dev prometheus victoria-metrics
+  setup_target_dir
+  cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
+  "$CARGO_TARGET_DIR/release/hcmon-bench" --capture tests/data/agent-capture.jsonl "$@"
+}
+
 case "${1:-}" in
   run) run ;;
   test) run_tests ;;
   ci) ci ;;
   build) build ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build" >&2; exit 2 ;;
+  bench-ingest) shift; bench_ingest "$@" ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|bench-ingest" >&2; exit 2 ;;
 esac
