@@ -213,6 +213,25 @@ impl SeriesCatalog {
         out
     }
 
+    /// Label names in use, sorted.
+    pub fn label_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.read().postings.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Values a label takes, sorted.
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        let mut values: Vec<String> = self
+            .read()
+            .postings
+            .get(name)
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        values.sort();
+        values
+    }
+
     /// Every series, sorted by metric name, then labels.
     pub fn all(&self) -> Vec<Arc<SeriesMeta>> {
         let mut out: Vec<_> = self.read().by_id.values().cloned().collect();

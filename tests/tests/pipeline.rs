@@ -1,7 +1,9 @@
 //! End-to-end: agents stream to a collector; the series show up in `/metrics`, `query_range`
 //! and the CLI; the exposition passes `promtool check metrics`.
 
-use hcmon_tests::{Agent, Collector, bin_path, now_s};
+use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+use hcmon_tests::{Agent, Collector, bin_path, now_s, points};
+use prost::Message;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -94,6 +96,78 @@ async fn two_agents_are_visible_in_metrics_query_range_and_cli() -> anyhow::Resu
         .unwrap_err()
         .to_string();
     assert!(err.contains("400") && err.contains("bad_data"), "{err}");
+
+    // Label listing, as Grafana's Prometheus data source asks for it.
+    let names = collector
+        .get_json("/api/v1/label/__name__/values", &[])
+        .await?;
+    assert!(
+        names["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "node_cpu_usage_ratio"),
+        "{names}"
+    );
+    let labels = collector.get_json("/api/v1/labels", &[]).await?;
+    assert!(
+        labels["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "mount"),
+        "{labels}"
+    );
+
+    // Prometheus remote write lands in the same store.
+    let now_ms = (now_s() * 1000.0) as i64;
+    let request = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![
+                Label {
+                    name: "__name__".into(),
+                    value: "rw_temperature_celsius".into(),
+                },
+                Label {
+                    name: "room".into(),
+                    value: "attic".into(),
+                },
+            ],
+            samples: vec![
+                Sample {
+                    value: 21.5,
+                    timestamp: now_ms - 1000,
+                },
+                Sample {
+                    value: 21.75,
+                    timestamp: now_ms,
+                },
+            ],
+        }],
+    };
+    let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec())?;
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/write", collector.http))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 204, "{}", response.text().await?);
+    let exported = collector
+        .export("rw_temperature_celsius{room=\"attic\"}")
+        .await?;
+    assert_eq!(
+        points(&exported[0]),
+        vec![(now_ms - 1000, 21.5), (now_ms, 21.75)]
+    );
+    let garbage = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/write", collector.http))
+        .body("not snappy")
+        .send()
+        .await?;
+    assert_eq!(garbage.status(), 400);
+    assert!(garbage.text().await?.contains("snappy"));
 
     let status = Command::new(bin_path("hcmon"))
         .args(["--url", &format!("http://{}", collector.http), "status"])

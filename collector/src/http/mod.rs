@@ -41,6 +41,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/query", get(query_instant).post(query_instant))
         .route("/api/v1/series", get(series).post(series))
         .route("/api/v1/export", get(export).post(export))
+        .route("/api/v1/labels", get(labels).post(labels))
+        .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/admin/compact", post(compact))
         .route(
@@ -445,6 +447,39 @@ async fn series(
         .map(|m| metric_json(&m.labels))
         .collect();
     Ok(success(Value::Array(data)))
+}
+
+/// Label names, optionally only those of series matching `match[]`.
+async fn labels(
+    State(state): State<ApiState>,
+    method: Method,
+    query: RawQuery,
+    form: RawForm,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(method, query, form)?;
+    if params.all("match[]").next().is_none() {
+        return Ok(success(json!(state.catalog.label_names())));
+    }
+    let mut names: Vec<String> = select_all(&state, &params.matches()?)
+        .iter()
+        .flat_map(|m| {
+            m.labels
+                .iter()
+                .map(|(n, _)| n.to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(success(json!(names)))
+}
+
+/// Values of one label (`__name__` lists metric names).
+async fn label_values(
+    State(state): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    success(json!(state.catalog.label_values(&name)))
 }
 
 /// VictoriaMetrics' export format: one JSON object per series and line.
