@@ -359,6 +359,16 @@ impl SeriesHead {
     fn newest_ts(&self) -> Option<i64> {
         self.last.map(|(ts, _)| ts)
     }
+
+    /// What a snapshot persists: everything but the late samples, which become chunks.
+    fn copy_without_late(&self) -> SeriesHead {
+        SeriesHead {
+            open: self.open.clone(),
+            late: Vec::new(),
+            last: self.last,
+            rollups: self.rollups,
+        }
+    }
 }
 
 impl Shard {
@@ -832,6 +842,7 @@ impl Tsdb {
         let mut batch = KvBatch::default();
         let mut stale = Vec::new();
         let mut rollups: Vec<RollupItem> = Vec::new();
+        let mut snapshots: Vec<(SeriesId, SeriesHead, Vec<(i64, f64)>)> = Vec::new();
         let mut chunk_count = 0u64;
         let wal_upto;
         {
@@ -845,20 +856,11 @@ impl Tsdb {
                         shard.seal(series);
                     }
                     let head = shard.heads.get_mut(&series).expect("dirty heads exist");
-                    let mut late = std::mem::take(&mut head.late);
+                    // Copy now, encode after the gate is released, so appends wait only for
+                    // memory copies, not for encoding.
+                    let late = std::mem::take(&mut head.late);
                     let open_rollups = head.rollups;
-                    let snapshot = encode_head(head);
-                    batch.put(Table::Head, series.0.to_be_bytes(), snapshot);
-                    late.sort_by_key(|s| s.0);
-                    late.dedup_by_key(|s| s.0);
-                    for day_samples in late.chunk_by(|a, b| day_of(a.0) == day_of(b.0)) {
-                        let first_ts = day_samples[0].0;
-                        shard.chunks.push(OutChunk {
-                            series,
-                            first_ts,
-                            bytes: encode_chunk(day_samples),
-                        });
-                    }
+                    snapshots.push((series, head.copy_without_late(), late));
                     if seal {
                         // Open buckets go to disk too, so compacted data answers rollup reads
                         // alone; the snapshot keeps accumulating them.
@@ -879,6 +881,20 @@ impl Tsdb {
                 }
                 rollups.append(&mut shard.rollups);
                 stale.extend(shard.stale_rollups.drain());
+            }
+        }
+        for (series, head, mut late) in snapshots {
+            batch.put(Table::Head, series.0.to_be_bytes(), encode_head(&head));
+            late.sort_by_key(|s| s.0);
+            late.dedup_by_key(|s| s.0);
+            for day_samples in late.chunk_by(|a, b| day_of(a.0) == day_of(b.0)) {
+                chunk_count += 1;
+                let first_ts = day_samples[0].0;
+                batch.put(
+                    Table::Chunks,
+                    chunk_key(day_of(first_ts), series, first_ts),
+                    encode_chunk(day_samples),
+                );
             }
         }
         self.merge_rollups(&mut batch, rollups)?;
