@@ -8,8 +8,11 @@
 //! - aggregations across series: `sum`, `avg`, `min`, `max`, `count`, `quantile(φ, …)`, with
 //!   `by (…)` or `without (…)`, nestable.
 //!
-//! Resolution: a query whose step is at least a rollup resolution (and, for range functions, whose
-//! range is a multiple of it) reads the coarsest such rollup instead of raw samples, so 30 days at
+//! Range functions aggregate the window `[t - range, t)` (Prometheus uses `(t - range, t]`; the
+//! half-open form matches rollup buckets, so raw and rollup evaluation agree).
+//!
+//! Resolution: a query whose start and step are multiples of a rollup resolution (and, for range
+//! functions, whose range is too) reads the coarsest such rollup instead of raw samples, so 30 days at
 //! a 1 h step reads 720 aggregates per series rather than 259,200 samples. `rate`/`increase` use
 //! the counter increase each bucket records (resets counted), which equals what raw evaluation
 //! gives: the growth from the last sample before the window to the last inside it.
@@ -380,11 +383,15 @@ fn range_value(func: RangeFn, agg: &Aggregate, range_ms: i64) -> f64 {
     }
 }
 
-/// The coarsest rollup usable at this step (and range, for range functions).
-fn pick_resolution(step: i64, range: Option<i64>) -> Option<Resolution> {
+/// The coarsest rollup usable at this start and step (and range, for range functions): all
+/// must be whole multiples of its resolution, so every step ends on a bucket boundary.
+fn pick_resolution(start: i64, step: i64, range: Option<i64>) -> Option<Resolution> {
     Resolution::ALL.into_iter().rev().find(|r| {
         let m = r.millis();
-        step >= m && step % m == 0 && range.is_none_or(|range| range >= m && range % m == 0)
+        step >= m
+            && step % m == 0
+            && start % m == 0
+            && range.is_none_or(|range| range >= m && range % m == 0)
     })
 }
 
@@ -407,7 +414,7 @@ pub fn evaluate(
 ) -> Result<(Vec<SeriesResult>, Source), QueryError> {
     match expr {
         Expr::Selector(selector) => {
-            let res = pick_resolution(step, None);
+            let res = pick_resolution(start, step, None);
             let mut out = Vec::new();
             for meta in source.select(selector) {
                 let points = match res {
@@ -438,16 +445,18 @@ pub fn evaluate(
             selector,
             range_ms,
         } => {
-            let res = pick_resolution(step, Some(*range_ms));
+            let res = pick_resolution(start, step, Some(*range_ms));
             let mut out = Vec::new();
             for meta in source.select(selector) {
                 let mut points = Vec::new();
                 match res {
                     None => {
                         let samples = source.raw(meta.id, start - range_ms - LOOKBACK_MS, end)?;
+                        // The window is [t - range, t), as rollup buckets are [start, end), so
+                        // both sources answer alike.
                         for t in steps(start, end, step) {
-                            let lo = samples.partition_point(|s| s.0 <= t - range_ms);
-                            let hi = samples.partition_point(|s| s.0 <= t);
+                            let lo = samples.partition_point(|s| s.0 < t - range_ms);
+                            let hi = samples.partition_point(|s| s.0 < t);
                             let prev = lo
                                 .checked_sub(1)
                                 .map(|i| samples[i])

@@ -414,7 +414,8 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkDecodeError> {
     let mode = tag & 0x0f;
     let mut pos = 1;
     let n = get_varint(bytes, &mut pos)? as usize;
-    if n == 0 || n > 1 << 24 {
+    // Far above any configured chunk size; keeps a damaged count from allocating gigabytes.
+    if n == 0 || n > 1 << 20 {
         return Err(ChunkDecodeError("implausible sample count"));
     }
     let t0 = unzigzag(get_varint(bytes, &mut pos)?);

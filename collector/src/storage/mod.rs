@@ -108,4 +108,8 @@ pub enum StoreError {
     Read(BackendError),
     #[error("corrupt {what} record in the store: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    #[error(
+        "storage refuses writes after a failed checkpoint; restart the collector to recover from its WAL"
+    )]
+    Failed,
 }

@@ -180,7 +180,7 @@ mod tests {
 /// costs a few bytes per bucket instead of a 56-byte record.
 pub mod block {
     use super::{Aggregate, Resolution};
-    use crate::storage::chunk::{decimal_places, decode_chunk, encode_chunk};
+    use crate::storage::chunk::{decode_chunk, encode_chunk};
 
     /// Start of the block holding `bucket`.
     pub fn start(res: Resolution, bucket: i64) -> i64 {
@@ -193,23 +193,20 @@ pub mod block {
 
     /// Encodes buckets (sorted by start, all in one block).
     ///
-    /// Sums and increases of samples with P decimal places are exact P-place decimals, but float
-    /// addition leaves them an ulp off (0.07 + 0.1 is not 0.17), which would defeat decimal
-    /// encoding. When the samples' own values (min, max, last) are P-place decimals, sums and
-    /// increases are rounded to P places: the exact decimal result, stored compactly.
+    /// Sums and increases of decimal samples are decimals too, but float addition leaves them
+    /// an ulp or so off (0.07 + 0.1 is not 0.17), which would defeat decimal encoding. A value
+    /// within a relative 1e-12 of a decimal with few places is stored as that decimal: its exact
+    /// value, stored compactly. Anything else is kept as it is.
     pub fn encode(res: Resolution, block_start: i64, buckets: &[(i64, Aggregate)]) -> Vec<u8> {
         let index = |b: i64| (b - block_start) / res.millis();
-        let places = buckets
-            .iter()
-            .flat_map(|(_, a)| [a.min, a.max, a.last])
-            .map(decimal_places)
-            .try_fold(0, |p, d| d.map(|d| p.max(d)));
-        let exact = |x: f64| match places {
-            Some(p) => {
-                let scale = 10f64.powi(p);
-                (x * scale).round() / scale
-            }
-            None => x,
+        let exact = |x: f64| {
+            (0..=12)
+                .map(|places| {
+                    let scale = 10f64.powi(places);
+                    (x * scale).round() / scale
+                })
+                .find(|rounded| (rounded - x).abs() <= x.abs() * 1e-12)
+                .unwrap_or(x)
         };
         let buckets: Vec<(i64, Aggregate)> = buckets
             .iter()
@@ -263,24 +260,25 @@ pub mod block {
         if columns.iter().any(|c| c.len() != n) {
             return None;
         }
-        Some(
-            (0..n)
-                .map(|i| {
-                    let bucket = block_start + columns[0][i].0 * res.millis();
-                    let agg = Aggregate {
-                        count: columns[0][i].1 as u64,
-                        sum: columns[1][i].1,
-                        min: columns[2][i].1,
-                        max: columns[3][i].1,
-                        last: columns[4][i].1,
-                        // Buckets of a block are in time order; this keeps merges ordered.
-                        last_ts: bucket,
-                        increase: columns[5][i].1,
-                    };
-                    (bucket, agg)
-                })
-                .collect(),
-        )
+        (0..n)
+            .map(|i| {
+                let bucket = columns[0][i]
+                    .0
+                    .checked_mul(res.millis())
+                    .and_then(|offset| block_start.checked_add(offset))?;
+                let agg = Aggregate {
+                    count: columns[0][i].1 as u64,
+                    sum: columns[1][i].1,
+                    min: columns[2][i].1,
+                    max: columns[3][i].1,
+                    last: columns[4][i].1,
+                    // Buckets of a block are in time order; this keeps merges ordered.
+                    last_ts: bucket,
+                    increase: columns[5][i].1,
+                };
+                Some((bucket, agg))
+            })
+            .collect::<Option<Vec<_>>>()
     }
 
     #[cfg(test)]
@@ -307,7 +305,12 @@ pub mod block {
                     (b1, a1.count, a1.min, a1.max, a1.last),
                     (b2, a2.count, a2.min, a2.max, a2.last)
                 );
-                assert!((a1.sum - a2.sum).abs() < 1e-12, "{} vs {}", a1.sum, a2.sum);
+                assert!(
+                    (a1.sum - a2.sum).abs() <= a1.sum.abs() * 1e-12,
+                    "{} vs {}",
+                    a1.sum,
+                    a2.sum
+                );
             }
             assert!(
                 bytes.len() < 60 * 56 / 4,
@@ -315,6 +318,13 @@ pub mod block {
                 bytes.len()
             );
             assert_eq!(start(res, 7_259_999), 7_200_000);
+            // Not decimals at all: kept exactly.
+            let odd = [(
+                7_200_000,
+                Aggregate::of(&[(1, 1.0), (2, 1.5), (3, 2.0)], None).unwrap(),
+            )];
+            let back = decode(res, 7_200_000, &encode(res, 7_200_000, &odd)).unwrap();
+            assert_eq!(back[0].1.sum, 4.5);
         }
     }
 }

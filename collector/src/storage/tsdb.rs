@@ -23,12 +23,16 @@
 //!   checkpoint takes it exclusively to cut, so its snapshot covers exactly WAL ids ≤ its position.
 //! - Reads hold `flush_gate` (shared); a checkpoint holds it exclusively from draining outboxes
 //!   until their contents are written, so a read sees every sample in the head or on disk.
+//! - Lock order: `checkpointing` → `flush_gate` → `append_gate` → one shard at a time.
+//! - A checkpoint that fails after draining the head marks the engine failed: writes are refused
+//!   until a restart, which recovers from the WAL the failed checkpoint did not delete.
 //! - Chunks never cross a UTC day: retention deletes whole day partitions with one range delete.
 //! - A sample older than its series' newest by more than the out-of-order window is refused and
 //!   counted, never silently dropped.
 //!
 //! # Keys
-//! - `Chunks`: day (u32) ‖ series (u64) ‖ first timestamp (i64, sign-flipped) ‖ random u32
+//! - `Chunks`: day (u32) ‖ series (u64) ‖ first timestamp (i64, sign-flipped) ‖ write order
+//!   (checkpoint WAL position u64 ‖ index u32): reads merge overlapping chunks in write order
 //! - `Rollup*`: day (u32) ‖ series (u64) ‖ block start (i64, sign-flipped) → a columnar block
 //!   of buckets (see `rollup::block`); checkpoints merge new buckets into the stored block
 //! - `Wal`: write id (u64); `Head`: series (u64); all big-endian.
@@ -47,6 +51,8 @@ use std::time::Duration;
 const SHARDS: usize = 16;
 const DAY_MS: i64 = 86_400_000;
 const META_CHECKPOINT: &[u8] = b"checkpoint";
+/// Rollup buckets awaiting recompute, persisted with the checkpoint that took them from memory.
+const META_STALE_ROLLUPS: &[u8] = b"stale_rollups";
 
 /// Storage tuning, part of the collector's config file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -175,6 +181,10 @@ pub struct Tsdb {
     checkpointing: Mutex<()>,
     chunks_written: AtomicU64,
     checkpoints: AtomicU64,
+    /// Set when a checkpoint failed after taking state out of the head: from then on the head
+    /// no longer matches the WAL, so writes and checkpoints are refused until a restart
+    /// recovers from the WAL, which that failed checkpoint did not delete.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 /// Timestamps are clamped to this magnitude (±5.8 million years) so every one has a day.
@@ -196,13 +206,30 @@ fn unflip(v: u64) -> i64 {
     (v ^ (1 << 63)) as i64
 }
 
-fn chunk_key(day: u32, series: SeriesId, first_ts: i64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(24);
+/// Write order of a chunk: the checkpoint's WAL position, then its index in that checkpoint.
+/// Where chunks overlap, the later write holds the newer value of a repeated timestamp.
+type WriteOrder = (u64, u32);
+
+fn chunk_key(day: u32, series: SeriesId, first_ts: i64, order: WriteOrder) -> Vec<u8> {
+    let mut k = Vec::with_capacity(32);
     k.extend_from_slice(&day.to_be_bytes());
     k.extend_from_slice(&series.0.to_be_bytes());
     k.extend_from_slice(&flip(first_ts).to_be_bytes());
-    k.extend_from_slice(&fastrand::u32(..).to_be_bytes());
+    k.extend_from_slice(&order.0.to_be_bytes());
+    k.extend_from_slice(&order.1.to_be_bytes());
     k
+}
+
+fn chunk_order(key: &[u8]) -> WriteOrder {
+    let position = key
+        .get(20..28)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes);
+    let index = key
+        .get(28..32)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_be_bytes);
+    (position, index)
 }
 
 fn rollup_key(series: SeriesId, block_start: i64) -> Vec<u8> {
@@ -212,6 +239,9 @@ fn rollup_key(series: SeriesId, block_start: i64) -> Vec<u8> {
     k.extend_from_slice(&flip(block_start).to_be_bytes());
     k
 }
+
+/// Samples of one series as (timestamp ms, value).
+type Samples = Vec<(i64, f64)>;
 
 /// A finished (or, when sealing, open) rollup bucket on its way to disk.
 type RollupItem = (Resolution, SeriesId, i64, Aggregate);
@@ -409,8 +439,14 @@ impl Shard {
                     let bucket = res.bucket(ts);
                     match &mut head.rollups[res.index()] {
                         Some((open, agg)) if *open == bucket => agg.add(ts, value, 0.0),
-                        _ => {
+                        open => {
                             self.stale_rollups.insert((series, res, bucket));
+                            // The next bucket's counter step from its previous sample changed
+                            // too, unless that bucket is the open one (still accumulating).
+                            let next = bucket + res.millis();
+                            if open.is_none_or(|(b, _)| b != next) {
+                                self.stale_rollups.insert((series, res, next));
+                            }
                         }
                     }
                 }
@@ -484,6 +520,7 @@ impl Tsdb {
             checkpointing: Mutex::new(()),
             chunks_written: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
+            failed: Default::default(),
         };
         tsdb.kv.scan(Table::Head, &[], &[0xff; 9], &mut |k, v| {
             let parsed = k
@@ -541,6 +578,13 @@ impl Tsdb {
             return Err(e);
         }
         tsdb.next_wal_id.store(last_id + 1, Ordering::SeqCst);
+        if let Some(stale) = tsdb.kv.get(Table::Meta, META_STALE_ROLLUPS)? {
+            for (series, res, bucket) in decode_stale(&stale) {
+                let mut shard = tsdb.shard(series);
+                shard.stale_rollups.insert((series, res, bucket));
+                shard.dirty.insert(series);
+            }
+        }
         tracing::info!(
             series = series.len(),
             checkpoint,
@@ -616,6 +660,9 @@ impl Tsdb {
         node: Option<(&str, &NodeRecord)>,
         samples: &[Sample],
     ) -> Result<AppendOutcome, StoreError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError::Failed);
+        }
         let window = self.config.out_of_order_window.as_millis() as i64;
         let mut accepted = Vec::with_capacity(samples.len());
         {
@@ -714,7 +761,7 @@ impl Tsdb {
         if start > end {
             return Ok(Vec::new());
         }
-        let mut out = Vec::new();
+        let mut stored: Vec<(WriteOrder, Vec<(i64, f64)>)> = Vec::new();
         let mut failure = None;
         for day in self.days_with_data(Table::Chunks, day_of(start), day_of(end))? {
             let (from, to) = series_day_range(day, series);
@@ -724,9 +771,13 @@ impl Tsdb {
                     return false;
                 }
                 match decode_chunk(v) {
-                    Ok(samples) => {
-                        out.extend(samples.into_iter().filter(|s| s.0 >= start && s.0 <= end))
-                    }
+                    Ok(samples) => stored.push((
+                        chunk_order(k),
+                        samples
+                            .into_iter()
+                            .filter(|s| s.0 >= start && s.0 <= end)
+                            .collect(),
+                    )),
                     Err(e) => {
                         failure = Some(StoreError::Corrupt {
                             what: "chunk",
@@ -740,6 +791,9 @@ impl Tsdb {
         if let Some(e) = failure {
             return Err(e);
         }
+        // Oldest write first, so that merging keeps the newest value of a repeated timestamp.
+        stored.sort_by_key(|(order, _)| *order);
+        let mut out: Vec<(i64, f64)> = stored.into_iter().flat_map(|(_, s)| s).collect();
         {
             let shard = self.shard(series);
             for chunk in shard.chunks.iter().filter(|c| c.series == series) {
@@ -750,10 +804,11 @@ impl Tsdb {
                 out.extend(samples.into_iter().filter(|s| s.0 >= start && s.0 <= end));
             }
             if let Some(head) = shard.heads.get(&series) {
+                // Late samples arrived after the open chunk's: for a repeated time they win.
                 out.extend(
-                    head.late
+                    head.open
                         .iter()
-                        .chain(&head.open)
+                        .chain(&head.late)
                         .filter(|s| s.0 >= start && s.0 <= end),
                 );
             }
@@ -838,11 +893,23 @@ impl Tsdb {
     /// explicit compaction), so everything lands in chunks.
     pub fn checkpoint(&self, seal: bool) -> Result<(), StoreError> {
         let _one = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError::Failed);
+        }
+        let result = self.checkpoint_locked(seal);
+        if result.is_err() {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
+    fn checkpoint_locked(&self, seal: bool) -> Result<(), StoreError> {
         let _readers = self.flush_gate.write().unwrap_or_else(|p| p.into_inner());
         let mut batch = KvBatch::default();
         let mut stale = Vec::new();
         let mut rollups: Vec<RollupItem> = Vec::new();
-        let mut snapshots: Vec<(SeriesId, SeriesHead, Vec<(i64, f64)>)> = Vec::new();
+        // (series, head to persist, late samples to write as chunks)
+        let mut snapshots: Vec<(SeriesId, SeriesHead, Samples)> = Vec::new();
         let mut chunk_count = 0u64;
         let wal_upto;
         {
@@ -872,10 +939,11 @@ impl Tsdb {
                     }
                 }
                 for chunk in shard.chunks.drain(..) {
+                    let order = (wal_upto, chunk_count as u32);
                     chunk_count += 1;
                     batch.put(
                         Table::Chunks,
-                        chunk_key(day_of(chunk.first_ts), chunk.series, chunk.first_ts),
+                        chunk_key(day_of(chunk.first_ts), chunk.series, chunk.first_ts, order),
                         chunk.bytes,
                     );
                 }
@@ -885,34 +953,40 @@ impl Tsdb {
         }
         for (series, head, mut late) in snapshots {
             batch.put(Table::Head, series.0.to_be_bytes(), encode_head(&head));
+            // Stable sort keeps arrival order within a timestamp; the last arrival wins.
             late.sort_by_key(|s| s.0);
+            late.reverse();
             late.dedup_by_key(|s| s.0);
+            late.reverse();
             for day_samples in late.chunk_by(|a, b| day_of(a.0) == day_of(b.0)) {
+                let order = (wal_upto, chunk_count as u32);
                 chunk_count += 1;
                 let first_ts = day_samples[0].0;
                 batch.put(
                     Table::Chunks,
-                    chunk_key(day_of(first_ts), series, first_ts),
+                    chunk_key(day_of(first_ts), series, first_ts, order),
                     encode_chunk(day_samples),
                 );
             }
         }
         self.merge_rollups(&mut batch, rollups)?;
+        if !stale.is_empty() {
+            batch.put(Table::Meta, META_STALE_ROLLUPS, encode_stale(&stale));
+        }
         batch.put(Table::Meta, META_CHECKPOINT, wal_upto.to_be_bytes());
         batch.delete_range(Table::Wal, 0u64.to_be_bytes(), (wal_upto + 1).to_be_bytes());
         self.kv.write(batch, true)?;
 
-        // Buckets changed by late samples are recomputed from raw data, which is idempotent, so
-        // a crash between the two writes only leaves them to be recomputed again.
+        // Buckets changed by late samples are recomputed from raw data, which is idempotent. The
+        // list went to disk with the first write, so a crash before this one leaves it to the
+        // next start.
         if !stale.is_empty() {
             let mut recomputed = Vec::new();
             for (series, res, bucket) in stale {
-                // The bucket before supplies the counter's previous sample.
-                let raw = self.read_raw_ungated(
-                    series,
-                    bucket - res.millis(),
-                    bucket + res.millis() - 1,
-                )?;
+                // The counter's previous sample may sit a while before the bucket.
+                let lookback = res.millis().max(STALE_LOOKBACK_MS);
+                let raw =
+                    self.read_raw_ungated(series, bucket - lookback, bucket + res.millis() - 1)?;
                 let split = raw.partition_point(|s| s.0 < bucket);
                 let prev = split.checked_sub(1).map(|i| raw[i].1);
                 if let Some(agg) = Aggregate::of(&raw[split..], prev) {
@@ -921,6 +995,7 @@ impl Tsdb {
             }
             let mut batch = KvBatch::default();
             self.merge_rollups(&mut batch, recomputed)?;
+            batch.delete(Table::Meta, META_STALE_ROLLUPS);
             self.kv.write(batch, true)?;
         }
         self.chunks_written
@@ -1050,6 +1125,30 @@ impl Tsdb {
         }
         stats
     }
+}
+
+/// How far back a rollup recompute looks for a counter's previous sample.
+const STALE_LOOKBACK_MS: i64 = 15 * 60 * 1000;
+
+fn encode_stale(stale: &[(SeriesId, Resolution, i64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stale.len() * 17);
+    for (series, res, bucket) in stale {
+        out.extend_from_slice(&series.0.to_be_bytes());
+        out.push(res.index() as u8);
+        out.extend_from_slice(&bucket.to_be_bytes());
+    }
+    out
+}
+
+fn decode_stale(bytes: &[u8]) -> Vec<(SeriesId, Resolution, i64)> {
+    bytes
+        .chunks_exact(17)
+        .filter_map(|c| {
+            let series = SeriesId(u64::from_be_bytes(c[..8].try_into().ok()?));
+            let res = *Resolution::ALL.get(usize::from(c[8]))?;
+            Some((series, res, i64::from_be_bytes(c[9..17].try_into().ok()?)))
+        })
+        .collect()
 }
 
 fn decode_series(key: &[u8], value: &[u8]) -> Result<SeriesMeta, StoreError> {
@@ -1275,6 +1374,25 @@ mod tests {
             3,
             "the first day's samples are gone, the second day's stay: {left:?}"
         );
+    }
+
+    #[test]
+    fn a_repeated_timestamp_keeps_its_newest_value_everywhere() {
+        let kv = MemoryKv::default();
+        let db = open(&kv);
+        db.append(None, &samples(1, 0..20, 10_000)).unwrap(); // seals a chunk of 8 at 8 and 16
+        let again = |v: f64| Sample { series: SeriesId(1), timestamp_ms: T0 + 30_000, value: v };
+        db.append(None, &[again(-1.0)]).unwrap();
+        db.append(None, &[again(-2.0)]).unwrap();
+        let at = |db: &Tsdb| db.read_raw(SeriesId(1), T0 + 30_000, T0 + 30_000).unwrap();
+        assert_eq!(at(&db), vec![(T0 + 30_000, -2.0)], "in the head");
+        db.checkpoint(false).unwrap();
+        assert_eq!(at(&db), vec![(T0 + 30_000, -2.0)], "after a checkpoint");
+        db.append(None, &[again(-3.0)]).unwrap();
+        db.compact().unwrap();
+        assert_eq!(at(&db), vec![(T0 + 30_000, -3.0)], "after compaction");
+        drop(db);
+        assert_eq!(at(&open(&kv)), vec![(T0 + 30_000, -3.0)], "after reopening");
     }
 
     #[test]
