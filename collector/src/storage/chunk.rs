@@ -233,23 +233,23 @@ fn deltas(xs: impl Iterator<Item = i64>) -> Vec<u64> {
     out
 }
 
-/// Decimal places that represent `v` exactly as `mantissa / 10^places`, if at most `MAX_DECIMALS`.
-pub(crate) fn decimal_places(v: f64) -> Option<i32> {
-    if !v.is_finite() || (v == 0.0 && v.is_sign_negative()) {
-        return None;
-    }
-    (0..=MAX_DECIMALS).find(|&places| {
+/// Mantissas of every value at a common number of decimal places, if all values allow one.
+/// The places only grow, so each value is first tried at the running maximum: one check for
+/// most values instead of a search from zero.
+fn mantissas(values: &[f64]) -> Option<(i32, Vec<i64>)> {
+    let exact_at = |v: f64, places: i32| {
         let scale = 10f64.powi(places);
         let m = (v * scale).round();
         m.abs() < 9.0e15 && m / scale == v
-    })
-}
-
-/// Mantissas of every value at a common number of decimal places, if all values allow one.
-fn mantissas(values: &[f64]) -> Option<(i32, Vec<i64>)> {
+    };
     let mut places = 0;
     for &v in values {
-        places = places.max(decimal_places(v)?);
+        if !v.is_finite() || (v == 0.0 && v.is_sign_negative()) {
+            return None;
+        }
+        if !exact_at(v, places) {
+            places = (places + 1..=MAX_DECIMALS).find(|&p| exact_at(v, p))?;
+        }
     }
     let scale = 10f64.powi(places);
     let mut out = Vec::with_capacity(values.len());
@@ -355,36 +355,20 @@ pub fn encode_chunk(samples: &[(i64, f64)]) -> Vec<u8> {
         timestamps(&mut w);
         return w.finish();
     }
-    let xor = {
+    let xor = || {
         let mut w = BitWriter::new(header(MODE_XOR));
         timestamps(&mut w);
         encode_xor(&mut w, &values);
         w.finish()
     };
     let Some((places, ms)) = mantissas(&values) else {
-        return xor;
+        return xor();
     };
-    let mut best = xor;
-    let mut consider = |candidate: Vec<u8>| {
-        if candidate.len() < best.len() {
-            best = candidate;
-        }
-    };
-    for (mode, ints) in [
-        (MODE_DECIMAL_DELTA, deltas(ms.iter().copied())),
-        (MODE_DECIMAL_DOD, delta_of_deltas(ms.iter().copied())),
-    ] {
-        let (w1, w2, _) = choose_widths(&ints);
-        let mut out = header(mode);
-        out.push(places as u8);
-        out.push(w1 as u8);
-        out.push(w2 as u8);
-        put_varint(&mut out, zigzag(ms[0]));
-        let mut w = BitWriter::new(out);
-        timestamps(&mut w);
-        write_ints(&mut w, &ints, w1, w2);
-        consider(w.finish());
-    }
+    // Each decimal form's size in bits is known before writing it: write only the smallest.
+    let by_delta = deltas(ms.iter().copied());
+    let by_dod = delta_of_deltas(ms.iter().copied());
+    let (d1, d2, delta_bits) = choose_widths(&by_delta);
+    let (o1, o2, dod_bits) = choose_widths(&by_dod);
     let min = *ms.iter().min().expect("non-empty");
     let span = ms
         .iter()
@@ -392,17 +376,41 @@ pub fn encode_chunk(samples: &[(i64, f64)]) -> Vec<u8> {
         .max()
         .unwrap_or(0);
     let width = bit_len(span);
-    let mut out = header(MODE_DECIMAL_FOR);
+    let for_bits = ms.len() as u64 * u64::from(width);
+    if for_bits <= delta_bits.min(dod_bits) {
+        let mut out = header(MODE_DECIMAL_FOR);
+        out.push(places as u8);
+        out.push(width as u8);
+        put_varint(&mut out, zigzag(min));
+        let mut w = BitWriter::new(out);
+        timestamps(&mut w);
+        for &m in &ms {
+            w.write(m.wrapping_sub(min) as u64, width);
+        }
+        return w.finish();
+    }
+    let (mode, ints, w1, w2) = if dod_bits < delta_bits {
+        (MODE_DECIMAL_DOD, by_dod, o1, o2)
+    } else {
+        (MODE_DECIMAL_DELTA, by_delta, d1, d2)
+    };
+    let mut out = header(mode);
     out.push(places as u8);
-    out.push(width as u8);
-    put_varint(&mut out, zigzag(min));
+    out.push(w1 as u8);
+    out.push(w2 as u8);
+    put_varint(&mut out, zigzag(ms[0]));
     let mut w = BitWriter::new(out);
     timestamps(&mut w);
-    for &m in &ms {
-        w.write(m.wrapping_sub(min) as u64, width);
+    write_ints(&mut w, &ints, w1, w2);
+    let decimal = w.finish();
+    // Decimals with many places and jumpy values can lose to XOR; check only then.
+    if decimal.len() > 2 * values.len() {
+        let xor = xor();
+        if xor.len() < decimal.len() {
+            return xor;
+        }
     }
-    consider(w.finish());
-    best
+    decimal
 }
 
 /// Decodes a chunk into `(timestamp ms, value)` pairs.

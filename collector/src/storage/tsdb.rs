@@ -1381,7 +1381,11 @@ mod tests {
         let kv = MemoryKv::default();
         let db = open(&kv);
         db.append(None, &samples(1, 0..20, 10_000)).unwrap(); // seals a chunk of 8 at 8 and 16
-        let again = |v: f64| Sample { series: SeriesId(1), timestamp_ms: T0 + 30_000, value: v };
+        let again = |v: f64| Sample {
+            series: SeriesId(1),
+            timestamp_ms: T0 + 30_000,
+            value: v,
+        };
         db.append(None, &[again(-1.0)]).unwrap();
         db.append(None, &[again(-2.0)]).unwrap();
         let at = |db: &Tsdb| db.read_raw(SeriesId(1), T0 + 30_000, T0 + 30_000).unwrap();
