@@ -550,17 +550,25 @@ async fn remote_write(
 }
 
 /// `POST /api/v1/admin/compact`: seals every open chunk, persists everything and compacts the
-/// store, answering with the bytes each table takes afterwards (benchmarks, before backups).
+/// store, answering with the bytes each table takes afterwards on disk (`tables`) and as keys
+/// and values alone (`encoded`), for benchmarks and before backups.
 async fn compact(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let tsdb = state.tsdb.clone();
-    let sizes = tokio::task::spawn_blocking(move || tsdb.compact().map(|()| tsdb.table_sizes()))
-        .await
-        .expect("compaction task does not panic")?;
-    let tables: Map<String, Value> = sizes
-        .into_iter()
-        .map(|(t, bytes)| (t.name().to_owned(), json!(bytes)))
-        .collect();
-    Ok(success(json!({"tables": tables})))
+    let (disk, encoded) = tokio::task::spawn_blocking(move || {
+        tsdb.compact()?;
+        Ok::<_, StoreError>((tsdb.table_sizes(), tsdb.logical_sizes()?))
+    })
+    .await
+    .expect("compaction task does not panic")?;
+    let by_name = |sizes: Vec<(crate::storage::Table, u64)>| -> Map<String, Value> {
+        sizes
+            .into_iter()
+            .map(|(t, bytes)| (t.name().to_owned(), json!(bytes)))
+            .collect()
+    };
+    Ok(success(
+        json!({"tables": by_name(disk), "encoded": by_name(encoded)}),
+    ))
 }
 
 async fn agents(State(state): State<ApiState>) -> Response {

@@ -107,6 +107,17 @@ pub trait Kv: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Approximate bytes a table occupies on disk.
     fn disk_size(&self, table: Table) -> u64;
+
+    /// Bytes of the table's keys and values themselves, before the backend's own overhead
+    /// (file metadata, indexes), by scanning it: for reports, not hot paths.
+    fn logical_size(&self, table: Table) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        self.scan(table, &[], &[0xff; 40], &mut |k, v| {
+            total += (k.len() + v.len()) as u64;
+            true
+        })?;
+        Ok(total)
+    }
     /// Compacts a table now, reclaiming space of deleted ranges.
     fn compact(&self, table: Table) -> Result<(), StoreError>;
     /// Persists everything buffered (memtables) and syncs.

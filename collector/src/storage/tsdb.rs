@@ -1088,6 +1088,14 @@ impl Tsdb {
             .collect()
     }
 
+    /// Key and value bytes per table, without the backend's file overhead.
+    pub fn logical_sizes(&self) -> Result<Vec<(Table, u64)>, StoreError> {
+        Table::ALL
+            .iter()
+            .map(|&t| Ok((t, self.kv.logical_size(t)?)))
+            .collect()
+    }
+
     pub fn disk_size(&self) -> u64 {
         Table::ALL.iter().map(|&t| self.kv.disk_size(t)).sum()
     }
