@@ -12,7 +12,7 @@ use crate::query::{self, MAX_POINTS, QueryError};
 use crate::storage::{Aggregate, Resolution, SeriesId, SeriesMeta, StoreError, Tsdb};
 use crate::telemetry::CollectorMetrics;
 use axum::Router;
-use axum::extract::{RawForm, RawQuery, State};
+use axum::extract::{FromRequest, RawForm, RawQuery, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -103,6 +103,22 @@ impl IntoResponse for ApiError {
 
 /// Request parameters from the query string and, for POST, the form body.
 struct Params(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let method = req.method().clone();
+        let query = RawQuery(req.uri().query().map(str::to_owned));
+        let form = RawForm::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadParam {
+                name: "body",
+                message: e.body_text(),
+            })?;
+        Params::parse(method, query, form)
+    }
+}
 
 impl Params {
     /// For GET, axum's `RawForm` already holds the query string; for POST it holds the body and
@@ -349,13 +365,7 @@ fn with_resolution(source: query::Source, body: Value) -> Response {
     response
 }
 
-async fn query_range(
-    State(state): State<ApiState>,
-    method: Method,
-    query: RawQuery,
-    form: RawForm,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(method, query, form)?;
+async fn query_range(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
     let text = params
         .get("query")
         .ok_or(ApiError::MissingParam("query"))?
@@ -414,11 +424,8 @@ async fn query_range(
 
 async fn query_instant(
     State(state): State<ApiState>,
-    method: Method,
-    query: RawQuery,
-    form: RawForm,
+    params: Params,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(method, query, form)?;
     let text = params
         .get("query")
         .ok_or(ApiError::MissingParam("query"))?
@@ -450,13 +457,7 @@ fn select_all(state: &ApiState, selectors: &[Selector]) -> Vec<Arc<SeriesMeta>> 
     out
 }
 
-async fn series(
-    State(state): State<ApiState>,
-    method: Method,
-    query: RawQuery,
-    form: RawForm,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(method, query, form)?;
+async fn series(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
     let selectors = params.matches()?;
     let data: Vec<Value> = select_all(&state, &selectors)
         .iter()
@@ -466,13 +467,7 @@ async fn series(
 }
 
 /// Label names, optionally only those of series matching `match[]`.
-async fn labels(
-    State(state): State<ApiState>,
-    method: Method,
-    query: RawQuery,
-    form: RawForm,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(method, query, form)?;
+async fn labels(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
     if params.all("match[]").next().is_none() {
         return Ok(success(json!(state.catalog.label_names())));
     }
@@ -499,13 +494,7 @@ async fn label_values(
 }
 
 /// VictoriaMetrics' export format: one JSON object per series and line.
-async fn export(
-    State(state): State<ApiState>,
-    method: Method,
-    query: RawQuery,
-    form: RawForm,
-) -> Result<Response, ApiError> {
-    let params = Params::parse(method, query, form)?;
+async fn export(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
     let selectors = params.matches()?;
     let start = params.time_ms("start")?.unwrap_or(i64::MIN);
     let end = params.time_ms("end")?.unwrap_or(i64::MAX);
