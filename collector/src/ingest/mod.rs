@@ -62,7 +62,7 @@ pub struct IngestService {
     /// Open streams per node.
     streams: Mutex<HashMap<String, usize>>,
     /// Remote-write series by their raw label bytes, so known series skip label parsing.
-    remote_write_cache: std::sync::RwLock<HashMap<Vec<u8>, SeriesId>>,
+    remote_write_cache: std::sync::RwLock<rustc_hash::FxHashMap<Vec<u8>, SeriesId>>,
 }
 
 /// The state of one open stream: its node and the series it interned.

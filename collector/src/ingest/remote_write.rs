@@ -1,15 +1,16 @@
 //! Prometheus remote-write 1.0 ingest: snappy-compressed `WriteRequest`s from Prometheus,
 //! vmagent, Grafana Alloy and others, stored through the same engine as agent batches.
 //!
-//! Series are looked up by their raw label bytes in a cache first, so a known series costs one
-//! hash lookup and no allocation; only new series are parsed into [`Labels`] and created.
+//! The request is read in place (`WireRequest`): labels stay slices of the decompressed body,
+//! so a known series costs one hash lookup of its raw label bytes and no allocation; only new
+//! series are turned into [`Labels`] and created. (prost would allocate two strings per label,
+//! which for one-sample series cost more than everything else.)
 
 use super::IngestService;
 use crate::catalog::{ResolveError, SeriesDefinition};
 use crate::storage::{MetricKind, Sample, SeriesId, StoreError};
 use hcmon_common::{LabelError, Labels, METRIC_NAME_LABEL};
-use hcmon_proto::prometheus::WriteRequest;
-use prost::Message;
+use std::ops::Range;
 
 /// Largest decompressed request accepted.
 const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
@@ -58,12 +59,136 @@ pub struct RemoteWriteOutcome {
     pub out_of_range: usize,
 }
 
-fn raw_key(key: &mut Vec<u8>, labels: &[hcmon_proto::prometheus::Label]) {
+/// A `WriteRequest` read in place: label names and values borrow from the body.
+#[derive(Default)]
+struct WireRequest<'a> {
+    /// Per series: its range in `labels` and in `samples`.
+    series: Vec<(Range<usize>, Range<usize>)>,
+    labels: Vec<(&'a [u8], &'a [u8])>,
+    /// (timestamp ms, value)
+    samples: Vec<(i64, f64)>,
+}
+
+fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, &'static str> {
+    let mut out = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos).ok_or("truncated varint")?;
+        *pos += 1;
+        out |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(out);
+        }
+    }
+    Err("varint too long")
+}
+
+/// One field of a protobuf message: number, wire type, and its bytes (a varint's or fixed
+/// value's own bytes; a length-delimited field's content).
+type Field<'a> = (u64, u8, &'a [u8]);
+
+/// Reads the next field at `pos`.
+fn next_field<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Field<'a>, &'static str> {
+    let key = varint(buf, pos)?;
+    let (number, wire) = (key >> 3, (key & 7) as u8);
+    let start = *pos;
+    let end = match wire {
+        0 => {
+            varint(buf, pos)?;
+            *pos
+        }
+        1 => start + 8,
+        2 => {
+            let len = usize::try_from(varint(buf, pos)?).map_err(|_| "length overflow")?;
+            let content = *pos;
+            *pos = content.checked_add(len).ok_or("length overflow")?;
+            return Ok((
+                number,
+                wire,
+                buf.get(content..*pos).ok_or("truncated field")?,
+            ));
+        }
+        5 => start + 4,
+        _ => return Err("unsupported wire type"),
+    };
+    *pos = end;
+    Ok((number, wire, buf.get(start..end).ok_or("truncated field")?))
+}
+
+/// Calls `visit` for each field of a message.
+fn for_each_field<'a>(
+    buf: &'a [u8],
+    mut visit: impl FnMut(Field<'a>) -> Result<(), &'static str>,
+) -> Result<(), &'static str> {
+    let mut pos = 0;
+    while pos < buf.len() {
+        visit(next_field(buf, &mut pos)?)?;
+    }
+    Ok(())
+}
+
+impl<'a> WireRequest<'a> {
+    /// Reads `WriteRequest { repeated TimeSeries timeseries = 1; }`, where `TimeSeries` is
+    /// `{ repeated Label labels = 1; repeated Sample samples = 2; }`, `Label` is
+    /// `{ string name = 1; string value = 2; }` and `Sample` is
+    /// `{ double value = 1; int64 timestamp = 2; }`. Other fields (metadata, exemplars,
+    /// histograms) are skipped.
+    fn parse(buf: &'a [u8]) -> Result<Self, &'static str> {
+        let mut out = WireRequest::default();
+        for_each_field(buf, |(number, wire, series)| {
+            if number != 1 || wire != 2 {
+                return Ok(());
+            }
+            let (label_start, sample_start) = (out.labels.len(), out.samples.len());
+            for_each_field(series, |field| {
+                match field {
+                    (1, 2, label) => {
+                        let (mut name, mut value): (&[u8], &[u8]) = (&[], &[]);
+                        for_each_field(label, |part| {
+                            match part {
+                                (1, 2, bytes) => name = bytes,
+                                (2, 2, bytes) => value = bytes,
+                                _ => {}
+                            }
+                            Ok(())
+                        })?;
+                        out.labels.push((name, value));
+                    }
+                    (2, 2, sample) => {
+                        let (mut value, mut timestamp) = (0.0, 0i64);
+                        for_each_field(sample, |part| {
+                            match part {
+                                (1, 1, bytes) => {
+                                    value = f64::from_le_bytes(
+                                        bytes.try_into().map_err(|_| "bad double")?,
+                                    )
+                                }
+                                (2, 0, bytes) => timestamp = varint(bytes, &mut 0)? as i64,
+                                _ => {}
+                            }
+                            Ok(())
+                        })?;
+                        out.samples.push((timestamp, value));
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })?;
+            out.series.push((
+                label_start..out.labels.len(),
+                sample_start..out.samples.len(),
+            ));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+fn raw_key(key: &mut Vec<u8>, labels: &[(&[u8], &[u8])]) {
     key.clear();
-    for l in labels {
-        key.extend_from_slice(l.name.as_bytes());
+    for (name, value) in labels {
+        key.extend_from_slice(name);
         key.push(0);
-        key.extend_from_slice(l.value.as_bytes());
+        key.extend_from_slice(value);
         key.push(0);
     }
 }
@@ -77,6 +202,11 @@ fn kind_of(name: &str) -> MetricKind {
     }
 }
 
+fn text(bytes: &[u8]) -> Result<String, RemoteWriteError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| RemoteWriteError::Protobuf("a label is not UTF-8".into()))
+}
+
 impl IngestService {
     /// Decodes and stores one remote-write request. Blocking: call from a blocking task.
     pub fn remote_write(&self, body: &[u8]) -> Result<RemoteWriteOutcome, RemoteWriteError> {
@@ -88,9 +218,9 @@ impl IngestService {
         let raw = snap::raw::Decoder::new()
             .decompress_vec(body)
             .map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
-        let request = WriteRequest::decode(raw.as_slice())
-            .map_err(|e| RemoteWriteError::Protobuf(e.to_string()))?;
-        let count: usize = request.timeseries.iter().map(|t| t.samples.len()).sum();
+        let request =
+            WireRequest::parse(&raw).map_err(|e| RemoteWriteError::Protobuf(e.to_owned()))?;
+        let count = request.samples.len();
         if count > self.limits.max_samples_per_batch {
             return Err(RemoteWriteError::TooManySamples {
                 count,
@@ -98,7 +228,7 @@ impl IngestService {
             });
         }
 
-        let mut ids = vec![SeriesId(0); request.timeseries.len()];
+        let mut ids = vec![SeriesId(0); request.series.len()];
         let mut missing = Vec::new();
         let mut key = Vec::with_capacity(256);
         {
@@ -106,8 +236,8 @@ impl IngestService {
                 .remote_write_cache
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            for (index, series) in request.timeseries.iter().enumerate() {
-                raw_key(&mut key, &series.labels);
+            for (index, (labels, _)) in request.series.iter().enumerate() {
+                raw_key(&mut key, &request.labels[labels.clone()]);
                 match cache.get(key.as_slice()) {
                     Some(&id) => ids[index] = id,
                     None => missing.push(index),
@@ -115,28 +245,31 @@ impl IngestService {
             }
         }
         if !missing.is_empty() {
+            let name_label = METRIC_NAME_LABEL.as_bytes();
             let mut defs = Vec::with_capacity(missing.len());
             for &index in &missing {
-                let labels = &request.timeseries[index].labels;
+                let labels = &request.labels[request.series[index].0.clone()];
                 let name = labels
                     .iter()
-                    .find(|l| l.name == METRIC_NAME_LABEL)
-                    .map(|l| l.value.as_str())
-                    .ok_or(RemoteWriteError::MissingName { index })?;
+                    .find(|(n, _)| *n == name_label)
+                    .map(|(_, v)| text(v))
+                    .ok_or(RemoteWriteError::MissingName { index })??;
                 // An empty value means "no such label" in Prometheus' model.
-                let others = labels
-                    .iter()
-                    .filter(|l| l.name != METRIC_NAME_LABEL && !l.value.is_empty())
-                    .map(|l| (l.name.clone(), l.value.clone()));
+                let mut others = Vec::with_capacity(labels.len());
+                for (n, v) in labels {
+                    if *n != name_label && !v.is_empty() {
+                        others.push((text(n)?, text(v)?));
+                    }
+                }
                 let labels =
-                    Labels::new(name, others).map_err(|source| RemoteWriteError::Labels {
+                    Labels::new(&name, others).map_err(|source| RemoteWriteError::Labels {
                         index,
-                        name: name.to_owned(),
+                        name: name.clone(),
                         source,
                     })?;
                 defs.push(SeriesDefinition {
                     labels,
-                    kind: kind_of(name),
+                    kind: kind_of(&name),
                     help: String::new(),
                 });
             }
@@ -153,7 +286,7 @@ impl IngestService {
                 .unwrap_or_else(|p| p.into_inner());
             for (&index, id) in missing.iter().zip(resolved) {
                 ids[index] = id;
-                raw_key(&mut key, &request.timeseries[index].labels);
+                raw_key(&mut key, &request.labels[request.series[index].0.clone()]);
                 cache.insert(key.clone(), id);
             }
             self.metrics.series.set(self.catalog.len() as i64);
@@ -164,17 +297,17 @@ impl IngestService {
         let latest = now + self.limits.max_future_skew.as_millis() as i64;
         let mut outcome = RemoteWriteOutcome::default();
         let mut samples = Vec::with_capacity(count);
-        for (series, &id) in request.timeseries.iter().zip(&ids) {
-            for s in &series.samples {
-                if !s.value.is_finite() {
+        for ((_, range), &id) in request.series.iter().zip(&ids) {
+            for &(timestamp, value) in &request.samples[range.clone()] {
+                if !value.is_finite() {
                     outcome.non_finite += 1;
-                } else if s.timestamp < earliest || s.timestamp > latest {
+                } else if timestamp < earliest || timestamp > latest {
                     outcome.out_of_range += 1;
                 } else {
                     samples.push(Sample {
                         series: id,
-                        timestamp_ms: s.timestamp,
-                        value: s.value,
+                        timestamp_ms: timestamp,
+                        value,
                     });
                 }
             }
@@ -200,7 +333,8 @@ mod tests {
     use crate::storage::{MemoryKv, StorageConfig, Tsdb};
     use crate::telemetry::CollectorMetrics;
     use hcmon_common::Selector;
-    use hcmon_proto::prometheus::{Label, Sample as WireSample, TimeSeries};
+    use hcmon_proto::prometheus::{Label, Sample as WireSample, TimeSeries, WriteRequest};
+    use prost::Message;
     use std::sync::Arc;
 
     const NOW: i64 = 1_700_000_000_000;
@@ -281,6 +415,44 @@ mod tests {
             .catalog
             .select(&Selector::parse("requests_total").unwrap());
         assert_eq!(total[0].kind, MetricKind::Counter);
+    }
+
+    #[test]
+    fn the_in_place_reader_sees_what_prost_wrote() {
+        let request = WriteRequest {
+            timeseries: vec![
+                series(
+                    "ünïcode_is_not_a_valid_name",
+                    "h:1",
+                    &[(-5, -0.5), (7, 1e300)],
+                ),
+                series("empty", "", &[]),
+                series("m", "x", &[(i64::MAX, f64::MIN_POSITIVE)]),
+            ],
+        };
+        let bytes = request.encode_to_vec();
+        let wire = WireRequest::parse(&bytes).unwrap();
+        assert_eq!(wire.series.len(), 3);
+        for (ts, (labels, samples)) in request.timeseries.iter().zip(&wire.series) {
+            let got: Vec<(String, String)> = wire.labels[labels.clone()]
+                .iter()
+                .map(|(n, v)| (text(n).unwrap(), text(v).unwrap()))
+                .collect();
+            let want: Vec<(String, String)> = ts
+                .labels
+                .iter()
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect();
+            assert_eq!(got, want);
+            let want: Vec<(i64, f64)> = ts.samples.iter().map(|s| (s.timestamp, s.value)).collect();
+            assert_eq!(wire.samples[samples.clone()].to_vec(), want);
+        }
+        for cut in [1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(
+                WireRequest::parse(&bytes[..cut]).is_err(),
+                "truncated at {cut}"
+            );
+        }
     }
 
     #[test]
