@@ -17,7 +17,8 @@
 //! the counter increase each bucket records (resets counted), which equals what raw evaluation
 //! gives: the growth from the last sample before the window to the last inside it.
 
-use crate::storage::{Aggregate, Resolution, SeriesId, SeriesMeta, StoreError};
+use crate::catalog::SeriesCatalog;
+use crate::storage::{Aggregate, Resolution, SeriesId, SeriesMeta, StoreError, Tsdb};
 use hcmon_common::{Labels, Selector, SelectorError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,6 +40,30 @@ pub trait SeriesSource {
         start: i64,
         end: i64,
     ) -> Result<Vec<(i64, Aggregate)>, StoreError>;
+}
+
+/// The collector's catalog and engine as a [`SeriesSource`].
+pub struct StoreSource {
+    pub catalog: Arc<SeriesCatalog>,
+    pub tsdb: Arc<Tsdb>,
+}
+
+impl SeriesSource for StoreSource {
+    fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>> {
+        self.catalog.select(selector)
+    }
+    fn raw(&self, id: SeriesId, start: i64, end: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+        self.tsdb.read_raw(id, start, end)
+    }
+    fn rollup(
+        &self,
+        id: SeriesId,
+        res: Resolution,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
+        self.tsdb.read_rollup(id, res, start, end)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -608,33 +633,10 @@ mod tests {
         }
     }
 
-    struct Fixture {
-        tsdb: Tsdb,
-        catalog: SeriesCatalog,
-    }
-
-    impl SeriesSource for Fixture {
-        fn select(&self, s: &Selector) -> Vec<Arc<SeriesMeta>> {
-            self.catalog.select(s)
-        }
-        fn raw(&self, id: SeriesId, a: i64, b: i64) -> Result<Vec<(i64, f64)>, StoreError> {
-            self.tsdb.read_raw(id, a, b)
-        }
-        fn rollup(
-            &self,
-            id: SeriesId,
-            r: Resolution,
-            a: i64,
-            b: i64,
-        ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
-            self.tsdb.read_rollup(id, r, a, b)
-        }
-    }
-
     const T0: i64 = 1_699_920_000_000; // a UTC midnight
 
     /// Two nodes' counters rising 10/s and 20/s, and a gauge, every 10 s for 3 hours.
-    fn fixture() -> Fixture {
+    fn fixture() -> StoreSource {
         let tsdb = Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default())
             .unwrap()
             .tsdb;
@@ -678,10 +680,19 @@ mod tests {
             )
             .unwrap();
         }
-        Fixture { tsdb, catalog }
+        StoreSource {
+            tsdb: Arc::new(tsdb),
+            catalog: Arc::new(catalog),
+        }
     }
 
-    fn run(f: &Fixture, q: &str, start: i64, end: i64, step: i64) -> (Vec<SeriesResult>, Source) {
+    fn run(
+        f: &StoreSource,
+        q: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> (Vec<SeriesResult>, Source) {
         evaluate(f, &parse(q).unwrap(), start, end, step).unwrap()
     }
 

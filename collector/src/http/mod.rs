@@ -9,7 +9,7 @@ mod exposition;
 use crate::catalog::SeriesCatalog;
 use crate::ingest::IngestService;
 use crate::query::{self, MAX_POINTS, QueryError};
-use crate::storage::{Aggregate, Resolution, SeriesId, SeriesMeta, StoreError, Tsdb};
+use crate::storage::{SeriesMeta, StoreError, Tsdb};
 use crate::telemetry::CollectorMetrics;
 use axum::Router;
 use axum::extract::{FromRequest, RawForm, RawQuery, State};
@@ -307,30 +307,6 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     .into_response()
 }
 
-/// The catalog and engine, as the query evaluator sees them.
-struct Source {
-    catalog: Arc<SeriesCatalog>,
-    tsdb: Arc<Tsdb>,
-}
-
-impl query::SeriesSource for Source {
-    fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>> {
-        self.catalog.select(selector)
-    }
-    fn raw(&self, id: SeriesId, start: i64, end: i64) -> Result<Vec<(i64, f64)>, StoreError> {
-        self.tsdb.read_raw(id, start, end)
-    }
-    fn rollup(
-        &self,
-        id: SeriesId,
-        res: Resolution,
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
-        self.tsdb.read_rollup(id, res, start, end)
-    }
-}
-
 /// Runs a query off the async workers; the header says which resolution answered it.
 async fn run_query(
     state: &ApiState,
@@ -343,7 +319,7 @@ async fn run_query(
         QueryError::Store(e) => ApiError::Store(e),
         other => ApiError::BadQuery(other),
     })?;
-    let source = Source {
+    let source = query::StoreSource {
         catalog: state.catalog.clone(),
         tsdb: state.tsdb.clone(),
     };
