@@ -52,12 +52,13 @@ run() {
   build
   mkdir -p hcmon-data
   local bin="$CARGO_TARGET_DIR/debug"
+  # Globals, not locals: the EXIT trap runs after this function has returned.
   "$bin/hcmon-collector" --data-dir hcmon-data/collector &
-  local collector=$!
-  trap 'kill $collector ${agent:-} 2>/dev/null; wait' EXIT INT TERM
+  collector_pid=$!
+  trap 'kill ${collector_pid:-} ${agent_pid:-} 2>/dev/null; wait' EXIT INT TERM
   sleep 1
   "$bin/hcmon-agent" --collector http://127.0.0.1:4317 --spool-dir hcmon-data/agent-spool &
-  agent=$!
+  agent_pid=$!
   cat >&2 <<MSG
 
 hcmon is running (Ctrl-C stops it). Look at:

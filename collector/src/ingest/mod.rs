@@ -297,11 +297,17 @@ impl IngestService {
                 help: d.help.clone(),
             })
             .collect();
-        let known: HashMap<u32, SeriesId> = valid
-            .samples
-            .iter()
-            .filter_map(|(wire, _, _)| stream.interned.get(wire).map(|i| (*wire, i.id)))
-            .collect();
+        // Samples come grouped by series: one lookup per group, not per sample.
+        let mut known: HashMap<u32, SeriesId> = HashMap::new();
+        let mut previous = None;
+        for &(wire, _, _) in &valid.samples {
+            if previous != Some(wire) {
+                previous = Some(wire);
+                if let Some(i) = stream.interned.get(&wire) {
+                    known.insert(wire, i.id);
+                }
+            }
+        }
         let mut updated = record.clone();
         if !resend {
             updated.last_durable_seq = seq;
@@ -318,12 +324,23 @@ impl IngestService {
                     .copied()
                     .or_else(|| wire_ids.iter().position(|w| *w == wire).map(|i| ids[i]))
             };
+            let mut current: Option<(u32, SeriesId)> = None;
             let samples: Vec<Sample> = samples
                 .iter()
-                .map(|&(wire, timestamp_ms, value)| Sample {
-                    series: id_of(wire).expect("validate checked every id"),
-                    timestamp_ms,
-                    value,
+                .map(|&(wire, timestamp_ms, value)| {
+                    let series = match current {
+                        Some((w, id)) if w == wire => id,
+                        _ => {
+                            let id = id_of(wire).expect("validate checked every id");
+                            current = Some((wire, id));
+                            id
+                        }
+                    };
+                    Sample {
+                        series,
+                        timestamp_ms,
+                        value,
+                    }
                 })
                 .collect();
             let outcome = if resend {

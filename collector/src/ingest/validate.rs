@@ -74,7 +74,7 @@ pub fn validate(
     }
 
     let mut new_series = Vec::with_capacity(batch.new_series.len());
-    let mut new_kinds: HashMap<u32, (MetricKind, String)> = HashMap::new();
+    let mut new_kinds: HashMap<u32, (MetricKind, Labels)> = HashMap::new();
     for def in batch.new_series {
         let id = def.id;
         if interned.contains_key(&id) || new_kinds.contains_key(&id) {
@@ -127,7 +127,7 @@ pub fn validate(
             .chain([("node".to_owned(), node.to_owned())]);
         let labels = Labels::new(&def.name, pairs)
             .map_err(|source| IngestError::InvalidSeries { seq, id, source })?;
-        new_kinds.insert(id, (kind, labels.to_string()));
+        new_kinds.insert(id, (kind, labels.clone()));
         new_series.push(NewSeries {
             wire_id: id,
             labels,
@@ -148,15 +148,17 @@ pub fn validate(
     let mut samples = Vec::with_capacity(count);
     for group in batch.samples {
         let id = group.series_id;
-        let (kind, name) = match (interned.get(&id), new_kinds.get(&id)) {
-            (Some(known), _) => (known.kind, known.labels.to_string()),
-            (None, Some((kind, name))) => (*kind, name.clone()),
+        let (kind, labels) = match (interned.get(&id), new_kinds.get(&id)) {
+            (Some(known), _) => (known.kind, &known.labels),
+            (None, Some((kind, labels))) => (*kind, labels),
             (None, None) => return Err(IngestError::UnknownSeriesId { seq, id }),
         };
+        // Formatted only for an error message: most groups never need it.
+        let name = || labels.to_string();
         if group.timestamps_ms.len() != group.values.len() {
             return Err(IngestError::LengthMismatch {
                 seq,
-                series: name,
+                series: name(),
                 timestamps: group.timestamps_ms.len(),
                 values: group.values.len(),
             });
@@ -165,7 +167,7 @@ pub fn validate(
             if !value.is_finite() {
                 return Err(IngestError::NonFiniteValue {
                     seq,
-                    series: name,
+                    series: name(),
                     value,
                     timestamp_ms,
                 });
@@ -173,7 +175,7 @@ pub fn validate(
             if kind == MetricKind::Counter && value < 0.0 {
                 return Err(IngestError::NegativeCounter {
                     seq,
-                    series: name,
+                    series: name(),
                     value,
                     timestamp_ms,
                 });
@@ -182,7 +184,7 @@ pub fn validate(
             if ahead > max_future_ms {
                 return Err(IngestError::TimestampInFuture {
                     seq,
-                    series: name,
+                    series: name(),
                     timestamp_ms,
                     skew_s: ahead / 1000,
                     max_s: limits.max_future_skew.as_secs(),
@@ -192,7 +194,7 @@ pub fn validate(
             if age > max_age_ms {
                 return Err(IngestError::TimestampTooOld {
                     seq,
-                    series: name,
+                    series: name(),
                     timestamp_ms,
                     age_s: age / 1000,
                     max_s: limits.max_sample_age.as_secs(),

@@ -30,6 +30,11 @@ const MODE_CONST: u8 = 0x05;
 
 /// Largest number of decimal places tried for decimal mode.
 const MAX_DECIMALS: i32 = 12;
+/// `10^p` for `p` in `0..=MAX_DECIMALS`, all exact in an f64 (a lookup instead of `powi` on
+/// every value).
+const POW10: [f64; MAX_DECIMALS as usize + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("chunk cannot be decoded: {0}")]
@@ -157,9 +162,11 @@ fn choose_widths(values: &[u64]) -> (u32, u32, u64) {
         at_most[k] = at_most[k - 1] + histogram[k];
     }
     let nonzero = at_most[64];
+    // Widths beyond the longest value only cost more bits: search up to it.
+    let longest = (1..=64).rev().find(|&k| histogram[k] > 0).unwrap_or(1);
     let mut best = (1, 1, u64::MAX);
-    for w1 in 1..=64usize {
-        for w2 in w1..=64usize {
+    for w1 in 1..=longest {
+        for w2 in w1..=longest {
             let small = at_most[w1];
             let mid = at_most[w2] - small;
             let large = nonzero - at_most[w2];
@@ -238,7 +245,7 @@ fn deltas(xs: impl Iterator<Item = i64>) -> Vec<u64> {
 /// most values instead of a search from zero.
 fn mantissas(values: &[f64]) -> Option<(i32, Vec<i64>)> {
     let exact_at = |v: f64, places: i32| {
-        let scale = 10f64.powi(places);
+        let scale = POW10[places as usize];
         let m = (v * scale).round();
         m.abs() < 9.0e15 && m / scale == v
     };
@@ -251,7 +258,7 @@ fn mantissas(values: &[f64]) -> Option<(i32, Vec<i64>)> {
             places = (places + 1..=MAX_DECIMALS).find(|&p| exact_at(v, p))?;
         }
     }
-    let scale = 10f64.powi(places);
+    let scale = POW10[places as usize];
     let mut out = Vec::with_capacity(values.len());
     for &v in values {
         let m = (v * scale).round();

@@ -42,6 +42,7 @@ use super::kv::{Kv, KvBatch, Table};
 use super::rollup::{Aggregate, Resolution, block, counter_increase};
 use super::{MetricKind, NodeRecord, Sample, SeriesId, SeriesMeta, StoreError};
 use hcmon_common::Labels;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,6 +144,8 @@ struct SeriesHead {
     /// Newest in-order sample.
     last: Option<(i64, f64)>,
     rollups: [Option<(i64, Aggregate)>; 3],
+    /// Listed in the shard's `dirty`: changed since the last checkpoint.
+    dirty: bool,
 }
 
 struct OutChunk {
@@ -153,12 +156,13 @@ struct OutChunk {
 
 #[derive(Default)]
 struct Shard {
-    heads: HashMap<SeriesId, SeriesHead>,
+    heads: FxHashMap<SeriesId, SeriesHead>,
     chunks: Vec<OutChunk>,
     rollups: Vec<(Resolution, SeriesId, i64, Aggregate)>,
     /// Rollup buckets a late sample changed after they were finished: recomputed from raw.
     stale_rollups: HashSet<(SeriesId, Resolution, i64)>,
-    dirty: HashSet<SeriesId>,
+    /// Series whose head changed since the last checkpoint (each also flagged in its head).
+    dirty: Vec<SeriesId>,
 }
 
 /// An opened engine and the durable state it recovered.
@@ -397,89 +401,120 @@ impl SeriesHead {
             late: Vec::new(),
             last: self.last,
             rollups: self.rollups,
+            dirty: false,
         }
+    }
+
+    /// Encodes the open chunk into an outbox chunk, leaving the open chunk empty.
+    fn seal(&mut self, series: SeriesId) -> Option<OutChunk> {
+        let first_ts = self.open.first()?.0;
+        let bytes = encode_chunk(&self.open);
+        self.open.clear();
+        Some(OutChunk {
+            series,
+            first_ts,
+            bytes,
+        })
     }
 }
 
 impl Shard {
     fn seal(&mut self, series: SeriesId) {
         let head = self.heads.get_mut(&series).expect("sealing a present head");
-        if head.open.is_empty() {
-            return;
-        }
-        let bytes = encode_chunk(&head.open);
-        let first_ts = head.open[0].0;
-        head.open.clear();
-        self.chunks.push(OutChunk {
-            series,
-            first_ts,
-            bytes,
-        });
+        self.chunks.extend(head.seal(series));
     }
 
-    /// Applies one accepted sample to the head.
-    fn apply(&mut self, config: &StorageConfig, sample: Sample) {
-        let Sample {
-            series,
-            timestamp_ms: ts,
-            value,
-        } = sample;
-        self.dirty.insert(series);
-        let head = self.heads.entry(series).or_default();
-        match head.newest_ts() {
-            Some(newest) if ts == newest && head.open.last().is_some_and(|l| l.0 == ts) => {
-                // A repeat of the newest sample (a client retry): the new value wins.
-                *head.open.last_mut().expect("checked") = (ts, value);
-                head.last = Some((ts, value));
-                return;
-            }
-            Some(newest) if ts <= newest => {
-                head.late.push((ts, value));
-                for res in Resolution::ALL {
-                    let bucket = res.bucket(ts);
-                    match &mut head.rollups[res.index()] {
-                        Some((open, agg)) if *open == bucket => agg.add(ts, value, 0.0),
-                        open => {
-                            self.stale_rollups.insert((series, res, bucket));
-                            // The next bucket's counter step from its previous sample changed
-                            // too, unless that bucket is the open one (still accumulating).
-                            let next = bucket + res.millis();
-                            if open.is_none_or(|(b, _)| b != next) {
-                                self.stale_rollups.insert((series, res, next));
+    /// Applies accepted samples of one series, in arrival order, to the head: one lookup per
+    /// run of samples rather than per sample.
+    fn apply_run(
+        &mut self,
+        config: &StorageConfig,
+        series: SeriesId,
+        samples: impl Iterator<Item = (i64, f64)>,
+    ) {
+        let Shard {
+            heads,
+            chunks,
+            rollups,
+            stale_rollups,
+            dirty,
+        } = self;
+        let head = heads.entry(series).or_default();
+        if !head.dirty {
+            head.dirty = true;
+            dirty.push(series);
+        }
+        let max_span = config.max_chunk_span.as_millis() as i64;
+        for (ts, value) in samples {
+            match head.newest_ts() {
+                Some(newest) if ts == newest && head.open.last().is_some_and(|l| l.0 == ts) => {
+                    // A repeat of the newest sample (a client retry): the new value wins.
+                    *head.open.last_mut().expect("checked") = (ts, value);
+                    head.last = Some((ts, value));
+                    continue;
+                }
+                Some(newest) if ts <= newest => {
+                    head.late.push((ts, value));
+                    for res in Resolution::ALL {
+                        let bucket = res.bucket(ts);
+                        match &mut head.rollups[res.index()] {
+                            Some((open, agg)) if *open == bucket => agg.add(ts, value, 0.0),
+                            open => {
+                                stale_rollups.insert((series, res, bucket));
+                                // The next bucket's counter step from its previous sample
+                                // changed too, unless that bucket is the open one (still
+                                // accumulating).
+                                let next = bucket + res.millis();
+                                if open.is_none_or(|(b, _)| b != next) {
+                                    stale_rollups.insert((series, res, next));
+                                }
                             }
                         }
                     }
+                    continue;
                 }
-                return;
+                _ => {}
             }
-            _ => {}
-        }
-        let cut = head.open.first().is_some_and(|&(first, _)| {
-            head.open.len() >= config.max_chunk_samples
-                || ts - first >= config.max_chunk_span.as_millis() as i64
-                || day_of(ts) != day_of(first)
-        });
-        if cut {
-            self.seal(series);
-        }
-        let head = self.heads.get_mut(&series).expect("present");
-        let increase = counter_increase(head.last.map(|l| l.1), value);
-        head.open.push((ts, value));
-        head.last = Some((ts, value));
-        for res in Resolution::ALL {
-            let bucket = res.bucket(ts);
-            let slot = &mut head.rollups[res.index()];
-            match slot {
-                Some((open, agg)) if *open == bucket => agg.add(ts, value, increase),
-                _ => {
-                    if let Some((open, agg)) = slot.take() {
-                        self.rollups.push((res, series, open, agg));
+            let cut = head.open.first().is_some_and(|&(first, _)| {
+                head.open.len() >= config.max_chunk_samples
+                    || ts - first >= max_span
+                    || day_of(ts) != day_of(first)
+            });
+            if cut {
+                chunks.extend(head.seal(series));
+            }
+            let increase = counter_increase(head.last.map(|l| l.1), value);
+            head.open.push((ts, value));
+            head.last = Some((ts, value));
+            for res in Resolution::ALL {
+                let bucket = res.bucket(ts);
+                let slot = &mut head.rollups[res.index()];
+                match slot {
+                    Some((open, agg)) if *open == bucket => agg.add(ts, value, increase),
+                    _ => {
+                        if let Some((open, agg)) = slot.take() {
+                            rollups.push((res, series, open, agg));
+                        }
+                        *slot = Some((bucket, Aggregate::new(ts, value, increase)));
                     }
-                    *slot = Some((bucket, Aggregate::new(ts, value, increase)));
                 }
             }
         }
     }
+
+    /// Marks a series for the next checkpoint's snapshot.
+    fn mark_dirty(&mut self, series: SeriesId) {
+        let head = self.heads.entry(series).or_default();
+        if !head.dirty {
+            head.dirty = true;
+            self.dirty.push(series);
+        }
+    }
+}
+
+/// Runs of consecutive samples of one series.
+fn series_runs(samples: &[Sample]) -> impl Iterator<Item = &[Sample]> {
+    samples.chunk_by(|a, b| a.series == b.series)
 }
 
 impl Tsdb {
@@ -582,7 +617,7 @@ impl Tsdb {
             for (series, res, bucket) in decode_stale(&stale) {
                 let mut shard = tsdb.shard(series);
                 shard.stale_rollups.insert((series, res, bucket));
-                shard.dirty.insert(series);
+                shard.mark_dirty(series);
             }
         }
         tracing::info!(
@@ -618,8 +653,9 @@ impl Tsdb {
                 continue;
             }
             let mut shard = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
-            for s in group {
-                shard.apply(&self.config, s);
+            for run in series_runs(&group) {
+                let samples = run.iter().map(|s| (s.timestamp_ms, s.value));
+                shard.apply_run(&self.config, run[0].series, samples);
             }
         }
     }
@@ -675,11 +711,15 @@ impl Tsdb {
                     continue;
                 }
                 let shard = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
-                for s in group {
-                    let newest = shard.heads.get(&s.series).and_then(SeriesHead::newest_ts);
-                    if newest.is_none_or(|n| s.timestamp_ms >= n - window) {
-                        accepted.push(s);
-                    }
+                for run in series_runs(&group) {
+                    let newest = shard
+                        .heads
+                        .get(&run[0].series)
+                        .and_then(SeriesHead::newest_ts);
+                    accepted.extend(
+                        run.iter()
+                            .filter(|s| newest.is_none_or(|n| s.timestamp_ms >= n - window)),
+                    );
                 }
             }
         }
@@ -917,12 +957,13 @@ impl Tsdb {
             wal_upto = self.next_wal_id.load(Ordering::SeqCst) - 1;
             for shard in &self.shards {
                 let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-                let dirty: Vec<SeriesId> = shard.dirty.drain().collect();
+                let dirty = std::mem::take(&mut shard.dirty);
                 for &series in &dirty {
                     if seal {
                         shard.seal(series);
                     }
                     let head = shard.heads.get_mut(&series).expect("dirty heads exist");
+                    head.dirty = false;
                     // Copy now, encode after the gate is released, so appends wait only for
                     // memory copies, not for encoding.
                     let late = std::mem::take(&mut head.late);
