@@ -231,6 +231,30 @@ fn format_value(value: f64) -> String {
     }
 }
 
+/// Writes Unix milliseconds as seconds the way Prometheus does (`1700000000`, `1700000000.5`),
+/// with integer arithmetic: a range answer writes thousands of these.
+fn push_unix_seconds(out: &mut String, ms: i64) {
+    if ms < 0 {
+        out.push('-');
+    }
+    let (secs, frac) = (ms.unsigned_abs() / 1000, ms.unsigned_abs() % 1000);
+    let _ = write!(out, "{secs}");
+    if frac != 0 {
+        let digits = format!("{frac:03}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+}
+
+/// Writes a sample value as [`format_value`] does, without an intermediate String.
+fn push_value(out: &mut String, value: f64) {
+    if value.is_finite() {
+        let _ = write!(out, "{value}");
+    } else {
+        out.push_str(&format_value(value));
+    }
+}
+
 fn success(data: Value) -> Response {
     axum::Json(json!({"status": "success", "data": data})).into_response()
 }
@@ -383,7 +407,11 @@ async fn query_range(State(state): State<ApiState>, params: Params) -> Result<Re
             if j > 0 {
                 body.push(',');
             }
-            let _ = write!(body, "[{},\"{}\"]", *t as f64 / 1000.0, format_value(*v));
+            body.push('[');
+            push_unix_seconds(&mut body, *t);
+            body.push_str(",\"");
+            push_value(&mut body, *v);
+            body.push_str("\"]");
         }
         body.push_str("]}");
     }
@@ -563,5 +591,24 @@ mod tests {
         assert_eq!(parse_step_ms("1m"), Some(60_000));
         assert_eq!(parse_step_ms("0"), None);
         assert_eq!(parse_step_ms("-5"), None);
+    }
+
+    #[test]
+    fn writes_times_and_values_like_prometheus() {
+        let mut out = String::new();
+        for (ms, v) in [
+            (1_700_000_000_000, 1.5),
+            (1_700_000_000_250, f64::NAN),
+            (-1_500, 1e21),
+        ] {
+            push_unix_seconds(&mut out, ms);
+            out.push(' ');
+            push_value(&mut out, v);
+            out.push(';');
+        }
+        assert_eq!(
+            out,
+            "1700000000 1.5;1700000000.25 NaN;-1.5 1000000000000000000000;"
+        );
     }
 }

@@ -836,7 +836,13 @@ impl Tsdb {
         let mut out: Vec<(i64, f64)> = stored.into_iter().flat_map(|(_, s)| s).collect();
         {
             let shard = self.shard(series);
-            for chunk in shard.chunks.iter().filter(|c| c.series == series) {
+            // A chunk spans less than `max_chunk_span`: those that cannot reach into the range
+            // are not decoded (after a back-fill the outbox holds days of one series).
+            let span = self.config.max_chunk_span.as_millis() as i64;
+            let wanted = |c: &&OutChunk| {
+                c.series == series && c.first_ts <= end && c.first_ts + span > start
+            };
+            for chunk in shard.chunks.iter().filter(wanted) {
                 let samples = decode_chunk(&chunk.bytes).map_err(|e| StoreError::Corrupt {
                     what: "chunk",
                     detail: e.to_string(),
