@@ -18,8 +18,13 @@ ci:
 bench-ingest *ARGS:
     ./deploy/dev.sh bench-ingest {{ARGS}}
 
+# Agent footprint: the agent at default tiers for 330 s beside Debian's node_exporter scraped
+# every 10 s, same run; prints CPU seconds, share of a core, RSS and the ratios.
+bench-agent *ARGS:
+    ./deploy/dev.sh bench-agent {{ARGS}}
+
 # All benchmarks.
-bench: bench-ingest
+bench: bench-ingest bench-agent
 
 fmt:
     cargo fmt --all

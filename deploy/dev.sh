@@ -5,6 +5,8 @@
 #   deploy/dev.sh ci     formatting and lint gates, then `test`
 #   deploy/dev.sh bench-ingest [ARGS]   release build, then the ingest benchmark against
 #                        VictoriaMetrics and Prometheus (installed from Debian)
+#   deploy/dev.sh bench-agent [ARGS]    release build, then the agent's footprint beside
+#                        Debian's prometheus-node-exporter
 # It installs what it needs (Debian packages) itself, idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,8 +74,11 @@ MSG
   wait
 }
 
+# promtool checks the exposition; the agent's probe tests talk to real Redis and memcached.
+TEST_PACKAGES=(libclang-dev prometheus redis-server memcached)
+
 run_tests() {
-  ensure_packages libclang-dev prometheus
+  ensure_packages "${TEST_PACKAGES[@]}"
   build
   if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --profile "${NEXTEST_PROFILE:-default}"
@@ -83,7 +88,7 @@ run_tests() {
 }
 
 ci() {
-  ensure_packages libclang-dev prometheus
+  ensure_packages "${TEST_PACKAGES[@]}"
   setup_target_dir
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -97,11 +102,19 @@ bench_ingest() {
   "$CARGO_TARGET_DIR/release/hcmon-bench" --capture tests/data/agent-capture.jsonl "$@"
 }
 
+bench_agent() {
+  ensure_packages libclang-dev prometheus-node-exporter
+  setup_target_dir
+  cargo build --release --locked -p hcmon-collector -p hcmon-agent -p hcmon-tests --bins
+  "$CARGO_TARGET_DIR/release/hcmon-bench-agent" "$@"
+}
+
 case "${1:-}" in
   run) run ;;
   test) run_tests ;;
   ci) ci ;;
   build) build ;;
   bench-ingest) shift; bench_ingest "$@" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|bench-ingest" >&2; exit 2 ;;
+  bench-agent) shift; bench_agent "$@" ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|bench-ingest|bench-agent" >&2; exit 2 ;;
 esac

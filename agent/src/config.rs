@@ -1,5 +1,6 @@
 //! The agent's configuration file. Every field has a default, so no file is needed to start.
 
+use crate::probe::ProbesConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +20,21 @@ pub struct AgentConfig {
     /// How often the basic tier (CPU, memory, disks, network, load) is collected.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// How often the detailed tier (CPU modes, disk IO, TCP states, interfaces, users,
+    /// processes) is collected.
+    #[serde(with = "humantime_serde")]
+    pub detailed_interval: Duration,
+    /// How often the extended tier (top processes, systemd units, sensors, battery) is collected.
+    #[serde(with = "humantime_serde")]
+    pub extended_interval: Duration,
+    /// How often the application probes (`[[probes.*]]`) run.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+    /// Most bytes the spool keeps while the collector is unreachable; beyond it the oldest
+    /// batches are dropped (and counted in `hcmon_agent_spool_dropped_batches_total`).
+    pub spool_max_bytes: u64,
+    /// Application probes: Redis, memcached, HTTP and TCP checks.
+    pub probes: ProbesConfig,
 }
 
 impl Default for AgentConfig {
@@ -29,6 +45,11 @@ impl Default for AgentConfig {
             spool_dir: PathBuf::from("hcmon-data/agent-spool"),
             token: String::new(),
             interval: Duration::from_secs(10),
+            detailed_interval: Duration::from_secs(60),
+            extended_interval: Duration::from_secs(300),
+            probe_interval: Duration::from_secs(10),
+            spool_max_bytes: 256 << 20,
+            probes: ProbesConfig::default(),
         }
     }
 }
@@ -76,15 +97,37 @@ impl AgentConfig {
                 ),
             });
         }
-        if self.interval < Duration::from_millis(100) {
+        let intervals = [
+            ("interval", self.interval),
+            ("detailed_interval", self.detailed_interval),
+            ("extended_interval", self.extended_interval),
+            ("probe_interval", self.probe_interval),
+        ];
+        for (key, interval) in intervals {
+            if interval < Duration::from_millis(100) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    problem: format!(
+                        "{interval:?} is too short; use a duration of at least 100ms, e.g. \"10s\""
+                    ),
+                });
+            }
+        }
+        if self.spool_max_bytes < 1 << 20 {
             return Err(ConfigError::Invalid {
-                key: "interval",
+                key: "spool_max_bytes",
                 problem: format!(
-                    "{:?} is too short; use a duration of at least 100ms, e.g. \"10s\"",
-                    self.interval
+                    "{} bytes cannot hold a useful backlog; use at least 1048576 (1 MiB)",
+                    self.spool_max_bytes
                 ),
             });
         }
+        self.probes
+            .validate()
+            .map_err(|problem| ConfigError::Invalid {
+                key: "probes",
+                problem,
+            })?;
         if self.node_name.chars().any(char::is_control) || self.node_name.len() > 253 {
             return Err(ConfigError::Invalid {
                 key: "node_name",
@@ -112,6 +155,32 @@ mod tests {
     }
 
     #[test]
+    fn documented_probe_examples_load_and_match_the_commented_blocks() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let config = AgentConfig::from_file(&deploy.join("examples/agent-probes.toml")).unwrap();
+        config.validate().unwrap();
+        let p = &config.probes;
+        assert_eq!(
+            (p.redis.len(), p.memcached.len(), p.http.len(), p.tcp.len()),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(p.http[0].expect_status, Some(200));
+        // The main example carries the same blocks, commented out.
+        let main = std::fs::read_to_string(deploy.join("hcmon-agent.toml")).unwrap();
+        let examples = std::fs::read_to_string(deploy.join("examples/agent-probes.toml")).unwrap();
+        let uncommented: Vec<&str> = main
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[probes.redis]]"))
+            .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+            .collect();
+        let blocks: Vec<&str> = examples
+            .lines()
+            .skip_while(|l| !l.starts_with("[[probes.redis]]"))
+            .collect();
+        assert_eq!(uncommented, blocks);
+    }
+
+    #[test]
     fn bad_values_name_the_key() {
         let err = toml::from_str::<AgentConfig>("intervl = \"1s\"").unwrap_err();
         assert!(err.to_string().contains("intervl"), "{err}");
@@ -128,5 +197,21 @@ mod tests {
                 .to_string()
                 .contains("`collector`")
         );
+        let config = AgentConfig {
+            detailed_interval: Duration::from_millis(10),
+            ..AgentConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("`detailed_interval`"), "{err}");
+        let err = toml::from_str::<AgentConfig>("spool_max_bytes = \"lots\"").unwrap_err();
+        assert!(err.to_string().contains("spool_max_bytes"), "{err}");
+        let config = AgentConfig {
+            spool_max_bytes: 1000,
+            ..AgentConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("`spool_max_bytes`"), "{err}");
+        let err = toml::from_str::<AgentConfig>("[[probes.redis]]\nadress = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("adress"), "{err}");
     }
 }

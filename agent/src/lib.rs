@@ -6,14 +6,18 @@
 
 pub mod collect;
 pub mod config;
+pub mod probe;
 pub mod sender;
 pub mod spool;
 
-use collect::{BasicTier, BatchBuilder, Metric};
+use collect::{BasicTier, BatchBuilder, DetailedTier, ExtendedTier, Metric, Sources};
 use config::AgentConfig;
 use hcmon_proto::v1::HostFacts;
+use probe::Probes;
 use sender::Sender;
 use spool::Spool;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
@@ -31,6 +35,28 @@ const SPOOL_BYTES: Metric = Metric::gauge(
     "hcmon_agent_spool_bytes",
     "Bytes of batches waiting in the spool.",
 );
+const SPOOL_OLDEST_AGE: Metric = Metric::gauge(
+    "hcmon_agent_spool_oldest_age_seconds",
+    "Age of the oldest batch waiting in the spool (0 when it is empty).",
+)
+.with_decimals(3);
+const SPOOL_DROPPED_BATCHES: Metric = Metric::counter(
+    "hcmon_agent_spool_dropped_batches_total",
+    "Batches this agent process dropped, oldest first, to keep the spool under spool_max_bytes.",
+);
+const SPOOL_DROPPED_BYTES: Metric = Metric::counter(
+    "hcmon_agent_spool_dropped_bytes_total",
+    "Bytes of the batches dropped to keep the spool under spool_max_bytes.",
+);
+const RESIDENT: Metric = Metric::gauge(
+    "hcmon_agent_resident_bytes",
+    "Resident memory of the agent process.",
+);
+const CPU_SECONDS: Metric = Metric::counter(
+    "hcmon_agent_cpu_seconds_total",
+    "CPU time (user and system) the agent process has used.",
+)
+.with_decimals(2);
 
 const CPU_WARM_UP_MS: i64 = 250;
 
@@ -81,58 +107,179 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// What every tier shares: where batches go and how the sender is woken.
+struct Output {
+    spool: Arc<Mutex<Spool>>,
+    new_batch: Arc<Notify>,
+    samples_total: AtomicU64,
+}
+
+impl Output {
+    fn spool(&self, batch: BatchBuilder) {
+        let appended = spool::lock(&self.spool).append(&batch.finish());
+        match appended {
+            Ok(_) => self.new_batch.notify_one(),
+            Err(error) => tracing::error!(%error, "cannot spool a batch; these samples are lost"),
+        }
+    }
+}
+
+/// One collection tier: collects into a batch on its own interval grid.
+trait Tier {
+    async fn collect(&mut self, at_ms: i64, output: &Output, out: &mut BatchBuilder);
+}
+
+struct Basic {
+    tier: BasicTier,
+    sources: Sources,
+}
+
+impl Tier for Basic {
+    async fn collect(&mut self, _at_ms: i64, output: &Output, out: &mut BatchBuilder) {
+        self.tier.collect(&mut self.sources, out);
+        let stats = spool::lock(&output.spool).stats();
+        out.push(SPOOL_BATCHES, &[], stats.batches as f64);
+        out.push(SPOOL_BYTES, &[], stats.bytes as f64);
+        let age = stats.oldest_ms.map_or(0, |t| (now_ms() - t).max(0));
+        out.push(SPOOL_OLDEST_AGE, &[], age as f64 / 1000.0);
+        out.push(SPOOL_DROPPED_BATCHES, &[], stats.dropped_batches as f64);
+        out.push(SPOOL_DROPPED_BYTES, &[], stats.dropped_bytes as f64);
+        if let Some((resident, cpu)) = own_usage() {
+            out.push(RESIDENT, &[], resident);
+            out.push(CPU_SECONDS, &[], cpu);
+        }
+        // `run_tier` adds this batch to the total once it is complete.
+        let total = output.samples_total.load(Ordering::Relaxed) + out.len() as u64 + 1;
+        out.push(SAMPLES, &[], total as f64);
+    }
+}
+
+struct Detailed {
+    tier: DetailedTier,
+    sources: Sources,
+}
+
+impl Tier for Detailed {
+    async fn collect(&mut self, _at_ms: i64, _output: &Output, out: &mut BatchBuilder) {
+        self.tier.collect(&mut self.sources, out);
+    }
+}
+
+struct Extended {
+    tier: ExtendedTier,
+    sources: Sources,
+}
+
+impl Tier for Extended {
+    async fn collect(&mut self, _at_ms: i64, _output: &Output, out: &mut BatchBuilder) {
+        self.tier.collect(&mut self.sources, out).await;
+    }
+}
+
+impl Tier for Probes {
+    async fn collect(&mut self, _at_ms: i64, _output: &Output, out: &mut BatchBuilder) {
+        Probes::collect(self, out).await;
+    }
+}
+
+/// Runs `tier` on the `interval` grid until `shutdown`, spooling one batch per collection.
+async fn run_tier(
+    mut tier: impl Tier,
+    interval: Duration,
+    output: &Output,
+    shutdown: &CancellationToken,
+) {
+    let interval_ms = interval.as_millis().max(1) as i64;
+    let mut last_ms = None;
+    loop {
+        let now = now_ms();
+        // Usage figures are differences between readings at least this far apart.
+        let warm_up = if last_ms.is_none() { CPU_WARM_UP_MS } else { 0 };
+        let at = next_collection(now + warm_up, interval_ms, last_ms);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis((at - now) as u64)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        last_ms = Some(at);
+        let mut batch = BatchBuilder::new(at);
+        tier.collect(at, output, &mut batch).await;
+        if !batch.is_empty() {
+            output
+                .samples_total
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            output.spool(batch);
+        }
+    }
+}
+
+/// This process's resident bytes and CPU seconds, from `/proc/self`.
+fn own_usage() -> Option<(f64, f64)> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Page size and USER_HZ are 4096 and 100 on every Linux ABI this agent is built for.
+    Some((pages * 4096.0, ticks / 100.0))
+}
+
 /// Runs collection and delivery until `shutdown` is cancelled.
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let node = node_name(&config);
-    let spool = Spool::open(&config.spool_dir)?;
+    let spool = Spool::open(&config.spool_dir, config.spool_max_bytes)?;
     tracing::info!(
         %node,
         collector = %config.collector,
         spool = %config.spool_dir.display(),
         pending = spool.stats().batches,
         interval = ?config.interval,
+        detailed_interval = ?config.detailed_interval,
+        extended_interval = ?config.extended_interval,
         "agent starting"
     );
-    let spool = Arc::new(Mutex::new(spool));
-    let new_batch = Arc::new(Notify::new());
+    let output = Output {
+        spool: Arc::new(Mutex::new(spool)),
+        new_batch: Arc::new(Notify::new()),
+        samples_total: AtomicU64::new(0),
+    };
     let sender = Sender {
         collector_url: config.collector.clone(),
         node_name: node,
         token: config.token.clone(),
         host: host_facts(),
-        spool: spool.clone(),
-        new_batch: new_batch.clone(),
+        spool: output.spool.clone(),
+        new_batch: output.new_batch.clone(),
         shutdown: shutdown.clone(),
     };
     let delivery = tokio::spawn(sender.run());
 
-    let mut basic = BasicTier::new()?;
-    let interval_ms = config.interval.as_millis().max(1) as i64;
-    let mut last_ms = None;
-    let mut samples_total: u64 = 0;
-    loop {
-        let now = now_ms();
-        // CPU usage is a difference between readings at least this far apart.
-        let warm_up = if last_ms.is_none() { CPU_WARM_UP_MS } else { 0 };
-        let at = next_collection(now + warm_up, interval_ms, last_ms);
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis((at - now) as u64)) => {}
-            _ = shutdown.cancelled() => break,
+    let root = Path::new("/");
+    let basic = Basic {
+        tier: BasicTier::new(root)?,
+        sources: Sources::default(),
+    };
+    let detailed = Detailed {
+        tier: DetailedTier::new(root)?,
+        sources: Sources::default(),
+    };
+    let extended = Extended {
+        tier: ExtendedTier::new(root)?,
+        sources: Sources::default(),
+    };
+    let probes = Probes::new(&config.probes);
+    let run_probes = async {
+        if !probes.is_empty() {
+            run_tier(probes, config.probe_interval, &output, &shutdown).await;
         }
-        last_ms = Some(at);
-        let mut batch = BatchBuilder::new(at);
-        basic.collect(&mut batch);
-        let stats = spool::lock(&spool).stats();
-        batch.push(SPOOL_BATCHES, &[], stats.batches as f64);
-        batch.push(SPOOL_BYTES, &[], stats.bytes as f64);
-        samples_total += batch.len() as u64 + 1;
-        batch.push(SAMPLES, &[], samples_total as f64);
-        let appended = spool::lock(&spool).append(&batch.finish());
-        match appended {
-            Ok(_) => new_batch.notify_one(),
-            Err(error) => tracing::error!(%error, "cannot spool a batch; these samples are lost"),
-        }
-    }
+    };
+    // One task, interleaved: the tiers only wait on timers and the probes on sockets, so the
+    // agent needs no thread per tier.
+    tokio::join!(
+        run_tier(basic, config.interval, &output, &shutdown),
+        run_tier(detailed, config.detailed_interval, &output, &shutdown),
+        run_tier(extended, config.extended_interval, &output, &shutdown),
+        run_probes,
+    );
     delivery.await?;
     Ok(())
 }

@@ -15,8 +15,10 @@
 //!   batch was acked and deleted: a number is reserved in the state file (fsynced) before its
 //!   batch file is written. A crash or failure in between only leaves a gap, which the collector
 //!   accepts. At open, `next_seq` is the larger of the state file and the newest batch + 1.
-//! - A batch is deleted only by [`Spool::ack`] (the collector holds it durably) or set aside by
-//!   [`Spool::set_aside`] (the collector refused it as invalid, so resending cannot help).
+//! - A batch is deleted only by [`Spool::ack`] (the collector holds it durably), set aside by
+//!   [`Spool::set_aside`] (the collector refused it as invalid, so resending cannot help), or
+//!   dropped by [`Spool::append`] when the spool would outgrow its size bound: then the oldest
+//!   batches go first, and every drop is counted (batches and bytes) for the agent's metrics.
 //! - The epoch is random and made once with the spool; a new spool (fresh install, wiped dir)
 //!   gets a new epoch, telling the collector that numbering starts again.
 
@@ -60,9 +62,20 @@ pub struct Spool {
     dir: PathBuf,
     epoch: u64,
     next_seq: u64,
-    /// Pending batches: sequence number → file size.
-    pending: BTreeMap<u64, u64>,
+    /// Most bytes of pending batches kept; older batches are dropped to stay under it.
+    max_bytes: u64,
+    /// Pending batches by sequence number.
+    pending: BTreeMap<u64, Pending>,
     pending_bytes: u64,
+    dropped_batches: u64,
+    dropped_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    bytes: u64,
+    /// When the batch was spooled (file modification time after a restart), Unix ms.
+    spooled_ms: i64,
 }
 
 /// Backlog figures, reported as agent metrics.
@@ -70,11 +83,22 @@ pub struct Spool {
 pub struct SpoolStats {
     pub batches: usize,
     pub bytes: u64,
+    /// When the oldest pending batch was spooled, Unix ms.
+    pub oldest_ms: Option<i64>,
+    /// Batches (and their bytes) dropped by this process to keep the spool under its bound.
+    pub dropped_batches: u64,
+    pub dropped_bytes: u64,
+}
+
+fn unix_ms(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Spool {
-    /// Opens the spool in `dir`, creating it (with a new epoch) when missing.
-    pub fn open(dir: &Path) -> Result<Self, SpoolError> {
+    /// Opens the spool in `dir`, creating it (with a new epoch) when missing. Pending batches
+    /// beyond `max_bytes` are dropped, oldest first, at the next append.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, SpoolError> {
         let batches = dir.join("batches");
         fs::create_dir_all(&batches).map_err(io_err(&batches))?;
         let state_path = dir.join("spool.state");
@@ -101,8 +125,10 @@ impl Spool {
                 continue;
             }
             if let Some(seq) = name.strip_suffix(".pb").and_then(|s| s.parse::<u64>().ok()) {
-                let size = entry.metadata().map_err(io_err(&path))?.len();
-                pending.insert(seq, size);
+                let meta = entry.metadata().map_err(io_err(&path))?;
+                let spooled_ms = meta.modified().map_or(0, unix_ms);
+                let bytes = meta.len();
+                pending.insert(seq, Pending { bytes, spooled_ms });
             }
         }
         let after_files = pending.keys().next_back().map_or(1, |s| s + 1);
@@ -110,8 +136,11 @@ impl Spool {
             dir: dir.to_owned(),
             epoch,
             next_seq: state_next.max(after_files),
-            pending_bytes: pending.values().sum(),
+            max_bytes,
+            pending_bytes: pending.values().map(|p| p.bytes).sum(),
             pending,
+            dropped_batches: 0,
+            dropped_bytes: 0,
         };
         spool.write_state()?;
         Ok(spool)
@@ -130,16 +159,44 @@ impl Spool {
         write_atomically(&self.dir, &self.dir.join("spool.state"), text.as_bytes())
     }
 
-    /// Stores a batch durably and returns its sequence number.
+    /// Stores a batch durably and returns its sequence number. When the spool would exceed its
+    /// bound, the oldest pending batches are dropped first (and counted): during a long outage
+    /// the newest data is the most useful.
     pub fn append(&mut self, record: &SpoolRecord) -> Result<u64, SpoolError> {
+        let bytes = prost::Message::encode_to_vec(record);
+        let size = bytes.len() as u64;
+        while self.pending_bytes + size > self.max_bytes {
+            let Some((&oldest, &info)) = self.pending.first_key_value() else {
+                break;
+            };
+            self.remove_file(oldest)?;
+            self.pending.remove(&oldest);
+            self.pending_bytes -= info.bytes;
+            self.dropped_batches += 1;
+            self.dropped_bytes += info.bytes;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.write_state()?;
-        let bytes = prost::Message::encode_to_vec(record);
         write_atomically(&self.dir.join("batches"), &self.batch_path(seq), &bytes)?;
-        self.pending.insert(seq, bytes.len() as u64);
-        self.pending_bytes += bytes.len() as u64;
+        let spooled_ms = unix_ms(std::time::SystemTime::now());
+        self.pending.insert(
+            seq,
+            Pending {
+                bytes: size,
+                spooled_ms,
+            },
+        );
+        self.pending_bytes += size;
         Ok(seq)
+    }
+
+    fn remove_file(&self, seq: u64) -> Result<(), SpoolError> {
+        let path = self.batch_path(seq);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&path)(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Reads a pending batch.
@@ -157,18 +214,13 @@ impl Spool {
 
     /// Deletes every batch up to and including `seq`: the collector holds them durably.
     pub fn ack(&mut self, seq: u64) -> Result<(), SpoolError> {
-        while let Some((&oldest, &size)) = self.pending.first_key_value() {
+        while let Some((&oldest, &info)) = self.pending.first_key_value() {
             if oldest > seq {
                 break;
             }
-            let path = self.batch_path(oldest);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&path)(e)),
-            }
+            self.remove_file(oldest)?;
             self.pending.remove(&oldest);
-            self.pending_bytes -= size;
+            self.pending_bytes -= info.bytes;
         }
         Ok(())
     }
@@ -180,10 +232,10 @@ impl Spool {
 
     /// Moves a batch the collector refused as invalid out of the way, keeping it for inspection.
     pub fn set_aside(&mut self, seq: u64) -> Result<(), SpoolError> {
-        let Some(size) = self.pending.remove(&seq) else {
+        let Some(info) = self.pending.remove(&seq) else {
             return Ok(());
         };
-        self.pending_bytes -= size;
+        self.pending_bytes -= info.bytes;
         let rejected = self.dir.join("rejected");
         fs::create_dir_all(&rejected).map_err(io_err(&rejected))?;
         let from = self.batch_path(seq);
@@ -194,6 +246,9 @@ impl Spool {
         SpoolStats {
             batches: self.pending.len(),
             bytes: self.pending_bytes,
+            oldest_ms: self.pending.values().next().map(|p| p.spooled_ms),
+            dropped_batches: self.dropped_batches,
+            dropped_bytes: self.dropped_bytes,
         }
     }
 }
@@ -249,27 +304,22 @@ mod tests {
     fn keeps_unacked_batches_across_reopen_and_never_reuses_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let epoch = {
-            let mut spool = Spool::open(dir.path()).unwrap();
+            let mut spool = Spool::open(dir.path(), u64::MAX).unwrap();
             assert_eq!(spool.append(&record(1.0)).unwrap(), 1);
             assert_eq!(spool.append(&record(2.0)).unwrap(), 2);
             assert_eq!(spool.append(&record(3.0)).unwrap(), 3);
             spool.ack(1).unwrap();
             spool.epoch()
         };
-        let mut spool = Spool::open(dir.path()).unwrap();
+        let mut spool = Spool::open(dir.path(), u64::MAX).unwrap();
         assert_eq!(spool.epoch(), epoch);
         assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(spool.read(3).unwrap(), record(3.0));
         spool.ack(3).unwrap();
-        assert_eq!(
-            spool.stats(),
-            SpoolStats {
-                batches: 0,
-                bytes: 0
-            }
-        );
+        let stats = spool.stats();
+        assert_eq!((stats.batches, stats.bytes, stats.oldest_ms), (0, 0, None));
         drop(spool);
-        let mut spool = Spool::open(dir.path()).unwrap();
+        let mut spool = Spool::open(dir.path(), u64::MAX).unwrap();
         assert_eq!(
             spool.append(&record(4.0)).unwrap(),
             4,
@@ -280,7 +330,7 @@ mod tests {
     #[test]
     fn recovers_from_a_crash_between_batch_and_state_write() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::open(dir.path()).unwrap();
+        let mut spool = Spool::open(dir.path(), u64::MAX).unwrap();
         spool.append(&record(1.0)).unwrap();
         // Simulate a state file that lags the batches (written by an older version, or restored
         // from a backup) and a temp file from an interrupted write.
@@ -295,7 +345,7 @@ mod tests {
         )
         .unwrap();
         drop(spool);
-        let mut spool = Spool::open(dir.path()).unwrap();
+        let mut spool = Spool::open(dir.path(), u64::MAX).unwrap();
         assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(spool.append(&record(3.0)).unwrap(), 3);
         spool.set_aside(2).unwrap();
@@ -308,9 +358,36 @@ mod tests {
     fn damaged_state_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("spool.state"), "garbage").unwrap();
-        let err = Spool::open(dir.path())
+        let err = Spool::open(dir.path(), u64::MAX)
             .err()
             .expect("damaged state must fail");
         assert!(err.to_string().contains("spool.state"), "{err}");
+    }
+
+    #[test]
+    fn a_full_spool_drops_the_oldest_batches_and_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = prost::Message::encoded_len(&record(1.0)) as u64;
+        let mut spool = Spool::open(dir.path(), 3 * size).unwrap();
+        for v in 1..=5 {
+            spool.append(&record(f64::from(v))).unwrap();
+        }
+        assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![3, 4, 5]);
+        let stats = spool.stats();
+        assert_eq!((stats.batches, stats.bytes), (3, 3 * size));
+        assert_eq!((stats.dropped_batches, stats.dropped_bytes), (2, 2 * size));
+        assert!(stats.oldest_ms.is_some());
+        assert!(!spool.batch_path(1).exists() && !spool.batch_path(2).exists());
+        assert_eq!(
+            spool.read(3).unwrap(),
+            record(3.0),
+            "the newest are kept intact"
+        );
+        // The bound also holds for what an earlier run left behind.
+        drop(spool);
+        let mut spool = Spool::open(dir.path(), size).unwrap();
+        spool.append(&record(6.0)).unwrap();
+        assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![6]);
+        assert_eq!(spool.stats().dropped_batches, 3);
     }
 }

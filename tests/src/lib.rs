@@ -30,6 +30,13 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
+/// Path of a workspace binary beside the running executable: for binaries of this crate (the
+/// benchmarks) that run from `target/<profile>/` themselves.
+pub fn bin_path_in(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    exe.with_file_name(name)
+}
+
 /// Unix time now, in seconds.
 pub fn now_s() -> f64 {
     SystemTime::now()
@@ -100,6 +107,10 @@ impl Process {
     }
 
     /// Everything the process logged so far.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn logs(&self) -> String {
         self.log.lock().expect("log lock").join("\n")
     }
@@ -127,9 +138,23 @@ pub struct Collector {
 impl Collector {
     /// Starts a collector on `data_dir`; port 0 picks free ports.
     pub fn start(data_dir: &Path, grpc_port: u16, http_port: u16) -> anyhow::Result<Self> {
+        Self::start_with(&bin_path("hcmon-collector"), data_dir, grpc_port, http_port)
+    }
+
+    /// Starts the collector binary at `binary` on free ports.
+    pub fn start_binary(binary: &Path, data_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(binary, data_dir, 0, 0)
+    }
+
+    fn start_with(
+        binary: &Path,
+        data_dir: &Path,
+        grpc_port: u16,
+        http_port: u16,
+    ) -> anyhow::Result<Self> {
         let mut process = Process::spawn(
             "hcmon-collector",
-            Command::new(bin_path("hcmon-collector"))
+            Command::new(binary)
                 .arg("--data-dir")
                 .arg(data_dir)
                 .arg("--grpc-listen")
@@ -227,6 +252,45 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// Starts the agent binary at `binary` with its default tiers.
+    pub fn start_binary(binary: &Path, collector_url: &str, node: &str, spool_dir: &Path) -> Self {
+        let process = Process::spawn(
+            "hcmon-agent",
+            Command::new(binary)
+                .arg("--collector")
+                .arg(collector_url)
+                .arg("--node-name")
+                .arg(node)
+                .arg("--spool-dir")
+                .arg(spool_dir),
+        );
+        Self { process }
+    }
+
+    /// Starts an agent with a config file holding `toml` (written beside the spool folder).
+    pub fn start_with_config(
+        collector_url: &str,
+        node: &str,
+        spool_dir: &Path,
+        toml: &str,
+    ) -> anyhow::Result<Self> {
+        let config = spool_dir.with_extension("toml");
+        std::fs::write(&config, toml)?;
+        let process = Process::spawn(
+            "hcmon-agent",
+            Command::new(bin_path("hcmon-agent"))
+                .arg("--config")
+                .arg(&config)
+                .arg("--collector")
+                .arg(collector_url)
+                .arg("--node-name")
+                .arg(node)
+                .arg("--spool-dir")
+                .arg(spool_dir),
+        );
+        Ok(Self { process })
+    }
+
     pub fn start(collector_url: &str, node: &str, spool_dir: &Path, interval: &str) -> Self {
         let process = Process::spawn(
             "hcmon-agent",

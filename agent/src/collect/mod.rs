@@ -2,13 +2,55 @@
 //! the node-local timestamp once per collection.
 
 mod cpu;
+mod detailed;
 mod disk;
+mod extended;
 mod memory;
 mod network;
+mod procfs;
+mod sensors;
+
+pub use detailed::DetailedTier;
+pub use extended::ExtendedTier;
 
 use crate::spool::SpoolRecord;
 use hcmon_proto::v1::{Label, MetricKind, SeriesDef, SeriesSamples};
+use std::collections::BTreeMap;
 use sysinfo::{Disks, Networks, System};
+
+const SOURCE_AVAILABLE: Metric = Metric::gauge(
+    "hcmon_agent_source_available",
+    "1 when a collection source (systemd, sensors, battery, ...) exists on this node, 0 when not.",
+);
+
+/// Which collection sources exist on this node. A missing source (no systemd in a container, no
+/// battery on a server) is logged once when first found missing and reported as
+/// `hcmon_agent_source_available 0`, never as an error every interval, and never with made-up
+/// values.
+#[derive(Default)]
+pub struct Sources {
+    available: BTreeMap<&'static str, bool>,
+}
+
+impl Sources {
+    pub fn available(&mut self, source: &'static str, out: &mut BatchBuilder) {
+        if self.available.insert(source, true) == Some(false) {
+            tracing::info!(source, "collection source is available again");
+        }
+        out.push(SOURCE_AVAILABLE, &[("source", source)], 1.0);
+    }
+
+    pub fn unavailable(&mut self, source: &'static str, why: &str, out: &mut BatchBuilder) {
+        if self.available.insert(source, false) != Some(false) {
+            tracing::info!(
+                source,
+                why,
+                "collection source not available on this node; skipped"
+            );
+        }
+        out.push(SOURCE_AVAILABLE, &[("source", source)], 0.0);
+    }
+}
 
 /// A metric's name, kind and help, declared once next to the code that collects it.
 #[derive(Debug, Clone, Copy)]
@@ -123,27 +165,50 @@ impl BatchBuilder {
 
 /// The basic tier: CPU, load, memory and swap, filesystems, network interfaces.
 pub struct BasicTier {
+    /// Where `/sys` is found: `/` except in tests.
+    root: std::path::PathBuf,
     system: System,
     disks: Disks,
     networks: Networks,
 }
 
 impl BasicTier {
-    pub fn new() -> Result<Self, sysinfo::Error> {
+    pub fn new(root: &std::path::Path) -> Result<Self, sysinfo::Error> {
         let mut system = System::new()?;
         // CPU usage is a difference between two refreshes; this is the first.
         system.refresh_cpu_usage();
         Ok(Self {
+            root: root.to_owned(),
             system,
             disks: Disks::new_with_refreshed_list()?,
             networks: Networks::new_with_refreshed_list()?,
         })
     }
 
-    pub fn collect(&mut self, out: &mut BatchBuilder) {
+    pub fn collect(&mut self, sources: &mut Sources, out: &mut BatchBuilder) {
         cpu::collect(&mut self.system, out);
         memory::collect(&mut self.system, out);
         disk::collect(&mut self.disks, out);
-        network::collect(&mut self.networks, out);
+        network::collect(&mut self.networks, &self.root.join("sys"), sources, out);
+    }
+}
+
+#[cfg(test)]
+pub mod test_support {
+    use crate::spool::SpoolRecord;
+
+    /// The value of the first series named `name` that has every label in `labels`.
+    pub fn value(record: &SpoolRecord, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let def = record.series.iter().find(|d| {
+            d.name == name
+                && labels
+                    .iter()
+                    .all(|(n, v)| d.labels.iter().any(|l| l.name == *n && l.value == *v))
+        })?;
+        record
+            .samples
+            .iter()
+            .find(|s| s.series_id == def.id)
+            .and_then(|s| s.values.first().copied())
     }
 }

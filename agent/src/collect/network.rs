@@ -1,6 +1,7 @@
-//! Network traffic, packets and errors per interface, as counters since boot.
+//! Network traffic, packets, errors and drops per interface, as counters since boot.
 
-use super::{BatchBuilder, Metric};
+use super::{BatchBuilder, Metric, Sources};
+use std::path::Path;
 use sysinfo::Networks;
 
 const RX_BYTES: Metric = Metric::counter("node_network_receive_bytes_total", "Bytes received.");
@@ -10,11 +11,21 @@ const RX_PACKETS: Metric =
 const TX_PACKETS: Metric = Metric::counter("node_network_transmit_packets_total", "Packets sent.");
 const RX_ERRORS: Metric = Metric::counter("node_network_receive_errors_total", "Receive errors.");
 const TX_ERRORS: Metric = Metric::counter("node_network_transmit_errors_total", "Transmit errors.");
+const RX_DROPS: Metric = Metric::counter(
+    "node_network_receive_drop_total",
+    "Received packets dropped (no buffer, filtered, unknown protocol).",
+);
+const TX_DROPS: Metric = Metric::counter(
+    "node_network_transmit_drop_total",
+    "Packets dropped before they could be sent.",
+);
 
-pub fn collect(networks: &mut Networks, out: &mut BatchBuilder) {
+/// Drop counters are not in sysinfo: they come from `<sys>/class/net/<if>/statistics`.
+pub fn collect(networks: &mut Networks, sys: &Path, sources: &mut Sources, out: &mut BatchBuilder) {
     networks.refresh(true);
     let mut interfaces: Vec<_> = networks.iter().collect();
     interfaces.sort_by(|a, b| a.0.cmp(b.0));
+    let (mut drops_found, mut drops_missing) = (false, false);
     for (name, data) in interfaces {
         let name = name.to_string_lossy();
         let labels = [("interface", name.as_ref())];
@@ -28,5 +39,24 @@ pub fn collect(networks: &mut Networks, out: &mut BatchBuilder) {
             &labels,
             data.total_errors_on_transmitted() as f64,
         );
+        let statistics = sys.join("class/net").join(name.as_ref()).join("statistics");
+        let counter = |file: &str| {
+            std::fs::read_to_string(statistics.join(file))
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+        };
+        match (counter("rx_dropped"), counter("tx_dropped")) {
+            (Some(rx), Some(tx)) => {
+                out.push(RX_DROPS, &labels, rx as f64);
+                out.push(TX_DROPS, &labels, tx as f64);
+                drops_found = true;
+            }
+            _ => drops_missing = true,
+        }
+    }
+    if drops_found {
+        sources.available("network_drops", out);
+    } else if drops_missing {
+        sources.unavailable("network_drops", "no /sys/class/net/*/statistics", out);
     }
 }

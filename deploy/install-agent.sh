@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the hcmon agent as a systemd service on this machine.
+#   deploy/install-agent.sh --collector http://collector.lan:4317 [--binary PATH] [--node-name NAME]
+# Without --binary it builds the release binary from this checkout (needs cargo). An existing
+# /etc/hcmon/hcmon-agent.toml is kept; a new one is made from deploy/hcmon-agent.toml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+collector="" binary="" node_name=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --collector) collector="${2:?--collector needs a URL like http://collector.lan:4317}"; shift 2 ;;
+    --binary) binary="${2:?--binary needs a path}"; shift 2 ;;
+    --node-name) node_name="${2:?--node-name needs a name}"; shift 2 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "run as root (it writes /usr/local/bin, /etc and systemd units)" >&2; exit 1; }
+
+if [ -z "$binary" ]; then
+  cargo build --release --locked -p hcmon-agent
+  binary="${CARGO_TARGET_DIR:-target}/release/hcmon-agent"
+fi
+[ -x "$binary" ] || { echo "no agent binary at $binary" >&2; exit 1; }
+
+install -m 0755 "$binary" /usr/local/bin/hcmon-agent
+install -d -m 0755 /etc/hcmon
+if [ ! -e /etc/hcmon/hcmon-agent.toml ]; then
+  install -m 0644 deploy/hcmon-agent.toml /etc/hcmon/hcmon-agent.toml
+  [ -n "$collector" ] && sed -i "s|^collector = .*|collector = \"$collector\"|" /etc/hcmon/hcmon-agent.toml
+  [ -n "$node_name" ] && sed -i "s|^node_name = .*|node_name = \"$node_name\"|" /etc/hcmon/hcmon-agent.toml
+  echo "wrote /etc/hcmon/hcmon-agent.toml"
+else
+  echo "kept the existing /etc/hcmon/hcmon-agent.toml"
+fi
+install -m 0644 deploy/hcmon-agent.service /etc/systemd/system/hcmon-agent.service
+
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  systemctl enable --now hcmon-agent.service
+  systemctl --no-pager --lines=5 status hcmon-agent.service || true
+else
+  echo "systemd is not running here: start /usr/local/bin/hcmon-agent --config /etc/hcmon/hcmon-agent.toml yourself"
+fi
