@@ -23,8 +23,12 @@ bench-ingest *ARGS:
 bench-agent *ARGS:
     ./deploy/dev.sh bench-agent {{ARGS}}
 
+# Online anomaly ensemble: samples per second on one core, beside a one-EWMA baseline.
+bench-engines:
+    ./deploy/dev.sh bench-engines
+
 # All benchmarks.
-bench: bench-ingest bench-agent
+bench: bench-ingest bench-agent bench-engines
 
 fmt:
     cargo fmt --all

@@ -7,6 +7,7 @@
 #                        VictoriaMetrics and Prometheus (installed from Debian)
 #   deploy/dev.sh bench-agent [ARGS]    release build, then the agent's footprint beside
 #                        Debian's prometheus-node-exporter
+#   deploy/dev.sh bench-engines         the online anomaly ensemble's samples per second
 # It installs what it needs (Debian packages) itself, idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -109,6 +110,12 @@ bench_agent() {
   "$CARGO_TARGET_DIR/release/hcmon-bench-agent" "$@"
 }
 
+bench_engines() {
+  ensure_packages libclang-dev
+  setup_target_dir
+  cargo bench --locked -p hcmon-collector --bench engines
+}
+
 case "${1:-}" in
   run) run ;;
   test) run_tests ;;
@@ -116,5 +123,6 @@ case "${1:-}" in
   build) build ;;
   bench-ingest) shift; bench_ingest "$@" ;;
   bench-agent) shift; bench_agent "$@" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|bench-ingest|bench-agent" >&2; exit 2 ;;
+  bench-engines) bench_engines ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|bench-ingest|bench-agent|bench-engines" >&2; exit 2 ;;
 esac

@@ -1,5 +1,6 @@
 //! The collector's configuration file. Every field has a default, so no file is needed to start.
 
+use crate::anomaly_watch::AnalyticsConfig;
 use crate::storage::StorageConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -26,6 +27,8 @@ pub struct CollectorConfig {
     pub limits: IngestLimits,
     /// Storage engine: chunks, out-of-order window, checkpoints, retention.
     pub storage: StorageConfig,
+    /// Live anomaly detection on every stored sample.
+    pub analytics: AnalyticsConfig,
 }
 
 impl Default for CollectorConfig {
@@ -38,6 +41,7 @@ impl Default for CollectorConfig {
             metrics_staleness: Duration::from_secs(15 * 60),
             limits: IngestLimits::default(),
             storage: StorageConfig::default(),
+            analytics: AnalyticsConfig::default(),
         }
     }
 }
@@ -91,6 +95,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: Box<toml::de::Error>,
     },
+    #[error("invalid `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
 }
 
 impl CollectorConfig {
@@ -104,6 +110,17 @@ impl CollectorConfig {
             path: path.to_owned(),
             source: Box::new(source),
         })
+    }
+
+    /// Checks values the types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.analytics
+            .anomaly
+            .validate()
+            .map_err(|problem| ConfigError::Invalid {
+                key: "analytics.anomaly",
+                problem,
+            })
     }
 }
 

@@ -1,14 +1,18 @@
 //! The hcmon collector: gRPC ingest from agents, durable storage in RocksDB, the Prometheus
 //! endpoint and the HTTP API. The `hcmon` operator CLI lives in `src/bin/hcmon.rs`.
 
+pub mod analytics;
+pub mod anomaly_watch;
 pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod query;
+pub mod replay;
 pub mod storage;
 pub mod telemetry;
 
+use anomaly_watch::AnomalyWatch;
 use catalog::SeriesCatalog;
 use config::CollectorConfig;
 use ingest::{Clock, IngestService, grpc::GrpcIngest};
@@ -26,6 +30,7 @@ pub struct Collector {
     tsdb: Arc<Tsdb>,
     catalog: Arc<SeriesCatalog>,
     ingest: Arc<IngestService>,
+    watch: Option<Arc<AnomalyWatch>>,
     metrics: Arc<CollectorMetrics>,
     clock: Clock,
     grpc: TcpListener,
@@ -62,12 +67,18 @@ impl Collector {
         let http = TcpListener::bind(config.http_listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen for HTTP on {}: {e}", config.http_listen)
         })?;
+        let watch = config.analytics.enabled.then(|| {
+            let watch = Arc::new(AnomalyWatch::new(config.analytics.anomaly.clone()));
+            ingest.watch_anomalies(watch.clone());
+            watch
+        });
         tracing::info!(series = catalog.len(), data_dir = %config.data_dir.display(), "store opened");
         Ok(Self {
             config,
             tsdb,
             catalog,
             ingest,
+            watch,
             metrics,
             clock,
             grpc,
@@ -96,6 +107,7 @@ impl Collector {
             tsdb,
             catalog,
             ingest,
+            watch,
             metrics,
             clock,
             grpc,
@@ -106,6 +118,7 @@ impl Collector {
             tsdb: tsdb.clone(),
             catalog,
             ingest: ingest.clone(),
+            watch,
             metrics,
             metrics_staleness: config.metrics_staleness,
             clock,

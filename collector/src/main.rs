@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(addr) = args.http_listen {
         config.http_listen = addr;
     }
+    config.validate()?;
 
     let collector = Collector::open(config, system_clock()).await?;
     let (grpc, http) = (collector.grpc_addr(), collector.http_addr());

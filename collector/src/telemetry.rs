@@ -12,6 +12,8 @@ pub struct CollectorMetrics {
     pub duplicate_batches: IntCounter,
     pub rejected_batches: IntCounterVec,
     pub connected_agents: IntGauge,
+    pub anomaly_series: IntGauge,
+    pub anomaly_learning_series: IntGauge,
     pub series: IntGauge,
     pub batch_write_seconds: Histogram,
     pub samples_too_old: IntCounter,
@@ -51,6 +53,16 @@ impl CollectorMetrics {
         let connected_agents = IntGauge::new(
             "hcmon_collector_connected_agents",
             "Nodes with an open ingest stream.",
+        )
+        .expect("valid metric");
+        let anomaly_series = IntGauge::new(
+            "hcmon_collector_anomaly_series",
+            "Series the live anomaly detectors have seen since start.",
+        )
+        .expect("valid metric");
+        let anomaly_learning_series = IntGauge::new(
+            "hcmon_collector_anomaly_learning_series",
+            "Series still learning: too little history for their detectors to fire.",
         )
         .expect("valid metric");
         let series = IntGauge::new("hcmon_collector_series", "Series known to the collector.")
@@ -107,6 +119,8 @@ impl CollectorMetrics {
             Box::new(duplicate_batches.clone()),
             Box::new(rejected_batches.clone()),
             Box::new(connected_agents.clone()),
+            Box::new(anomaly_series.clone()),
+            Box::new(anomaly_learning_series.clone()),
             Box::new(series.clone()),
             Box::new(batch_write_seconds.clone()),
             Box::new(samples_too_old.clone()),
@@ -128,6 +142,8 @@ impl CollectorMetrics {
             duplicate_batches,
             rejected_batches,
             connected_agents,
+            anomaly_series,
+            anomaly_learning_series,
             series,
             batch_write_seconds,
             samples_too_old,

@@ -1,10 +1,14 @@
-//! `hcmon`: the operator CLI. Talks to a running collector's HTTP API.
+//! `hcmon`: the operator CLI. Talks to a running collector's HTTP API; `replay` of a CSV needs
+//! no collector at all.
 // A CLI's job is to print to stdout.
 #![allow(clippy::print_stdout)]
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use hcmon_collector::analytics::anomaly::AnomalyConfig;
+use hcmon_collector::replay::{self, InputRow};
 use serde_json::Value;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Operate an hcmon collector: see which agents report, query and export series.
@@ -50,6 +54,25 @@ enum Command {
         /// How far back to export, e.g. 1h; everything when omitted.
         #[arg(long, value_parser = humantime::parse_duration)]
         since: Option<Duration>,
+    },
+    /// Back-test the anomaly engine (live defaults) on a CSV of `timestamp,value` rows, or on
+    /// one stored series: writes `timestamp,value,anomaly_score,is_anomaly,severity,detectors`,
+    /// one row per input row. With `--input` no collector is needed.
+    Replay {
+        /// CSV with the header `timestamp,value`; timestamps as RFC 3339,
+        /// `YYYY-MM-DD HH:MM:SS` (UTC) or Unix seconds.
+        #[arg(long, conflicts_with = "series", required_unless_present = "series")]
+        input: Option<PathBuf>,
+        /// Instead of a CSV: a selector matching exactly one stored series (read from the
+        /// collector at --url).
+        #[arg(long)]
+        series: Option<String>,
+        /// With --series: how far back to read.
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        since: Duration,
+        /// Where to write the verdicts [default: stdout].
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -141,8 +164,88 @@ async fn main() -> anyhow::Result<()> {
             }
             print!("{}", api.get("/api/v1/export", query).await?);
         }
+        Command::Replay {
+            input,
+            series,
+            since,
+            output,
+        } => {
+            let rows = match (input, series) {
+                (Some(path), _) => {
+                    let file = std::fs::File::open(&path)
+                        .with_context(|| format!("cannot open {}", path.display()))?;
+                    replay::read_csv(std::io::BufReader::new(file))
+                        .with_context(|| format!("{} cannot be replayed", path.display()))?
+                }
+                (None, Some(selector)) => stored_rows(&api, selector, now, since).await?,
+                (None, None) => bail!("give --input FILE.csv or --series SELECTOR"),
+            };
+            let summary = match &output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    replay::replay(
+                        &rows,
+                        &AnomalyConfig::default(),
+                        std::io::BufWriter::new(file),
+                    )?
+                }
+                None => replay::replay(&rows, &AnomalyConfig::default(), std::io::stdout().lock())?,
+            };
+            eprintln!(
+                "replayed {} rows: {} anomalies, first {} rows learning",
+                summary.rows, summary.anomalies, summary.learning
+            );
+        }
     }
     Ok(())
+}
+
+/// The samples of the one series `selector` matches, from the collector's export.
+async fn stored_rows(
+    api: &Api,
+    selector: String,
+    now: f64,
+    since: Duration,
+) -> anyhow::Result<Vec<InputRow>> {
+    let query = vec![
+        ("match[]", selector.clone()),
+        ("start", format!("{:.3}", now - since.as_secs_f64())),
+    ];
+    let body = api.get("/api/v1/export", query).await?;
+    let series: Vec<Value> = body
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("the collector's export is not JSON lines")?;
+    let [one] = series.as_slice() else {
+        let names: Vec<String> = series.iter().map(|s| format_labels(&s["metric"])).collect();
+        bail!(
+            "{selector} matches {} series; narrow it to one: {}",
+            series.len(),
+            names.join(", ")
+        );
+    };
+    let timestamps = one["timestamps"].as_array().cloned().unwrap_or_default();
+    let values = one["values"].as_array().cloned().unwrap_or_default();
+    Ok(timestamps
+        .iter()
+        .zip(&values)
+        .enumerate()
+        .filter_map(|(i, (t, v))| {
+            let (ms, value) = (t.as_i64()?, v.as_f64()?);
+            Some(InputRow {
+                line: i as u64 + 1,
+                timestamp_text: humantime::format_rfc3339_millis(
+                    UNIX_EPOCH + Duration::from_millis(ms as u64),
+                )
+                .to_string(),
+                timestamp_ms: ms,
+                value_text: v.to_string(),
+                value,
+            })
+        })
+        .collect())
 }
 
 /// The collector's HTTP API.

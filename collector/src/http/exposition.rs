@@ -1,5 +1,6 @@
 //! Rendering agent series in the Prometheus text exposition format (version 0.0.4).
 
+use crate::anomaly_watch::LatestVerdict;
 use crate::storage::SeriesMeta;
 use hcmon_common::labels::escape_label_value;
 use std::fmt::Write;
@@ -35,6 +36,52 @@ pub fn render(series: &[SeriesLatest], oldest_ms: i64, out: &mut String) {
             out.push('}');
         }
         let _ = writeln!(out, " {value}");
+    }
+}
+
+/// A metric family derived from verdicts: name, help, and the value of one verdict.
+type Family = (&'static str, &'static str, fn(&LatestVerdict) -> f64);
+
+/// Renders `hcmon_anomaly_score` and `hcmon_anomaly_learning` for every series with a verdict
+/// on a sample newer than `oldest_ms`. The series' name goes in `metric_name`, beside its labels.
+pub fn render_anomalies(
+    verdicts: &[(Arc<SeriesMeta>, LatestVerdict)],
+    oldest_ms: i64,
+    out: &mut String,
+) {
+    let fresh: Vec<&(Arc<SeriesMeta>, LatestVerdict)> = verdicts
+        .iter()
+        .filter(|(_, v)| v.timestamp_ms >= oldest_ms)
+        .collect();
+    if fresh.is_empty() {
+        return;
+    }
+    let families: [Family; 2] = [
+        (
+            "hcmon_anomaly_score",
+            "Anomaly score (0..1) of the newest sample of the series named by metric_name.",
+            |v| v.score,
+        ),
+        (
+            "hcmon_anomaly_learning",
+            "1 while the series named by metric_name has too little history for its detectors to fire.",
+            |v| f64::from(u8::from(v.learning)),
+        ),
+    ];
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (meta, verdict) in &fresh {
+            let _ = write!(
+                out,
+                "{name}{{metric_name=\"{}\"",
+                escape_label_value(meta.labels.metric_name())
+            );
+            for (label, v) in meta.labels.without_name() {
+                let _ = write!(out, ",{label}=\"{}\"", escape_label_value(v));
+            }
+            let _ = writeln!(out, "}} {}", value(verdict));
+        }
     }
 }
 

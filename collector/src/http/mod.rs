@@ -29,6 +29,8 @@ pub struct ApiState {
     pub tsdb: Arc<Tsdb>,
     pub catalog: Arc<SeriesCatalog>,
     pub ingest: Arc<IngestService>,
+    /// Live anomaly verdicts; `None` when `[analytics] enabled = false`.
+    pub watch: Option<Arc<crate::anomaly_watch::AnomalyWatch>>,
     pub metrics: Arc<CollectorMetrics>,
     pub metrics_staleness: Duration,
     pub clock: crate::ingest::Clock,
@@ -45,6 +47,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/agents", get(agents))
+        .route("/api/v1/anomalies", get(anomalies))
         .route("/api/v1/admin/compact", post(compact))
         .route(
             "/api/v1/write",
@@ -293,6 +296,16 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         })
         .collect();
     exposition::render(&series, oldest, &mut body);
+    if let Some(watch) = &state.watch {
+        let verdicts: Vec<_> = series
+            .iter()
+            .filter_map(|(m, _)| Some((m.clone(), watch.latest(m.id)?)))
+            .collect();
+        exposition::render_anomalies(&verdicts, oldest, &mut body);
+        let (watched, learning) = watch.counts();
+        state.metrics.anomaly_series.set(watched as i64);
+        state.metrics.anomaly_learning_series.set(learning as i64);
+    }
     let stats = state.tsdb.stats();
     state.metrics.head_series.set(stats.head_series as i64);
     state.metrics.head_samples.set(stats.head_samples as i64);
@@ -320,6 +333,56 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The newest anomaly verdict of every series matching `match[]` (all when absent), highest
+/// score first; `anomalous=true` keeps only series whose newest sample is an anomaly.
+async fn anomalies(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
+    let Some(watch) = &state.watch else {
+        return Err(ApiError::BadParam {
+            name: "analytics",
+            message: "live anomaly detection is off ([analytics] enabled = false)".into(),
+        });
+    };
+    let series = if params.all("match[]").next().is_none() {
+        state.catalog.all()
+    } else {
+        select_all(&state, &params.matches()?)
+    };
+    let only_anomalous = params.get("anomalous") == Some("true");
+    let mut found: Vec<_> = series
+        .iter()
+        .filter_map(|m| Some((m, watch.latest(m.id)?)))
+        .filter(|(_, v)| !only_anomalous || v.is_anomaly)
+        .collect();
+    found.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
+    let data: Vec<Value> = found
+        .into_iter()
+        .map(|(m, v)| {
+            let detectors: Vec<Value> = v
+                .fired
+                .iter()
+                .map(|d| {
+                    json!({
+                        "detector": d.detector.name(),
+                        "strength": d.strength,
+                        "expected": [d.expected.0, d.expected.1],
+                    })
+                })
+                .collect();
+            json!({
+                "metric": metric_json(&m.labels),
+                "timestamp": v.timestamp_ms as f64 / 1000.0,
+                "value": v.value,
+                "score": v.score,
+                "is_anomaly": v.is_anomaly,
+                "severity": v.severity.name(),
+                "learning": v.learning,
+                "detectors": detectors,
+            })
+        })
+        .collect();
+    Ok(success(Value::Array(data)))
 }
 
 async fn healthz(State(state): State<ApiState>) -> Response {

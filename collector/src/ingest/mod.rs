@@ -20,6 +20,7 @@ mod validate;
 pub use error::{IngestError, Refusal};
 pub use remote_write::{RemoteWriteError, RemoteWriteOutcome};
 
+use crate::anomaly_watch::AnomalyWatch;
 use crate::catalog::{ResolveError, SeriesCatalog, SeriesDefinition};
 use crate::config::IngestLimits;
 use crate::storage::{HostInfo, NodeRecord, Sample, SeriesId, Tsdb};
@@ -63,6 +64,8 @@ pub struct IngestService {
     streams: Mutex<HashMap<String, usize>>,
     /// Remote-write series by their raw label bytes, so known series skip label parsing.
     remote_write_cache: std::sync::RwLock<rustc_hash::FxHashMap<Vec<u8>, SeriesId>>,
+    /// Live anomaly detection, when enabled: judges every stored sample before the ack.
+    watch: std::sync::OnceLock<Arc<AnomalyWatch>>,
 }
 
 /// The state of one open stream: its node and the series it interned.
@@ -129,7 +132,13 @@ impl IngestService {
             sessions: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
             remote_write_cache: Default::default(),
+            watch: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sends every stored sample through `watch` from now on.
+    pub fn watch_anomalies(&self, watch: Arc<AnomalyWatch>) {
+        let _ = self.watch.set(watch);
     }
 
     fn node(&self, name: &str) -> Arc<tokio::sync::Mutex<NodeRecord>> {
@@ -316,6 +325,7 @@ impl IngestService {
         let (tsdb, catalog, node) = (self.tsdb.clone(), self.catalog.clone(), stream.node.clone());
         let wire_ids: Vec<u32> = valid.new_series.iter().map(|d| d.wire_id).collect();
         let samples = valid.samples;
+        let watch = self.watch.get().cloned();
         let stored = tokio::task::spawn_blocking(move || {
             let ids = catalog.resolve(&tsdb, &defs)?;
             let id_of = |wire: u32| {
@@ -346,7 +356,11 @@ impl IngestService {
             let outcome = if resend {
                 None
             } else {
-                Some(tsdb.append(Some((&node, &updated)), &samples)?)
+                let outcome = tsdb.append(Some((&node, &updated)), &samples)?;
+                if let Some(watch) = &watch {
+                    watch.observe(&samples);
+                }
+                Some(outcome)
             };
             Ok::<_, ResolveError>((ids, outcome, updated))
         })

@@ -313,6 +313,9 @@ impl IngestService {
             }
         }
         let appended = self.tsdb.append(None, &samples)?;
+        if let Some(watch) = self.watch.get() {
+            watch.observe(&samples);
+        }
         outcome.accepted = appended.accepted;
         outcome.out_of_range += appended.too_old;
         self.metrics

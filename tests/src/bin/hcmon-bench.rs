@@ -310,22 +310,31 @@ impl Row {
     }
 }
 
-fn hcmon_config(dir: &Path) -> anyhow::Result<PathBuf> {
+/// `analytics`: whether live anomaly detection runs on ingest. Off for the storage comparison
+/// (the other servers store only); one extra gRPC run with it on shows its cost.
+fn hcmon_config(dir: &Path, analytics: bool) -> anyhow::Result<PathBuf> {
     let path = dir.join("collector.toml");
     // Back-filled history for the query probe reaches 31 days back.
     std::fs::write(
         &path,
-        "[limits]\nmax_sample_age = \"40days\"\nmax_samples_per_batch = 200000\n",
+        format!(
+            "[limits]\nmax_sample_age = \"40days\"\nmax_samples_per_batch = 200000\n\
+             [analytics]\nenabled = {analytics}\n"
+        ),
     )?;
     Ok(path)
 }
 
-fn start_hcmon(dir: &Path, name: &'static str) -> anyhow::Result<(Server, u16, u16)> {
+fn start_hcmon(
+    dir: &Path,
+    name: &'static str,
+    analytics: bool,
+) -> anyhow::Result<(Server, u16, u16)> {
     std::fs::create_dir_all(dir)?;
     let (grpc, http) = (free_port(), free_port());
     let args = vec![
         "--config".into(),
-        hcmon_config(dir)?.display().to_string(),
+        hcmon_config(dir, analytics)?.display().to_string(),
         "--data-dir".into(),
         dir.join("data").display().to_string(),
         "--grpc-listen".into(),
@@ -369,8 +378,17 @@ async fn bench_hcmon_grpc(
     all: &[AgentShape],
     work: &Path,
     total: u64,
+    analytics: bool,
 ) -> anyhow::Result<(Row, Vec<u64>, (u16, u16), Server)> {
-    let (server, grpc, http) = start_hcmon(&work.join("hcmon-grpc"), "hcmon (gRPC)")?;
+    let (dir, name) = if analytics {
+        (
+            "hcmon-grpc-analytics",
+            "hcmon, gRPC + live anomaly detection",
+        )
+    } else {
+        ("hcmon-grpc", "hcmon, gRPC agent protocol")
+    };
+    let (server, grpc, http) = start_hcmon(&work.join(dir), name, analytics)?;
     wait_http(&format!("http://127.0.0.1:{http}/healthz")).await?;
     let url = format!("http://127.0.0.1:{grpc}");
     let cpu0 = server.cpu_seconds();
@@ -422,14 +440,14 @@ async fn bench_hcmon_grpc(
     let mut probe = probe.await?;
     probe.sort_unstable();
     println!(
-        "gRPC ack latency of a live agent (one 50-sample batch at a time) during the back-fill: p50 {:.1} ms, p99 {:.1} ms ({} batches)",
+        "{name}: ack latency of a live agent (one 50-sample batch at a time) during the back-fill: p50 {:.1} ms, p99 {:.1} ms ({} batches)",
         percentile(&probe, 0.5),
         percentile(&probe, 0.99),
         probe.len()
     );
     let (data, index, rollups, _) = hcmon_compact(http).await?;
     let row = Row {
-        name: "hcmon, gRPC agent protocol".into(),
+        name: name.into(),
         samples: total,
         cpu_s: cpu,
         wall_s: wall,
@@ -555,7 +573,7 @@ async fn capture_bytes_per_sample(
     }
     let raw = WriteRequest { timeseries: series }.encode_to_vec();
     let body = snap::raw::Encoder::new().compress_vec(&raw)?;
-    let (server, _, http) = start_hcmon(&work.join("hcmon-capture"), "hcmon (capture)")?;
+    let (server, _, http) = start_hcmon(&work.join("hcmon-capture"), "hcmon (capture)", false)?;
     wait_http(&format!("http://127.0.0.1:{http}/healthz")).await?;
     post_bodies(&format!("http://127.0.0.1:{http}/api/v1/write"), &[body]).await?;
     let (data, _, _, encoded) = hcmon_compact(http).await?;
@@ -638,14 +656,20 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
 
     // hcmon over its own protocol.
-    let (row, mut latencies, (grpc, http), server) = bench_hcmon_grpc(&all, &work, total).await?;
+    let (row, mut latencies, (grpc, http), server) =
+        bench_hcmon_grpc(&all, &work, total, false).await?;
     rows.push(row);
     // The query probe goes to the same collector, after its ingest was measured.
     let queries = query_latency(grpc, http).await?;
     server.stop();
+    // The same, with every sample also judged by the live anomaly detectors.
+    let (row, _, _, server) = bench_hcmon_grpc(&all, &work, total, true).await?;
+    rows.push(row);
+    server.stop();
 
     // hcmon over remote write, through vmagent like the others.
-    let (hcmon_rw, _, rw_http) = start_hcmon(&work.join("hcmon-rw"), "hcmon (remote write)")?;
+    let (hcmon_rw, _, rw_http) =
+        start_hcmon(&work.join("hcmon-rw"), "hcmon (remote write)", false)?;
     wait_http(&format!("http://127.0.0.1:{rw_http}/healthz")).await?;
     let (mut row, server) = bench_via_vmagent(
         Target {

@@ -1,0 +1,14 @@
+//! The analytics engines: anomaly detection, trends and correlation. Pure computation with no
+//! I/O: the live path feeds them samples as they are stored, `hcmon replay` feeds them a CSV or a
+//! stored range, and both run the same code with the same defaults.
+//!
+//! - [`anomaly`]: online per-series detectors (O(1) time and memory per sample) and the ensemble
+//!   that turns their outputs into one score, a severity and the evidence.
+//! - [`forest`]: Isolation Forest over a node's feature vectors, trained in the background.
+//! - [`trend`]: sliding regression, forecasts, time-to-threshold and seasonal smoothing.
+//! - [`correlation`]: lagged Pearson correlation between series.
+
+pub mod anomaly;
+pub mod correlation;
+pub mod forest;
+pub mod trend;

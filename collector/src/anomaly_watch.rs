@@ -1,0 +1,175 @@
+//! Live anomaly detection: every stored sample goes through its series' online detectors right
+//! after the durable write, and the newest verdict per series is kept for `/metrics` and
+//! `/api/v1/anomalies`.
+//!
+//! The detectors are the pure ones of [`crate::analytics::anomaly`], with the same defaults as
+//! `hcmon replay`. Their cost (a few hundred ns per sample) is paid on the ingest path because
+//! it keeps verdicts in step with the data: a sample is judged before its batch is acked.
+//! Detector state is in memory only; after a restart each series learns again for
+//! `min_samples` samples.
+
+use crate::analytics::anomaly::{AnomalyConfig, DetectorOutput, SeriesDetector, Severity};
+use crate::storage::{Sample, SeriesId};
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+use std::sync::Mutex;
+
+const SHARDS: usize = 16;
+
+/// `[analytics]` in the collector's config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// Run the online anomaly detectors on every stored sample.
+    pub enabled: bool,
+    /// Detector and ensemble tuning, shared with `hcmon replay`.
+    pub anomaly: AnomalyConfig,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            anomaly: AnomalyConfig::default(),
+        }
+    }
+}
+
+/// The newest verdict on a series, as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestVerdict {
+    pub timestamp_ms: i64,
+    pub value: f64,
+    pub score: f64,
+    pub is_anomaly: bool,
+    pub severity: Severity,
+    pub learning: bool,
+    /// Detectors that fired, strongest first, with their expected ranges.
+    pub fired: Vec<DetectorOutput>,
+}
+
+struct Watched {
+    detector: SeriesDetector,
+    latest: Option<LatestVerdict>,
+}
+
+pub struct AnomalyWatch {
+    config: AnomalyConfig,
+    shards: Vec<Mutex<FxHashMap<SeriesId, Watched>>>,
+}
+
+fn shard_of(series: SeriesId) -> usize {
+    (series.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS
+}
+
+impl AnomalyWatch {
+    pub fn new(config: AnomalyConfig) -> Self {
+        Self {
+            config,
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, FxHashMap<SeriesId, Watched>> {
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Judges stored samples, in order per series. Samples of one series arrive in runs (a
+    /// batch groups them), so each run takes its shard's lock once.
+    pub fn observe(&self, samples: &[Sample]) {
+        for run in samples.chunk_by(|a, b| a.series == b.series) {
+            let series = run[0].series;
+            let mut shard = self.shard(shard_of(series));
+            let watched = shard.entry(series).or_insert_with(|| Watched {
+                detector: SeriesDetector::new(self.config.clone()),
+                latest: None,
+            });
+            let mut last = None;
+            for s in run {
+                last = Some((s, watched.detector.observe(s.timestamp_ms, s.value)));
+            }
+            if let Some((s, v)) = last {
+                let mut fired: Vec<DetectorOutput> =
+                    v.detectors.iter().filter(|d| d.fired()).copied().collect();
+                fired.sort_by(|a, b| b.strength.total_cmp(&a.strength));
+                watched.latest = Some(LatestVerdict {
+                    timestamp_ms: s.timestamp_ms,
+                    value: s.value,
+                    score: v.score,
+                    is_anomaly: v.is_anomaly,
+                    severity: v.severity,
+                    learning: v.learning,
+                    fired,
+                });
+            }
+        }
+    }
+
+    /// The newest verdict on a series, if it has had any sample since start.
+    pub fn latest(&self, series: SeriesId) -> Option<LatestVerdict> {
+        self.shard(shard_of(series))
+            .get(&series)
+            .and_then(|w| w.latest.clone())
+    }
+
+    /// Series watched and how many of them are still learning.
+    pub fn counts(&self) -> (usize, usize) {
+        let (mut watched, mut learning) = (0, 0);
+        for i in 0..SHARDS {
+            let shard = self.shard(i);
+            watched += shard.len();
+            learning += shard.values().filter(|w| w.detector.learning()).count();
+        }
+        (watched, learning)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics::anomaly::Detector;
+
+    #[test]
+    fn keeps_the_newest_verdict_per_series_and_flags_a_spike() {
+        let watch = AnomalyWatch::new(AnomalyConfig::default());
+        let (a, b) = (SeriesId(1), SeriesId(2));
+        let batch: Vec<Sample> = (0..100)
+            .flat_map(|i| {
+                let t = 1_700_000_000_000 + i * 10_000;
+                let wobble = (i % 5) as f64 * 0.1;
+                [
+                    Sample {
+                        series: a,
+                        timestamp_ms: t,
+                        value: 10.0 + wobble,
+                    },
+                    Sample {
+                        series: b,
+                        timestamp_ms: t,
+                        value: 20.0 + wobble,
+                    },
+                ]
+            })
+            .collect();
+        let mut by_series = batch.clone();
+        by_series.sort_by_key(|s| (s.series.0, s.timestamp_ms));
+        watch.observe(&by_series);
+        let latest = watch.latest(a).unwrap();
+        assert!(!latest.learning && !latest.is_anomaly);
+        assert_eq!(latest.timestamp_ms, 1_700_000_000_000 + 99 * 10_000);
+        assert_eq!(watch.counts(), (2, 0));
+        watch.observe(&[Sample {
+            series: b,
+            timestamp_ms: 1_700_000_000_000 + 100 * 10_000,
+            value: 90.0,
+        }]);
+        let spike = watch.latest(b).unwrap();
+        assert!(spike.is_anomaly && spike.severity == Severity::Critical);
+        assert!(spike.fired.iter().any(|d| d.detector == Detector::ZScore));
+        assert!(
+            !watch.latest(a).unwrap().is_anomaly,
+            "other series unaffected"
+        );
+        assert!(watch.latest(SeriesId(3)).is_none());
+    }
+}
