@@ -978,6 +978,12 @@ mod tests {
     }
 
     #[test]
+    fn nodes_stay_compact() {
+        // 100 trees of at most 511 nodes: about 2 MB per forest with the defaults.
+        assert!(std::mem::size_of::<Node>() <= 40);
+    }
+
+    #[test]
     fn trees_respect_depth_limit_and_sample_size() {
         let mut rng = fastrand::Rng::with_seed(2);
         let rows = normal_rows(&mut rng, 1500, Load::Band);
