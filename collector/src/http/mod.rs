@@ -48,6 +48,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/anomalies", get(anomalies))
+        .route("/api/v1/trend", get(trend))
+        .route("/api/v1/related", get(related))
         .route("/api/v1/admin/compact", post(compact))
         .route(
             "/api/v1/write",
@@ -379,6 +381,143 @@ async fn anomalies(State(state): State<ApiState>, params: Params) -> Result<Resp
                 "severity": v.severity.name(),
                 "learning": v.learning,
                 "detectors": detectors,
+            })
+        })
+        .collect();
+    Ok(success(Value::Array(data)))
+}
+
+/// A duration parameter (`1h`, `30m`, or seconds), with a default.
+fn duration_param(
+    params: &Params,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, ApiError> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(text) => parse_step_ms(text)
+            .map(|ms| Duration::from_millis(ms as u64))
+            .ok_or_else(|| ApiError::BadParam {
+                name,
+                message: format!("{text:?} is not a duration like 1h or 30m"),
+            }),
+    }
+}
+
+/// Most series one trend or correlation request looks at: these read raw history on demand.
+const MAX_ANALYSED_SERIES: usize = 200;
+
+/// The trend of every series matching `match[]` over the last `window` (default 1 h): slope,
+/// fit, a forecast at `horizon` (default 1 h) with its interval, and with `limit` (and `bound`
+/// `upper`, the default, or `lower`) when the line reaches it: "disk full in 9 h (±2 h)".
+async fn trend(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
+    use crate::analytics::trend::{Bound, TrendConfig, fit_line};
+    let selectors = params.matches()?;
+    let config = TrendConfig {
+        window: duration_param(&params, "window", Duration::from_secs(3600))?,
+        horizon: duration_param(&params, "horizon", Duration::from_secs(3600))?,
+        ..TrendConfig::default()
+    };
+    let limit = match params.get("limit") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| ApiError::BadParam {
+                    name: "limit",
+                    message: format!("{text:?} is not a number"),
+                })?,
+        ),
+    };
+    let bound = match params.get("bound") {
+        None | Some("upper") => Bound::Upper,
+        Some("lower") => Bound::Lower,
+        Some(other) => {
+            return Err(ApiError::BadParam {
+                name: "bound",
+                message: format!("{other:?} is neither upper nor lower"),
+            });
+        }
+    };
+    let end = (state.clock)();
+    let start = end - config.window.as_millis() as i64;
+    let series: Vec<_> = select_all(&state, &selectors)
+        .into_iter()
+        .take(MAX_ANALYSED_SERIES)
+        .collect();
+    let read = read_series(&state, series, start, end).await?;
+    let data: Vec<Value> = read
+        .into_iter()
+        .filter_map(|(meta, samples)| {
+            let fit = fit_line(&samples)?;
+            let forecast = fit.forecast_with(&config);
+            let reaches = limit.and_then(|l| fit.time_to_threshold(l, bound, &config));
+            Some(json!({
+                "metric": metric_json(&meta.labels),
+                "samples": fit.n,
+                "slope_per_second": fit.slope,
+                "r2": fit.r2,
+                "reliable": fit.is_reliable(&config),
+                "forecast": forecast,
+                "time_to_limit": reaches,
+            }))
+        })
+        .collect();
+    Ok(success(Value::Array(data)))
+}
+
+/// Series that moved with the one `match[]` selects, around `time` (default now): lagged
+/// Pearson correlation over `window` (default 30 min) with lags up to ±5 min, strongest first,
+/// among at most 200 candidates (the target's node first).
+async fn related(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
+    use crate::analytics::correlation::{CorrelationConfig, SeriesWindow, rank_related};
+    let targets = select_all(&state, &params.matches()?);
+    let [target] = targets.as_slice() else {
+        return Err(ApiError::BadParam {
+            name: "match[]",
+            message: format!(
+                "selects {} series; it must select exactly one",
+                targets.len()
+            ),
+        });
+    };
+    let config = CorrelationConfig::default();
+    let window = duration_param(&params, "window", Duration::from_secs(1800))?;
+    let time = params.time_ms("time")?.unwrap_or_else(|| (state.clock)());
+    let lag = config.max_lag.as_millis() as i64;
+    let (start, end) = (time - window.as_millis() as i64 - lag, time + lag);
+    let node = target.labels.get("node").unwrap_or_default().to_owned();
+    let mut candidates: Vec<_> = state
+        .catalog
+        .all()
+        .into_iter()
+        .filter(|m| m.id != target.id)
+        .collect();
+    // Same node first: that is where a cause usually is, and the candidate cap cuts the rest.
+    candidates.sort_by_key(|m| m.labels.get("node").unwrap_or_default() != node);
+    candidates.truncate(config.max_candidates);
+    candidates.insert(0, target.clone());
+    let read = read_series(&state, candidates, start, end).await?;
+    let mut windows = read
+        .into_iter()
+        .map(|(m, samples)| SeriesWindow::new(m.labels.to_string(), samples));
+    let target_window = windows.next().expect("the target was read first");
+    let candidate_windows: Vec<SeriesWindow> = windows.collect();
+    let found = tokio::task::spawn_blocking(move || {
+        rank_related(&target_window, &candidate_windows, &config)
+    })
+    .await
+    .expect("correlation does not panic");
+    let data: Vec<Value> = found
+        .iter()
+        .map(|r| {
+            json!({
+                "series": r.candidate,
+                "r": r.r,
+                "lag_seconds": r.lag_ms as f64 / 1000.0,
+                "points": r.points,
+                "description": r.describe(),
             })
         })
         .collect();

@@ -1,0 +1,226 @@
+//! The analytics as a user sees them: live anomaly verdicts in `/api/v1/anomalies` and
+//! `/metrics`, a filling disk's time to full in `/api/v1/trend`, and the series that moved
+//! first in `/api/v1/related`.
+
+use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+use hcmon_tests::{Collector, now_s};
+use prost::Message;
+
+async fn write(collector: &Collector, samples: Vec<Sample>) -> anyhow::Result<()> {
+    write_series(collector, "cache_latency_seconds", samples).await
+}
+
+async fn write_series(
+    collector: &Collector,
+    name: &str,
+    samples: Vec<Sample>,
+) -> anyhow::Result<()> {
+    let request = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![
+                Label {
+                    name: "__name__".into(),
+                    value: name.into(),
+                },
+                Label {
+                    name: "node".into(),
+                    value: "nas".into(),
+                },
+            ],
+            samples,
+        }],
+    };
+    let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec())?;
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/write", collector.http))
+        .header("Content-Encoding", "snappy")
+        .body(body)
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == 204, "{}", response.text().await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_spike_is_listed_with_evidence_and_exposed_as_a_score() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = Collector::start(&dir.path().join("collector"), 0, 0)?;
+    let now = (now_s() * 1000.0) as i64;
+    let start = now - 200 * 10_000;
+    // 20 samples: still learning.
+    let steady = |i: i64| 0.002 + (i % 4) as f64 * 0.0001;
+    let first: Vec<Sample> = (0..20)
+        .map(|i| Sample {
+            value: steady(i),
+            timestamp: start + i * 10_000,
+        })
+        .collect();
+    write(&collector, first).await?;
+    let listed = collector.get_json("/api/v1/anomalies", &[]).await?;
+    let entry = &listed["data"][0];
+    assert_eq!(entry["learning"], true, "{listed}");
+    assert_eq!(entry["is_anomaly"], false);
+
+    let rest: Vec<Sample> = (20..150)
+        .map(|i| Sample {
+            value: steady(i),
+            timestamp: start + i * 10_000,
+        })
+        .chain([Sample {
+            value: 0.250,
+            timestamp: start + 150 * 10_000,
+        }])
+        .collect();
+    write(&collector, rest).await?;
+    let anomalous = collector
+        .get_json("/api/v1/anomalies", &[("anomalous", "true".to_owned())])
+        .await?;
+    let entry = &anomalous["data"][0];
+    assert_eq!(
+        entry["metric"]["__name__"], "cache_latency_seconds",
+        "{anomalous}"
+    );
+    assert_eq!(entry["is_anomaly"], true);
+    assert_eq!(entry["severity"], "critical");
+    assert_eq!(entry["value"], 0.25);
+    let detectors = entry["detectors"].as_array().unwrap();
+    let zscore = detectors
+        .iter()
+        .find(|d| d["detector"] == "zscore")
+        .expect("the z-score detector fired");
+    let expected_high = zscore["expected"][1].as_f64().unwrap();
+    assert!(expected_high < 0.01, "expected range {zscore}");
+
+    let exposition = collector.get("/metrics").await?;
+    let line = exposition
+        .lines()
+        .find(|l| l.starts_with("hcmon_anomaly_score{metric_name=\"cache_latency_seconds\""))
+        .expect("score exposed");
+    let score: f64 = line.rsplit(' ').next().unwrap().parse()?;
+    assert!(score > 0.9, "{line}");
+    assert!(
+        exposition.contains(
+            "hcmon_anomaly_learning{metric_name=\"cache_latency_seconds\",node=\"nas\"} 0"
+        )
+    );
+
+    // A selector narrows the list; a bad one is a clear error.
+    let none = collector
+        .get_json(
+            "/api/v1/anomalies",
+            &[("match[]", "other_metric".to_owned())],
+        )
+        .await?;
+    assert_eq!(none["data"].as_array().map(Vec::len), Some(0));
+    let bad = collector
+        .get_json("/api/v1/anomalies", &[("match[]", "{".to_owned())])
+        .await;
+    assert!(bad.is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn trend_says_when_the_disk_is_full_and_related_finds_the_leader() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = Collector::start(&dir.path().join("collector"), 0, 0)?;
+    let now = (now_s() * 1000.0) as i64;
+    let now = now - now % 10_000;
+    let start = now - 1800 * 1000;
+    // A disk filling at 1 MB/s with a little noise; 3.6 GB left at the newest sample.
+    let mut seed = 7u64;
+    let mut noise = move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 33) as f64 / (1u64 << 31) as f64 - 0.5
+    };
+    let used: Vec<Sample> = (0..=180)
+        .map(|i| Sample {
+            value: 5e9 + 1e6 * (i * 10) as f64 + 2e5 * noise(),
+            timestamp: start + i * 10_000,
+        })
+        .collect();
+    let full = used.last().unwrap().value + 3.6e9;
+    write_series(&collector, "node_filesystem_used_bytes", used).await?;
+    let trend = collector
+        .get_json(
+            "/api/v1/trend",
+            &[
+                ("match[]", "node_filesystem_used_bytes".to_owned()),
+                ("limit", full.to_string()),
+                ("window", "30m".to_owned()),
+            ],
+        )
+        .await?;
+    let entry = &trend["data"][0];
+    let seconds = entry["time_to_limit"]["seconds"]
+        .as_f64()
+        .expect("a crossing");
+    assert!((3400.0..3800.0).contains(&seconds), "{trend}");
+    assert!(entry["r2"].as_f64().unwrap() > 0.99);
+    assert!((entry["slope_per_second"].as_f64().unwrap() - 1e6).abs() < 2e4);
+
+    // Disk busy time leads cache latency by 40 s.
+    let busy: Vec<f64> = (0..=180).map(|_| noise()).collect();
+    let smooth: Vec<f64> = (0..busy.len())
+        .map(|i| busy[i.saturating_sub(2)..=i].iter().sum::<f64>())
+        .collect();
+    let at = |i: usize| start + i as i64 * 10_000;
+    write_series(
+        &collector,
+        "node_disk_io_time_seconds",
+        (0..smooth.len())
+            .map(|i| Sample {
+                value: smooth[i],
+                timestamp: at(i),
+            })
+            .collect(),
+    )
+    .await?;
+    write_series(
+        &collector,
+        "redis_latency_seconds",
+        (4..smooth.len())
+            .map(|i| Sample {
+                value: 0.002 + smooth[i - 4] * 0.001,
+                timestamp: at(i),
+            })
+            .collect(),
+    )
+    .await?;
+    let related = collector
+        .get_json(
+            "/api/v1/related",
+            &[
+                ("match[]", "redis_latency_seconds".to_owned()),
+                ("time", (now as f64 / 1000.0).to_string()),
+            ],
+        )
+        .await?;
+    let first = &related["data"][0];
+    assert!(
+        first["series"]
+            .as_str()
+            .unwrap()
+            .starts_with("node_disk_io_time_seconds"),
+        "{related}"
+    );
+    assert_eq!(first["lag_seconds"], 40.0, "{related}");
+    assert!(first["r"].as_f64().unwrap() > 0.95);
+    assert!(
+        first["description"]
+            .as_str()
+            .unwrap()
+            .contains("40 s after"),
+        "{related}"
+    );
+    let ambiguous = collector
+        .get_json(
+            "/api/v1/related",
+            &[("match[]", "{node=\"nas\"}".to_owned())],
+        )
+        .await;
+    assert!(
+        ambiguous.is_err(),
+        "a selector of several series is refused"
+    );
+    Ok(())
+}
