@@ -24,6 +24,8 @@ pub struct AnalyticsConfig {
     pub enabled: bool,
     /// Detector and ensemble tuning, shared with `hcmon replay`.
     pub anomaly: AnomalyConfig,
+    /// The per-node Isolation Forest, trained in the background on 1-minute rollups.
+    pub forest: crate::analytics::forest::ForestConfig,
 }
 
 impl Default for AnalyticsConfig {
@@ -31,6 +33,7 @@ impl Default for AnalyticsConfig {
         Self {
             enabled: true,
             anomaly: AnomalyConfig::default(),
+            forest: crate::analytics::forest::ForestConfig::default(),
         }
     }
 }

@@ -120,6 +120,13 @@ impl CollectorConfig {
             .map_err(|problem| ConfigError::Invalid {
                 key: "analytics.anomaly",
                 problem,
+            })?;
+        self.analytics
+            .forest
+            .validate()
+            .map_err(|e| ConfigError::Invalid {
+                key: "analytics.forest",
+                problem: e.to_string(),
             })
     }
 }

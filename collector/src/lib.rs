@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod node_forest;
 pub mod query;
 pub mod replay;
 pub mod storage;
@@ -16,6 +17,7 @@ use anomaly_watch::AnomalyWatch;
 use catalog::SeriesCatalog;
 use config::CollectorConfig;
 use ingest::{Clock, IngestService, grpc::GrpcIngest};
+use node_forest::NodeForests;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +33,7 @@ pub struct Collector {
     catalog: Arc<SeriesCatalog>,
     ingest: Arc<IngestService>,
     watch: Option<Arc<AnomalyWatch>>,
+    forests: Option<Arc<NodeForests>>,
     metrics: Arc<CollectorMetrics>,
     clock: Clock,
     grpc: TcpListener,
@@ -72,6 +75,13 @@ impl Collector {
             ingest.watch_anomalies(watch.clone());
             watch
         });
+        let forests = config.analytics.enabled.then(|| {
+            Arc::new(NodeForests::new(
+                config.analytics.forest.clone(),
+                tsdb.clone(),
+                catalog.clone(),
+            ))
+        });
         tracing::info!(series = catalog.len(), data_dir = %config.data_dir.display(), "store opened");
         Ok(Self {
             config,
@@ -79,6 +89,7 @@ impl Collector {
             catalog,
             ingest,
             watch,
+            forests,
             metrics,
             clock,
             grpc,
@@ -108,17 +119,26 @@ impl Collector {
             catalog,
             ingest,
             watch,
+            forests,
             metrics,
             clock,
             grpc,
             http,
         } = self;
         let maintenance = tokio::spawn(maintain(tsdb.clone(), clock.clone(), shutdown.clone()));
+        if let Some(forests) = &forests {
+            tokio::spawn(analyse_nodes(
+                forests.clone(),
+                clock.clone(),
+                shutdown.clone(),
+            ));
+        }
         let api = http::router(http::ApiState {
             tsdb: tsdb.clone(),
             catalog,
             ingest: ingest.clone(),
             watch,
+            forests,
             metrics,
             metrics_staleness: config.metrics_staleness,
             clock,
@@ -156,6 +176,35 @@ impl Collector {
 }
 
 /// Background storage upkeep: checkpoints on their interval, retention every ten minutes.
+/// Trains the node models at start and every `retrain_every`, and scores every minute; the
+/// work runs on the blocking pool, off the async workers and the ingest path.
+async fn analyse_nodes(forests: Arc<NodeForests>, clock: Clock, shutdown: CancellationToken) {
+    let mut training = tokio::time::interval(forests.config().retrain_every);
+    let mut scoring = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        let train = tokio::select! {
+            _ = training.tick() => true,
+            _ = scoring.tick() => false,
+            _ = shutdown.cancelled() => return,
+        };
+        let (forests, now) = (forests.clone(), clock());
+        let work = tokio::task::spawn_blocking(move || {
+            if train {
+                let trained = forests.train_all(now)?;
+                tracing::debug!(trained, "node models trained");
+            }
+            forests.score_all(now)
+        });
+        match work.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "node anomaly models could not read the store")
+            }
+            Err(error) => tracing::error!(%error, "node anomaly models panicked"),
+        }
+    }
+}
+
 async fn maintain(tsdb: Arc<Tsdb>, clock: Clock, shutdown: CancellationToken) {
     const RETENTION_EVERY: Duration = Duration::from_secs(600);
     let mut checkpoints = tokio::time::interval(tsdb.config().checkpoint_interval);

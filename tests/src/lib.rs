@@ -138,12 +138,27 @@ pub struct Collector {
 impl Collector {
     /// Starts a collector on `data_dir`; port 0 picks free ports.
     pub fn start(data_dir: &Path, grpc_port: u16, http_port: u16) -> anyhow::Result<Self> {
-        Self::start_with(&bin_path("hcmon-collector"), data_dir, grpc_port, http_port)
+        Self::start_with(
+            &bin_path("hcmon-collector"),
+            data_dir,
+            grpc_port,
+            http_port,
+            &[],
+        )
     }
 
     /// Starts the collector binary at `binary` on free ports.
     pub fn start_binary(binary: &Path, data_dir: &Path) -> anyhow::Result<Self> {
-        Self::start_with(binary, data_dir, 0, 0)
+        Self::start_with(binary, data_dir, 0, 0, &[])
+    }
+
+    /// Starts a collector on free ports with a config file holding `toml` (written beside
+    /// `data_dir`).
+    pub fn start_with_config(data_dir: &Path, toml: &str) -> anyhow::Result<Self> {
+        let config = data_dir.with_extension("toml");
+        std::fs::write(&config, toml)?;
+        let args = ["--config".to_owned(), config.display().to_string()];
+        Self::start_with(&bin_path("hcmon-collector"), data_dir, 0, 0, &args)
     }
 
     fn start_with(
@@ -151,10 +166,12 @@ impl Collector {
         data_dir: &Path,
         grpc_port: u16,
         http_port: u16,
+        extra: &[String],
     ) -> anyhow::Result<Self> {
         let mut process = Process::spawn(
             "hcmon-collector",
             Command::new(binary)
+                .args(extra)
                 .arg("--data-dir")
                 .arg(data_dir)
                 .arg("--grpc-listen")

@@ -85,6 +85,42 @@ pub fn render_anomalies(
     }
 }
 
+/// Renders `hcmon_node_anomaly_score` and `hcmon_node_anomaly` (the per-node Isolation Forest).
+pub fn render_node_verdicts(
+    verdicts: &std::collections::BTreeMap<String, crate::node_forest::NodeVerdict>,
+    out: &mut String,
+) {
+    if verdicts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP hcmon_node_anomaly_score Isolation Forest score (0..1) of a node's newest complete minute over CPU, memory, disk IO, network and cache probes."
+    );
+    let _ = writeln!(out, "# TYPE hcmon_node_anomaly_score gauge");
+    for (node, v) in verdicts {
+        let node = escape_label_value(node);
+        let _ = writeln!(
+            out,
+            "hcmon_node_anomaly_score{{node=\"{node}\"}} {}",
+            v.score
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP hcmon_node_anomaly 1 when a node's newest minute scores above its model's contamination threshold."
+    );
+    let _ = writeln!(out, "# TYPE hcmon_node_anomaly gauge");
+    for (node, v) in verdicts {
+        let node = escape_label_value(node);
+        let _ = writeln!(
+            out,
+            "hcmon_node_anomaly{{node=\"{node}\"}} {}",
+            u8::from(v.is_anomaly)
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,8 @@ pub struct ApiState {
     pub ingest: Arc<IngestService>,
     /// Live anomaly verdicts; `None` when `[analytics] enabled = false`.
     pub watch: Option<Arc<crate::anomaly_watch::AnomalyWatch>>,
+    /// Per-node Isolation Forest verdicts; `None` when analytics are off.
+    pub forests: Option<Arc<crate::node_forest::NodeForests>>,
     pub metrics: Arc<CollectorMetrics>,
     pub metrics_staleness: Duration,
     pub clock: crate::ingest::Clock,
@@ -48,6 +50,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/anomalies", get(anomalies))
+        .route("/api/v1/node_anomalies", get(node_anomalies))
         .route("/api/v1/trend", get(trend))
         .route("/api/v1/related", get(related))
         .route("/api/v1/admin/compact", post(compact))
@@ -304,6 +307,9 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             .filter_map(|(m, _)| Some((m.clone(), watch.latest(m.id)?)))
             .collect();
         exposition::render_anomalies(&verdicts, oldest, &mut body);
+        if let Some(forests) = &state.forests {
+            exposition::render_node_verdicts(&forests.verdicts(), &mut body);
+        }
         let (watched, learning) = watch.counts();
         state.metrics.anomaly_series.set(watched as i64);
         state.metrics.anomaly_learning_series.set(learning as i64);
@@ -381,6 +387,40 @@ async fn anomalies(State(state): State<ApiState>, params: Params) -> Result<Resp
                 "severity": v.severity.name(),
                 "learning": v.learning,
                 "detectors": detectors,
+            })
+        })
+        .collect();
+    Ok(success(Value::Array(data)))
+}
+
+/// Every node's newest Isolation Forest verdict over its feature vector, with each feature's
+/// value and share of the isolation.
+async fn node_anomalies(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let Some(forests) = &state.forests else {
+        return Err(ApiError::BadParam {
+            name: "analytics",
+            message: "analytics are off ([analytics] enabled = false)".into(),
+        });
+    };
+    let data: Vec<Value> = forests
+        .verdicts()
+        .into_iter()
+        .map(|(node, v)| {
+            let features: Vec<Value> = v
+                .features
+                .iter()
+                .map(
+                    |(name, value, share)| json!({"feature": name, "value": value, "share": share}),
+                )
+                .collect();
+            json!({
+                "node": node,
+                "minute": v.minute_ms as f64 / 1000.0,
+                "score": v.score,
+                "is_anomaly": v.is_anomaly,
+                "features": features,
+                "trained_at": v.trained_at_ms as f64 / 1000.0,
+                "training_rows": v.training_rows,
             })
         })
         .collect();
