@@ -159,7 +159,9 @@ async fn trend_says_when_the_disk_is_full_and_related_finds_the_leader() -> anyh
     assert!((entry["slope_per_second"].as_f64().unwrap() - 1e6).abs() < 2e4);
 
     // Disk busy time leads cache latency by 40 s.
-    let busy: Vec<f64> = (0..=180).map(|_| noise()).collect();
+    let mut busy: Vec<f64> = (0..=180).map(|_| noise()).collect();
+    // A burst of disk work 40 s before the newest latency sample: that sample is an anomaly.
+    busy[176] += 20.0;
     let smooth: Vec<f64> = (0..busy.len())
         .map(|i| busy[i.saturating_sub(2)..=i].iter().sum::<f64>())
         .collect();
@@ -212,6 +214,31 @@ async fn trend_says_when_the_disk_is_full_and_related_finds_the_leader() -> anyh
             .contains("40 s after"),
         "{related}"
     );
+    // The anomaly carries the series that moved before it.
+    let anomalies = collector
+        .get_json(
+            "/api/v1/anomalies",
+            &[
+                ("anomalous", "true".to_owned()),
+                ("related", "true".to_owned()),
+            ],
+        )
+        .await?;
+    let latency = anomalies["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["metric"]["__name__"] == "redis_latency_seconds")
+        .unwrap_or_else(|| panic!("latency spike not flagged: {anomalies}"));
+    let cause = &latency["related"][0];
+    assert!(
+        cause["series"]
+            .as_str()
+            .unwrap()
+            .starts_with("node_disk_io_time_seconds"),
+        "{latency}"
+    );
+    assert_eq!(cause["lag_seconds"], 40.0, "{latency}");
     let ambiguous = collector
         .get_json(
             "/api/v1/related",
@@ -292,5 +319,44 @@ async fn the_node_model_flags_an_unusual_combination() -> anyhow::Result<()> {
     assert_eq!(top, "node_network_receive_bytes_total", "{verdict}");
     let exposition = collector.get("/metrics").await?;
     assert!(exposition.contains("hcmon_node_anomaly{node=\"nas\"} 1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn trend_finds_the_period_of_a_cycling_series() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = Collector::start(&dir.path().join("collector"), 0, 0)?;
+    let now = (now_s() * 1000.0) as i64;
+    let start = now - now % 60_000 - 6 * 3_600_000;
+    // A 1 h cycle (a cron job's load) sampled every minute for 6 h.
+    let load: Vec<Sample> = (0..360)
+        .map(|m| Sample {
+            value: 1.0 + (m as f64 / 60.0 * std::f64::consts::TAU).sin(),
+            timestamp: start + m * 60_000,
+        })
+        .collect();
+    write_series(&collector, "node_load1", load).await?;
+    let trend = collector
+        .get_json(
+            "/api/v1/trend",
+            &[
+                ("match[]", "node_load1".to_owned()),
+                ("window", "7h".to_owned()),
+                ("seasonal_step", "5m".to_owned()),
+            ],
+        )
+        .await?;
+    let seasonal = &trend["data"][0]["seasonal"];
+    assert_eq!(seasonal["period_seconds"], 3600.0, "{trend}");
+    let bad = collector
+        .get_json(
+            "/api/v1/trend",
+            &[
+                ("match[]", "node_load1".to_owned()),
+                ("seasonal_step", "often".to_owned()),
+            ],
+        )
+        .await;
+    assert!(bad.is_err());
     Ok(())
 }

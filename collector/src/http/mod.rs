@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use hcmon_common::{Labels, Selector, SelectorError};
 use prometheus::Encoder;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -364,6 +365,16 @@ async fn anomalies(State(state): State<ApiState>, params: Params) -> Result<Resp
         .filter(|(_, v)| !only_anomalous || v.is_anomaly)
         .collect();
     found.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
+    // With related=true, the series that moved with each anomaly (the first five anomalies: the
+    // search reads history) are attached as evidence.
+    let mut related = HashMap::new();
+    if params.get("related") == Some("true") {
+        for (m, v) in found.iter().filter(|(_, v)| v.is_anomaly).take(5) {
+            let window = Duration::from_secs(1800);
+            let moved = find_related(&state, (*m).clone(), v.timestamp_ms, window).await?;
+            related.insert(m.id, moved);
+        }
+    }
     let data: Vec<Value> = found
         .into_iter()
         .map(|(m, v)| {
@@ -387,6 +398,7 @@ async fn anomalies(State(state): State<ApiState>, params: Params) -> Result<Resp
                 "severity": v.severity.name(),
                 "learning": v.learning,
                 "detectors": detectors,
+                "related": related.remove(&m.id),
             })
         })
         .collect();
@@ -451,7 +463,7 @@ const MAX_ANALYSED_SERIES: usize = 200;
 /// fit, a forecast at `horizon` (default 1 h) with its interval, and with `limit` (and `bound`
 /// `upper`, the default, or `lower`) when the line reaches it: "disk full in 9 h (±2 h)".
 async fn trend(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
-    use crate::analytics::trend::{Bound, TrendConfig, fit_line};
+    use crate::analytics::trend::{Bound, Smoother, TrendConfig, fit_line, resample};
     let selectors = params.matches()?;
     let config = TrendConfig {
         window: duration_param(&params, "window", Duration::from_secs(3600))?,
@@ -480,6 +492,12 @@ async fn trend(State(state): State<ApiState>, params: Params) -> Result<Response
             });
         }
     };
+    // With seasonal_step, the window is also resampled to that step and smoothed with
+    // Holt-Winters at its detected period (Holt's linear method when none is found).
+    let seasonal_step = match params.get("seasonal_step") {
+        None => None,
+        Some(_) => Some(duration_param(&params, "seasonal_step", Duration::ZERO)?),
+    };
     let end = (state.clock)();
     let start = end - config.window.as_millis() as i64;
     let series: Vec<_> = select_all(&state, &selectors)
@@ -493,6 +511,15 @@ async fn trend(State(state): State<ApiState>, params: Params) -> Result<Response
             let fit = fit_line(&samples)?;
             let forecast = fit.forecast_with(&config);
             let reaches = limit.and_then(|l| fit.time_to_threshold(l, bound, &config));
+            let seasonal = seasonal_step.and_then(|step| {
+                let values = resample(&samples, step)?;
+                let smoother = Smoother::fit(&values)?;
+                let steps = (config.horizon.as_millis() / step.as_millis().max(1)).max(1) as usize;
+                Some(json!({
+                    "period_seconds": smoother.period().map(|p| p as f64 * step.as_secs_f64()),
+                    "forecast": smoother.forecast(steps).last(),
+                }))
+            });
             Some(json!({
                 "metric": metric_json(&meta.labels),
                 "samples": fit.n,
@@ -501,6 +528,7 @@ async fn trend(State(state): State<ApiState>, params: Params) -> Result<Response
                 "reliable": fit.is_reliable(&config),
                 "forecast": forecast,
                 "time_to_limit": reaches,
+                "seasonal": seasonal,
             }))
         })
         .collect();
@@ -511,7 +539,6 @@ async fn trend(State(state): State<ApiState>, params: Params) -> Result<Response
 /// Pearson correlation over `window` (default 30 min) with lags up to ±5 min, strongest first,
 /// among at most 200 candidates (the target's node first).
 async fn related(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
-    use crate::analytics::correlation::{CorrelationConfig, SeriesWindow, rank_related};
     let targets = select_all(&state, &params.matches()?);
     let [target] = targets.as_slice() else {
         return Err(ApiError::BadParam {
@@ -522,9 +549,21 @@ async fn related(State(state): State<ApiState>, params: Params) -> Result<Respon
             ),
         });
     };
-    let config = CorrelationConfig::default();
     let window = duration_param(&params, "window", Duration::from_secs(1800))?;
     let time = params.time_ms("time")?.unwrap_or_else(|| (state.clock)());
+    let found = find_related(&state, target.clone(), time, window).await?;
+    Ok(success(Value::Array(found)))
+}
+
+/// The series that moved with `target` in the `window` before `time`, as API values.
+async fn find_related(
+    state: &ApiState,
+    target: Arc<SeriesMeta>,
+    time: i64,
+    window: Duration,
+) -> Result<Vec<Value>, ApiError> {
+    use crate::analytics::correlation::{CorrelationConfig, SeriesWindow, rank_related};
+    let config = CorrelationConfig::default();
     let lag = config.max_lag.as_millis() as i64;
     let (start, end) = (time - window.as_millis() as i64 - lag, time + lag);
     let node = target.labels.get("node").unwrap_or_default().to_owned();
@@ -537,8 +576,8 @@ async fn related(State(state): State<ApiState>, params: Params) -> Result<Respon
     // Same node first: that is where a cause usually is, and the candidate cap cuts the rest.
     candidates.sort_by_key(|m| m.labels.get("node").unwrap_or_default() != node);
     candidates.truncate(config.max_candidates);
-    candidates.insert(0, target.clone());
-    let read = read_series(&state, candidates, start, end).await?;
+    candidates.insert(0, target);
+    let read = read_series(state, candidates, start, end).await?;
     let mut windows = read
         .into_iter()
         .map(|(m, samples)| SeriesWindow::new(m.labels.to_string(), samples));
@@ -549,7 +588,7 @@ async fn related(State(state): State<ApiState>, params: Params) -> Result<Respon
     })
     .await
     .expect("correlation does not panic");
-    let data: Vec<Value> = found
+    Ok(found
         .iter()
         .map(|r| {
             json!({
@@ -560,8 +599,7 @@ async fn related(State(state): State<ApiState>, params: Params) -> Result<Respon
                 "description": r.describe(),
             })
         })
-        .collect();
-    Ok(success(Value::Array(data)))
+        .collect())
 }
 
 async fn healthz(State(state): State<ApiState>) -> Response {
