@@ -214,6 +214,32 @@ async fn trend_says_when_the_disk_is_full_and_related_finds_the_leader() -> anyh
             .contains("40 s after"),
         "{related}"
     );
+    // All pairs on the node: disk busy leads latency by 40 s; the filling disk is unrelated.
+    let pairs = collector
+        .get_json(
+            "/api/v1/correlations",
+            &[
+                ("match[]", "{node=\"nas\"}".to_owned()),
+                ("time", (now as f64 / 1000.0).to_string()),
+            ],
+        )
+        .await?;
+    let pair = &pairs["data"][0];
+    assert!(
+        pair["leader"]
+            .as_str()
+            .unwrap()
+            .starts_with("node_disk_io_time_seconds"),
+        "{pairs}"
+    );
+    assert!(
+        pair["follower"]
+            .as_str()
+            .unwrap()
+            .starts_with("redis_latency_seconds")
+    );
+    assert_eq!(pair["lag_seconds"], 40.0);
+
     // The anomaly carries the series that moved before it.
     let anomalies = collector
         .get_json(

@@ -54,6 +54,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/node_anomalies", get(node_anomalies))
         .route("/api/v1/trend", get(trend))
         .route("/api/v1/related", get(related))
+        .route("/api/v1/correlations", get(correlations))
         .route("/api/v1/admin/compact", post(compact))
         .route(
             "/api/v1/write",
@@ -553,6 +554,40 @@ async fn related(State(state): State<ApiState>, params: Params) -> Result<Respon
     let time = params.time_ms("time")?.unwrap_or_else(|| (state.clock)());
     let found = find_related(&state, target.clone(), time, window).await?;
     Ok(success(Value::Array(found)))
+}
+
+/// Every pair among the series `match[]` selects (at most 200) whose lagged correlation over
+/// `window` (default 30 min) before `time` (default now) reaches |r| ≥ 0.7, strongest first.
+async fn correlations(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
+    use crate::analytics::correlation::{CorrelationConfig, SeriesWindow, correlated_pairs};
+    let config = CorrelationConfig::default();
+    let window = duration_param(&params, "window", Duration::from_secs(1800))?;
+    let time = params.time_ms("time")?.unwrap_or_else(|| (state.clock)());
+    let mut series = select_all(&state, &params.matches()?);
+    series.truncate(config.max_candidates);
+    let lag = config.max_lag.as_millis() as i64;
+    let read = read_series(&state, series, time - window.as_millis() as i64 - lag, time).await?;
+    let windows: Vec<SeriesWindow> = read
+        .into_iter()
+        .map(|(m, samples)| SeriesWindow::new(m.labels.to_string(), samples))
+        .collect();
+    let pairs = tokio::task::spawn_blocking(move || correlated_pairs(&windows, &config))
+        .await
+        .expect("correlation does not panic");
+    let data: Vec<Value> = pairs
+        .iter()
+        .map(|p| {
+            json!({
+                "leader": p.leader,
+                "follower": p.follower,
+                "r": p.r,
+                "lag_seconds": p.lag_ms as f64 / 1000.0,
+                "points": p.points,
+                "description": p.describe(),
+            })
+        })
+        .collect();
+    Ok(success(Value::Array(data)))
 }
 
 /// The series that moved with `target` in the `window` before `time`, as API values.
