@@ -3,18 +3,23 @@
 //! `/api/v1/anomalies`.
 //!
 //! The detectors are the pure ones of [`crate::analytics::anomaly`], with the same defaults as
-//! `hcmon replay`. Their cost (a few hundred ns per sample) is paid on the ingest path because
-//! it keeps verdicts in step with the data: a sample is judged before its batch is acked.
-//! Detector state is in memory only; after a restart each series learns again for
-//! `min_samples` samples.
+//! `hcmon replay`. Ingest hands each stored batch to [`AnomalyWatch::submit`], which queues it
+//! for one worker thread: acks never wait for the detectors, and one thread keeps every series'
+//! samples in the order they were stored. When the queue is full (the detectors cannot keep up)
+//! the batch is skipped and counted, never blocking ingest. Detector state is in memory only;
+//! after a restart each series learns again for `min_samples` samples.
 
 use crate::analytics::anomaly::{AnomalyConfig, DetectorOutput, SeriesDetector, Severity};
 use crate::storage::{Sample, SeriesId};
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 16;
+/// Batches waiting for the worker before new ones are skipped.
+const QUEUE_BATCHES: usize = 4096;
 
 /// `[analytics]` in the collector's config.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -59,6 +64,8 @@ struct Watched {
 pub struct AnomalyWatch {
     config: AnomalyConfig,
     shards: Vec<Mutex<FxHashMap<SeriesId, Watched>>>,
+    queue: Mutex<Option<SyncSender<Vec<Sample>>>>,
+    skipped_samples: AtomicU64,
 }
 
 fn shard_of(series: SeriesId) -> usize {
@@ -66,11 +73,52 @@ fn shard_of(series: SeriesId) -> usize {
 }
 
 impl AnomalyWatch {
+    /// A watch without a worker: [`observe`](Self::observe) judges synchronously.
     pub fn new(config: AnomalyConfig) -> Self {
         Self {
             config,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            queue: Mutex::new(None),
+            skipped_samples: AtomicU64::new(0),
         }
+    }
+
+    /// A watch with its worker thread, which lives as long as the watch.
+    pub fn start(config: AnomalyConfig) -> std::io::Result<Arc<Self>> {
+        let watch = Arc::new(Self::new(config));
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Sample>>(QUEUE_BATCHES);
+        let weak = Arc::downgrade(&watch);
+        std::thread::Builder::new()
+            .name("anomaly-watch".into())
+            .spawn(move || {
+                for batch in receiver {
+                    let Some(watch) = weak.upgrade() else { return };
+                    watch.observe(&batch);
+                }
+            })?;
+        *watch.queue.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
+        Ok(watch)
+    }
+
+    /// Queues stored samples for the worker (judged synchronously without one); skips and
+    /// counts them when the queue is full.
+    pub fn submit(&self, samples: Vec<Sample>) {
+        let sender = self.queue.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match sender {
+            None => self.observe(&samples),
+            Some(sender) => match sender.try_send(samples) {
+                Ok(()) => {}
+                Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => {
+                    self.skipped_samples
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                }
+            },
+        }
+    }
+
+    /// Samples skipped because the detectors were behind.
+    pub fn skipped_samples(&self) -> u64 {
+        self.skipped_samples.load(Ordering::Relaxed)
     }
 
     fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, FxHashMap<SeriesId, Watched>> {

@@ -70,11 +70,15 @@ impl Collector {
         let http = TcpListener::bind(config.http_listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen for HTTP on {}: {e}", config.http_listen)
         })?;
-        let watch = config.analytics.enabled.then(|| {
-            let watch = Arc::new(AnomalyWatch::new(config.analytics.anomaly.clone()));
-            ingest.watch_anomalies(watch.clone());
-            watch
-        });
+        let watch = match config.analytics.enabled {
+            true => {
+                let watch = AnomalyWatch::start(config.analytics.anomaly.clone())
+                    .map_err(|e| anyhow::anyhow!("cannot start the anomaly worker: {e}"))?;
+                ingest.watch_anomalies(watch.clone());
+                Some(watch)
+            }
+            false => None,
+        };
         let forests = config.analytics.enabled.then(|| {
             Arc::new(NodeForests::new(
                 config.analytics.forest.clone(),

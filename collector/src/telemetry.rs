@@ -14,6 +14,7 @@ pub struct CollectorMetrics {
     pub connected_agents: IntGauge,
     pub anomaly_series: IntGauge,
     pub anomaly_learning_series: IntGauge,
+    pub anomaly_skipped_samples: IntCounter,
     pub series: IntGauge,
     pub batch_write_seconds: Histogram,
     pub samples_too_old: IntCounter,
@@ -63,6 +64,11 @@ impl CollectorMetrics {
         let anomaly_learning_series = IntGauge::new(
             "hcmon_collector_anomaly_learning_series",
             "Series still learning: too little history for their detectors to fire.",
+        )
+        .expect("valid metric");
+        let anomaly_skipped_samples = IntCounter::new(
+            "hcmon_collector_anomaly_skipped_samples_total",
+            "Stored samples the live anomaly detectors skipped because they were behind.",
         )
         .expect("valid metric");
         let series = IntGauge::new("hcmon_collector_series", "Series known to the collector.")
@@ -121,6 +127,7 @@ impl CollectorMetrics {
             Box::new(connected_agents.clone()),
             Box::new(anomaly_series.clone()),
             Box::new(anomaly_learning_series.clone()),
+            Box::new(anomaly_skipped_samples.clone()),
             Box::new(series.clone()),
             Box::new(batch_write_seconds.clone()),
             Box::new(samples_too_old.clone()),
@@ -144,6 +151,7 @@ impl CollectorMetrics {
             connected_agents,
             anomaly_series,
             anomaly_learning_series,
+            anomaly_skipped_samples,
             series,
             batch_write_seconds,
             samples_too_old,

@@ -41,6 +41,27 @@ async fn write_series(
     Ok(())
 }
 
+/// `/api/v1/anomalies` with `query`, once `ready` holds (the detectors run off the ack path).
+async fn eventually(
+    collector: &Collector,
+    query: &[(&str, &str)],
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> anyhow::Result<serde_json::Value> {
+    let query: Vec<(&str, String)> = query.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = collector.get_json("/api/v1/anomalies", &query).await?;
+        if ready(&answer) {
+            return Ok(answer);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "never ready: {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_spike_is_listed_with_evidence_and_exposed_as_a_score() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -56,7 +77,10 @@ async fn a_spike_is_listed_with_evidence_and_exposed_as_a_score() -> anyhow::Res
         })
         .collect();
     write(&collector, first).await?;
-    let listed = collector.get_json("/api/v1/anomalies", &[]).await?;
+    let listed = eventually(&collector, &[], |v| {
+        v["data"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await?;
     let entry = &listed["data"][0];
     assert_eq!(entry["learning"], true, "{listed}");
     assert_eq!(entry["is_anomaly"], false);
@@ -72,9 +96,11 @@ async fn a_spike_is_listed_with_evidence_and_exposed_as_a_score() -> anyhow::Res
         }])
         .collect();
     write(&collector, rest).await?;
-    let anomalous = collector
-        .get_json("/api/v1/anomalies", &[("anomalous", "true".to_owned())])
-        .await?;
+    // Verdicts are computed off the ack path: wait for the worker.
+    let anomalous = eventually(&collector, &[("anomalous", "true")], |v| {
+        v["data"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await?;
     let entry = &anomalous["data"][0];
     assert_eq!(
         entry["metric"]["__name__"], "cache_latency_seconds",
@@ -241,15 +267,17 @@ async fn trend_says_when_the_disk_is_full_and_related_finds_the_leader() -> anyh
     assert_eq!(pair["lag_seconds"], 40.0);
 
     // The anomaly carries the series that moved before it.
-    let anomalies = collector
-        .get_json(
-            "/api/v1/anomalies",
-            &[
-                ("anomalous", "true".to_owned()),
-                ("related", "true".to_owned()),
-            ],
-        )
-        .await?;
+    let anomalies = eventually(
+        &collector,
+        &[("anomalous", "true"), ("related", "true")],
+        |v| {
+            v["data"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|e| e["metric"]["__name__"] == "redis_latency_seconds")
+            })
+        },
+    )
+    .await?;
     let latency = anomalies["data"]
         .as_array()
         .unwrap()

@@ -312,6 +312,12 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         if let Some(forests) = &state.forests {
             exposition::render_node_verdicts(&forests.verdicts(), &mut body);
         }
+        let skipped = watch.skipped_samples();
+        let counted = state.metrics.anomaly_skipped_samples.get();
+        state
+            .metrics
+            .anomaly_skipped_samples
+            .inc_by(skipped.saturating_sub(counted));
         let (watched, learning) = watch.counts();
         state.metrics.anomaly_series.set(watched as i64);
         state.metrics.anomaly_learning_series.set(learning as i64);

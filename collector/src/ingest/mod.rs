@@ -358,7 +358,8 @@ impl IngestService {
             } else {
                 let outcome = tsdb.append(Some((&node, &updated)), &samples)?;
                 if let Some(watch) = &watch {
-                    watch.observe(&samples);
+                    // Queued under the node's lock, so the worker sees batches in stored order.
+                    watch.submit(samples);
                 }
                 Some(outcome)
             };

@@ -314,7 +314,7 @@ impl IngestService {
         }
         let appended = self.tsdb.append(None, &samples)?;
         if let Some(watch) = self.watch.get() {
-            watch.observe(&samples);
+            watch.submit(samples);
         }
         outcome.accepted = appended.accepted;
         outcome.out_of_range += appended.too_old;
