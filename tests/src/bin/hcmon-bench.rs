@@ -446,6 +446,19 @@ async fn bench_hcmon_grpc(
         probe.len()
     );
     let (data, index, rollups, _) = hcmon_compact(http).await?;
+    let mut note = format!("rollups {:.3} B/sample more", rollups as f64 / total as f64);
+    if analytics {
+        // Samples the detectors skipped would make this row look cheaper than it is.
+        let exposition = reqwest::get(format!("http://127.0.0.1:{http}/metrics"))
+            .await?
+            .text()
+            .await?;
+        let skipped = exposition
+            .lines()
+            .find_map(|l| l.strip_prefix("hcmon_collector_anomaly_skipped_samples_total "))
+            .unwrap_or("?");
+        note.push_str(&format!("; detectors skipped {skipped} samples"));
+    }
     let row = Row {
         name: name.into(),
         samples: total,
@@ -454,7 +467,7 @@ async fn bench_hcmon_grpc(
         rss_mib: rss,
         data_bytes: data,
         index_bytes: index,
-        note: format!("rollups {:.3} B/sample more", rollups as f64 / total as f64),
+        note,
     };
     Ok((row, latencies, (grpc, http), server))
 }
