@@ -1,6 +1,7 @@
 //! The hcmon collector: gRPC ingest from agents, durable storage in RocksDB, the Prometheus
 //! endpoint and the HTTP API. The `hcmon` operator CLI lives in `src/bin/hcmon.rs`.
 
+pub mod alerting;
 pub mod analytics;
 pub mod anomaly_watch;
 pub mod catalog;
