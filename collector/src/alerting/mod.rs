@@ -4,3 +4,4 @@
 
 pub mod escalation;
 pub mod lifecycle;
+pub mod policy;

@@ -1,0 +1,306 @@
+//! Notification policy, pure: grouping of alerts that fire together, throttling (a minimum
+//! interval per alert and an hourly cap per channel whose overflow becomes one digest, never a
+//! silent drop), a minimum severity per channel, and silences. Time is an argument throughout.
+
+use hcmon_common::{Labels, Selector};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+    Critical,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// One notification waiting to go out: an alert (by key) and its severity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub alert: String,
+    pub severity: Severity,
+}
+
+/// What to do with a notification on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Send,
+    /// Below the channel's minimum severity.
+    BelowSeverity,
+    /// The same alert was notified on this channel less than the minimum interval ago.
+    TooSoon,
+    /// Over the channel's hourly cap: kept for the next digest.
+    HeldForDigest,
+}
+
+/// Per-channel throttling state.
+#[derive(Debug, Clone, Default)]
+pub struct Throttle {
+    /// (channel, alert) → when it was last sent.
+    last_sent: HashMap<(String, String), i64>,
+    /// channel → send times within the last hour.
+    sent: HashMap<String, VecDeque<i64>>,
+    /// channel → notifications held back by the cap, oldest first.
+    held: HashMap<String, Vec<Pending>>,
+}
+
+/// Limits of one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelLimits {
+    pub min_severity: Severity,
+    /// Shortest time between two notifications of one alert.
+    pub min_interval_ms: i64,
+    /// Most notifications per rolling hour; what is over goes into a digest.
+    pub max_per_hour: usize,
+}
+
+impl Throttle {
+    fn prune(&mut self, channel: &str, now_ms: i64) -> &mut VecDeque<i64> {
+        let sent = self.sent.entry(channel.to_owned()).or_default();
+        while sent.front().is_some_and(|t| now_ms - t >= HOUR_MS) {
+            sent.pop_front();
+        }
+        sent
+    }
+
+    /// Decides one notification and records it when sent or held.
+    pub fn decide(
+        &mut self,
+        channel: &str,
+        limits: &ChannelLimits,
+        notice: Pending,
+        now_ms: i64,
+    ) -> Decision {
+        if notice.severity < limits.min_severity {
+            return Decision::BelowSeverity;
+        }
+        let key = (channel.to_owned(), notice.alert.clone());
+        if self
+            .last_sent
+            .get(&key)
+            .is_some_and(|t| now_ms - t < limits.min_interval_ms)
+        {
+            return Decision::TooSoon;
+        }
+        let sent = self.prune(channel, now_ms);
+        if sent.len() >= limits.max_per_hour {
+            self.held
+                .entry(channel.to_owned())
+                .or_default()
+                .push(notice);
+            return Decision::HeldForDigest;
+        }
+        sent.push_back(now_ms);
+        self.last_sent.insert(key, now_ms);
+        Decision::Send
+    }
+
+    /// Everything held back on `channel`, as one digest, once the cap allows another message.
+    pub fn take_digest(
+        &mut self,
+        channel: &str,
+        limits: &ChannelLimits,
+        now_ms: i64,
+    ) -> Option<Vec<Pending>> {
+        if self.held.get(channel).is_none_or(Vec::is_empty) {
+            return None;
+        }
+        let sent = self.prune(channel, now_ms);
+        if sent.len() >= limits.max_per_hour {
+            return None;
+        }
+        sent.push_back(now_ms);
+        self.held.remove(channel)
+    }
+}
+
+/// Collects alerts of one group that fire close together into one notification.
+#[derive(Debug, Clone, Default)]
+pub struct Grouper {
+    open: BTreeMap<String, (i64, Vec<Pending>)>,
+}
+
+impl Grouper {
+    /// Adds a firing alert to its group; the group's window starts with its first alert.
+    pub fn add(&mut self, group: &str, notice: Pending, now_ms: i64) {
+        self.open
+            .entry(group.to_owned())
+            .or_insert_with(|| (now_ms, Vec::new()))
+            .1
+            .push(notice);
+    }
+
+    /// Groups whose window (`window_ms` from their first alert) has passed, ready to send.
+    pub fn ready(&mut self, window_ms: i64, now_ms: i64) -> Vec<(String, Vec<Pending>)> {
+        let due: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, (opened, _))| now_ms - opened >= window_ms)
+            .map(|(g, _)| g.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|g| self.open.remove(&g).map(|(_, alerts)| (g, alerts)))
+            .collect()
+    }
+}
+
+/// A silence: alerts whose labels match are not notified while it is active. One-off (`from`
+/// to `until`), or recurring daily between two minutes of the day (a maintenance window).
+#[derive(Debug, Clone)]
+pub struct Silence {
+    pub matcher: Selector,
+    pub from_ms: i64,
+    pub until_ms: i64,
+    /// (start, end) minute of the day, UTC; the window may wrap past midnight.
+    pub daily: Option<(u32, u32)>,
+}
+
+impl Silence {
+    pub fn mutes(&self, labels: &Labels, now_ms: i64) -> bool {
+        if now_ms < self.from_ms || now_ms >= self.until_ms || !self.matcher.matches(labels) {
+            return false;
+        }
+        match self.daily {
+            None => true,
+            Some((start, end)) => {
+                let minute = (now_ms.rem_euclid(86_400_000) / 60_000) as u32;
+                if start <= end {
+                    (start..end).contains(&minute)
+                } else {
+                    minute >= start || minute < end
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn notice(alert: &str, severity: Severity) -> Pending {
+        Pending {
+            alert: alert.into(),
+            severity,
+        }
+    }
+
+    const EMAIL: ChannelLimits = ChannelLimits {
+        min_severity: Severity::Warning,
+        min_interval_ms: 5 * MIN,
+        max_per_hour: 10,
+    };
+
+    #[test]
+    fn severity_floor_and_minimum_interval_per_alert() {
+        let slack = ChannelLimits {
+            min_severity: Severity::Error,
+            ..EMAIL
+        };
+        let mut t = Throttle::default();
+        assert_eq!(
+            t.decide("slack", &slack, notice("cpu", Severity::Warning), 0),
+            Decision::BelowSeverity
+        );
+        assert_eq!(
+            t.decide("slack", &slack, notice("cpu", Severity::Critical), 0),
+            Decision::Send
+        );
+        assert_eq!(
+            t.decide("slack", &slack, notice("cpu", Severity::Critical), 4 * MIN),
+            Decision::TooSoon
+        );
+        assert_eq!(
+            t.decide("email", &EMAIL, notice("cpu", Severity::Critical), 4 * MIN),
+            Decision::Send,
+            "intervals are per channel"
+        );
+        assert_eq!(
+            t.decide("slack", &slack, notice("cpu", Severity::Critical), 5 * MIN),
+            Decision::Send
+        );
+    }
+
+    #[test]
+    fn the_hourly_cap_holds_the_rest_for_one_digest_and_drops_nothing() {
+        let mut t = Throttle::default();
+        let mut sent = 0;
+        for i in 0..25 {
+            let d = t.decide(
+                "email",
+                &EMAIL,
+                notice(&format!("disk{i}"), Severity::Error),
+                i * MIN,
+            );
+            sent += usize::from(d == Decision::Send);
+        }
+        assert_eq!(sent, 10);
+        assert_eq!(
+            t.take_digest("email", &EMAIL, 30 * MIN),
+            None,
+            "cap still full"
+        );
+        let digest = t
+            .take_digest("email", &EMAIL, 61 * MIN)
+            .expect("a digest once the hour rolls");
+        assert_eq!(digest.len(), 15, "every held notification is in it");
+        assert_eq!(digest[0].alert, "disk10");
+        assert_eq!(t.take_digest("email", &EMAIL, 62 * MIN), None);
+    }
+
+    #[test]
+    fn a_burst_of_one_group_becomes_one_notification() {
+        let mut g = Grouper::default();
+        for (i, alert) in ["cpu", "memory", "disk"].iter().enumerate() {
+            g.add(
+                "node=nas",
+                notice(alert, Severity::Error),
+                i as i64 * 10_000,
+            );
+        }
+        g.add("node=pi", notice("cpu", Severity::Warning), 30_000);
+        assert!(g.ready(MIN, 59_000).is_empty());
+        let ready = g.ready(MIN, 60_000);
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].0, "node=nas");
+        assert_eq!(ready[0].1.len(), 3);
+        assert_eq!(
+            g.ready(MIN, 90_000).len(),
+            1,
+            "the other group, its own window"
+        );
+    }
+
+    #[test]
+    fn silences_one_off_and_daily_maintenance_windows() {
+        let labels = Labels::new("node_cpu_usage_ratio", [("node".into(), "nas".into())]).unwrap();
+        let other = Labels::new("node_cpu_usage_ratio", [("node".into(), "pi".into())]).unwrap();
+        let one_off = Silence {
+            matcher: Selector::parse("{node=\"nas\"}").unwrap(),
+            from_ms: 10 * MIN,
+            until_ms: 70 * MIN,
+            daily: None,
+        };
+        assert!(!one_off.mutes(&labels, 5 * MIN));
+        assert!(one_off.mutes(&labels, 10 * MIN));
+        assert!(!one_off.mutes(&other, 20 * MIN));
+        assert!(!one_off.mutes(&labels, 70 * MIN), "expired");
+        // Backups from 23:30 to 00:30 every night, for a year.
+        let nightly = Silence {
+            matcher: Selector::parse("{node=~\"n.*\"}").unwrap(),
+            from_ms: 0,
+            until_ms: 365 * 24 * 60 * MIN,
+            daily: Some((23 * 60 + 30, 30)),
+        };
+        let day = 24 * 60 * MIN;
+        assert!(nightly.mutes(&labels, 3 * day + (23 * 60 + 45) * MIN));
+        assert!(nightly.mutes(&labels, 4 * day + 10 * MIN));
+        assert!(!nightly.mutes(&labels, 4 * day + 31 * MIN));
+        assert!(!nightly.mutes(&labels, 4 * day + 12 * 60 * MIN));
+    }
+}
