@@ -5,3 +5,4 @@
 pub mod escalation;
 pub mod lifecycle;
 pub mod policy;
+pub mod rules;

@@ -1,0 +1,243 @@
+//! Static threshold rules with warning, error and critical levels, a pending duration and a
+//! recovery margin, and the defaults shipped for host resources and cache probes. Pure: a rule
+//! turns a value into the severity it breaches, and into the thresholds the lifecycle uses.
+
+use super::lifecycle::{Direction, Threshold};
+use super::policy::Severity;
+use hcmon_common::Selector;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// `[[alerting.rules]]`: one resource watched at three levels.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdRule {
+    /// The `alertname` of the alerts this rule raises.
+    pub name: String,
+    /// Series watched, e.g. `node_cpu_usage_ratio` or `redis_keyspace_hit_ratio{name="cache"}`.
+    pub selector: String,
+    /// `above` (CPU, latency) or `below` (hit ratio).
+    pub direction: Direction,
+    pub warning: Option<f64>,
+    pub error: Option<f64>,
+    pub critical: Option<f64>,
+    /// How long a level must hold before it fires.
+    #[serde(with = "humantime_serde", default)]
+    pub r#for: Duration,
+    /// How far back past a level the value must go to resolve it (hysteresis), in the
+    /// value's unit.
+    #[serde(default)]
+    pub recovery_margin: f64,
+}
+
+impl ThresholdRule {
+    fn rule(
+        name: &str,
+        selector: &str,
+        direction: Direction,
+        levels: [f64; 3],
+        margin: f64,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            selector: selector.into(),
+            direction,
+            warning: Some(levels[0]),
+            error: Some(levels[1]),
+            critical: Some(levels[2]),
+            r#for: Duration::from_secs(120),
+            recovery_margin: margin,
+        }
+    }
+
+    fn two_levels(
+        name: &str,
+        selector: &str,
+        direction: Direction,
+        levels: [f64; 2],
+        margin: f64,
+    ) -> Self {
+        let [warning, error] = levels;
+        Self {
+            critical: None,
+            ..Self::rule(name, selector, direction, [warning, error, error], margin)
+        }
+    }
+
+    /// The defaults for host resources (three levels) and cache probes (warning and error).
+    pub fn defaults() -> Vec<Self> {
+        use Direction::{Above, Below};
+        vec![
+            Self::rule(
+                "HighCpu",
+                "node_cpu_usage_ratio",
+                Above,
+                [0.70, 0.85, 0.95],
+                0.05,
+            ),
+            Self::rule(
+                "HighMemory",
+                "node_memory_used_ratio",
+                Above,
+                [0.75, 0.85, 0.95],
+                0.05,
+            ),
+            Self::rule(
+                "DiskFilling",
+                "node_filesystem_used_ratio",
+                Above,
+                [0.80, 0.90, 0.95],
+                0.02,
+            ),
+            Self::two_levels(
+                "SlowCache",
+                "redis_check_duration_seconds",
+                Above,
+                [0.1, 0.5],
+                0.02,
+            ),
+            Self::two_levels(
+                "CacheMisses",
+                "redis_keyspace_hit_ratio",
+                Below,
+                [0.7, 0.5],
+                0.05,
+            ),
+            Self::two_levels(
+                "ProbeErrors",
+                "rate(hcmon_probe_errors_total[5m])",
+                Above,
+                [0.05, 0.1],
+                0.01,
+            ),
+        ]
+    }
+
+    /// Checks the rule; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() {
+            return Err("name is empty".into());
+        }
+        crate::query::parse(&self.selector)
+            .map_err(|e| format!("{}: selector {:?}: {e}", self.name, self.selector))?;
+        let levels: Vec<f64> = [self.warning, self.error, self.critical]
+            .into_iter()
+            .flatten()
+            .collect();
+        if levels.is_empty() {
+            return Err(format!(
+                "{}: set at least one of warning, error, critical",
+                self.name
+            ));
+        }
+        let ordered = levels.windows(2).all(|w| match self.direction {
+            Direction::Above => w[0] <= w[1],
+            Direction::Below => w[0] >= w[1],
+        });
+        if !ordered {
+            return Err(format!(
+                "{}: levels must get worse from warning to critical ({:?} direction)",
+                self.name, self.direction
+            ));
+        }
+        if !(self.recovery_margin >= 0.0 && self.recovery_margin.is_finite()) {
+            return Err(format!(
+                "{}: recovery_margin must be zero or positive",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// The worst level `value` breaches.
+    pub fn breached(&self, value: f64) -> Option<Severity> {
+        let past = |level: Option<f64>| {
+            level.is_some_and(|l| match self.direction {
+                Direction::Above => value >= l,
+                Direction::Below => value <= l,
+            })
+        };
+        [
+            (self.critical, Severity::Critical),
+            (self.error, Severity::Error),
+            (self.warning, Severity::Warning),
+        ]
+        .into_iter()
+        .find(|(level, _)| past(*level))
+        .map(|(_, severity)| severity)
+    }
+
+    /// The lifecycle threshold of one level, with its recovery point.
+    pub fn threshold(&self, severity: Severity) -> Option<Threshold> {
+        let fire = match severity {
+            Severity::Warning => self.warning,
+            Severity::Error => self.error,
+            Severity::Critical => self.critical,
+        }?;
+        let recover = match self.direction {
+            Direction::Above => fire - self.recovery_margin,
+            Direction::Below => fire + self.recovery_margin,
+        };
+        // 0.85 − 0.05 is 0.7999…9 in binary; people wrote 0.80 and mean it.
+        let recover = (recover * 1e9).round() / 1e9;
+        Some(Threshold {
+            direction: self.direction,
+            fire,
+            recover,
+        })
+    }
+
+    /// The rule's selector when it is a plain one (not a function such as `rate`).
+    pub fn selector(&self) -> Option<Selector> {
+        Selector::parse(&self.selector).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_documented_levels() {
+        let rules = ThresholdRule::defaults();
+        for rule in &rules {
+            rule.validate().unwrap();
+        }
+        let cpu = &rules[0];
+        assert_eq!(cpu.breached(0.69), None);
+        assert_eq!(cpu.breached(0.70), Some(Severity::Warning));
+        assert_eq!(cpu.breached(0.90), Some(Severity::Error));
+        assert_eq!(cpu.breached(0.96), Some(Severity::Critical));
+        let hits = rules.iter().find(|r| r.name == "CacheMisses").unwrap();
+        assert_eq!(hits.breached(0.8), None);
+        assert_eq!(hits.breached(0.6), Some(Severity::Warning));
+        assert_eq!(hits.breached(0.4), Some(Severity::Error));
+        let t = cpu.threshold(Severity::Error).unwrap();
+        assert_eq!((t.fire, t.recover), (0.85, 0.80));
+        assert!(cpu.selector().is_some());
+    }
+
+    #[test]
+    fn rules_parse_from_toml_and_bad_ones_are_named() {
+        let rule: ThresholdRule = toml::from_str(
+            "name = \"HotNas\"\nselector = 'node_hwmon_temp_celsius{node=\"nas\"}'\ndirection = \"above\"\nwarning = 70.0\ncritical = 85.0\nfor = \"5m\"\nrecovery_margin = 3.0\n",
+        )
+        .unwrap();
+        rule.validate().unwrap();
+        assert_eq!(rule.r#for, Duration::from_secs(300));
+        assert_eq!(rule.breached(80.0), Some(Severity::Warning));
+        let backwards = ThresholdRule {
+            warning: Some(0.9),
+            critical: Some(0.5),
+            ..rule.clone()
+        };
+        assert!(backwards.validate().unwrap_err().contains("levels"));
+        let bad = ThresholdRule {
+            selector: "node_cpu{".into(),
+            ..rule
+        };
+        assert!(bad.validate().unwrap_err().contains("selector"));
+        let err = toml::from_str::<ThresholdRule>("name = \"x\"\nselecter = \"y\"\n").unwrap_err();
+        assert!(err.to_string().contains("selecter"), "{err}");
+    }
+}
