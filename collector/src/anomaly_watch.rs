@@ -68,10 +68,6 @@ pub struct AnomalyWatch {
     skipped_samples: AtomicU64,
 }
 
-fn shard_of(series: SeriesId) -> usize {
-    (series.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS
-}
-
 impl AnomalyWatch {
     /// A watch without a worker: [`observe`](Self::observe) judges synchronously.
     pub fn new(config: AnomalyConfig) -> Self {
@@ -130,7 +126,7 @@ impl AnomalyWatch {
     pub fn observe(&self, samples: &[Sample]) {
         for run in samples.chunk_by(|a, b| a.series == b.series) {
             let series = run[0].series;
-            let mut shard = self.shard(shard_of(series));
+            let mut shard = self.shard(series.shard(SHARDS));
             let watched = shard.entry(series).or_insert_with(|| Watched {
                 detector: SeriesDetector::new(self.config.clone()),
                 latest: None,
@@ -158,7 +154,7 @@ impl AnomalyWatch {
 
     /// The newest verdict on a series, if it has had any sample since start.
     pub fn latest(&self, series: SeriesId) -> Option<LatestVerdict> {
-        self.shard(shard_of(series))
+        self.shard(series.shard(SHARDS))
             .get(&series)
             .and_then(|w| w.latest.clone())
     }

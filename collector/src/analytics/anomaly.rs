@@ -574,8 +574,8 @@ pub struct SeriesDetector {
     adaptive_mean: f64,
     adaptive_dev: f64,
     drift: Cusum,
-    /// The drift detector's standardised deviation of the sample being judged, for `learn`.
-    drift_z: Option<f64>,
+    /// The drift detector's sums after the sample being judged, for `learn` to keep.
+    drift_next: Option<(f64, f64)>,
     seasonal: SeasonalBaseline,
 }
 
@@ -589,7 +589,7 @@ impl SeriesDetector {
             adaptive_mean: 0.0,
             adaptive_dev: 0.0,
             drift: Cusum::default(),
-            drift_z: None,
+            drift_next: None,
             seasonal: SeasonalBaseline::new(),
         }
     }
@@ -678,9 +678,9 @@ impl SeriesDetector {
                 None => (base.mean, self.drift.sd()),
             };
             let z = (value - center) / sd;
-            self.drift_z = Some(z);
             let high = (self.drift.high + z - CUSUM_SLACK).max(0.0);
             let low = (self.drift.low - z - CUSUM_SLACK).max(0.0);
+            self.drift_next = Some((high, low));
             outputs.push(DetectorOutput {
                 detector: Detector::Drift,
                 strength: high.max(low) / c.drift_threshold,
@@ -714,9 +714,8 @@ impl SeriesDetector {
         self.adaptive_dev = (1.0 - r) * self.adaptive_dev + r * (x - self.adaptive_mean).abs();
         self.adaptive_mean = (1.0 - r) * self.adaptive_mean + r * x;
         let drift = &mut self.drift;
-        if let Some(z) = self.drift_z.take() {
-            drift.high = (drift.high + z - CUSUM_SLACK).max(0.0);
-            drift.low = (drift.low - z - CUSUM_SLACK).max(0.0);
+        if let Some((high, low)) = self.drift_next.take() {
+            (drift.high, drift.low) = (high, low);
             if drift.high.max(drift.low) >= 2.0 * c.drift_threshold {
                 // Reported; start again so a persistent change is re-judged against a baseline
                 // that has had time to move, rather than alarming forever.

@@ -31,6 +31,14 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesId(pub u64);
 
+impl SeriesId {
+    /// Which of `shards` shards holds this series' in-memory state. Ids are sequential; a
+    /// multiplicative hash spreads neighbours over shards (at most 16 shards: the top 4 bits).
+    pub fn shard(self, shards: usize) -> usize {
+        (self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % shards
+    }
+}
+
 /// Whether a series goes up and down or only up (with resets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

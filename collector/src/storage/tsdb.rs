@@ -260,11 +260,6 @@ fn series_day_range(day: u32, series: SeriesId) -> (Vec<u8>, Vec<u8>) {
     (start, end)
 }
 
-fn shard_of(series: SeriesId) -> usize {
-    // Ids are sequential; a multiplicative hash spreads neighbours over shards.
-    (series.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS
-}
-
 /// How a series is stored in the `Series` table.
 #[derive(Serialize, Deserialize)]
 struct StoredSeries {
@@ -638,7 +633,7 @@ impl Tsdb {
     }
 
     fn shard(&self, series: SeriesId) -> std::sync::MutexGuard<'_, Shard> {
-        self.shards[shard_of(series)]
+        self.shards[series.shard(SHARDS)]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
@@ -646,7 +641,7 @@ impl Tsdb {
     fn apply(&self, samples: &[Sample]) {
         let mut by_shard: Vec<Vec<Sample>> = vec![Vec::new(); SHARDS];
         for s in samples {
-            by_shard[shard_of(s.series)].push(*s);
+            by_shard[s.series.shard(SHARDS)].push(*s);
         }
         for (i, group) in by_shard.into_iter().enumerate() {
             if group.is_empty() {
@@ -704,7 +699,7 @@ impl Tsdb {
         {
             let mut by_shard: Vec<Vec<Sample>> = vec![Vec::new(); SHARDS];
             for s in samples {
-                by_shard[shard_of(s.series)].push(*s);
+                by_shard[s.series.shard(SHARDS)].push(*s);
             }
             for (i, group) in by_shard.into_iter().enumerate() {
                 if group.is_empty() {
