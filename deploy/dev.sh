@@ -75,8 +75,9 @@ MSG
   wait
 }
 
-# promtool checks the exposition; the agent's probe tests talk to real Redis and memcached.
-TEST_PACKAGES=(libclang-dev prometheus redis-server memcached)
+# promtool checks the exposition; the agent's probe tests talk to real Redis and memcached; the
+# alerting tests forward to a real Alertmanager.
+TEST_PACKAGES=(libclang-dev prometheus redis-server memcached prometheus-alertmanager)
 
 run_tests() {
   ensure_packages "${TEST_PACKAGES[@]}"

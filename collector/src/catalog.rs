@@ -90,6 +90,11 @@ impl SeriesCatalog {
         self.read().by_labels.get(labels).copied()
     }
 
+    /// A known series by id.
+    pub fn get(&self, id: SeriesId) -> Option<Arc<SeriesMeta>> {
+        self.read().by_id.get(&id).cloned()
+    }
+
     /// Ids for the given definitions, creating (durably, in `tsdb`) those not yet known.
     pub fn resolve(
         &self,

@@ -1,5 +1,6 @@
 //! The collector's configuration file. Every field has a default, so no file is needed to start.
 
+use crate::alerting::config::AlertingConfig;
 use crate::anomaly_watch::AnalyticsConfig;
 use crate::storage::StorageConfig;
 use serde::Deserialize;
@@ -29,6 +30,8 @@ pub struct CollectorConfig {
     pub storage: StorageConfig,
     /// Live anomaly detection on every stored sample.
     pub analytics: AnalyticsConfig,
+    /// Alert rules, notification policy, escalation and delivery channels.
+    pub alerting: AlertingConfig,
 }
 
 impl Default for CollectorConfig {
@@ -42,6 +45,7 @@ impl Default for CollectorConfig {
             limits: IngestLimits::default(),
             storage: StorageConfig::default(),
             analytics: AnalyticsConfig::default(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -97,6 +101,8 @@ pub enum ConfigError {
     },
     #[error("invalid `{key}`: {problem}")]
     Invalid { key: &'static str, problem: String },
+    #[error("invalid `{key}`: {problem}")]
+    InvalidAt { key: String, problem: String },
 }
 
 impl CollectorConfig {
@@ -127,7 +133,10 @@ impl CollectorConfig {
             .map_err(|e| ConfigError::Invalid {
                 key: "analytics.forest",
                 problem: e.to_string(),
-            })
+            })?;
+        self.alerting
+            .validate()
+            .map_err(|(key, problem)| ConfigError::InvalidAt { key, problem })
     }
 }
 

@@ -14,6 +14,7 @@ pub mod replay;
 pub mod storage;
 pub mod telemetry;
 
+use alerting::service::{AlertService, Alerting, Dependencies};
 use anomaly_watch::AnomalyWatch;
 use catalog::SeriesCatalog;
 use config::CollectorConfig;
@@ -35,6 +36,7 @@ pub struct Collector {
     ingest: Arc<IngestService>,
     watch: Option<Arc<AnomalyWatch>>,
     forests: Option<Arc<NodeForests>>,
+    alerts: Option<(AlertService, Alerting)>,
     metrics: Arc<CollectorMetrics>,
     clock: Clock,
     grpc: TcpListener,
@@ -59,7 +61,7 @@ impl Collector {
         let ingest = IngestService::new(
             tsdb.clone(),
             catalog.clone(),
-            nodes,
+            nodes.clone(),
             metrics.clone(),
             config.limits.clone(),
             config.agent_token.clone(),
@@ -87,6 +89,23 @@ impl Collector {
                 catalog.clone(),
             ))
         });
+        let alerts = match config.alerting.enabled {
+            true => {
+                let http_addr = http.local_addr()?;
+                let deps = Dependencies {
+                    tsdb: tsdb.clone(),
+                    catalog: catalog.clone(),
+                    ingest: ingest.clone(),
+                    watch: watch.clone(),
+                    nodes,
+                    registry: metrics.registry.clone(),
+                    clock: clock.clone(),
+                    http_url: Some(http_url(http_addr)),
+                };
+                Some(AlertService::open(config.alerting.clone(), deps)?)
+            }
+            false => None,
+        };
         tracing::info!(series = catalog.len(), data_dir = %config.data_dir.display(), "store opened");
         Ok(Self {
             config,
@@ -95,6 +114,7 @@ impl Collector {
             ingest,
             watch,
             forests,
+            alerts,
             metrics,
             clock,
             grpc,
@@ -125,11 +145,16 @@ impl Collector {
             ingest,
             watch,
             forests,
+            alerts,
             metrics,
             clock,
             grpc,
             http,
         } = self;
+        let alerting = alerts.map(|(service, handle)| {
+            tokio::spawn(service.run(shutdown.clone()));
+            handle
+        });
         let maintenance = tokio::spawn(maintain(tsdb.clone(), clock.clone(), shutdown.clone()));
         if let Some(forests) = &forests {
             tokio::spawn(analyse_nodes(
@@ -144,6 +169,7 @@ impl Collector {
             ingest: ingest.clone(),
             watch,
             forests,
+            alerting,
             metrics,
             metrics_staleness: config.metrics_staleness,
             clock,
@@ -177,6 +203,19 @@ impl Collector {
         tokio::task::spawn_blocking(move || tsdb.close()).await??;
         tracing::info!("store flushed; bye");
         Ok(())
+    }
+}
+
+/// The collector's HTTP address as people reach it: the listen address, or this host's name
+/// when it listens on every interface.
+fn http_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("http://{host}:{}", addr.port())
+    } else {
+        format!("http://{addr}")
     }
 }
 

@@ -6,5 +6,5 @@
 pub mod labels;
 pub mod selector;
 
-pub use labels::{LabelError, Labels, METRIC_NAME_LABEL};
+pub use labels::{LabelError, Labels, METRIC_NAME_LABEL, validate_metric_name};
 pub use selector::{MatchOp, Matcher, Selector, SelectorError};

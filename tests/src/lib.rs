@@ -4,6 +4,8 @@
 //! The binaries must be built first (`cargo build --bins`); the README's test command does so.
 
 pub mod load;
+pub mod node;
+pub mod receivers;
 
 use anyhow::{Context, bail};
 use serde_json::Value;

@@ -4,7 +4,7 @@
 
 use hcmon_common::{Labels, Selector};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// How urgent an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -15,10 +15,20 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 const HOUR_MS: i64 = 3_600_000;
 
 /// One notification waiting to go out: an alert (by key) and its severity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     pub alert: String,
     pub severity: Severity,
@@ -36,15 +46,16 @@ pub enum Decision {
     HeldForDigest,
 }
 
-/// Per-channel throttling state.
-#[derive(Debug, Clone, Default)]
+/// Per-channel throttling state; serialisable, so the collector persists it and a restart
+/// neither resets the hourly cap nor forgets what the digest holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Throttle {
-    /// (channel, alert) → when it was last sent.
-    last_sent: HashMap<(String, String), i64>,
+    /// "channel\u{1f}alert" → when it was last sent.
+    last_sent: BTreeMap<String, i64>,
     /// channel → send times within the last hour.
-    sent: HashMap<String, VecDeque<i64>>,
+    sent: BTreeMap<String, VecDeque<i64>>,
     /// channel → notifications held back by the cap, oldest first.
-    held: HashMap<String, Vec<Pending>>,
+    held: BTreeMap<String, Vec<Pending>>,
 }
 
 /// Limits of one channel.
@@ -77,7 +88,7 @@ impl Throttle {
         if notice.severity < limits.min_severity {
             return Decision::BelowSeverity;
         }
-        let key = (channel.to_owned(), notice.alert.clone());
+        let key = format!("{channel}\u{1f}{}", notice.alert);
         if self
             .last_sent
             .get(&key)
@@ -96,6 +107,21 @@ impl Throttle {
         sent.push_back(now_ms);
         self.last_sent.insert(key, now_ms);
         Decision::Send
+    }
+
+    /// Forgets per-alert send times older than `before_ms` (longer ago than any interval), so
+    /// the state does not grow with every alert ever sent.
+    pub fn forget_before(&mut self, before_ms: i64) {
+        self.last_sent.retain(|_, t| *t >= before_ms);
+    }
+
+    /// Channels with notifications held for a digest.
+    pub fn held_channels(&self) -> Vec<String> {
+        self.held
+            .iter()
+            .filter(|(_, held)| !held.is_empty())
+            .map(|(c, _)| c.clone())
+            .collect()
     }
 
     /// Everything held back on `channel`, as one digest, once the cap allows another message.
@@ -118,7 +144,7 @@ impl Throttle {
 }
 
 /// Collects alerts of one group that fire close together into one notification.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Grouper {
     open: BTreeMap<String, (i64, Vec<Pending>)>,
 }

@@ -192,7 +192,8 @@ impl fmt::Display for Detector {
 }
 
 /// How bad an anomaly is, from its score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     None,
     Low,

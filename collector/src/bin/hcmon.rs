@@ -31,6 +31,11 @@ struct Cli {
 enum Command {
     /// Collector health and every known agent: connected or not, last batch, version.
     Status,
+    /// Alerts: list, show, acknowledge, silence.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Series matching a selector, e.g. `hcmon series 'node_cpu_usage_ratio{node="nas"}'`.
     Series {
         /// PromQL-style selector: name{label="value",other=~"regex"}.
@@ -76,6 +81,47 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum AlertsCommand {
+    /// Pending, firing and acknowledged alerts (`--all` adds resolved ones of the last hour).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// One alert with its evidence and incident history.
+    Show { id: String },
+    /// Acknowledge a firing alert: escalation stops, the alert stays until it resolves.
+    Ack {
+        id: String,
+        /// Who acknowledges [default: $USER, else "operator"].
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+    /// Silence alerts whose labels match, e.g. `hcmon alerts silence '{node="nas"}' --for 2h`.
+    Silence {
+        /// Selector over alert labels; the metric name stands for the alert name.
+        matchers: String,
+        /// How long, from now (or from --start).
+        #[arg(long = "for", value_parser = humantime::parse_duration, default_value = "1h")]
+        duration: Duration,
+        /// When it starts (RFC 3339) [default: now].
+        #[arg(long)]
+        start: Option<String>,
+        /// A daily maintenance window within that range, `HH:MM-HH:MM` UTC.
+        #[arg(long)]
+        daily: Option<String>,
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Who silences [default: $USER, else "operator"].
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+    /// Silences, active, pending and expired.
+    Silences,
+    /// End a silence now.
+    Unsilence { id: String },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -88,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
 
     match cli.command {
+        Command::Alerts { command } => alerts(&api, command).await?,
         Command::Status => {
             let health: Value = serde_json::from_str(&api.get("/healthz", vec![]).await?)?;
             println!(
@@ -248,6 +295,105 @@ async fn stored_rows(
         .collect())
 }
 
+async fn alerts(api: &Api, command: AlertsCommand) -> anyhow::Result<()> {
+    match command {
+        AlertsCommand::List { all } => {
+            let query = if all {
+                vec![("all", "true".to_owned())]
+            } else {
+                vec![]
+            };
+            let body: Value = serde_json::from_str(&api.get("/api/v1/alerts", query).await?)?;
+            let alerts = body["data"]["alerts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if alerts.is_empty() {
+                println!("no alerts");
+                return Ok(());
+            }
+            println!(
+                "{:<16} {:<13} {:<9} {:<20} {:<26} SUMMARY",
+                "ID", "STATE", "SEVERITY", "ALERT", "SINCE"
+            );
+            for a in alerts {
+                let mut state = a["hcmonState"].as_str().unwrap_or("?").to_owned();
+                if let Some(muted) = a["muted"].as_str() {
+                    state = format!("{state} (muted: {muted})");
+                }
+                println!(
+                    "{:<16} {:<13} {:<9} {:<20} {:<26} {}",
+                    a["id"].as_str().unwrap_or("?"),
+                    state,
+                    a["labels"]["severity"].as_str().unwrap_or("?"),
+                    a["labels"]["alertname"].as_str().unwrap_or("?"),
+                    a["activeAt"].as_str().unwrap_or("?"),
+                    a["annotations"]["summary"].as_str().unwrap_or(""),
+                );
+            }
+        }
+        AlertsCommand::Show { id } => {
+            let body: Value =
+                serde_json::from_str(&api.get(&format!("/api/v1/alerts/{id}"), vec![]).await?)?;
+            println!("{}", serde_json::to_string_pretty(&body["data"])?);
+        }
+        AlertsCommand::Ack { id, by } => {
+            let path = format!("/api/v1/alerts/{id}/ack");
+            api.post(&path, serde_json::json!({ "by": by })).await?;
+            println!("acknowledged {id} as {by}");
+        }
+        AlertsCommand::Silence {
+            matchers,
+            duration,
+            start,
+            daily,
+            comment,
+            by,
+        } => {
+            let body = serde_json::json!({
+                "matchers": matchers,
+                "starts_at": start,
+                "duration": humantime::format_duration(duration).to_string(),
+                "daily": daily,
+                "created_by": by,
+                "comment": comment,
+            });
+            let answer: Value = serde_json::from_str(&api.post("/api/v1/silences", body).await?)?;
+            let s = &answer["data"];
+            println!(
+                "silence {} {} until {} ({})",
+                s["id"].as_str().unwrap_or("?"),
+                s["matchers"].as_str().unwrap_or("?"),
+                s["endsAt"].as_str().unwrap_or("?"),
+                s["status"].as_str().unwrap_or("?")
+            );
+        }
+        AlertsCommand::Silences => {
+            let body: Value = serde_json::from_str(&api.get("/api/v1/silences", vec![]).await?)?;
+            println!(
+                "{:<16} {:<8} {:<26} {:<26} {:<12} MATCHERS",
+                "ID", "STATUS", "STARTS", "ENDS", "DAILY"
+            );
+            for s in body["data"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<16} {:<8} {:<26} {:<26} {:<12} {}",
+                    s["id"].as_str().unwrap_or("?"),
+                    s["status"].as_str().unwrap_or("?"),
+                    s["startsAt"].as_str().unwrap_or("?"),
+                    s["endsAt"].as_str().unwrap_or("?"),
+                    s["daily"].as_str().unwrap_or("-"),
+                    s["matchers"].as_str().unwrap_or("?"),
+                );
+            }
+        }
+        AlertsCommand::Unsilence { id } => {
+            api.delete(&format!("/api/v1/silences/{id}")).await?;
+            println!("silence {id} expired");
+        }
+    }
+    Ok(())
+}
+
 /// The collector's HTTP API.
 struct Api {
     client: reqwest::Client,
@@ -257,10 +403,25 @@ struct Api {
 impl Api {
     /// GETs a path; a non-2xx answer becomes an error carrying the collector's message.
     async fn get(&self, path: &str, query: Vec<(&str, String)>) -> anyhow::Result<String> {
-        let response = self
+        let request = self
             .client
             .get(format!("{}{path}", self.base))
-            .query(&query)
+            .query(&query);
+        self.send(request).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<String> {
+        self.send(self.client.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    async fn delete(&self, path: &str) -> anyhow::Result<String> {
+        self.send(self.client.delete(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<String> {
+        let response = request
             .send()
             .await
             .with_context(|| format!("cannot reach the collector at {}", self.base))?;

@@ -6,6 +6,8 @@
 
 mod exposition;
 
+mod alerts;
+
 use crate::catalog::SeriesCatalog;
 use crate::ingest::IngestService;
 use crate::query::{self, MAX_POINTS, QueryError};
@@ -34,6 +36,8 @@ pub struct ApiState {
     pub watch: Option<Arc<crate::anomaly_watch::AnomalyWatch>>,
     /// Per-node Isolation Forest verdicts; `None` when analytics are off.
     pub forests: Option<Arc<crate::node_forest::NodeForests>>,
+    /// Alerts, silences and incidents; `None` when `[alerting] enabled = false`.
+    pub alerting: Option<crate::alerting::service::Alerting>,
     pub metrics: Arc<CollectorMetrics>,
     pub metrics_staleness: Duration,
     pub clock: crate::ingest::Clock,
@@ -56,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/related", get(related))
         .route("/api/v1/correlations", get(correlations))
         .route("/api/v1/admin/compact", post(compact))
+        .merge(alerts::routes())
         .route(
             "/api/v1/write",
             post(remote_write).layer(axum::extract::DefaultBodyLimit::max(

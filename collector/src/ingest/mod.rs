@@ -20,6 +20,7 @@ mod validate;
 pub use error::{IngestError, Refusal};
 pub use remote_write::{RemoteWriteError, RemoteWriteOutcome};
 
+use crate::alerting::service::AlertFeed;
 use crate::anomaly_watch::AnomalyWatch;
 use crate::catalog::{ResolveError, SeriesCatalog, SeriesDefinition};
 use crate::config::IngestLimits;
@@ -66,6 +67,10 @@ pub struct IngestService {
     remote_write_cache: std::sync::RwLock<rustc_hash::FxHashMap<Vec<u8>, SeriesId>>,
     /// Live anomaly detection, when enabled: judges every stored sample before the ack.
     watch: std::sync::OnceLock<Arc<AnomalyWatch>>,
+    /// Alert rules, when enabled: see every stored sample (and which node sent it).
+    alerts: std::sync::OnceLock<Arc<AlertFeed>>,
+    /// Nodes without an open stream → since when (collector start for nodes not seen since).
+    disconnected: Mutex<HashMap<String, i64>>,
 }
 
 /// The state of one open stream: its node and the series it interned.
@@ -83,6 +88,7 @@ impl Drop for IngestStream {
             *count -= 1;
             if *count == 0 {
                 streams.remove(&self.node);
+                lock(&self.service.disconnected).insert(self.node.clone(), (self.service.clock)());
             }
         }
         self.service
@@ -116,6 +122,11 @@ impl IngestService {
         agent_token: String,
         clock: Clock,
     ) -> Arc<Self> {
+        let started = clock();
+        let disconnected = nodes
+            .iter()
+            .map(|(name, _)| (name.clone(), started))
+            .collect();
         let nodes = nodes
             .into_iter()
             .map(|(name, record)| (name, Arc::new(tokio::sync::Mutex::new(record))))
@@ -133,7 +144,22 @@ impl IngestService {
             streams: Mutex::new(HashMap::new()),
             remote_write_cache: Default::default(),
             watch: std::sync::OnceLock::new(),
+            alerts: std::sync::OnceLock::new(),
+            disconnected: Mutex::new(disconnected),
         })
+    }
+
+    /// Sends every stored sample to the alert rules from now on.
+    pub fn feed_alerts(&self, feed: Arc<AlertFeed>) {
+        let _ = self.alerts.set(feed);
+    }
+
+    /// Nodes whose agent has no open stream, with when the last one closed.
+    pub fn disconnected_nodes(&self) -> Vec<(String, i64)> {
+        lock(&self.disconnected)
+            .iter()
+            .map(|(n, t)| (n.clone(), *t))
+            .collect()
     }
 
     /// Sends every stored sample through `watch` from now on.
@@ -247,6 +273,7 @@ impl IngestService {
         };
         let mut streams = lock(&self.streams);
         *streams.entry(node.clone()).or_default() += 1;
+        lock(&self.disconnected).remove(&node);
         self.metrics.connected_agents.set(streams.len() as i64);
         tracing::info!(%node, "agent stream opened");
         Ok(IngestStream {
@@ -326,6 +353,7 @@ impl IngestService {
         let wire_ids: Vec<u32> = valid.new_series.iter().map(|d| d.wire_id).collect();
         let samples = valid.samples;
         let watch = self.watch.get().cloned();
+        let alerts = self.alerts.get().cloned();
         let stored = tokio::task::spawn_blocking(move || {
             let ids = catalog.resolve(&tsdb, &defs)?;
             let id_of = |wire: u32| {
@@ -357,6 +385,9 @@ impl IngestService {
                 None
             } else {
                 let outcome = tsdb.append(Some((&node, &updated)), &samples)?;
+                if let Some(alerts) = &alerts {
+                    alerts.observe(Some(&node), &samples);
+                }
                 if let Some(watch) = &watch {
                     // Queued under the node's lock, so the worker sees batches in stored order.
                     watch.submit(samples);

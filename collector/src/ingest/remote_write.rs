@@ -313,6 +313,9 @@ impl IngestService {
             }
         }
         let appended = self.tsdb.append(None, &samples)?;
+        if let Some(alerts) = self.alerts.get() {
+            alerts.observe(None, &samples);
+        }
         if let Some(watch) = self.watch.get() {
             watch.submit(samples);
         }

@@ -22,10 +22,12 @@ pub enum Table {
     Rollup1h,
     /// engine bookkeeping (checkpoint position)
     Meta,
+    /// alerting: alerts, silences, incidents and their history, the notification outbox
+    Alerts,
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Series,
         Table::Nodes,
         Table::Wal,
@@ -35,6 +37,7 @@ impl Table {
         Table::Rollup5m,
         Table::Rollup1h,
         Table::Meta,
+        Table::Alerts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Table {
             Table::Rollup5m => "rollup_5m",
             Table::Rollup1h => "rollup_1h",
             Table::Meta => "meta",
+            Table::Alerts => "alerts",
         }
     }
 }

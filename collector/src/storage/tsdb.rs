@@ -513,6 +513,11 @@ fn series_runs(samples: &[Sample]) -> impl Iterator<Item = &[Sample]> {
 }
 
 impl Tsdb {
+    /// The key-value store under the engine, for the alerting tables.
+    pub fn kv(&self) -> &dyn Kv {
+        self.kv.as_ref()
+    }
+
     /// Opens the engine: loads series, nodes and head snapshots, and replays the WAL.
     pub fn open(kv: Box<dyn Kv>, config: StorageConfig) -> Result<Recovered, StoreError> {
         let mut series = Vec::new();

@@ -1,0 +1,415 @@
+//! `[alerting]` in the collector's config: rules, notification policy, escalation, channels.
+//! Every field documents itself in `deploy/hcmon-collector.toml`; [`AlertingConfig::validate`]
+//! checks what the types cannot and names the offending key.
+
+use super::escalation::{EscalationPolicy, Tier};
+use super::notify::{ChannelConfig, LogConfig, RetryPolicy};
+use super::policy::Severity;
+use super::rules::ThresholdRule;
+use crate::analytics::anomaly::Severity as AnomalySeverity;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingConfig {
+    /// Evaluate rules and send notifications.
+    pub enabled: bool,
+    /// Include the shipped rules (CPU, memory, disk, cache probes, disk forecast) before
+    /// `rules` and `forecast_rules`; a rule of yours with the same name replaces the shipped one.
+    pub default_rules: bool,
+    /// Static thresholds with warning/error/critical levels.
+    pub rules: Vec<ThresholdRule>,
+    /// Alerts from the anomaly engine's verdicts.
+    pub anomaly_rules: Vec<AnomalyRule>,
+    /// Alerts when a trend will cross a limit within a horizon.
+    pub forecast_rules: Vec<ForecastRule>,
+    /// Silent agents and series.
+    pub missing_data: MissingDataConfig,
+    /// Labels whose values form an alert's group (one notification per group and window).
+    pub group_by: Vec<String>,
+    /// Alerts of one group that fire within this window are sent as one notification.
+    #[serde(with = "humantime_serde")]
+    pub group_window: Duration,
+    /// An alert that changes between firing and resolved more than `flap_max_changes` times
+    /// within `flap_window` is reported once as flapping.
+    #[serde(with = "humantime_serde")]
+    pub flap_window: Duration,
+    pub flap_max_changes: usize,
+    pub escalation: EscalationConfig,
+    /// Recipient name → targets: a channel name, or `channel:address` (an email address for an
+    /// email channel).
+    pub recipients: BTreeMap<String, Vec<String>>,
+    /// Where notifications go. Without any, alerts go to the collector's log.
+    pub channels: Vec<ChannelConfig>,
+    /// Retries of a failed delivery.
+    pub retry: RetryPolicy,
+    /// The collector's address as people reach it, for acknowledge links in notifications,
+    /// e.g. `http://monitor.home:9464`. Without it notifications carry no link.
+    pub external_url: Option<String>,
+    /// Key that signs acknowledge links. Without it a random key is made once and kept in the
+    /// data directory.
+    pub ack_secret: Option<String>,
+    /// How often timers (grouping windows, escalation, digests, missing data) are checked.
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+    /// How often rules over functions (`rate(...)`) and forecast rules are evaluated.
+    #[serde(with = "humantime_serde")]
+    pub evaluation_interval: Duration,
+    /// Samples older than this when they arrive (spooled back-fill) are stored but not
+    /// evaluated: alerts are about now.
+    #[serde(with = "humantime_serde")]
+    pub max_sample_lag: Duration,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        let log_everyone = |name: &str| (name.to_owned(), vec!["log".to_owned()]);
+        Self {
+            enabled: true,
+            default_rules: true,
+            rules: Vec::new(),
+            anomaly_rules: Vec::new(),
+            forecast_rules: Vec::new(),
+            missing_data: MissingDataConfig::default(),
+            group_by: vec!["node".into()],
+            group_window: Duration::from_secs(60),
+            flap_window: Duration::from_secs(30 * 60),
+            flap_max_changes: 6,
+            escalation: EscalationConfig::default(),
+            recipients: ["on-call", "manager", "director"]
+                .into_iter()
+                .map(log_everyone)
+                .collect(),
+            channels: Vec::new(),
+            retry: RetryPolicy::default(),
+            external_url: None,
+            ack_secret: None,
+            tick: Duration::from_millis(250),
+            evaluation_interval: Duration::from_secs(15),
+            max_sample_lag: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `[alerting.escalation]`: tiers reached while an alert stays unacknowledged.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationConfig {
+    /// Alerts below this severity are notified but never escalated.
+    pub min_severity: Severity,
+    /// In order of their delay since firing.
+    pub tiers: Vec<Tier>,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        Self {
+            min_severity: Severity::Error,
+            tiers: EscalationPolicy::default().tiers,
+        }
+    }
+}
+
+impl EscalationConfig {
+    pub fn policy(&self) -> EscalationPolicy {
+        EscalationPolicy {
+            tiers: self.tiers.clone(),
+        }
+    }
+}
+
+/// `[[alerting.anomaly_rules]]`: fires while the anomaly engine flags a matching series.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyRule {
+    pub name: String,
+    pub selector: String,
+    /// The least anomaly severity that counts (`low`, `medium`, `high`, `critical`).
+    #[serde(default = "default_anomaly_severity")]
+    pub min_severity: AnomalySeverity,
+    /// How long the series must stay anomalous before the alert fires.
+    #[serde(with = "humantime_serde", default)]
+    pub r#for: Duration,
+}
+
+fn default_anomaly_severity() -> AnomalySeverity {
+    AnomalySeverity::High
+}
+
+/// `[[alerting.forecast_rules]]`: fires when the trend of a matching series will reach `limit`
+/// within `horizon`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastRule {
+    pub name: String,
+    pub selector: String,
+    pub limit: f64,
+    /// `above` (disk filling) or `below` (free memory draining).
+    #[serde(default = "default_above")]
+    pub direction: super::lifecycle::Direction,
+    #[serde(with = "humantime_serde")]
+    pub horizon: Duration,
+    /// How much history the trend is fitted on.
+    #[serde(with = "humantime_serde", default = "default_forecast_window")]
+    pub window: Duration,
+    #[serde(default = "default_forecast_severity")]
+    pub severity: Severity,
+}
+
+fn default_above() -> super::lifecycle::Direction {
+    super::lifecycle::Direction::Above
+}
+
+fn default_forecast_window() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+
+fn default_forecast_severity() -> Severity {
+    Severity::Warning
+}
+
+impl ForecastRule {
+    /// Shipped: a filesystem that will be 95 % full within a day.
+    pub fn defaults() -> Vec<Self> {
+        vec![Self {
+            name: "DiskWillFill".into(),
+            selector: "node_filesystem_used_ratio".into(),
+            limit: 0.95,
+            direction: super::lifecycle::Direction::Above,
+            horizon: Duration::from_secs(24 * 3600),
+            window: default_forecast_window(),
+            severity: Severity::Warning,
+        }]
+    }
+}
+
+/// `[alerting.missing_data]`: silence is a problem too.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MissingDataConfig {
+    /// Every agent gets an `AgentSilent` alert when it sends nothing for longer than
+    /// `intervals` of its own interval, and at least `min_silence`.
+    pub agents: bool,
+    pub intervals: u32,
+    #[serde(with = "humantime_serde")]
+    pub min_silence: Duration,
+    /// `AgentDisconnected` fires when an agent's stream stays closed this long.
+    #[serde(with = "humantime_serde")]
+    pub disconnected_after: Duration,
+    /// Series that must keep reporting, each with its own alert name.
+    pub series: Vec<MissingSeriesRule>,
+}
+
+impl Default for MissingDataConfig {
+    fn default() -> Self {
+        Self {
+            agents: true,
+            intervals: 3,
+            min_silence: Duration::from_secs(30),
+            disconnected_after: Duration::from_secs(15),
+            series: Vec::new(),
+        }
+    }
+}
+
+/// `[[alerting.missing_data.series]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissingSeriesRule {
+    pub name: String,
+    pub selector: String,
+    #[serde(default = "default_missing_severity")]
+    pub severity: Severity,
+}
+
+fn default_missing_severity() -> Severity {
+    Severity::Error
+}
+
+impl AlertingConfig {
+    /// Threshold rules in force: the shipped ones (unless switched off), replaced by name by
+    /// the configured ones.
+    pub fn threshold_rules(&self) -> Vec<ThresholdRule> {
+        merge(
+            self.default_rules.then(ThresholdRule::defaults),
+            &self.rules,
+            |r| &r.name,
+        )
+    }
+
+    pub fn all_forecast_rules(&self) -> Vec<ForecastRule> {
+        merge(
+            self.default_rules.then(ForecastRule::defaults),
+            &self.forecast_rules,
+            |r| &r.name,
+        )
+    }
+
+    /// Channels in force: the configured ones, or one log channel.
+    pub fn all_channels(&self) -> Vec<ChannelConfig> {
+        if !self.channels.is_empty() {
+            return self.channels.clone();
+        }
+        let log: ChannelConfig =
+            toml::from_str("name = \"log\"\n[log]\n").expect("the default log channel parses");
+        debug_assert_eq!(log.log, Some(LogConfig {}));
+        vec![log]
+    }
+
+    /// Checks what the types cannot; the message names the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let invalid = |key: String, problem: String| Err((key, problem));
+        let rule_name = |key: String, name: &str| {
+            hcmon_common::validate_metric_name(name).map_err(|e| {
+                (
+                    key,
+                    format!("{name:?} is not a valid alert name (letters, digits, _): {e}"),
+                )
+            })
+        };
+        for (i, rule) in self.rules.iter().enumerate() {
+            rule_name(format!("alerting.rules[{i}].name"), &rule.name)?;
+            rule.validate()
+                .map_err(|p| (format!("alerting.rules[{i}]"), p))?;
+        }
+        for (i, rule) in self.anomaly_rules.iter().enumerate() {
+            rule_name(format!("alerting.anomaly_rules[{i}].name"), &rule.name)?;
+            hcmon_common::Selector::parse(&rule.selector).map_err(|e| {
+                (
+                    format!("alerting.anomaly_rules[{i}].selector"),
+                    e.to_string(),
+                )
+            })?;
+        }
+        for (i, rule) in self.forecast_rules.iter().enumerate() {
+            rule_name(format!("alerting.forecast_rules[{i}].name"), &rule.name)?;
+            hcmon_common::Selector::parse(&rule.selector).map_err(|e| {
+                (
+                    format!("alerting.forecast_rules[{i}].selector"),
+                    e.to_string(),
+                )
+            })?;
+            if !rule.limit.is_finite() {
+                return invalid(
+                    format!("alerting.forecast_rules[{i}].limit"),
+                    "must be a number".into(),
+                );
+            }
+            if rule.horizon.is_zero() || rule.window.is_zero() {
+                return invalid(
+                    format!("alerting.forecast_rules[{i}]"),
+                    "horizon and window must be longer than zero".into(),
+                );
+            }
+        }
+        for (i, rule) in self.missing_data.series.iter().enumerate() {
+            rule_name(
+                format!("alerting.missing_data.series[{i}].name"),
+                &rule.name,
+            )?;
+            hcmon_common::Selector::parse(&rule.selector).map_err(|e| {
+                (
+                    format!("alerting.missing_data.series[{i}].selector"),
+                    e.to_string(),
+                )
+            })?;
+        }
+        if self.missing_data.intervals == 0 {
+            return invalid(
+                "alerting.missing_data.intervals".into(),
+                "must be at least 1".into(),
+            );
+        }
+        if self.group_window.is_zero() && self.group_by.is_empty() {
+            return invalid(
+                "alerting.group_by".into(),
+                "give at least one label (or none with a zero window)".into(),
+            );
+        }
+        if self.tick.is_zero() || self.evaluation_interval.is_zero() {
+            return invalid(
+                "alerting.tick".into(),
+                "tick and evaluation_interval must be longer than zero".into(),
+            );
+        }
+        if self.flap_max_changes < 2 {
+            return invalid(
+                "alerting.flap_max_changes".into(),
+                "must be at least 2 (one firing and one resolution are not flapping)".into(),
+            );
+        }
+        self.escalation
+            .policy()
+            .validate()
+            .map_err(|p| ("alerting.escalation".to_owned(), p))?;
+        let channels = self.all_channels();
+        for channel in &channels {
+            channel
+                .validate()
+                .map_err(|p| (format!("alerting.channels.{}", channel.name), p))?;
+        }
+        let channel_names: Vec<&str> = channels.iter().map(|c| c.name.as_str()).collect();
+        for (name, targets) in &self.recipients {
+            if targets.is_empty() {
+                return invalid(
+                    format!("alerting.recipients.{name}"),
+                    "lists no targets".into(),
+                );
+            }
+            for target in targets {
+                let channel = target.split(':').next().unwrap_or_default();
+                if !channel_names.contains(&channel) {
+                    return invalid(
+                        format!("alerting.recipients.{name}"),
+                        format!(
+                            "target {target:?} names no channel (channels: {})",
+                            channel_names.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        for (i, tier) in self.escalation.tiers.iter().enumerate() {
+            for recipient in &tier.recipients {
+                let known = self.recipients.contains_key(recipient)
+                    || channel_names.contains(&recipient.as_str());
+                if !known {
+                    return invalid(
+                        format!("alerting.escalation.tiers[{i}].recipients"),
+                        format!(
+                            "{recipient:?} is neither in [alerting.recipients] nor a channel name"
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(url) = &self.external_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return invalid(
+                "alerting.external_url".into(),
+                format!("{url:?} must start with http:// or https://"),
+            );
+        }
+        if self.ack_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return invalid(
+                "alerting.ack_secret".into(),
+                "must be at least 16 characters".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `base` with entries of `overrides` replacing those of the same name, then the new ones.
+fn merge<T: Clone>(base: Option<Vec<T>>, overrides: &[T], name: impl Fn(&T) -> &String) -> Vec<T> {
+    let mut out: Vec<T> = base
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|b| !overrides.iter().any(|o| name(o) == name(b)))
+        .collect();
+    out.extend(overrides.iter().cloned());
+    out
+}

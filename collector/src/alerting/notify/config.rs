@@ -1,0 +1,541 @@
+//! `[[alerting.channels]]` and `[alerting.retry]`: where notifications go and how hard delivery
+//! tries. Validation is pure and every message starts with the key it is about
+//! (`channels.ops-mail.email.port: ...`); files (`ca_file`) are read when the channels are built.
+//!
+//! Secrets (SMTP password, webhook secret, the token in a Slack URL's path) never appear in
+//! `Debug` output or error messages.
+
+use super::http::Endpoint;
+use crate::alerting::policy::{ChannelLimits, Severity};
+use lettre::message::Mailbox;
+use serde::Deserialize;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `[[alerting.channels]]`: one destination. Exactly one of the kind tables is set.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// Unique; escalation tiers and logs refer to the channel by it.
+    pub name: String,
+    /// Alerts below this severity are not sent here.
+    #[serde(default = "default_min_severity")]
+    pub min_severity: Severity,
+    /// The same alert is not notified here again sooner than this.
+    #[serde(with = "humantime_serde", default = "default_min_interval")]
+    pub min_interval: Duration,
+    /// Notifications per rolling hour; what is over goes into one digest.
+    #[serde(default = "default_max_per_hour")]
+    pub max_per_hour: usize,
+    /// Only escalation tiers use this channel, not every firing alert.
+    #[serde(default)]
+    pub escalation_only: bool,
+    /// Email over SMTP.
+    pub email: Option<EmailConfig>,
+    /// Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat).
+    pub slack: Option<SlackConfig>,
+    /// Generic JSON webhook, optionally signed.
+    pub webhook: Option<WebhookConfig>,
+    /// Structured log lines from the collector.
+    pub log: Option<LogConfig>,
+    /// A Prometheus Alertmanager, through its v2 API.
+    pub alertmanager: Option<AlertmanagerConfig>,
+}
+
+fn default_min_severity() -> Severity {
+    Severity::Warning
+}
+
+fn default_min_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_max_per_hour() -> usize {
+    10
+}
+
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailTls {
+    /// Plain connection upgraded with STARTTLS, required (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or a trusted LAN, never with AUTH.
+    None,
+}
+
+/// `[alerting.channels.email]`.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP server host name; also the name its certificate must carry.
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `starttls` (default), `tls` (implicit, usually port 465) or `none`.
+    #[serde(default)]
+    pub tls: EmailTls,
+    /// AUTH user (PLAIN or LOGIN); no AUTH when absent. Needs `password`.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `From:` mailbox, `ops@example.org` or `hcmon <ops@example.org>`.
+    pub from: String,
+    /// `To:` mailboxes, unless a notification names its own recipients (escalation tiers).
+    pub to: Vec<String>,
+    /// PEM file of extra root certificates, e.g. a home CA or the relay's self-signed cert.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate. The connection is still encrypted but not authenticated.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+impl fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("ca_file", &self.ca_file)
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .finish()
+    }
+}
+
+/// `[alerting.channels.slack]`: a Slack-compatible incoming webhook.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The webhook URL; its path is a secret token.
+    pub url: String,
+}
+
+impl fmt::Debug for SlackConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let origin = self
+            .url
+            .splitn(4, '/')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("/");
+        f.debug_struct("SlackConfig")
+            .field("url", &format!("{origin}/<redacted>"))
+            .finish()
+    }
+}
+
+/// `[alerting.channels.webhook]`: the notification as JSON, signed when `secret` is set.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Key of the `X-Hcmon-Signature` HMAC-SHA256; requests are unsigned without it.
+    pub secret: Option<String>,
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// `[alerting.channels.log]`: one structured log line per alert (target `hcmon::alert`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {}
+
+/// `[alerting.channels.alertmanager]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Base URL, e.g. `http://127.0.0.1:9093`; alerts are posted to `{url}/api/v2/alerts`.
+    pub url: String,
+}
+
+impl AlertmanagerConfig {
+    pub(super) fn alerts_url(&self) -> String {
+        format!("{}/api/v2/alerts", self.url.trim_end_matches('/'))
+    }
+}
+
+/// `[alerting.retry]`: how delivery retries a failed send.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    /// Wait after the first failure; doubled after each further one.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Longest wait between two tries.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.attempts == 0 {
+            return Err("retry.attempts: must be at least 1 (the first try counts)".to_owned());
+        }
+        if self.max_backoff < self.initial_backoff {
+            return Err(format!(
+                "retry.max_backoff ({:?}) is shorter than retry.initial_backoff ({:?})",
+                self.max_backoff, self.initial_backoff
+            ));
+        }
+        Ok(())
+    }
+
+    /// The wait after the `failures`-th failed try (from 1): `initial_backoff · 2^(failures-1)`
+    /// capped at `max_backoff`, times a random factor in [0.8, 1.2) so that channels failing
+    /// together do not retry in lockstep.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(failures.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        let base = self
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff);
+        base.mul_f64(0.8 + 0.4 * fastrand::f64())
+    }
+}
+
+impl ChannelConfig {
+    /// Checks the channel; the message names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        let valid_name = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid_name {
+            return Err(format!(
+                "channels.name: {:?} must be non-empty and use only letters, digits, '-' and '_'",
+                self.name
+            ));
+        }
+        let at = format!("channels.{}", self.name);
+        let kinds = self.kinds_set();
+        match kinds.as_slice() {
+            [] => {
+                return Err(format!(
+                    "{at}: no destination; set exactly one of email, slack, webhook, log, alertmanager"
+                ));
+            }
+            [_] => {}
+            several => {
+                return Err(format!(
+                    "{at}: {} are all set; a channel has exactly one destination (make one channel each)",
+                    several.join(", ")
+                ));
+            }
+        }
+        if self.max_per_hour == 0 {
+            return Err(format!("{at}.max_per_hour: must be at least 1"));
+        }
+        if let Some(email) = &self.email {
+            email.validate(&format!("{at}.email"))?;
+        }
+        if let Some(slack) = &self.slack {
+            Endpoint::parse(&format!("{at}.slack.url"), &slack.url)?;
+        }
+        if let Some(webhook) = &self.webhook {
+            Endpoint::parse(&format!("{at}.webhook.url"), &webhook.url)?;
+            if webhook.secret.as_deref() == Some("") {
+                return Err(format!(
+                    "{at}.webhook.secret: is empty; remove it to send unsigned requests"
+                ));
+            }
+        }
+        if let Some(alertmanager) = &self.alertmanager {
+            Endpoint::parse(
+                &format!("{at}.alertmanager.url"),
+                &alertmanager.alerts_url(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The throttling limits the notification policy applies to this channel.
+    pub fn limits(&self) -> ChannelLimits {
+        ChannelLimits {
+            min_severity: self.min_severity,
+            min_interval_ms: i64::try_from(self.min_interval.as_millis()).unwrap_or(i64::MAX),
+            max_per_hour: self.max_per_hour,
+        }
+    }
+
+    /// `email`, `slack`, `webhook`, `log` or `alertmanager`; `none` before validation.
+    pub fn kind_name(&self) -> &'static str {
+        self.kinds_set().first().copied().unwrap_or("none")
+    }
+
+    fn kinds_set(&self) -> Vec<&'static str> {
+        [
+            ("email", self.email.is_some()),
+            ("slack", self.slack.is_some()),
+            ("webhook", self.webhook.is_some()),
+            ("log", self.log.is_some()),
+            ("alertmanager", self.alertmanager.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(kind, set)| set.then_some(kind))
+        .collect()
+    }
+}
+
+impl EmailConfig {
+    fn validate(&self, at: &str) -> Result<(), String> {
+        if self.host.trim().is_empty() {
+            return Err(format!("{at}.host: is empty"));
+        }
+        if self.port == 0 {
+            return Err(format!("{at}.port: must be 1-65535"));
+        }
+        parse_mailbox(&format!("{at}.from"), &self.from)?;
+        if self.to.is_empty() {
+            return Err(format!("{at}.to: is empty; list at least one address"));
+        }
+        for (i, to) in self.to.iter().enumerate() {
+            parse_mailbox(&format!("{at}.to[{i}]"), to)?;
+        }
+        match (&self.username, &self.password) {
+            (Some(_), None) => return Err(format!("{at}.password: missing; username needs it")),
+            (None, Some(_)) => return Err(format!("{at}.username: missing; password needs it")),
+            _ => {}
+        }
+        if self.tls == EmailTls::None {
+            if self.username.is_some() {
+                return Err(format!(
+                    "{at}.username: AUTH without TLS would send the password in clear; set tls = \"starttls\" or \"tls\""
+                ));
+            }
+            if self.ca_file.is_some() || self.insecure_skip_verify {
+                let key = if self.ca_file.is_some() {
+                    "ca_file"
+                } else {
+                    "insecure_skip_verify"
+                };
+                return Err(format!("{at}.{key}: has no effect with tls = \"none\""));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses one mailbox; the error names the key.
+pub(super) fn parse_mailbox(at: &str, address: &str) -> Result<Mailbox, String> {
+    address
+        .parse()
+        .map_err(|e| format!("{at}: {address:?} is not an email address ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn channel(toml: &str) -> Result<ChannelConfig, String> {
+        let config: ChannelConfig = toml::from_str(toml).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    const MAIL: &str = "[email]\nhost = \"smtp.example.org\"\nfrom = \"hcmon@example.org\"\nto = [\"ops@example.org\"]\n";
+
+    #[test]
+    fn defaults_and_limits() {
+        let c = channel(&format!("name = \"ops-mail\"\n{MAIL}")).unwrap();
+        assert_eq!(c.kind_name(), "email");
+        assert_eq!(
+            c.limits(),
+            ChannelLimits {
+                min_severity: Severity::Warning,
+                min_interval_ms: 300_000,
+                max_per_hour: 10
+            }
+        );
+        let email = c.email.unwrap();
+        assert_eq!((email.port, email.tls), (587, EmailTls::Starttls));
+        assert!(!c.escalation_only && !email.insecure_skip_verify);
+    }
+
+    #[track_caller]
+    fn check_error(toml: &str, expected: &[&str]) {
+        let error = channel(toml).unwrap_err();
+        for part in expected {
+            assert!(error.contains(part), "{error:?} lacks {part:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        check_error(
+            "name = \"x\"",
+            &["channels.x: no destination", "exactly one"],
+        );
+        check_error(
+            &format!("name = \"x\"\n[log]\n{MAIL}"),
+            &["channels.x: email, log are all set"],
+        );
+        check_error(
+            &format!("name = \"x\"\n{MAIL}tls = \"ssl\"\n"),
+            &["tls", "unknown variant `ssl`", "starttls"],
+        );
+        check_error(
+            &format!("name = \"x\"\n{MAIL}").replace("[\"ops@example.org\"]", "[]"),
+            &["channels.x.email.to: is empty"],
+        );
+        check_error(
+            &format!("name = \"x\"\n{MAIL}").replace("\"ops@example.org\"", "\"ops\", \"b@\""),
+            &["channels.x.email.to[0]: \"ops\" is not an email address"],
+        );
+        check_error(
+            &format!("name = \"x\"\n{MAIL}port = 0\n"),
+            &["channels.x.email.port: must be 1-65535"],
+        );
+        check_error(
+            &format!("name = \"x\"\n{MAIL}tls = \"none\"\nusername = \"u\"\npassword = \"p\"\n"),
+            &["channels.x.email.username: AUTH without TLS"],
+        );
+        check_error(
+            &format!("name = \"x\"\n{MAIL}username = \"u\"\n"),
+            &["channels.x.email.password: missing"],
+        );
+        check_error(
+            "name = \"x\"\n[slack]\nurl = \"hooks.slack.com/services/T/B/X\"\n",
+            &["channels.x.slack.url:", "http:// or https://"],
+        );
+        check_error(
+            "name = \"x\"\n[webhook]\nurl = \"http://exa mple\"\n",
+            &["channels.x.webhook.url: not a URL"],
+        );
+        check_error(
+            "name = \"x\"\n[webhook]\nurl = \"http://h/\"\nsecret = \"\"\n",
+            &["channels.x.webhook.secret: is empty"],
+        );
+        check_error(
+            "name = \"x\"\n[alertmanager]\nurl = \"ftp://am:9093\"\n",
+            &["channels.x.alertmanager.url:"],
+        );
+        check_error("name = \"a b\"\n[log]\n", &["channels.name: \"a b\""]);
+        check_error(
+            "name = \"x\"\nmax_per_hour = 0\n[log]\n",
+            &["channels.x.max_per_hour"],
+        );
+        check_error(
+            "name = \"x\"\nsevere = true\n[log]\n",
+            &["unknown field `severe`"],
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let c = channel(&format!(
+            "name = \"x\"\n{MAIL}username = \"u\"\npassword = \"hunter2\"\n"
+        ))
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let slack = SlackConfig {
+            url: "https://hooks.slack.com/services/T0/B0/tok3n".to_owned(),
+        };
+        assert_eq!(
+            format!("{slack:?}"),
+            "SlackConfig { url: \"https://hooks.slack.com/<redacted>\" }"
+        );
+        let webhook = WebhookConfig {
+            url: "http://h/".to_owned(),
+            secret: Some("s3cret".to_owned()),
+        };
+        assert!(!format!("{webhook:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn retry_policy_parses_validates_and_backs_off_exponentially_with_jitter() {
+        let policy: RetryPolicy = toml::from_str("attempts = 3\ninitial_backoff = \"2s\"").unwrap();
+        assert_eq!(policy.max_backoff, Duration::from_secs(60));
+        policy.validate().unwrap();
+        for (failures, base) in [(1, 2.0), (2, 4.0), (3, 8.0), (6, 60.0), (40, 60.0)] {
+            for _ in 0..50 {
+                let wait = policy.backoff(failures).as_secs_f64();
+                assert!(
+                    (0.8 * base..1.2 * base).contains(&wait),
+                    "{failures}: {wait}"
+                );
+            }
+        }
+        let none = RetryPolicy {
+            attempts: 0,
+            ..RetryPolicy::default()
+        };
+        assert!(none.validate().unwrap_err().starts_with("retry.attempts"));
+        let inverted: RetryPolicy =
+            toml::from_str("initial_backoff = \"2m\"\nmax_backoff = \"1m\"").unwrap();
+        assert!(
+            inverted
+                .validate()
+                .unwrap_err()
+                .starts_with("retry.max_backoff")
+        );
+    }
+
+    /// The user-facing example must parse and validate, so it cannot rot.
+    #[test]
+    fn documented_example_loads_and_validates() {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Example {
+            alerting: ExampleAlerting,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ExampleAlerting {
+            channels: Vec<ChannelConfig>,
+            retry: RetryPolicy,
+        }
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/alerting-channels.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let example: Example = toml::from_str(&text).unwrap();
+        let kinds: Vec<&str> = example
+            .alerting
+            .channels
+            .iter()
+            .map(ChannelConfig::kind_name)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["email", "email", "slack", "webhook", "alertmanager", "log"]
+        );
+        for channel in &example.alerting.channels {
+            channel.validate().unwrap();
+        }
+        example.alerting.retry.validate().unwrap();
+        assert_eq!(example.alerting.retry, RetryPolicy::default());
+    }
+}

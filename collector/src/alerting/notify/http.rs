@@ -1,0 +1,406 @@
+//! The HTTP notifiers: Slack-compatible incoming webhook, signed generic webhook, Alertmanager
+//! v2. Each sends one JSON `POST` per notification over a fresh HTTP/1.1 connection (alerts are
+//! rare; a pool would only hold idle sockets), through hyper and tokio-rustls with the ring
+//! provider and the webpki roots. reqwest is not used here: its rustls features either link a
+//! second crypto library (aws-lc-rs) or, without a provider, make every other
+//! `reqwest::Client::new()` in the workspace panic.
+//!
+//! A 2xx answer is success. 408, 429 and 5xx are worth retrying; any other status (a wrong
+//! URL, a refused payload, a redirect) is not, and the error carries the status and the start
+//! of the body.
+//!
+//! # The generic webhook's body
+//!
+//! The [`Notification`] as JSON plus `"version": 1`: `kind` (`"firing"`, `"resolved"`,
+//! `"flapping"`, `"stopped_flapping"`, `"digest"`, or `{"escalation": {"tier": n}}` with tiers
+//! counted from 0), `group`, `alerts` (each with `id`, `labels`, `annotations`, `severity`,
+//! `state`, `since_ms`, `resolved_ms`, `value`, `evidence`, `ack_url`), `recipients`, `at_ms`.
+//!
+//! # Verifying a signed webhook
+//!
+//! With `secret` set, each request carries `X-Hcmon-Timestamp: <unix seconds>` and
+//! `X-Hcmon-Signature: sha256=<hex>`, the HMAC-SHA256 under the secret of the timestamp, a
+//! `.`, and the raw body bytes. A receiver recomputes it over the body exactly as received
+//! (before any JSON parsing), compares in constant time, and refuses timestamps more than a few
+//! minutes from its clock so a captured request cannot be replayed later. In Python:
+//!
+//! ```text
+//! expected = "sha256=" + hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+//! ok = hmac.compare_digest(expected, signature) and abs(time.time() - int(ts)) < 300
+//! ```
+//!
+//! Each retry is signed afresh with its own timestamp.
+
+use super::config::{AlertmanagerConfig, SlackConfig, WebhookConfig};
+use super::{Notification, SendError, render};
+use http::header::{CONNECTION, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
+use http::{HeaderName, HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Enough of an error page to say what went wrong; more is not read.
+const MAX_RESPONSE_BYTES: usize = 4096;
+/// How much of a failed response's body an error message quotes.
+const QUOTED_BODY_CHARS: usize = 200;
+
+/// Where a notifier posts, checked once when the channel is built.
+#[derive(Debug, Clone)]
+pub(super) struct Endpoint {
+    https: bool,
+    /// Host as connected to and named in TLS: without IPv6 brackets.
+    host: String,
+    port: u16,
+    /// `host[:port]` as written, for the `Host` header and messages (no path: the path of a
+    /// Slack URL is its secret).
+    authority: String,
+    path_and_query: String,
+}
+
+impl Endpoint {
+    /// Parses an `http://` or `https://` URL; the error names `field`, never echoes the URL.
+    pub(super) fn parse(field: &str, url: &str) -> Result<Self, String> {
+        let lower = url.to_ascii_lowercase();
+        if !lower.starts_with("http://") && !lower.starts_with("https://") {
+            return Err(format!("{field}: must start with http:// or https://"));
+        }
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("{field}: not a URL ({e})"))?;
+        let https = uri.scheme_str() == Some("https");
+        let authority = uri
+            .authority()
+            .filter(|a| !a.host().is_empty())
+            .ok_or_else(|| format!("{field}: has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(format!(
+                "{field}: user:password@ in the URL is not supported; use the channel's own secret"
+            ));
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        Ok(Self {
+            https,
+            host: host.to_owned(),
+            port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
+            authority: authority.as_str().to_owned(),
+            path_and_query: uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), ToString::to_string),
+        })
+    }
+}
+
+/// Posts JSON; shared by the HTTP notifiers, built once.
+#[derive(Clone)]
+pub(super) struct HttpClient {
+    tls: TlsConnector,
+}
+
+impl HttpClient {
+    pub(super) fn new() -> Result<Self, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS client setup: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            tls: TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    /// One `POST` of a JSON body; the caller bounds it in time.
+    async fn post_json(
+        &self,
+        endpoint: &Endpoint,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Vec<u8>,
+    ) -> Result<(), SendError> {
+        let mut request = Request::post(endpoint.path_and_query.as_str())
+            .header(HOST, endpoint.authority.as_str())
+            .header(CONTENT_TYPE, "application/json")
+            .header(
+                USER_AGENT,
+                concat!("hcmon-collector/", env!("CARGO_PKG_VERSION")),
+            )
+            // One request per connection: the server closes it after answering.
+            .header(CONNECTION, "close")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| SendError::Permanent(format!("request to {}: {e}", endpoint.authority)))?;
+        request.headers_mut().extend(headers);
+
+        let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+            .await
+            .map_err(|e| SendError::Transient(format!("connect to {}: {e}", endpoint.authority)))?;
+        // The request goes out in one write; do not hold it back waiting for an ACK.
+        tcp.set_nodelay(true)
+            .map_err(|e| SendError::Transient(format!("connect to {}: {e}", endpoint.authority)))?;
+        let (status, location, body) = if endpoint.https {
+            let name = ServerName::try_from(endpoint.host.clone()).map_err(|e| {
+                SendError::Permanent(format!(
+                    "{}: not a TLS server name: {e}",
+                    endpoint.authority
+                ))
+            })?;
+            let tls = self.tls.connect(name, tcp).await.map_err(|e| {
+                SendError::Transient(format!("TLS handshake with {}: {e}", endpoint.authority))
+            })?;
+            exchange(tls, request).await
+        } else {
+            exchange(tcp, request).await
+        }
+        .map_err(|e| {
+            SendError::Transient(format!("HTTP exchange with {}: {e}", endpoint.authority))
+        })?;
+        check_status(&endpoint.authority, status, location.as_deref(), &body)
+    }
+}
+
+/// Sends the request over `io` and reads the status, `Location` and the start of the body.
+async fn exchange<S>(
+    io: S,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Option<String>, Vec<u8>), hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    let response = async move {
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        // The status decides; the body only explains a failure, so a body that breaks off or
+        // runs long still leaves a complete answer.
+        let mut body = response.into_body();
+        let mut start = Vec::new();
+        while start.len() < MAX_RESPONSE_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        start.extend_from_slice(data);
+                    }
+                }
+                Some(Err(_)) | None => break,
+            }
+        }
+        Ok((status, location, start))
+    };
+    // The connection is driven here rather than spawned, so a timeout that drops this future
+    // leaves nothing running behind it. Once the answer is in, the connection is dropped (and
+    // closed) whatever its state; if it ends first, the answer is complete or failed already.
+    let mut response = pin!(response);
+    let mut connection = pin!(connection);
+    tokio::select! {
+        answer = &mut response => answer,
+        _ = &mut connection => response.await,
+    }
+}
+
+/// 2xx is success; 408, 429 and 5xx are transient; anything else will not fix itself.
+fn check_status(
+    authority: &str,
+    status: StatusCode,
+    location: Option<&str>,
+    body: &[u8],
+) -> Result<(), SendError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = String::from_utf8_lossy(body);
+    let mut quoted: String = body.trim().chars().take(QUOTED_BODY_CHARS).collect();
+    if body.trim().chars().count() > QUOTED_BODY_CHARS {
+        quoted.push('…');
+    }
+    let mut message = format!("HTTP {status} from {authority}");
+    if let Some(location) = location.filter(|_| status.is_redirection()) {
+        message.push_str(&format!(
+            " (redirects to {location}; configure the final URL)"
+        ));
+    }
+    if !quoted.is_empty() {
+        message.push_str(&format!(": {quoted}"));
+    }
+    let transient = status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS;
+    Err(if transient {
+        SendError::Transient(message)
+    } else {
+        SendError::Permanent(message)
+    })
+}
+
+/// Posts to a Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat).
+pub(super) struct SlackNotifier {
+    client: HttpClient,
+    endpoint: Endpoint,
+}
+
+impl SlackNotifier {
+    pub(super) fn new(at: &str, config: &SlackConfig, client: HttpClient) -> Result<Self, String> {
+        Ok(Self {
+            client,
+            endpoint: Endpoint::parse(&format!("{at}.slack.url"), &config.url)?,
+        })
+    }
+
+    pub(super) async fn send(&self, n: &Notification) -> Result<(), SendError> {
+        let body = serde_json::to_vec(&render::slack(n)).expect("JSON value serializes");
+        self.client
+            .post_json(&self.endpoint, Vec::new(), body)
+            .await
+    }
+}
+
+/// Posts the notification as JSON, signed with HMAC-SHA256 when a secret is configured.
+pub(super) struct SignedWebhookNotifier {
+    client: HttpClient,
+    endpoint: Endpoint,
+    secret: Option<Vec<u8>>,
+}
+
+impl SignedWebhookNotifier {
+    pub(super) fn new(
+        at: &str,
+        config: &WebhookConfig,
+        client: HttpClient,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            client,
+            endpoint: Endpoint::parse(&format!("{at}.webhook.url"), &config.url)?,
+            secret: config.secret.as_ref().map(|s| s.as_bytes().to_vec()),
+        })
+    }
+
+    pub(super) async fn send(&self, n: &Notification) -> Result<(), SendError> {
+        let body = render::webhook_body(n);
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut headers = vec![(
+            HeaderName::from_static("x-hcmon-timestamp"),
+            HeaderValue::from(timestamp),
+        )];
+        if let Some(secret) = &self.secret {
+            let signature = render::signature(secret, timestamp, &body);
+            headers.push((
+                HeaderName::from_static("x-hcmon-signature"),
+                HeaderValue::try_from(signature).expect("hex is a valid header value"),
+            ));
+        }
+        self.client.post_json(&self.endpoint, headers, body).await
+    }
+}
+
+/// Posts alerts to Alertmanager's v2 API, which groups, silences and routes them further.
+pub(super) struct AlertmanagerNotifier {
+    client: HttpClient,
+    endpoint: Endpoint,
+}
+
+impl AlertmanagerNotifier {
+    pub(super) fn new(
+        at: &str,
+        config: &AlertmanagerConfig,
+        client: HttpClient,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            client,
+            endpoint: Endpoint::parse(&format!("{at}.alertmanager.url"), &config.alerts_url())?,
+        })
+    }
+
+    pub(super) async fn send(&self, n: &Notification) -> Result<(), SendError> {
+        let body = serde_json::to_vec(&render::alertmanager(n)).expect("JSON value serializes");
+        self.client
+            .post_json(&self.endpoint, Vec::new(), body)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        let e = Endpoint::parse("f", "https://hooks.slack.com/services/T/B/X").unwrap();
+        assert!(e.https);
+        assert_eq!(
+            (e.host.as_str(), e.port, e.authority.as_str()),
+            ("hooks.slack.com", 443, "hooks.slack.com")
+        );
+        assert_eq!(e.path_and_query, "/services/T/B/X");
+        let e = Endpoint::parse("f", "http://[::1]:9093").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("::1", 9093));
+        assert_eq!(e.path_and_query, "/");
+        let e = Endpoint::parse("f", "http://h/hook?a=1").unwrap();
+        assert_eq!((e.port, e.path_and_query.as_str()), (80, "/hook?a=1"));
+        for (url, error) in [
+            (
+                "hooks.slack.com/x",
+                "f: must start with http:// or https://",
+            ),
+            ("ftp://h/", "f: must start with http:// or https://"),
+            ("http://u:p@h/", "f: user:password@"),
+            ("http:///x", "f: "),
+        ] {
+            let message = Endpoint::parse("f", url).unwrap_err();
+            assert!(message.starts_with(error), "{url}: {message}");
+        }
+    }
+
+    #[test]
+    fn status_classification() {
+        let check = |status: u16, body: &str| {
+            check_status(
+                "h:1",
+                StatusCode::from_u16(status).unwrap(),
+                Some("https://elsewhere/"),
+                body.as_bytes(),
+            )
+        };
+        assert!(check(200, "ok").is_ok());
+        assert!(check(204, "").is_ok());
+        match check(500, "  database locked \n") {
+            Err(SendError::Transient(m)) => {
+                assert_eq!(
+                    m,
+                    "HTTP 500 Internal Server Error from h:1: database locked"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(check(429, ""), Err(SendError::Transient(_))));
+        assert!(matches!(check(408, ""), Err(SendError::Transient(_))));
+        match check(400, &"x".repeat(500)) {
+            Err(SendError::Permanent(m)) => {
+                assert!(m.starts_with("HTTP 400 Bad Request from h:1: xxx"));
+                assert!(m.ends_with("x…") && m.chars().count() < 260, "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match check(301, "") {
+            Err(SendError::Permanent(m)) => assert!(m.contains("redirects to https://elsewhere/")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

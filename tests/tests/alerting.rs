@@ -1,0 +1,768 @@
+//! Alerting end to end: a collector (in this process, on a test clock) receives samples over
+//! its real gRPC protocol from scripted nodes and notifies real receivers on loopback: an SMTP
+//! server with STARTTLS and AUTH, HTTP receivers for Slack and a signed webhook (the pager), and
+//! Debian's Alertmanager. The test clock drives 15/30/60-minute escalations in milliseconds;
+//! everything else (timers, stores, deliveries) is what runs in production.
+
+use hcmon_collector::Collector;
+use hcmon_collector::config::CollectorConfig;
+use hcmon_tests::node::ScriptedNode;
+use hcmon_tests::receivers::{Alertmanager, HttpReceiver, RecordedRequest, SmtpSink};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(15);
+const MIN: i64 = 60_000;
+
+/// A collector running in this process on a clock the test moves.
+struct Rig {
+    clock: Arc<AtomicI64>,
+    http: SocketAddr,
+    grpc: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Rig {
+    async fn start(data_dir: &Path, toml: &str, clock: Arc<AtomicI64>) -> anyhow::Result<Self> {
+        let mut config: CollectorConfig = toml::from_str(toml)?;
+        config.data_dir = data_dir.to_owned();
+        config.grpc_listen = "127.0.0.1:0".parse()?;
+        config.http_listen = "127.0.0.1:0".parse()?;
+        config.validate()?;
+        let now = clock.clone();
+        let collector =
+            Collector::open(config, Arc::new(move || now.load(Ordering::SeqCst))).await?;
+        let (http, grpc) = (collector.http_addr(), collector.grpc_addr());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(collector.run(shutdown.clone(), Duration::from_secs(5)));
+        Ok(Self {
+            clock,
+            http,
+            grpc,
+            shutdown,
+            task,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await?
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    /// Moves the clock in steps, giving the collector's timers a moment at each.
+    async fn advance(&self, ms: i64) {
+        let step = 60_000.min(ms.max(1));
+        let end = self.now() + ms;
+        while self.now() < end {
+            let next = (self.now() + step).min(end);
+            self.clock.store(next, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+
+    async fn node(&self, name: &str) -> anyhow::Result<ScriptedNode> {
+        ScriptedNode::connect(&format!("http://{}", self.grpc), name).await
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let body = reqwest::get(format!("http://{}{path}", self.http))
+            .await?
+            .text()
+            .await?;
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    async fn alerts(&self) -> anyhow::Result<Vec<Value>> {
+        let body = self.get("/api/v1/alerts").await?;
+        Ok(body["data"]["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Waits until the API shows the alert `name` on `node` in hcmon state `state`.
+    async fn wait_alert(&self, name: &str, node: &str, state: &str) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let found = self.alerts().await?.into_iter().find(|a| {
+                a["labels"]["alertname"] == name
+                    && a["labels"]["node"] == node
+                    && a["hcmonState"] == state
+            });
+            if let Some(alert) = found {
+                return Ok(alert);
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "{name} on {node} never became {state}: {:#?}",
+                    self.alerts().await?
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs the `hcmon` CLI against this collector.
+    fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = std::process::Command::new(hcmon_tests::bin_path("hcmon"))
+            .arg("--url")
+            .arg(format!("http://{}", self.http))
+            .args(args)
+            .env("USER", "carol")
+            .output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "hcmon {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8(output.stdout)?)
+    }
+}
+
+/// Receivers and the config that points the collector at them.
+struct Receivers {
+    smtp: SmtpSink,
+    slack: HttpReceiver,
+    pager: HttpReceiver,
+    _ca: tempfile::NamedTempFile,
+    toml: String,
+}
+
+const RULES: &str = r#"
+[analytics]
+enabled = false
+
+[alerting]
+default_rules = false
+
+[alerting.missing_data]
+agents = false
+
+[alerting.retry]
+attempts = 3
+initial_backoff = "20ms"
+max_backoff = "100ms"
+
+[[alerting.rules]]
+name = "HighCpu"
+selector = "node_cpu_usage_ratio"
+direction = "above"
+warning = 0.70
+error = 0.85
+critical = 0.95
+recovery_margin = 0.05
+
+[[alerting.rules]]
+name = "HighMemory"
+selector = "node_memory_used_ratio"
+direction = "above"
+warning = 0.75
+error = 0.85
+critical = 0.95
+recovery_margin = 0.05
+
+[[alerting.rules]]
+name = "DiskFilling"
+selector = "node_filesystem_used_ratio"
+direction = "above"
+warning = 0.80
+error = 0.90
+critical = 0.95
+recovery_margin = 0.02
+
+[alerting.recipients]
+on-call = ["pager:oncall"]
+manager = ["pager:manager", "email:boss@example.com"]
+director = ["pager:director"]
+"#;
+
+impl Receivers {
+    async fn start(per_hour: usize, extra: &str) -> anyhow::Result<Self> {
+        let smtp = SmtpSink::start(true).await?;
+        let slack = HttpReceiver::start().await?;
+        let pager = HttpReceiver::start().await?;
+        let ca = tempfile::NamedTempFile::new()?;
+        std::fs::write(ca.path(), smtp.cert_pem())?;
+        let toml = format!(
+            r#"{RULES}
+{extra}
+
+[[alerting.channels]]
+name = "email"
+min_severity = "warning"
+max_per_hour = {per_hour}
+[alerting.channels.email]
+host = "localhost"
+port = {smtp_port}
+tls = "starttls"
+username = "hcmon"
+password = "s3cret"
+from = "hcmon <hcmon@example.com>"
+to = ["team@example.com"]
+ca_file = "{ca}"
+
+[[alerting.channels]]
+name = "slack"
+min_severity = "error"
+max_per_hour = {per_hour}
+[alerting.channels.slack]
+url = "{slack}"
+
+[[alerting.channels]]
+name = "pager"
+escalation_only = true
+[alerting.channels.webhook]
+url = "{pager}"
+secret = "pager-signing-secret"
+"#,
+            smtp_port = smtp.addr().port(),
+            ca = ca.path().display(),
+            slack = slack.url(),
+            pager = pager.url(),
+        );
+        Ok(Self {
+            smtp,
+            slack,
+            pager,
+            _ca: ca,
+            toml,
+        })
+    }
+}
+
+fn clock_at(ms: i64) -> Arc<AtomicI64> {
+    Arc::new(AtomicI64::new(ms))
+}
+
+/// Now, rounded to a minute, so runs are alike.
+fn start_time() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64;
+    now - now % MIN
+}
+
+fn webhook(request: &RecordedRequest) -> Value {
+    request.json().expect("the pager gets JSON")
+}
+
+/// The pager notifications of kind `kind` (`firing`, `escalation`, `resolved`...).
+fn pages(pager: &HttpReceiver) -> Vec<Value> {
+    pager.requests().iter().map(webhook).collect()
+}
+
+fn names(n: &Value) -> Vec<String> {
+    let mut names: Vec<String> = n["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["labels"]["alertname"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_grouped_escalates_through_three_tiers_and_resolves_to_everyone()
+-> anyhow::Result<()> {
+    let receivers = Receivers::start(10, "").await?;
+    let am = Alertmanager::start().await?;
+    let toml = format!(
+        "{}\n[[alerting.channels]]\nname = \"am\"\n[alerting.channels.alertmanager]\nurl = \"{}\"\n",
+        receivers.toml,
+        am.url()
+    );
+    let dir = tempfile::tempdir()?;
+    let rig = Rig::start(&dir.path().join("data"), &toml, clock_at(start_time())).await?;
+    let mut nas = rig.node("nas").await?;
+
+    // Three resources of one node cross their levels together: one notification per channel.
+    let t = rig.now();
+    nas.send(
+        t,
+        &[
+            ("node_cpu_usage_ratio", &[], 0.97),
+            ("node_memory_used_ratio", &[], 0.90),
+            ("node_filesystem_used_ratio", &[("mountpoint", "/")], 0.85),
+        ],
+    )
+    .await?;
+    let cpu = rig.wait_alert("HighCpu", "nas", "firing").await?;
+    assert_eq!(cpu["state"], "firing");
+    assert_eq!(cpu["labels"]["severity"], "critical");
+    assert_eq!(cpu["value"], "0.97");
+    assert!(
+        receivers.smtp.messages().is_empty(),
+        "the grouping window is open"
+    );
+    rig.advance(MIN).await;
+    let mails = receivers.smtp.wait_for(1, WAIT).await?;
+    assert_eq!(mails.len(), 1, "one email for the burst");
+    let mail = &mails[0];
+    assert!(
+        mail.tls && mail.auth.is_some(),
+        "STARTTLS and AUTH were used"
+    );
+    let subject = mail.header("Subject").unwrap_or_default();
+    assert!(
+        subject.contains("FIRING:3") && subject.contains("nas"),
+        "{subject}"
+    );
+    let body = mail.body().replace("=\r\n", "");
+    for needle in ["HighCpu", "HighMemory", "DiskFilling", "0.97", "critical"] {
+        assert!(
+            body.contains(needle),
+            "{needle} missing from the email:\n{body}"
+        );
+    }
+    let slack = receivers.slack.wait_for(1, WAIT).await?;
+    assert_eq!(slack.len(), 1);
+    let slack_text = String::from_utf8_lossy(&slack[0].body).to_string();
+    assert!(slack_text.contains("HighCpu") && slack_text.contains("HighMemory"));
+    assert!(
+        !slack_text.contains("DiskFilling"),
+        "slack takes error and up; the disk is a warning"
+    );
+    // Alertmanager's own API lists what was forwarded.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let listed = am.alerts().await?;
+        let names: Vec<&str> = listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["labels"]["alertname"].as_str())
+            .collect();
+        if names.contains(&"HighCpu") && names.contains(&"DiskFilling") {
+            let cpu = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["labels"]["alertname"] == "HighCpu")
+                .expect("listed");
+            assert_eq!(cpu["labels"]["node"], "nas");
+            assert_eq!(cpu["labels"]["severity"], "critical");
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "Alertmanager lists {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        receivers.pager.requests().is_empty(),
+        "the pager is for escalation"
+    );
+
+    // Nobody acknowledges: on-call at 15 min, the manager at 30, the director at 60.
+    rig.advance(14 * MIN - MIN / 2).await;
+    assert!(receivers.pager.requests().is_empty());
+    rig.advance(MIN).await;
+    receivers.pager.wait_for(2, WAIT).await?;
+    let tier0 = pages(&receivers.pager);
+    assert!(
+        tier0.iter().all(|p| p["kind"]["escalation"]["tier"] == 0),
+        "{tier0:?}"
+    );
+    assert!(
+        tier0
+            .iter()
+            .all(|p| p["recipients"] == serde_json::json!(["oncall"]))
+    );
+    let mut escalated: Vec<Vec<String>> = tier0.iter().map(names).collect();
+    escalated.sort();
+    assert_eq!(
+        escalated,
+        vec![vec!["HighCpu".to_owned()], vec!["HighMemory".to_owned()]],
+        "the warning-level disk alert is not escalated"
+    );
+    // The pager's webhook is signed.
+    let request = &receivers.pager.requests()[0];
+    let timestamp = request
+        .header("x-hcmon-timestamp")
+        .expect("timestamp header");
+    let signature = request
+        .header("x-hcmon-signature")
+        .expect("signature header");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"pager-signing-secret");
+    let mut signed = format!("{timestamp}.").into_bytes();
+    signed.extend_from_slice(&request.body);
+    let hex: String = ring::hmac::sign(&key, &signed)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(signature, format!("sha256={hex}"));
+
+    rig.advance(15 * MIN).await;
+    receivers.pager.wait_for(4, WAIT).await?;
+    let boss = receivers
+        .smtp
+        .wait_for(3, WAIT)
+        .await?
+        .into_iter()
+        .filter(|m| m.to == vec!["boss@example.com".to_owned()])
+        .count();
+    assert_eq!(
+        boss, 2,
+        "tier 2 also emails the manager, one mail per alert"
+    );
+    rig.advance(30 * MIN).await;
+    receivers.pager.wait_for(6, WAIT).await?;
+    let tiers: Vec<i64> = pages(&receivers.pager)
+        .iter()
+        .map(|p| p["kind"]["escalation"]["tier"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(tiers, vec![0, 0, 1, 1, 2, 2]);
+    let cpu = rig.wait_alert("HighCpu", "nas", "firing").await?;
+    assert_eq!(cpu["escalationTier"], 3);
+    rig.advance(2 * 60 * MIN).await;
+    assert_eq!(receivers.pager.requests().len(), 6, "each tier once");
+
+    // A second node: acknowledged from the signed link in its first page, after tier one.
+    let mut pi = rig.node("pi").await?;
+    pi.send(rig.now(), &[("node_cpu_usage_ratio", &[], 0.9)])
+        .await?;
+    rig.advance(16 * MIN).await;
+    receivers.pager.wait_for(7, WAIT).await?;
+    let page = pages(&receivers.pager).pop().expect("a page");
+    assert_eq!(page["alerts"][0]["labels"]["node"], "pi");
+    let link = page["alerts"][0]["ack_url"]
+        .as_str()
+        .expect("an ack link")
+        .to_owned();
+    assert!(
+        link.starts_with(&format!("http://{}/api/v1/alerts/", rig.http)),
+        "{link}"
+    );
+    let answer = reqwest::get(&link).await?;
+    assert!(answer.status().is_success());
+    assert!(answer.text().await?.contains("Acknowledged"));
+    let acked = rig.wait_alert("HighCpu", "pi", "acknowledged").await?;
+    assert_eq!(acked["state"], "firing", "Prometheus' view: still firing");
+    assert_eq!(acked["acknowledged"]["by"], "on-call");
+    let forged = link.replace("by=on-call", "by=mallory");
+    assert_eq!(reqwest::get(&forged).await?.status(), 403);
+    rig.advance(2 * 60 * MIN).await;
+    assert_eq!(
+        receivers.pager.requests().len(),
+        7,
+        "acknowledged: no further tiers"
+    );
+
+    // The node recovers: everyone who heard of each alert hears it resolved.
+    let pages_before = receivers.pager.requests().len();
+    let mails_before = receivers.smtp.messages().len();
+    nas.send(
+        rig.now(),
+        &[
+            ("node_cpu_usage_ratio", &[], 0.2),
+            ("node_memory_used_ratio", &[], 0.3),
+            ("node_filesystem_used_ratio", &[("mountpoint", "/")], 0.5),
+        ],
+    )
+    .await?;
+    rig.advance(MIN).await;
+    receivers.pager.wait_for(pages_before + 3, WAIT).await?;
+    let resolved: Vec<Value> = pages(&receivers.pager)[pages_before..].to_vec();
+    let mut recipients: Vec<String> = resolved
+        .iter()
+        .map(|p| {
+            assert_eq!(p["kind"], "resolved");
+            p["recipients"][0].as_str().unwrap_or("?").to_owned()
+        })
+        .collect();
+    recipients.sort();
+    assert_eq!(recipients, vec!["director", "manager", "oncall"]);
+    let mails = receivers.smtp.wait_for(mails_before + 2, WAIT).await?;
+    let resolved_mails: Vec<_> = mails[mails_before..]
+        .iter()
+        .filter(|m| m.header("Subject").is_some_and(|s| s.contains("RESOLVED")))
+        .collect();
+    assert_eq!(resolved_mails.len(), 2, "the team and the manager");
+    assert!(
+        rig.alerts()
+            .await?
+            .iter()
+            .all(|a| a["labels"]["node"] != "nas")
+    );
+
+    // The incident keeps the whole story.
+    let incidents = rig.get("/api/v1/incidents").await?;
+    let cpu_incident = incidents["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["labels"]["alertname"] == "HighCpu" && i["labels"]["node"] == "nas")
+        .expect("an incident for HighCpu on nas")
+        .clone();
+    assert!(cpu_incident["resolvedAt"].is_string());
+    let id = cpu_incident["id"].as_str().expect("id");
+    let story = rig.get(&format!("/api/v1/incidents/{id}")).await?;
+    let events: Vec<&str> = story["data"]["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    for event in ["fired", "queued", "delivered", "escalated", "resolved"] {
+        assert!(events.contains(&event), "{event} missing from {events:?}");
+    }
+    rig.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hourly_cap_holds_the_rest_and_sends_one_digest() -> anyhow::Result<()> {
+    let receivers = Receivers::start(2, "").await?;
+    let dir = tempfile::tempdir()?;
+    let rig = Rig::start(
+        &dir.path().join("data"),
+        &receivers.toml,
+        clock_at(start_time()),
+    )
+    .await?;
+    for name in ["n1", "n2", "n3", "n4", "n5"] {
+        let mut node = rig.node(name).await?;
+        node.send(rig.now(), &[("node_cpu_usage_ratio", &[], 0.9)])
+            .await?;
+    }
+    rig.advance(MIN).await;
+    receivers.slack.wait_for(2, WAIT).await?;
+    rig.advance(10 * MIN).await;
+    assert_eq!(receivers.slack.requests().len(), 2, "capped at two an hour");
+    rig.advance(52 * MIN).await;
+    let all = receivers.slack.wait_for(3, WAIT).await?;
+    let digest = String::from_utf8_lossy(&all[2].body).to_string();
+    for node in ["n3", "n4", "n5"] {
+        assert!(
+            digest.contains(node),
+            "{node} missing from the digest: {digest}"
+        );
+    }
+    assert!(digest.to_lowercase().contains("digest"), "{digest}");
+    rig.advance(2 * 60 * MIN).await;
+    assert_eq!(receivers.slack.requests().len(), 3, "nothing sent twice");
+    rig.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_from_the_cli_mute_and_their_expiry_lets_alerts_through() -> anyhow::Result<()> {
+    let receivers = Receivers::start(10, "").await?;
+    let dir = tempfile::tempdir()?;
+    let rig = Rig::start(
+        &dir.path().join("data"),
+        &receivers.toml,
+        clock_at(start_time()),
+    )
+    .await?;
+    let out = rig.cli(&[
+        "alerts",
+        "silence",
+        "{node=\"nas\"}",
+        "--for",
+        "3h",
+        "--comment",
+        "disk swap",
+    ])?;
+    assert!(out.contains("active"), "{out}");
+    let silence_id = out.split_whitespace().nth(1).expect("an id").to_owned();
+    let bad = std::process::Command::new(hcmon_tests::bin_path("hcmon"))
+        .args([
+            "--url",
+            &format!("http://{}", rig.http),
+            "alerts",
+            "silence",
+            "{node=",
+        ])
+        .output()?;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("matchers"));
+
+    let mut nas = rig.node("nas").await?;
+    nas.send(rig.now(), &[("node_cpu_usage_ratio", &[], 0.99)])
+        .await?;
+    rig.advance(20 * MIN).await;
+    assert!(receivers.slack.requests().is_empty(), "silenced");
+    assert!(
+        receivers.pager.requests().is_empty(),
+        "silenced alerts do not escalate"
+    );
+    let listed = rig.cli(&["alerts", "list"])?;
+    assert!(
+        listed.contains("HighCpu") && listed.contains("silenced"),
+        "{listed}"
+    );
+
+    rig.cli(&["alerts", "unsilence", &silence_id])?;
+    let silences = rig.cli(&["alerts", "silences"])?;
+    assert!(silences.contains("expired"), "{silences}");
+    rig.advance(2 * MIN).await;
+    receivers.slack.wait_for(1, WAIT).await?;
+    // It missed its first tier while silenced: that tier comes now, once.
+    receivers.pager.wait_for(1, WAIT).await?;
+    let id = rig.wait_alert("HighCpu", "nas", "firing").await?["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let out = rig.cli(&["alerts", "ack", &id])?;
+    assert!(out.contains("carol"), "{out}");
+    let alert = rig.wait_alert("HighCpu", "nas", "acknowledged").await?;
+    assert_eq!(alert["acknowledged"]["by"], "carol");
+    let shown = rig.cli(&["alerts", "show", &id])?;
+    assert!(
+        shown.contains("acknowledged") && shown.contains("history"),
+        "{shown}"
+    );
+    rig.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_dies_fires_within_a_minute_and_mutes_its_other_alerts() -> anyhow::Result<()> {
+    // Missing data is on by default: nothing to configure.
+    let receivers = Receivers::start(10, "").await?;
+    let toml = receivers
+        .toml
+        .replace("[alerting.missing_data]\nagents = false\n", "");
+    let dir = tempfile::tempdir()?;
+    let rig = Rig::start(&dir.path().join("data"), &toml, clock_at(start_time())).await?;
+    let mut nas = rig.node("nas").await?;
+    let mut pi = rig.node("pi").await?;
+    for _ in 0..6 {
+        let t = rig.now();
+        nas.send(t, &[("node_memory_used_ratio", &[], 0.5)]).await?;
+        pi.send(t, &[("node_memory_used_ratio", &[], 0.5)]).await?;
+        rig.advance(10_000).await;
+    }
+    // Its last words: memory is full. Then it is gone.
+    nas.send(rig.now(), &[("node_memory_used_ratio", &[], 0.97)])
+        .await?;
+    drop(nas);
+    let died = rig.now();
+    for _ in 0..4 {
+        rig.advance(10_000).await;
+        pi.send(rig.now(), &[("node_memory_used_ratio", &[], 0.5)])
+            .await?;
+    }
+    let silent = rig.wait_alert("AgentSilent", "nas", "firing").await?;
+    assert!(rig.now() - died <= MIN, "fired within a minute");
+    assert_eq!(silent["labels"]["severity"], "critical");
+    rig.wait_alert("AgentDisconnected", "nas", "firing").await?;
+    let memory = rig.wait_alert("HighMemory", "nas", "firing").await?;
+    assert!(
+        memory["muted"].as_str().unwrap_or("").contains("inhibited"),
+        "{memory}"
+    );
+    for _ in 0..6 {
+        rig.advance(10_000).await;
+        pi.send(rig.now(), &[("node_memory_used_ratio", &[], 0.5)])
+            .await?;
+    }
+    let slack = receivers.slack.wait_for(1, WAIT).await?;
+    let text = String::from_utf8_lossy(&slack[0].body).to_string();
+    assert!(text.contains("AgentSilent"), "{text}");
+    assert!(
+        !text.contains("HighMemory"),
+        "muted by the node being down: {text}"
+    );
+    let alerts = rig.alerts().await?;
+    assert!(
+        alerts.iter().all(|a| a["labels"]["node"] != "pi"),
+        "the live node is fine: {:?}",
+        alerts
+            .iter()
+            .map(|a| format!(
+                "{} {} {} {}",
+                a["labels"]["alertname"], a["labels"]["node"], a["hcmonState"], a["value"]
+            ))
+            .collect::<Vec<_>>()
+    );
+    rig.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_alert_is_reported_once() -> anyhow::Result<()> {
+    let receivers = Receivers::start(100, "").await?;
+    let dir = tempfile::tempdir()?;
+    let rig = Rig::start(
+        &dir.path().join("data"),
+        &receivers.toml,
+        clock_at(start_time()),
+    )
+    .await?;
+    let mut nas = rig.node("nas").await?;
+    for i in 0..12 {
+        let value = if i % 2 == 0 { 0.97 } else { 0.1 };
+        nas.send(rig.now(), &[("node_cpu_usage_ratio", &[], value)])
+            .await?;
+        rig.advance(30_000).await;
+    }
+    rig.advance(5 * MIN).await;
+    let flapping = rig.alerts().await?;
+    let sent: Vec<String> = receivers
+        .slack
+        .requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .collect();
+    let notices = sent
+        .iter()
+        .filter(|s| s.to_lowercase().contains("flapping"))
+        .count();
+    assert_eq!(notices, 1, "one flapping notice: {sent:#?}\n{flapping:#?}");
+    assert!(sent.len() <= 4, "no storm: {sent:#?}");
+    rig.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_escalation_neither_repeats_nor_skips() -> anyhow::Result<()> {
+    let receivers = Receivers::start(10, "").await?;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let clock = clock_at(start_time());
+    let rig = Rig::start(&data, &receivers.toml, clock.clone()).await?;
+    let mut nas = rig.node("nas").await?;
+    nas.send(rig.now(), &[("node_cpu_usage_ratio", &[], 0.99)])
+        .await?;
+    rig.advance(20 * MIN).await;
+    receivers.pager.wait_for(1, WAIT).await?;
+    receivers.slack.wait_for(1, WAIT).await?;
+    drop(nas);
+    rig.stop().await?;
+
+    // Down for 45 minutes: the manager's (30 min) and the director's (60 min) tiers came due.
+    clock.fetch_add(45 * MIN, Ordering::SeqCst);
+    let rig = Rig::start(&data, &receivers.toml, clock.clone()).await?;
+    rig.wait_alert("HighCpu", "nas", "firing").await?;
+    receivers.pager.wait_for(3, WAIT).await?;
+    rig.advance(2 * 60 * MIN).await;
+    let alert = rig.wait_alert("HighCpu", "nas", "firing").await?;
+    let tiers: Vec<i64> = pages(&receivers.pager)
+        .iter()
+        .map(|p| p["kind"]["escalation"]["tier"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(
+        tiers,
+        vec![0, 1, 2],
+        "each tier exactly once across the restart"
+    );
+    assert_eq!(
+        receivers.slack.requests().len(),
+        1,
+        "the firing notice is not sent again"
+    );
+    assert_eq!(alert["escalationTier"], 3);
+    rig.stop().await
+}
