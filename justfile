@@ -27,8 +27,13 @@ bench-agent *ARGS:
 bench-engines:
     ./deploy/dev.sh bench-engines
 
+# Alert latency: a threshold-crossing sample until /api/v1/alerts lists it firing, idle and
+# with agents streaming at full speed. Extra arguments go to hcmon-bench-alerts.
+bench-alerts *ARGS:
+    ./deploy/dev.sh bench-alerts {{ARGS}}
+
 # All benchmarks.
-bench: bench-ingest bench-agent bench-engines
+bench: bench-ingest bench-agent bench-engines bench-alerts
 
 fmt:
     cargo fmt --all

@@ -8,6 +8,8 @@
 #   deploy/dev.sh bench-agent [ARGS]    release build, then the agent's footprint beside
 #                        Debian's prometheus-node-exporter
 #   deploy/dev.sh bench-engines         the online anomaly ensemble's samples per second
+#   deploy/dev.sh bench-alerts [ARGS]   release build, then sample → firing alert latency,
+#                        idle and under ingest load
 # It installs what it needs (Debian packages) itself, idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -111,6 +113,13 @@ bench_agent() {
   "$CARGO_TARGET_DIR/release/hcmon-bench-agent" "$@"
 }
 
+bench_alerts() {
+  ensure_packages libclang-dev
+  setup_target_dir
+  cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
+  "$CARGO_TARGET_DIR/release/hcmon-bench-alerts" "$@"
+}
+
 bench_engines() {
   ensure_packages libclang-dev
   setup_target_dir
@@ -124,6 +133,7 @@ case "${1:-}" in
   build) build ;;
   bench-ingest) shift; bench_ingest "$@" ;;
   bench-agent) shift; bench_agent "$@" ;;
+  bench-alerts) shift; bench_alerts "$@" ;;
   bench-engines) bench_engines ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|bench-ingest|bench-agent|bench-engines" >&2; exit 2 ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|bench-ingest|bench-agent|bench-engines|bench-alerts" >&2; exit 2 ;;
 esac

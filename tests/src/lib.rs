@@ -154,6 +154,15 @@ impl Collector {
         Self::start_with(binary, data_dir, 0, 0, &[])
     }
 
+    /// Starts the collector binary at `binary` on free ports with extra arguments.
+    pub fn start_binary_with(
+        binary: &Path,
+        data_dir: &Path,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
+        Self::start_with(binary, data_dir, 0, 0, extra)
+    }
+
     /// Starts a collector on free ports with a config file holding `toml` (written beside
     /// `data_dir`).
     pub fn start_with_config(data_dir: &Path, toml: &str) -> anyhow::Result<Self> {

@@ -413,3 +413,58 @@ fn merge<T: Clone>(base: Option<Vec<T>>, overrides: &[T], name: impl Fn(&T) -> &
     out.extend(overrides.iter().cloned());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> AlertingConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn defaults_validate_and_configured_rules_replace_shipped_ones_by_name() {
+        let config = AlertingConfig::default();
+        config.validate().unwrap();
+        assert_eq!(config.all_channels()[0].name, "log");
+        let custom = parse(
+            "[[rules]]\nname = \"HighCpu\"\nselector = \"node_cpu_usage_ratio\"\ndirection = \"above\"\ncritical = 0.99\n",
+        );
+        let rules = custom.threshold_rules();
+        let cpu: Vec<_> = rules.iter().filter(|r| r.name == "HighCpu").collect();
+        assert_eq!(cpu.len(), 1);
+        assert_eq!(cpu[0].critical, Some(0.99));
+        assert_eq!(rules.len(), ThresholdRule::defaults().len());
+    }
+
+    #[test]
+    fn mistakes_name_their_key() {
+        let key = |text: &str| parse(text).validate().unwrap_err().0;
+        assert_eq!(
+            key("[recipients]\non-call = [\"pager\"]\n"),
+            "alerting.recipients.on-call"
+        );
+        assert_eq!(
+            key("[escalation]\n[[escalation.tiers]]\nafter = \"5m\"\nrecipients = [\"boss\"]\n"),
+            "alerting.escalation.tiers[0].recipients"
+        );
+        assert_eq!(
+            key(
+                "[[rules]]\nname = \"high cpu\"\nselector = \"x\"\ndirection = \"above\"\nwarning = 1.0\n"
+            ),
+            "alerting.rules[0].name"
+        );
+        assert_eq!(
+            key(
+                "[[forecast_rules]]\nname = \"F\"\nselector = \"x{\"\nlimit = 1.0\nhorizon = \"1h\"\n"
+            ),
+            "alerting.forecast_rules[0].selector"
+        );
+        assert_eq!(
+            key("external_url = \"monitor:9464\"\n"),
+            "alerting.external_url"
+        );
+        let err = toml::from_str::<AlertingConfig>("group_windw = \"1m\"").unwrap_err();
+        assert!(err.to_string().contains("group_windw"), "{err}");
+    }
+}
