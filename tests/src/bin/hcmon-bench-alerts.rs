@@ -92,6 +92,18 @@ async fn measure(
     Ok(latencies)
 }
 
+/// Samples the collector has stored so far, from its own counter.
+async fn ingested(base: &str) -> anyhow::Result<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("hcmon_collector_ingested_samples_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no hcmon_collector_ingested_samples_total in /metrics")
+}
+
 fn report(phase: &str, latencies: &[f64]) {
     println!(
         "{phase:<34} p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms",
@@ -139,11 +151,14 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = progress.acked_batches.load(Ordering::Relaxed);
+    let before = ingested(&base).await?;
     let started = Instant::now();
     let loaded = measure(&mut node, &base, "loaded", args.probes).await?;
-    let batches = progress.acked_batches.load(Ordering::Relaxed) - before;
-    let rate = batches as f64 * 5000.0 / started.elapsed().as_secs_f64();
+    let rate = (ingested(&base).await? - before) / started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        progress.acked_batches.load(Ordering::Relaxed) > 0,
+        "the background agents sent nothing"
+    );
     report(&format!("with {} agents streaming", args.agents), &loaded);
     println!(
         "background ingest during the loaded phase: {rate:.0} samples/s; p99 ratio loaded/idle {:.2}",
