@@ -496,7 +496,12 @@ impl AlertBook {
         let was_active = record.is_active();
         let before = record.lifecycle.state.name();
         record.value = obs.value;
+        // Related series come from the correlation engine once per episode, not per sample.
+        let related = std::mem::take(&mut record.evidence.related);
         record.evidence = obs.evidence;
+        if record.evidence.related.is_empty() && was_active {
+            record.evidence.related = related;
+        }
         record.annotations = obs.annotations;
         let judged = obs.judged.unwrap_or(obs.value);
         let notice = record.lifecycle.evaluate(&obs.rules, now_ms, judged);
@@ -1102,6 +1107,16 @@ impl AlertBook {
             .forget_before(now_ms - THROTTLE_MEMORY_MS);
     }
 
+    /// Attaches the series that moved with a firing alert (from the correlation engine).
+    pub fn set_related(&mut self, id: &str, related: Vec<String>) {
+        if let Some(record) = self.alerts.get_mut(id)
+            && record.episode.is_some()
+        {
+            record.evidence.related = related;
+            self.changes.alerts.insert(id.to_owned());
+        }
+    }
+
     /// Acknowledges a firing alert: escalation stops; the alert stays until it resolves.
     pub fn acknowledge(&mut self, id: &str, by: &str, now_ms: i64) -> Result<(), BookError> {
         let record = self
@@ -1565,6 +1580,26 @@ mod tests {
         assert!(
             sent.iter().any(|s| s.1 == NotificationKind::Resolved),
             "{sent:?}"
+        );
+    }
+
+    #[test]
+    fn related_series_stay_with_the_episode_and_reach_the_notification() {
+        let mut h = Harness::new(10);
+        h.observe("HighCpu", "nas", 0.95);
+        let id = h.id("HighCpu", "nas");
+        h.book
+            .set_related(&id, vec!["node_load1{node=\"nas\"} rose with it".into()]);
+        h.observe("HighCpu", "nas", 0.97);
+        h.advance(MIN);
+        let sent: Vec<Outgoing> = std::mem::take(&mut h.sent);
+        let related = &sent[0].notification.alerts[0].evidence.related;
+        assert_eq!(related.len(), 1, "kept across later samples: {sent:?}");
+        h.observe("HighCpu", "nas", 0.1);
+        h.observe("HighCpu", "nas", 0.95);
+        assert!(
+            h.book.alert(&id).unwrap().evidence.related.is_empty(),
+            "a new episode starts without the old correlation"
         );
     }
 

@@ -406,6 +406,8 @@ pub struct AlertService {
     outbox: Vec<Outgoing>,
     nodes: BTreeMap<String, Activity>,
     series: FxHashMap<SeriesId, (Arc<Watched>, Activity)>,
+    /// Alerts that just fired on a series, waiting for their related series.
+    correlate: Vec<(String, Arc<SeriesMeta>)>,
 }
 
 impl AlertService {
@@ -502,6 +504,7 @@ impl AlertService {
             outbox: loaded.outbox,
             nodes,
             series: FxHashMap::default(),
+            correlate: Vec::new(),
         };
         Ok((service, handle))
     }
@@ -513,6 +516,7 @@ impl AlertService {
     /// Runs until `shutdown`; deliveries in flight are abandoned to the outbox (sent on start).
     pub async fn run(mut self, shutdown: CancellationToken) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        let (related_tx, mut related_rx) = mpsc::unbounded_channel::<(String, Vec<String>)>();
         let mut workers: BTreeMap<String, mpsc::UnboundedSender<Outgoing>> = BTreeMap::new();
         for config in self.channels.configs() {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -545,6 +549,7 @@ impl AlertService {
                     }
                 }
                 Some(command) = self.commands.recv() => self.command(command),
+                Some((id, related)) = related_rx.recv() => self.book.set_related(&id, related),
                 Some(done) = done_rx.recv() => {
                     let now = self.now();
                     self.book.delivered(&done.outgoing, done.attempts, done.errors, done.delivered, now);
@@ -562,6 +567,18 @@ impl AlertService {
                         self.evaluate_forecasts().await;
                     }
                 }
+            }
+            let at = self.now();
+            for (id, target) in std::mem::take(&mut self.correlate) {
+                let (tsdb, catalog, tx) = (
+                    self.deps.tsdb.clone(),
+                    self.deps.catalog.clone(),
+                    related_tx.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    let related = related_series(&tsdb, &catalog, &target, at);
+                    let _ = tx.send((id, related));
+                });
             }
             let now = self.now();
             let flap = self.rules.flap_rules();
@@ -663,7 +680,16 @@ impl AlertService {
                 match *rule {
                     SampleRule::Threshold(i) => {
                         let obs = self.rules.threshold(i, &watched.meta.labels, value);
+                        let id = super::book::alert_id(&obs.alertname, &obs.labels);
                         self.book.observe(obs, now);
+                        let fired_now = self
+                            .book
+                            .alert(&id)
+                            .and_then(|a| a.episode.as_ref())
+                            .is_some_and(|e| e.fired_ms == now);
+                        if fired_now {
+                            self.correlate.push((id, watched.meta.clone()));
+                        }
                     }
                     SampleRule::MissingSeries(_) => {
                         self.series
@@ -836,6 +862,44 @@ impl AlertService {
             self.book.observe(obs, now);
         }
     }
+}
+
+/// The series that moved with `target` over the last 30 minutes, phrased for people, strongest
+/// first (at most 3): the same ranking as `/api/v1/related`, the node's own series first.
+fn related_series(
+    tsdb: &Tsdb,
+    catalog: &SeriesCatalog,
+    target: &SeriesMeta,
+    at: i64,
+) -> Vec<String> {
+    use crate::analytics::correlation::{CorrelationConfig, SeriesWindow, rank_related};
+    let config = CorrelationConfig::default();
+    let lag = config.max_lag.as_millis() as i64;
+    let start = at - 30 * 60_000 - lag;
+    let node = target.labels.get("node").unwrap_or_default();
+    let mut candidates: Vec<_> = catalog
+        .all()
+        .into_iter()
+        .filter(|m| m.id != target.id)
+        .collect();
+    candidates.sort_by_key(|m| m.labels.get("node").unwrap_or_default() != node);
+    candidates.truncate(config.max_candidates);
+    let read = |meta: &SeriesMeta| match tsdb.read_raw(meta.id, start, at) {
+        Ok(samples) => Some(SeriesWindow::new(meta.labels.to_string(), samples)),
+        Err(error) => {
+            tracing::warn!(%error, "related series could not be read");
+            None
+        }
+    };
+    let Some(target_window) = read(target) else {
+        return Vec::new();
+    };
+    let windows: Vec<SeriesWindow> = candidates.iter().filter_map(|m| read(m)).collect();
+    rank_related(&target_window, &windows, &config)
+        .iter()
+        .take(3)
+        .map(|r| r.describe())
+        .collect()
 }
 
 /// Delivers one channel's notifications in the order they were queued.
