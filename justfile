@@ -12,6 +12,12 @@ test:
 ci:
     ./deploy/dev.sh ci
 
+# Soak: the collector in real time with two agents and a sender mixing valid and hostile
+# requests, killed with -9 every minute; checks and prints restarts, missing samples (none),
+# the agents' largest gap and every answer. HCMON_SOAK_MINUTES=N for longer (default 5).
+soak:
+    ./deploy/dev.sh soak
+
 # Ingest benchmark: hcmon (gRPC and remote write), VictoriaMetrics and Prometheus fed identical
 # data in one run; prints samples per CPU-second, throughput, RSS, bytes per sample, ack latency
 # and range-query latency. Extra arguments go to hcmon-bench (e.g. --hosts 200).

@@ -3,6 +3,7 @@
 #   deploy/dev.sh run    build, then run a collector and a local agent in the foreground
 #   deploy/dev.sh test   build, then run every test (unit and multi-process)
 #   deploy/dev.sh ci     formatting and lint gates, then `test`
+#   deploy/dev.sh soak   the soak test: kill -9 every minute under hostile load (minutes)
 #   deploy/dev.sh bench-ingest [ARGS]   release build, then the ingest benchmark against
 #                        VictoriaMetrics and Prometheus (installed from Debian)
 #   deploy/dev.sh bench-agent [ARGS]    release build, then the agent's footprint beside
@@ -126,6 +127,14 @@ bench_engines() {
   cargo bench --locked -p hcmon-collector --bench engines
 }
 
+# The soak test: real time, two agents, hostile remote writes, kill -9 every minute; prints its
+# figures. HCMON_SOAK_MINUTES sets how many minutes (and restarts), default 5.
+soak() {
+  ensure_packages "${TEST_PACKAGES[@]}"
+  build
+  cargo nextest run --locked -p hcmon-tests --test soak --run-ignored only --no-capture
+}
+
 case "${1:-}" in
   run) run ;;
   test) run_tests ;;
@@ -135,5 +144,6 @@ case "${1:-}" in
   bench-agent) shift; bench_agent "$@" ;;
   bench-alerts) shift; bench_alerts "$@" ;;
   bench-engines) bench_engines ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|bench-ingest|bench-agent|bench-engines|bench-alerts" >&2; exit 2 ;;
+  soak) soak ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|bench-ingest|bench-agent|bench-engines|bench-alerts" >&2; exit 2 ;;
 esac

@@ -6,8 +6,9 @@
 use crate::spool::{Spool, SpoolError, SpoolRecord, lock};
 use hcmon_proto::v1::ingest_client::IngestClient;
 use hcmon_proto::v1::{
-    AgentMessage, Batch, CollectorMessage, HostFacts, REJECTED_SEQ_METADATA_KEY, RegisterRequest,
-    SESSION_METADATA_KEY, SeriesDef, SeriesSamples, agent_message, collector_message,
+    AgentMessage, Batch, CollectorMessage, HostFacts, MAX_HOST_FACT_BYTES,
+    REJECTED_SEQ_METADATA_KEY, RegisterRequest, RegisterResponse, SESSION_METADATA_KEY, SeriesDef,
+    SeriesSamples, agent_message, collector_message,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
 /// Batches in flight before waiting for acks.
@@ -47,6 +48,10 @@ enum SendError {
     Status(#[from] Status),
     #[error("collector did not answer the registration within {0:?}")]
     RegisterTimeout(Duration),
+    #[error(
+        "the collector holds sequence number {held} of this spool even under a new epoch, but the spool has issued only numbers below {next_seq}; nothing is sent that it could take for a repeat"
+    )]
+    NumberingAhead { held: u64, next_seq: u64 },
     #[error(transparent)]
     Spool(#[from] SpoolError),
 }
@@ -94,8 +99,31 @@ impl Interner {
             seq,
             new_series,
             samples,
+            skipped_from: 0,
         }
     }
+}
+
+/// Host facts as the collector accepts them (each string bounded, no control characters): an
+/// odd `/etc/os-release` must not keep the node from registering.
+fn within_limits(mut host: HostFacts) -> HostFacts {
+    for fact in [
+        &mut host.hostname,
+        &mut host.os_name,
+        &mut host.os_version,
+        &mut host.kernel_version,
+        &mut host.arch,
+    ] {
+        let mut fitted = String::with_capacity(fact.len().min(MAX_HOST_FACT_BYTES));
+        for c in fact.chars().map(|c| if c.is_control() { ' ' } else { c }) {
+            if fitted.len() + c.len_utf8() > MAX_HOST_FACT_BYTES {
+                break;
+            }
+            fitted.push(c);
+        }
+        *fact = fitted;
+    }
+    host
 }
 
 impl Sender {
@@ -138,21 +166,33 @@ impl Sender {
             _ = self.shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
         };
         let mut client = IngestClient::new(channel);
-        let spool_epoch = lock(&self.spool).epoch();
-        let register = client.register(RegisterRequest {
-            node_name: self.node_name.clone(),
-            spool_epoch,
-            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-            host: Some(self.host.clone()),
-            token: self.token.clone(),
-        });
-        let registration = tokio::select! {
-            answer = tokio::time::timeout(REGISTER_TIMEOUT, register) => {
-                answer.map_err(|_| SendError::RegisterTimeout(REGISTER_TIMEOUT))??.into_inner()
-            }
-            _ = self.shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
+        let Some(mut registration) = self.register(&mut client).await? else {
+            return Ok(SessionEnd::Shutdown);
         };
         *backoff = BACKOFF_MIN;
+        let next_seq = lock(&self.spool).next_seq();
+        if registration.last_durable_seq >= next_seq {
+            // The collector holds numbers this spool has not issued: the spool went back in time
+            // (a restored VM snapshot) and would reuse them, and the collector would take the new
+            // batches for repeats. Under a new epoch nothing is taken for anything else.
+            let epoch = lock(&self.spool).start_new_epoch()?;
+            tracing::warn!(
+                collector_holds = registration.last_durable_seq,
+                next_seq,
+                new_epoch = epoch,
+                "the collector holds sequence numbers this spool never issued (restored from a snapshot?); continuing under a new spool epoch"
+            );
+            let Some(again) = self.register(&mut client).await? else {
+                return Ok(SessionEnd::Shutdown);
+            };
+            registration = again;
+            if registration.last_durable_seq >= next_seq {
+                return Err(SendError::NumberingAhead {
+                    held: registration.last_durable_seq,
+                    next_seq,
+                });
+            }
+        }
         // Batches the collector already holds (their acks were lost) need not be resent.
         lock(&self.spool).ack(registration.last_durable_seq)?;
 
@@ -183,8 +223,14 @@ impl Sender {
                 };
                 let Some(next) = next else { break };
                 let (seq, record) = next?;
+                let mut batch = interner.batch(seq, record);
+                if seq - last_sent > 1 {
+                    // The numbers between were dropped, set aside or never written: the
+                    // collector refuses a gap it is not told about.
+                    batch.skipped_from = last_sent + 1;
+                }
                 let message = AgentMessage {
-                    kind: Some(agent_message::Kind::Batch(interner.batch(seq, record))),
+                    kind: Some(agent_message::Kind::Batch(batch)),
                 };
                 if tx.send(message).await.is_err() {
                     break; // the stream is gone; the inbound side says why
@@ -209,6 +255,32 @@ impl Sender {
                 _ = self.new_batch.notified() => {}
                 _ = self.shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
             }
+        }
+    }
+
+    /// Registers the node and its spool; `None` on shutdown.
+    async fn register(
+        &self,
+        client: &mut IngestClient<Channel>,
+    ) -> Result<Option<RegisterResponse>, SendError> {
+        let (spool_epoch, first_seq) = {
+            let spool = lock(&self.spool);
+            (spool.epoch(), spool.first_seq())
+        };
+        let register = client.register(RegisterRequest {
+            node_name: self.node_name.clone(),
+            spool_epoch,
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            host: Some(within_limits(self.host.clone())),
+            token: self.token.clone(),
+            first_seq,
+        });
+        tokio::select! {
+            answer = tokio::time::timeout(REGISTER_TIMEOUT, register) => {
+                let answer = answer.map_err(|_| SendError::RegisterTimeout(REGISTER_TIMEOUT))??;
+                Ok(Some(answer.into_inner()))
+            }
+            _ = self.shutdown.cancelled() => Ok(None),
         }
     }
 
@@ -242,7 +314,170 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hcmon_proto::v1::Label;
+    use hcmon_proto::v1::ingest_server::{Ingest, IngestServer};
+    use hcmon_proto::v1::{Ack, Label};
+    use tokio_stream::wrappers::TcpListenerStream;
+    use tonic::{Response, Streaming};
+
+    /// A collector stand-in: answers `Register` with what it holds for the spool epoch (one below
+    /// `first_seq` for an epoch it does not know, as the collector does), acks every batch and
+    /// records what it was sent.
+    #[derive(Clone, Default)]
+    struct FakeCollector {
+        held: Arc<Mutex<HashMap<u64, u64>>>,
+        registrations: Arc<Mutex<Vec<(u64, u64)>>>,
+        /// (spool epoch, seq, skipped_from) of every batch received.
+        batches: Arc<Mutex<Vec<(u64, u64, u64)>>>,
+        received: Arc<Notify>,
+    }
+
+    #[tonic::async_trait]
+    impl Ingest for FakeCollector {
+        async fn register(
+            &self,
+            request: Request<RegisterRequest>,
+        ) -> Result<Response<RegisterResponse>, Status> {
+            let req = request.into_inner();
+            let held = self.held.lock().unwrap().get(&req.spool_epoch).copied();
+            self.registrations
+                .lock()
+                .unwrap()
+                .push((req.spool_epoch, req.first_seq));
+            Ok(Response::new(RegisterResponse {
+                session_id: req.spool_epoch.to_string(),
+                last_durable_seq: held.unwrap_or(req.first_seq.saturating_sub(1)),
+                limits: None,
+            }))
+        }
+
+        type StreamStream = ReceiverStream<Result<CollectorMessage, Status>>;
+
+        async fn stream(
+            &self,
+            request: Request<Streaming<AgentMessage>>,
+        ) -> Result<Response<Self::StreamStream>, Status> {
+            let epoch: u64 = request
+                .metadata()
+                .get(SESSION_METADATA_KEY)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| Status::unauthenticated("no session"))?;
+            let mut inbound = request.into_inner();
+            let (tx, rx) = mpsc::channel(64);
+            let fake = self.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(message)) = inbound.message().await {
+                    let Some(agent_message::Kind::Batch(batch)) = message.kind else {
+                        continue;
+                    };
+                    let record = (epoch, batch.seq, batch.skipped_from);
+                    fake.batches.lock().unwrap().push(record);
+                    fake.received.notify_one();
+                    let ack = CollectorMessage {
+                        kind: Some(collector_message::Kind::Ack(Ack { seq: batch.seq })),
+                    };
+                    if tx.send(Ok(ack)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            Ok(Response::new(ReceiverStream::new(rx)))
+        }
+    }
+
+    /// Runs a sender for `spool` against `fake` until the fake has received `batches` batches.
+    async fn deliver(fake: &FakeCollector, spool: Arc<Mutex<Spool>>, batches: usize) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tonic::transport::Server::builder()
+            .add_service(IngestServer::new(fake.clone()))
+            .serve_with_incoming(TcpListenerStream::new(listener));
+        let server = tokio::spawn(server);
+        let shutdown = CancellationToken::new();
+        let sender = tokio::spawn(
+            Sender {
+                collector_url: url,
+                node_name: "nas".into(),
+                token: String::new(),
+                host: HostFacts::default(),
+                spool,
+                new_batch: Arc::new(Notify::new()),
+                shutdown: shutdown.clone(),
+            }
+            .run(),
+        );
+        while fake.batches.lock().unwrap().len() < batches {
+            tokio::time::timeout(Duration::from_secs(60), fake.received.notified())
+                .await
+                .expect("the sender delivers");
+        }
+        shutdown.cancel();
+        sender.await.unwrap();
+        server.abort();
+    }
+
+    fn spooled(dir: &std::path::Path, max_bytes: u64, count: u32) -> Spool {
+        let mut spool = Spool::open(dir, max_bytes).unwrap();
+        for i in 0..count {
+            spool
+                .append(&record(vec![def(0, "u", &i.to_string())]))
+                .unwrap();
+        }
+        spool
+    }
+
+    #[tokio::test]
+    async fn numbers_the_spool_no_longer_holds_are_declared_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = prost::Message::encoded_len(&record(vec![def(0, "u", "0")])) as u64;
+        // A full spool dropped batches 1 and 2; batch 4 was refused and set aside.
+        let mut spool = spooled(dir.path(), 3 * one, 5);
+        spool.set_aside(4).unwrap();
+        let epoch = spool.epoch();
+        let fake = FakeCollector::default();
+        fake.held.lock().unwrap().insert(epoch, 1);
+
+        deliver(&fake, Arc::new(Mutex::new(spool)), 2).await;
+        assert_eq!(
+            *fake.batches.lock().unwrap(),
+            [(epoch, 3, 2), (epoch, 5, 4)],
+            "each batch after a hole says where the hole starts"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_spool_whose_numbering_went_back_continues_under_a_new_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = spooled(dir.path(), u64::MAX, 3);
+        spool.ack(1).unwrap();
+        let old = spool.epoch();
+        let fake = FakeCollector::default();
+        // The collector holds batch 10 of this epoch: the spool was restored from a snapshot
+        // taken when it had issued 3. Its batches 2 and 3 must not be acked as repeats.
+        fake.held.lock().unwrap().insert(old, 10);
+        let spool = Arc::new(Mutex::new(spool));
+
+        deliver(&fake, spool.clone(), 2).await;
+        let new = lock(&spool).epoch();
+        assert_ne!(new, old);
+        assert_eq!(*fake.registrations.lock().unwrap(), [(old, 2), (new, 2)]);
+        assert_eq!(*fake.batches.lock().unwrap(), [(new, 2, 0), (new, 3, 0)]);
+    }
+
+    #[test]
+    fn host_facts_are_fitted_to_the_collector_limits() {
+        let host = within_limits(HostFacts {
+            hostname: "h".repeat(1000),
+            os_name: "Some\nOS".into(),
+            kernel_version: "\u{e9}".repeat(200),
+            arch: "x86_64".into(),
+            ..Default::default()
+        });
+        assert_eq!(host.hostname.len(), MAX_HOST_FACT_BYTES);
+        assert_eq!(host.os_name, "Some OS");
+        assert_eq!(host.kernel_version, "\u{e9}".repeat(128));
+        assert_eq!(host.arch, "x86_64");
+    }
 
     fn def(local: u32, name: &str, cpu: &str) -> SeriesDef {
         SeriesDef {

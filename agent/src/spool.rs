@@ -13,14 +13,20 @@
 //!   place and the directory fsynced. A crash leaves at most a stray `*.tmp`, removed at open.
 //! - Sequence numbers strictly increase within an epoch and are never reused, even after every
 //!   batch was acked and deleted: a number is reserved in the state file (fsynced) before its
-//!   batch file is written. A crash or failure in between only leaves a gap, which the collector
-//!   accepts. At open, `next_seq` is the larger of the state file and the newest batch + 1.
+//!   batch file is written. A crash or failure in between only leaves a gap, which the sender
+//!   declares to the collector (`Batch.skipped_from`), as it does for dropped and set-aside
+//!   batches. At open, `next_seq` is the larger of the state file and the newest batch + 1.
+//! - A spool put back in time (a restored VM snapshot or backup) cannot know which numbers it
+//!   issued after that point, and reissues them. The sender notices at registration (the
+//!   collector holds a number at or above `next_seq`) and calls [`Spool::start_new_epoch`]
+//!   before sending anything, so the collector never sees one number twice within an epoch.
 //! - A batch is deleted only by [`Spool::ack`] (the collector holds it durably), set aside by
 //!   [`Spool::set_aside`] (the collector refused it as invalid, so resending cannot help), or
 //!   dropped by [`Spool::append`] when the spool would outgrow its size bound: then the oldest
 //!   batches go first, and every drop is counted (batches and bytes) for the agent's metrics.
-//! - The epoch is random and made once with the spool; a new spool (fresh install, wiped dir)
-//!   gets a new epoch, telling the collector that numbering starts again.
+//! - The epoch is random and made with the spool; a new spool (fresh install, wiped dir) gets a
+//!   new epoch, telling the collector that numbering starts again. A new epoch is also taken,
+//!   keeping the numbering, when the numbering went back in time (above).
 
 use hcmon_proto::v1::{SeriesDef, SeriesSamples};
 use std::collections::BTreeMap;
@@ -148,6 +154,30 @@ impl Spool {
 
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// The number the next batch will get: every number this spool issued is below it.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The lowest number this spool may still send: its oldest pending batch, else the next.
+    pub fn first_seq(&self) -> u64 {
+        self.pending.keys().next().copied().unwrap_or(self.next_seq)
+    }
+
+    /// Takes a new random epoch, durably, keeping the pending batches and their numbers: for a
+    /// spool whose numbering went back in time (see the invariants). Returns the new epoch.
+    pub fn start_new_epoch(&mut self) -> Result<u64, SpoolError> {
+        let old = self.epoch;
+        while self.epoch == old {
+            self.epoch = fastrand::u64(1..);
+        }
+        if let Err(error) = self.write_state() {
+            self.epoch = old;
+            return Err(error);
+        }
+        Ok(self.epoch)
     }
 
     fn batch_path(&self, seq: u64) -> PathBuf {
@@ -352,6 +382,33 @@ mod tests {
         assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![1, 3]);
         assert!(dir.path().join("rejected/00000000000000000002.pb").exists());
         assert!(!dir.path().join("spool.tmp").exists());
+    }
+
+    #[test]
+    fn a_new_epoch_keeps_the_pending_batches_and_their_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        for v in 1..=3 {
+            spool.append(&record(f64::from(v))).unwrap();
+        }
+        spool.ack(1).unwrap();
+        assert_eq!((spool.first_seq(), spool.next_seq()), (2, 4));
+        let old = spool.epoch();
+        let new = spool.start_new_epoch().unwrap();
+        assert_ne!(new, old);
+        drop(spool);
+
+        let mut spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        assert_eq!(spool.epoch(), new, "the new epoch is durable");
+        assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(spool.read(2).unwrap(), record(2.0));
+        assert_eq!(spool.append(&record(4.0)).unwrap(), 4);
+        spool.ack(4).unwrap();
+        assert_eq!(
+            spool.first_seq(),
+            5,
+            "with nothing pending, the next number"
+        );
     }
 
     #[test]

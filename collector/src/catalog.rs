@@ -3,11 +3,32 @@
 //!
 //! Rebuilt from the store at start-up. A series enters the catalog only after its definition is
 //! durable, so the catalog never names a series the store lacks.
+//!
+//! Creating series. One writer may bring 100 000 new series (a remote write) while agents keep
+//! streaming, so creation is linear and never holds anything for the whole of a large request:
+//! - Label sets are looked up and deduplicated by hash, in chunks of [`LOOKUP_CHUNK`] under the
+//!   read lock, so a creator waiting for the write lock is never held up for long (and, since a
+//!   waiting writer blocks new readers, neither are queries).
+//! - Creation is serialised (one label set, one id) by a lock granted in arrival order. A
+//!   request first *admits* its new series under it: kinds are checked and claimed, and the
+//!   per-node and total caps are checked against the series that exist plus those other writers
+//!   have admitted but not created yet (`reserved`), so concurrent creators cannot together
+//!   overshoot a cap, and nothing is created for a request that is refused. Then the series are
+//!   written durably and entered in the catalog [`CREATE_CHUNK`] at a time, the lock given up
+//!   between chunks: a writer with a few new series waits for one chunk, not the whole request.
 
 use crate::storage::{MetricKind, SeriesId, SeriesMeta, StoreError, Tsdb};
 use hcmon_common::{Labels, MatchOp, Selector};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::hash_map::Entry;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+/// Label sets looked up per read-lock hold.
+const LOOKUP_CHUNK: usize = 4096;
+/// Series made durable (one synced write) and entered in the catalog per creation turn.
+const CREATE_CHUNK: usize = 2048;
+/// The label naming the node a series belongs to; the per-node cap counts series by it.
+const NODE_LABEL: &str = "node";
 
 #[derive(Default)]
 struct Inner {
@@ -18,6 +39,10 @@ struct Inner {
     /// metric name → kind, so one name never carries two kinds.
     kinds: HashMap<String, MetricKind>,
     next_id: u64,
+    /// Series admitted for creation but not entered yet, in all and per node: the caps count
+    /// them as existing.
+    reserved: usize,
+    reserved_by_node: HashMap<String, usize>,
 }
 
 impl Inner {
@@ -37,6 +62,40 @@ impl Inner {
         self.by_labels.insert(meta.labels.clone(), meta.id);
         self.by_id.insert(meta.id, Arc::new(meta));
     }
+
+    /// Series of `node`, admitted ones included.
+    fn node_series(&self, node: &str) -> usize {
+        let existing = self
+            .postings
+            .get(NODE_LABEL)
+            .and_then(|values| values.get(node))
+            .map_or(0, Vec::len);
+        existing + self.reserved_by_node.get(node).copied().unwrap_or(0)
+    }
+
+    /// Series in all, admitted ones included.
+    fn total_series(&self) -> usize {
+        self.by_id.len() + self.reserved
+    }
+
+    fn reserve(&mut self, labels: &Labels) {
+        self.reserved += 1;
+        if let Some(node) = labels.get(NODE_LABEL) {
+            *self.reserved_by_node.entry(node.to_owned()).or_default() += 1;
+        }
+    }
+
+    fn release(&mut self, labels: &Labels) {
+        self.reserved = self.reserved.saturating_sub(1);
+        if let Some(node) = labels.get(NODE_LABEL)
+            && let Some(count) = self.reserved_by_node.get_mut(node)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.reserved_by_node.remove(node);
+            }
+        }
+    }
 }
 
 /// A series a writer wants, by identity.
@@ -45,6 +104,40 @@ pub struct SeriesDefinition {
     pub labels: Labels,
     pub kind: MetricKind,
     pub help: String,
+}
+
+/// How many series may exist: per node (series with that `node` label) and in all.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesCaps {
+    pub per_node: usize,
+    pub total: usize,
+}
+
+/// A cap that creating a writer's new series would break.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CapExceeded {
+    #[error(
+        "node {node:?} would have {count} series, over the limit of {max} per node; if it really has that many, raise `limits.max_series_per_agent` in the collector's config"
+    )]
+    PerNode {
+        node: String,
+        count: usize,
+        max: usize,
+    },
+    #[error(
+        "the collector would hold {count} series, over its limit of {max} in all; raise `limits.max_series` in the collector's config"
+    )]
+    Total { count: usize, max: usize },
+}
+
+impl CapExceeded {
+    /// A short, bounded label for the rejected-batches metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CapExceeded::PerNode { .. } => "node_series_limit",
+            CapExceeded::Total { .. } => "total_series_limit",
+        }
+    }
 }
 
 /// A definition that cannot be accepted.
@@ -57,13 +150,111 @@ pub enum ResolveError {
         requested: &'static str,
     },
     #[error(transparent)]
+    OverCap(#[from] CapExceeded),
+    #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// New series left uncreated because a cap was reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapRefusal {
+    /// The first cap a definition ran into.
+    pub cap: CapExceeded,
+    /// Label sets not created.
+    pub series: usize,
+}
+
+/// The outcome of [`SeriesCatalog::resolve_within_caps`].
+#[derive(Debug)]
+pub struct Resolved {
+    /// Per definition, its id; `None` for those a cap refused.
+    pub ids: Vec<Option<SeriesId>>,
+    pub refused: Option<CapRefusal>,
+}
+
+/// What happens to a request whose new series do not all fit under the caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OverCap {
+    /// Create none of them (an agent's batch is stored whole or not at all).
+    RefuseAll,
+    /// Create those that fit (remote write stores what it can, as Prometheus backends do).
+    CreateWhatFits,
+}
+
+/// A lock granted in arrival order. With std's `Mutex`, a thread that gives the lock up between
+/// chunks usually takes it straight back, and a writer with one new series could wait out a
+/// whole large creation.
+#[derive(Default)]
+struct FairLock {
+    tickets: Mutex<Tickets>,
+    turn: Condvar,
+}
+
+#[derive(Default)]
+struct Tickets {
+    issued: u64,
+    serving: u64,
+}
+
+struct FairGuard<'a>(&'a FairLock);
+
+impl FairLock {
+    fn tickets(&self) -> std::sync::MutexGuard<'_, Tickets> {
+        self.tickets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock(&self) -> FairGuard<'_> {
+        let mut tickets = self.tickets();
+        let mine = tickets.issued;
+        tickets.issued += 1;
+        while tickets.serving != mine {
+            tickets = self.turn.wait(tickets).unwrap_or_else(|p| p.into_inner());
+        }
+        FairGuard(self)
+    }
+
+    /// Threads waiting for their turn.
+    #[cfg(test)]
+    fn waiting(&self) -> u64 {
+        let tickets = self.tickets();
+        (tickets.issued - tickets.serving).saturating_sub(1)
+    }
+}
+
+impl Drop for FairGuard<'_> {
+    fn drop(&mut self) {
+        self.0.tickets().serving += 1;
+        self.0.turn.notify_all();
+    }
+}
+
+/// Admitted series not entered in the catalog yet; their reservations are given back as they
+/// are entered, and the rest when creation stops early (a storage failure).
+struct Reservation<'a> {
+    catalog: &'a SeriesCatalog,
+    defs: &'a [SeriesDefinition],
+    /// Indices into `defs`, in creation order; `entered` of them are done.
+    admitted: Vec<usize>,
+    entered: usize,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let left = &self.admitted[self.entered..];
+        if left.is_empty() {
+            return;
+        }
+        let mut inner = self.catalog.write();
+        for &i in left {
+            inner.release(&self.defs[i].labels);
+        }
+    }
 }
 
 pub struct SeriesCatalog {
     inner: RwLock<Inner>,
-    /// Held while creating series, so two writers never give one label set two ids.
-    creating: Mutex<()>,
+    /// Whose turn it is to create series (see the module header).
+    creating: FairLock,
 }
 
 impl SeriesCatalog {
@@ -77,12 +268,16 @@ impl SeriesCatalog {
         }
         Self {
             inner: RwLock::new(inner),
-            creating: Mutex::new(()),
+            creating: FairLock::default(),
         }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The id of a known series.
@@ -95,76 +290,232 @@ impl SeriesCatalog {
         self.read().by_id.get(&id).cloned()
     }
 
-    /// Ids for the given definitions, creating (durably, in `tsdb`) those not yet known.
+    /// Ids for the given definitions, creating (durably, in `tsdb`) those not yet known. If the
+    /// new ones do not all fit under `caps`, none is created.
     pub fn resolve(
         &self,
         tsdb: &Tsdb,
         defs: &[SeriesDefinition],
+        caps: SeriesCaps,
     ) -> Result<Vec<SeriesId>, ResolveError> {
-        let mut out = Vec::with_capacity(defs.len());
+        let (ids, _) = self.resolve_with(tsdb, defs, caps, OverCap::RefuseAll)?;
+        Ok(ids
+            .into_iter()
+            .map(|id| id.expect("with nothing refused, every definition has an id"))
+            .collect())
+    }
+
+    /// Ids for the given definitions, creating (durably, in `tsdb`) those not yet known and
+    /// fitting under `caps`, in order; the others get none.
+    pub fn resolve_within_caps(
+        &self,
+        tsdb: &Tsdb,
+        defs: &[SeriesDefinition],
+        caps: SeriesCaps,
+    ) -> Result<Resolved, ResolveError> {
+        let (ids, refused) = self.resolve_with(tsdb, defs, caps, OverCap::CreateWhatFits)?;
+        Ok(Resolved { ids, refused })
+    }
+
+    fn resolve_with(
+        &self,
+        tsdb: &Tsdb,
+        defs: &[SeriesDefinition],
+        caps: SeriesCaps,
+        over_cap: OverCap,
+    ) -> Result<(Vec<Option<SeriesId>>, Option<CapRefusal>), ResolveError> {
+        let mut ids: Vec<Option<SeriesId>> = vec![None; defs.len()];
+        // The first definition of each unknown label set, and repeats → that first one.
         let mut missing = Vec::new();
-        {
+        let mut repeats = Vec::new();
+        let mut first_of: HashMap<&Labels, usize> = HashMap::new();
+        for (start, chunk) in (0..).step_by(LOOKUP_CHUNK).zip(defs.chunks(LOOKUP_CHUNK)) {
             let inner = self.read();
-            for (i, def) in defs.iter().enumerate() {
-                match inner.by_labels.get(&def.labels) {
-                    Some(&id) => out.push(id),
-                    None => {
-                        out.push(SeriesId(0));
+            for (i, def) in (start..).zip(chunk) {
+                if let Some(&id) = inner.by_labels.get(&def.labels) {
+                    ids[i] = Some(id);
+                    continue;
+                }
+                match first_of.entry(&def.labels) {
+                    Entry::Occupied(first) => repeats.push((i, *first.get())),
+                    Entry::Vacant(slot) => {
+                        slot.insert(i);
                         missing.push(i);
                     }
                 }
             }
         }
         if missing.is_empty() {
-            return Ok(out);
+            return Ok((ids, None));
         }
-        let _creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
-        let mut created: Vec<SeriesMeta> = Vec::new();
-        {
-            let inner = self.read();
-            let mut next = inner.next_id;
-            for i in missing {
-                let def = &defs[i];
-                if let Some(&id) = inner.by_labels.get(&def.labels) {
-                    out[i] = id; // another writer created it meanwhile
-                    continue;
+
+        let mut turn = Some(self.creating.lock());
+        let (admitted, refused) = self.admit(defs, &missing, &mut ids, caps, over_cap)?;
+        let mut reservation = Reservation {
+            catalog: self,
+            defs,
+            admitted,
+            entered: 0,
+        };
+        while reservation.entered < reservation.admitted.len() {
+            // The first chunk goes in the turn that admitted it; each later one waits its turn
+            // behind whoever queued meanwhile.
+            let _turn = turn.take().unwrap_or_else(|| self.creating.lock());
+            let end = (reservation.entered + CREATE_CHUNK).min(reservation.admitted.len());
+            let chunk = &reservation.admitted[reservation.entered..end];
+            let mut created = Vec::with_capacity(chunk.len());
+            {
+                let inner = self.read();
+                let mut next = inner.next_id;
+                for &i in chunk {
+                    let def = &defs[i];
+                    // Another writer may have created it since it was admitted.
+                    if let Some(&id) = inner.by_labels.get(&def.labels) {
+                        ids[i] = Some(id);
+                        continue;
+                    }
+                    ids[i] = Some(SeriesId(next));
+                    created.push(SeriesMeta {
+                        id: SeriesId(next),
+                        labels: def.labels.clone(),
+                        kind: def.kind,
+                        help: def.help.clone(),
+                    });
+                    next += 1;
                 }
-                if let Some(same) = created.iter().find(|m| m.labels == def.labels) {
-                    out[i] = same.id;
-                    continue;
-                }
-                let name = def.labels.metric_name();
-                let existing = inner.kinds.get(name).copied().or_else(|| {
-                    created
-                        .iter()
-                        .find(|m| m.labels.metric_name() == name)
-                        .map(|m| m.kind)
-                });
-                if let Some(existing) = existing.filter(|k| *k != def.kind) {
+            }
+            if !created.is_empty() {
+                tsdb.create_series(&created)?;
+            }
+            let mut inner = self.write();
+            for meta in created {
+                inner.insert(meta);
+            }
+            for &i in chunk {
+                inner.release(&defs[i].labels);
+            }
+            reservation.entered = end;
+        }
+        for (i, first) in repeats {
+            ids[i] = ids[first];
+        }
+        Ok((ids, refused))
+    }
+
+    /// Under the creation turn: finds which of `missing` are still unknown, checks their kinds
+    /// (any conflict refuses the request) and the caps, then claims the kinds and reserves room
+    /// for those admitted. Returns the admitted, in order, and what the caps refused.
+    fn admit(
+        &self,
+        defs: &[SeriesDefinition],
+        missing: &[usize],
+        ids: &mut [Option<SeriesId>],
+        caps: SeriesCaps,
+        over_cap: OverCap,
+    ) -> Result<(Vec<usize>, Option<CapRefusal>), ResolveError> {
+        let inner = self.read();
+        let mut new = Vec::with_capacity(missing.len());
+        for &i in missing {
+            match inner.by_labels.get(&defs[i].labels) {
+                Some(&id) => ids[i] = Some(id),
+                None => new.push(i),
+            }
+        }
+        let mut kinds: HashMap<&str, MetricKind> = HashMap::new();
+        let mut wanted_by_node: HashMap<&str, usize> = HashMap::new();
+        for &i in &new {
+            let def = &defs[i];
+            let name = def.labels.metric_name();
+            let existing = inner.kinds.get(name).or_else(|| kinds.get(name)).copied();
+            match existing {
+                Some(existing) if existing != def.kind => {
                     return Err(ResolveError::KindConflict {
                         name: name.to_owned(),
                         existing: existing.as_str(),
                         requested: def.kind.as_str(),
                     });
                 }
-                out[i] = SeriesId(next);
-                created.push(SeriesMeta {
-                    id: SeriesId(next),
-                    labels: def.labels.clone(),
-                    kind: def.kind,
-                    help: def.help.clone(),
+                Some(_) => {}
+                None => {
+                    kinds.insert(name, def.kind);
+                }
+            }
+            if let Some(node) = def.labels.get(NODE_LABEL) {
+                *wanted_by_node.entry(node).or_default() += 1;
+            }
+        }
+
+        let total = inner.total_series();
+        // What a cap would be reached at, were all of the request's new series created.
+        let over_node = |node: &str| CapExceeded::PerNode {
+            node: node.to_owned(),
+            count: inner.node_series(node) + wanted_by_node.get(node).copied().unwrap_or(0),
+            max: caps.per_node,
+        };
+        let wanted_total = total + new.len();
+        let over_total = || CapExceeded::Total {
+            count: wanted_total,
+            max: caps.total,
+        };
+        let (admitted, refused) = match over_cap {
+            OverCap::RefuseAll => {
+                let crowded = new.iter().find_map(|&i| {
+                    let node = defs[i].labels.get(NODE_LABEL)?;
+                    (inner.node_series(node) + wanted_by_node[node] > caps.per_node).then_some(node)
                 });
-                next += 1;
+                if let Some(node) = crowded {
+                    return Err(over_node(node).into());
+                }
+                if wanted_total > caps.total {
+                    return Err(over_total().into());
+                }
+                (new, None)
             }
-        }
-        if !created.is_empty() {
-            tsdb.create_series(&created)?;
-            let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-            for meta in created {
-                inner.insert(meta);
+            OverCap::CreateWhatFits => {
+                let mut admitted = Vec::with_capacity(new.len());
+                let mut added_by_node: HashMap<&str, usize> = HashMap::new();
+                let mut refused: Option<CapRefusal> = None;
+                for i in new {
+                    let node = defs[i].labels.get(NODE_LABEL);
+                    let cap = if total + admitted.len() >= caps.total {
+                        Some(over_total())
+                    } else {
+                        node.filter(|node| {
+                            inner.node_series(node) + added_by_node.get(node).copied().unwrap_or(0)
+                                >= caps.per_node
+                        })
+                        .map(over_node)
+                    };
+                    match cap {
+                        Some(cap) => {
+                            refused.get_or_insert(CapRefusal { cap, series: 0 }).series += 1
+                        }
+                        None => {
+                            admitted.push(i);
+                            if let Some(node) = node {
+                                *added_by_node.entry(node).or_default() += 1;
+                            }
+                        }
+                    }
+                }
+                (admitted, refused)
             }
+        };
+        drop(inner);
+
+        // A kind claimed for series whose creation then fails in storage stays claimed until a
+        // restart: refusing that name another kind meanwhile is the lesser harm.
+        let mut inner = self.write();
+        for &i in &admitted {
+            let labels = &defs[i].labels;
+            if !inner.kinds.contains_key(labels.metric_name()) {
+                inner
+                    .kinds
+                    .insert(labels.metric_name().to_owned(), defs[i].kind);
+            }
+            inner.reserve(labels);
         }
-        Ok(out)
+        Ok((admitted, refused))
     }
 
     /// Every series matching a selector, sorted by metric name, then labels.
@@ -280,7 +631,13 @@ fn by_name_then_labels(a: &Labels, b: &Labels) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{MemoryKv, StorageConfig};
+    use crate::storage::{Kv, KvBatch, MemoryKv, StorageConfig, Table};
+
+    /// Caps no test here reaches unless it means to.
+    const ROOMY: SeriesCaps = SeriesCaps {
+        per_node: usize::MAX,
+        total: usize::MAX,
+    };
 
     fn def(name: &str, node: &str, kind: MetricKind) -> SeriesDefinition {
         SeriesDefinition {
@@ -290,20 +647,28 @@ mod tests {
         }
     }
 
+    fn gauge(name: &str, node: &str) -> SeriesDefinition {
+        def(name, node, MetricKind::Gauge)
+    }
+
+    fn store() -> Tsdb {
+        Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default())
+            .unwrap()
+            .tsdb
+    }
+
     #[test]
     fn resolves_once_selects_by_index_and_refuses_kind_conflicts() {
-        let crate::storage::Recovered { tsdb, .. } =
-            Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default()).unwrap();
+        let tsdb = store();
         let catalog = SeriesCatalog::new(vec![]);
-        let defs = [
-            def("cpu", "a", MetricKind::Gauge),
-            def("cpu", "b", MetricKind::Gauge),
-            def("cpu", "a", MetricKind::Gauge),
-        ];
-        let ids = catalog.resolve(&tsdb, &defs).unwrap();
+        let defs = [gauge("cpu", "a"), gauge("cpu", "b"), gauge("cpu", "a")];
+        let ids = catalog.resolve(&tsdb, &defs, ROOMY).unwrap();
         assert_eq!(ids[0], ids[2], "one label set, one id");
         assert_ne!(ids[0], ids[1]);
-        assert_eq!(catalog.resolve(&tsdb, &defs[..1]).unwrap(), vec![ids[0]]);
+        assert_eq!(
+            catalog.resolve(&tsdb, &defs[..1], ROOMY).unwrap(),
+            vec![ids[0]]
+        );
 
         let names = |sel: &str| -> Vec<String> {
             catalog
@@ -318,8 +683,186 @@ mod tests {
         assert!(names(r#"cpu{node="zzz"}"#).is_empty());
 
         let err = catalog
-            .resolve(&tsdb, &[def("cpu", "c", MetricKind::Counter)])
+            .resolve(&tsdb, &[def("cpu", "c", MetricKind::Counter)], ROOMY)
             .unwrap_err();
         assert!(err.to_string().contains("already a gauge"), "{err}");
+
+        // Two kinds for one new name in one request: refused before anything is created.
+        let err = catalog
+            .resolve(
+                &tsdb,
+                &[
+                    gauge("disk", "a"),
+                    gauge("net", "a"),
+                    def("disk", "b", MetricKind::Counter),
+                ],
+                ROOMY,
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("\"disk\" is already a gauge"),
+            "{err}"
+        );
+        assert_eq!(catalog.len(), 2);
+    }
+
+    /// A store that runs a hook inside the first write after it is armed.
+    #[derive(Clone, Default)]
+    struct HookedKv {
+        kv: MemoryKv,
+        hook: Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>,
+    }
+
+    impl Kv for HookedKv {
+        fn write(&self, batch: KvBatch, durable: bool) -> Result<(), StoreError> {
+            let hook = self.hook.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+            self.kv.write(batch, durable)
+        }
+        fn scan(
+            &self,
+            table: Table,
+            start: &[u8],
+            end: &[u8],
+            visit: &mut (dyn FnMut(&[u8], &[u8]) -> bool + '_),
+        ) -> Result<(), StoreError> {
+            self.kv.scan(table, start, end, visit)
+        }
+        fn disk_size(&self, table: Table) -> u64 {
+            self.kv.disk_size(table)
+        }
+        fn compact(&self, table: Table) -> Result<(), StoreError> {
+            self.kv.compact(table)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            self.kv.flush()
+        }
+    }
+
+    #[test]
+    fn a_large_creation_lets_another_writer_create_between_its_chunks() {
+        let kv = HookedKv::default();
+        let tsdb = Arc::new(
+            Tsdb::open(Box::new(kv.clone()), StorageConfig::default())
+                .unwrap()
+                .tsdb,
+        );
+        let catalog = Arc::new(SeriesCatalog::new(vec![]));
+
+        // While the large creation writes its first chunk, another writer asks for one new
+        // series and queues for its turn.
+        let other = Arc::new(Mutex::new(None));
+        let (c, t, slot) = (catalog.clone(), tsdb.clone(), other.clone());
+        *kv.hook.lock().unwrap() = Some(Box::new(move || {
+            let (c2, t2) = (c.clone(), t.clone());
+            let handle = std::thread::spawn(move || {
+                c2.resolve(&t2, &[gauge("other", "b")], ROOMY).unwrap()[0]
+            });
+            while c.creating.waiting() == 0 {
+                std::thread::yield_now();
+            }
+            *slot.lock().unwrap() = Some(handle);
+        }));
+
+        let flood = |i: usize| {
+            let labels = [
+                ("node".to_owned(), "a".to_owned()),
+                ("i".to_owned(), i.to_string()),
+            ];
+            SeriesDefinition {
+                labels: Labels::new("flood", labels).unwrap(),
+                kind: MetricKind::Gauge,
+                help: String::new(),
+            }
+        };
+        // 100 000 label sets, the first thousand asked for twice.
+        let defs: Vec<_> = (0..100_000).chain(0..1000).map(flood).collect();
+        let ids = catalog.resolve(&tsdb, &defs, ROOMY).unwrap();
+        let other = other.lock().unwrap().take().unwrap().join().unwrap();
+
+        assert_eq!(
+            ids[..1000],
+            ids[100_000..],
+            "a repeated label set gets its one id"
+        );
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 100_000);
+        assert_eq!(catalog.len(), 100_001);
+        let (first, last) = (ids.iter().min().unwrap(), ids.iter().max().unwrap());
+        assert!(
+            *first < other && other < *last,
+            "the other writer's series ({other:?}) was created after the whole large creation ({first:?}..={last:?})"
+        );
+        // Everything is durable: a restart sees the same catalog.
+        let reopened = Tsdb::open(Box::new(kv.kv.clone()), StorageConfig::default()).unwrap();
+        assert_eq!(reopened.series.len(), 100_001);
+    }
+
+    #[test]
+    fn caps_count_series_per_node_and_in_all() {
+        let tsdb = store();
+        let catalog = SeriesCatalog::new(vec![]);
+        let caps = SeriesCaps {
+            per_node: 3,
+            total: 5,
+        };
+        let a12 = catalog
+            .resolve(&tsdb, &[gauge("a1", "a"), gauge("a2", "a")], caps)
+            .unwrap();
+
+        let err = catalog
+            .resolve(&tsdb, &[gauge("a3", "a"), gauge("a4", "a")], caps)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "node \"a\" would have 4 series, over the limit of 3 per node; if it really has that \
+             many, raise `limits.max_series_per_agent` in the collector's config"
+        );
+        assert_eq!(catalog.len(), 2, "nothing is created for a refused request");
+
+        let other_nodes = [gauge("b1", "b"), gauge("b2", "b"), gauge("b3", "b")];
+        catalog.resolve(&tsdb, &other_nodes, caps).unwrap();
+        let err = catalog
+            .resolve(&tsdb, &[gauge("c1", "c")], caps)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ResolveError::OverCap(CapExceeded::Total { count: 6, max: 5 })
+        ));
+        assert!(err.to_string().contains("`limits.max_series`"), "{err}");
+        assert_eq!(
+            catalog.resolve(&tsdb, &[gauge("a1", "a")], caps).unwrap(),
+            a12[..1],
+            "series that exist resolve at the cap"
+        );
+
+        // Creating what fits: node a gets its third series, the collector its seventh.
+        let caps = SeriesCaps {
+            per_node: 3,
+            total: 7,
+        };
+        let wanted = [
+            gauge("a3", "a"),
+            gauge("a4", "a"),
+            gauge("c1", "c"),
+            gauge("c2", "c"),
+        ];
+        let resolved = catalog.resolve_within_caps(&tsdb, &wanted, caps).unwrap();
+        let created: Vec<bool> = resolved.ids.iter().map(Option::is_some).collect();
+        assert_eq!(created, [true, false, true, false]);
+        assert_eq!(
+            resolved.refused,
+            Some(CapRefusal {
+                cap: CapExceeded::PerNode {
+                    node: "a".into(),
+                    count: 4,
+                    max: 3
+                },
+                series: 2
+            })
+        );
+        assert_eq!(catalog.len(), 7);
     }
 }

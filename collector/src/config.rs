@@ -24,6 +24,10 @@ pub struct CollectorConfig {
     /// node's values do not look alive.
     #[serde(with = "humantime_serde")]
     pub metrics_staleness: Duration,
+    /// A node with no batch, registration or open stream for this long is forgotten: its
+    /// record and its missing-data alerts go, its series stay. "0s" keeps every node forever.
+    #[serde(with = "humantime_serde")]
+    pub forget_nodes_after: Duration,
     /// Limits enforced on every batch.
     pub limits: IngestLimits,
     /// Storage engine: chunks, out-of-order window, checkpoints, retention.
@@ -42,6 +46,7 @@ impl Default for CollectorConfig {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             agent_token: String::new(),
             metrics_staleness: Duration::from_secs(15 * 60),
+            forget_nodes_after: Duration::from_secs(7 * 24 * 3600),
             limits: IngestLimits::default(),
             storage: StorageConfig::default(),
             analytics: AnalyticsConfig::default(),
@@ -50,20 +55,30 @@ impl Default for CollectorConfig {
     }
 }
 
-/// Limits on what one agent may send; breaking one refuses the batch with a gRPC status.
+/// Limits on what agents and remote-write senders may send; breaking one refuses the batch
+/// (with a gRPC status) or the request (with HTTP 400), with a message naming the limit.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestLimits {
     /// Largest encoded batch, in bytes.
     pub max_batch_bytes: usize,
-    /// Most samples in one batch.
+    /// Most samples in one batch or remote-write request.
     pub max_samples_per_batch: usize,
-    /// Most series one agent may define on one stream.
+    /// Most series one node may have: those with its `node` label, whichever streams or
+    /// remote writes created them (also the most one stream may define).
     pub max_series_per_agent: usize,
+    /// Most series the collector holds in all.
+    pub max_series: usize,
     /// Most labels on a series, `node` and the metric name included.
     pub max_labels_per_series: usize,
+    /// Longest label name, in bytes.
+    pub max_label_name_len: usize,
     /// Longest label value, in bytes.
     pub max_label_value_len: usize,
+    /// Longest metric name (and remote-write metadata unit), in bytes.
+    pub max_metric_name_len: usize,
+    /// Longest help text of a series or of remote-write metadata, in bytes.
+    pub max_help_len: usize,
     /// How far ahead of the collector's clock a sample may be.
     #[serde(with = "humantime_serde")]
     pub max_future_skew: Duration,
@@ -78,12 +93,92 @@ impl Default for IngestLimits {
             max_batch_bytes: 4 << 20,
             max_samples_per_batch: 100_000,
             max_series_per_agent: 50_000,
+            max_series: 1_000_000,
             max_labels_per_series: 32,
+            max_label_name_len: 128,
             max_label_value_len: 1024,
+            max_metric_name_len: 256,
+            max_help_len: 1024,
             max_future_skew: Duration::from_secs(10 * 60),
             max_sample_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
+}
+
+impl IngestLimits {
+    /// Every limit must let at least one real batch through.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        // A batch's framing alone takes some bytes; below 1 KiB nothing useful fits.
+        count_at_least("limits.max_batch_bytes", self.max_batch_bytes, 1024)?;
+        count_at_least("limits.max_samples_per_batch", self.max_samples_per_batch, 1)?;
+        count_at_least("limits.max_series_per_agent", self.max_series_per_agent, 1)?;
+        count_at_least("limits.max_series", self.max_series, 1)?;
+        // The metric name and `node` are labels too.
+        count_at_least("limits.max_labels_per_series", self.max_labels_per_series, 2)?;
+        count_at_least("limits.max_label_name_len", self.max_label_name_len, 1)?;
+        count_at_least("limits.max_label_value_len", self.max_label_value_len, 1)?;
+        count_at_least("limits.max_metric_name_len", self.max_metric_name_len, 1)?;
+        count_at_least("limits.max_help_len", self.max_help_len, 1)?;
+        at_least(
+            "limits.max_sample_age",
+            self.max_sample_age,
+            Duration::from_secs(60),
+        )
+    }
+}
+
+/// Storage values that would leave the store without checkpoints, chunks or raw data.
+fn validate_storage(storage: &StorageConfig) -> Result<(), ConfigError> {
+    count_at_least("storage.max_chunk_samples", storage.max_chunk_samples, 2)?;
+    at_least(
+        "storage.max_chunk_span",
+        storage.max_chunk_span,
+        Duration::from_secs(60),
+    )?;
+    at_least(
+        "storage.checkpoint_interval",
+        storage.checkpoint_interval,
+        Duration::from_secs(1),
+    )?;
+    let retention = &storage.retention;
+    // Raw samples must outlive the out-of-order window, or a late sample would be accepted into
+    // a range retention is already deleting.
+    let raw_floor = storage
+        .out_of_order_window
+        .max(Duration::from_secs(3600));
+    at_least("storage.retention.raw", retention.raw, raw_floor)?;
+    for (key, kept) in [
+        ("storage.retention.rollup_1m", retention.rollup_1m),
+        ("storage.retention.rollup_5m", retention.rollup_5m),
+        ("storage.retention.rollup_1h", retention.rollup_1h),
+    ] {
+        at_least(key, kept, Duration::from_secs(3600))?;
+    }
+    Ok(())
+}
+
+fn at_least(key: &'static str, value: Duration, floor: Duration) -> Result<(), ConfigError> {
+    if value >= floor {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        key,
+        problem: format!(
+            "{} is too short; it must be at least {}",
+            humantime::format_duration(value),
+            humantime::format_duration(floor)
+        ),
+    })
+}
+
+fn count_at_least(key: &'static str, value: usize, floor: usize) -> Result<(), ConfigError> {
+    if value >= floor {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        key,
+        problem: format!("{value} is too small; it must be at least {floor}"),
+    })
 }
 
 /// A configuration file that could not be used.
@@ -118,8 +213,25 @@ impl CollectorConfig {
         })
     }
 
-    /// Checks values the types alone cannot.
+    /// Checks values the types alone cannot: a zero interval or size that would make a
+    /// background task panic or the store keep nothing is refused here, naming the key, rather
+    /// than found out later by a task that dies.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        at_least(
+            "metrics_staleness",
+            self.metrics_staleness,
+            Duration::from_secs(1),
+        )?;
+        if !self.forget_nodes_after.is_zero() {
+            // Shorter than an hour, a node rebooting for updates would be forgotten.
+            at_least(
+                "forget_nodes_after",
+                self.forget_nodes_after,
+                Duration::from_secs(3600),
+            )?;
+        }
+        self.limits.validate()?;
+        validate_storage(&self.storage)?;
         self.analytics
             .anomaly
             .validate()
@@ -155,6 +267,51 @@ mod tests {
             ..CollectorConfig::default()
         };
         assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn zero_intervals_and_sizes_are_refused_with_the_key_named() {
+        for (toml, key) in [
+            ("[storage]\ncheckpoint_interval = \"0s\"", "storage.checkpoint_interval"),
+            ("[storage]\nmax_chunk_samples = 0", "storage.max_chunk_samples"),
+            ("[storage]\nmax_chunk_span = \"0s\"", "storage.max_chunk_span"),
+            ("[storage.retention]\nraw = \"0s\"", "storage.retention.raw"),
+            ("[storage.retention]\nrollup_1h = \"0s\"", "storage.retention.rollup_1h"),
+            ("[limits]\nmax_batch_bytes = 0", "limits.max_batch_bytes"),
+            ("[limits]\nmax_samples_per_batch = 0", "limits.max_samples_per_batch"),
+            ("[limits]\nmax_labels_per_series = 1", "limits.max_labels_per_series"),
+            ("metrics_staleness = \"0s\"", "metrics_staleness"),
+        ] {
+            let config: CollectorConfig = toml::from_str(toml).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+            assert!(err.contains("at least"), "{toml}: {err}");
+        }
+        CollectorConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn series_caps_and_name_limits_must_admit_something() {
+        for key in [
+            "max_series",
+            "max_label_name_len",
+            "max_metric_name_len",
+            "max_help_len",
+        ] {
+            let config: CollectorConfig = toml::from_str(&format!("[limits]\n{key} = 0")).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("limits.{key}")), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn raw_retention_cannot_be_shorter_than_the_out_of_order_window() {
+        let config: CollectorConfig = toml::from_str(
+            "[storage]\nout_of_order_window = \"6h\"\n[storage.retention]\nraw = \"2h\"",
+        )
+        .unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("storage.retention.raw") && err.contains("6h"), "{err}");
     }
 
     #[test]

@@ -6,11 +6,14 @@ pub mod analytics;
 pub mod anomaly_watch;
 pub mod catalog;
 pub mod config;
+pub mod forget;
 pub mod http;
 pub mod ingest;
+pub mod json_f64;
 pub mod node_forest;
 pub mod query;
 pub mod replay;
+pub mod secure_random;
 pub mod storage;
 pub mod telemetry;
 
@@ -46,6 +49,8 @@ pub struct Collector {
 impl Collector {
     /// Opens the store, rebuilds in-memory state and binds both listeners.
     pub async fn open(config: CollectorConfig, clock: Clock) -> anyhow::Result<Self> {
+        // Again here, not only in main: embedders and tests build configs by hand.
+        config.validate()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
         })?;
@@ -156,6 +161,15 @@ impl Collector {
             handle
         });
         let maintenance = tokio::spawn(maintain(tsdb.clone(), clock.clone(), shutdown.clone()));
+        if !config.forget_nodes_after.is_zero() {
+            tokio::spawn(forget::forget_idle_nodes(
+                ingest.clone(),
+                alerting.clone(),
+                clock.clone(),
+                config.forget_nodes_after,
+                shutdown.clone(),
+            ));
+        }
         if let Some(forests) = &forests {
             tokio::spawn(analyse_nodes(
                 forests.clone(),
@@ -185,7 +199,7 @@ impl Collector {
         let grpc_task = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
-                .add_service(GrpcIngest::server(ingest))
+                .add_service(GrpcIngest::server(ingest, grpc_shutdown.clone()))
                 .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled_owned())
                 .await
         });

@@ -654,6 +654,10 @@ mod tests {
                     def("bytes_total", "b", MetricKind::Counter),
                     def("temp", "a", MetricKind::Gauge),
                 ],
+                crate::catalog::SeriesCaps {
+                    per_node: usize::MAX,
+                    total: usize::MAX,
+                },
             )
             .unwrap();
         for i in 0..1080i64 {

@@ -1,15 +1,75 @@
 //! The collector's own metrics, served on `/metrics` beside the agents' series, and the typed
 //! events that update them. Names follow `hcmon_collector_<name>_<unit>`.
+//!
+//! The names the collector exports about itself are reserved for it ([`check_metric_name`]):
+//! a stored series of the same name would give its family a second TYPE line on `/metrics`,
+//! which makes the whole exposition invalid and Prometheus' scrape of the collector fail. They
+//! are the registry's namespaces (`hcmon_collector_`, and `process_` from the client library's
+//! process collector), the live verdicts' namespace `hcmon_anomaly_`, and the exact names of the
+//! families rendered from verdicts ([`VERDICT_FAMILIES`]). A test checks that every family the
+//! registry exports falls under them, and `/metrics` also leaves out any stored family whose
+//! name the registry exports, so an old store written before a name was reserved cannot break
+//! the exposition either.
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
+
+/// Namespaces of the collector's own metric names: its registry's, the process collector's and
+/// the live anomaly verdicts'.
+const RESERVED_PREFIXES: [&str; 3] = ["hcmon_collector_", "process_", "hcmon_anomaly_"];
+
+/// The per-series anomaly score on `/metrics`, rendered from live verdicts.
+pub const ANOMALY_SCORE: &str = "hcmon_anomaly_score";
+/// The per-series "still learning" flag on `/metrics`, rendered from live verdicts.
+pub const ANOMALY_LEARNING: &str = "hcmon_anomaly_learning";
+/// The per-node Isolation Forest score on `/metrics`.
+pub const NODE_ANOMALY_SCORE: &str = "hcmon_node_anomaly_score";
+/// The per-node Isolation Forest verdict on `/metrics`.
+pub const NODE_ANOMALY: &str = "hcmon_node_anomaly";
+/// The families `/metrics` renders from analytics verdicts rather than from the registry.
+pub const VERDICT_FAMILIES: [&str; 4] = [
+    ANOMALY_SCORE,
+    ANOMALY_LEARNING,
+    NODE_ANOMALY_SCORE,
+    NODE_ANOMALY,
+];
+
+/// A metric name kept for the collector's own metrics, refused on ingest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReservedName {
+    #[error(
+        "metric name {name:?} is reserved: names starting with {prefix} belong to the collector's own metrics on /metrics"
+    )]
+    Prefix { name: String, prefix: &'static str },
+    #[error(
+        "metric name {name:?} is reserved: the collector exports its own metric of that name on /metrics"
+    )]
+    Exact { name: String },
+}
+
+/// Err when `name` belongs to the collector's own metrics; see the module doc.
+pub fn check_metric_name(name: &str) -> Result<(), ReservedName> {
+    if let Some(prefix) = RESERVED_PREFIXES.into_iter().find(|p| name.starts_with(p)) {
+        return Err(ReservedName::Prefix {
+            name: name.to_owned(),
+            prefix,
+        });
+    }
+    if VERDICT_FAMILIES.contains(&name) {
+        return Err(ReservedName::Exact {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
 
 pub struct CollectorMetrics {
     pub registry: Registry,
     pub ingested_samples: IntCounter,
     pub ingested_batches: IntCounter,
     pub duplicate_batches: IntCounter,
+    pub lost_batches: IntCounter,
     pub rejected_batches: IntCounterVec,
     pub connected_agents: IntGauge,
     pub anomaly_series: IntGauge,
@@ -23,6 +83,9 @@ pub struct CollectorMetrics {
     pub head_series: IntGauge,
     pub head_samples: IntGauge,
     pub chunks_written: IntGauge,
+    pub analyses_running: IntGauge,
+    pub analyses_stopped: IntCounterVec,
+    pub exposition_hidden_series: IntGauge,
 }
 
 impl CollectorMetrics {
@@ -41,6 +104,11 @@ impl CollectorMetrics {
         let duplicate_batches = IntCounter::new(
             "hcmon_collector_duplicate_batches_total",
             "Agent batches received again after they were already durable; acknowledged, not stored twice.",
+        )
+        .expect("valid metric");
+        let lost_batches = IntCounter::new(
+            "hcmon_collector_lost_batches_total",
+            "Agent batches that never arrived: sequence numbers an agent declared skipped (dropped from a full spool, set aside after a refusal, or never written).",
         )
         .expect("valid metric");
         let rejected_batches = IntCounterVec::new(
@@ -119,10 +187,29 @@ impl CollectorMetrics {
             "Compressed chunks written since start.",
         )
         .expect("valid metric");
+        let analyses_running = IntGauge::new(
+            "hcmon_collector_analyses_running",
+            "Trend and correlation requests computing now, on the blocking pool.",
+        )
+        .expect("valid metric");
+        let analyses_stopped = IntCounterVec::new(
+            Opts::new(
+                "hcmon_collector_analyses_stopped_total",
+                "Trend and correlation requests stopped before they finished, by reason: time_limit (answered 503) or client_gone.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let exposition_hidden_series = IntGauge::new(
+            "hcmon_collector_exposition_hidden_series",
+            "Stored series left out of the last /metrics because their name belongs to the collector's own metrics.",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(ingested_samples.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(ingested_batches.clone()),
             Box::new(duplicate_batches.clone()),
+            Box::new(lost_batches.clone()),
             Box::new(rejected_batches.clone()),
             Box::new(connected_agents.clone()),
             Box::new(anomaly_series.clone()),
@@ -136,6 +223,9 @@ impl CollectorMetrics {
             Box::new(head_series.clone()),
             Box::new(head_samples.clone()),
             Box::new(chunks_written.clone()),
+            Box::new(analyses_running.clone()),
+            Box::new(analyses_stopped.clone()),
+            Box::new(exposition_hidden_series.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
             registry
@@ -147,6 +237,7 @@ impl CollectorMetrics {
             ingested_samples,
             ingested_batches,
             duplicate_batches,
+            lost_batches,
             rejected_batches,
             connected_agents,
             anomaly_series,
@@ -160,6 +251,9 @@ impl CollectorMetrics {
             head_series,
             head_samples,
             chunks_written,
+            analyses_running,
+            analyses_stopped,
+            exposition_hidden_series,
         }
     }
 }
@@ -167,6 +261,26 @@ impl CollectorMetrics {
 impl Default for CollectorMetrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// An agent declared sequence numbers skipped: batches that will never arrive.
+pub struct BatchesLost<'a> {
+    pub node: &'a str,
+    /// The batch that declared them.
+    pub seq: u64,
+    pub lost: u64,
+}
+
+impl BatchesLost<'_> {
+    pub fn emit(&self, metrics: &CollectorMetrics) {
+        metrics.lost_batches.inc_by(self.lost);
+        tracing::warn!(
+            node = self.node,
+            seq = self.seq,
+            lost = self.lost,
+            "the agent skipped batches it no longer holds; they are lost"
+        );
     }
 }
 
@@ -184,6 +298,77 @@ impl BatchRejected<'_> {
             tracing::error!(node = self.node, reason, error = ?self.error, "batch not stored");
         } else {
             tracing::warn!(node = self.node, reason, error = %self.error, "batch refused");
+        }
+    }
+}
+
+/// A remote-write request was refused (in whole, or the new series a cap kept out).
+pub struct RemoteWriteRejected<'a> {
+    pub error: &'a crate::ingest::RemoteWriteError,
+}
+
+impl RemoteWriteRejected<'_> {
+    pub fn emit(&self, metrics: &CollectorMetrics) {
+        let reason = self.error.reason();
+        metrics.rejected_batches.with_label_values(&[reason]).inc();
+        // Storage failures are logged where they are answered with a 500.
+        if !self.error.retryable() {
+            tracing::warn!(reason, error = %self.error, "remote write refused");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_the_collector_exports_is_reserved() {
+        let metrics = CollectorMetrics::new();
+        let alerts = crate::alerting::service::AlertMetrics::new(&metrics.registry);
+        crate::alerting::notify::NotifyMetrics::new(&metrics.registry);
+        // A labelled family is exported only once it has a child.
+        for family in [
+            &metrics.rejected_batches,
+            &metrics.remote_write_requests,
+            &metrics.analyses_stopped,
+        ] {
+            family.with_label_values(&["x"]).inc();
+        }
+        metrics.storage_bytes.with_label_values(&["x"]).set(1);
+        alerts.alerts.with_label_values(&["x"]).set(1);
+        let names: Vec<String> = metrics
+            .registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        assert!(names.iter().any(|n| n.starts_with("process_")), "{names:?}");
+        for name in names.iter().map(String::as_str).chain(VERDICT_FAMILIES) {
+            assert!(check_metric_name(name).is_err(), "{name} is not reserved");
+        }
+    }
+
+    #[test]
+    fn reserved_names_are_refused_with_what_reserves_them() {
+        let refusal = |name: &str| check_metric_name(name).unwrap_err().to_string();
+        assert_eq!(
+            refusal("process_resident_memory_bytes"),
+            "metric name \"process_resident_memory_bytes\" is reserved: names starting with \
+             process_ belong to the collector's own metrics on /metrics"
+        );
+        assert!(refusal("hcmon_collector_ingested_samples_total").contains("hcmon_collector_"));
+        assert!(refusal("hcmon_anomaly_score").contains("hcmon_anomaly_"));
+        assert!(refusal("hcmon_node_anomaly").contains("exports its own metric of that name"));
+        // The agents' own figures and look-alikes outside the namespaces are not the collector's.
+        for allowed in [
+            "hcmon_agent_samples_total",
+            "hcmon_probe_errors_total",
+            "hcmon_node_anomaly_scores",
+            "node_top_process_resident_bytes",
+            "processes_running",
+        ] {
+            assert_eq!(check_metric_name(allowed), Ok(()), "{allowed}");
         }
     }
 }

@@ -90,6 +90,7 @@ impl AgentShape {
             seq,
             new_series,
             samples,
+            skipped_from: 0,
         }
     }
 

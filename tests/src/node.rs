@@ -92,6 +92,7 @@ impl ScriptedNode {
             seq: self.seq,
             new_series,
             samples: series,
+            skipped_from: 0,
         };
         self.outbound
             .send(AgentMessage {

@@ -84,18 +84,24 @@ impl Rig {
     }
 
     async fn alerts(&self) -> anyhow::Result<Vec<Value>> {
-        let body = self.get("/api/v1/alerts").await?;
+        self.list_alerts("/api/v1/alerts").await
+    }
+
+    async fn list_alerts(&self, path: &str) -> anyhow::Result<Vec<Value>> {
+        let body = self.get(path).await?;
         Ok(body["data"]["alerts"]
             .as_array()
             .cloned()
             .unwrap_or_default())
     }
 
-    /// Waits until the API shows the alert `name` on `node` in hcmon state `state`.
+    /// Waits until the API shows the alert `name` on `node` in hcmon state `state` (resolved
+    /// ones included).
     async fn wait_alert(&self, name: &str, node: &str, state: &str) -> anyhow::Result<Value> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let found = self.alerts().await?.into_iter().find(|a| {
+            let all = self.list_alerts("/api/v1/alerts?all=true").await?;
+            let found = all.into_iter().find(|a| {
                 a["labels"]["alertname"] == name
                     && a["labels"]["node"] == node
                     && a["hcmonState"] == state
@@ -106,7 +112,7 @@ impl Rig {
             if tokio::time::Instant::now() > deadline {
                 anyhow::bail!(
                     "{name} on {node} never became {state}: {:#?}",
-                    self.alerts().await?
+                    self.list_alerts("/api/v1/alerts?all=true").await?
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -127,6 +133,67 @@ impl Rig {
             String::from_utf8_lossy(&output.stderr)
         );
         Ok(String::from_utf8(output.stdout)?)
+    }
+}
+
+impl Rig {
+    /// Runs the `hcmon` CLI, expecting it to fail; returns what it said on stderr.
+    fn cli_refused(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = std::process::Command::new(hcmon_tests::bin_path("hcmon"))
+            .arg("--url")
+            .arg(format!("http://{}", self.http))
+            .args(args)
+            .output()?;
+        anyhow::ensure!(!output.status.success(), "hcmon {args:?} succeeded");
+        Ok(String::from_utf8(output.stderr)?)
+    }
+
+    /// POSTs JSON; the status and the answer.
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}{path}", self.http))
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, serde_json::from_str(&response.text().await?)?))
+    }
+
+    /// Sends `(minutes from now, value)` samples of `node_filesystem_used_ratio{node="nas",
+    /// mountpoint="/"}` by Prometheus remote write.
+    async fn remote_write_disk(&self, samples: &[(i64, f64)]) -> anyhow::Result<()> {
+        use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+        use prost::Message;
+        let label = |name: &str, value: &str| Label {
+            name: name.into(),
+            value: value.into(),
+        };
+        let now = self.now();
+        let request = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![
+                    label("__name__", "node_filesystem_used_ratio"),
+                    label("mountpoint", "/"),
+                    label("node", "nas"),
+                ],
+                samples: samples
+                    .iter()
+                    .map(|&(minutes, value)| Sample {
+                        value,
+                        timestamp: now + minutes * MIN,
+                    })
+                    .collect(),
+            }],
+        };
+        let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec())?;
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/api/v1/write", self.http))
+            .header("Content-Encoding", "snappy")
+            .body(body)
+            .send()
+            .await?;
+        anyhow::ensure!(response.status() == 204, "{}", response.text().await?);
+        Ok(())
     }
 }
 
@@ -764,5 +831,249 @@ async fn a_restart_mid_escalation_neither_repeats_nor_skips() -> anyhow::Result<
         "the firing notice is not sent again"
     );
     assert_eq!(alert["escalationTier"], 3);
+    rig.stop().await
+}
+
+/// Only the shipped rules, and a webhook that sees what they notify.
+fn forecast_config(hook: &HttpReceiver) -> String {
+    format!(
+        r#"
+[analytics]
+enabled = false
+
+[alerting.missing_data]
+agents = false
+
+[alerting.recipients]
+on-call = ["hook"]
+manager = ["hook"]
+director = ["hook"]
+
+[[alerting.channels]]
+name = "hook"
+[alerting.channels.webhook]
+url = "{}"
+"#,
+        hook.url()
+    )
+}
+
+/// The shipped rules and channel (the collector's log).
+const SHIPPED: &str = r#"
+[analytics]
+enabled = false
+
+[alerting.missing_data]
+agents = false
+"#;
+
+/// The reported crash loop: a disk forecast alert fires, then resolves with +Inf ("never
+/// fills") as its value, and the collector has to start again on that store. The forecast is
+/// evaluated when the collector starts (and then every minute of real time), so each step is a
+/// restart rather than a minute's wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_disk_forecast_does_not_stop_the_collector_from_starting() -> anyhow::Result<()>
+{
+    let hook = HttpReceiver::start().await?;
+    let toml = forecast_config(&hook);
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let clock = clock_at(start_time());
+
+    // Two hours of a root filesystem filling by 0.3 % a minute: full in about 1.5 h.
+    let rig = Rig::start(&data, &toml, clock.clone()).await?;
+    let rising: Vec<(i64, f64)> = (-120..=0)
+        .map(|m| (m, 0.66 + m as f64 * 0.003))
+        .collect();
+    rig.remote_write_disk(&rising).await?;
+    rig.stop().await?;
+
+    let rig = Rig::start(&data, &toml, clock.clone()).await?;
+    let fired = rig.wait_alert("DiskWillFill", "nas", "firing").await?;
+    assert_eq!(fired["labels"]["mountpoint"], "/");
+    rig.advance(MIN).await;
+    let firing = hook.wait_for(1, WAIT).await?;
+    assert_eq!(webhook(&firing[0])["kind"], "firing");
+    // Two hours later the disk was cleaned up and stays at 10 %.
+    rig.advance(120 * MIN).await;
+    let low: Vec<(i64, f64)> = (-119..=0).map(|m| (m, 0.10)).collect();
+    rig.remote_write_disk(&low).await?;
+    rig.stop().await?;
+
+    let rig = Rig::start(&data, &toml, clock.clone()).await?;
+    let resolved = rig.wait_alert("DiskWillFill", "nas", "resolved").await?;
+    assert_eq!(resolved["value"], "+Inf", "never reaches the limit");
+    rig.stop().await?;
+
+    // The start that used to fail: "corrupt alert record in the store".
+    let rig = Rig::start(&data, &toml, clock.clone()).await?;
+    let alert = rig.wait_alert("DiskWillFill", "nas", "resolved").await?;
+    assert_eq!(alert["value"], "+Inf");
+    let incident = alert["incident"].as_str().map(str::to_owned);
+    let incidents = rig.get("/api/v1/incidents").await?;
+    let id = incidents["data"][0]["id"].as_str().expect("an incident");
+    assert!(incident.is_none() || incident.as_deref() == Some(id));
+    let story = rig.get(&format!("/api/v1/incidents/{id}")).await?;
+    let resolved_event = story["data"]["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["event"] == "resolved")
+        .cloned();
+    assert_eq!(
+        resolved_event.map(|e| e["value"].clone()),
+        Some(Value::from("+Inf")),
+        "{story}"
+    );
+    // The resolution, queued before the restart, still reaches the webhook, value and all.
+    rig.advance(MIN).await;
+    let sent = hook.wait_for(2, WAIT).await?;
+    let kinds: Vec<Value> = sent.iter().map(|r| webhook(r)["kind"].clone()).collect();
+    assert_eq!(kinds, ["firing", "resolved"]);
+    assert_eq!(webhook(&sent[1])["alerts"][0]["value"], "+Inf");
+    rig.stop().await
+}
+
+/// Opens the store the collector will use and writes raw values into its alerts table.
+fn write_raw_alert_records(data: &Path, records: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
+    use hcmon_collector::storage::{Kv, KvBatch, RocksKv, Table};
+    std::fs::create_dir_all(data)?;
+    let kv = RocksKv::open(data, 8 << 20)?;
+    let mut batch = KvBatch::default();
+    for (key, value) in records {
+        batch.put(Table::Alerts, key.as_bytes().to_vec(), value.clone());
+    }
+    kv.write(batch, true)?;
+    Ok(())
+}
+
+/// A store written by the previous version: an alert record whose +Inf value was written as
+/// `null`, a silence that starts in year 9999 and lasts 1000 years (the API took it then), and
+/// a record that is not even JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_from_older_versions_load_and_an_unreadable_one_is_set_aside()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let now = start_time();
+    let legacy_alert = serde_json::json!({
+        "id": "0123456789abcdef",
+        "alertname": "DiskWillFill",
+        "labels": {"mountpoint": "/", "node": "nas"},
+        "annotations": {"summary": "disk / on nas is not heading for 0.95"},
+        "lifecycle": {"state": {"Resolved": {"at_ms": now}}, "changes": [now - MIN, now], "flapping": false},
+        "severity": "warning",
+        "value": null,
+        "evidence": {"threshold": 0.95, "expected": null, "related": [], "details": []},
+        "inhibits_node": false,
+        "episode": null,
+        "changed_ms": now,
+    });
+    let year_9999_ms: i64 = 253_370_764_800_000;
+    let legacy_silence = serde_json::json!({
+        "id": "far",
+        "matchers": "{node=\"nas\"}",
+        "starts_ms": year_9999_ms,
+        "ends_ms": year_9999_ms + 1000 * 31_557_600_000,
+        "daily": null,
+        "created_by": "mallory",
+        "comment": "",
+        "created_ms": now,
+    });
+    write_raw_alert_records(
+        &data,
+        &[
+            ("a/0123456789abcdef", serde_json::to_vec(&legacy_alert)?),
+            ("s/far", serde_json::to_vec(&legacy_silence)?),
+            ("a/fedcba9876543210", b"\x00\x01 not a record".to_vec()),
+        ],
+    )?;
+
+    let rig = Rig::start(&data, SHIPPED, clock_at(now)).await?;
+    let alert = rig.wait_alert("DiskWillFill", "nas", "resolved").await?;
+    assert_eq!(alert["value"], "NaN", "a legacy null is an unknown value");
+    let metrics = reqwest::get(format!("http://{}/metrics", rig.http))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("hcmon_collector_quarantined_records_total{record=\"alert\"} 1"),
+        "{metrics}"
+    );
+    let silences = rig.get("/api/v1/silences").await?;
+    assert_eq!(silences["data"][0]["id"], "far", "{silences}");
+    assert_eq!(silences["data"][0]["startsAt"], "9999-01-01T00:00:00.000Z");
+    assert_eq!(
+        silences["data"][0]["endsAt"], "9999-12-31T23:59:59.999Z",
+        "past what RFC 3339 can write: its last instant"
+    );
+    let listed = rig.cli(&["alerts", "silences"])?;
+    assert!(listed.contains("far") && listed.contains("pending"), "{listed}");
+    rig.stop().await?;
+
+    // Set aside, not deleted: the next start has nothing left to set aside.
+    let rig = Rig::start(&data, SHIPPED, clock_at(now)).await?;
+    let metrics = reqwest::get(format!("http://{}/metrics", rig.http))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("hcmon_collector_quarantined_records_total{record=\"alert\"} 0"),
+        "{metrics}"
+    );
+    rig.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_out_of_range_are_refused_with_the_reason() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let rig = Rig::start(&dir.path().join("data"), SHIPPED, clock_at(start_time())).await?;
+    let silence = |fields: Value| {
+        let mut body = serde_json::json!({"matchers": "{node=\"nas\"}", "created_by": "mallory"});
+        for (k, v) in fields.as_object().expect("fields") {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for (fields, reason) in [
+        (
+            serde_json::json!({"starts_at": "9999-01-01T00:00:00Z", "duration": "1000years"}),
+            "starts_at \"9999-01-01T00:00:00Z\" must be between 1970 and 2200",
+        ),
+        (
+            serde_json::json!({"ends_at": "2300-01-01T00:00:00Z"}),
+            "ends_at \"2300-01-01T00:00:00Z\" must be between 1970 and 2200",
+        ),
+        (
+            serde_json::json!({"duration": "300000000years"}),
+            "ends the silence after 2200",
+        ),
+    ] {
+        let (status, answer) = rig.post("/api/v1/silences", silence(fields)).await?;
+        assert_eq!(status, 400, "{answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(reason), "{error}");
+    }
+    let refused = rig.cli_refused(&[
+        "alerts",
+        "silence",
+        "{node=\"nas\"}",
+        "--start",
+        "9999-01-01T00:00:00Z",
+        "--for",
+        "1000years",
+    ])?;
+    assert!(refused.contains("between 1970 and 2200"), "{refused}");
+    let listed = rig.get("/api/v1/silences").await?;
+    assert_eq!(listed["data"], serde_json::json!([]), "nothing was saved");
+
+    let link = format!(
+        "http://{}/api/v1/alerts/0123456789abcdef/ack?by=mallory&expires={}&sig=00",
+        rig.http,
+        i64::MAX
+    );
+    let answer = reqwest::get(&link).await?;
+    assert_eq!(answer.status(), 400);
+    assert!(answer.text().await?.contains("expires"));
     rig.stop().await
 }

@@ -1,8 +1,10 @@
 //! The analytics as a user sees them: live anomaly verdicts in `/api/v1/anomalies` and
-//! `/metrics`, a filling disk's time to full in `/api/v1/trend`, and the series that moved
-//! first in `/api/v1/related`.
+//! `/metrics`, a filling disk's time to full in `/api/v1/trend`, the series that moved
+//! first in `/api/v1/related`, and expensive analyses that neither stall the collector nor
+//! outlive their time limit or their client.
 
 use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+use hcmon_tests::node::ScriptedNode;
 use hcmon_tests::{Collector, now_s};
 use prost::Message;
 
@@ -15,21 +17,35 @@ async fn write_series(
     name: &str,
     samples: Vec<Sample>,
 ) -> anyhow::Result<()> {
-    let request = WriteRequest {
-        timeseries: vec![TimeSeries {
+    write_many(
+        collector,
+        vec![(name.to_owned(), "nas".to_owned(), samples)],
+    )
+    .await
+}
+
+/// One remote write of several series: (metric name, node, samples).
+async fn write_many(
+    collector: &Collector,
+    series: Vec<(String, String, Vec<Sample>)>,
+) -> anyhow::Result<()> {
+    let timeseries = series
+        .into_iter()
+        .map(|(name, node, samples)| TimeSeries {
             labels: vec![
                 Label {
                     name: "__name__".into(),
-                    value: name.into(),
+                    value: name,
                 },
                 Label {
                     name: "node".into(),
-                    value: "nas".into(),
+                    value: node,
                 },
             ],
             samples,
-        }],
-    };
+        })
+        .collect();
+    let request = WriteRequest { timeseries };
     let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec())?;
     let response = reqwest::Client::new()
         .post(format!("http://{}/api/v1/write", collector.http))
@@ -412,5 +428,233 @@ async fn trend_finds_the_period_of_a_cycling_series() -> anyhow::Result<()> {
         )
         .await;
     assert!(bad.is_err());
+    Ok(())
+}
+
+/// A GET of the HTTP API answered with an error: (status, Prometheus error JSON).
+async fn get_error(
+    collector: &Collector,
+    path: &str,
+    query: &[(&str, &str)],
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let response = reqwest::Client::new()
+        .get(format!("http://{}{path}", collector.http))
+        .query(query)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await?;
+    anyhow::ensure!(body["status"] == "error", "{path} succeeded: {body}");
+    Ok((status, body))
+}
+
+/// The value of an unlabelled (or fully written out) series on `/metrics`, 0 when absent.
+fn exposed(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// 200 series of six hours at one minute: with `seasonal_step=1s` each is resampled to 21,601
+/// points, within the limit, and period detection over all of them takes far longer than the
+/// analysis time limit, in any build.
+async fn write_heavy_history(collector: &Collector) -> anyhow::Result<()> {
+    let now = (now_s() * 1000.0) as i64;
+    let start = now - now % 60_000 - 6 * 3_600_000;
+    let series = (0..200)
+        .map(|i| {
+            let samples = (0..360)
+                .map(|m| Sample {
+                    value: (m as f64 / 60.0 * std::f64::consts::TAU).sin() + f64::from(i),
+                    timestamp: start + m * 60_000,
+                })
+                .collect();
+            ("load".to_owned(), format!("n{i}"), samples)
+        })
+        .collect();
+    write_many(collector, series).await
+}
+
+const HEAVY_TREND: [(&str, &str); 3] = [
+    ("match[]", "load"),
+    ("window", "6h"),
+    ("seasonal_step", "1s"),
+];
+
+/// Two analyses that cannot finish within the time limit: `/healthz`, `/metrics` and an agent's
+/// batch are answered while they compute, and each analysis is stopped at the limit with an
+/// answer that says what to ask for instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn expensive_analyses_leave_ingest_and_health_answering() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = Collector::start(&dir.path().join("collector"), 0, 0)?;
+    write_heavy_history(&collector).await?;
+    let url = format!("http://{}/api/v1/trend", collector.http);
+    let heavy: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let response = reqwest::Client::new()
+                    .get(url)
+                    .query(&HEAVY_TREND)
+                    .timeout(std::time::Duration::from_secs(300))
+                    .send()
+                    .await?;
+                let status = response.status().as_u16();
+                anyhow::Ok((status, response.json::<serde_json::Value>().await?))
+            })
+        })
+        .collect();
+    // `/metrics` answers while they compute, and shows them doing so.
+    collector
+        .wait_for_metrics(std::time::Duration::from_secs(120), |text| {
+            exposed(text, "hcmon_collector_analyses_running") >= 1.0
+        })
+        .await?;
+    let health = collector.get_json("/healthz", &[]).await?;
+    assert_eq!(health["status"], "ok", "{health}");
+    let mut node = ScriptedNode::connect(&collector.grpc_url(), "web1").await?;
+    node.send((now_s() * 1000.0) as i64, &[("node_load1", &[], 0.5)])
+        .await?;
+
+    for answer in heavy {
+        let (status, body) = answer.await??;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["errorType"], "timeout", "{body}");
+        let message = body["error"].as_str().unwrap_or_default();
+        assert!(
+            message
+                .starts_with("/api/v1/trend stopped at its time limit of 15s: select fewer series"),
+            "{body}"
+        );
+    }
+    // The node's batch was stored, not just acknowledged.
+    let stored = collector.export("node_load1").await?;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    Ok(())
+}
+
+/// A client that gives up stops its analysis: the slot is free again long before the time
+/// limit would have freed it, and the stop is counted as the client's.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_analysis_stops_when_its_client_goes_away() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = Collector::start(&dir.path().join("collector"), 0, 0)?;
+    write_heavy_history(&collector).await?;
+    let url = format!("http://{}/api/v1/trend", collector.http);
+    let abandoned = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(url)
+            .query(&HEAVY_TREND)
+            .send()
+            .await
+    });
+    collector
+        .wait_for_metrics(std::time::Duration::from_secs(120), |text| {
+            exposed(text, "hcmon_collector_analyses_running") >= 1.0
+        })
+        .await?;
+    // Dropping the request closes its connection.
+    abandoned.abort();
+    let text = collector
+        .wait_for_metrics(std::time::Duration::from_secs(120), |text| {
+            exposed(text, "hcmon_collector_analyses_running") == 0.0
+        })
+        .await?;
+    assert_eq!(
+        exposed(
+            &text,
+            "hcmon_collector_analyses_stopped_total{reason=\"client_gone\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        exposed(
+            &text,
+            "hcmon_collector_analyses_stopped_total{reason=\"time_limit\"}"
+        ),
+        0.0,
+        "{text}"
+    );
+    Ok(())
+}
+
+/// Requests that could not fit their limits are refused before any work, saying which limit
+/// and what to change.
+#[tokio::test]
+async fn analyses_over_their_limits_are_refused_with_the_reason() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = Collector::start(&dir.path().join("collector"), 0, 0)?;
+    write_heavy_history(&collector).await?;
+    let (status, body) = get_error(
+        &collector,
+        "/api/v1/trend",
+        &[
+            ("match[]", "load"),
+            ("window", "1h"),
+            ("seasonal_step", "0.001"),
+        ],
+    )
+    .await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"],
+        "invalid parameter \"seasonal_step\": seasonal_step=0.001 over window=1h gives up to \
+         3,600,001 points per series; the limit is 25,000: raise seasonal_step or shorten window"
+    );
+    write_series(
+        &collector,
+        "other_load",
+        vec![Sample {
+            value: 1.0,
+            timestamp: (now_s() * 1000.0) as i64,
+        }],
+    )
+    .await?;
+    let (status, body) = get_error(
+        &collector,
+        "/api/v1/trend",
+        &[("match[]", "{__name__=~\".*load\"}")],
+    )
+    .await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"],
+        "invalid parameter \"match[]\": selects 201 series; one request analyses at most 200: \
+         narrow the selector"
+    );
+    let (status, body) = get_error(
+        &collector,
+        "/api/v1/correlations",
+        &[("match[]", "load"), ("window", "30d")],
+    )
+    .await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"],
+        "invalid parameter \"window\": window=30d gives 259,200 points per series on the 10s \
+         correlation grid; the limit is 8,640 (one day): shorten window"
+    );
+    // A range query at a tiny step is refused as Prometheus refuses it.
+    let (status, body) = get_error(
+        &collector,
+        "/api/v1/query_range",
+        &[
+            ("query", "load"),
+            ("start", "0"),
+            ("end", "86400"),
+            ("step", "0.001"),
+        ],
+    )
+    .await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("exceeded maximum resolution of 11,000 points per timeseries"),
+        "{body}"
+    );
     Ok(())
 }

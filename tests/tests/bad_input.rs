@@ -3,7 +3,7 @@
 
 use hcmon_proto::v1::ingest_client::IngestClient;
 use hcmon_proto::v1::{
-    AgentMessage, Batch, CollectorMessage, Label, MetricKind, REJECTED_SEQ_METADATA_KEY,
+    AgentMessage, Batch, CollectorMessage, HostFacts, Label, MetricKind, REJECTED_SEQ_METADATA_KEY,
     RegisterRequest, SESSION_METADATA_KEY, SeriesDef, SeriesSamples, agent_message,
     collector_message,
 };
@@ -35,6 +35,7 @@ fn batch(seq: u64, defs: Vec<SeriesDef>, id: u32, ts: i64, value: f64) -> Batch 
             timestamps_ms: vec![ts],
             values: vec![value],
         }],
+        skipped_from: 0,
     }
 }
 
@@ -160,6 +161,7 @@ async fn bad_batches_get_clear_statuses_and_hurt_no_one_else() -> anyhow::Result
             })
             .collect(),
         samples: vec![],
+        skipped_from: 0,
     };
     let too_many = Batch {
         seq: 2,
@@ -169,6 +171,7 @@ async fn bad_batches_get_clear_statuses_and_hurt_no_one_else() -> anyhow::Result
             timestamps_ms: vec![now_ms(); 100_001],
             values: vec![1.0; 100_001],
         }],
+        skipped_from: 0,
     };
     let cases: Vec<(&str, &str, Batch, Code, &str)> = vec![
         (
@@ -288,6 +291,53 @@ async fn bad_batches_get_clear_statuses_and_hurt_no_one_else() -> anyhow::Result
     assert!(
         metrics.contains("hcmon_collector_rejected_batches_total{reason=\"non_finite_value\"} 2"),
         "{metrics}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_node_names_and_host_facts_are_refused_at_registration() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = Collector::start(&dir.path().join("data"), 0, 0)?;
+    let mut client = IngestClient::connect(collector.grpc_url()).await?;
+    let huge = "n".repeat(10 << 20);
+    let long_fact = HostFacts {
+        kernel_version: "6".repeat(100_000),
+        ..Default::default()
+    };
+    let cases = [
+        (huge.as_str(), HostFacts::default(), "longer than 253 bytes"),
+        ("../../etc", HostFacts::default(), "start with"),
+        ("a/b", HostFacts::default(), "only ASCII letters"),
+        ("nas\n", HostFacts::default(), "only ASCII letters"),
+        ("nas", long_fact, "host.kernel_version is 100000 bytes"),
+    ];
+    for (name, host, needle) in cases {
+        let status = client
+            .register(RegisterRequest {
+                node_name: name.into(),
+                spool_epoch: 42,
+                host: Some(host),
+                ..Default::default()
+            })
+            .await
+            .expect_err(needle);
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(
+            status.message().contains(needle),
+            "{:.300}",
+            status.message()
+        );
+        assert!(
+            status.message().len() < 300,
+            "the refused name is not echoed whole: {:.300}",
+            status.message()
+        );
+    }
+    let agents = collector.get("/api/v1/agents").await?;
+    assert!(
+        agents.contains("\"data\":[]"),
+        "nothing was recorded: {agents:.300}"
     );
     Ok(())
 }

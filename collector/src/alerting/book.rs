@@ -104,6 +104,8 @@ pub struct AlertRecord {
     pub annotations: BTreeMap<String, String>,
     pub lifecycle: Lifecycle,
     pub severity: Severity,
+    /// Non-finite too: a forecast that no longer reaches its limit is +Inf.
+    #[serde(with = "crate::json_f64")]
     pub value: f64,
     pub evidence: Evidence,
     pub inhibits_node: bool,
@@ -208,10 +210,12 @@ pub struct IncidentEvent {
 pub enum Happened {
     Fired {
         severity: Severity,
+        #[serde(with = "crate::json_f64")]
         value: f64,
     },
     SeverityRaised {
         severity: Severity,
+        #[serde(with = "crate::json_f64")]
         value: f64,
     },
     /// A notification was queued for a channel.
@@ -249,6 +253,7 @@ pub enum Happened {
     Flapping,
     StoppedFlapping,
     Resolved {
+        #[serde(with = "crate::json_f64")]
         value: f64,
     },
 }
@@ -1158,7 +1163,8 @@ impl AlertBook {
             .get_mut(id)
             .ok_or_else(|| BookError::NoSuchSilence(id.to_owned()))?;
         record.ends_ms = record.ends_ms.min(now_ms);
-        record.starts_ms = record.starts_ms.min(record.ends_ms - 1);
+        // Saturating: records stored before requests were range-checked may hold any time.
+        record.starts_ms = record.starts_ms.min(record.ends_ms.saturating_sub(1));
         compiled.until_ms = record.ends_ms;
         compiled.from_ms = record.starts_ms;
         self.changes.silences.insert(id.to_owned());

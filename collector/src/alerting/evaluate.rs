@@ -59,8 +59,8 @@ fn ms(d: Duration) -> i64 {
 
 /// A value as people read it: no float noise, few decimals.
 pub fn fmt_value(v: f64) -> String {
-    if !v.is_finite() {
-        return v.to_string();
+    if let Some(text) = crate::json_f64::non_finite_text(v) {
+        return text.to_owned();
     }
     let text = if v.abs() >= 100.0 {
         format!("{v:.0}")

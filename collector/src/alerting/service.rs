@@ -136,7 +136,8 @@ impl AckSigner {
         signature: &str,
         now_ms: i64,
     ) -> bool {
-        if expires_s * 1000 < now_ms || signature.len() != 64 {
+        // Saturating: `expires` comes from a URL anyone can edit.
+        if expires_s.saturating_mul(1000) < now_ms || signature.len() != 64 {
             return false;
         }
         let Some(bytes) = (0..32)
@@ -217,6 +218,10 @@ enum Command {
         id: String,
         reply: oneshot::Sender<Result<(), BookError>>,
     },
+    ForgetNode {
+        node: String,
+        reply: oneshot::Sender<Result<(), BookError>>,
+    },
 }
 
 /// The API's handle on alerting.
@@ -253,6 +258,12 @@ impl Alerting {
     pub async fn acknowledge(&self, id: &str, by: &str) -> Result<(), AlertingError> {
         let (id, by) = (id.to_owned(), by.to_owned());
         self.ask(|reply| Command::Ack { id, by, reply }).await
+    }
+
+    /// Stops watching a node ingest forgot: its missing-data alerts resolve.
+    pub async fn forget_node(&self, node: &str) -> Result<(), AlertingError> {
+        let node = node.to_owned();
+        self.ask(|reply| Command::ForgetNode { node, reply }).await
     }
 
     /// Checks a signed acknowledge link.
@@ -337,6 +348,8 @@ pub struct AlertMetrics {
     pub alerts: prometheus::IntGaugeVec,
     pub evaluation_delay: prometheus::Histogram,
     pub store_errors: prometheus::IntCounter,
+    /// `{record}`: stored values that could not be read at start, set aside (store.rs).
+    pub quarantined: prometheus::IntCounterVec,
 }
 
 impl AlertMetrics {
@@ -364,10 +377,23 @@ impl AlertMetrics {
             "Alerting state that could not be written to the store.",
         )
         .expect("valid metric");
+        let quarantined = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "hcmon_collector_quarantined_records_total",
+                "Stored alerting records that could not be read at start, moved aside under the q/ prefix of the alerts table (the rest loaded), by kind of record.",
+            ),
+            &["record"],
+        )
+        .expect("valid metric");
+        // Every kind shows from the start, so an increase is visible as one.
+        for kind in store::RecordKind::ALL {
+            quarantined.with_label_values(&[kind.name()]);
+        }
         for c in [
             Box::new(alerts.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(evaluation_delay.clone()),
             Box::new(store_errors.clone()),
+            Box::new(quarantined.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -375,6 +401,7 @@ impl AlertMetrics {
             alerts,
             evaluation_delay,
             store_errors,
+            quarantined,
         }
     }
 }
@@ -485,6 +512,12 @@ impl AlertService {
             clock: deps.clock.clone(),
         };
         let metrics = AlertMetrics::new(&deps.registry);
+        for quarantined in &loaded.quarantined {
+            quarantined.emit(&metrics.quarantined);
+        }
+        if let Some(error) = &loaded.quarantine_failed {
+            tracing::error!(%error, "unreadable alerting records not moved aside; left out, moved at the next start");
+        }
         if !loaded.outbox.is_empty() {
             tracing::info!(
                 queued = loaded.outbox.len(),
@@ -715,6 +748,17 @@ impl AlertService {
             }
             Command::Expire { id, reply } => {
                 let _ = reply.send(self.book.expire_silence(&id, now));
+            }
+            Command::ForgetNode { node, reply } => {
+                // A forgotten node is neither silent nor disconnected any more: its alerts
+                // resolve (and reach the incident history) like any other recovery.
+                if let Some(activity) = self.nodes.remove(&node) {
+                    let obs = self.rules.agent_silent(&node, 0, activity.interval_ms());
+                    self.book.observe(obs, now);
+                    let obs = self.rules.agent_disconnected(&node, 0);
+                    self.book.observe(obs, now);
+                }
+                let _ = reply.send(Ok(()));
             }
         }
     }

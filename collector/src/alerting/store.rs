@@ -5,16 +5,90 @@
 //! together.
 //!
 //! Keys: `a/<alert id>`, `s/<silence id>`, `i/<incident id>`, `e/<incident id>/<seq BE>`,
-//! `o/<seq BE>`, `state`, `secret`. Values are JSON: small, rare writes, readable when debugging.
+//! `o/<seq BE>`, `state`, `secret`, and `q/<any of those>` for values set aside as unreadable.
+//!
+//! # Format
+//! Values are JSON: small, rare writes, readable when debugging. Each is written as
+//! `{"format": 2, "record": …}`, where the record writes a non-finite number as `"+Inf"`,
+//! `"-Inf"` or `"NaN"` ([`crate::json_f64`]). A value without that wrapper is format 1, written
+//! before: the same records, with non-finite numbers as `null` (read as NaN). A format this
+//! version does not know, written by a newer one, is unreadable here.
+//!
+//! # Unreadable values
+//! A value that cannot be read must not stop the collector from starting (a crash loop under
+//! systemd, with every alert lost): [`load`] moves it to `q/<its key>`, unchanged, for an
+//! operator to inspect, and loads the rest; the service logs and counts each one
+//! ([`Quarantined::emit`]).
 
 use super::book::{
     AlertRecord, BookState, Changes, Incident, IncidentEvent, Outgoing, SilenceRecord,
 };
 use crate::storage::{Kv, KvBatch, StoreError, Table};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 const STATE: &[u8] = b"state";
 const SECRET: &[u8] = b"secret";
+const QUARANTINE: &[u8] = b"q/";
+
+/// The format this version writes (see the module header).
+const FORMAT: u64 = 2;
+
+/// What a stored value holds: the `record` label of the quarantine metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Alert,
+    Silence,
+    Incident,
+    IncidentEvent,
+    Outbox,
+    State,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 6] = [
+        RecordKind::Alert,
+        RecordKind::Silence,
+        RecordKind::Incident,
+        RecordKind::IncidentEvent,
+        RecordKind::Outbox,
+        RecordKind::State,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Alert => "alert",
+            RecordKind::Silence => "silence",
+            RecordKind::Incident => "incident",
+            RecordKind::IncidentEvent => "incident_event",
+            RecordKind::Outbox => "outbox",
+            RecordKind::State => "state",
+        }
+    }
+}
+
+/// A stored value [`load`] could not read and set aside.
+#[derive(Debug)]
+pub struct Quarantined {
+    pub record: RecordKind,
+    /// Its key, non-printable bytes (sequence numbers) escaped.
+    pub key: String,
+    /// Why it could not be read.
+    pub error: String,
+}
+
+impl Quarantined {
+    /// Logs it and counts it in `hcmon_collector_quarantined_records_total`.
+    pub fn emit(&self, counter: &prometheus::IntCounterVec) {
+        counter.with_label_values(&[self.record.name()]).inc();
+        tracing::error!(
+            record = self.record.name(),
+            key = %self.key,
+            error = %self.error,
+            "unreadable alerting record set aside under q/<key>; the rest loaded"
+        );
+    }
+}
 
 /// Everything the book and the delivery queue resume from.
 #[derive(Debug, Default)]
@@ -26,50 +100,164 @@ pub struct Loaded {
     pub state: BookState,
     /// Notifications queued but not yet delivered, oldest first.
     pub outbox: Vec<Outgoing>,
+    /// Values that could not be read, left out of the above.
+    pub quarantined: Vec<Quarantined>,
+    /// Why moving them to `q/` failed, if it did: they stay under their keys, are left out all
+    /// the same, and are moved at the next start.
+    pub quarantine_failed: Option<StoreError>,
 }
 
-fn corrupt(what: &'static str, e: serde_json::Error) -> StoreError {
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    format: u64,
+    record: &'a T,
+}
+
+fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    serde_json::to_vec(&Envelope {
+        format: FORMAT,
+        record,
+    })
+    .expect("alerting records serialize")
+}
+
+/// A stored value in any format this version reads; the error says why not.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let record = match value.get("format").cloned() {
+        None => value,
+        Some(format) if format.as_u64() == Some(FORMAT) => value["record"].take(),
+        Some(format) => {
+            return Err(format!(
+                "format {format} is not one this version reads (1 or {FORMAT}); written by a newer hcmon?"
+            ));
+        }
+    };
+    serde_json::from_value(record).map_err(|e| e.to_string())
+}
+
+fn corrupt(record: RecordKind, detail: String) -> StoreError {
     StoreError::Corrupt {
-        what,
-        detail: e.to_string(),
+        what: record.name(),
+        detail,
     }
 }
 
+/// The first key after every key that starts with `prefix` (which ends in `/`).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    *end.last_mut().expect("prefix is not empty") += 1;
+    end
+}
+
+/// Every value under `prefix`; the first unreadable one fails the whole read.
 fn scan_prefix<T: DeserializeOwned>(
     kv: &dyn Kv,
     prefix: &[u8],
-    what: &'static str,
+    record: RecordKind,
 ) -> Result<Vec<T>, StoreError> {
-    let mut end = prefix.to_vec();
-    *end.last_mut().expect("prefix is not empty") += 1;
     let mut out = Vec::new();
     let mut failure = None;
-    kv.scan(Table::Alerts, prefix, &end, &mut |_, v| {
-        match serde_json::from_slice(v) {
+    kv.scan(Table::Alerts, prefix, &prefix_end(prefix), &mut |_, v| {
+        match decode(v) {
             Ok(value) => out.push(value),
-            Err(e) => failure = Some(corrupt(what, e)),
+            Err(detail) => failure = Some(corrupt(record, detail)),
         }
         failure.is_none()
     })?;
     failure.map_or(Ok(out), Err)
 }
 
-/// Reads the stored alerting state.
+/// A value that could not be read, with what is needed to move it aside.
+struct Unreadable {
+    record: RecordKind,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    error: String,
+}
+
+/// Every readable value under `prefix`; the others go to `bad`.
+fn scan_readable<T: DeserializeOwned>(
+    kv: &dyn Kv,
+    prefix: &[u8],
+    record: RecordKind,
+    bad: &mut Vec<Unreadable>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    kv.scan(Table::Alerts, prefix, &prefix_end(prefix), &mut |k, v| {
+        match decode(v) {
+            Ok(value) => out.push(value),
+            Err(error) => bad.push(Unreadable {
+                record,
+                key: k.to_vec(),
+                value: v.to_vec(),
+                error,
+            }),
+        }
+        true
+    })?;
+    Ok(out)
+}
+
+/// Moves unreadable values to `q/<key>` in one durable batch.
+fn quarantine(kv: &dyn Kv, bad: &[Unreadable]) -> Result<(), StoreError> {
+    let mut batch = KvBatch::default();
+    for b in bad {
+        let mut moved = QUARANTINE.to_vec();
+        moved.extend_from_slice(&b.key);
+        batch.put(Table::Alerts, moved, b.value.clone());
+        batch.delete(Table::Alerts, b.key.clone());
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    kv.write(batch, true)
+}
+
+/// Reads the stored alerting state. Unreadable values are moved aside, not fatal: only the
+/// store itself failing is an error.
 pub fn load(kv: &dyn Kv) -> Result<Loaded, StoreError> {
-    let incidents: Vec<Incident> = scan_prefix(kv, b"i/", "incident")?;
+    let mut bad = Vec::new();
+    let incidents: Vec<Incident> = scan_readable(kv, b"i/", RecordKind::Incident, &mut bad)?;
+    // Events are read only by the API, but checked now, so that an unreadable one is set aside
+    // at start rather than failing an incident's page later.
+    scan_readable::<IncidentEvent>(kv, b"e/", RecordKind::IncidentEvent, &mut bad)?;
     let state = match kv.get(Table::Alerts, STATE)? {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| corrupt("state", e))?,
+        Some(bytes) => decode(&bytes).unwrap_or_else(|error| {
+            bad.push(Unreadable {
+                record: RecordKind::State,
+                key: STATE.to_vec(),
+                value: bytes,
+                error,
+            });
+            // Throttle and grouping start afresh: at worst a notification goes out sooner.
+            BookState::default()
+        }),
         None => BookState::default(),
     };
+    let alerts = scan_readable(kv, b"a/", RecordKind::Alert, &mut bad)?;
+    let silences = scan_readable(kv, b"s/", RecordKind::Silence, &mut bad)?;
+    let outbox = scan_readable(kv, b"o/", RecordKind::Outbox, &mut bad)?;
+    let quarantine_failed = quarantine(kv, &bad).err();
     Ok(Loaded {
-        alerts: scan_prefix(kv, b"a/", "alert")?,
-        silences: scan_prefix(kv, b"s/", "silence")?,
+        alerts,
+        silences,
         open_incidents: incidents
             .into_iter()
             .filter(|i| i.resolved_ms.is_none())
             .collect(),
         state,
-        outbox: scan_prefix(kv, b"o/", "outbox entry")?,
+        outbox,
+        quarantined: bad
+            .into_iter()
+            .map(|b| Quarantined {
+                record: b.record,
+                key: b.key.escape_ascii().to_string(),
+                error: b.error,
+            })
+            .collect(),
+        quarantine_failed,
     })
 }
 
@@ -90,10 +278,6 @@ fn outbox_key(seq: u64) -> Vec<u8> {
     k
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("alerting records serialize")
-}
-
 /// Writes a change set, plus the removal of delivered outbox entries, in one durable batch.
 pub fn write(
     kv: &dyn Kv,
@@ -104,30 +288,30 @@ pub fn write(
     let mut batch = KvBatch::default();
     for (id, record) in &changes.alerts {
         match record {
-            Some(record) => batch.put(Table::Alerts, key("a/", id), json(record)),
+            Some(record) => batch.put(Table::Alerts, key("a/", id), encode(record)),
             None => batch.delete(Table::Alerts, key("a/", id)),
         }
     }
     for (id, record) in &changes.silences {
         match record {
-            Some(record) => batch.put(Table::Alerts, key("s/", id), json(record)),
+            Some(record) => batch.put(Table::Alerts, key("s/", id), encode(record)),
             None => batch.delete(Table::Alerts, key("s/", id)),
         }
     }
     for incident in &changes.incidents {
-        batch.put(Table::Alerts, key("i/", &incident.id), json(incident));
+        batch.put(Table::Alerts, key("i/", &incident.id), encode(incident));
     }
     for event in &changes.events {
-        batch.put(Table::Alerts, event_key(event), json(event));
+        batch.put(Table::Alerts, event_key(event), encode(event));
     }
     for outgoing in &changes.outbox {
-        batch.put(Table::Alerts, outbox_key(outgoing.seq), json(outgoing));
+        batch.put(Table::Alerts, outbox_key(outgoing.seq), encode(outgoing));
     }
     for seq in delivered {
         batch.delete(Table::Alerts, outbox_key(*seq));
     }
     if changes.state {
-        batch.put(Table::Alerts, STATE, json(state));
+        batch.put(Table::Alerts, STATE, encode(state));
     }
     if batch.is_empty() {
         return Ok(());
@@ -140,7 +324,9 @@ pub fn signing_key(kv: &dyn Kv) -> Result<Vec<u8>, StoreError> {
     if let Some(secret) = kv.get(Table::Alerts, SECRET)? {
         return Ok(secret);
     }
-    let secret: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();
+    let secret = crate::secure_random::bytes::<32>()
+        .map_err(|e| StoreError::Write(Box::new(e)))?
+        .to_vec();
     let mut batch = KvBatch::default();
     batch.put(Table::Alerts, SECRET, secret.clone());
     kv.write(batch, true)?;
@@ -149,7 +335,7 @@ pub fn signing_key(kv: &dyn Kv) -> Result<Vec<u8>, StoreError> {
 
 /// Incidents, newest first, at most `limit`.
 pub fn incidents(kv: &dyn Kv, limit: usize) -> Result<Vec<Incident>, StoreError> {
-    let mut all: Vec<Incident> = scan_prefix(kv, b"i/", "incident")?;
+    let mut all: Vec<Incident> = scan_prefix(kv, b"i/", RecordKind::Incident)?;
     all.sort_by(|a, b| b.started_ms.cmp(&a.started_ms).then(a.id.cmp(&b.id)));
     all.truncate(limit);
     Ok(all)
@@ -163,17 +349,188 @@ pub fn incident(
     let Some(bytes) = kv.get(Table::Alerts, &key("i/", id))? else {
         return Ok(None);
     };
-    let incident: Incident = serde_json::from_slice(&bytes).map_err(|e| corrupt("incident", e))?;
+    let incident: Incident =
+        decode(&bytes).map_err(|detail| corrupt(RecordKind::Incident, detail))?;
     let mut prefix = key("e/", id);
     prefix.push(b'/');
-    let events = scan_prefix(kv, &prefix, "incident event")?;
+    let events = scan_prefix(kv, &prefix, RecordKind::IncidentEvent)?;
     Ok(Some((incident, events)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerting::book::{AlertBook, BookConfig, Happened, Observation};
+    use crate::alerting::escalation::EscalationPolicy;
+    use crate::alerting::lifecycle::{Direction, LifecycleRules, Threshold};
+    use crate::alerting::notify::Evidence;
+    use crate::alerting::policy::Severity;
     use crate::storage::MemoryKv;
+    use std::collections::BTreeMap;
+
+    const NOW: i64 = 1_777_636_800_000;
+    const DAY_S: f64 = 86_400.0;
+
+    fn book(loaded: Loaded) -> AlertBook {
+        let config = BookConfig {
+            group_by: vec!["node".into()],
+            group_window_ms: 60_000,
+            channels: Vec::new(),
+            recipients: BTreeMap::new(),
+            escalation: EscalationPolicy::default(),
+            escalation_min_severity: Severity::Error,
+            ack_links: None,
+        };
+        AlertBook::restore(
+            config,
+            loaded.alerts,
+            loaded.silences,
+            loaded.open_incidents,
+            loaded.state,
+        )
+    }
+
+    /// A disk forecast as the forecast rule phrases it: seconds until the disk is full.
+    fn forecast(seconds: f64) -> Observation {
+        Observation {
+            alertname: "DiskWillFill".into(),
+            labels: BTreeMap::from([("node".to_owned(), "nas".to_owned())]),
+            value: seconds,
+            rules: LifecycleRules {
+                threshold: Threshold {
+                    direction: Direction::Below,
+                    fire: DAY_S,
+                    recover: DAY_S * 1.25,
+                },
+                for_ms: 0,
+                flap_window_ms: 3_600_000,
+                flap_max_changes: 4,
+            },
+            severity: (seconds <= DAY_S).then_some(Severity::Warning),
+            annotations: BTreeMap::new(),
+            evidence: Evidence {
+                threshold: Some(0.95),
+                ..Evidence::default()
+            },
+            inhibits_node: false,
+            judged: None,
+        }
+    }
+
+    fn persist(kv: &MemoryKv, book: &mut AlertBook) {
+        let changes = book.take_changes();
+        write(kv, &changes, book.state(), &[]).unwrap();
+    }
+
+    #[test]
+    fn a_resolved_forecast_alert_with_an_infinite_value_reloads() {
+        let kv = MemoryKv::default();
+        let mut first = book(load(&kv).unwrap());
+        first.observe(forecast(3_600.0), NOW);
+        persist(&kv, &mut first);
+        // The disk stopped filling: the forecast never reaches the limit, +Inf.
+        first.observe(forecast(f64::INFINITY), NOW + 60_000);
+        persist(&kv, &mut first);
+
+        let loaded = load(&kv).unwrap();
+        assert!(loaded.quarantined.is_empty(), "{:?}", loaded.quarantined);
+        let reloaded = book(loaded);
+        let alert = reloaded.alerts().next().expect("the alert is kept");
+        assert_eq!(alert.lifecycle.state.name(), "resolved");
+        assert_eq!(alert.value, f64::INFINITY);
+        let incident = alert.id.clone() + "-" + &NOW.to_string();
+        let (_, events) = incident_with(&kv, &incident);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.what == Happened::Resolved { value: f64::INFINITY }),
+            "{events:?}"
+        );
+    }
+
+    fn incident_with(kv: &MemoryKv, id: &str) -> (Incident, Vec<IncidentEvent>) {
+        incident(kv, id).unwrap().expect("the incident is stored")
+    }
+
+    #[test]
+    fn a_nan_value_reloads_as_nan() {
+        let kv = MemoryKv::default();
+        let mut first = book(load(&kv).unwrap());
+        first.observe(forecast(f64::NAN), NOW);
+        let mut changes = first.take_changes();
+        let mut record = first.alerts().next().unwrap().clone();
+        record.evidence.expected = Some((f64::NEG_INFINITY, f64::NAN));
+        changes.alerts.insert(record.id.clone(), Some(record));
+        write(&kv, &changes, first.state(), &[]).unwrap();
+
+        let reloaded = book(load(&kv).unwrap());
+        let alert = reloaded.alerts().next().unwrap();
+        assert!(alert.value.is_nan());
+        let (low, high) = alert.evidence.expected.unwrap();
+        assert!(low == f64::NEG_INFINITY && high.is_nan());
+    }
+
+    #[test]
+    fn unreadable_records_are_set_aside_and_legacy_nulls_read_as_nan() {
+        let kv = MemoryKv::default();
+        let mut first = book(Loaded::default());
+        first.observe(forecast(3_600.0), NOW);
+        persist(&kv, &mut first);
+        let good = first.alerts().next().unwrap().clone();
+        // What the previous version wrote for a resolved forecast alert: no format wrapper,
+        // +Inf as null.
+        let mut legacy = serde_json::to_value(&good).unwrap();
+        legacy["id"] = "legacy".into();
+        legacy["value"] = serde_json::Value::Null;
+        let legacy = serde_json::to_vec(&legacy).unwrap();
+        let legacy_event = br#"{"seq":99,"incident":"legacy-1","at_ms":5,"event":"resolved","value":null}"#;
+        let mut batch = KvBatch::default();
+        batch.put(Table::Alerts, b"a/legacy".to_vec(), legacy);
+        batch.put(Table::Alerts, b"e/legacy-1/x".to_vec(), legacy_event.to_vec());
+        batch.put(Table::Alerts, b"a/garbage".to_vec(), b"{\"id\": 7".to_vec());
+        batch.put(
+            Table::Alerts,
+            b"s/newer".to_vec(),
+            br#"{"format": 3, "record": {}}"#.to_vec(),
+        );
+        batch.put(Table::Alerts, STATE.to_vec(), b"[]".to_vec());
+        kv.write(batch, true).unwrap();
+
+        let loaded = load(&kv).unwrap();
+        let mut ids: Vec<&str> = loaded.alerts.iter().map(|a| a.id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, [good.id.as_str(), "legacy"]);
+        let legacy = loaded.alerts.iter().find(|a| a.id == "legacy").unwrap();
+        assert!(legacy.value.is_nan());
+        assert!(loaded.quarantine_failed.is_none());
+        let set_aside: Vec<(RecordKind, &str)> = loaded
+            .quarantined
+            .iter()
+            .map(|q| (q.record, q.key.as_str()))
+            .collect();
+        assert_eq!(
+            set_aside,
+            [
+                (RecordKind::State, "state"),
+                (RecordKind::Alert, "a/garbage"),
+                (RecordKind::Silence, "s/newer"),
+            ]
+        );
+        let newer = &loaded.quarantined[2].error;
+        assert!(newer.contains("format 3"), "{newer}");
+        // Kept, unchanged, for an operator; gone from where the collector reads.
+        let kept = kv.get(Table::Alerts, b"q/a/garbage").unwrap();
+        assert_eq!(kept.as_deref(), Some(&b"{\"id\": 7"[..]));
+        assert!(kv.get(Table::Alerts, b"a/garbage").unwrap().is_none());
+        assert!(kv.get(Table::Alerts, b"q/state").unwrap().is_some());
+
+        let again = load(&kv).unwrap();
+        assert!(again.quarantined.is_empty(), "{:?}", again.quarantined);
+        assert_eq!(again.alerts.len(), 2);
+        let events: Vec<IncidentEvent> =
+            scan_prefix(&kv, b"e/legacy-1/", RecordKind::IncidentEvent).unwrap();
+        assert!(matches!(events[0].what, Happened::Resolved { value } if value.is_nan()));
+    }
 
     #[test]
     fn an_empty_store_loads_empty_and_the_signing_key_is_kept() {

@@ -3,8 +3,9 @@
 //! together, across metrics and across nodes.
 //!
 //! Pure computation: no I/O and no clock. The collector reads the samples and calls these
-//! functions from a background task, never on the ingest path, and
-//! [`CorrelationConfig::max_candidates`] bounds how many series one search looks at.
+//! functions from a background task, never on the ingest path,
+//! [`CorrelationConfig::max_candidates`] bounds how many series one search looks at, and the
+//! caller's [`Budget`] is asked before each series is aligned and each pair is compared.
 //!
 //! # Resampling onto one grid
 //!
@@ -63,6 +64,7 @@
 //!   reaches |r| = 0.7: windows should span many steps (an hour at 10 s is 360 points), well
 //!   above `min_points`.
 
+use super::budget::{Budget, Interrupted};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -326,48 +328,68 @@ pub fn best_lag(
 /// found, and those with |r| ≥ `min_abs_r` kept, strongest first (ties: smaller |lag|, then
 /// key), at most `top_k`. Only the first `max_candidates` candidates are considered; one with
 /// the target's own key is skipped. Read the candidates over the target's range.
-/// O(c · n · lags) for c candidates and n grid points.
+/// O(c · n · lags) for c candidates and n grid points: for windows the caller keeps short (an
+/// alert's evidence); [`rank_related_within`] can be stopped.
 pub fn rank_related(
     target: &SeriesWindow,
     candidates: &[SeriesWindow],
     config: &CorrelationConfig,
 ) -> Vec<Related> {
+    rank_related_within(target, candidates, config, &Budget::UNLIMITED).unwrap_or_default()
+}
+
+/// [`rank_related`], asking `budget` before each candidate.
+pub fn rank_related_within(
+    target: &SeriesWindow,
+    candidates: &[SeriesWindow],
+    config: &CorrelationConfig,
+    budget: &Budget,
+) -> Result<Vec<Related>, Interrupted> {
     let search = Search::new(config);
     let Some((start_ms, end_ms)) = search.span(&target.samples) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let target_values = search.align(&target.samples, start_ms, end_ms);
     if target_values.iter().flatten().count() < search.min_points {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let mut related: Vec<Related> = candidates
-        .iter()
-        .take(config.max_candidates)
-        .filter(|candidate| candidate.key != target.key)
-        .filter_map(|candidate| {
-            let values = search.align(&candidate.samples, start_ms, end_ms);
-            let found = search.best_lag(&target_values, &values)?;
-            (found.r.abs() >= config.min_abs_r).then(|| Related {
+    let mut related = Vec::new();
+    for candidate in candidates.iter().take(config.max_candidates) {
+        if candidate.key == target.key {
+            continue;
+        }
+        budget.check()?;
+        let values = search.align(&candidate.samples, start_ms, end_ms);
+        let Some(found) = search.best_lag(&target_values, &values) else {
+            continue;
+        };
+        if found.r.abs() >= config.min_abs_r {
+            related.push(Related {
                 target: target.key.clone(),
                 candidate: candidate.key.clone(),
                 r: found.r,
                 lag_ms: found.lag_ms,
                 points: found.points,
-            })
-        })
-        .collect();
+            });
+        }
+    }
     related.sort_by(|a, b| {
         by_strength((a.r, a.lag_ms), (b.r, b.lag_ms)).then_with(|| a.candidate.cmp(&b.candidate))
     });
     related.truncate(config.top_k);
-    related
+    Ok(related)
 }
 
 /// Every pair among the first `max_candidates` series whose best lag reaches |r| ≥
 /// `min_abs_r`, strongest first (ties: smaller lag, then keys), all of them: the caller
 /// truncates. The grid spans all the samples given, on multiples of `step`, so read the series
-/// over one range. O(k² · n · lags) for k series and n grid points.
-pub fn correlated_pairs(series: &[SeriesWindow], config: &CorrelationConfig) -> Vec<Pair> {
+/// over one range. O(k² · n · lags) for k series and n grid points; `budget` is asked before
+/// each series is aligned and each pair compared.
+pub fn correlated_pairs(
+    series: &[SeriesWindow],
+    config: &CorrelationConfig,
+    budget: &Budget,
+) -> Result<Vec<Pair>, Interrupted> {
     let search = Search::new(config);
     let series = &series[..series.len().min(config.max_candidates)];
     let span = series
@@ -375,12 +397,15 @@ pub fn correlated_pairs(series: &[SeriesWindow], config: &CorrelationConfig) -> 
         .filter_map(|s| search.span(&s.samples))
         .reduce(|(start, end), (s, e)| (start.min(s), end.max(e)));
     let Some((start_ms, end_ms)) = span else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let aligned: Vec<Vec<Option<f64>>> = series
         .iter()
-        .map(|s| search.align(&s.samples, start_ms, end_ms))
-        .collect();
+        .map(|s| {
+            budget.check()?;
+            Ok(search.align(&s.samples, start_ms, end_ms))
+        })
+        .collect::<Result<_, Interrupted>>()?;
     // Series with too few points cannot correlate with anything: skip them up front.
     let usable: Vec<usize> = (0..series.len())
         .filter(|&i| aligned[i].iter().flatten().count() >= search.min_points)
@@ -388,6 +413,7 @@ pub fn correlated_pairs(series: &[SeriesWindow], config: &CorrelationConfig) -> 
     let mut pairs = Vec::new();
     for (position, &first) in usable.iter().enumerate() {
         for &second in &usable[position + 1..] {
+            budget.check()?;
             // Positive lag: `second` moves before `first`.
             let Some(found) = search.best_lag(&aligned[first], &aligned[second]) else {
                 continue;
@@ -414,7 +440,7 @@ pub fn correlated_pairs(series: &[SeriesWindow], config: &CorrelationConfig) -> 
             .then_with(|| a.leader.cmp(&b.leader))
             .then_with(|| a.follower.cmp(&b.follower))
     });
-    pairs
+    Ok(pairs)
 }
 
 /// The configuration in the units the computation uses.
@@ -1213,6 +1239,41 @@ mod tests {
         }
     }
 
+    /// [`correlated_pairs`] with nothing to stop it.
+    fn pairs_of(series: &[SeriesWindow], config: &CorrelationConfig) -> Vec<Pair> {
+        correlated_pairs(series, config, &Budget::UNLIMITED)
+            .expect("an unlimited budget never stops")
+    }
+
+    /// A caller's deadline stops a search part-way: after the budget says stop, no further
+    /// pair is compared and no partial ranking comes back.
+    #[test]
+    fn a_budget_stops_the_searches_midway() {
+        let (target, candidates) = anomaly_scene(1, 20);
+        let checks = std::cell::Cell::new(0_usize);
+        let after_5 = || {
+            checks.set(checks.get() + 1);
+            checks.get() > 5
+        };
+        let budget = Budget::new(&after_5);
+        let config = CorrelationConfig::default();
+        assert_eq!(
+            rank_related_within(&target, &candidates, &config, &budget),
+            Err(Interrupted)
+        );
+        assert_eq!(checks.get(), 6, "stopped at the sixth candidate");
+        checks.set(0);
+        assert_eq!(
+            correlated_pairs(&candidates, &config, &budget),
+            Err(Interrupted)
+        );
+        assert_eq!(checks.get(), 6, "stopped while aligning the sixth series");
+        assert_eq!(
+            rank_related_within(&target, &candidates, &config, &Budget::UNLIMITED),
+            Ok(rank_related(&target, &candidates, &config))
+        );
+    }
+
     #[test]
     fn correlated_pairs_finds_leaders_and_followers() {
         let mut rng = fastrand::Rng::with_seed(60);
@@ -1233,7 +1294,7 @@ mod tests {
             series("unrelated", &other, 0, 1.0),
             series("free_memory", &disk, 0, -1.0),
         ];
-        let pairs = correlated_pairs(&all, &CorrelationConfig::default());
+        let pairs = pairs_of(&all, &CorrelationConfig::default());
         assert!(pairs.windows(2).all(|w| w[0].r.abs() >= w[1].r.abs()));
         let mut found: Vec<(&str, &str, i64, bool)> = pairs
             .iter()
@@ -1255,7 +1316,7 @@ mod tests {
             max_candidates: 2,
             ..CorrelationConfig::default()
         };
-        let pairs = correlated_pairs(&all, &bounded);
+        let pairs = pairs_of(&all, &bounded);
         assert_eq!(pairs.len(), 1);
         assert_eq!(
             (pairs[0].leader.as_str(), pairs[0].follower.as_str()),
@@ -1357,15 +1418,15 @@ mod tests {
         assert!(rank_related(&moving, &[], &config).is_empty());
         let mut with_moving = degenerate[..6].to_vec();
         with_moving.push(moving.clone());
-        assert!(correlated_pairs(&with_moving, &config).is_empty());
-        assert!(correlated_pairs(&[], &config).is_empty());
-        assert!(correlated_pairs(std::slice::from_ref(&moving), &config).is_empty());
+        assert!(pairs_of(&with_moving, &config).is_empty());
+        assert!(pairs_of(&[], &config).is_empty());
+        assert!(pairs_of(std::slice::from_ref(&moving), &config).is_empty());
         let zero_step = CorrelationConfig {
             step: Duration::ZERO,
             ..config
         };
         assert!(rank_related(&moving, std::slice::from_ref(&moving), &zero_step).is_empty());
-        assert!(correlated_pairs(&[moving.clone(), moving], &zero_step).is_empty());
+        assert!(pairs_of(&[moving.clone(), moving], &zero_step).is_empty());
         let aligned = on_window(&observe(&times, |ts| latent.at(ts, 0)));
         assert_eq!(best_lag(&[], &[], 10_000, 300_000, 10), None);
         assert_eq!(best_lag(&aligned, &[], 10_000, 300_000, 10), None);

@@ -7,8 +7,10 @@
 //! - [`forest`]: Isolation Forest over a node's feature vectors, trained in the background.
 //! - [`trend`]: sliding regression, forecasts, time-to-threshold and seasonal smoothing.
 //! - [`correlation`]: lagged Pearson correlation between series.
+//! - [`budget`]: how a caller stops the engines whose cost grows faster than their input.
 
 pub mod anomaly;
+pub mod budget;
 pub mod correlation;
 pub mod forest;
 pub mod trend;

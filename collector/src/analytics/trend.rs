@@ -65,7 +65,8 @@
 //! variance. A least-squares fit, not the periodogram, because over a non-whole number of cycles
 //! sine and cosine are not orthogonal and the periodogram's peak drifts by about half a sample,
 //! enough to round to the wrong period half the time. Cost: O(n²/2) multiply-adds for the ACF,
-//! ~70 ms for a week of one-minute points in a release build.
+//! ~70 ms for a week of one-minute points in a release build; the caller bounds n, and the
+//! [`Budget`] it passes is asked once per lag, so a request can be stopped mid-way.
 //!
 //! [`HoltWinters`] (additive triple exponential smoothing) models level, trend and a seasonal
 //! profile; additive, because the series we watch (load, traffic, temperatures) swing by roughly
@@ -78,6 +79,7 @@
 //! [`Holt`] (level and trend only) is the fallback when no period is found, and [`Smoother`]
 //! picks between the two.
 
+use super::budget::{Budget, Interrupted};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::f64::consts::PI;
@@ -183,12 +185,16 @@ pub struct Fit {
 pub struct Forecast {
     /// The instant forecast.
     pub at_ms: i64,
-    /// The line's value at `at_ms`.
+    /// The line's value at `at_ms`. (Non-finite values, from non-finite samples, serialize as
+    /// Prometheus writes them: `"+Inf"`, `"-Inf"`, `"NaN"`; so do the other `f64`s below.)
+    #[serde(with = "crate::json_f64")]
     pub value: f64,
     /// Lower end of the prediction interval: a sample taken at `at_ms` lies in `low..=high`
     /// with probability `confidence`, if the trend holds.
+    #[serde(with = "crate::json_f64")]
     pub low: f64,
     /// Upper end of the prediction interval.
+    #[serde(with = "crate::json_f64")]
     pub high: f64,
     /// Coverage of `low..=high`.
     pub confidence: f64,
@@ -212,11 +218,14 @@ pub struct TimeToThreshold {
     /// earlier than the oldest sample in the fit.
     pub at_ms: i64,
     /// Seconds from the newest sample to `at_ms`; 0 when the line is already past the limit.
+    #[serde(with = "crate::json_f64")]
     pub seconds: f64,
     /// Earliest crossing the data allow at the configured confidence (never below 0).
+    #[serde(with = "crate::json_f64")]
     pub low_seconds: f64,
     /// Latest crossing the data allow; infinite when the slope is not distinguishable from zero,
-    /// that is when the limit might never be reached (serialized as JSON `null`).
+    /// that is when the limit might never be reached (serialized as `"+Inf"`).
+    #[serde(with = "crate::json_f64")]
     pub high_seconds: f64,
 }
 
@@ -783,12 +792,12 @@ const HARMONICS: usize = 3;
 /// The period, in samples, of a regularly spaced series, or None when it has none. Found from
 /// the autocorrelation of the series less its linear trend, then settled by a harmonic fit; see
 /// the module doc. None also for series shorter than 4 samples, with a non-finite value, or
-/// that are a straight line.
-pub fn detect_period(values: &[f64]) -> Option<usize> {
+/// that are a straight line. `budget` is asked before each O(n) step (a lag, a candidate).
+pub fn detect_period(values: &[f64], budget: &Budget) -> Result<Option<usize>, Interrupted> {
     let n = values.len();
     let max_lag = n / 2;
     if max_lag < 2 || values.iter().any(|v| !v.is_finite()) {
-        return None;
+        return Ok(None);
     }
     let mean = values.iter().sum::<f64>() / n as f64;
     let variation: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
@@ -796,22 +805,25 @@ pub fn detect_period(values: &[f64]) -> Option<usize> {
     let energy: f64 = residuals.iter().map(|x| x * x).sum();
     // A straight line leaves only rounding noise, whose correlations mean nothing.
     if variation <= 0.0 || energy <= 1e-12 * variation {
-        return None;
+        return Ok(None);
     }
     // One lag past the last candidate, to tell whether that candidate is a local maximum.
     let acf: Vec<f64> = (0..=max_lag + 1)
         .map(|k| {
-            residuals[..n - k]
+            budget.check()?;
+            let sum: f64 = residuals[..n - k]
                 .iter()
                 .zip(&residuals[k..])
                 .map(|(a, b)| a * b)
-                .sum::<f64>()
-                / energy
+                .sum();
+            Ok(sum / energy)
         })
-        .collect();
+        .collect::<Result<_, Interrupted>>()?;
     // Short lags correlate because neighbouring samples are alike, and noise gives them local
     // peaks; once the ACF has gone negative that likeness is spent, and a peak is a repeat.
-    let first_negative = (1..=max_lag).find(|&k| acf[k] < 0.0)?;
+    let Some(first_negative) = (1..=max_lag).find(|&k| acf[k] < 0.0) else {
+        return Ok(None);
+    };
     let peaks: Vec<usize> = (first_negative.max(2)..=max_lag)
         .filter(|&k| acf[k] >= MIN_PERIOD_ACF && acf[k] > acf[k - 1] && acf[k] >= acf[k + 1])
         .collect();
@@ -819,22 +831,21 @@ pub fn detect_period(values: &[f64]) -> Option<usize> {
         .iter()
         .map(|&k| acf[k])
         .fold(f64::NEG_INFINITY, f64::max);
-    let peak = peaks
-        .into_iter()
-        .find(|&k| acf[k] >= NEAR_BEST_PEAK * best)?;
+    let Some(peak) = peaks.into_iter().find(|&k| acf[k] >= NEAR_BEST_PEAK * best) else {
+        return Ok(None);
+    };
     // The ACF peak is flat and pulled towards short lags by the (n − k) / n factor: settle the
     // period among its neighbours by which one sinusoids fit best.
     let reach = (peak / 10).max(2);
-    (peak.saturating_sub(reach).max(2)..=(peak + reach).min(max_lag))
-        .map(|period| (period, harmonic_fit(&residuals, period)))
-        .fold(
-            None,
-            |best: Option<(usize, f64)>, (period, fit)| match best {
-                Some((_, best_fit)) if best_fit >= fit => best,
-                _ => Some((period, fit)),
-            },
-        )
-        .map(|(period, _)| period)
+    let mut settled: Option<(usize, f64)> = None;
+    for period in peak.saturating_sub(reach).max(2)..=(peak + reach).min(max_lag) {
+        budget.check()?;
+        let fit = harmonic_fit(&residuals, period);
+        if settled.is_none_or(|(_, best_fit)| fit > best_fit) {
+            settled = Some((period, fit));
+        }
+    }
+    Ok(settled.map(|(period, _)| period))
 }
 
 /// The sum of squares explained by sinusoids of period `period` (fundamental and harmonics
@@ -1019,12 +1030,20 @@ pub struct HoltWinters {
 impl HoltWinters {
     /// Fits with the weights from the grid search described in the module doc. None when
     /// `period` < 2, when `values` hold fewer than two full periods, or a non-finite value.
-    pub fn fit(values: &[f64], period: usize) -> Option<Self> {
-        Self::check(values, period)?;
+    /// `budget` is asked before each pass over the values.
+    pub fn fit(
+        values: &[f64],
+        period: usize,
+        budget: &Budget,
+    ) -> Result<Option<Self>, Interrupted> {
+        if Self::check(values, period).is_none() {
+            return Ok(None);
+        }
         let mut best: Option<(f64, HoltWintersParams)> = None;
         for alpha in ALPHA_GRID {
             for beta in BETA_GRID {
                 for gamma in GAMMA_GRID {
+                    budget.check()?;
                     let params = HoltWintersParams { alpha, beta, gamma };
                     let mut state = SeasonalState::start(values, period, params);
                     let (sse, _) = run_one_step(&mut state, values, period, None);
@@ -1034,7 +1053,7 @@ impl HoltWinters {
                 }
             }
         }
-        Self::fit_with(values, period, best?.1)
+        Ok(best.and_then(|(_, params)| Self::fit_with(values, period, params)))
     }
 
     /// Fits with fixed weights. None in the same cases as [`HoltWinters::fit`].
@@ -1143,12 +1162,15 @@ pub struct Holt {
 
 impl Holt {
     /// Fits with weights from a grid search (8 × 6) minimising the one-step-ahead squared error.
-    /// None with fewer than three values or a non-finite one.
-    pub fn fit(values: &[f64]) -> Option<Self> {
-        Self::check(values)?;
+    /// None with fewer than three values or a non-finite one. `budget` is asked before each pass.
+    pub fn fit(values: &[f64], budget: &Budget) -> Result<Option<Self>, Interrupted> {
+        if Self::check(values).is_none() {
+            return Ok(None);
+        }
         let mut best: Option<(f64, HoltParams)> = None;
         for alpha in HOLT_ALPHA_GRID {
             for beta in HOLT_BETA_GRID {
+                budget.check()?;
                 let params = HoltParams { alpha, beta };
                 let mut state = LinearState::start(values, params);
                 let (sse, _) = run_one_step(&mut state, values, HOLT_WARMUP, None);
@@ -1157,7 +1179,7 @@ impl Holt {
                 }
             }
         }
-        Self::fit_with(values, best?.1)
+        Ok(best.and_then(|(_, params)| Self::fit_with(values, params)))
     }
 
     /// Fits with fixed weights. None in the same cases as [`Holt::fit`].
@@ -1210,11 +1232,14 @@ pub enum Smoother {
 impl Smoother {
     /// Detects the period ([`detect_period`]) and fits Holt-Winters with it, or Holt's linear
     /// method when there is none. None with fewer than three values or a non-finite one.
-    pub fn fit(values: &[f64]) -> Option<Self> {
-        detect_period(values)
-            .and_then(|period| HoltWinters::fit(values, period))
-            .map(Self::Seasonal)
-            .or_else(|| Holt::fit(values).map(Self::Linear))
+    /// Interrupted when `budget` says to stop.
+    pub fn fit(values: &[f64], budget: &Budget) -> Result<Option<Self>, Interrupted> {
+        if let Some(period) = detect_period(values, budget)?
+            && let Some(seasonal) = HoltWinters::fit(values, period, budget)?
+        {
+            return Ok(Some(Self::Seasonal(seasonal)));
+        }
+        Ok(Holt::fit(values, budget)?.map(Self::Linear))
     }
 
     /// The next `steps` values after the series.
@@ -1272,6 +1297,11 @@ mod tests {
             assert!(regression.push(t, v));
         }
         regression
+    }
+
+    /// The period [`detect_period`] finds with nothing to stop it.
+    fn period(values: &[f64]) -> Option<usize> {
+        detect_period(values, &Budget::UNLIMITED).expect("an unlimited budget never stops")
     }
 
     fn assert_close(actual: f64, expected: f64, tolerance: f64, what: &str) {
@@ -1624,15 +1654,11 @@ mod tests {
     fn detect_period_finds_daily_cycles() {
         for seed in 1..=5 {
             let mut rng = fastrand::Rng::with_seed(seed);
-            assert_eq!(
-                detect_period(&hourly_daily(&mut rng, 14)),
-                Some(24),
-                "seed {seed}"
-            );
+            assert_eq!(period(&hourly_daily(&mut rng, 14)), Some(24), "seed {seed}");
             let ten_minutes: Vec<f64> = (0..7 * 144)
                 .map(|i| 30.0 + 10.0 * (2.0 * PI * i as f64 / 144.0).sin() + 3.0 * normal(&mut rng))
                 .collect();
-            assert_eq!(detect_period(&ten_minutes), Some(144), "seed {seed}");
+            assert_eq!(period(&ten_minutes), Some(144), "seed {seed}");
         }
     }
 
@@ -1641,13 +1667,13 @@ mod tests {
         for seed in 1..=5 {
             let mut rng = fastrand::Rng::with_seed(seed);
             let noise: Vec<f64> = (0..500).map(|_| normal(&mut rng)).collect();
-            assert_eq!(detect_period(&noise), None, "white noise, seed {seed}");
+            assert_eq!(period(&noise), None, "white noise, seed {seed}");
         }
-        assert_eq!(detect_period(&[3.0; 100]), None, "constant");
+        assert_eq!(period(&[3.0; 100]), None, "constant");
         let line: Vec<f64> = (0..100).map(|i| 1e9 + 7.0 * i as f64).collect();
-        assert_eq!(detect_period(&line), None, "straight line");
-        assert_eq!(detect_period(&[1.0, 2.0, 1.0]), None, "too short");
-        assert_eq!(detect_period(&[1.0, f64::NAN, 1.0, 2.0, 1.0]), None);
+        assert_eq!(period(&line), None, "straight line");
+        assert_eq!(period(&[1.0, 2.0, 1.0]), None, "too short");
+        assert_eq!(period(&[1.0, f64::NAN, 1.0, 2.0, 1.0]), None);
     }
 
     #[test]
@@ -1686,7 +1712,7 @@ mod tests {
             ts += 300_000 + rng.i64(-60_000..60_000);
         }
         let hourly = resample(&samples, Duration::from_secs(3600)).unwrap();
-        assert_eq!(detect_period(&hourly), Some(24));
+        assert_eq!(period(&hourly), Some(24));
     }
 
     fn mae(a: &[f64], b: &[f64]) -> f64 {
@@ -1704,17 +1730,25 @@ mod tests {
     fn holt_winters_tracks_the_next_period_of_a_clean_seasonal_series() {
         let train: Vec<f64> = (0..240).map(seasonal).collect();
         let next: Vec<f64> = (240..264).map(seasonal).collect();
-        let hw = HoltWinters::fit(&train, 24).unwrap();
+        let hw = HoltWinters::fit(&train, 24, &Budget::UNLIMITED)
+            .unwrap()
+            .unwrap();
         assert_eq!(hw.smoothed().len(), train.len());
         let hw_mae = mae(&hw.forecast(24), &next);
-        let holt_mae = mae(&Holt::fit(&train).unwrap().forecast(24), &next);
+        let holt_mae = mae(
+            &Holt::fit(&train, &Budget::UNLIMITED)
+                .unwrap()
+                .unwrap()
+                .forecast(24),
+            &next,
+        );
         assert!(hw_mae < 0.05 * 20.0, "Holt-Winters MAE {hw_mae}");
         assert!(
             holt_mae > 5.0 * hw_mae,
             "Holt {holt_mae} vs Holt-Winters {hw_mae}"
         );
 
-        let auto = Smoother::fit(&train).unwrap();
+        let auto = Smoother::fit(&train, &Budget::UNLIMITED).unwrap().unwrap();
         assert_eq!(auto.period(), Some(24));
         assert_eq!(auto.forecast(24), hw.forecast(24));
     }
@@ -1726,9 +1760,17 @@ mod tests {
             .map(|i| seasonal(i) + 2.0 * normal(&mut rng))
             .collect();
         let next: Vec<f64> = (240..264).map(seasonal).collect();
-        let hw = HoltWinters::fit(&noisy[..240], 24).unwrap();
+        let hw = HoltWinters::fit(&noisy[..240], 24, &Budget::UNLIMITED)
+            .unwrap()
+            .unwrap();
         let hw_mae = mae(&hw.forecast(24), &next);
-        let holt_mae = mae(&Holt::fit(&noisy[..240]).unwrap().forecast(24), &next);
+        let holt_mae = mae(
+            &Holt::fit(&noisy[..240], &Budget::UNLIMITED)
+                .unwrap()
+                .unwrap()
+                .forecast(24),
+            &next,
+        );
         assert!(hw_mae < 0.15 * 20.0, "Holt-Winters MAE {hw_mae}");
         assert!(
             holt_mae > 3.0 * hw_mae,
@@ -1744,17 +1786,45 @@ mod tests {
     #[test]
     fn smoothers_fall_back_to_holt_without_a_period() {
         let line: Vec<f64> = (0..100).map(|i| 3.0 + 0.5 * i as f64).collect();
-        let smoother = Smoother::fit(&line).unwrap();
+        let smoother = Smoother::fit(&line, &Budget::UNLIMITED).unwrap().unwrap();
         assert_eq!(smoother.period(), None);
         for (h, value) in smoother.forecast(10).into_iter().enumerate() {
             assert_close(value, 3.0 + 0.5 * (100 + h) as f64, 1e-9, "line forecast");
         }
         assert_eq!(smoother.smoothed().len(), 100);
-        assert!(Smoother::fit(&[1.0, 2.0]).is_none());
         assert!(
-            HoltWinters::fit(&line[..47], 24).is_none(),
+            Smoother::fit(&[1.0, 2.0], &Budget::UNLIMITED)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            HoltWinters::fit(&line[..47], 24, &Budget::UNLIMITED)
+                .unwrap()
+                .is_none(),
             "needs two periods"
         );
+    }
+
+    /// A caller's deadline stops a long period search part-way, and a budget that never says
+    /// stop gives the same answer as before.
+    #[test]
+    fn a_budget_stops_the_seasonal_fit_midway() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let long: Vec<f64> = (0..4000)
+            .map(|i| 30.0 + 10.0 * (2.0 * PI * i as f64 / 144.0).sin() + normal(&mut rng))
+            .collect();
+        let checks = std::cell::Cell::new(0_usize);
+        let after_100 = || {
+            checks.set(checks.get() + 1);
+            checks.get() > 100
+        };
+        let budget = Budget::new(&after_100);
+        assert_eq!(Smoother::fit(&long, &budget).map(|_| ()), Err(Interrupted));
+        assert_eq!(detect_period(&long, &budget), Err(Interrupted));
+        // 100 of the ~2000 lags: the search was stopped, not finished and then refused.
+        assert_eq!(checks.get(), 102);
+        let unlimited = Smoother::fit(&long, &Budget::UNLIMITED).unwrap().unwrap();
+        assert_eq!(unlimited.period(), Some(144));
     }
 
     /// The online regression against the batch fit of a model window, over random sequences with

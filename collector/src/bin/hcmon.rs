@@ -36,6 +36,12 @@ enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// Forget a node that no longer reports: its record and its AgentSilent/AgentDisconnected
+    /// alerts go, its series stay queryable. Refused while its agent is streaming.
+    Forget {
+        /// The node's name, as `hcmon status` lists it.
+        node: String,
+    },
     /// Series matching a selector, e.g. `hcmon series 'node_cpu_usage_ratio{node="nas"}'`.
     Series {
         /// PromQL-style selector: name{label="value",other=~"regex"}.
@@ -168,6 +174,15 @@ async fn main() -> anyhow::Result<()> {
                     agent["last_durable_seq"]
                 );
             }
+        }
+        Command::Forget { node } => {
+            let mut url = reqwest::Url::parse(&api.base)
+                .with_context(|| format!("--url {:?} is not a URL", api.base))?;
+            url.path_segments_mut()
+                .map_err(|()| anyhow::anyhow!("--url {:?} cannot take a path", api.base))?
+                .extend(["api", "v1", "agents", &node]);
+            api.send(api.client.delete(url)).await?;
+            println!("forgot node {node}");
         }
         Command::Series { selector } => {
             let body = api

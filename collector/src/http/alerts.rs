@@ -8,6 +8,7 @@ use crate::alerting::book::{AlertRecord, Incident, IncidentEvent, SilenceRecord}
 use crate::alerting::evaluate::fmt_value;
 use crate::alerting::lifecycle::AlertState;
 use crate::alerting::service::{AlertView, Alerting, AlertingError};
+use crate::alerting::time::{SilenceEnd, check_link_expiry, rfc3339_millis, silence_window};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -16,12 +17,6 @@ use axum::routing::{delete, get};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-
-/// `2026-05-01T12:00:00.000Z`, as Prometheus writes times.
-fn rfc3339(ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(at).to_string()
-}
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -102,7 +97,7 @@ fn alert_json(view: &AlertView) -> Value {
     let record = &view.record;
     let episode = record.episode.as_ref();
     let acknowledged = match &record.lifecycle.state {
-        AlertState::Acknowledged { since_ms, by } => json!({"by": by, "at": rfc3339(*since_ms)}),
+        AlertState::Acknowledged { since_ms, by } => json!({"by": by, "at": rfc3339_millis(*since_ms)}),
         _ => Value::Null,
     };
     json!({
@@ -110,7 +105,7 @@ fn alert_json(view: &AlertView) -> Value {
         "labels": record.full_labels(),
         "annotations": record.annotations,
         "state": prometheus_state(&record.lifecycle.state),
-        "activeAt": rfc3339(active_at(record)),
+        "activeAt": rfc3339_millis(active_at(record)),
         "value": fmt_value(record.value),
         "hcmonState": record.lifecycle.state.name(),
         "acknowledged": acknowledged,
@@ -121,7 +116,7 @@ fn alert_json(view: &AlertView) -> Value {
         "incident": episode.map(|e| e.incident.clone()),
         "notified": episode.map(|e| e.notified.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
         "evidence": record.evidence,
-        "changedAt": rfc3339(record.changed_ms),
+        "changedAt": rfc3339_millis(record.changed_ms),
     })
 }
 
@@ -220,6 +215,8 @@ async fn ack_link(
     Query(link): Query<AckLink>,
 ) -> Result<Response, AlertApiError> {
     let alerting = alerting(&state)?;
+    // Refused before the signature check does arithmetic on it.
+    check_link_expiry(link.expires).map_err(AlertApiError::BadRequest)?;
     if !alerting.verify_link(&id, &link.by, link.expires, &link.sig) {
         let page = "This acknowledge link is invalid or has expired. Acknowledge with `hcmon alerts ack <id>` instead.\n";
         return Ok((StatusCode::FORBIDDEN, page).into_response());
@@ -241,8 +238,8 @@ fn silence_json(s: &SilenceRecord, now_ms: i64) -> Value {
     json!({
         "id": s.id,
         "matchers": s.matchers,
-        "startsAt": rfc3339(s.starts_ms),
-        "endsAt": rfc3339(s.ends_ms),
+        "startsAt": rfc3339_millis(s.starts_ms),
+        "endsAt": rfc3339_millis(s.ends_ms),
         "daily": s.daily.map(|(a, b)| format!("{:02}:{:02}-{:02}:{:02}", a / 60, a % 60, b / 60, b % 60)),
         "createdBy": s.created_by,
         "comment": s.comment,
@@ -281,15 +278,6 @@ struct NewSilence {
     comment: String,
 }
 
-fn parse_time(name: &str, text: &str) -> Result<i64, AlertApiError> {
-    humantime::parse_rfc3339_weak(text)
-        .map(|t| {
-            t.duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64)
-        })
-        .map_err(|e| AlertApiError::BadRequest(format!("{name} {text:?}: {e} (want RFC 3339)")))
-}
-
 /// `HH:MM-HH:MM` → minutes of the day.
 pub fn parse_daily(text: &str) -> Result<(u32, u32), String> {
     let minute = |part: &str| -> Option<u32> {
@@ -315,23 +303,19 @@ async fn create_silence(
     let alerting = alerting(&state)?;
     let axum::Json(new) = body.map_err(|e| AlertApiError::BadRequest(e.body_text()))?;
     let now = alerting.now_ms();
-    let starts_ms = match &new.starts_at {
-        Some(text) => parse_time("starts_at", text)?,
-        None => now,
-    };
-    let ends_ms = match (&new.ends_at, &new.duration) {
-        (Some(text), None) => parse_time("ends_at", text)?,
-        (None, Some(text)) => {
-            let d = humantime::parse_duration(text)
-                .map_err(|e| AlertApiError::BadRequest(format!("duration {text:?}: {e}")))?;
-            starts_ms + d.as_millis() as i64
-        }
+    let end = match (&new.ends_at, &new.duration) {
+        (Some(text), None) => SilenceEnd::At(text),
+        (None, Some(text)) => SilenceEnd::After(text),
         _ => {
             return Err(AlertApiError::BadRequest(
                 "give exactly one of ends_at and duration".into(),
             ));
         }
     };
+    // Range-checked before any arithmetic: a silence reaching past year 9999 once made every
+    // later listing fail.
+    let (starts_ms, ends_ms) =
+        silence_window(now, new.starts_at.as_deref(), end).map_err(AlertApiError::BadRequest)?;
     if new.created_by.trim().is_empty() {
         return Err(AlertApiError::BadRequest(
             "created_by: say who silences".into(),
@@ -373,16 +357,16 @@ fn incident_json(incident: &Incident, events: &[IncidentEvent]) -> Value {
         "alert": incident.alert,
         "labels": incident.labels,
         "severity": incident.severity,
-        "startedAt": rfc3339(incident.started_ms),
-        "acknowledged": incident.acknowledged.as_ref().map(|(at, by)| json!({"by": by, "at": rfc3339(*at)})),
-        "resolvedAt": incident.resolved_ms.map(rfc3339),
+        "startedAt": rfc3339_millis(incident.started_ms),
+        "acknowledged": incident.acknowledged.as_ref().map(|(at, by)| json!({"by": by, "at": rfc3339_millis(*at)})),
+        "resolvedAt": incident.resolved_ms.map(rfc3339_millis),
     });
     if !events.is_empty() {
         body["events"] = events
             .iter()
             .map(|e| {
                 let mut v = serde_json::to_value(&e.what).unwrap_or(Value::Null);
-                v["at"] = json!(rfc3339(e.at_ms));
+                v["at"] = json!(rfc3339_millis(e.at_ms));
                 v
             })
             .collect();

@@ -8,16 +8,21 @@ mod exposition;
 
 mod alerts;
 
+mod analysis;
+
+use crate::analytics::budget::Budget;
 use crate::catalog::SeriesCatalog;
 use crate::ingest::IngestService;
+use crate::json_f64::JsonF64;
 use crate::query::{self, MAX_POINTS, QueryError};
 use crate::storage::{SeriesMeta, StoreError, Tsdb};
 use crate::telemetry::CollectorMetrics;
-use axum::Router;
+use analysis::{ANALYSIS_TIME_LIMIT, Analyses, AnalysisError};
 use axum::extract::{FromRequest, RawForm, RawQuery, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use hcmon_common::{Labels, Selector, SelectorError};
 use prometheus::Encoder;
 use serde_json::{Map, Value, json};
@@ -54,6 +59,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/agents", get(agents))
+        .route("/api/v1/agents/{node}", axum::routing::delete(forget_agent))
         .route("/api/v1/anomalies", get(anomalies))
         .route("/api/v1/node_anomalies", get(node_anomalies))
         .route("/api/v1/trend", get(trend))
@@ -67,6 +73,7 @@ pub fn router(state: ApiState) -> Router {
                 REMOTE_WRITE_BODY_LIMIT,
             )),
         )
+        .layer(Extension(Analyses::new()))
         .with_state(state)
 }
 
@@ -93,6 +100,18 @@ pub enum ApiError {
     TooManyPoints,
     #[error("remote write refused: {0}")]
     RemoteWrite(#[from] crate::ingest::RemoteWriteError),
+    #[error("{0}")]
+    Forget(#[from] crate::ingest::ForgetError),
+    #[error(
+        "{request} stopped at its time limit of {}s: {advice}",
+        ANALYSIS_TIME_LIMIT.as_secs()
+    )]
+    TimeLimit {
+        request: &'static str,
+        advice: &'static str,
+    },
+    #[error("the analysis failed; the collector's log says why")]
+    AnalysisFailed,
     #[error("storage failure")]
     Store(#[from] StoreError),
 }
@@ -109,6 +128,19 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %e, "remote write failed in storage");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
+            ApiError::Forget(crate::ingest::ForgetError::Unknown(_)) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            ApiError::Forget(crate::ingest::ForgetError::Connected(_)) => {
+                (StatusCode::CONFLICT, "conflict")
+            }
+            ApiError::Forget(crate::ingest::ForgetError::Store(e)) => {
+                tracing::error!(error = %e, "forgetting a node failed in storage");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+            // As Prometheus answers a query that ran out of time.
+            ApiError::TimeLimit { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            ApiError::AnalysisFailed => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             _ => (StatusCode::BAD_REQUEST, "bad_data"),
         };
         let body = json!({"status": "error", "errorType": error_type, "error": self.to_string()});
@@ -274,28 +306,28 @@ fn success(data: Value) -> Response {
     axum::Json(json!({"status": "success", "data": data})).into_response()
 }
 
-async fn read_series(
-    state: &ApiState,
-    series: Vec<Arc<SeriesMeta>>,
-    start_ms: i64,
-    end_ms: i64,
-) -> Result<Vec<(Arc<SeriesMeta>, Vec<(i64, f64)>)>, ApiError> {
-    let tsdb = state.tsdb.clone();
-    tokio::task::spawn_blocking(move || {
-        series
-            .into_iter()
-            .map(|meta| {
-                let samples = tsdb.read_raw(meta.id, start_ms, end_ms)?;
-                Ok((meta, samples))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()
-    })
-    .await
-    .expect("store task does not panic")
-    .map_err(ApiError::from)
+async fn metrics(State(state): State<ApiState>) -> Response {
+    // Rendering walks every series: off the async workers, like all work that grows with the
+    // store.
+    match tokio::task::spawn_blocking(move || render_metrics(&state)).await {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering /metrics failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
-async fn metrics(State(state): State<ApiState>) -> Response {
+/// The `/metrics` text: the stored series' newest values, the live verdicts, then the
+/// collector's own metrics. Blocking.
+fn render_metrics(state: &ApiState) -> String {
     let oldest = (state.clock)() - state.metrics_staleness.as_millis() as i64;
     let mut body = String::with_capacity(64 * 1024);
     let series: Vec<_> = state
@@ -307,7 +339,21 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             (m, latest)
         })
         .collect();
-    exposition::render(&series, oldest, &mut body);
+    // Stored families named like the collector's own would repeat their TYPE line: the names
+    // reserved on ingest, and whatever the registry exports now (which the reservation is
+    // tested to cover, but an old store may predate it).
+    let registry_names: std::collections::HashSet<String> = state
+        .metrics
+        .registry
+        .gather()
+        .into_iter()
+        .map(|family| family.name().to_owned())
+        .collect();
+    let own = |name: &str| {
+        registry_names.contains(name) || crate::telemetry::check_metric_name(name).is_err()
+    };
+    let hidden = exposition::render(&series, oldest, own, &mut body);
+    state.metrics.exposition_hidden_series.set(hidden as i64);
     if let Some(watch) = &state.watch {
         let verdicts: Vec<_> = series
             .iter()
@@ -346,19 +392,16 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         .encode(&state.metrics.registry.gather(), &mut own)
         .expect("text encoding into memory cannot fail");
     body.push_str(&String::from_utf8_lossy(&own));
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    body
 }
 
 /// The newest anomaly verdict of every series matching `match[]` (all when absent), highest
 /// score first; `anomalous=true` keeps only series whose newest sample is an anomaly.
-async fn anomalies(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
+async fn anomalies(
+    State(state): State<ApiState>,
+    Extension(analyses): Extension<Analyses>,
+    params: Params,
+) -> Result<Response, ApiError> {
     let Some(watch) = &state.watch else {
         return Err(ApiError::BadParam {
             name: "analytics",
@@ -383,7 +426,8 @@ async fn anomalies(State(state): State<ApiState>, params: Params) -> Result<Resp
     if params.get("related") == Some("true") {
         for (m, v) in found.iter().filter(|(_, v)| v.is_anomaly).take(5) {
             let window = Duration::from_secs(1800);
-            let moved = find_related(&state, (*m).clone(), v.timestamp_ms, window).await?;
+            let moved =
+                find_related(&state, &analyses, (*m).clone(), v.timestamp_ms, window).await?;
             related.insert(m.id, moved);
         }
     }
@@ -396,16 +440,16 @@ async fn anomalies(State(state): State<ApiState>, params: Params) -> Result<Resp
                 .map(|d| {
                     json!({
                         "detector": d.detector.name(),
-                        "strength": d.strength,
-                        "expected": [d.expected.0, d.expected.1],
+                        "strength": JsonF64(d.strength),
+                        "expected": [JsonF64(d.expected.0), JsonF64(d.expected.1)],
                     })
                 })
                 .collect();
             json!({
                 "metric": metric_json(&m.labels),
                 "timestamp": v.timestamp_ms as f64 / 1000.0,
-                "value": v.value,
-                "score": v.score,
+                "value": JsonF64(v.value),
+                "score": JsonF64(v.score),
                 "is_anomaly": v.is_anomaly,
                 "severity": v.severity.name(),
                 "learning": v.learning,
@@ -434,13 +478,13 @@ async fn node_anomalies(State(state): State<ApiState>) -> Result<Response, ApiEr
                 .features
                 .iter()
                 .map(
-                    |(name, value, share)| json!({"feature": name, "value": value, "share": share}),
+                    |(name, value, share)| json!({"feature": name, "value": JsonF64(*value), "share": JsonF64(*share)}),
                 )
                 .collect();
             json!({
                 "node": node,
                 "minute": v.minute_ms as f64 / 1000.0,
-                "score": v.score,
+                "score": JsonF64(v.score),
                 "is_anomaly": v.is_anomaly,
                 "features": features,
                 "trained_at": v.trained_at_ms as f64 / 1000.0,
@@ -471,10 +515,50 @@ fn duration_param(
 /// Most series one trend or correlation request looks at: these read raw history on demand.
 const MAX_ANALYSED_SERIES: usize = 200;
 
+/// Most points a series is resampled to for `seasonal_step`: period detection costs n²/2, so
+/// this is ~0.3 s of one core per series in a release build. Two weeks at one minute, or
+/// 30 days at two minutes, fit.
+const MAX_SEASONAL_POINTS: u128 = 25_000;
+
+/// Longest correlation window, as points of the 10 s correlation grid: one day. Each pair of
+/// series costs points × 61 lags, and `/api/v1/correlations` compares up to 19,900 pairs.
+const MAX_CORRELATION_POINTS: u128 = 8_640;
+
+/// `12345678` as `12,345,678`: limits are read by people.
+fn thousands(n: u128) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Refuses a selection of more series than one analysis request looks at.
+fn at_most_analysed(selected: usize) -> Result<(), ApiError> {
+    if selected <= MAX_ANALYSED_SERIES {
+        return Ok(());
+    }
+    Err(ApiError::BadParam {
+        name: "match[]",
+        message: format!(
+            "selects {} series; one request analyses at most {MAX_ANALYSED_SERIES}: narrow the selector",
+            thousands(selected as u128)
+        ),
+    })
+}
+
 /// The trend of every series matching `match[]` over the last `window` (default 1 h): slope,
 /// fit, a forecast at `horizon` (default 1 h) with its interval, and with `limit` (and `bound`
 /// `upper`, the default, or `lower`) when the line reaches it: "disk full in 9 h (±2 h)".
-async fn trend(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
+async fn trend(
+    State(state): State<ApiState>,
+    Extension(analyses): Extension<Analyses>,
+    params: Params,
+) -> Result<Response, ApiError> {
     use crate::analytics::trend::{Bound, Smoother, TrendConfig, fit_line, resample};
     let selectors = params.matches()?;
     let config = TrendConfig {
@@ -508,49 +592,100 @@ async fn trend(State(state): State<ApiState>, params: Params) -> Result<Response
     // Holt-Winters at its detected period (Holt's linear method when none is found).
     let seasonal_step = match params.get("seasonal_step") {
         None => None,
-        Some(_) => Some(duration_param(&params, "seasonal_step", Duration::ZERO)?),
+        Some(text) => {
+            let step = duration_param(&params, "seasonal_step", Duration::ZERO)?;
+            // The grid runs from the oldest to the newest sample, so the window bounds it.
+            let points = config.window.as_millis() / step.as_millis() + 1;
+            if points > MAX_SEASONAL_POINTS {
+                return Err(ApiError::BadParam {
+                    name: "seasonal_step",
+                    message: format!(
+                        "seasonal_step={text} over window={} gives up to {} points per series; the limit is {}: raise seasonal_step or shorten window",
+                        params.get("window").unwrap_or("1h"),
+                        thousands(points),
+                        thousands(MAX_SEASONAL_POINTS)
+                    ),
+                });
+            }
+            Some(step)
+        }
     };
     let end = (state.clock)();
     let start = end - config.window.as_millis() as i64;
-    let series: Vec<_> = select_all(&state, &selectors)
-        .into_iter()
-        .take(MAX_ANALYSED_SERIES)
-        .collect();
-    let read = read_series(&state, series, start, end).await?;
-    let data: Vec<Value> = read
-        .into_iter()
-        .filter_map(|(meta, samples)| {
-            let fit = fit_line(&samples)?;
-            let forecast = fit.forecast_with(&config);
-            let reaches = limit.and_then(|l| fit.time_to_threshold(l, bound, &config));
-            let seasonal = seasonal_step.and_then(|step| {
-                let values = resample(&samples, step)?;
-                let smoother = Smoother::fit(&values)?;
-                let steps = (config.horizon.as_millis() / step.as_millis().max(1)).max(1) as usize;
-                Some(json!({
-                    "period_seconds": smoother.period().map(|p| p as f64 * step.as_secs_f64()),
-                    "forecast": smoother.forecast(steps).last(),
-                }))
-            });
-            Some(json!({
-                "metric": metric_json(&meta.labels),
-                "samples": fit.n,
-                "slope_per_second": fit.slope,
-                "r2": fit.r2,
-                "reliable": fit.is_reliable(&config),
-                "forecast": forecast,
-                "time_to_limit": reaches,
-                "seasonal": seasonal,
-            }))
+    let series = select_all(&state, &selectors);
+    at_most_analysed(series.len())?;
+    let tsdb = state.tsdb.clone();
+    let advice = "select fewer series with match[], shorten window or raise seasonal_step";
+    let data = analyses
+        .run(&state.metrics, "/api/v1/trend", advice, move |budget| {
+            let mut data = Vec::new();
+            // One series at a time, so a long window holds one series' samples in memory.
+            for meta in series {
+                budget.check()?;
+                let samples = tsdb.read_raw(meta.id, start, end)?;
+                let Some(fit) = fit_line(&samples) else {
+                    continue;
+                };
+                let forecast = fit.forecast_with(&config);
+                let reaches = limit.and_then(|l| fit.time_to_threshold(l, bound, &config));
+                let smoother = match seasonal_step.and_then(|step| resample(&samples, step)) {
+                    Some(values) => Smoother::fit(&values, budget)?,
+                    None => None,
+                };
+                let seasonal = seasonal_step.zip(smoother).map(|(step, smoother)| {
+                    let steps =
+                        (config.horizon.as_millis() / step.as_millis().max(1)).max(1) as usize;
+                    json!({
+                        "period_seconds": smoother.period().map(|p| p as f64 * step.as_secs_f64()),
+                        "forecast": smoother.forecast(steps).last().copied().map(JsonF64),
+                    })
+                });
+                data.push(json!({
+                    "metric": metric_json(&meta.labels),
+                    "samples": fit.n,
+                    "slope_per_second": JsonF64(fit.slope),
+                    "r2": JsonF64(fit.r2),
+                    "reliable": fit.is_reliable(&config),
+                    "forecast": forecast,
+                    "time_to_limit": reaches,
+                    "seasonal": seasonal,
+                }));
+            }
+            Ok(data)
         })
-        .collect();
+        .await?;
     Ok(success(Value::Array(data)))
 }
 
+/// A correlation `window` parameter (default 30 min), refused when longer than the grid allows.
+fn correlation_window(params: &Params) -> Result<Duration, ApiError> {
+    use crate::analytics::correlation::CorrelationConfig;
+    let window = duration_param(params, "window", Duration::from_secs(1800))?;
+    let step = CorrelationConfig::default().step;
+    let points = window.as_millis() / step.as_millis();
+    if points > MAX_CORRELATION_POINTS {
+        return Err(ApiError::BadParam {
+            name: "window",
+            message: format!(
+                "window={} gives {} points per series on the {}s correlation grid; the limit is {} (one day): shorten window",
+                params.get("window").unwrap_or("30m"),
+                thousands(points),
+                step.as_secs(),
+                thousands(MAX_CORRELATION_POINTS)
+            ),
+        });
+    }
+    Ok(window)
+}
+
 /// Series that moved with the one `match[]` selects, around `time` (default now): lagged
-/// Pearson correlation over `window` (default 30 min) with lags up to ±5 min, strongest first,
-/// among at most 200 candidates (the target's node first).
-async fn related(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
+/// Pearson correlation over `window` (default 30 min, at most a day) with lags up to ±5 min,
+/// strongest first, among at most 200 candidates (the target's node first).
+async fn related(
+    State(state): State<ApiState>,
+    Extension(analyses): Extension<Analyses>,
+    params: Params,
+) -> Result<Response, ApiError> {
     let targets = select_all(&state, &params.matches()?);
     let [target] = targets.as_slice() else {
         return Err(ApiError::BadParam {
@@ -561,37 +696,48 @@ async fn related(State(state): State<ApiState>, params: Params) -> Result<Respon
             ),
         });
     };
-    let window = duration_param(&params, "window", Duration::from_secs(1800))?;
+    let window = correlation_window(&params)?;
     let time = params.time_ms("time")?.unwrap_or_else(|| (state.clock)());
-    let found = find_related(&state, target.clone(), time, window).await?;
+    let found = find_related(&state, &analyses, target.clone(), time, window).await?;
     Ok(success(Value::Array(found)))
 }
 
 /// Every pair among the series `match[]` selects (at most 200) whose lagged correlation over
-/// `window` (default 30 min) before `time` (default now) reaches |r| ≥ 0.7, strongest first.
-async fn correlations(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
+/// `window` (default 30 min, at most a day) before `time` (default now) reaches |r| ≥ 0.7,
+/// strongest first.
+async fn correlations(
+    State(state): State<ApiState>,
+    Extension(analyses): Extension<Analyses>,
+    params: Params,
+) -> Result<Response, ApiError> {
     use crate::analytics::correlation::{CorrelationConfig, SeriesWindow, correlated_pairs};
     let config = CorrelationConfig::default();
-    let window = duration_param(&params, "window", Duration::from_secs(1800))?;
+    let window = correlation_window(&params)?;
     let time = params.time_ms("time")?.unwrap_or_else(|| (state.clock)());
-    let mut series = select_all(&state, &params.matches()?);
-    series.truncate(config.max_candidates);
+    let series = select_all(&state, &params.matches()?);
+    at_most_analysed(series.len())?;
     let lag = config.max_lag.as_millis() as i64;
-    let read = read_series(&state, series, time - window.as_millis() as i64 - lag, time).await?;
-    let windows: Vec<SeriesWindow> = read
-        .into_iter()
-        .map(|(m, samples)| SeriesWindow::new(m.labels.to_string(), samples))
-        .collect();
-    let pairs = tokio::task::spawn_blocking(move || correlated_pairs(&windows, &config))
-        .await
-        .expect("correlation does not panic");
+    let (start, end) = (time - window.as_millis() as i64 - lag, time);
+    let tsdb = state.tsdb.clone();
+    let advice = "select fewer series with match[] or shorten window";
+    let pairs = analyses
+        .run(
+            &state.metrics,
+            "/api/v1/correlations",
+            advice,
+            move |budget| {
+                let windows = read_windows(&tsdb, series, start, end, budget)?;
+                Ok(correlated_pairs(&windows, &config, budget)?)
+            },
+        )
+        .await?;
     let data: Vec<Value> = pairs
         .iter()
         .map(|p| {
             json!({
                 "leader": p.leader,
                 "follower": p.follower,
-                "r": p.r,
+                "r": JsonF64(p.r),
                 "lag_seconds": p.lag_ms as f64 / 1000.0,
                 "points": p.points,
                 "description": p.describe(),
@@ -601,45 +747,64 @@ async fn correlations(State(state): State<ApiState>, params: Params) -> Result<R
     Ok(success(Value::Array(data)))
 }
 
+/// The samples of `series` over `[start, end]`, each named by its labels, asking `budget`
+/// before each read. Blocking.
+fn read_windows(
+    tsdb: &Tsdb,
+    series: Vec<Arc<SeriesMeta>>,
+    start: i64,
+    end: i64,
+    budget: &Budget,
+) -> Result<Vec<crate::analytics::correlation::SeriesWindow>, AnalysisError> {
+    use crate::analytics::correlation::SeriesWindow;
+    series
+        .into_iter()
+        .map(|meta| {
+            budget.check()?;
+            let samples = tsdb.read_raw(meta.id, start, end)?;
+            Ok(SeriesWindow::new(meta.labels.to_string(), samples))
+        })
+        .collect()
+}
+
 /// The series that moved with `target` in the `window` before `time`, as API values.
 async fn find_related(
     state: &ApiState,
+    analyses: &Analyses,
     target: Arc<SeriesMeta>,
     time: i64,
     window: Duration,
 ) -> Result<Vec<Value>, ApiError> {
-    use crate::analytics::correlation::{CorrelationConfig, SeriesWindow, rank_related};
+    use crate::analytics::correlation::{CorrelationConfig, SeriesWindow, rank_related_within};
     let config = CorrelationConfig::default();
     let lag = config.max_lag.as_millis() as i64;
     let (start, end) = (time - window.as_millis() as i64 - lag, time + lag);
-    let node = target.labels.get("node").unwrap_or_default().to_owned();
-    let mut candidates: Vec<_> = state
-        .catalog
-        .all()
-        .into_iter()
-        .filter(|m| m.id != target.id)
-        .collect();
-    // Same node first: that is where a cause usually is, and the candidate cap cuts the rest.
-    candidates.sort_by_key(|m| m.labels.get("node").unwrap_or_default() != node);
-    candidates.truncate(config.max_candidates);
-    candidates.insert(0, target);
-    let read = read_series(state, candidates, start, end).await?;
-    let mut windows = read
-        .into_iter()
-        .map(|(m, samples)| SeriesWindow::new(m.labels.to_string(), samples));
-    let target_window = windows.next().expect("the target was read first");
-    let candidate_windows: Vec<SeriesWindow> = windows.collect();
-    let found = tokio::task::spawn_blocking(move || {
-        rank_related(&target_window, &candidate_windows, &config)
-    })
-    .await
-    .expect("correlation does not panic");
+    let (tsdb, catalog) = (state.tsdb.clone(), state.catalog.clone());
+    let advice = "shorten window";
+    let found = analyses
+        .run(&state.metrics, "/api/v1/related", advice, move |budget| {
+            let node = target.labels.get("node").unwrap_or_default().to_owned();
+            let mut candidates: Vec<_> = catalog
+                .all()
+                .into_iter()
+                .filter(|m| m.id != target.id)
+                .collect();
+            // Same node first: that is where a cause usually is, and the candidate cap cuts the
+            // rest.
+            candidates.sort_by_key(|m| m.labels.get("node").unwrap_or_default() != node);
+            candidates.truncate(config.max_candidates);
+            let samples = tsdb.read_raw(target.id, start, end)?;
+            let target = SeriesWindow::new(target.labels.to_string(), samples);
+            let candidates = read_windows(&tsdb, candidates, start, end, budget)?;
+            Ok(rank_related_within(&target, &candidates, &config, budget)?)
+        })
+        .await?;
     Ok(found
         .iter()
         .map(|r| {
             json!({
                 "series": r.candidate,
-                "r": r.r,
+                "r": JsonF64(r.r),
                 "lag_seconds": r.lag_ms as f64 / 1000.0,
                 "points": r.points,
                 "description": r.describe(),
@@ -717,8 +882,23 @@ async fn query_range(State(state): State<ApiState>, params: Params) -> Result<Re
         return Err(ApiError::TooManyPoints);
     }
     let (series, source) = run_query(&state, &text, start, end, step).await?;
-    // Written directly: a day at 10 s is 8,640 points per series, and a JSON value per point
-    // would cost more than reading them.
+    // Up to 11,000 points for each of possibly thousands of series: off the async workers.
+    let body = tokio::task::spawn_blocking(move || matrix_body(&series))
+        .await
+        .expect("encoding a matrix does not panic");
+    let headers = [
+        (header::CONTENT_TYPE, "application/json"),
+        (
+            header::HeaderName::from_static("x-hcmon-resolution"),
+            source.name(),
+        ),
+    ];
+    Ok((headers, body).into_response())
+}
+
+/// A range query's answer. Written directly: a day at 10 s is 8,640 points per series, and a
+/// JSON value per point would cost more than reading them.
+fn matrix_body(series: &[query::SeriesResult]) -> String {
     let capacity = 64 + series.iter().map(|s| 32 * s.1.len() + 128).sum::<usize>();
     let mut body = String::with_capacity(capacity);
     body.push_str(r#"{"status":"success","data":{"resultType":"matrix","result":["#);
@@ -742,14 +922,7 @@ async fn query_range(State(state): State<ApiState>, params: Params) -> Result<Re
         body.push_str("]}");
     }
     body.push_str("]}}");
-    let headers = [
-        (header::CONTENT_TYPE, "application/json"),
-        (
-            header::HeaderName::from_static("x-hcmon-resolution"),
-            source.name(),
-        ),
-    ];
-    Ok((headers, body).into_response())
+    body
 }
 
 async fn query_instant(
@@ -828,17 +1001,26 @@ async fn export(State(state): State<ApiState>, params: Params) -> Result<Respons
     let selectors = params.matches()?;
     let start = params.time_ms("start")?.unwrap_or(i64::MIN);
     let end = params.time_ms("end")?.unwrap_or(i64::MAX);
-    let data = read_series(&state, select_all(&state, &selectors), start, end).await?;
-    let mut body = String::new();
-    for (meta, samples) in data {
-        if samples.is_empty() {
-            continue;
+    let series = select_all(&state, &selectors);
+    let tsdb = state.tsdb.clone();
+    // Reading and encoding a series at a time, off the async workers: an export may span the
+    // whole history of many series.
+    let body = tokio::task::spawn_blocking(move || {
+        let mut body = String::new();
+        for meta in series {
+            let samples = tsdb.read_raw(meta.id, start, end)?;
+            if samples.is_empty() {
+                continue;
+            }
+            let (timestamps, values): (Vec<i64>, Vec<f64>) = samples.into_iter().unzip();
+            let line = json!({"metric": metric_json(&meta.labels), "values": values, "timestamps": timestamps});
+            body.push_str(&line.to_string());
+            body.push('\n');
         }
-        let (timestamps, values): (Vec<i64>, Vec<f64>) = samples.into_iter().unzip();
-        let line = json!({"metric": metric_json(&meta.labels), "values": values, "timestamps": timestamps});
-        body.push_str(&line.to_string());
-        body.push('\n');
-    }
+        Ok::<_, StoreError>(body)
+    })
+    .await
+    .expect("export task does not panic")?;
     Ok(([(header::CONTENT_TYPE, "application/stream+json")], body).into_response())
 }
 
@@ -888,6 +1070,15 @@ async fn compact(State(state): State<ApiState>) -> Result<Response, ApiError> {
     Ok(success(
         json!({"tables": by_name(disk), "encoded": by_name(encoded)}),
     ))
+}
+
+/// `DELETE /api/v1/agents/{node}`: forgets a node that no longer reports (its series stay).
+async fn forget_agent(
+    State(state): State<ApiState>,
+    axum::extract::Path(node): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    crate::forget::forget_node(&state.ingest, state.alerting.as_ref(), &node).await?;
+    Ok(success(json!({ "node": node, "forgotten": true })))
 }
 
 async fn agents(State(state): State<ApiState>) -> Response {

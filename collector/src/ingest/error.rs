@@ -7,8 +7,18 @@ use hcmon_common::LabelError;
 pub enum IngestError {
     #[error("registration refused: node_name is empty")]
     EmptyNodeName,
-    #[error("registration refused: node_name {0:?} is invalid (1-253 printable characters)")]
-    InvalidNodeName(String),
+    /// `name` is a bounded excerpt: the refused name may be megabytes long.
+    #[error("registration refused: the node name {name:?} ({bytes} bytes) {problem}")]
+    InvalidNodeName {
+        name: String,
+        bytes: usize,
+        problem: &'static str,
+    },
+    #[error("registration refused: {field} {problem}")]
+    InvalidHostFact {
+        field: &'static str,
+        problem: String,
+    },
     #[error("registration refused: the agent token does not match the collector's")]
     BadToken,
     #[error("no `hcmon-session` metadata: call Register first")]
@@ -16,13 +26,29 @@ pub enum IngestError {
     #[error("unknown or expired session: call Register again (the collector may have restarted)")]
     UnknownSession,
     #[error(
-        "another agent registered node {node:?} with a different spool since this stream began (do two agents share this node name?); register again"
+        "node {node:?} registered again since this stream began (the agent reconnected, or two agents share this node name); register again"
     )]
     SessionReplaced { node: String },
     #[error(
-        "batch {seq}: series id {id} uses the reserved metric name {name:?} (prefixes hcmon_collector_ and process_ belong to the collector)"
+        "batch {seq} does not follow batch {last}, the last one of this spool the collector holds: {missing} missing; an agent that will never send them must say so in the batch's skipped_from (at most {next}); not acknowledged",
+        missing = missing(*last, *seq),
+        next = last + 1
     )]
-    ReservedName { seq: u64, id: u32, name: String },
+    SequenceGap { seq: u64, last: u64 },
+    #[error(
+        "batch {seq} repeats a sequence number of this spool that the collector does not hold (it holds {durable_from} to {last}; lower numbers were declared skipped or precede the spool's registration); not acknowledged. An agent whose numbering went backwards must start a new spool epoch"
+    )]
+    SequenceNotHeld {
+        seq: u64,
+        durable_from: u64,
+        last: u64,
+    },
+    #[error("batch {seq}: series id {id}: {source}")]
+    ReservedName {
+        seq: u64,
+        id: u32,
+        source: crate::telemetry::ReservedName,
+    },
     #[error("batch {seq}: {message}")]
     KindConflict { seq: u64, message: String },
     #[error("malformed AgentMessage: not valid hcmon.v1 protobuf ({detail})")]
@@ -37,26 +63,22 @@ pub enum IngestError {
     BatchTooLarge { seq: u64, bytes: usize, max: usize },
     #[error("batch {seq} has {count} samples, over the limit of {max} per batch")]
     TooManySamples { seq: u64, count: usize, max: usize },
-    #[error("batch {seq} would bring this agent to {count} series, over the limit of {max}")]
-    TooManySeries { seq: u64, count: usize, max: usize },
-    #[error("batch {seq}: series id {id} ({name}) has {count} labels, over the limit of {max}")]
-    TooManyLabels {
-        seq: u64,
-        id: u32,
-        name: String,
-        count: usize,
-        max: usize,
-    },
     #[error(
-        "batch {seq}: series id {id} ({name}) has label {label:?} with a value of {len} bytes, over the limit of {max}"
+        "batch {seq} would bring this stream to {count} series definitions, over the limit of {max} (`limits.max_series_per_agent`)"
     )]
-    LabelValueTooLong {
+    TooManySeries { seq: u64, count: usize, max: usize },
+    /// `name` is a bounded excerpt of the metric name.
+    #[error("batch {seq}: series id {id} ({name}) {source}")]
+    SeriesOverLimit {
         seq: u64,
         id: u32,
         name: String,
-        label: String,
-        len: usize,
-        max: usize,
+        source: super::limits::OverLimit,
+    },
+    #[error("batch {seq}: {source}")]
+    SeriesCap {
+        seq: u64,
+        source: crate::catalog::CapExceeded,
     },
     #[error("batch {seq}: series id {id} is defined twice on this stream")]
     DuplicateSeriesId { seq: u64, id: u32 },
@@ -119,6 +141,8 @@ pub enum IngestError {
     },
     #[error("storage failure")]
     Store(#[from] StoreError),
+    #[error("the collector could not draw a session id: {0}")]
+    Random(#[from] crate::secure_random::RandomUnavailable),
 }
 
 /// The gRPC-independent class of a refusal; `grpc.rs` turns it into a status code.
@@ -127,6 +151,8 @@ pub enum Refusal {
     Invalid,
     OverLimit,
     UnknownReference,
+    /// A batch that does not follow the last durable one: nothing is wrong with its content.
+    OutOfSequence,
     Unauthenticated,
     Internal,
 }
@@ -136,7 +162,8 @@ impl IngestError {
         use IngestError::*;
         match self {
             EmptyNodeName
-            | InvalidNodeName(_)
+            | InvalidNodeName { .. }
+            | InvalidHostFact { .. }
             | Malformed { .. }
             | EmptyMessage
             | ZeroSequence
@@ -155,13 +182,14 @@ impl IngestError {
             | BatchTooLarge { .. }
             | TooManySamples { .. }
             | TooManySeries { .. }
-            | TooManyLabels { .. }
-            | LabelValueTooLong { .. } => Refusal::OverLimit,
+            | SeriesOverLimit { .. }
+            | SeriesCap { .. } => Refusal::OverLimit,
             UnknownSeriesId { .. } => Refusal::UnknownReference,
+            SequenceGap { .. } | SequenceNotHeld { .. } => Refusal::OutOfSequence,
             BadToken | MissingSession | UnknownSession | SessionReplaced { .. } => {
                 Refusal::Unauthenticated
             }
-            Store(_) => Refusal::Internal,
+            Store(_) | Random(_) => Refusal::Internal,
         }
     }
 
@@ -169,7 +197,10 @@ impl IngestError {
     pub fn reason(&self) -> &'static str {
         use IngestError::*;
         match self {
-            EmptyNodeName | InvalidNodeName(_) => "invalid_node_name",
+            EmptyNodeName | InvalidNodeName { .. } => "invalid_node_name",
+            InvalidHostFact { .. } => "invalid_host_facts",
+            SequenceGap { .. } => "sequence_gap",
+            SequenceNotHeld { .. } => "sequence_not_held",
             BadToken => "bad_token",
             MissingSession | UnknownSession | SessionReplaced { .. } => "no_session",
             ReservedName { .. } => "reserved_name",
@@ -181,8 +212,8 @@ impl IngestError {
             BatchTooLarge { .. } => "batch_too_large",
             TooManySamples { .. } => "too_many_samples",
             TooManySeries { .. } => "too_many_series",
-            TooManyLabels { .. } => "too_many_labels",
-            LabelValueTooLong { .. } => "label_value_too_long",
+            SeriesOverLimit { source, .. } => source.reason(),
+            SeriesCap { source, .. } => source.reason(),
             DuplicateSeriesId { .. } => "duplicate_series_id",
             InvalidSeries { .. } | ReservedLabel { .. } | UnspecifiedKind { .. } => {
                 "invalid_series"
@@ -194,18 +225,20 @@ impl IngestError {
             TimestampInFuture { .. } => "timestamp_in_future",
             TimestampTooOld { .. } => "timestamp_too_old",
             Store(_) => "storage_failure",
+            Random(_) => "no_randomness",
         }
     }
 
-    /// The sequence number of the refused batch, when a batch was refused.
+    /// The sequence number of the refused batch, when a batch was refused for its content (and
+    /// so should be set aside). A batch out of sequence is fine in itself and is not named.
     pub fn seq(&self) -> Option<u64> {
         use IngestError::*;
         match self {
             BatchTooLarge { seq, .. }
             | TooManySamples { seq, .. }
             | TooManySeries { seq, .. }
-            | TooManyLabels { seq, .. }
-            | LabelValueTooLong { seq, .. }
+            | SeriesOverLimit { seq, .. }
+            | SeriesCap { seq, .. }
             | DuplicateSeriesId { seq, .. }
             | InvalidSeries { seq, .. }
             | ReservedLabel { seq, .. }
@@ -220,5 +253,15 @@ impl IngestError {
             | TimestampTooOld { seq, .. } => Some(*seq),
             _ => None,
         }
+    }
+}
+
+/// "batch 6 is" / "batches 6 to 9 are", for a gap between `last` and `seq`.
+fn missing(last: u64, seq: u64) -> String {
+    let (first, end) = (last + 1, seq - 1);
+    if first == end {
+        format!("batch {first} is")
+    } else {
+        format!("batches {first} to {end} are")
     }
 }

@@ -9,6 +9,7 @@ use hcmon_proto::v1::{
 };
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 /// Decoding stops far above the batch limit: batches between the two are decoded and refused
@@ -20,7 +21,7 @@ impl From<IngestError> for Status {
         let code = match error.refusal() {
             Refusal::Invalid => Code::InvalidArgument,
             Refusal::OverLimit => Code::ResourceExhausted,
-            Refusal::UnknownReference => Code::FailedPrecondition,
+            Refusal::UnknownReference | Refusal::OutOfSequence => Code::FailedPrecondition,
             Refusal::Unauthenticated => Code::Unauthenticated,
             Refusal::Internal => Code::Internal,
         };
@@ -53,16 +54,23 @@ fn inbound_refusal(status: Status) -> Result<IngestError, Status> {
 
 pub struct GrpcIngest {
     service: Arc<IngestService>,
+    /// Agents' streams never end on their own; at shutdown each one is closed between batches
+    /// (never in the middle of one), so the server drains at once instead of waiting out its
+    /// grace period.
+    shutdown: CancellationToken,
 }
 
 impl GrpcIngest {
     /// The tonic service, with the decode limit derived from the batch limit.
-    pub fn server(service: Arc<IngestService>) -> IngestServer<Self> {
+    pub fn server(
+        service: Arc<IngestService>,
+        shutdown: CancellationToken,
+    ) -> IngestServer<Self> {
         let limit = service
             .limits
             .max_batch_bytes
             .saturating_mul(DECODE_LIMIT_FACTOR);
-        IngestServer::new(Self { service }).max_decoding_message_size(limit)
+        IngestServer::new(Self { service, shutdown }).max_decoding_message_size(limit)
     }
 }
 
@@ -92,9 +100,18 @@ impl Ingest for GrpcIngest {
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let service = self.service.clone();
+        let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             loop {
-                let message = match inbound.message().await {
+                let next = tokio::select! {
+                    next = inbound.message() => next,
+                    _ = shutdown.cancelled() => {
+                        let closing = Status::unavailable("the collector is shutting down; reconnect later");
+                        let _ = tx.send(Err(closing)).await;
+                        break;
+                    }
+                };
+                let message = match next {
                     Ok(Some(message)) => message,
                     Ok(None) => break,
                     Err(status) => {

@@ -7,30 +7,43 @@
 //! - A batch's sequence number is acked only after [`Tsdb::append`] returned, i.e. it is durable.
 //! - Per node, batches are processed one at a time under the node's lock, so the "last durable
 //!   sequence" check and the write cannot interleave even if an agent reconnects while its old
-//!   stream is still draining. The stream's spool epoch is checked under the same lock: a batch
-//!   from a stream whose node was since registered with another spool is refused.
-//! - A batch with a sequence at or below the node's last durable one is a resend: its series
-//!   definitions are honoured (a fresh stream needs them) but its samples are not stored again.
+//!   stream is still draining. Under the same lock, a stream is checked to belong to the node's
+//!   newest registration: once the node registered again, batches of older streams are refused,
+//!   so only one stream at a time moves the node's sequence.
+//! - A batch is stored only if its sequence number follows the node's last durable one, or it
+//!   declares the numbers between as skipped (counted as lost); any other jump is refused, never
+//!   acked (`sequence.rs`).
+//! - A batch with a sequence at or below the node's last durable one, but not below a declared
+//!   skip, is a resend: its series definitions are honoured (a fresh stream needs them) but its
+//!   samples are not stored again. Below a declared skip it was never stored, so it is refused.
 
 mod error;
+mod forget;
 pub mod grpc;
+mod limits;
 mod remote_write;
+mod sequence;
 mod validate;
 
+#[cfg(test)]
+mod creation_tests;
+
 pub use error::{IngestError, Refusal};
+pub use forget::ForgetError;
 pub use remote_write::{RemoteWriteError, RemoteWriteOutcome};
 
 use crate::alerting::service::AlertFeed;
 use crate::anomaly_watch::AnomalyWatch;
-use crate::catalog::{ResolveError, SeriesCatalog, SeriesDefinition};
+use crate::catalog::{ResolveError, SeriesCaps, SeriesCatalog, SeriesDefinition};
 use crate::config::IngestLimits;
 use crate::storage::{HostInfo, NodeRecord, Sample, SeriesId, Tsdb};
-use crate::telemetry::{BatchRejected, CollectorMetrics};
+use crate::telemetry::{BatchRejected, BatchesLost, CollectorMetrics};
 use hcmon_proto::v1::{Batch, Limits, RegisterRequest, RegisterResponse};
-use std::collections::HashMap;
+use sequence::Placement;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use validate::{Interned, validate};
+use validate::{Interned, validate, validate_registration};
 
 /// Milliseconds since the Unix epoch; injectable so tests can move time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -47,7 +60,6 @@ pub fn system_clock() -> Clock {
 
 struct Session {
     node: String,
-    spool_epoch: u64,
 }
 
 pub struct IngestService {
@@ -73,11 +85,12 @@ pub struct IngestService {
     disconnected: Mutex<HashMap<String, i64>>,
 }
 
-/// The state of one open stream: its node and the series it interned.
+/// The state of one open stream: its node, the session it was opened with, and the series it
+/// interned.
 pub struct IngestStream {
     service: Arc<IngestService>,
     node: String,
-    spool_epoch: u64,
+    session: String,
     interned: HashMap<u32, Interned>,
 }
 
@@ -104,12 +117,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// What `/api/v1/agents` shows of a node.
+///
+/// Not the spool epoch: with the node name, it is what a stream needs to pass for that node's
+/// spool, so it stays between the agent and the collector.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeStatus {
     pub node: String,
     pub connected: bool,
-    #[serde(flatten)]
-    pub record: NodeRecord,
+    pub agent_version: String,
+    pub host: HostInfo,
+    /// Unix milliseconds of the last registration.
+    pub registered_at_ms: i64,
+    /// Unix milliseconds of the last durable batch.
+    pub last_batch_at_ms: i64,
+    pub last_durable_seq: u64,
+    /// Batches the node's agents declared skipped: they never reached the collector.
+    pub lost_batches: u64,
 }
 
 impl IngestService {
@@ -188,26 +211,31 @@ impl IngestService {
         Err(self.reject(node, error))
     }
 
+    fn series_caps(&self) -> SeriesCaps {
+        SeriesCaps {
+            per_node: self.limits.max_series_per_agent,
+            total: self.limits.max_series,
+        }
+    }
+
     /// Handles `Register`: records the node and its spool epoch, opens a session.
     pub async fn register(&self, req: RegisterRequest) -> Result<RegisterResponse, IngestError> {
+        if let Err(error) = validate_registration(&req) {
+            // The refused name is in the error, shortened; it is no node of ours.
+            return self.refused("", error);
+        }
         let node = req.node_name.clone();
-        if node.is_empty() {
-            return self.refused("", IngestError::EmptyNodeName);
-        }
-        if node.len() > 253 || node.chars().any(|c| c.is_control()) {
-            return self.refused("", IngestError::InvalidNodeName(node));
-        }
         if !self.agent_token.is_empty() && req.token != self.agent_token {
             return self.refused(&node, IngestError::BadToken);
         }
         let cell = self.node(&node);
         let mut record = cell.lock().await;
         let mut updated = record.clone();
-        if updated.spool_epoch != req.spool_epoch {
-            // A new spool (fresh install or wiped state) numbers its batches from 1 again.
-            updated.spool_epoch = req.spool_epoch;
-            updated.last_durable_seq = 0;
-        }
+        updated.set_sequence(sequence::registered(
+            &record.sequence(),
+            req.spool_epoch,
+            req.first_seq,
+        ));
         updated.agent_version = req.agent_version;
         let host = req.host.unwrap_or_default();
         updated.host = HostInfo {
@@ -229,16 +257,10 @@ impl IngestService {
             .expect("store task does not panic")?;
         *record = updated;
 
-        let session_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let session_id = crate::secure_random::hex::<16>()?;
         let mut sessions = lock(&self.sessions);
         sessions.retain(|_, s| s.node != node);
-        sessions.insert(
-            session_id.clone(),
-            Session {
-                node: node.clone(),
-                spool_epoch: req.spool_epoch,
-            },
-        );
+        sessions.insert(session_id.clone(), Session { node: node.clone() });
         tracing::info!(%node, spool_epoch = req.spool_epoch, last_durable_seq = record.last_durable_seq, "agent registered");
         Ok(RegisterResponse {
             session_id,
@@ -267,8 +289,8 @@ impl IngestService {
         let Some(session_id) = session_id else {
             return self.refused("", IngestError::MissingSession);
         };
-        let (node, spool_epoch) = match lock(&self.sessions).get(session_id) {
-            Some(s) => (s.node.clone(), s.spool_epoch),
+        let node = match lock(&self.sessions).get(session_id) {
+            Some(s) => s.node.clone(),
             None => return self.refused("", IngestError::UnknownSession),
         };
         let mut streams = lock(&self.streams);
@@ -279,7 +301,7 @@ impl IngestService {
         Ok(IngestStream {
             service: self.clone(),
             node,
-            spool_epoch,
+            session: session_id.to_owned(),
             interned: HashMap::new(),
         })
     }
@@ -302,7 +324,9 @@ impl IngestService {
         }
         let cell = self.node(&stream.node);
         let mut record = cell.lock().await;
-        if record.spool_epoch != stream.spool_epoch {
+        // `register` replaces a node's session under this lock, so a stream of an older
+        // registration cannot store after the newest one read the last durable sequence.
+        if !lock(&self.sessions).contains_key(&stream.session) {
             return self.refused(
                 &stream.node,
                 IngestError::SessionReplaced {
@@ -310,8 +334,13 @@ impl IngestService {
                 },
             );
         }
-        let resend = batch.seq != 0 && batch.seq <= record.last_durable_seq;
         let now = (self.clock)();
+        let placement =
+            match sequence::place(&record.sequence(), batch.seq, batch.skipped_from, now) {
+                Ok(placement) => placement,
+                Err(error) => return self.refused(&stream.node, error),
+            };
+        let resend = placement == Placement::Repeat;
         let valid = match validate(
             batch,
             &stream.node,
@@ -324,44 +353,50 @@ impl IngestService {
             Err(error) => return self.refused(&stream.node, error),
         };
         let seq = valid.seq;
-        let defs: Vec<SeriesDefinition> = valid
-            .new_series
-            .iter()
-            .map(|d| SeriesDefinition {
-                labels: d.labels.clone(),
-                kind: d.kind,
-                help: d.help.clone(),
-            })
-            .collect();
-        // Samples come grouped by series: one lookup per group, not per sample.
+        // A series is created with its first sample: definitions no sample uses (in this batch,
+        // or a resend's) wait on the stream. Samples come grouped by series: one lookup per
+        // group, not per sample.
+        let defined: HashMap<_, _> = valid.new_series.iter().map(|d| (d.wire_id, d)).collect();
         let mut known: HashMap<u32, SeriesId> = HashMap::new();
+        let (mut create, mut defs) = (Vec::new(), Vec::new());
+        let mut creating = HashSet::new();
         let mut previous = None;
         for &(wire, _, _) in &valid.samples {
-            if previous != Some(wire) {
-                previous = Some(wire);
-                if let Some(i) = stream.interned.get(&wire) {
-                    known.insert(wire, i.id);
-                }
+            if previous == Some(wire) {
+                continue;
+            }
+            previous = Some(wire);
+            let interned = stream.interned.get(&wire);
+            if let Some(id) = interned.and_then(|i| i.id) {
+                known.insert(wire, id);
+                continue;
+            }
+            let def = match (interned, defined.get(&wire)) {
+                (Some(i), _) => (&i.labels, i.kind, &i.help),
+                (None, Some(d)) => (&d.labels, d.kind, &d.help),
+                (None, None) => continue, // validate refuses samples of undefined series
+            };
+            if creating.insert(wire) {
+                create.push(wire);
+                defs.push(SeriesDefinition {
+                    labels: def.0.clone(),
+                    kind: def.1,
+                    help: def.2.clone(),
+                });
             }
         }
         let mut updated = record.clone();
-        if !resend {
-            updated.last_durable_seq = seq;
-            updated.last_batch_at_ms = now;
+        if let Placement::Next { state, .. } = placement {
+            updated.set_sequence(state);
         }
         let (tsdb, catalog, node) = (self.tsdb.clone(), self.catalog.clone(), stream.node.clone());
-        let wire_ids: Vec<u32> = valid.new_series.iter().map(|d| d.wire_id).collect();
+        let caps = self.series_caps();
         let samples = valid.samples;
         let watch = self.watch.get().cloned();
         let alerts = self.alerts.get().cloned();
         let stored = tokio::task::spawn_blocking(move || {
-            let ids = catalog.resolve(&tsdb, &defs)?;
-            let id_of = |wire: u32| {
-                known
-                    .get(&wire)
-                    .copied()
-                    .or_else(|| wire_ids.iter().position(|w| *w == wire).map(|i| ids[i]))
-            };
+            let ids = catalog.resolve(&tsdb, &defs, caps)?;
+            known.extend(create.into_iter().zip(ids));
             let mut current: Option<(u32, SeriesId)> = None;
             let samples: Vec<Sample> = samples
                 .iter()
@@ -369,7 +404,7 @@ impl IngestService {
                     let series = match current {
                         Some((w, id)) if w == wire => id,
                         _ => {
-                            let id = id_of(wire).expect("validate checked every id");
+                            let id = known[&wire]; // validate checked every id
                             current = Some((wire, id));
                             id
                         }
@@ -384,7 +419,7 @@ impl IngestService {
             let outcome = if resend {
                 None
             } else {
-                let outcome = tsdb.append(Some((&node, &updated)), &samples)?;
+                let outcome = tsdb.append(Some((&node, &updated.sequence())), &samples)?;
                 if let Some(alerts) = &alerts {
                     alerts.observe(Some(&node), &samples);
                 }
@@ -394,28 +429,38 @@ impl IngestService {
                 }
                 Some(outcome)
             };
-            Ok::<_, ResolveError>((ids, outcome, updated))
+            Ok::<_, ResolveError>((known, outcome, updated))
         })
         .await
         .expect("store task does not panic");
-        let (ids, outcome, updated) = match stored {
+        let (known, outcome, updated) = match stored {
             Ok(stored) => stored,
             Err(e @ ResolveError::KindConflict { .. }) => {
                 let message = e.to_string();
                 return self.refused(&stream.node, IngestError::KindConflict { seq, message });
             }
+            Err(ResolveError::OverCap(source)) => {
+                return self.refused(&stream.node, IngestError::SeriesCap { seq, source });
+            }
             Err(ResolveError::Store(e)) => return self.refused(&stream.node, e.into()),
         };
         *record = updated;
-        for (def, id) in valid.new_series.into_iter().zip(ids) {
-            stream.interned.insert(
-                def.wire_id,
-                Interned {
-                    id,
-                    kind: def.kind,
-                    labels: def.labels,
-                },
-            );
+        for def in valid.new_series {
+            let interned = Interned {
+                id: None,
+                kind: def.kind,
+                labels: def.labels,
+                help: def.help,
+            };
+            stream.interned.insert(def.wire_id, interned);
+        }
+        for (wire, id) in known {
+            if let Some(interned) = stream.interned.get_mut(&wire)
+                && interned.id.is_none()
+            {
+                interned.id = Some(id);
+                interned.help = String::new();
+            }
         }
         self.metrics.series.set(self.catalog.len() as i64);
         match outcome {
@@ -430,6 +475,16 @@ impl IngestService {
                 }
             }
             None => self.metrics.duplicate_batches.inc(),
+        }
+        if let Placement::Next { lost, .. } = placement
+            && lost > 0
+        {
+            BatchesLost {
+                node: &stream.node,
+                seq,
+                lost,
+            }
+            .emit(&self.metrics);
         }
         self.metrics
             .batch_write_seconds
@@ -450,7 +505,12 @@ impl IngestService {
             out.push(NodeStatus {
                 connected: connected.contains(&node),
                 node,
-                record,
+                agent_version: record.agent_version,
+                host: record.host,
+                registered_at_ms: record.registered_at_ms,
+                last_batch_at_ms: record.last_batch_at_ms,
+                last_durable_seq: record.last_durable_seq,
+                lost_batches: record.lost_batches,
             });
         }
         out.sort_by(|a, b| a.node.cmp(&b.node));
@@ -463,7 +523,7 @@ mod tests {
     use super::*;
     use crate::storage::{MemoryKv, StorageConfig};
     use hcmon_common::Selector;
-    use hcmon_proto::v1::{MetricKind as WireKind, SeriesDef, SeriesSamples};
+    use hcmon_proto::v1::{HostFacts, MetricKind as WireKind, SeriesDef, SeriesSamples};
 
     const NOW: i64 = 1_700_000_000_000;
 
@@ -501,17 +561,28 @@ mod tests {
             },
             samples: vec![SeriesSamples {
                 series_id: 1,
-                timestamps_ms: vec![NOW - 1000 + seq as i64],
+                timestamps_ms: vec![NOW - 1000 + (seq % 1000) as i64],
                 values: vec![value],
             }],
+            skipped_from: 0,
         }
     }
 
     async fn connect(svc: &Arc<IngestService>, epoch: u64) -> (IngestStream, u64) {
+        connect_from(svc, epoch, 0).await
+    }
+
+    /// Registers spool `epoch` whose oldest unacked batch is `first_seq`, and opens a stream.
+    async fn connect_from(
+        svc: &Arc<IngestService>,
+        epoch: u64,
+        first_seq: u64,
+    ) -> (IngestStream, u64) {
         let resp = svc
             .register(RegisterRequest {
                 node_name: "nas".into(),
                 spool_epoch: epoch,
+                first_seq,
                 ..Default::default()
             })
             .await
@@ -576,8 +647,8 @@ mod tests {
         let svc = service(&disk);
         let (_, last) = connect(&svc, 7).await;
         assert_eq!(last, 1, "last durable seq is remembered across restarts");
-        let (mut stream, last) = connect(&svc, 8).await;
-        assert_eq!(last, 0, "a new spool epoch starts over");
+        let (mut stream, last) = connect_from(&svc, 8, 2).await;
+        assert_eq!(last, 1, "a new spool epoch starts at its first_seq");
         svc.ingest(&mut stream, batch(2, true, 5.0)).await.unwrap();
         assert_eq!(stored(&svc), vec![(NOW - 999, 1.0), (NOW - 998, 5.0)]);
     }
@@ -625,5 +696,207 @@ mod tests {
                 .get(),
             1
         );
+    }
+    /// The values stored for `load1`, in time order.
+    fn stored_values(svc: &IngestService) -> Vec<f64> {
+        stored(svc).into_iter().map(|(_, v)| v).collect()
+    }
+
+    #[tokio::test]
+    async fn out_of_order_batches_are_acked_only_when_stored() {
+        // The issue's order: 5, 3, 4, 6, 2^63, 7 were all acked while 3, 4 and 7 were dropped.
+        // Each refusal ends the stream, so the agent reconnects and goes on with the next one.
+        let svc = service(&MemoryKv::default());
+        let (mut stream, _) = connect(&svc, 7).await;
+        let mut acked = Vec::new();
+        let mut fresh = true;
+        for seq in [1, 2, 5, 3, 4, 6, 1 << 63, 7] {
+            match svc.ingest(&mut stream, batch(seq, fresh, seq as f64)).await {
+                Ok(ack) => {
+                    acked.push(ack);
+                    fresh = false;
+                }
+                Err(error) => {
+                    assert_eq!(error.refusal(), Refusal::OutOfSequence, "{error}");
+                    stream = connect(&svc, 7).await.0;
+                    fresh = true;
+                }
+            }
+        }
+        assert_eq!(acked, [1, 2, 3, 4]);
+        assert_eq!(stored_values(&svc), [1.0, 2.0, 3.0, 4.0]);
+        let (_, last) = connect(&svc, 7).await;
+        assert_eq!(last, 4, "the node is not stuck at a number it never stored");
+    }
+
+    #[tokio::test]
+    async fn a_stream_jumping_ahead_cannot_make_the_real_agent_s_batches_repeats() {
+        let svc = service(&MemoryKv::default());
+        let (mut agent, _) = connect(&svc, 7).await;
+        svc.ingest(&mut agent, batch(1, true, 1.0)).await.unwrap();
+
+        // Someone registers with the node's name and spool epoch and jumps to 10^15.
+        let (mut intruder, _) = connect(&svc, 7).await;
+        let err = svc
+            .ingest(&mut intruder, batch(1_000_000_000_000_000, true, -1.0))
+            .await
+            .unwrap_err();
+        assert_eq!(err.refusal(), Refusal::OutOfSequence, "{err}");
+        assert!(err.to_string().contains("skipped_from"), "{err}");
+
+        // The agent's stream was superseded: its batch is refused, not acked...
+        let err = svc
+            .ingest(&mut agent, batch(2, false, 2.0))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IngestError::SessionReplaced { .. }), "{err}");
+        // ...and after registering again it goes on where it was.
+        let (mut agent, last) = connect(&svc, 7).await;
+        assert_eq!(last, 1);
+        svc.ingest(&mut agent, batch(2, true, 2.0)).await.unwrap();
+
+        // Even a jump that declares a skip only costs the agent a new epoch: it sees the
+        // collector holding a number it never issued and registers a new spool epoch.
+        let (mut intruder, _) = connect(&svc, 7).await;
+        let mut jump = batch(1_000_000_000_000_000, true, -1.0);
+        jump.skipped_from = 1;
+        jump.samples[0].timestamps_ms[0] -= 5000;
+        svc.ingest(&mut intruder, jump).await.unwrap();
+        let (_, last) = connect(&svc, 7).await;
+        assert_eq!(last, 1_000_000_000_000_000);
+        let (mut agent, last) = connect_from(&svc, 8, 3).await;
+        assert_eq!(last, 2);
+        svc.ingest(&mut agent, batch(3, true, 3.0)).await.unwrap();
+        assert_eq!(stored_values(&svc), [-1.0, 1.0, 2.0, 3.0]);
+    }
+
+    #[tokio::test]
+    async fn declared_skips_are_stored_and_counted_as_lost() {
+        let disk = MemoryKv::default();
+        let svc = service(&disk);
+        let (mut stream, _) = connect(&svc, 7).await;
+        svc.ingest(&mut stream, batch(1, true, 1.0)).await.unwrap();
+        // Batches 2 to 4 were dropped from the agent's full spool.
+        let mut after_drop = batch(5, false, 5.0);
+        after_drop.skipped_from = 2;
+        assert_eq!(svc.ingest(&mut stream, after_drop).await.unwrap(), 5);
+        assert_eq!(stored_values(&svc), [1.0, 5.0]);
+        assert_eq!(svc.metrics.lost_batches.get(), 3);
+        // A resend of a number it declared skipped is not a repeat: nothing of it is here.
+        let err = svc
+            .ingest(&mut stream, batch(3, false, 3.0))
+            .await
+            .unwrap_err();
+        assert_eq!(err.refusal(), Refusal::OutOfSequence, "{err}");
+        drop((stream, svc));
+
+        let svc = service(&disk);
+        let statuses = svc.node_statuses().await;
+        assert_eq!(
+            (statuses[0].last_durable_seq, statuses[0].lost_batches),
+            (5, 3),
+            "kept across restarts"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_agents_api_does_not_publish_the_spool_epoch() {
+        let svc = service(&MemoryKv::default());
+        let (mut stream, _) = connect(&svc, 123_456_789).await;
+        svc.ingest(&mut stream, batch(1, true, 1.0)).await.unwrap();
+        let json = serde_json::to_string(&svc.node_statuses().await).unwrap();
+        assert!(!json.contains("123456789"), "{json}");
+        assert!(!json.contains("epoch"), "{json}");
+        assert!(json.contains("\"last_durable_seq\":1"), "{json}");
+    }
+
+    #[tokio::test]
+    async fn bad_node_names_and_host_facts_are_refused_at_registration() {
+        let svc = service(&MemoryKv::default());
+        let register = |node_name: String, host: HostFacts| {
+            svc.register(RegisterRequest {
+                node_name,
+                spool_epoch: 7,
+                host: Some(host),
+                ..Default::default()
+            })
+        };
+        let huge = "a".repeat(10 << 20);
+        for (name, needle) in [
+            (huge, "longer than 253 bytes"),
+            ("a/b".to_owned(), "only ASCII letters"),
+            ("..".to_owned(), "start with"),
+            ("a..b".to_owned(), "\"..\""),
+            ("nas\u{7}".to_owned(), "only ASCII letters"),
+        ] {
+            let err = register(name, HostFacts::default()).await.unwrap_err();
+            assert_eq!(err.refusal(), Refusal::Invalid, "{err}");
+            let text = err.to_string();
+            assert!(text.contains(needle), "{text:.200}");
+            assert!(
+                text.len() < 300,
+                "the message quotes an excerpt: {text:.300}"
+            );
+        }
+        let long_kernel = HostFacts {
+            kernel_version: "6".repeat(10_000),
+            ..Default::default()
+        };
+        let err = register("nas".into(), long_kernel).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("host.kernel_version is 10000 bytes"),
+            "{err}"
+        );
+        let control = HostFacts {
+            os_name: "Linux\u{1b}[31m".into(),
+            ..Default::default()
+        };
+        let err = register("nas".into(), control).await.unwrap_err();
+        assert!(err.to_string().contains("host.os_name"), "{err}");
+        assert!(svc.node_statuses().await.is_empty(), "no node was recorded");
+    }
+
+    #[tokio::test]
+    async fn batches_do_not_rewrite_the_host_facts() {
+        use crate::storage::{Kv, Table};
+        let disk = MemoryKv::default();
+        let svc = service(&disk);
+        let host = HostFacts {
+            hostname: "nas.example.com".into(),
+            kernel_version: "6.8.0".into(),
+            ..Default::default()
+        };
+        let resp = svc
+            .register(RegisterRequest {
+                node_name: "nas".into(),
+                spool_epoch: 7,
+                host: Some(host),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut stream = svc.open_stream(Some(&resp.session_id)).unwrap();
+        let read = |table| {
+            let mut value = Vec::new();
+            disk.scan(table, b"nas", b"nas\0", &mut |_, v| {
+                value = v.to_vec();
+                true
+            })
+            .unwrap();
+            value
+        };
+        let facts = read(Table::Nodes);
+        for seq in 1..=3 {
+            svc.ingest(&mut stream, batch(seq, seq == 1, 1.0))
+                .await
+                .unwrap();
+        }
+        assert_eq!(read(Table::Nodes), facts, "host facts written once");
+        drop((stream, svc));
+        let svc = service(&disk);
+        let status = &svc.node_statuses().await[0];
+        assert_eq!(status.last_durable_seq, 3);
+        assert_eq!(status.host.kernel_version, "6.8.0");
     }
 }

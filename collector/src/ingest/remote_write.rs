@@ -7,8 +7,10 @@
 //! which for one-sample series cost more than everything else.)
 
 use super::IngestService;
-use crate::catalog::{ResolveError, SeriesDefinition};
+use super::limits::{OverLimit, check_help, check_metric_name, check_series, check_unit, excerpt};
+use crate::catalog::{CapRefusal, ResolveError, SeriesDefinition};
 use crate::storage::{MetricKind, Sample, SeriesId, StoreError};
+use crate::telemetry::RemoteWriteRejected;
 use hcmon_common::{LabelError, Labels, METRIC_NAME_LABEL};
 use std::ops::Range;
 
@@ -34,10 +36,36 @@ pub enum RemoteWriteError {
         name: String,
         source: LabelError,
     },
+    #[error("series #{index}: {source}")]
+    Reserved {
+        index: usize,
+        source: crate::telemetry::ReservedName,
+    },
+    /// `name` is a bounded excerpt of the metric name.
+    #[error("series #{index} ({name}) {source}")]
+    SeriesOverLimit {
+        index: usize,
+        name: String,
+        source: OverLimit,
+    },
+    /// `family` is a bounded excerpt of the metric family name.
+    #[error("metadata #{index} ({family}) {source}")]
+    MetadataOverLimit {
+        index: usize,
+        family: String,
+        source: OverLimit,
+    },
     #[error("request has {count} samples, over the limit of {max}")]
     TooManySamples { count: usize, max: usize },
     #[error(transparent)]
     KindConflict(ResolveError),
+    /// Returned after the rest of the request was stored.
+    #[error(
+        "{} new series were not created and their {samples} samples not stored: {}; the request's other samples were stored",
+        refused.series,
+        refused.cap
+    )]
+    OverCap { refused: CapRefusal, samples: usize },
     #[error("storage failure")]
     Store(#[from] StoreError),
 }
@@ -46,6 +74,22 @@ impl RemoteWriteError {
     /// Whether the sender should retry (the fault is ours) rather than drop the request.
     pub fn retryable(&self) -> bool {
         matches!(self, RemoteWriteError::Store(_))
+    }
+
+    /// A short, bounded label for the rejected-batches metric (the reasons agents' batches use).
+    pub fn reason(&self) -> &'static str {
+        use RemoteWriteError::*;
+        match self {
+            Snappy(_) | Protobuf(_) => "malformed",
+            TooLarge(_) => "over_decode_limit",
+            MissingName { .. } | Labels { .. } => "invalid_series",
+            Reserved { .. } => "reserved_name",
+            SeriesOverLimit { source, .. } | MetadataOverLimit { source, .. } => source.reason(),
+            TooManySamples { .. } => "too_many_samples",
+            KindConflict(_) => "kind_conflict",
+            OverCap { refused, .. } => refused.cap.reason(),
+            Store(_) => "storage_failure",
+        }
     }
 }
 
@@ -67,6 +111,16 @@ struct WireRequest<'a> {
     labels: Vec<(&'a [u8], &'a [u8])>,
     /// (timestamp ms, value)
     samples: Vec<(i64, f64)>,
+    /// Metric metadata, only checked against the limits: help texts are not stored from
+    /// remote write (Prometheus sends them apart from the samples, once a minute).
+    metadata: Vec<Metadata<'a>>,
+}
+
+#[derive(Default)]
+struct Metadata<'a> {
+    family: &'a [u8],
+    help: &'a [u8],
+    unit: &'a [u8],
 }
 
 fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, &'static str> {
@@ -130,11 +184,26 @@ impl<'a> WireRequest<'a> {
     /// Reads `WriteRequest { repeated TimeSeries timeseries = 1; }`, where `TimeSeries` is
     /// `{ repeated Label labels = 1; repeated Sample samples = 2; }`, `Label` is
     /// `{ string name = 1; string value = 2; }` and `Sample` is
-    /// `{ double value = 1; int64 timestamp = 2; }`. Other fields (metadata, exemplars,
-    /// histograms) are skipped.
+    /// `{ double value = 1; int64 timestamp = 2; }`; and `repeated MetricMetadata metadata = 3`,
+    /// `{ string metric_family_name = 2; string help = 4; string unit = 5; }`. Other fields
+    /// (exemplars, histograms, the metadata's type) are skipped.
     fn parse(buf: &'a [u8]) -> Result<Self, &'static str> {
         let mut out = WireRequest::default();
         for_each_field(buf, |(number, wire, series)| {
+            if number == 3 && wire == 2 {
+                let mut metadata = Metadata::default();
+                for_each_field(series, |part| {
+                    match part {
+                        (2, 2, bytes) => metadata.family = bytes,
+                        (4, 2, bytes) => metadata.help = bytes,
+                        (5, 2, bytes) => metadata.unit = bytes,
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+                out.metadata.push(metadata);
+                return Ok(());
+            }
             if number != 1 || wire != 2 {
                 return Ok(());
             }
@@ -208,8 +277,14 @@ fn text(bytes: &[u8]) -> Result<String, RemoteWriteError> {
 }
 
 impl IngestService {
-    /// Decodes and stores one remote-write request. Blocking: call from a blocking task.
+    /// Decodes and stores one remote-write request; a refusal is counted and logged. Blocking:
+    /// call from a blocking task.
     pub fn remote_write(&self, body: &[u8]) -> Result<RemoteWriteOutcome, RemoteWriteError> {
+        self.store_remote_write(body)
+            .inspect_err(|error| RemoteWriteRejected { error }.emit(&self.metrics))
+    }
+
+    fn store_remote_write(&self, body: &[u8]) -> Result<RemoteWriteOutcome, RemoteWriteError> {
         let len =
             snap::raw::decompress_len(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
         if len > MAX_DECOMPRESSED_BYTES {
@@ -227,8 +302,26 @@ impl IngestService {
                 max: self.limits.max_samples_per_batch,
             });
         }
+        for (index, metadata) in request.metadata.iter().enumerate() {
+            check_metric_name(&self.limits, metadata.family)
+                .and_then(|()| check_help(&self.limits, metadata.help))
+                .and_then(|()| check_unit(&self.limits, metadata.unit))
+                .map_err(|source| RemoteWriteError::MetadataOverLimit {
+                    index,
+                    family: excerpt(metadata.family),
+                    source,
+                })?;
+        }
 
-        let mut ids = vec![SeriesId(0); request.series.len()];
+        let now = (self.clock)();
+        let earliest = now - self.limits.max_sample_age.as_millis() as i64;
+        let latest = now + self.limits.max_future_skew.as_millis() as i64;
+        let storable = |&(timestamp, value): &(i64, f64)| {
+            value.is_finite() && (earliest..=latest).contains(&timestamp)
+        };
+        // Per series, its id; none for a series with nothing to store (only NaN, staleness
+        // markers or samples out of range: it is not created) or one a cap kept out.
+        let mut ids: Vec<Option<SeriesId>> = vec![None; request.series.len()];
         let mut missing = Vec::new();
         let mut key = Vec::with_capacity(256);
         {
@@ -236,79 +329,64 @@ impl IngestService {
                 .remote_write_cache
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            for (index, (labels, _)) in request.series.iter().enumerate() {
+            for (index, (labels, samples)) in request.series.iter().enumerate() {
+                if !request.samples[samples.clone()].iter().any(storable) {
+                    continue;
+                }
                 raw_key(&mut key, &request.labels[labels.clone()]);
                 match cache.get(key.as_slice()) {
-                    Some(&id) => ids[index] = id,
+                    Some(&id) => ids[index] = Some(id),
                     None => missing.push(index),
                 }
             }
         }
+        let mut refused = None;
         if !missing.is_empty() {
-            let name_label = METRIC_NAME_LABEL.as_bytes();
-            let mut defs = Vec::with_capacity(missing.len());
-            for &index in &missing {
-                let labels = &request.labels[request.series[index].0.clone()];
-                let name = labels
-                    .iter()
-                    .find(|(n, _)| *n == name_label)
-                    .map(|(_, v)| text(v))
-                    .ok_or(RemoteWriteError::MissingName { index })??;
-                // An empty value means "no such label" in Prometheus' model.
-                let mut others = Vec::with_capacity(labels.len());
-                for (n, v) in labels {
-                    if *n != name_label && !v.is_empty() {
-                        others.push((text(n)?, text(v)?));
-                    }
-                }
-                let labels =
-                    Labels::new(&name, others).map_err(|source| RemoteWriteError::Labels {
-                        index,
-                        name: name.clone(),
-                        source,
-                    })?;
-                defs.push(SeriesDefinition {
-                    labels,
-                    kind: kind_of(&name),
-                    help: String::new(),
-                });
-            }
+            // Every new series is checked before any is created: a refused request creates
+            // nothing.
+            let defs = missing
+                .iter()
+                .map(|&index| self.definition(&request, index))
+                .collect::<Result<Vec<_>, _>>()?;
             let resolved = self
                 .catalog
-                .resolve(&self.tsdb, &defs)
+                .resolve_within_caps(&self.tsdb, &defs, self.series_caps())
                 .map_err(|e| match e {
                     ResolveError::Store(e) => RemoteWriteError::Store(e),
                     other => RemoteWriteError::KindConflict(other),
                 })?;
+            refused = resolved.refused;
             let mut cache = self
                 .remote_write_cache
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
-            for (&index, id) in missing.iter().zip(resolved) {
-                ids[index] = id;
-                raw_key(&mut key, &request.labels[request.series[index].0.clone()]);
-                cache.insert(key.clone(), id);
+            for (&index, id) in missing.iter().zip(resolved.ids) {
+                if let Some(id) = id {
+                    ids[index] = Some(id);
+                    raw_key(&mut key, &request.labels[request.series[index].0.clone()]);
+                    cache.insert(key.clone(), id);
+                }
             }
             self.metrics.series.set(self.catalog.len() as i64);
         }
 
-        let now = (self.clock)();
-        let earliest = now - self.limits.max_sample_age.as_millis() as i64;
-        let latest = now + self.limits.max_future_skew.as_millis() as i64;
         let mut outcome = RemoteWriteOutcome::default();
+        let mut over_cap = 0;
         let mut samples = Vec::with_capacity(count);
-        for ((_, range), &id) in request.series.iter().zip(&ids) {
+        for ((_, range), id) in request.series.iter().zip(&ids) {
             for &(timestamp, value) in &request.samples[range.clone()] {
                 if !value.is_finite() {
                     outcome.non_finite += 1;
-                } else if timestamp < earliest || timestamp > latest {
+                } else if !storable(&(timestamp, value)) {
                     outcome.out_of_range += 1;
-                } else {
+                } else if let Some(series) = *id {
                     samples.push(Sample {
-                        series: id,
+                        series,
                         timestamp_ms: timestamp,
                         value,
                     });
+                } else {
+                    over_cap += 1;
                 }
             }
         }
@@ -327,7 +405,59 @@ impl IngestService {
         self.metrics
             .samples_too_old
             .inc_by(outcome.out_of_range as u64);
-        Ok(outcome)
+        match refused {
+            Some(refused) => Err(RemoteWriteError::OverCap {
+                refused,
+                samples: over_cap,
+            }),
+            None => Ok(outcome),
+        }
+    }
+
+    /// The definition of request series `index`, checked against the limits.
+    fn definition(
+        &self,
+        request: &WireRequest<'_>,
+        index: usize,
+    ) -> Result<SeriesDefinition, RemoteWriteError> {
+        let name_label = METRIC_NAME_LABEL.as_bytes();
+        let labels = &request.labels[request.series[index].0.clone()];
+        let name = labels
+            .iter()
+            .find(|(n, _)| *n == name_label)
+            .map(|(_, v)| *v)
+            .ok_or(RemoteWriteError::MissingName { index })?;
+        // An empty value means "no such label" in Prometheus' model.
+        let others: Vec<(&[u8], &[u8])> = labels
+            .iter()
+            .filter(|(n, v)| *n != name_label && !v.is_empty())
+            .copied()
+            .collect();
+        // +1: the metric name is a label too.
+        check_series(&self.limits, name, others.iter().copied(), 1, b"").map_err(|source| {
+            RemoteWriteError::SeriesOverLimit {
+                index,
+                name: excerpt(name),
+                source,
+            }
+        })?;
+        let name = text(name)?;
+        crate::telemetry::check_metric_name(&name)
+            .map_err(|source| RemoteWriteError::Reserved { index, source })?;
+        let others = others
+            .into_iter()
+            .map(|(n, v)| Ok((text(n)?, text(v)?)))
+            .collect::<Result<Vec<_>, RemoteWriteError>>()?;
+        let labels = Labels::new(&name, others).map_err(|source| RemoteWriteError::Labels {
+            index,
+            name: name.clone(),
+            source,
+        })?;
+        Ok(SeriesDefinition {
+            labels,
+            kind: kind_of(&name),
+            help: String::new(),
+        })
     }
 }
 
@@ -496,5 +626,136 @@ mod tests {
                 .to_string()
                 .contains("bad-name")
         );
+    }
+
+    #[test]
+    fn series_with_nothing_to_store_are_not_created() {
+        let svc = service();
+        let mut timeseries: Vec<TimeSeries> = (0..20_000)
+            .map(|i| series("empty", &format!("h{i}"), &[]))
+            .collect();
+        timeseries.push(series("stale", "a", &[(NOW, f64::NAN)]));
+        timeseries.push(series("ancient", "a", &[(0, 1.0)]));
+        timeseries.push(series("up", "a", &[(NOW, 1.0)]));
+        let outcome = svc.remote_write(&body(timeseries)).unwrap();
+        assert_eq!(
+            outcome,
+            RemoteWriteOutcome {
+                accepted: 1,
+                non_finite: 1,
+                out_of_range: 1
+            }
+        );
+        let created: Vec<String> = svc
+            .catalog
+            .all()
+            .iter()
+            .map(|m| m.labels.to_string())
+            .collect();
+        assert_eq!(created, vec![r#"up{instance="a"}"#]);
+    }
+
+    /// Appends a `WriteRequest.metadata` entry (field 3), which the proto the tests encode
+    /// with leaves out.
+    fn with_metadata(mut raw: Vec<u8>, family: &str, help: &str, unit: &str) -> Vec<u8> {
+        let mut metadata = Vec::new();
+        for (tag, text) in [(2, family), (4, help), (5, unit)] {
+            prost::encoding::string::encode(tag, &text.to_owned(), &mut metadata);
+        }
+        prost::encoding::bytes::encode(3, &metadata, &mut raw);
+        raw
+    }
+
+    fn compress(raw: &[u8]) -> Vec<u8> {
+        snap::raw::Encoder::new().compress_vec(raw).unwrap()
+    }
+
+    #[test]
+    fn each_series_and_metadata_limit_refuses_the_request_naming_its_key() {
+        let long = |n: usize| "x".repeat(n);
+        let labelled = |name: &str, labels: Vec<(String, String)>| {
+            let timeseries = vec![TimeSeries {
+                labels: [("__name__".to_owned(), name.to_owned())]
+                    .into_iter()
+                    .chain(labels)
+                    .map(|(name, value)| Label { name, value })
+                    .collect(),
+                samples: vec![WireSample {
+                    value: 1.0,
+                    timestamp: NOW,
+                }],
+            }];
+            WriteRequest { timeseries }.encode_to_vec()
+        };
+        let many = |n: usize, name_len: usize, value_len: usize| -> Vec<(String, String)> {
+            (0..n)
+                .map(|i| (format!("l{i:0w$}", w = name_len - 1), long(value_len)))
+                .collect()
+        };
+        let plain = labelled("up", vec![]);
+        let cases = [
+            (
+                "33 labels",
+                labelled("m", many(32, 3, 1)),
+                "`limits.max_labels_per_series`",
+                "too_many_labels",
+            ),
+            (
+                "a 129-byte label name",
+                labelled("m", many(1, 129, 1)),
+                "`limits.max_label_name_len`",
+                "label_name_too_long",
+            ),
+            (
+                "a 1025-byte label value",
+                labelled("m", many(1, 3, 1025)),
+                "`limits.max_label_value_len`",
+                "label_value_too_long",
+            ),
+            (
+                "a 257-byte metric name",
+                labelled(&long(257), vec![]),
+                "`limits.max_metric_name_len`",
+                "metric_name_too_long",
+            ),
+            (
+                "a 257-byte metadata family name",
+                with_metadata(plain.clone(), &long(257), "", ""),
+                "`limits.max_metric_name_len`",
+                "metric_name_too_long",
+            ),
+            (
+                "a 1025-byte help text",
+                with_metadata(plain.clone(), "up", &long(1025), ""),
+                "`limits.max_help_len`",
+                "help_too_long",
+            ),
+            (
+                "a 257-byte unit",
+                with_metadata(plain.clone(), "up", "", &long(257)),
+                "`limits.max_metric_name_len`",
+                "metric_name_too_long",
+            ),
+        ];
+        for (what, raw, key, reason) in cases {
+            let svc = service();
+            let err = svc.remote_write(&compress(&raw)).expect_err(what);
+            assert!(!err.retryable(), "{what}: the sender must not retry");
+            assert!(err.to_string().contains(key), "{what}: {err}");
+            assert!(err.to_string().len() < 300, "{what}: {err}");
+            assert_eq!(svc.catalog.len(), 0, "{what}: nothing is created");
+            let counted = svc.metrics.rejected_batches.with_label_values(&[reason]);
+            assert_eq!(counted.get(), 1, "{what}: counted as {reason}");
+        }
+
+        // Exactly at every limit, the request is stored.
+        let svc = service();
+        let at_limits = with_metadata(
+            labelled(&long(256), many(31, 128, 1024)),
+            &long(256),
+            &long(1024),
+            &long(256),
+        );
+        assert_eq!(svc.remote_write(&compress(&at_limits)).unwrap().accepted, 1);
     }
 }

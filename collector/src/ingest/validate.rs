@@ -1,19 +1,26 @@
-//! Pure validation of one batch against the stream's interned series and the limits.
+//! Pure validation of a registration, and of one batch against the stream's interned series and
+//! the limits.
 //! No I/O: the caller resolves series ids and writes.
 
 use super::IngestError;
+use super::limits::{self, check_series};
 use crate::config::IngestLimits;
 use crate::storage::{MetricKind, SeriesId};
 use hcmon_common::Labels;
-use hcmon_proto::v1::{Batch, MetricKind as WireKind};
+use hcmon_proto::v1::{
+    Batch, HostFacts, MAX_HOST_FACT_BYTES, MetricKind as WireKind, RegisterRequest, check_node_name,
+};
 use std::collections::HashMap;
 
-/// A series interned on a stream.
+/// A series defined on a stream.
 #[derive(Debug, Clone)]
 pub struct Interned {
-    pub id: SeriesId,
+    /// Set with the series' first sample: a definition no sample uses creates no series.
+    pub id: Option<SeriesId>,
     pub kind: MetricKind,
     pub labels: Labels,
+    /// Kept until the series is created, which stores it.
+    pub help: String,
 }
 
 /// A new series definition that passed validation.
@@ -34,8 +41,55 @@ pub struct ValidBatch {
     pub samples: Vec<(u32, i64, f64)>,
 }
 
-/// Metric-name prefixes of the collector's own metrics; agents may not use them.
-const RESERVED_PREFIXES: [&str; 2] = ["hcmon_collector_", "process_"];
+/// Checks what a `Register` says about the node: its name (the rule on
+/// `RegisterRequest.node_name`), agent version and host facts, each bounded in length and free of
+/// control characters, since they are stored and shown to people.
+pub fn validate_registration(req: &RegisterRequest) -> Result<(), IngestError> {
+    let name = &req.node_name;
+    if name.is_empty() {
+        return Err(IngestError::EmptyNodeName);
+    }
+    if let Err(problem) = check_node_name(name) {
+        return Err(IngestError::InvalidNodeName {
+            name: excerpt(name),
+            bytes: name.len(),
+            problem,
+        });
+    }
+    let default = HostFacts::default();
+    let host = req.host.as_ref().unwrap_or(&default);
+    let facts = [
+        ("agent_version", &req.agent_version),
+        ("host.hostname", &host.hostname),
+        ("host.os_name", &host.os_name),
+        ("host.os_version", &host.os_version),
+        ("host.kernel_version", &host.kernel_version),
+        ("host.arch", &host.arch),
+    ];
+    for (field, value) in facts {
+        let problem = if value.len() > MAX_HOST_FACT_BYTES {
+            format!(
+                "is {} bytes, over the limit of {MAX_HOST_FACT_BYTES}",
+                value.len()
+            )
+        } else if value.chars().any(char::is_control) {
+            format!("{:?} holds a control character", excerpt(value))
+        } else {
+            continue;
+        };
+        return Err(IngestError::InvalidHostFact { field, problem });
+    }
+    Ok(())
+}
+
+/// The start of `text`, short enough for a log line or an error message.
+fn excerpt(text: &str) -> String {
+    const SHOWN: usize = 64;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
 
 /// Checks a batch. `node` becomes the `node` label of every new series. A resend of a batch
 /// already stored (`resend`) has only its series definitions checked: its samples were accepted
@@ -80,38 +134,22 @@ pub fn validate(
         if interned.contains_key(&id) || new_kinds.contains_key(&id) {
             return Err(IngestError::DuplicateSeriesId { seq, id });
         }
+        let labels = def.labels.iter();
+        let labels = labels.map(|l| (l.name.as_bytes(), l.value.as_bytes()));
         // +2 for the metric name and the node label the collector adds.
-        let label_count = def.labels.len() + 2;
-        if label_count > limits.max_labels_per_series {
-            return Err(IngestError::TooManyLabels {
+        check_series(limits, def.name.as_bytes(), labels, 2, def.help.as_bytes()).map_err(
+            |source| IngestError::SeriesOverLimit {
                 seq,
                 id,
-                name: def.name,
-                count: label_count,
-                max: limits.max_labels_per_series,
-            });
+                name: limits::excerpt(def.name.as_bytes()),
+                source,
+            },
+        )?;
+        if def.labels.iter().any(|label| label.name == "node") {
+            return Err(IngestError::ReservedLabel { seq, id });
         }
-        for label in &def.labels {
-            if label.name == "node" {
-                return Err(IngestError::ReservedLabel { seq, id });
-            }
-            if label.value.len() > limits.max_label_value_len {
-                return Err(IngestError::LabelValueTooLong {
-                    seq,
-                    id,
-                    name: def.name,
-                    label: label.name.clone(),
-                    len: label.value.len(),
-                    max: limits.max_label_value_len,
-                });
-            }
-        }
-        if RESERVED_PREFIXES.iter().any(|p| def.name.starts_with(p)) {
-            return Err(IngestError::ReservedName {
-                seq,
-                id,
-                name: def.name,
-            });
+        if let Err(source) = crate::telemetry::check_metric_name(&def.name) {
+            return Err(IngestError::ReservedName { seq, id, source });
         }
         let kind = match WireKind::try_from(def.kind) {
             Ok(WireKind::Gauge) => MetricKind::Gauge,
@@ -244,6 +282,7 @@ mod tests {
             seq: 1,
             new_series: vec![def(1, "cpu_usage_ratio", WireKind::Gauge)],
             samples: vec![samples(1, &[NOW], &[0.5])],
+            skipped_from: 0,
         }
     }
 

@@ -8,8 +8,10 @@ use super::StoreError;
 pub enum Table {
     /// series id → labels, kind, help
     Series,
-    /// node name → node record
+    /// node name → node record (host facts; sequence state as of the last registration)
     Nodes,
+    /// node name → the node's spool sequence state, rewritten with every batch
+    NodeSequences,
     /// write id → one ingest batch's samples (deleted once a checkpoint covers it)
     Wal,
     /// series id → snapshot of the series' open chunk and rollup accumulators
@@ -27,9 +29,10 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Series,
         Table::Nodes,
+        Table::NodeSequences,
         Table::Wal,
         Table::Head,
         Table::Chunks,
@@ -44,6 +47,7 @@ impl Table {
         match self {
             Table::Series => "series",
             Table::Nodes => "nodes",
+            Table::NodeSequences => "node_sequences",
             Table::Wal => "wal",
             Table::Head => "head",
             Table::Chunks => "chunks",

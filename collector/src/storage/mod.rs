@@ -74,19 +74,60 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// What the collector remembers about an agent's node between restarts.
+/// What the collector remembers about an agent's node between restarts. Stored in two parts:
+/// the whole record at registration (`nodes`) and its [`NodeSequence`] with every batch
+/// (`node_sequences`, which wins at load), so a batch never rewrites the host facts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
     /// Spool epoch of the agent last seen for this node.
     pub spool_epoch: u64,
     /// Highest sequence number of that epoch that is durable here.
     pub last_durable_seq: u64,
+    /// Every sequence number from this one up to `last_durable_seq` is durable here; those below
+    /// it were declared skipped or precede the epoch's registration. 0 in records written before
+    /// it was kept: everything at or below `last_durable_seq` counts as held.
+    #[serde(default)]
+    pub durable_from: u64,
+    /// Sequence numbers this node's agents declared skipped (over all epochs): batches lost
+    /// before they reached the collector.
+    #[serde(default)]
+    pub lost_batches: u64,
     pub agent_version: String,
     pub host: HostInfo,
     /// Unix milliseconds of the last registration.
     pub registered_at_ms: i64,
     /// Unix milliseconds of the last durable batch.
     pub last_batch_at_ms: i64,
+}
+
+/// The part of a [`NodeRecord`] that every batch changes, written atomically with the batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSequence {
+    pub spool_epoch: u64,
+    pub last_durable_seq: u64,
+    pub durable_from: u64,
+    pub lost_batches: u64,
+    pub last_batch_at_ms: i64,
+}
+
+impl NodeRecord {
+    pub fn sequence(&self) -> NodeSequence {
+        NodeSequence {
+            spool_epoch: self.spool_epoch,
+            last_durable_seq: self.last_durable_seq,
+            durable_from: self.durable_from,
+            lost_batches: self.lost_batches,
+            last_batch_at_ms: self.last_batch_at_ms,
+        }
+    }
+
+    pub fn set_sequence(&mut self, sequence: NodeSequence) {
+        self.spool_epoch = sequence.spool_epoch;
+        self.last_durable_seq = sequence.last_durable_seq;
+        self.durable_from = sequence.durable_from;
+        self.lost_batches = sequence.lost_batches;
+        self.last_batch_at_ms = sequence.last_batch_at_ms;
+    }
 }
 
 /// Host facts reported at registration.

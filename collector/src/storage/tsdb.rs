@@ -40,11 +40,11 @@
 use super::chunk::{decode_chunk, encode_chunk};
 use super::kv::{Kv, KvBatch, Table};
 use super::rollup::{Aggregate, Resolution, block, counter_increase};
-use super::{MetricKind, NodeRecord, Sample, SeriesId, SeriesMeta, StoreError};
+use super::{MetricKind, NodeRecord, NodeSequence, Sample, SeriesId, SeriesMeta, StoreError};
 use hcmon_common::Labels;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
@@ -529,22 +529,25 @@ impl Tsdb {
             }
             failure.is_none()
         })?;
-        let mut nodes = Vec::new();
+        let mut nodes: BTreeMap<String, NodeRecord> = BTreeMap::new();
         kv.scan(Table::Nodes, &[], &[0xff], &mut |k, v| {
-            let record = String::from_utf8(k.to_vec())
-                .map_err(|e| e.to_string())
-                .and_then(|name| Ok((name, serde_json::from_slice(v).map_err(|e| e.to_string())?)));
-            match record {
-                Ok(pair) => nodes.push(pair),
-                Err(detail) => {
-                    failure = Some(StoreError::Corrupt {
-                        what: "node",
-                        detail,
-                    })
+            match decode_node::<NodeRecord>(k, v) {
+                Ok((name, record)) => {
+                    nodes.insert(name, record);
                 }
+                Err(e) => failure = Some(e),
             }
             failure.is_none()
         })?;
+        // The sequence state written with each batch is newer than the registration's copy.
+        kv.scan(Table::NodeSequences, &[], &[0xff], &mut |k, v| {
+            match decode_node::<NodeSequence>(k, v) {
+                Ok((name, sequence)) => nodes.entry(name).or_default().set_sequence(sequence),
+                Err(e) => failure = Some(e),
+            }
+            failure.is_none()
+        })?;
+        let nodes: Vec<(String, NodeRecord)> = nodes.into_iter().collect();
         let tsdb = Self {
             kv,
             config,
@@ -686,14 +689,27 @@ impl Tsdb {
             node.as_bytes(),
             serde_json::to_vec(record).expect("serialisable"),
         );
+        batch.put(
+            Table::NodeSequences,
+            node.as_bytes(),
+            serde_json::to_vec(&record.sequence()).expect("serialisable"),
+        );
         self.kv.write(batch, true)
     }
 
-    /// Appends samples durably (with the node's new state, when given) and applies them to the
-    /// head. Samples too far behind their series' newest are refused and counted.
+    /// Forgets a node's state durably (its series are untouched).
+    pub fn delete_node(&self, node: &str) -> Result<(), StoreError> {
+        let mut batch = KvBatch::default();
+        batch.delete(Table::Nodes, node.as_bytes());
+        batch.delete(Table::NodeSequences, node.as_bytes());
+        self.kv.write(batch, true)
+    }
+
+    /// Appends samples durably (with the node's new sequence state, when given) and applies them
+    /// to the head. Samples too far behind their series' newest are refused and counted.
     pub fn append(
         &self,
-        node: Option<(&str, &NodeRecord)>,
+        node: Option<(&str, &NodeSequence)>,
         samples: &[Sample],
     ) -> Result<AppendOutcome, StoreError> {
         if self.failed.load(Ordering::SeqCst) {
@@ -728,11 +744,11 @@ impl Tsdb {
             too_old: samples.len() - accepted.len(),
         };
         let mut batch = KvBatch::default();
-        if let Some((name, record)) = node {
+        if let Some((name, sequence)) = node {
             batch.put(
-                Table::Nodes,
+                Table::NodeSequences,
                 name.as_bytes(),
-                serde_json::to_vec(record).expect("serialisable"),
+                serde_json::to_vec(sequence).expect("serialisable"),
             );
         }
         let _gate = self.append_gate.read().unwrap_or_else(|p| p.into_inner());
@@ -1226,6 +1242,20 @@ fn decode_series(key: &[u8], value: &[u8]) -> Result<SeriesMeta, StoreError> {
     })
 }
 
+/// A `nodes` or `node_sequences` entry: the node name and its JSON value.
+fn decode_node<T: serde::de::DeserializeOwned>(
+    key: &[u8],
+    value: &[u8],
+) -> Result<(String, T), StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "node",
+        detail,
+    };
+    let name = String::from_utf8(key.to_vec()).map_err(|e| corrupt(e.to_string()))?;
+    let value = serde_json::from_slice(value).map_err(|e| corrupt(format!("{name:?}: {e}")))?;
+    Ok((name, value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1288,6 +1318,33 @@ mod tests {
             db.read_raw(SeriesId(1), T0 + 50_000, T0 + 70_000).unwrap(),
             all[5..=7].to_vec()
         );
+    }
+
+    #[test]
+    fn node_records_of_the_older_single_table_layout_still_load() {
+        let kv = MemoryKv::default();
+        let mut batch = KvBatch::default();
+        let old = br#"{"spool_epoch":7,"last_durable_seq":42,"agent_version":"0.1.0","host":{"hostname":"nas","os_name":"","os_version":"","kernel_version":"","arch":"","cpu_count":4,"memory_total_bytes":0,"boot_time":0},"registered_at_ms":1,"last_batch_at_ms":2}"#;
+        batch.put(Table::Nodes, b"nas".to_vec(), old.to_vec());
+        kv.write(batch, true).unwrap();
+        let recovered = Tsdb::open(Box::new(kv.clone()), config()).unwrap();
+        let (name, record) = &recovered.nodes[0];
+        assert_eq!(name, "nas");
+        assert_eq!((record.spool_epoch, record.last_durable_seq), (7, 42));
+        assert_eq!((record.durable_from, record.lost_batches), (0, 0));
+        assert_eq!(record.host.cpu_count, 4);
+
+        // A batch then writes only the sequence state, which wins at the next load.
+        let mut sequence = record.sequence();
+        sequence.last_durable_seq = 43;
+        recovered
+            .tsdb
+            .append(Some(("nas", &sequence)), &[])
+            .unwrap();
+        drop(recovered);
+        let recovered = Tsdb::open(Box::new(kv.clone()), config()).unwrap();
+        assert_eq!(recovered.nodes[0].1.last_durable_seq, 43);
+        assert_eq!(recovered.nodes[0].1.host.hostname, "nas");
     }
 
     #[test]

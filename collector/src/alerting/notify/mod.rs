@@ -56,8 +56,10 @@ pub enum NotificationKind {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// The threshold that was crossed, for threshold rules.
+    #[serde(default, with = "crate::json_f64::option")]
     pub threshold: Option<f64>,
     /// The range the anomaly engine expected, for anomaly rules.
+    #[serde(default, with = "crate::json_f64::option_pair")]
     pub expected: Option<(f64, f64)>,
     /// Series that moved with this one, from the correlation engine, already phrased
     /// ("rose 40 s after node_disk_io_time_seconds{node=\"nas\"}, r=0.93").
@@ -82,7 +84,8 @@ pub struct AlertSummary {
     pub since_ms: i64,
     /// When it resolved, Unix ms.
     pub resolved_ms: Option<i64>,
-    /// The value that made it fire (or the latest one).
+    /// The value that made it fire (or the latest one); non-finite too.
+    #[serde(with = "crate::json_f64")]
     pub value: f64,
     pub evidence: Evidence,
     /// A signed link that acknowledges the alert when opened; `None` once acknowledged or

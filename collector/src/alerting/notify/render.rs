@@ -10,12 +10,12 @@
 
 use super::{AlertSummary, Notification, NotificationKind};
 use crate::alerting::policy::Severity;
+use crate::alerting::time::{rfc3339_millis, writable};
 use ring::hmac;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fmt::Write;
-use std::time::{Duration, UNIX_EPOCH};
 
 /// Slack shows at most 100 attachments; a digest can hold more alerts than anyone reads.
 const SLACK_MAX_ATTACHMENTS: usize = 20;
@@ -374,10 +374,10 @@ pub fn alertmanager(n: &Notification) -> Value {
             let mut body = json!({
                 "labels": labels,
                 "annotations": annotations,
-                "startsAt": rfc3339(alert.since_ms),
+                "startsAt": rfc3339_millis(alert.since_ms),
             });
             if let Some(end) = alert.resolved_ms {
-                body["endsAt"] = json!(rfc3339(end));
+                body["endsAt"] = json!(rfc3339_millis(end));
             }
             body
         })
@@ -385,20 +385,12 @@ pub fn alertmanager(n: &Notification) -> Value {
     Value::Array(alerts)
 }
 
-fn timestamp(ms: i64) -> std::time::SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
 /// `2024-05-01 12:00:00 UTC`.
 pub fn utc(ms: i64) -> String {
-    let iso = humantime::format_rfc3339_seconds(timestamp(ms)).to_string();
+    let iso = humantime::format_rfc3339_seconds(writable(ms)).to_string();
     format!("{} UTC", iso.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
-/// `2024-05-01T12:00:00.000Z`.
-pub fn rfc3339(ms: i64) -> String {
-    humantime::format_rfc3339_millis(timestamp(ms)).to_string()
-}
 
 /// A coarse age for people: `45s`, `12m`, `3h 5m`, `2d 4h`.
 fn age(ms: i64) -> String {
@@ -417,6 +409,9 @@ fn age(ms: i64) -> String {
 /// A value as people read it: at most three decimals, no trailing zeros, tiny ones in
 /// scientific notation rather than rounded to 0.
 fn number(v: f64) -> String {
+    if let Some(text) = crate::json_f64::non_finite_text(v) {
+        return text.to_owned();
+    }
     if v != 0.0 && v.abs() < 1e-3 {
         return format!("{v:.2e}");
     }
@@ -716,6 +711,8 @@ pub(crate) mod tests {
             (-3.1, "-3.1"),
             (0.00012, "1.20e-4"),
             (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
         ] {
             assert_eq!(number(v), s);
         }

@@ -1,0 +1,56 @@
+//! Forgetting a node in every part that remembers it: ingest (its record and session), then
+//! alerting (its missing-data alerts resolve). Used by `DELETE /api/v1/agents/{node}` and by the
+//! background task that forgets nodes silent for longer than `forget_nodes_after`.
+
+use crate::alerting::service::Alerting;
+use crate::ingest::{Clock, ForgetError, IngestService};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Forgets `node`; refused while its agent streams.
+pub async fn forget_node(
+    ingest: &IngestService,
+    alerting: Option<&Alerting>,
+    node: &str,
+) -> Result<(), ForgetError> {
+    ingest.forget_node(node).await?;
+    if let Some(alerting) = alerting
+        && let Err(error) = alerting.forget_node(node).await
+    {
+        tracing::warn!(%node, %error, "alerting did not take the forgotten node");
+    }
+    Ok(())
+}
+
+/// Every `check_every`, forgets the nodes with no sign of life for longer than `after`.
+pub async fn forget_idle_nodes(
+    ingest: Arc<IngestService>,
+    alerting: Option<Alerting>,
+    clock: Clock,
+    after: Duration,
+    shutdown: CancellationToken,
+) {
+    // Often enough that a forgotten node's alerts do not linger, rarely enough to cost nothing.
+    let check_every = (after / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let mut ticks = tokio::time::interval(check_every);
+    let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        for node in ingest.idle_nodes(clock(), after_ms).await {
+            match forget_node(&ingest, alerting.as_ref(), &node).await {
+                Ok(()) => tracing::info!(
+                    %node,
+                    after = %humantime::format_duration(after),
+                    "forgot a node silent for longer than forget_nodes_after"
+                ),
+                // It reconnected between the check and now: nothing to forget.
+                Err(ForgetError::Connected(_) | ForgetError::Unknown(_)) => {}
+                Err(error) => tracing::warn!(%node, %error, "could not forget an idle node"),
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Limits on a series' identity (metric name, labels, help text), shared by agent batches
+//! (`validate.rs`) and remote write, so both paths accept the same series.
+
+use crate::config::IngestLimits;
+
+/// A series over one of the [`IngestLimits`]. Each message names the config key to raise.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverLimit {
+    #[error("has {count} labels, over the limit of {max} (`limits.max_labels_per_series`)")]
+    TooManyLabels { count: usize, max: usize },
+    #[error(
+        "has a label name of {len} bytes ({start}), over the limit of {max} (`limits.max_label_name_len`)"
+    )]
+    LabelNameTooLong {
+        start: String,
+        len: usize,
+        max: usize,
+    },
+    #[error(
+        "has label {label:?} with a value of {len} bytes, over the limit of {max} (`limits.max_label_value_len`)"
+    )]
+    LabelValueTooLong {
+        label: String,
+        len: usize,
+        max: usize,
+    },
+    #[error(
+        "has a metric name of {len} bytes, over the limit of {max} (`limits.max_metric_name_len`)"
+    )]
+    MetricNameTooLong { len: usize, max: usize },
+    #[error("has a unit of {len} bytes, over the limit of {max} (`limits.max_metric_name_len`)")]
+    UnitTooLong { len: usize, max: usize },
+    #[error("has a help text of {len} bytes, over the limit of {max} (`limits.max_help_len`)")]
+    HelpTooLong { len: usize, max: usize },
+}
+
+impl OverLimit {
+    /// A short, bounded label for the rejected-batches metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OverLimit::TooManyLabels { .. } => "too_many_labels",
+            OverLimit::LabelNameTooLong { .. } => "label_name_too_long",
+            OverLimit::LabelValueTooLong { .. } => "label_value_too_long",
+            OverLimit::MetricNameTooLong { .. } | OverLimit::UnitTooLong { .. } => {
+                "metric_name_too_long"
+            }
+            OverLimit::HelpTooLong { .. } => "help_too_long",
+        }
+    }
+}
+
+/// Checks a series: its metric name, its labels (name, value; the metric name not among them)
+/// and its help text. `implied` counts labels the collector adds (the metric name itself, and
+/// `node` for agents' series) towards the label limit.
+pub fn check_series<'a>(
+    limits: &IngestLimits,
+    metric_name: &[u8],
+    labels: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+    implied: usize,
+    help: &[u8],
+) -> Result<(), OverLimit> {
+    check_metric_name(limits, metric_name)?;
+    let count = labels.len() + implied;
+    if count > limits.max_labels_per_series {
+        return Err(OverLimit::TooManyLabels {
+            count,
+            max: limits.max_labels_per_series,
+        });
+    }
+    for (name, value) in labels {
+        if name.len() > limits.max_label_name_len {
+            return Err(OverLimit::LabelNameTooLong {
+                start: excerpt(name),
+                len: name.len(),
+                max: limits.max_label_name_len,
+            });
+        }
+        if value.len() > limits.max_label_value_len {
+            return Err(OverLimit::LabelValueTooLong {
+                label: String::from_utf8_lossy(name).into_owned(),
+                len: value.len(),
+                max: limits.max_label_value_len,
+            });
+        }
+    }
+    check_help(limits, help)
+}
+
+pub fn check_metric_name(limits: &IngestLimits, name: &[u8]) -> Result<(), OverLimit> {
+    if name.len() > limits.max_metric_name_len {
+        return Err(OverLimit::MetricNameTooLong {
+            len: name.len(),
+            max: limits.max_metric_name_len,
+        });
+    }
+    Ok(())
+}
+
+pub fn check_unit(limits: &IngestLimits, unit: &[u8]) -> Result<(), OverLimit> {
+    if unit.len() > limits.max_metric_name_len {
+        return Err(OverLimit::UnitTooLong {
+            len: unit.len(),
+            max: limits.max_metric_name_len,
+        });
+    }
+    Ok(())
+}
+
+pub fn check_help(limits: &IngestLimits, help: &[u8]) -> Result<(), OverLimit> {
+    if help.len() > limits.max_help_len {
+        return Err(OverLimit::HelpTooLong {
+            len: help.len(),
+            max: limits.max_help_len,
+        });
+    }
+    Ok(())
+}
+
+/// The start of a name for an error message: a refused name may be megabytes long, and the
+/// message goes to logs and back to the sender.
+pub fn excerpt(bytes: &[u8]) -> String {
+    const SHOWN: usize = 64;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(SHOWN)]);
+    if bytes.len() > SHOWN {
+        format!("{text:?}…")
+    } else {
+        format!("{text:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(labels: &[(&str, &str)], name: &str, help: &str) -> Result<(), OverLimit> {
+        let labels: Vec<(&[u8], &[u8])> = labels
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        let limits = IngestLimits {
+            max_labels_per_series: 3,
+            max_label_name_len: 4,
+            max_label_value_len: 5,
+            max_metric_name_len: 6,
+            max_help_len: 7,
+            ..IngestLimits::default()
+        };
+        check_series(
+            &limits,
+            name.as_bytes(),
+            labels.into_iter(),
+            1,
+            help.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn each_limit_refuses_one_byte_over_and_names_its_key() {
+        assert_eq!(
+            check(&[("abcd", "12345"), ("b", "")], "metric", "1234567"),
+            Ok(())
+        );
+        for (got, key) in [
+            (
+                check(&[("a", ""), ("b", ""), ("c", "")], "m", ""),
+                "max_labels_per_series",
+            ),
+            (check(&[("abcde", "")], "m", ""), "max_label_name_len"),
+            (check(&[("a", "123456")], "m", ""), "max_label_value_len"),
+            (check(&[], "metric_", ""), "max_metric_name_len"),
+            (check(&[], "m", "12345678"), "max_help_len"),
+        ] {
+            let err = got.expect_err(key);
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn excerpts_keep_error_messages_short() {
+        assert_eq!(excerpt(b"cpu"), "\"cpu\"");
+        let long = excerpt(&[b'x'; 10_000]);
+        assert!(long.len() < 80 && long.ends_with('…'), "{long}");
+    }
+}
