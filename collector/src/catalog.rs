@@ -604,6 +604,52 @@ impl SeriesCatalog {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Takes every series of `node` (by its `node` label) out of the catalog and returns their
+    /// ids, for the store to delete. Ids are never reused: a series created again under the
+    /// same labels gets a new one.
+    pub fn remove_node_series(&self, node: &str) -> Vec<SeriesId> {
+        // In turn with creators, so no creation admitted against the old count is mid-way.
+        let _turn = self.creating.lock();
+        let mut inner = self.write();
+        let ids: Vec<SeriesId> = inner
+            .postings
+            .get(NODE_LABEL)
+            .and_then(|values| values.get(node))
+            .cloned()
+            .unwrap_or_default();
+        for id in &ids {
+            let Some(meta) = inner.by_id.remove(id) else {
+                continue;
+            };
+            inner.by_labels.remove(&meta.labels);
+            let metric = meta.labels.metric_name();
+            let still_named = inner
+                .postings
+                .get("__name__")
+                .and_then(|values| values.get(metric))
+                .is_some_and(|list| list.iter().any(|other| other != id));
+            if !still_named {
+                // The last series of a name frees its kind for whoever uses the name next.
+                inner.kinds.remove(metric);
+            }
+            for (name, value) in meta.labels.iter() {
+                let Some(values) = inner.postings.get_mut(name) else {
+                    continue;
+                };
+                if let Some(list) = values.get_mut(value) {
+                    list.retain(|other| other != id);
+                    if list.is_empty() {
+                        values.remove(value);
+                    }
+                }
+                if values.is_empty() {
+                    inner.postings.remove(name);
+                }
+            }
+        }
+        ids
+    }
 }
 
 fn intersect(a: &[SeriesId], b: &[SeriesId]) -> Vec<SeriesId> {
@@ -706,11 +752,13 @@ mod tests {
         assert_eq!(catalog.len(), 2);
     }
 
+    type Hook = Box<dyn FnOnce() + Send>;
+
     /// A store that runs a hook inside the first write after it is armed.
     #[derive(Clone, Default)]
     struct HookedKv {
         kv: MemoryKv,
-        hook: Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>,
+        hook: Arc<Mutex<Option<Hook>>>,
     }
 
     impl Kv for HookedKv {

@@ -3,7 +3,7 @@
 //! background task that forgets nodes silent for longer than `forget_nodes_after`.
 
 use crate::alerting::service::Alerting;
-use crate::ingest::{Clock, ForgetError, IngestService};
+use crate::ingest::{Clock, ForgetError, Forgotten, IngestService, SeriesFate};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -13,14 +13,15 @@ pub async fn forget_node(
     ingest: &IngestService,
     alerting: Option<&Alerting>,
     node: &str,
-) -> Result<(), ForgetError> {
-    ingest.forget_node(node).await?;
+    series: SeriesFate,
+) -> Result<Forgotten, ForgetError> {
+    let forgotten = ingest.forget_node(node, series).await?;
     if let Some(alerting) = alerting
         && let Err(error) = alerting.forget_node(node).await
     {
         tracing::warn!(%node, %error, "alerting did not take the forgotten node");
     }
-    Ok(())
+    Ok(forgotten)
 }
 
 /// Every `check_every`, forgets the nodes with no sign of life for longer than `after`.
@@ -41,8 +42,8 @@ pub async fn forget_idle_nodes(
             _ = shutdown.cancelled() => return,
         }
         for node in ingest.idle_nodes(clock(), after_ms).await {
-            match forget_node(&ingest, alerting.as_ref(), &node).await {
-                Ok(()) => tracing::info!(
+            match forget_node(&ingest, alerting.as_ref(), &node, SeriesFate::Keep).await {
+                Ok(_) => tracing::info!(
                     %node,
                     after = %humantime::format_duration(after),
                     "forgot a node silent for longer than forget_nodes_after"

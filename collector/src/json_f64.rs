@@ -162,7 +162,11 @@ mod tests {
         assert_eq!(json["threshold"], written, "{text}");
         assert_eq!(json["expected"], json!([written, 1.0]), "{text}");
         let back: Record = serde_json::from_str(&text).unwrap();
-        for read in [back.value, back.threshold.unwrap(), back.expected.unwrap().0] {
+        for read in [
+            back.value,
+            back.threshold.unwrap(),
+            back.expected.unwrap().0,
+        ] {
             assert!(
                 read == value || (read.is_nan() && value.is_nan()),
                 "{value} came back as {read}"
@@ -198,7 +202,9 @@ mod tests {
     fn other_strings_are_refused_with_what_is_expected() {
         let error = serde_json::from_str::<Record>(r#"{"value": "lots"}"#).unwrap_err();
         assert!(
-            error.to_string().contains(r#"a number, "+Inf", "-Inf" or "NaN""#),
+            error
+                .to_string()
+                .contains(r#"a number, "+Inf", "-Inf" or "NaN""#),
             "{error}"
         );
     }

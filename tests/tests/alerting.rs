@@ -882,9 +882,7 @@ async fn a_resolved_disk_forecast_does_not_stop_the_collector_from_starting() ->
 
     // Two hours of a root filesystem filling by 0.3 % a minute: full in about 1.5 h.
     let rig = Rig::start(&data, &toml, clock.clone()).await?;
-    let rising: Vec<(i64, f64)> = (-120..=0)
-        .map(|m| (m, 0.66 + m as f64 * 0.003))
-        .collect();
+    let rising: Vec<(i64, f64)> = (-120..=0).map(|m| (m, 0.66 + m as f64 * 0.003)).collect();
     rig.remote_write_disk(&rising).await?;
     rig.stop().await?;
 
@@ -951,8 +949,8 @@ fn write_raw_alert_records(data: &Path, records: &[(&str, Vec<u8>)]) -> anyhow::
 /// `null`, a silence that starts in year 9999 and lasts 1000 years (the API took it then), and
 /// a record that is not even JSON.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_from_older_versions_load_and_an_unreadable_one_is_set_aside()
--> anyhow::Result<()> {
+async fn records_from_older_versions_load_and_an_unreadable_one_is_set_aside() -> anyhow::Result<()>
+{
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let now = start_time();
@@ -1008,7 +1006,10 @@ async fn records_from_older_versions_load_and_an_unreadable_one_is_set_aside()
         "past what RFC 3339 can write: its last instant"
     );
     let listed = rig.cli(&["alerts", "silences"])?;
-    assert!(listed.contains("far") && listed.contains("pending"), "{listed}");
+    assert!(
+        listed.contains("far") && listed.contains("pending"),
+        "{listed}"
+    );
     rig.stop().await?;
 
     // Set aside, not deleted: the next start has nothing left to set aside.

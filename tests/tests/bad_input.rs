@@ -307,7 +307,8 @@ async fn bad_node_names_and_host_facts_are_refused_at_registration() -> anyhow::
     };
     let cases = [
         (huge.as_str(), HostFacts::default(), "longer than 253 bytes"),
-        ("../../etc", HostFacts::default(), "start with"),
+        ("../../etc", HostFacts::default(), "only ASCII letters"),
+        ("..", HostFacts::default(), "start with"),
         ("a/b", HostFacts::default(), "only ASCII letters"),
         ("nas\n", HostFacts::default(), "only ASCII letters"),
         ("nas", long_fact, "host.kernel_version is 100000 bytes"),

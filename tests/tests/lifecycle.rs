@@ -59,6 +59,10 @@ async fn forgetting_a_node_removes_it_and_resolves_its_missing_data_alerts() -> 
             .into_iter()
             .flatten()
             .filter(|a| a["labels"]["node"] == "retired")
+            .filter(|a| {
+                let name = &a["labels"]["alertname"];
+                name == "AgentSilent" || name == "AgentDisconnected"
+            })
             .map(|a| {
                 (
                     a["labels"]["alertname"].as_str().unwrap_or("").to_owned(),
@@ -111,6 +115,39 @@ async fn forgetting_a_node_removes_it_and_resolves_its_missing_data_alerts() -> 
     // Its series stay queryable.
     let kept = collector.export("hcmon_agent_samples_total{node=\"retired\"}").await?;
     assert_eq!(kept.len(), 1);
+
+    // With --delete-series its series go too.
+    let scrapped = Command::new(bin_path("hcmon"))
+        .args(["--url", &url, "forget", "retired", "--delete-series"])
+        .output()?;
+    assert!(
+        !scrapped.status.success(),
+        "already forgotten: nothing to delete"
+    );
+    let mut scrap = Agent::start(&collector.grpc_url(), "scrap", &dir.path().join("scrap"), "1s");
+    collector
+        .wait_for_metrics(Duration::from_secs(30), |t| t.contains("node=\"scrap\""))
+        .await?;
+    scrap.process.kill9();
+    // The stream closes once the collector notices the dead connection.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let deleted = loop {
+        let out = Command::new(bin_path("hcmon"))
+            .args(["--url", &url, "forget", "scrap", "--delete-series"])
+            .output()?;
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(Instant::now() < deadline, "{}", String::from_utf8_lossy(&out.stderr));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(deleted.contains("deleted"), "{deleted}");
+    assert!(collector.export("{node=\"scrap\"}").await?.is_empty());
+    assert_eq!(
+        collector.export("hcmon_agent_samples_total{node=\"retired\"}").await?.len(),
+        1,
+        "another node's series are untouched"
+    );
 
     let unknown = forget("never-seen")?;
     assert!(!unknown.status.success());

@@ -571,6 +571,9 @@ impl AlertService {
         let mut arrivals = Vec::new();
         let pending = std::mem::take(&mut self.outbox);
         self.dispatch(pending, &workers);
+        // The API shows the stored alerts and silences from the start, not from the first
+        // change after it.
+        self.publish(self.now());
         loop {
             tokio::select! {
                 biased;

@@ -222,8 +222,8 @@ pub fn load(kv: &dyn Kv) -> Result<Loaded, StoreError> {
     let incidents: Vec<Incident> = scan_readable(kv, b"i/", RecordKind::Incident, &mut bad)?;
     // Events are read only by the API, but checked now, so that an unreadable one is set aside
     // at start rather than failing an incident's page later.
-    scan_readable::<IncidentEvent>(kv, b"e/", RecordKind::IncidentEvent, &mut bad)?;
-    let state = match kv.get(Table::Alerts, STATE)? {
+    let events: Vec<IncidentEvent> = scan_readable(kv, b"e/", RecordKind::IncidentEvent, &mut bad)?;
+    let mut state: BookState = match kv.get(Table::Alerts, STATE)? {
         Some(bytes) => decode(&bytes).unwrap_or_else(|error| {
             bad.push(Unreadable {
                 record: RecordKind::State,
@@ -238,7 +238,14 @@ pub fn load(kv: &dyn Kv) -> Result<Loaded, StoreError> {
     };
     let alerts = scan_readable(kv, b"a/", RecordKind::Alert, &mut bad)?;
     let silences = scan_readable(kv, b"s/", RecordKind::Silence, &mut bad)?;
-    let outbox = scan_readable(kv, b"o/", RecordKind::Outbox, &mut bad)?;
+    let outbox: Vec<Outgoing> = scan_readable(kv, b"o/", RecordKind::Outbox, &mut bad)?;
+    // Sequence numbers key events and queued notifications: one counted afresh, after the state
+    // was set aside, must not overwrite them.
+    let used = events
+        .iter()
+        .map(|e| e.seq)
+        .chain(outbox.iter().map(|o| o.seq));
+    state.next_seq = used.fold(state.next_seq, u64::max);
     let quarantine_failed = quarantine(kv, &bad).err();
     Ok(Loaded {
         alerts,
@@ -440,12 +447,10 @@ mod tests {
         assert_eq!(alert.value, f64::INFINITY);
         let incident = alert.id.clone() + "-" + &NOW.to_string();
         let (_, events) = incident_with(&kv, &incident);
-        assert!(
-            events
-                .iter()
-                .any(|e| e.what == Happened::Resolved { value: f64::INFINITY }),
-            "{events:?}"
-        );
+        let resolved = Happened::Resolved {
+            value: f64::INFINITY,
+        };
+        assert!(events.iter().any(|e| e.what == resolved), "{events:?}");
     }
 
     fn incident_with(kv: &MemoryKv, id: &str) -> (Incident, Vec<IncidentEvent>) {
@@ -483,10 +488,15 @@ mod tests {
         legacy["id"] = "legacy".into();
         legacy["value"] = serde_json::Value::Null;
         let legacy = serde_json::to_vec(&legacy).unwrap();
-        let legacy_event = br#"{"seq":99,"incident":"legacy-1","at_ms":5,"event":"resolved","value":null}"#;
+        let legacy_event =
+            br#"{"seq":99,"incident":"legacy-1","at_ms":5,"event":"resolved","value":null}"#;
         let mut batch = KvBatch::default();
         batch.put(Table::Alerts, b"a/legacy".to_vec(), legacy);
-        batch.put(Table::Alerts, b"e/legacy-1/x".to_vec(), legacy_event.to_vec());
+        batch.put(
+            Table::Alerts,
+            b"e/legacy-1/x".to_vec(),
+            legacy_event.to_vec(),
+        );
         batch.put(Table::Alerts, b"a/garbage".to_vec(), b"{\"id\": 7".to_vec());
         batch.put(
             Table::Alerts,
@@ -527,6 +537,10 @@ mod tests {
         let again = load(&kv).unwrap();
         assert!(again.quarantined.is_empty(), "{:?}", again.quarantined);
         assert_eq!(again.alerts.len(), 2);
+        assert_eq!(
+            again.state.next_seq, 99,
+            "numbering resumes after the events kept, not from 0"
+        );
         let events: Vec<IncidentEvent> =
             scan_prefix(&kv, b"e/legacy-1/", RecordKind::IncidentEvent).unwrap();
         assert!(matches!(events[0].what, Happened::Resolved { value } if value.is_nan()));

@@ -142,7 +142,11 @@ mod tests {
         check(None, After("300000000years"), Err("after 2200"));
         check(None, After("99999999999999999999s"), Err("duration"));
         check(Some("tomorrow"), After("1h"), Err("want RFC 3339"));
-        check(Some("2026-05-01T25:00:00Z"), After("1h"), Err("want RFC 3339"));
+        check(
+            Some("2026-05-01T25:00:00Z"),
+            After("1h"),
+            Err("want RFC 3339"),
+        );
         check(None, After("soon"), Err("want e.g. 2h"));
     }
 

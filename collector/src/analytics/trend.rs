@@ -1250,6 +1250,16 @@ impl Smoother {
         }
     }
 
+    /// The value `steps` after the end of the series (the first when `steps` is 0): the last of
+    /// [`Smoother::forecast`], in O(1) however far ahead.
+    pub fn forecast_at(&self, steps: usize) -> f64 {
+        let h = steps.max(1);
+        match self {
+            Self::Seasonal(hw) => hw.state.predict(h),
+            Self::Linear(holt) => holt.state.predict(h),
+        }
+    }
+
     /// The series without its noise, one value per observation.
     pub fn smoothed(&self) -> &[f64] {
         match self {
@@ -1751,6 +1761,7 @@ mod tests {
         let auto = Smoother::fit(&train, &Budget::UNLIMITED).unwrap().unwrap();
         assert_eq!(auto.period(), Some(24));
         assert_eq!(auto.forecast(24), hw.forecast(24));
+        assert_eq!(auto.forecast_at(24), hw.forecast(24)[23]);
     }
 
     #[test]
@@ -1791,6 +1802,13 @@ mod tests {
         for (h, value) in smoother.forecast(10).into_iter().enumerate() {
             assert_close(value, 3.0 + 0.5 * (100 + h) as f64, 1e-9, "line forecast");
         }
+        // A year of steps ahead costs no more than one.
+        assert_close(
+            smoother.forecast_at(1 << 40),
+            3.0 + 0.5 * (99 + (1_u64 << 40)) as f64,
+            1e-3,
+            "far forecast",
+        );
         assert_eq!(smoother.smoothed().len(), 100);
         assert!(
             Smoother::fit(&[1.0, 2.0], &Budget::UNLIMITED)

@@ -41,6 +41,9 @@ enum Command {
     Forget {
         /// The node's name, as `hcmon status` lists it.
         node: String,
+        /// Delete its series too (definitions, samples, rollups), for good.
+        #[arg(long)]
+        delete_series: bool,
     },
     /// Series matching a selector, e.g. `hcmon series 'node_cpu_usage_ratio{node="nas"}'`.
     Series {
@@ -175,14 +178,25 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Forget { node } => {
+        Command::Forget {
+            node,
+            delete_series,
+        } => {
             let mut url = reqwest::Url::parse(&api.base)
                 .with_context(|| format!("--url {:?} is not a URL", api.base))?;
             url.path_segments_mut()
                 .map_err(|()| anyhow::anyhow!("--url {:?} cannot take a path", api.base))?
                 .extend(["api", "v1", "agents", &node]);
-            api.send(api.client.delete(url)).await?;
-            println!("forgot node {node}");
+            let fate = if delete_series { "delete" } else { "keep" };
+            url.query_pairs_mut().append_pair("series", fate);
+            let answer: Value = serde_json::from_str(&api.send(api.client.delete(url)).await?)?;
+            match delete_series {
+                true => println!(
+                    "forgot node {node}; deleted {} series ({} stored blocks)",
+                    answer["data"]["series_deleted"], answer["data"]["blocks_deleted"]
+                ),
+                false => println!("forgot node {node}; its series are kept"),
+            }
         }
         Command::Series { selector } => {
             let body = api

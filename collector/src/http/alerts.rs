@@ -97,7 +97,9 @@ fn alert_json(view: &AlertView) -> Value {
     let record = &view.record;
     let episode = record.episode.as_ref();
     let acknowledged = match &record.lifecycle.state {
-        AlertState::Acknowledged { since_ms, by } => json!({"by": by, "at": rfc3339_millis(*since_ms)}),
+        AlertState::Acknowledged { since_ms, by } => {
+            json!({"by": by, "at": rfc3339_millis(*since_ms)})
+        }
         _ => Value::Null,
     };
     json!({

@@ -187,6 +187,16 @@ impl Params {
         Ok(Self(pairs))
     }
 
+    /// Parameters of a request that has no form body (DELETE).
+    fn from_query(query: Option<&str>) -> Result<Self, ApiError> {
+        let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or(""))
+            .map_err(|e| ApiError::BadParam {
+                name: "query string",
+                message: e.to_string(),
+            })?;
+        Ok(Self(pairs))
+    }
+
     fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -529,7 +539,7 @@ fn thousands(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
@@ -633,11 +643,11 @@ async fn trend(
                     None => None,
                 };
                 let seasonal = seasonal_step.zip(smoother).map(|(step, smoother)| {
-                    let steps =
-                        (config.horizon.as_millis() / step.as_millis().max(1)).max(1) as usize;
+                    // Durations are parsed to at most i64::MAX ms, so this fits a usize.
+                    let steps = (config.horizon.as_millis() / step.as_millis()) as usize;
                     json!({
                         "period_seconds": smoother.period().map(|p| p as f64 * step.as_secs_f64()),
-                        "forecast": smoother.forecast(steps).last().copied().map(JsonF64),
+                        "forecast": JsonF64(smoother.forecast_at(steps)),
                     })
                 });
                 data.push(json!({
@@ -710,7 +720,7 @@ async fn correlations(
     Extension(analyses): Extension<Analyses>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    use crate::analytics::correlation::{CorrelationConfig, SeriesWindow, correlated_pairs};
+    use crate::analytics::correlation::{CorrelationConfig, correlated_pairs};
     let config = CorrelationConfig::default();
     let window = correlation_window(&params)?;
     let time = params.time_ms("time")?.unwrap_or_else(|| (state.clock)());
@@ -1072,13 +1082,31 @@ async fn compact(State(state): State<ApiState>) -> Result<Response, ApiError> {
     ))
 }
 
-/// `DELETE /api/v1/agents/{node}`: forgets a node that no longer reports (its series stay).
+/// `DELETE /api/v1/agents/{node}[?series=keep|delete]`: forgets a node that no longer
+/// reports; its series stay unless `series=delete`.
 async fn forget_agent(
     State(state): State<ApiState>,
     axum::extract::Path(node): axum::extract::Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, ApiError> {
-    crate::forget::forget_node(&state.ingest, state.alerting.as_ref(), &node).await?;
-    Ok(success(json!({ "node": node, "forgotten": true })))
+    let params = Params::from_query(query.as_deref())?;
+    let series = match params.get("series") {
+        None | Some("keep") => crate::ingest::SeriesFate::Keep,
+        Some("delete") => crate::ingest::SeriesFate::Delete,
+        Some(other) => {
+            return Err(ApiError::BadParam {
+                name: "series",
+                message: format!("{other:?}: want keep or delete"),
+            });
+        }
+    };
+    let forgotten =
+        crate::forget::forget_node(&state.ingest, state.alerting.as_ref(), &node, series).await?;
+    Ok(success(json!({
+        "node": node,
+        "series_deleted": forgotten.series_deleted,
+        "blocks_deleted": forgotten.blocks_deleted,
+    })))
 }
 
 async fn agents(State(state): State<ApiState>) -> Response {

@@ -7,8 +7,8 @@ use hcmon_common::LabelError;
 pub enum IngestError {
     #[error("registration refused: node_name is empty")]
     EmptyNodeName,
-    /// `name` is a bounded excerpt: the refused name may be megabytes long.
-    #[error("registration refused: the node name {name:?} ({bytes} bytes) {problem}")]
+    /// `name` is a quoted, bounded excerpt: the refused name may be megabytes long.
+    #[error("registration refused: the node name {name} ({bytes} bytes) {problem}")]
     InvalidNodeName {
         name: String,
         bytes: usize,
@@ -30,7 +30,7 @@ pub enum IngestError {
     )]
     SessionReplaced { node: String },
     #[error(
-        "batch {seq} does not follow batch {last}, the last one of this spool the collector holds: {missing} missing; an agent that will never send them must say so in the batch's skipped_from (at most {next}); not acknowledged",
+        "batch {seq} does not follow the last batch of this spool the collector holds ({last}): {missing} missing; an agent that will never send them must say so in the batch's skipped_from (at most {next}); not acknowledged",
         missing = missing(*last, *seq),
         next = last + 1
     )]

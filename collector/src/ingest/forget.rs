@@ -4,8 +4,9 @@
 //! A node name that stops reporting (a decommissioned box, a typo, a hostile peer inventing
 //! names) would otherwise keep its `AgentSilent`/`AgentDisconnected` alerts firing forever.
 //! Forgetting removes what ingest remembers (the durable node record, its session, its
-//! disconnected-since time); the node's series stay queryable. An agent that comes back under
-//! a forgotten name registers as a new node and is stored from its next batch on.
+//! disconnected-since time); its series stay queryable unless the operator asks for them to
+//! be deleted too. An agent that comes back under a forgotten name registers as a new node and
+//! is stored from its next batch on.
 
 use super::{IngestService, lock};
 
@@ -22,9 +23,31 @@ pub enum ForgetError {
     Store(#[from] crate::storage::StoreError),
 }
 
+/// What becomes of a forgotten node's series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesFate {
+    /// They stay queryable (the automatic forgetting does this).
+    Keep,
+    /// They are deleted: definitions, samples and rollups.
+    Delete,
+}
+
+/// What forgetting a node removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Forgotten {
+    /// Series taken out of the catalog and the store.
+    pub series_deleted: usize,
+    /// Stored chunks and rollup blocks deleted with them.
+    pub blocks_deleted: usize,
+}
+
 impl IngestService {
     /// Forgets `node`: refused while its agent streams.
-    pub async fn forget_node(&self, node: &str) -> Result<(), ForgetError> {
+    pub async fn forget_node(
+        &self,
+        node: &str,
+        series: SeriesFate,
+    ) -> Result<Forgotten, ForgetError> {
         let Some(cell) = lock(&self.nodes).get(node).cloned() else {
             return Err(ForgetError::Unknown(node.to_owned()));
         };
@@ -44,8 +67,28 @@ impl IngestService {
         lock(&self.nodes).remove(node);
         lock(&self.disconnected).remove(node);
         lock(&self.sessions).retain(|_, session| session.node != node);
-        tracing::info!(%node, "node forgotten");
-        Ok(())
+        let mut forgotten = Forgotten::default();
+        if series == SeriesFate::Delete {
+            let ids = self.catalog.remove_node_series(node);
+            // Remote write finds known series by their raw labels: no entry may name a
+            // deleted id. Dropping the whole cache is simple and it refills on the next writes.
+            self.remote_write_cache
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            self.metrics.series.set(self.catalog.len() as i64);
+            forgotten.series_deleted = ids.len();
+            let tsdb = self.tsdb.clone();
+            forgotten.blocks_deleted = tokio::task::spawn_blocking(move || tsdb.delete_series(&ids))
+                .await
+                .map_err(|_| {
+                    ForgetError::Store(crate::storage::StoreError::Write(
+                        "the store task panicked".into(),
+                    ))
+                })??;
+        }
+        tracing::info!(%node, ?series, series_deleted = forgotten.series_deleted, "node forgotten");
+        Ok(forgotten)
     }
 
     /// Nodes without a stream whose last sign of life (a batch, a registration or, for nodes
@@ -81,7 +124,10 @@ mod tests {
     use crate::config::IngestLimits;
     use crate::storage::{MemoryKv, StorageConfig, Tsdb};
     use crate::telemetry::CollectorMetrics;
-    use hcmon_proto::v1::RegisterRequest;
+    use hcmon_common::Selector;
+    use hcmon_proto::v1::{
+        Batch, MetricKind as WireKind, RegisterRequest, SeriesDef, SeriesSamples,
+    };
     use std::sync::Arc;
     use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -132,17 +178,89 @@ mod tests {
         let session = register(&svc, "live").await;
         let stream = svc.open_stream(Some(&session)).unwrap();
 
-        let err = svc.forget_node("live").await.unwrap_err();
+        let err = svc.forget_node("live", SeriesFate::Keep).await.unwrap_err();
         assert!(matches!(err, ForgetError::Connected(_)), "{err}");
-        let err = svc.forget_node("nobody").await.unwrap_err();
+        let err = svc.forget_node("nobody", SeriesFate::Keep).await.unwrap_err();
         assert!(matches!(err, ForgetError::Unknown(_)), "{err}");
-        svc.forget_node("gone").await.unwrap();
+        svc.forget_node("gone", SeriesFate::Keep).await.unwrap();
         assert_eq!(names(&svc).await, ["live"]);
         assert!(svc.disconnected_nodes().iter().all(|(n, _)| n != "gone"));
 
         drop(stream);
         let svc = service(&disk, now);
         assert_eq!(names(&svc).await, ["live"], "forgetting is durable");
+    }
+
+    /// Streams `count` one-sample batches of `load1` for `node`, one second apart.
+    async fn stream_load(svc: &Arc<IngestService>, node: &str, count: u64) {
+        let resp = svc
+            .register(RegisterRequest {
+                node_name: node.into(),
+                spool_epoch: 9,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut stream = svc.open_stream(Some(&resp.session_id)).unwrap();
+        for seq in 1..=count {
+            let batch = Batch {
+                seq,
+                new_series: match seq {
+                    1 => vec![SeriesDef {
+                        id: 1,
+                        name: "load1".into(),
+                        labels: vec![],
+                        kind: WireKind::Gauge as i32,
+                        help: "Load".into(),
+                    }],
+                    _ => vec![],
+                },
+                samples: vec![SeriesSamples {
+                    series_id: 1,
+                    timestamps_ms: vec![START - 600_000 + 1000 * seq as i64],
+                    values: vec![seq as f64],
+                }],
+                ..Default::default()
+            };
+            svc.ingest(&mut stream, batch).await.unwrap();
+        }
+    }
+
+    fn load_of(svc: &IngestService, node: &str) -> Vec<(i64, f64)> {
+        let selector = Selector::parse(&format!("load1{{node=\"{node}\"}}")).unwrap();
+        svc.catalog
+            .select(&selector)
+            .iter()
+            .flat_map(|meta| svc.tsdb.read_raw(meta.id, 0, i64::MAX / 4).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn deleting_a_forgotten_nodes_series_removes_their_samples_for_good() {
+        let disk = MemoryKv::default();
+        let now = Arc::new(AtomicI64::new(START));
+        let svc = service(&disk, now.clone());
+        stream_load(&svc, "scrap", 40).await;
+        stream_load(&svc, "keeper", 40).await;
+        // Sealed into stored chunks and rollups, as after a day of running.
+        svc.tsdb.checkpoint(true).unwrap();
+
+        let forgotten = svc
+            .forget_node("scrap", SeriesFate::Delete)
+            .await
+            .unwrap();
+        assert_eq!(forgotten.series_deleted, 1);
+        assert!(forgotten.blocks_deleted > 0, "{forgotten:?}");
+        assert!(load_of(&svc, "scrap").is_empty());
+        assert_eq!(load_of(&svc, "keeper").len(), 40, "other nodes keep theirs");
+
+        // Gone after a restart too (the WAL does not bring them back), and the name starts
+        // afresh with a new series.
+        let svc = service(&disk, now);
+        assert!(load_of(&svc, "scrap").is_empty());
+        assert_eq!(load_of(&svc, "keeper").len(), 40);
+        stream_load(&svc, "scrap", 1).await;
+        assert_eq!(load_of(&svc, "scrap").len(), 1);
     }
 
     #[tokio::test]

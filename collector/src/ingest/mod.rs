@@ -29,7 +29,7 @@ mod validate;
 mod creation_tests;
 
 pub use error::{IngestError, Refusal};
-pub use forget::ForgetError;
+pub use forget::{ForgetError, Forgotten, SeriesFate};
 pub use remote_write::{RemoteWriteError, RemoteWriteOutcome};
 
 use crate::alerting::service::AlertFeed;

@@ -5,6 +5,11 @@
 //! so a known series costs one hash lookup of its raw label bytes and no allocation; only new
 //! series are turned into [`Labels`] and created. (prost would allocate two strings per label,
 //! which for one-sample series cost more than everything else.)
+//!
+//! A series with nothing to store (no samples, or only NaN and out-of-range ones) is not created.
+//! New series meet the agents' limits (`limits.rs`) or the request is refused whole, before
+//! anything is created; the series caps, which depend on what others created, keep out only the
+//! new series over them: the rest of the request is stored and the answer says what was not.
 
 use super::IngestService;
 use super::limits::{OverLimit, check_help, check_metric_name, check_series, check_unit, excerpt};

@@ -223,7 +223,7 @@ mod tests {
         let text = gap.to_string();
         for needle in [
             "batch 9",
-            "batch 5",
+            "holds (5)",
             "batches 6 to 8 are missing",
             "skipped_from",
         ] {

@@ -51,7 +51,7 @@ pub fn validate_registration(req: &RegisterRequest) -> Result<(), IngestError> {
     }
     if let Err(problem) = check_node_name(name) {
         return Err(IngestError::InvalidNodeName {
-            name: excerpt(name),
+            name: limits::excerpt(name.as_bytes()),
             bytes: name.len(),
             problem,
         });
@@ -73,22 +73,14 @@ pub fn validate_registration(req: &RegisterRequest) -> Result<(), IngestError> {
                 value.len()
             )
         } else if value.chars().any(char::is_control) {
-            format!("{:?} holds a control character", excerpt(value))
+            let shown = limits::excerpt(value.as_bytes());
+            format!("{shown} holds a control character")
         } else {
             continue;
         };
         return Err(IngestError::InvalidHostFact { field, problem });
     }
     Ok(())
-}
-
-/// The start of `text`, short enough for a log line or an error message.
-fn excerpt(text: &str) -> String {
-    const SHOWN: usize = 64;
-    match text.char_indices().nth(SHOWN) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
 }
 
 /// Checks a batch. `node` becomes the `node` label of every new series. A resend of a batch

@@ -548,6 +548,7 @@ impl Tsdb {
             failure.is_none()
         })?;
         let nodes: Vec<(String, NodeRecord)> = nodes.into_iter().collect();
+        let defined: HashSet<u64> = series.iter().map(|meta| meta.id.0).collect();
         let tsdb = Self {
             kv,
             config,
@@ -567,10 +568,12 @@ impl Tsdb {
                 .map(u64::from_be_bytes)
                 .zip(decode_head(v));
             match parsed {
-                Some((id, head)) => {
+                // A head of a deleted series whose deletion was cut short stays behind.
+                Some((id, head)) if defined.contains(&id) => {
                     let id = SeriesId(id);
                     tsdb.shard(id).heads.insert(id, head);
                 }
+                Some(_) => {}
                 None => {
                     failure = Some(StoreError::Corrupt {
                         what: "head",
@@ -597,8 +600,10 @@ impl Tsdb {
             &mut |k, v| {
                 let parsed = k.try_into().ok().map(u64::from_be_bytes).zip(decode_wal(v));
                 match parsed {
-                    Some((id, samples)) => {
+                    Some((id, mut samples)) => {
                         last_id = id;
+                        // Samples of series deleted since they were written are not revived.
+                        samples.retain(|sample| defined.contains(&sample.series.0));
                         replayed += samples.len();
                         tsdb.apply(&samples);
                     }
@@ -703,6 +708,79 @@ impl Tsdb {
         batch.delete(Table::Nodes, node.as_bytes());
         batch.delete(Table::NodeSequences, node.as_bytes());
         self.kv.write(batch, true)
+    }
+
+    /// Deletes series for good: definitions, heads, chunks and rollups. Returns how many stored
+    /// chunks and rollup blocks went. The caller takes them out of the catalog first, so no
+    /// reader or writer finds them while they go.
+    ///
+    /// Chunks and rollups are keyed day first, so each day present is visited once and only
+    /// the key range between the smallest and largest doomed id is read. A sample of these
+    /// series still in the WAL is skipped at recovery, which loads only defined series.
+    pub fn delete_series(&self, ids: &[SeriesId]) -> Result<usize, StoreError> {
+        let (Some(low), Some(high)) = (ids.iter().min(), ids.iter().max()) else {
+            return Ok(0);
+        };
+        let doomed: HashSet<SeriesId> = ids.iter().copied().collect();
+        // No checkpoint may write a head or chunk of a doomed series while it goes.
+        let _checkpointing = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.heads.retain(|id, _| !doomed.contains(id));
+            shard.chunks.retain(|chunk| !doomed.contains(&chunk.series));
+            shard.rollups.retain(|(_, id, _, _)| !doomed.contains(id));
+            shard.stale_rollups.retain(|(id, _, _)| !doomed.contains(id));
+            shard.dirty.retain(|id| !doomed.contains(id));
+        }
+        let mut batch = KvBatch::default();
+        for id in &doomed {
+            batch.delete(Table::Series, id.0.to_be_bytes());
+            batch.delete(Table::Head, id.0.to_be_bytes());
+        }
+        self.kv.write(batch, true)?;
+        let mut deleted = 0;
+        for table in [
+            Table::Chunks,
+            Table::Rollup1m,
+            Table::Rollup5m,
+            Table::Rollup1h,
+        ] {
+            let mut day = 0u32;
+            loop {
+                let mut present = None;
+                self.kv
+                    .scan(table, &day.to_be_bytes(), &[0xff; 5], &mut |k, _| {
+                        present = k
+                            .get(..4)
+                            .and_then(|d| d.try_into().ok())
+                            .map(u32::from_be_bytes);
+                        false
+                    })?;
+                let Some(found) = present else { break };
+                let mut start = found.to_be_bytes().to_vec();
+                start.extend_from_slice(&low.0.to_be_bytes());
+                let mut end = found.to_be_bytes().to_vec();
+                end.extend_from_slice(&high.0.saturating_add(1).to_be_bytes());
+                let mut batch = KvBatch::default();
+                self.kv.scan(table, &start, &end, &mut |k, _| {
+                    let id = k
+                        .get(4..12)
+                        .and_then(|b| b.try_into().ok())
+                        .map(|b| SeriesId(u64::from_be_bytes(b)));
+                    if id.is_some_and(|id| doomed.contains(&id)) {
+                        batch.delete(table, k.to_vec());
+                        deleted += 1;
+                    }
+                    true
+                })?;
+                self.kv.write(batch, false)?;
+                match found.checked_add(1) {
+                    Some(next) => day = next,
+                    None => break,
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     /// Appends samples durably (with the node's new sequence state, when given) and applies them

@@ -391,7 +391,6 @@ pub fn utc(ms: i64) -> String {
     format!("{} UTC", iso.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
-
 /// A coarse age for people: `45s`, `12m`, `3h 5m`, `2d 4h`.
 fn age(ms: i64) -> String {
     let s = ms.max(0) / 1000;
