@@ -140,10 +140,14 @@ impl AgentConfig {
                 key: "probes",
                 problem,
             })?;
-        if self.node_name.chars().any(char::is_control) || self.node_name.len() > 253 {
+        // Empty means "this host's name". Anything else is checked here by the collector's own
+        // rule, so a bad name fails at start instead of at every registration.
+        if !self.node_name.is_empty()
+            && let Err(problem) = hcmon_proto::v1::check_node_name(&self.node_name)
+        {
             return Err(ConfigError::Invalid {
                 key: "node_name",
-                problem: "use 1-253 printable characters".into(),
+                problem: format!("{:?} {problem}", self.node_name),
             });
         }
         Ok(())
@@ -209,6 +213,14 @@ mod tests {
                 .to_string()
                 .contains("`collector`")
         );
+        for bad in ["web/1", "..", "a b", "-x"] {
+            let config = AgentConfig {
+                node_name: bad.into(),
+                ..AgentConfig::default()
+            };
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("`node_name`"), "{bad}: {err}");
+        }
         let config = AgentConfig {
             collector: "https://collector:4317".into(),
             ..AgentConfig::default()

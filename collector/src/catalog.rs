@@ -605,11 +605,20 @@ impl SeriesCatalog {
         self.len() == 0
     }
 
+    /// New series get ids from `first` on (at least): the store's deleted ids are never handed
+    /// out again.
+    pub fn start_ids_at(&self, first: u64) {
+        let mut inner = self.write();
+        inner.next_id = inner.next_id.max(first);
+    }
+
     /// Takes every series of `node` (by its `node` label) out of the catalog and returns their
-    /// ids, for the store to delete. Ids are never reused: a series created again under the
-    /// same labels gets a new one.
+    /// ids, for the store to delete. Ids are not reused: a series created again under the same
+    /// labels gets a new one (after a restart too, see [`Self::start_ids_at`]).
     pub fn remove_node_series(&self, node: &str) -> Vec<SeriesId> {
-        // In turn with creators, so no creation admitted against the old count is mid-way.
+        // In turn with creators: a creation that already holds its turn finishes its current
+        // chunk first. One that resumes after this removal may create series of the node
+        // again; they are new series (new ids), as if written just after the forgetting.
         let _turn = self.creating.lock();
         let mut inner = self.write();
         let ids: Vec<SeriesId> = inner

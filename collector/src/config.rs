@@ -110,11 +110,19 @@ impl IngestLimits {
     pub fn validate(&self) -> Result<(), ConfigError> {
         // A batch's framing alone takes some bytes; below 1 KiB nothing useful fits.
         count_at_least("limits.max_batch_bytes", self.max_batch_bytes, 1024)?;
-        count_at_least("limits.max_samples_per_batch", self.max_samples_per_batch, 1)?;
+        count_at_least(
+            "limits.max_samples_per_batch",
+            self.max_samples_per_batch,
+            1,
+        )?;
         count_at_least("limits.max_series_per_agent", self.max_series_per_agent, 1)?;
         count_at_least("limits.max_series", self.max_series, 1)?;
         // The metric name and `node` are labels too.
-        count_at_least("limits.max_labels_per_series", self.max_labels_per_series, 2)?;
+        count_at_least(
+            "limits.max_labels_per_series",
+            self.max_labels_per_series,
+            2,
+        )?;
         count_at_least("limits.max_label_name_len", self.max_label_name_len, 1)?;
         count_at_least("limits.max_label_value_len", self.max_label_value_len, 1)?;
         count_at_least("limits.max_metric_name_len", self.max_metric_name_len, 1)?;
@@ -143,9 +151,7 @@ fn validate_storage(storage: &StorageConfig) -> Result<(), ConfigError> {
     let retention = &storage.retention;
     // Raw samples must outlive the out-of-order window, or a late sample would be accepted into
     // a range retention is already deleting.
-    let raw_floor = storage
-        .out_of_order_window
-        .max(Duration::from_secs(3600));
+    let raw_floor = storage.out_of_order_window.max(Duration::from_secs(3600));
     at_least("storage.retention.raw", retention.raw, raw_floor)?;
     for (key, kept) in [
         ("storage.retention.rollup_1m", retention.rollup_1m),
@@ -272,14 +278,32 @@ mod tests {
     #[test]
     fn zero_intervals_and_sizes_are_refused_with_the_key_named() {
         for (toml, key) in [
-            ("[storage]\ncheckpoint_interval = \"0s\"", "storage.checkpoint_interval"),
-            ("[storage]\nmax_chunk_samples = 0", "storage.max_chunk_samples"),
-            ("[storage]\nmax_chunk_span = \"0s\"", "storage.max_chunk_span"),
+            (
+                "[storage]\ncheckpoint_interval = \"0s\"",
+                "storage.checkpoint_interval",
+            ),
+            (
+                "[storage]\nmax_chunk_samples = 0",
+                "storage.max_chunk_samples",
+            ),
+            (
+                "[storage]\nmax_chunk_span = \"0s\"",
+                "storage.max_chunk_span",
+            ),
             ("[storage.retention]\nraw = \"0s\"", "storage.retention.raw"),
-            ("[storage.retention]\nrollup_1h = \"0s\"", "storage.retention.rollup_1h"),
+            (
+                "[storage.retention]\nrollup_1h = \"0s\"",
+                "storage.retention.rollup_1h",
+            ),
             ("[limits]\nmax_batch_bytes = 0", "limits.max_batch_bytes"),
-            ("[limits]\nmax_samples_per_batch = 0", "limits.max_samples_per_batch"),
-            ("[limits]\nmax_labels_per_series = 1", "limits.max_labels_per_series"),
+            (
+                "[limits]\nmax_samples_per_batch = 0",
+                "limits.max_samples_per_batch",
+            ),
+            (
+                "[limits]\nmax_labels_per_series = 1",
+                "limits.max_labels_per_series",
+            ),
             ("metrics_staleness = \"0s\"", "metrics_staleness"),
         ] {
             let config: CollectorConfig = toml::from_str(toml).unwrap();
@@ -311,7 +335,10 @@ mod tests {
         )
         .unwrap();
         let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("storage.retention.raw") && err.contains("6h"), "{err}");
+        assert!(
+            err.contains("storage.retention.raw") && err.contains("6h"),
+            "{err}"
+        );
     }
 
     #[test]

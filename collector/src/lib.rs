@@ -62,6 +62,7 @@ impl Collector {
         } = Tsdb::open(Box::new(kv), config.storage.clone())?;
         let tsdb = Arc::new(tsdb);
         let catalog = Arc::new(SeriesCatalog::new(series));
+        catalog.start_ids_at(tsdb.first_free_series_id());
         let metrics = Arc::new(CollectorMetrics::new());
         let ingest = IngestService::new(
             tsdb.clone(),

@@ -1,5 +1,6 @@
 //! `/metrics` stays scrapeable whatever is written to the collector: the names it exports for
-//! itself are refused on ingest (remote write and gRPC alike), and what is stored renders with
+//! itself are refused on ingest (remote write stores the request's other series; gRPC refuses
+//! the batch), and what is stored renders with
 //! one HELP and TYPE line per family, which `promtool check metrics` confirms.
 
 use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
@@ -9,20 +10,24 @@ use prost::Message;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// Remote-writes one sample of `name{x="1"}`; the status and body of the answer.
-async fn remote_write(collector: &Collector, name: &str) -> anyhow::Result<(u16, String)> {
+/// Remote-writes one sample of `name{x="1"}` for each name, in one request; the status and
+/// body of the answer.
+async fn remote_write(collector: &Collector, names: &[&str]) -> anyhow::Result<(u16, String)> {
     let label = |name: &str, value: &str| Label {
         name: name.into(),
         value: value.into(),
     };
     let request = WriteRequest {
-        timeseries: vec![TimeSeries {
-            labels: vec![label("__name__", name), label("x", "1")],
-            samples: vec![Sample {
-                value: 1.0,
-                timestamp: (now_s() * 1000.0) as i64,
-            }],
-        }],
+        timeseries: names
+            .iter()
+            .map(|name| TimeSeries {
+                labels: vec![label("__name__", name), label("x", "1")],
+                samples: vec![Sample {
+                    value: 1.0,
+                    timestamp: (now_s() * 1000.0) as i64,
+                }],
+            })
+            .collect(),
     };
     let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec())?;
     let response = reqwest::Client::new()
@@ -73,15 +78,32 @@ async fn the_collectors_own_names_are_refused_and_metrics_stay_valid() -> anyhow
             "the collector exports its own metric of that name",
         ),
     ] {
-        let (status, body) = remote_write(&collector, name).await?;
+        // Beside an ordinary series, as a Prometheus forwarding its targets' series sends it.
+        let beside = format!("app_beside_{}", name.len());
+        let (status, body) = remote_write(&collector, &[name, &beside]).await?;
         assert_eq!(status, 400, "{name}: {body}");
         let error: serde_json::Value = serde_json::from_str(&body)?;
         let message = error["error"].as_str().unwrap_or_default();
         assert!(
             message.starts_with(&format!(
-                "remote write refused: series #0: metric name \"{name}\" is reserved: {reserved_by}"
+                "remote write refused: 1 series (1 samples) were not stored, first metric name \"{name}\" is reserved: {reserved_by}"
             )),
             "{name}: {body}"
+        );
+        assert!(message.contains("write_relabel_configs"), "{body}");
+        assert_eq!(
+            collector
+                .export(&format!("{beside}{{x=\"1\"}}"))
+                .await?
+                .len(),
+            1,
+            "the request's other series is stored"
+        );
+        assert!(
+            collector
+                .export(&format!("{name}{{x=\"1\"}}"))
+                .await?
+                .is_empty()
         );
     }
     // An agent is refused the same names.
@@ -100,7 +122,7 @@ async fn the_collectors_own_names_are_refused_and_metrics_stay_valid() -> anyhow
     // Ordinary remote-written series, which arrive without help text, and a series of the
     // agent's own beside the collector's figures.
     for name in ["app_requests_total", "app_queue_depth"] {
-        let (status, body) = remote_write(&collector, name).await?;
+        let (status, body) = remote_write(&collector, &[name]).await?;
         assert_eq!(status, 204, "{name}: {body}");
     }
     let mut node = ScriptedNode::connect(&collector.grpc_url(), "web2").await?;

@@ -6,11 +6,16 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_graceful_stop_closes_agent_streams_instead_of_waiting_out_the_grace() -> anyhow::Result<()>
-{
+async fn a_graceful_stop_closes_agent_streams_instead_of_waiting_out_the_grace()
+-> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut collector = Collector::start(&dir.path().join("data"), 0, 0)?;
-    let _agent = Agent::start(&collector.grpc_url(), "steady", &dir.path().join("spool"), "1s");
+    let _agent = Agent::start(
+        &collector.grpc_url(),
+        "steady",
+        &dir.path().join("spool"),
+        "1s",
+    );
     collector
         .wait_for_metrics(Duration::from_secs(30), |t| t.contains("node=\"steady\""))
         .await?;
@@ -35,7 +40,12 @@ async fn forgetting_a_node_removes_it_and_resolves_its_missing_data_alerts() -> 
     let dir = tempfile::tempdir()?;
     let collector = Collector::start(&dir.path().join("data"), 0, 0)?;
     let url = format!("http://{}", collector.http);
-    let mut agent = Agent::start(&collector.grpc_url(), "retired", &dir.path().join("spool"), "1s");
+    let mut agent = Agent::start(
+        &collector.grpc_url(),
+        "retired",
+        &dir.path().join("spool"),
+        "1s",
+    );
     collector
         .wait_for_metrics(Duration::from_secs(30), |t| t.contains("node=\"retired\""))
         .await?;
@@ -81,7 +91,10 @@ async fn forgetting_a_node_removes_it_and_resolves_its_missing_data_alerts() -> 
         {
             break;
         }
-        assert!(Instant::now() < deadline, "AgentSilent never fired: {alerts}");
+        assert!(
+            Instant::now() < deadline,
+            "AgentSilent never fired: {alerts}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
@@ -113,7 +126,9 @@ async fn forgetting_a_node_removes_it_and_resolves_its_missing_data_alerts() -> 
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Its series stay queryable.
-    let kept = collector.export("hcmon_agent_samples_total{node=\"retired\"}").await?;
+    let kept = collector
+        .export("hcmon_agent_samples_total{node=\"retired\"}")
+        .await?;
     assert_eq!(kept.len(), 1);
 
     // With --delete-series its series go too.
@@ -124,7 +139,12 @@ async fn forgetting_a_node_removes_it_and_resolves_its_missing_data_alerts() -> 
         !scrapped.status.success(),
         "already forgotten: nothing to delete"
     );
-    let mut scrap = Agent::start(&collector.grpc_url(), "scrap", &dir.path().join("scrap"), "1s");
+    let mut scrap = Agent::start(
+        &collector.grpc_url(),
+        "scrap",
+        &dir.path().join("scrap"),
+        "1s",
+    );
     collector
         .wait_for_metrics(Duration::from_secs(30), |t| t.contains("node=\"scrap\""))
         .await?;
@@ -138,13 +158,20 @@ async fn forgetting_a_node_removes_it_and_resolves_its_missing_data_alerts() -> 
         if out.status.success() {
             break String::from_utf8_lossy(&out.stdout).into_owned();
         }
-        assert!(Instant::now() < deadline, "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert!(deleted.contains("deleted"), "{deleted}");
     assert!(collector.export("{node=\"scrap\"}").await?.is_empty());
     assert_eq!(
-        collector.export("hcmon_agent_samples_total{node=\"retired\"}").await?.len(),
+        collector
+            .export("hcmon_agent_samples_total{node=\"retired\"}")
+            .await?
+            .len(),
         1,
         "another node's series are untouched"
     );

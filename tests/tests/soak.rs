@@ -98,7 +98,10 @@ impl Sender {
         let ts = (now_s() * 1000.0) as i64;
         let request = WriteRequest {
             timeseries: vec![series(
-                vec![label("__name__", "soak_written_total"), label("sender", "soak")],
+                vec![
+                    label("__name__", "soak_written_total"),
+                    label("sender", "soak"),
+                ],
                 vec![(ts, i as f64)],
             )],
         };
@@ -182,10 +185,7 @@ impl Sender {
                     timeseries: (0..20_000)
                         .map(|n| {
                             series(
-                                vec![
-                                    label("__name__", "soak_empty"),
-                                    label("n", &n.to_string()),
-                                ],
+                                vec![label("__name__", "soak_empty"), label("n", &n.to_string())],
                                 vec![],
                             )
                         })
@@ -314,7 +314,10 @@ async fn check(
         .into_iter()
         .map(|(ts, _)| ts)
         .collect();
-    let missing: Vec<_> = acked.iter().filter(|(ts, _)| !stored.contains(ts)).collect();
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|(ts, _)| !stored.contains(ts))
+        .collect();
     anyhow::ensure!(
         missing.is_empty(),
         "{} of {} acknowledged remote-write samples are missing, first {:?}",
@@ -330,7 +333,11 @@ async fn check(
         let counter = collector
             .export(&format!("hcmon_agent_samples_total{{node=\"{node}\"}}"))
             .await?;
-        let counter = points(counter.first().ok_or_else(|| anyhow::anyhow!("no {node}"))?);
+        let counter = points(
+            counter
+                .first()
+                .ok_or_else(|| anyhow::anyhow!("no {node}"))?,
+        );
         gaps.insert(node, largest_gap(&counter)?);
         let (last_ts, last_count) = *counter.last().expect("backfilled");
         let all: Vec<Value> = collector.export(&format!("{{node=\"{node}\"}}")).await?;
@@ -401,12 +408,18 @@ async fn soak_with_kill9_every_minute() -> anyhow::Result<()> {
             *worst = gap.max(*worst);
         }
         (acked_checked, agent_checked) = (acked, agents);
-        eprintln!("soak round {round}/{minutes}: restarted in {:?}, checks passed", restarts.last().unwrap());
+        eprintln!(
+            "soak round {round}/{minutes}: restarted in {:?}, checks passed",
+            restarts.last().unwrap()
+        );
     }
     stop.store(true, Ordering::SeqCst);
     sending.await?;
     let logs = collector.process.logs();
-    anyhow::ensure!(!logs.contains("panicked"), "the collector panicked:\n{logs}");
+    anyhow::ensure!(
+        !logs.contains("panicked"),
+        "the collector panicked:\n{logs}"
+    );
 
     let outcomes = sender.outcomes.lock().unwrap().clone();
     let server_errors: u64 = outcomes

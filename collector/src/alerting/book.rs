@@ -739,6 +739,25 @@ impl AlertBook {
         });
     }
 
+    /// Drops every alert about `node`, which ingest forgot: an open episode ends as resolved
+    /// (its incident closes in the history and whoever was told hears of it) and the records
+    /// go, so nothing about a node that no longer exists stays pending or firing. Returns how
+    /// many alerts went.
+    pub fn forget_node(&mut self, node: &str, now_ms: i64) -> usize {
+        let ids: Vec<String> = self
+            .alerts
+            .values()
+            .filter(|alert| alert.labels.get("node").is_some_and(|n| n == node))
+            .map(|alert| alert.id.clone())
+            .collect();
+        for id in &ids {
+            self.end_episode(id, now_ms);
+            self.alerts.remove(id);
+            self.changes.alerts.insert(id.clone());
+        }
+        ids.len()
+    }
+
     /// A flapping or stopped-flapping notice, at once, to every channel that takes the severity.
     fn flapping_notice(&mut self, id: &str, kind: NotificationKind, now_ms: i64) {
         let Some(record) = self.alerts.get(id) else {
@@ -1551,6 +1570,26 @@ mod tests {
             sent.iter().any(|s| s.1 == NotificationKind::Firing),
             "{sent:?}"
         );
+    }
+
+    #[test]
+    fn forgetting_a_node_resolves_its_alerts_and_drops_them() {
+        let mut h = Harness::new(10);
+        h.observe("AgentSilent", "gone", 0.95);
+        h.observe("HighCpu", "gone", 0.95);
+        h.observe("HighCpu", "nas", 0.95);
+        h.advance(MIN);
+        h.take();
+        assert_eq!(h.book.forget_node("gone", h.now), 2);
+        let left: Vec<_> = h.book.alerts().map(|a| a.labels["node"].clone()).collect();
+        assert_eq!(left, ["nas"]);
+        h.advance(2 * MIN);
+        let sent = h.take();
+        assert!(
+            sent.iter().any(|s| s.1 == NotificationKind::Resolved),
+            "whoever was told hears it resolved: {sent:?}"
+        );
+        assert_eq!(h.book.forget_node("gone", h.now), 0);
     }
 
     #[test]

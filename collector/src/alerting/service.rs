@@ -260,7 +260,7 @@ impl Alerting {
         self.ask(|reply| Command::Ack { id, by, reply }).await
     }
 
-    /// Stops watching a node ingest forgot: its missing-data alerts resolve.
+    /// Stops watching a node ingest forgot: its alerts resolve and go.
     pub async fn forget_node(&self, node: &str) -> Result<(), AlertingError> {
         let node = node.to_owned();
         self.ask(|reply| Command::ForgetNode { node, reply }).await
@@ -753,14 +753,13 @@ impl AlertService {
                 let _ = reply.send(self.book.expire_silence(&id, now));
             }
             Command::ForgetNode { node, reply } => {
-                // A forgotten node is neither silent nor disconnected any more: its alerts
-                // resolve (and reach the incident history) like any other recovery.
-                if let Some(activity) = self.nodes.remove(&node) {
-                    let obs = self.rules.agent_silent(&node, 0, activity.interval_ms());
-                    self.book.observe(obs, now);
-                    let obs = self.rules.agent_disconnected(&node, 0);
-                    self.book.observe(obs, now);
-                }
+                self.nodes.remove(&node);
+                // Its watched series too, or a missing-series rule would fire for them next.
+                self.series.retain(|_, (watched, _)| {
+                    watched.meta.labels.get("node") != Some(node.as_str())
+                });
+                let dropped = self.book.forget_node(&node, now);
+                tracing::info!(%node, alerts = dropped, "alerts of a forgotten node resolved");
                 let _ = reply.send(Ok(()));
             }
         }

@@ -9,6 +9,16 @@
 //! is stored from its next batch on.
 
 use super::{IngestService, lock};
+use crate::storage::{SeriesId, StoreError};
+
+/// Runs store or catalog work on the blocking pool, off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ForgetError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ForgetError::Store(StoreError::Write("the store task panicked".into())))
+}
 
 /// Why a node could not be forgotten.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +30,7 @@ pub enum ForgetError {
     )]
     Connected(String),
     #[error("storage failure")]
-    Store(#[from] crate::storage::StoreError),
+    Store(#[from] StoreError),
 }
 
 /// What becomes of a forgotten node's series.
@@ -42,53 +52,64 @@ pub struct Forgotten {
 }
 
 impl IngestService {
-    /// Forgets `node`: refused while its agent streams.
+    /// Forgets `node`: refused while its agent streams. With [`SeriesFate::Delete`] a name
+    /// known only from its series (already forgotten, or remote-written) has them deleted.
     pub async fn forget_node(
         &self,
         node: &str,
         series: SeriesFate,
     ) -> Result<Forgotten, ForgetError> {
-        let Some(cell) = lock(&self.nodes).get(node).cloned() else {
-            return Err(ForgetError::Unknown(node.to_owned()));
-        };
+        let cell = lock(&self.nodes).get(node).cloned();
         // Holding the node's lock, no batch of it is half-processed while its record goes.
-        let _record = cell.lock().await;
+        let _record = match &cell {
+            Some(cell) => Some(cell.lock().await),
+            None if series == SeriesFate::Delete => None,
+            None => return Err(ForgetError::Unknown(node.to_owned())),
+        };
         if lock(&self.streams).contains_key(node) {
             return Err(ForgetError::Connected(node.to_owned()));
         }
-        let (tsdb, name) = (self.tsdb.clone(), node.to_owned());
-        tokio::task::spawn_blocking(move || tsdb.delete_node(&name))
-            .await
-            .map_err(|_| {
-                ForgetError::Store(crate::storage::StoreError::Write(
-                    "the store task panicked".into(),
-                ))
-            })??;
-        lock(&self.nodes).remove(node);
-        lock(&self.disconnected).remove(node);
-        lock(&self.sessions).retain(|_, session| session.node != node);
+        if cell.is_some() {
+            let (tsdb, name) = (self.tsdb.clone(), node.to_owned());
+            blocking(move || tsdb.delete_node(&name)).await??;
+            lock(&self.nodes).remove(node);
+            lock(&self.disconnected).remove(node);
+            lock(&self.sessions).retain(|_, session| session.node != node);
+        }
         let mut forgotten = Forgotten::default();
         if series == SeriesFate::Delete {
-            let ids = self.catalog.remove_node_series(node);
-            // Remote write finds known series by their raw labels: no entry may name a
-            // deleted id. Dropping the whole cache is simple and it refills on the next writes.
-            self.remote_write_cache
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
-            self.metrics.series.set(self.catalog.len() as i64);
+            let ids = self.forget_series(node).await?;
+            if cell.is_none() && ids.is_empty() {
+                return Err(ForgetError::Unknown(node.to_owned()));
+            }
             forgotten.series_deleted = ids.len();
             let tsdb = self.tsdb.clone();
-            forgotten.blocks_deleted = tokio::task::spawn_blocking(move || tsdb.delete_series(&ids))
-                .await
-                .map_err(|_| {
-                    ForgetError::Store(crate::storage::StoreError::Write(
-                        "the store task panicked".into(),
-                    ))
-                })??;
+            forgotten.blocks_deleted = blocking(move || tsdb.delete_series(&ids)).await??;
         }
         tracing::info!(%node, ?series, series_deleted = forgotten.series_deleted, "node forgotten");
         Ok(forgotten)
+    }
+
+    /// Takes the node's series out of the catalog and out of remote write's cache of known
+    /// series. The cache's write lock is held across both, and remote write enters an id in
+    /// the cache only if the catalog still has it, under the same lock: no entry can outlive
+    /// the removal and send later writes to a deleted series.
+    async fn forget_series(&self, node: &str) -> Result<Vec<SeriesId>, ForgetError> {
+        let (catalog, cache_owner, name) = (
+            self.catalog.clone(),
+            self.remote_write_cache.clone(),
+            node.to_owned(),
+        );
+        let ids = blocking(move || {
+            let mut cache = cache_owner.write().unwrap_or_else(|p| p.into_inner());
+            let ids = catalog.remove_node_series(&name);
+            // Dropping the whole cache is simple; it refills on the next writes.
+            cache.clear();
+            ids
+        })
+        .await?;
+        self.metrics.series.set(self.catalog.len() as i64);
+        Ok(ids)
     }
 
     /// Nodes without a stream whose last sign of life (a batch, a registration or, for nodes
@@ -139,9 +160,12 @@ mod tests {
             series,
             nodes,
         } = Tsdb::open(Box::new(disk.clone()), StorageConfig::default()).unwrap();
+        // As `Collector::open` does.
+        let catalog = SeriesCatalog::new(series);
+        catalog.start_ids_at(tsdb.first_free_series_id());
         IngestService::new(
             Arc::new(tsdb),
-            Arc::new(SeriesCatalog::new(series)),
+            Arc::new(catalog),
             nodes,
             Arc::new(CollectorMetrics::new()),
             IngestLimits::default(),
@@ -180,7 +204,10 @@ mod tests {
 
         let err = svc.forget_node("live", SeriesFate::Keep).await.unwrap_err();
         assert!(matches!(err, ForgetError::Connected(_)), "{err}");
-        let err = svc.forget_node("nobody", SeriesFate::Keep).await.unwrap_err();
+        let err = svc
+            .forget_node("nobody", SeriesFate::Keep)
+            .await
+            .unwrap_err();
         assert!(matches!(err, ForgetError::Unknown(_)), "{err}");
         svc.forget_node("gone", SeriesFate::Keep).await.unwrap();
         assert_eq!(names(&svc).await, ["live"]);
@@ -245,10 +272,9 @@ mod tests {
         // Sealed into stored chunks and rollups, as after a day of running.
         svc.tsdb.checkpoint(true).unwrap();
 
-        let forgotten = svc
-            .forget_node("scrap", SeriesFate::Delete)
-            .await
-            .unwrap();
+        let scrap = Selector::parse("load1{node=\"scrap\"}").unwrap();
+        let deleted_id = svc.catalog.select(&scrap)[0].id;
+        let forgotten = svc.forget_node("scrap", SeriesFate::Delete).await.unwrap();
         assert_eq!(forgotten.series_deleted, 1);
         assert!(forgotten.blocks_deleted > 0, "{forgotten:?}");
         assert!(load_of(&svc, "scrap").is_empty());
@@ -261,6 +287,22 @@ mod tests {
         assert_eq!(load_of(&svc, "keeper").len(), 40);
         stream_load(&svc, "scrap", 1).await;
         assert_eq!(load_of(&svc, "scrap").len(), 1);
+        let ids: Vec<u64> = svc.catalog.all().iter().map(|m| m.id.0).collect();
+        assert_eq!(ids.len(), 2);
+        assert!(
+            ids.iter().all(|id| *id != deleted_id.0),
+            "a deleted id is not handed out again: {ids:?}"
+        );
+
+        // The name is now known only from a series: deleting them still works, once.
+        svc.forget_node("scrap", SeriesFate::Keep).await.unwrap();
+        let again = svc.forget_node("scrap", SeriesFate::Delete).await.unwrap();
+        assert_eq!(again.series_deleted, 1);
+        let err = svc
+            .forget_node("scrap", SeriesFate::Delete)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ForgetError::Unknown(_)), "{err}");
     }
 
     #[tokio::test]
@@ -279,6 +321,10 @@ mod tests {
             svc.idle_nodes(START + 2 * 3_600_000, 90 * 60_000).await,
             ["old"]
         );
-        assert!(svc.idle_nodes(START + 2 * 3_600_000, 3 * 3_600_000).await.is_empty());
+        assert!(
+            svc.idle_nodes(START + 2 * 3_600_000, 3 * 3_600_000)
+                .await
+                .is_empty()
+        );
     }
 }

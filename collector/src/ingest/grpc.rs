@@ -62,10 +62,7 @@ pub struct GrpcIngest {
 
 impl GrpcIngest {
     /// The tonic service, with the decode limit derived from the batch limit.
-    pub fn server(
-        service: Arc<IngestService>,
-        shutdown: CancellationToken,
-    ) -> IngestServer<Self> {
+    pub fn server(service: Arc<IngestService>, shutdown: CancellationToken) -> IngestServer<Self> {
         let limit = service
             .limits
             .max_batch_bytes

@@ -76,7 +76,7 @@ pub struct IngestService {
     /// Open streams per node.
     streams: Mutex<HashMap<String, usize>>,
     /// Remote-write series by their raw label bytes, so known series skip label parsing.
-    remote_write_cache: std::sync::RwLock<rustc_hash::FxHashMap<Vec<u8>, SeriesId>>,
+    remote_write_cache: Arc<std::sync::RwLock<rustc_hash::FxHashMap<Vec<u8>, SeriesId>>>,
     /// Live anomaly detection, when enabled: judges every stored sample before the ack.
     watch: std::sync::OnceLock<Arc<AnomalyWatch>>,
     /// Alert rules, when enabled: see every stored sample (and which node sent it).

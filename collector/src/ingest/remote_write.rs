@@ -8,8 +8,9 @@
 //!
 //! A series with nothing to store (no samples, or only NaN and out-of-range ones) is not created.
 //! New series meet the agents' limits (`limits.rs`) or the request is refused whole, before
-//! anything is created; the series caps, which depend on what others created, keep out only the
-//! new series over them: the rest of the request is stored and the answer says what was not.
+//! anything is created; the series caps, which depend on what others created, and the names
+//! reserved for the collector's own metrics keep out only the series concerned: the rest of the
+//! request is stored and the answer (400) says what was not.
 
 use super::IngestService;
 use super::limits::{OverLimit, check_help, check_metric_name, check_series, check_unit, excerpt};
@@ -44,6 +45,16 @@ pub enum RemoteWriteError {
     #[error("series #{index}: {source}")]
     Reserved {
         index: usize,
+        source: crate::telemetry::ReservedName,
+    },
+    /// Returned after the rest of the request was stored: a Prometheus forwarding its
+    /// targets' `process_*` series loses nothing else, and is told what to drop.
+    #[error(
+        "{series} series ({samples} samples) were not stored, first {source}; the request's other samples were stored. Drop or rename them in the sender (e.g. write_relabel_configs)"
+    )]
+    ReservedSkipped {
+        series: usize,
+        samples: usize,
         source: crate::telemetry::ReservedName,
     },
     /// `name` is a bounded excerpt of the metric name.
@@ -88,7 +99,7 @@ impl RemoteWriteError {
             Snappy(_) | Protobuf(_) => "malformed",
             TooLarge(_) => "over_decode_limit",
             MissingName { .. } | Labels { .. } => "invalid_series",
-            Reserved { .. } => "reserved_name",
+            Reserved { .. } | ReservedSkipped { .. } => "reserved_name",
             SeriesOverLimit { source, .. } | MetadataOverLimit { source, .. } => source.reason(),
             TooManySamples { .. } => "too_many_samples",
             KindConflict(_) => "kind_conflict",
@@ -346,13 +357,27 @@ impl IngestService {
             }
         }
         let mut refused = None;
+        let mut reserved = vec![false; request.series.len()];
+        let mut first_reserved = None;
         if !missing.is_empty() {
-            // Every new series is checked before any is created: a refused request creates
-            // nothing.
-            let defs = missing
-                .iter()
-                .map(|&index| self.definition(&request, index))
-                .collect::<Result<Vec<_>, _>>()?;
+            // Every new series is checked before any is created: a request refused for a
+            // limit creates nothing.
+            // Series under a reserved name are set aside, the request's others go on.
+            let mut defs = Vec::with_capacity(missing.len());
+            let mut defined = Vec::with_capacity(missing.len());
+            for &index in &missing {
+                match self.definition(&request, index) {
+                    Ok(def) => {
+                        defs.push(def);
+                        defined.push(index);
+                    }
+                    Err(RemoteWriteError::Reserved { source, .. }) => {
+                        reserved[index] = true;
+                        first_reserved.get_or_insert(source);
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
             let resolved = self
                 .catalog
                 .resolve_within_caps(&self.tsdb, &defs, self.series_caps())
@@ -365,20 +390,24 @@ impl IngestService {
                 .remote_write_cache
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
-            for (&index, id) in missing.iter().zip(resolved.ids) {
+            for (&index, id) in defined.iter().zip(resolved.ids) {
                 if let Some(id) = id {
                     ids[index] = Some(id);
-                    raw_key(&mut key, &request.labels[request.series[index].0.clone()]);
-                    cache.insert(key.clone(), id);
+                    // Under the cache's lock, a series a forgetting just deleted is not
+                    // remembered (see `IngestService::forget_series`).
+                    if self.catalog.get(id).is_some() {
+                        raw_key(&mut key, &request.labels[request.series[index].0.clone()]);
+                        cache.insert(key.clone(), id);
+                    }
                 }
             }
             self.metrics.series.set(self.catalog.len() as i64);
         }
 
         let mut outcome = RemoteWriteOutcome::default();
-        let mut over_cap = 0;
+        let (mut over_cap, mut reserved_samples) = (0, 0);
         let mut samples = Vec::with_capacity(count);
-        for ((_, range), id) in request.series.iter().zip(&ids) {
+        for (index, ((_, range), id)) in request.series.iter().zip(&ids).enumerate() {
             for &(timestamp, value) in &request.samples[range.clone()] {
                 if !value.is_finite() {
                     outcome.non_finite += 1;
@@ -390,6 +419,8 @@ impl IngestService {
                         timestamp_ms: timestamp,
                         value,
                     });
+                } else if reserved[index] {
+                    reserved_samples += 1;
                 } else {
                     over_cap += 1;
                 }
@@ -410,6 +441,13 @@ impl IngestService {
         self.metrics
             .samples_too_old
             .inc_by(outcome.out_of_range as u64);
+        if let Some(source) = first_reserved {
+            return Err(RemoteWriteError::ReservedSkipped {
+                series: reserved.iter().filter(|r| **r).count(),
+                samples: reserved_samples,
+                source,
+            });
+        }
         match refused {
             Some(refused) => Err(RemoteWriteError::OverCap {
                 refused,

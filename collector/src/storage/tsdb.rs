@@ -54,6 +54,9 @@ const DAY_MS: i64 = 86_400_000;
 const META_CHECKPOINT: &[u8] = b"checkpoint";
 /// Rollup buckets awaiting recompute, persisted with the checkpoint that took them from memory.
 const META_STALE_ROLLUPS: &[u8] = b"stale_rollups";
+/// Ids of deleted series (big-endian u64s): their samples are dropped wherever they turn up
+/// (WAL replay, a late append), and new series are numbered above them.
+const META_DELETED_SERIES: &[u8] = b"deleted_series";
 
 /// Storage tuning, part of the collector's config file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -189,6 +192,8 @@ pub struct Tsdb {
     /// no longer matches the WAL, so writes and checkpoints are refused until a restart
     /// recovers from the WAL, which that failed checkpoint did not delete.
     failed: std::sync::atomic::AtomicBool,
+    /// Series deleted for good (see [`Tsdb::delete_series`]); empty in the common case.
+    deleted: RwLock<HashSet<SeriesId>>,
 }
 
 /// Timestamps are clamped to this magnitude (±5.8 million years) so every one has a day.
@@ -530,25 +535,43 @@ impl Tsdb {
             failure.is_none()
         })?;
         let mut nodes: BTreeMap<String, NodeRecord> = BTreeMap::new();
+        // A node record that cannot be read is left where it is and logged, never a reason
+        // not to start: its agent's next registration writes it anew.
         kv.scan(Table::Nodes, &[], &[0xff], &mut |k, v| {
             match decode_node::<NodeRecord>(k, v) {
                 Ok((name, record)) => {
                     nodes.insert(name, record);
                 }
-                Err(e) => failure = Some(e),
+                Err(error) => {
+                    tracing::error!(key = %String::from_utf8_lossy(k), %error, "unreadable node record skipped")
+                }
             }
-            failure.is_none()
+            true
         })?;
         // The sequence state written with each batch is newer than the registration's copy.
         kv.scan(Table::NodeSequences, &[], &[0xff], &mut |k, v| {
             match decode_node::<NodeSequence>(k, v) {
                 Ok((name, sequence)) => nodes.entry(name).or_default().set_sequence(sequence),
-                Err(e) => failure = Some(e),
+                Err(error) => {
+                    tracing::error!(key = %String::from_utf8_lossy(k), %error, "unreadable node sequence record skipped")
+                }
             }
-            failure.is_none()
+            true
         })?;
         let nodes: Vec<(String, NodeRecord)> = nodes.into_iter().collect();
-        let defined: HashSet<u64> = series.iter().map(|meta| meta.id.0).collect();
+        let deleted: HashSet<SeriesId> = match kv.get(Table::Meta, META_DELETED_SERIES)? {
+            Some(bytes) if bytes.len() % 8 == 0 => bytes
+                .chunks_exact(8)
+                .map(|b| SeriesId(u64::from_be_bytes(b.try_into().expect("8 bytes"))))
+                .collect(),
+            Some(bytes) => {
+                return Err(StoreError::Corrupt {
+                    what: "deleted-series list",
+                    detail: format!("{} bytes, not a multiple of 8", bytes.len()),
+                });
+            }
+            None => HashSet::new(),
+        };
         let tsdb = Self {
             kv,
             config,
@@ -560,7 +583,9 @@ impl Tsdb {
             chunks_written: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             failed: Default::default(),
+            deleted: RwLock::new(deleted.clone()),
         };
+        let deleted_ids = deleted;
         tsdb.kv.scan(Table::Head, &[], &[0xff; 9], &mut |k, v| {
             let parsed = k
                 .try_into()
@@ -569,11 +594,11 @@ impl Tsdb {
                 .zip(decode_head(v));
             match parsed {
                 // A head of a deleted series whose deletion was cut short stays behind.
-                Some((id, head)) if defined.contains(&id) => {
+                Some((id, _)) if deleted_ids.contains(&SeriesId(id)) => {}
+                Some((id, head)) => {
                     let id = SeriesId(id);
                     tsdb.shard(id).heads.insert(id, head);
                 }
-                Some(_) => {}
                 None => {
                     failure = Some(StoreError::Corrupt {
                         what: "head",
@@ -603,7 +628,7 @@ impl Tsdb {
                     Some((id, mut samples)) => {
                         last_id = id;
                         // Samples of series deleted since they were written are not revived.
-                        samples.retain(|sample| defined.contains(&sample.series.0));
+                        samples.retain(|sample| !deleted_ids.contains(&sample.series));
                         replayed += samples.len();
                         tsdb.apply(&samples);
                     }
@@ -652,10 +677,13 @@ impl Tsdb {
     }
 
     fn apply(&self, samples: &[Sample]) {
+        let deleted = self.deleted.read().unwrap_or_else(|p| p.into_inner());
         let mut by_shard: Vec<Vec<Sample>> = vec![Vec::new(); SHARDS];
-        for s in samples {
+        // A write that found a series just before it was deleted must not bring its head back.
+        for s in samples.iter().filter(|s| !deleted.contains(&s.series)) {
             by_shard[s.series.shard(SHARDS)].push(*s);
         }
+        drop(deleted);
         for (i, group) in by_shard.into_iter().enumerate() {
             if group.is_empty() {
                 continue;
@@ -710,34 +738,56 @@ impl Tsdb {
         self.kv.write(batch, true)
     }
 
+    /// The lowest id a new series may take: above every deleted one, so a deleted series'
+    /// leftovers (a WAL record, a chunk a cut-short deletion missed) never join a new series.
+    pub fn first_free_series_id(&self) -> u64 {
+        let deleted = self.deleted.read().unwrap_or_else(|p| p.into_inner());
+        deleted.iter().map(|id| id.0 + 1).max().unwrap_or(0)
+    }
+
     /// Deletes series for good: definitions, heads, chunks and rollups. Returns how many stored
     /// chunks and rollup blocks went. The caller takes them out of the catalog first, so no
     /// reader or writer finds them while they go.
     ///
     /// Chunks and rollups are keyed day first, so each day present is visited once and only
-    /// the key range between the smallest and largest doomed id is read. A sample of these
-    /// series still in the WAL is skipped at recovery, which loads only defined series.
+    /// the key range between the smallest and largest doomed id is read. The ids stay on a
+    /// durable deleted list: their samples still in the WAL are skipped at recovery, and new
+    /// series are numbered above them. A deletion cut short by a crash leaves stored blocks that
+    /// nothing reads; retention removes them with their day.
     pub fn delete_series(&self, ids: &[SeriesId]) -> Result<usize, StoreError> {
         let (Some(low), Some(high)) = (ids.iter().min(), ids.iter().max()) else {
             return Ok(0);
         };
         let doomed: HashSet<SeriesId> = ids.iter().copied().collect();
-        // No checkpoint may write a head or chunk of a doomed series while it goes.
-        let _checkpointing = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
-        for shard in &self.shards {
-            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            shard.heads.retain(|id, _| !doomed.contains(id));
-            shard.chunks.retain(|chunk| !doomed.contains(&chunk.series));
-            shard.rollups.retain(|(_, id, _, _)| !doomed.contains(id));
-            shard.stale_rollups.retain(|(id, _, _)| !doomed.contains(id));
-            shard.dirty.retain(|id| !doomed.contains(id));
+        {
+            // No checkpoint may write a head or chunk of a doomed series while it goes; once
+            // they are on the deleted list no append brings one back, so the lock is given up
+            // before the long part, the scan of stored days.
+            let _checkpointing = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
+            let mut deleted = self.deleted.write().unwrap_or_else(|p| p.into_inner());
+            deleted.extend(doomed.iter().copied());
+            let mut batch = KvBatch::default();
+            for id in &doomed {
+                batch.delete(Table::Series, id.0.to_be_bytes());
+                batch.delete(Table::Head, id.0.to_be_bytes());
+            }
+            let mut list: Vec<u64> = deleted.iter().map(|id| id.0).collect();
+            list.sort_unstable();
+            let encoded: Vec<u8> = list.iter().flat_map(|id| id.to_be_bytes()).collect();
+            batch.put(Table::Meta, META_DELETED_SERIES, encoded);
+            self.kv.write(batch, true)?;
+            drop(deleted);
+            for shard in &self.shards {
+                let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+                shard.heads.retain(|id, _| !doomed.contains(id));
+                shard.chunks.retain(|chunk| !doomed.contains(&chunk.series));
+                shard.rollups.retain(|(_, id, _, _)| !doomed.contains(id));
+                shard
+                    .stale_rollups
+                    .retain(|(id, _, _)| !doomed.contains(id));
+                shard.dirty.retain(|id| !doomed.contains(id));
+            }
         }
-        let mut batch = KvBatch::default();
-        for id in &doomed {
-            batch.delete(Table::Series, id.0.to_be_bytes());
-            batch.delete(Table::Head, id.0.to_be_bytes());
-        }
-        self.kv.write(batch, true)?;
         let mut deleted = 0;
         for table in [
             Table::Chunks,
@@ -1395,6 +1445,24 @@ mod tests {
         assert_eq!(
             db.read_raw(SeriesId(1), T0 + 50_000, T0 + 70_000).unwrap(),
             all[5..=7].to_vec()
+        );
+    }
+
+    #[test]
+    fn an_unreadable_node_record_does_not_stop_the_start() {
+        let kv = MemoryKv::default();
+        let mut batch = KvBatch::default();
+        batch.put(Table::Nodes, b"broken".to_vec(), b"{not json".to_vec());
+        batch.put(Table::NodeSequences, b"broken".to_vec(), b"\xff".to_vec());
+        let good = br#"{"spool_epoch":7,"last_durable_seq":42,"agent_version":"0.1.0","host":{"hostname":"nas","os_name":"","os_version":"","kernel_version":"","arch":"","cpu_count":4,"memory_total_bytes":0,"boot_time":0},"registered_at_ms":1,"last_batch_at_ms":2}"#;
+        batch.put(Table::Nodes, b"nas".to_vec(), good.to_vec());
+        kv.write(batch, true).unwrap();
+        let recovered = Tsdb::open(Box::new(kv.clone()), config()).unwrap();
+        let names: Vec<&str> = recovered.nodes.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["nas"]);
+        assert!(
+            kv.get(Table::Nodes, b"broken").unwrap().is_some(),
+            "kept for a person to look at"
         );
     }
 
