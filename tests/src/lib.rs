@@ -345,3 +345,42 @@ pub fn points(series: &Value) -> Vec<(i64, f64)> {
         .map(|(t, v)| (t.as_i64().unwrap_or(0), v.as_f64().unwrap_or(f64::NAN)))
         .collect()
 }
+
+/// `promtool check metrics` over an exposition: Ok when Prometheus could scrape it, else an
+/// error with promtool's findings.
+pub fn promtool_check_metrics(text: &str) -> anyhow::Result<()> {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("promtool is required (Debian package `prometheus`)")?;
+    std::io::Write::write_all(&mut promtool.stdin.take().expect("stdin"), text.as_bytes())?;
+    let output = promtool.wait_with_output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// One Prometheus remote-write request (snappy, protobuf) to the collector at `http`: the
+/// answer's status and body.
+pub async fn remote_write(
+    client: &reqwest::Client,
+    http: SocketAddr,
+    request: &hcmon_proto::prometheus::WriteRequest,
+) -> anyhow::Result<(u16, String)> {
+    let body = snap::raw::Encoder::new().compress_vec(&prost::Message::encode_to_vec(request))?;
+    let response = client
+        .post(format!("http://{http}/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await?;
+    Ok((response.status().as_u16(), response.text().await?))
+}

@@ -163,7 +163,6 @@ impl Rig {
     /// mountpoint="/"}` by Prometheus remote write.
     async fn remote_write_disk(&self, samples: &[(i64, f64)]) -> anyhow::Result<()> {
         use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
-        use prost::Message;
         let label = |name: &str, value: &str| Label {
             name: name.into(),
             value: value.into(),
@@ -185,14 +184,9 @@ impl Rig {
                     .collect(),
             }],
         };
-        let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec())?;
-        let response = reqwest::Client::new()
-            .post(format!("http://{}/api/v1/write", self.http))
-            .header("Content-Encoding", "snappy")
-            .body(body)
-            .send()
-            .await?;
-        anyhow::ensure!(response.status() == 204, "{}", response.text().await?);
+        let (status, body) =
+            hcmon_tests::remote_write(&reqwest::Client::new(), self.http, &request).await?;
+        anyhow::ensure!(status == 204, "{body}");
         Ok(())
     }
 }

@@ -6,7 +6,6 @@
 use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 use hcmon_tests::node::ScriptedNode;
 use hcmon_tests::{Collector, now_s};
-use prost::Message;
 
 async fn write(collector: &Collector, samples: Vec<Sample>) -> anyhow::Result<()> {
     write_series(collector, "cache_latency_seconds", samples).await
@@ -46,14 +45,9 @@ async fn write_many(
         })
         .collect();
     let request = WriteRequest { timeseries };
-    let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec())?;
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/api/v1/write", collector.http))
-        .header("Content-Encoding", "snappy")
-        .body(body)
-        .send()
-        .await?;
-    anyhow::ensure!(response.status() == 204, "{}", response.text().await?);
+    let (status, body) =
+        hcmon_tests::remote_write(&reqwest::Client::new(), collector.http, &request).await?;
+    anyhow::ensure!(status == 204, "{body}");
     Ok(())
 }
 

@@ -6,8 +6,6 @@
 use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 use hcmon_tests::node::ScriptedNode;
 use hcmon_tests::{Collector, now_s};
-use prost::Message;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Remote-writes one sample of `name{x="1"}` for each name, in one request; the status and
@@ -29,33 +27,7 @@ async fn remote_write(collector: &Collector, names: &[&str]) -> anyhow::Result<(
             })
             .collect(),
     };
-    let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec())?;
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/api/v1/write", collector.http))
-        .header("Content-Encoding", "snappy")
-        .body(body)
-        .send()
-        .await?;
-    Ok((response.status().as_u16(), response.text().await?))
-}
-
-fn promtool_check(text: &str) -> anyhow::Result<()> {
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("promtool is required (Debian package `prometheus`): {e}"))?;
-    std::io::Write::write_all(&mut promtool.stdin.take().expect("stdin"), text.as_bytes())?;
-    let output = promtool.wait_with_output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "promtool check metrics failed:\n{}{}\n{text}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
+    hcmon_tests::remote_write(&reqwest::Client::new(), collector.http, &request).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -144,5 +116,5 @@ async fn the_collectors_own_names_are_refused_and_metrics_stay_valid() -> anyhow
         assert_eq!(types, 1, "{family}:\n{text}");
         assert!(!text.contains(&format!("{family}{{x=\"1\"}}")), "{text}");
     }
-    promtool_check(&text)
+    hcmon_tests::promtool_check_metrics(&text)
 }

@@ -4,7 +4,7 @@
 use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 use hcmon_tests::{Agent, Collector, bin_path, now_s, points};
 use prost::Message;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const BASIC_SERIES: [&str; 4] = [
@@ -199,20 +199,5 @@ async fn metrics_exposition_passes_promtool() -> anyhow::Result<()> {
         .wait_for_metrics(Duration::from_secs(30), |t| has_node_series(t, "gamma"))
         .await?;
 
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("promtool is required (Debian package `prometheus`): {e}"))?;
-    std::io::Write::write_all(&mut promtool.stdin.take().expect("stdin"), text.as_bytes())?;
-    let output = promtool.wait_with_output()?;
-    assert!(
-        output.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
+    hcmon_tests::promtool_check_metrics(&text)
 }

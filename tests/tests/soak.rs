@@ -13,7 +13,6 @@ use hcmon_tests::{Agent, Collector, now_s, points};
 use prost::Message;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -239,27 +238,6 @@ async fn run_sender(sender: Arc<Sender>, stop: Arc<AtomicBool>) {
     }
 }
 
-fn promtool_check(text: &str) -> anyhow::Result<()> {
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("promtool is required (Debian package `prometheus`): {e}"))?;
-    std::io::Write::write_all(&mut promtool.stdin.take().expect("stdin"), text.as_bytes())?;
-    let output = promtool.wait_with_output()?;
-    // Lint findings (e.g. a counter without _total from an agent) are not format errors:
-    // promtool exits 3 for lint-only findings and 1 for a broken exposition.
-    anyhow::ensure!(
-        output.status.code() != Some(1),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
-}
-
 /// Largest step between consecutive timestamps; fails on a repeat or a step back.
 fn largest_gap(points: &[(i64, f64)]) -> anyhow::Result<i64> {
     let mut largest = 0;
@@ -300,7 +278,7 @@ async fn check(
     collector: &Collector,
     sender: &Sender,
 ) -> anyhow::Result<(BTreeMap<&'static str, i64>, usize, usize)> {
-    promtool_check(&collector.get("/metrics").await?)?;
+    hcmon_tests::promtool_check_metrics(&collector.get("/metrics").await?)?;
 
     // Every remote-write sample acknowledged so far is stored.
     let acked: Vec<(i64, f64)> = sender.acked.lock().unwrap().clone();
