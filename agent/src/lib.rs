@@ -226,6 +226,13 @@ fn own_usage() -> Option<(f64, f64)> {
 /// Runs collection and delivery until `shutdown` is cancelled.
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let node = node_name(&config);
+    // The host name stands in when no node_name is configured: hold it to the collector's rule
+    // here, or every registration would be refused and nothing would say why at start.
+    if let Err(problem) = hcmon_proto::v1::check_node_name(&node) {
+        anyhow::bail!(
+            "this host's name {node:?} {problem}, so the collector would refuse it: set node_name in the config or --node-name"
+        );
+    }
     let spool = Spool::open(&config.spool_dir, config.spool_max_bytes)?;
     tracing::info!(
         %node,

@@ -57,6 +57,22 @@ pub enum SpoolError {
     },
 }
 
+/// A spool epoch, never 0, from the operating system's generator: the collector takes a stream's
+/// numbering as this spool's only within its epoch, so the epoch must not be guessable.
+fn random_epoch() -> io::Result<u64> {
+    use ring::rand::{SecureRandom, SystemRandom};
+    loop {
+        let mut bytes = [0u8; 8];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| io::Error::other("the operating system's random generator failed"))?;
+        let epoch = u64::from_be_bytes(bytes);
+        if epoch != 0 {
+            return Ok(epoch);
+        }
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
     move |source| SpoolError::Io {
         path: path.to_owned(),
@@ -118,7 +134,9 @@ impl Spool {
                 path: state_path.clone(),
                 detail: format!("expected 'epoch N' and 'next_seq N' lines, found {text:?}"),
             })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (fastrand::u64(1..), 1),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                (random_epoch().map_err(io_err(&state_path))?, 1)
+            }
             Err(e) => return Err(io_err(&state_path)(e)),
         };
         let mut pending = BTreeMap::new();
@@ -171,7 +189,7 @@ impl Spool {
     pub fn start_new_epoch(&mut self) -> Result<u64, SpoolError> {
         let old = self.epoch;
         while self.epoch == old {
-            self.epoch = fastrand::u64(1..);
+            self.epoch = random_epoch().map_err(io_err(&self.dir))?;
         }
         if let Err(error) = self.write_state() {
             self.epoch = old;
