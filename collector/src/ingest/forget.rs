@@ -306,6 +306,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_registration_that_waited_on_a_forgotten_record_starts_afresh() {
+        let disk = MemoryKv::default();
+        let svc = service(&disk, Arc::new(AtomicI64::new(START)));
+        stream_load(&svc, "flip", 3).await;
+        // Forgetting holds the node's lock while it removes the record; a registration arriving
+        // meanwhile waits on that lock.
+        let cell = lock(&svc.nodes).get("flip").cloned().unwrap();
+        let held = cell.lock().await;
+        let waiting = tokio::spawn({
+            let svc = svc.clone();
+            async move {
+                svc.register(RegisterRequest {
+                    node_name: "flip".into(),
+                    spool_epoch: 9,
+                    ..Default::default()
+                })
+                .await
+            }
+        });
+        tokio::task::yield_now().await;
+        svc.tsdb.delete_node("flip").unwrap();
+        lock(&svc.nodes).remove("flip");
+        drop(held);
+        let answer = waiting.await.unwrap().unwrap();
+        assert_eq!(
+            answer.last_durable_seq, 0,
+            "the forgotten state is not revived"
+        );
+        assert_eq!(
+            names(&svc).await,
+            ["flip"],
+            "the node is known again, in memory"
+        );
+    }
+
+    #[tokio::test]
     async fn only_nodes_silent_for_longer_than_the_limit_are_idle() {
         let disk = MemoryKv::default();
         let now = Arc::new(AtomicI64::new(START));

@@ -190,6 +190,22 @@ impl IngestService {
         let _ = self.watch.set(watch);
     }
 
+    /// The node's record, locked, and still the node's: a forgetting that removed it while
+    /// this waited for the lock (see `forget.rs`) leaves an orphan, and a fresh one is taken,
+    /// so a registration never revives a forgotten record.
+    async fn lock_current_node(&self, name: &str) -> tokio::sync::OwnedMutexGuard<NodeRecord> {
+        loop {
+            let cell = self.node(name);
+            let record = cell.clone().lock_owned().await;
+            if lock(&self.nodes)
+                .get(name)
+                .is_some_and(|current| Arc::ptr_eq(current, &cell))
+            {
+                return record;
+            }
+        }
+    }
+
     fn node(&self, name: &str) -> Arc<tokio::sync::Mutex<NodeRecord>> {
         lock(&self.nodes)
             .entry(name.to_owned())
@@ -228,8 +244,7 @@ impl IngestService {
         if !self.agent_token.is_empty() && req.token != self.agent_token {
             return self.refused(&node, IngestError::BadToken);
         }
-        let cell = self.node(&node);
-        let mut record = cell.lock().await;
+        let mut record = self.lock_current_node(&node).await;
         let mut updated = record.clone();
         updated.set_sequence(sequence::registered(
             &record.sequence(),
