@@ -384,3 +384,16 @@ pub async fn remote_write(
         .await?;
     Ok((response.status().as_u16(), response.text().await?))
 }
+
+/// The newest point of an agent's `hcmon_agent_samples_total` that can be compared with what is
+/// stored at or before its timestamp. The count at a basic batch covers every batch spooled
+/// before it; a detailed (1 min) or extended (5 min) batch stamped on the minute is collected
+/// for a moment and may be spooled after a later basic batch. Points in the first ten seconds
+/// after a minute are skipped, so no such batch is in flight at the chosen one.
+pub fn settled_count(counter: &[(i64, f64)]) -> Option<(i64, f64)> {
+    counter
+        .iter()
+        .rev()
+        .find(|(ts, _)| ts.rem_euclid(60_000) >= 10_000)
+        .copied()
+}

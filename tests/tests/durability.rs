@@ -78,9 +78,10 @@ async fn collector_kill9_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     }
 
     // Exactly once: the agent's own count equals what is stored, over every series of the node
-    // (batches are stored as an in-order prefix, so the newest stored count covers them all).
+    // (batches are stored as an in-order prefix, so a stored count covers every batch before
+    // it; see `settled_count` for which one).
     let all: Vec<Value> = collector.export("{node=\"crash\"}").await?;
-    let (last_ts, last_count) = *counter.last().unwrap();
+    let (last_ts, last_count) = hcmon_tests::settled_count(&counter).expect("a settled count");
     let stored: usize = all
         .iter()
         .map(|s| points(s).iter().filter(|(ts, _)| *ts <= last_ts).count())

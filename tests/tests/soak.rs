@@ -317,14 +317,8 @@ async fn check(
                 .ok_or_else(|| anyhow::anyhow!("no {node}"))?,
         );
         gaps.insert(node, largest_gap(&counter)?);
-        // The agent's count at a basic batch covers every batch spooled before it. A detailed
-        // (1 min) or extended (5 min) batch stamped a little earlier may be spooled after it,
-        // so the count is read half-way between minutes, when no such batch is in flight.
-        let (last_ts, last_count) = *counter
-            .iter()
-            .rev()
-            .find(|(ts, _)| (25_000..=35_000).contains(&ts.rem_euclid(60_000)))
-            .ok_or_else(|| anyhow::anyhow!("{node}: no count half-way through a minute"))?;
+        let (last_ts, last_count) = hcmon_tests::settled_count(&counter)
+            .ok_or_else(|| anyhow::anyhow!("{node}: no settled count yet"))?;
         let all: Vec<Value> = collector.export(&format!("{{node=\"{node}\"}}")).await?;
         let stored: usize = all
             .iter()
