@@ -118,3 +118,30 @@ fn fastrand_epoch(node: &str) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     }) | 1
 }
+
+/// Opens a stream with `session` (none when empty), sends `batch` alone, and returns the ack or
+/// the refusal: for tests that script the protocol a message at a time.
+pub async fn send_one_batch(
+    client: &mut IngestClient<tonic::transport::Channel>,
+    session: &str,
+    batch: Batch,
+) -> Result<u64, tonic::Status> {
+    let message = AgentMessage {
+        kind: Some(agent_message::Kind::Batch(batch)),
+    };
+    let mut request = tonic::Request::new(tokio_stream::iter(vec![message]));
+    if !session.is_empty() {
+        let value = session
+            .parse()
+            .map_err(|_| tonic::Status::invalid_argument("session is not ASCII"))?;
+        request.metadata_mut().insert(SESSION_METADATA_KEY, value);
+    }
+    let mut inbound = client.stream(request).await?.into_inner();
+    match inbound.message().await? {
+        Some(reply) => match reply.kind {
+            Some(collector_message::Kind::Ack(ack)) => Ok(ack.seq),
+            None => Err(tonic::Status::unknown("empty reply")),
+        },
+        None => Err(tonic::Status::unknown("stream closed without a reply")),
+    }
+}

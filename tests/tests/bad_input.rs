@@ -3,13 +3,12 @@
 
 use hcmon_proto::v1::ingest_client::IngestClient;
 use hcmon_proto::v1::{
-    AgentMessage, Batch, CollectorMessage, HostFacts, Label, MetricKind, REJECTED_SEQ_METADATA_KEY,
-    RegisterRequest, SESSION_METADATA_KEY, SeriesDef, SeriesSamples, agent_message,
-    collector_message,
+    Batch, CollectorMessage, HostFacts, Label, MetricKind, REJECTED_SEQ_METADATA_KEY,
+    RegisterRequest, SESSION_METADATA_KEY, SeriesDef, SeriesSamples,
 };
+use hcmon_tests::node::send_one_batch;
 use hcmon_tests::{Agent, Collector, now_s, points};
 use std::time::Duration;
-use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 fn now_ms() -> i64 {
@@ -36,31 +35,6 @@ fn batch(seq: u64, defs: Vec<SeriesDef>, id: u32, ts: i64, value: f64) -> Batch 
             values: vec![value],
         }],
         skipped_from: 0,
-    }
-}
-
-/// Opens a stream with `session`, sends `batch`, and returns the ack or the refusal.
-async fn send(
-    client: &mut IngestClient<Channel>,
-    session: &str,
-    batch: Batch,
-) -> Result<u64, Status> {
-    let message = AgentMessage {
-        kind: Some(agent_message::Kind::Batch(batch)),
-    };
-    let mut request = Request::new(tokio_stream::iter(vec![message]));
-    if !session.is_empty() {
-        request
-            .metadata_mut()
-            .insert(SESSION_METADATA_KEY, session.parse().unwrap());
-    }
-    let mut inbound = client.stream(request).await?.into_inner();
-    match inbound.message().await? {
-        Some(reply) => match reply.kind {
-            Some(collector_message::Kind::Ack(ack)) => Ok(ack.seq),
-            None => Err(Status::unknown("empty reply")),
-        },
-        None => Err(Status::unknown("stream closed without a reply")),
     }
 }
 
@@ -138,7 +112,7 @@ async fn bad_batches_get_clear_statuses_and_hurt_no_one_else() -> anyhow::Result
     // One good batch first: it must survive everything that follows.
     let good_ts = now_ms();
     assert_eq!(
-        send(
+        send_one_batch(
             &mut client,
             &session,
             batch(1, vec![def(1, "probe_value")], 1, good_ts, 7.0)
@@ -239,7 +213,9 @@ async fn bad_batches_get_clear_statuses_and_hurt_no_one_else() -> anyhow::Result
         ),
     ];
     for (what, session, batch, code, needle) in cases {
-        let status = send(&mut client, session, batch).await.expect_err(what);
+        let status = send_one_batch(&mut client, session, batch)
+            .await
+            .expect_err(what);
         assert_eq!(status.code(), code, "{what}: {status:?}");
         assert!(
             status.message().contains(needle),

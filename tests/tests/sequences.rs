@@ -2,16 +2,14 @@
 //! makes the collector ack a batch it did not store, and the real agent's data keeps arriving.
 
 use hcmon_proto::v1::ingest_client::IngestClient;
-use hcmon_proto::v1::{
-    AgentMessage, Batch, MetricKind, RegisterRequest, SESSION_METADATA_KEY, SeriesDef,
-    SeriesSamples, agent_message, collector_message,
-};
+use hcmon_proto::v1::{Batch, MetricKind, RegisterRequest, SeriesDef, SeriesSamples};
+use hcmon_tests::node::send_one_batch;
 use hcmon_tests::{Agent, Collector, now_s, points};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
 const JUMP: u64 = 1_000_000_000_000_000;
 const AGENT_SERIES: &str = "hcmon_agent_samples_total{node=\"real\"}";
@@ -71,21 +69,7 @@ async fn send(
         }],
         skipped_from,
     };
-    let message = AgentMessage {
-        kind: Some(agent_message::Kind::Batch(batch)),
-    };
-    let mut request = Request::new(tokio_stream::iter(vec![message]));
-    request
-        .metadata_mut()
-        .insert(SESSION_METADATA_KEY, session.parse().unwrap());
-    let mut inbound = client.stream(request).await?.into_inner();
-    match inbound.message().await? {
-        Some(reply) => match reply.kind {
-            Some(collector_message::Kind::Ack(ack)) => Ok(ack.seq),
-            None => Err(Status::unknown("empty reply")),
-        },
-        None => Err(Status::unknown("stream closed without a reply")),
-    }
+    send_one_batch(client, session, batch).await
 }
 
 /// Waits until the real agent has stored samples collected after `since_ms` (plus a margin, so
