@@ -16,13 +16,13 @@ pub enum Table {
     Wal,
     /// series id → snapshot of the series' open chunk and rollup accumulators
     Head,
-    /// day ‖ series id ‖ first timestamp ‖ nonce → encoded chunk
+    /// day ‖ series id ‖ first timestamp ‖ write order → encoded chunk
     Chunks,
-    /// day ‖ series id ‖ bucket start → aggregate, one table per resolution
+    /// day ‖ series id ‖ block start → columnar block of buckets, one table per resolution
     Rollup1m,
     Rollup5m,
     Rollup1h,
-    /// engine bookkeeping (checkpoint position)
+    /// engine bookkeeping: checkpoint position, rollup buckets to recompute, deleted series
     Meta,
     /// alerting: alerts, silences, incidents and their history, the notification outbox
     Alerts,

@@ -7,11 +7,14 @@
 //! - `kv`: tables, atomic batches, ordered scans. No time-series knowledge.
 //! - `chunk`: the sample codec (pure).
 //! - `rollup`: 1 min / 5 min / 1 h aggregates (pure).
+//! - `records`: the versioned records stored for series, nodes and engine bookkeeping, apart
+//!   from the in-memory types below.
 //! - `tsdb`: WAL, head, checkpoints, recovery, reads, retention.
 
 mod chunk;
 mod kv;
 mod memory;
+mod records;
 mod rocks;
 mod rollup;
 mod tsdb;
@@ -40,8 +43,7 @@ impl SeriesId {
 }
 
 /// Whether a series goes up and down or only up (with resets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
     Gauge,
     Counter,
@@ -77,7 +79,7 @@ pub struct Sample {
 /// What the collector remembers about an agent's node between restarts. Stored in two parts:
 /// the whole record at registration (`nodes`) and its [`NodeSequence`] with every batch
 /// (`node_sequences`, which wins at load), so a batch never rewrites the host facts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeRecord {
     /// Spool epoch of the agent last seen for this node.
     pub spool_epoch: u64,
@@ -86,11 +88,9 @@ pub struct NodeRecord {
     /// Every sequence number from this one up to `last_durable_seq` is durable here; those below
     /// it were declared skipped or precede the epoch's registration. 0 in records written before
     /// it was kept: everything at or below `last_durable_seq` counts as held.
-    #[serde(default)]
     pub durable_from: u64,
     /// Sequence numbers this node's agents declared skipped (over all epochs): batches lost
     /// before they reached the collector.
-    #[serde(default)]
     pub lost_batches: u64,
     pub agent_version: String,
     pub host: HostInfo,
@@ -101,7 +101,7 @@ pub struct NodeRecord {
 }
 
 /// The part of a [`NodeRecord`] that every batch changes, written atomically with the batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeSequence {
     pub spool_epoch: u64,
     pub last_durable_seq: u64,
@@ -130,7 +130,8 @@ impl NodeRecord {
     }
 }
 
-/// Host facts reported at registration.
+/// Host facts reported at registration. Serialised for the API; stored as
+/// `records::NodeRecordV1`'s host.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
     pub hostname: String,
@@ -155,10 +156,26 @@ pub enum StoreError {
     Write(BackendError),
     #[error("store read failed: {0}")]
     Read(BackendError),
-    #[error("corrupt {what} record in the store: {detail}")]
-    Corrupt { what: &'static str, detail: String },
+    /// A key or value that cannot be read: `what` says which (a key, a record kind).
+    #[error("corrupt {what} in the {} table: {detail}", .table.name())]
+    Corrupt {
+        table: Table,
+        what: &'static str,
+        detail: String,
+    },
     #[error(
         "storage refuses writes after a failed checkpoint; restart the collector to recover from its WAL"
     )]
     Failed,
+}
+
+impl StoreError {
+    /// A key or value of `table` that cannot be read.
+    pub fn corrupt(table: Table, what: &'static str, detail: impl Into<String>) -> Self {
+        StoreError::Corrupt {
+            table,
+            what,
+            detail: detail.into(),
+        }
+    }
 }

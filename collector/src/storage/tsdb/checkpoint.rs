@@ -1,0 +1,250 @@
+//! Checkpoints: one atomic, synced batch persists the outbox chunks and rollups, the changed
+//! head snapshots and the checkpoint position, and deletes the WAL they cover; then rollup
+//! buckets that late samples changed are recomputed from raw samples.
+
+use super::Tsdb;
+use super::head::{RollupItem, Samples, SeriesHead, encode_head};
+use super::keys::{ChunkKey, META_CHECKPOINT, META_STALE_ROLLUPS, RollupKey, day_of, id_key};
+use super::read::decode_block;
+use crate::storage::chunk::encode_chunk;
+use crate::storage::kv::{KvBatch, Table};
+use crate::storage::records::{CheckpointRecordV1, Record, StaleRollupsRecordV1};
+use crate::storage::rollup::{Aggregate, Resolution, block};
+use crate::storage::{SeriesId, StoreError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+
+/// How far back a rollup recompute looks for a counter's previous sample.
+const STALE_LOOKBACK_MS: i64 = 15 * 60 * 1000;
+
+impl Tsdb {
+    /// Persists the head: outbox chunks and rollups, head snapshots, the checkpoint position,
+    /// and deletes the WAL it covers. With `seal`, open chunks are sealed first (shutdown,
+    /// explicit compaction), so everything lands in chunks.
+    pub fn checkpoint(&self, seal: bool) -> Result<(), StoreError> {
+        let _one = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError::Failed);
+        }
+        let result = self.checkpoint_locked(seal);
+        if result.is_err() {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
+    fn checkpoint_locked(&self, seal: bool) -> Result<(), StoreError> {
+        let _readers = self.flush_gate.write().unwrap_or_else(|p| p.into_inner());
+        let mut batch = KvBatch::default();
+        let mut stale = Vec::new();
+        let mut rollups: Vec<RollupItem> = Vec::new();
+        // (series, head to persist, late samples to write as chunks)
+        let mut snapshots: Vec<(SeriesId, SeriesHead, Samples)> = Vec::new();
+        let mut chunk_count = 0u64;
+        let wal_upto;
+        {
+            let _appends = self.append_gate.write().unwrap_or_else(|p| p.into_inner());
+            wal_upto = self.next_wal_id.load(Ordering::SeqCst) - 1;
+            for shard in &self.shards {
+                let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+                let dirty = std::mem::take(&mut shard.dirty);
+                for &series in &dirty {
+                    if seal {
+                        shard.seal(series);
+                    }
+                    let head = shard.heads.get_mut(&series).expect("dirty heads exist");
+                    head.dirty = false;
+                    // Copy now, encode after the gate is released, so appends wait only for
+                    // memory copies, not for encoding.
+                    let late = std::mem::take(&mut head.late);
+                    let open_rollups = head.rollups;
+                    snapshots.push((series, head.copy_without_late(), late));
+                    if seal {
+                        // Open buckets go to disk too, so compacted data answers rollup reads
+                        // alone; the snapshot keeps accumulating them.
+                        for (res, slot) in Resolution::ALL.into_iter().zip(open_rollups) {
+                            if let Some((bucket, agg)) = slot {
+                                rollups.push((res, series, bucket, agg));
+                            }
+                        }
+                    }
+                }
+                for chunk in shard.chunks.drain(..) {
+                    let order = (wal_upto, chunk_count as u32);
+                    chunk_count += 1;
+                    batch.put(
+                        Table::Chunks,
+                        ChunkKey {
+                            series: chunk.series,
+                            first_ts: chunk.first_ts,
+                            order,
+                        }
+                        .encode(),
+                        chunk.bytes,
+                    );
+                }
+                rollups.append(&mut shard.rollups);
+                stale.extend(shard.stale_rollups.drain());
+            }
+        }
+        for (series, head, mut late) in snapshots {
+            batch.put(Table::Head, id_key(series.0), encode_head(&head));
+            // Stable sort keeps arrival order within a timestamp; the last arrival wins.
+            late.sort_by_key(|s| s.0);
+            late.reverse();
+            late.dedup_by_key(|s| s.0);
+            late.reverse();
+            for day_samples in late.chunk_by(|a, b| day_of(a.0) == day_of(b.0)) {
+                let order = (wal_upto, chunk_count as u32);
+                chunk_count += 1;
+                let first_ts = day_samples[0].0;
+                batch.put(
+                    Table::Chunks,
+                    ChunkKey {
+                        series,
+                        first_ts,
+                        order,
+                    }
+                    .encode(),
+                    encode_chunk(day_samples),
+                );
+            }
+        }
+        self.merge_rollups(&mut batch, rollups)?;
+        if !stale.is_empty() {
+            let record = StaleRollupsRecordV1::of(&stale);
+            batch.put(Table::Meta, META_STALE_ROLLUPS, record.encode());
+        }
+        let position = CheckpointRecordV1 {
+            wal_position: wal_upto,
+        };
+        batch.put(Table::Meta, META_CHECKPOINT, position.encode());
+        batch.delete_range(Table::Wal, id_key(0), id_key(wal_upto + 1));
+        self.kv.write(batch, true)?;
+
+        // Buckets changed by late samples are recomputed from raw data, which is idempotent. The
+        // list went to disk with the first write, so a crash before this one leaves it to the
+        // next start.
+        if !stale.is_empty() {
+            let mut recomputed = Vec::new();
+            for (series, res, bucket) in stale {
+                // The counter's previous sample may sit a while before the bucket.
+                let lookback = res.millis().max(STALE_LOOKBACK_MS);
+                let raw = self.read_raw_ungated(
+                    series,
+                    bucket.saturating_sub(lookback),
+                    bucket.saturating_add(res.millis() - 1),
+                )?;
+                let split = raw.partition_point(|s| s.0 < bucket);
+                let prev = split.checked_sub(1).map(|i| raw[i].1);
+                if let Some(agg) = Aggregate::of(&raw[split..], prev) {
+                    recomputed.push((res, series, bucket, agg));
+                }
+            }
+            let mut batch = KvBatch::default();
+            self.merge_rollups(&mut batch, recomputed)?;
+            batch.delete(Table::Meta, META_STALE_ROLLUPS);
+            self.kv.write(batch, true)?;
+        }
+        self.chunks_written
+            .fetch_add(chunk_count, Ordering::Relaxed);
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Adds rollup buckets to their stored blocks (read, merge, write back; a bucket already
+    /// stored is replaced). Only checkpoints write rollups, and they are serialised.
+    fn merge_rollups(&self, batch: &mut KvBatch, items: Vec<RollupItem>) -> Result<(), StoreError> {
+        let mut blocks: HashMap<(Resolution, SeriesId, i64), Vec<(i64, Aggregate)>> =
+            HashMap::new();
+        for (res, series, bucket, agg) in items {
+            blocks
+                .entry((res, series, block::start(res, bucket)))
+                .or_default()
+                .push((bucket, agg));
+        }
+        for ((res, series, start), fresh) in blocks {
+            let key = RollupKey {
+                series,
+                block_start: start,
+            }
+            .encode();
+            let mut merged: BTreeMap<i64, Aggregate> = match self.kv.get(res.table(), &key)? {
+                Some(bytes) => decode_block(res, start, &bytes)?.into_iter().collect(),
+                None => Default::default(),
+            };
+            merged.extend(fresh);
+            let buckets: Vec<(i64, Aggregate)> = merged.into_iter().collect();
+            batch.put(res.table(), key, block::encode(res, start, &buckets));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{T0, open};
+    use super::*;
+    use crate::storage::{MemoryKv, Sample};
+
+    #[test]
+    fn rollups_follow_the_data_including_late_samples() {
+        let kv = MemoryKv::default();
+        let db = open(&kv);
+        // Two minutes of a counter at 10 s: 0, 10, 20, ...
+        let counter: Vec<Sample> = (0..12)
+            .map(|i| Sample {
+                series: SeriesId(3),
+                timestamp_ms: T0 + i * 10_000,
+                value: (i * 10) as f64,
+            })
+            .collect();
+        db.append(None, &counter).unwrap();
+        let minute = db
+            .read_rollup(SeriesId(3), Resolution::OneMinute, T0, T0 + 60_000)
+            .unwrap();
+        assert_eq!(minute.len(), 2);
+        assert_eq!(
+            (minute[0].1.count, minute[0].1.sum, minute[0].1.last),
+            (6, 150.0, 50.0)
+        );
+        assert_eq!(
+            minute[1].1.increase, 60.0,
+            "the step into the bucket counts"
+        );
+        // A late sample into the finished first minute is recomputed at checkpoint.
+        db.append(
+            None,
+            &[Sample {
+                series: SeriesId(3),
+                timestamp_ms: T0 + 55_000,
+                value: 1000.0,
+            }],
+        )
+        .unwrap();
+        // Another sample closes the second minute, then a checkpoint persists everything.
+        db.append(
+            None,
+            &[Sample {
+                series: SeriesId(3),
+                timestamp_ms: T0 + 120_000,
+                value: 120.0,
+            }],
+        )
+        .unwrap();
+        db.checkpoint(false).unwrap();
+        let minute = db
+            .read_rollup(SeriesId(3), Resolution::OneMinute, T0, T0)
+            .unwrap();
+        assert_eq!((minute[0].1.count, minute[0].1.max), (7, 1000.0));
+        drop(db);
+        let db = open(&kv);
+        let minutes = db
+            .read_rollup(SeriesId(3), Resolution::OneMinute, T0, T0 + 120_000)
+            .unwrap();
+        assert_eq!(
+            minutes.iter().map(|m| m.1.count).collect::<Vec<_>>(),
+            vec![7, 6, 1]
+        );
+    }
+}

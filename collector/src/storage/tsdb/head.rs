@@ -1,0 +1,267 @@
+//! The in-memory head: per series the open chunk, late samples, newest sample and open rollup
+//! buckets, in shards; how samples are applied to it; and the head snapshot codec.
+//!
+//! A snapshot is: newest sample (flag byte, then ts i64 LE and value f64 LE), each resolution's
+//! open bucket (flag byte, then bucket start i64 LE and a 56-byte aggregate), then the open chunk
+//! in the chunk codec, if any. It has no version byte of its own.
+
+use super::StorageConfig;
+use super::keys::day_of;
+use crate::storage::chunk::{decode_chunk, encode_chunk};
+use crate::storage::kv::Table;
+use crate::storage::rollup::{Aggregate, Resolution, counter_increase};
+use crate::storage::{Sample, SeriesId, StoreError};
+use rustc_hash::FxHashMap;
+use std::collections::HashSet;
+
+/// One series' state in the head.
+#[derive(Default)]
+pub(super) struct SeriesHead {
+    /// The open chunk, strictly increasing timestamps.
+    pub(super) open: Vec<(i64, f64)>,
+    /// Samples that arrived at or before `last_ts`, kept until the next checkpoint.
+    pub(super) late: Vec<(i64, f64)>,
+    /// Newest in-order sample.
+    pub(super) last: Option<(i64, f64)>,
+    pub(super) rollups: [Option<(i64, Aggregate)>; 3],
+    /// Listed in the shard's `dirty`: changed since the last checkpoint.
+    pub(super) dirty: bool,
+}
+
+/// A sealed chunk waiting for the next checkpoint.
+pub(super) struct OutChunk {
+    pub(super) series: SeriesId,
+    pub(super) first_ts: i64,
+    pub(super) bytes: Vec<u8>,
+}
+
+/// The heads of the series that hash to one shard, and what they wait to write.
+#[derive(Default)]
+pub(super) struct Shard {
+    pub(super) heads: FxHashMap<SeriesId, SeriesHead>,
+    pub(super) chunks: Vec<OutChunk>,
+    pub(super) rollups: Vec<(Resolution, SeriesId, i64, Aggregate)>,
+    /// Rollup buckets a late sample changed after they were finished: recomputed from raw.
+    pub(super) stale_rollups: HashSet<(SeriesId, Resolution, i64)>,
+    /// Series whose head changed since the last checkpoint (each also flagged in its head).
+    pub(super) dirty: Vec<SeriesId>,
+}
+
+/// Samples of one series as (timestamp ms, value).
+pub(super) type Samples = Vec<(i64, f64)>;
+
+/// A finished (or, when sealing, open) rollup bucket on its way to disk.
+pub(super) type RollupItem = (Resolution, SeriesId, i64, Aggregate);
+
+pub(super) fn encode_head(head: &SeriesHead) -> Vec<u8> {
+    let mut out = Vec::new();
+    match head.last {
+        Some((ts, v)) => {
+            out.push(1);
+            out.extend_from_slice(&ts.to_le_bytes());
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+    for acc in &head.rollups {
+        match acc {
+            Some((bucket, agg)) => {
+                out.push(1);
+                out.extend_from_slice(&bucket.to_le_bytes());
+                out.extend_from_slice(&agg.encode());
+            }
+            None => out.push(0),
+        }
+    }
+    if !head.open.is_empty() {
+        out.extend_from_slice(&encode_chunk(&head.open));
+    }
+    out
+}
+
+/// A head snapshot; its table is `head`.
+pub(super) fn decode_head(bytes: &[u8]) -> Result<SeriesHead, StoreError> {
+    decode(bytes).ok_or_else(|| {
+        StoreError::corrupt(
+            Table::Head,
+            "snapshot",
+            format!("{} bytes, truncated or malformed", bytes.len()),
+        )
+    })
+}
+
+fn decode(bytes: &[u8]) -> Option<SeriesHead> {
+    let mut head = SeriesHead::default();
+    let mut pos = 0;
+    let take = |pos: &mut usize, n: usize| -> Option<&[u8]> {
+        let s = bytes.get(*pos..*pos + n)?;
+        *pos += n;
+        Some(s)
+    };
+    if take(&mut pos, 1)?[0] == 1 {
+        let ts = i64::from_le_bytes(take(&mut pos, 8)?.try_into().ok()?);
+        let v = f64::from_le_bytes(take(&mut pos, 8)?.try_into().ok()?);
+        head.last = Some((ts, v));
+    }
+    for acc in &mut head.rollups {
+        if take(&mut pos, 1)?[0] == 1 {
+            let bucket = i64::from_le_bytes(take(&mut pos, 8)?.try_into().ok()?);
+            let agg = Aggregate::decode(take(&mut pos, 56)?)?;
+            *acc = Some((bucket, agg));
+        }
+    }
+    if pos < bytes.len() {
+        head.open = decode_chunk(&bytes[pos..]).ok()?;
+    }
+    Some(head)
+}
+
+impl SeriesHead {
+    pub(super) fn newest_ts(&self) -> Option<i64> {
+        self.last.map(|(ts, _)| ts)
+    }
+
+    /// What a snapshot persists: everything but the late samples, which become chunks.
+    pub(super) fn copy_without_late(&self) -> SeriesHead {
+        SeriesHead {
+            open: self.open.clone(),
+            late: Vec::new(),
+            last: self.last,
+            rollups: self.rollups,
+            dirty: false,
+        }
+    }
+
+    /// Encodes the open chunk into an outbox chunk, leaving the open chunk empty.
+    pub(super) fn seal(&mut self, series: SeriesId) -> Option<OutChunk> {
+        let first_ts = self.open.first()?.0;
+        let bytes = encode_chunk(&self.open);
+        self.open.clear();
+        Some(OutChunk {
+            series,
+            first_ts,
+            bytes,
+        })
+    }
+}
+
+impl Shard {
+    pub(super) fn seal(&mut self, series: SeriesId) {
+        let head = self.heads.get_mut(&series).expect("sealing a present head");
+        self.chunks.extend(head.seal(series));
+    }
+
+    /// Applies accepted samples of one series, in arrival order, to the head: one lookup per
+    /// run of samples rather than per sample.
+    pub(super) fn apply_run(
+        &mut self,
+        config: &StorageConfig,
+        series: SeriesId,
+        samples: impl Iterator<Item = (i64, f64)>,
+    ) {
+        let Shard {
+            heads,
+            chunks,
+            rollups,
+            stale_rollups,
+            dirty,
+        } = self;
+        let head = heads.entry(series).or_default();
+        if !head.dirty {
+            head.dirty = true;
+            dirty.push(series);
+        }
+        let max_span = config.max_chunk_span.as_millis() as i64;
+        for (ts, value) in samples {
+            match head.newest_ts() {
+                Some(newest) if ts == newest && head.open.last().is_some_and(|l| l.0 == ts) => {
+                    // A repeat of the newest sample (a client retry): the new value wins.
+                    *head.open.last_mut().expect("checked") = (ts, value);
+                    head.last = Some((ts, value));
+                    continue;
+                }
+                Some(newest) if ts <= newest => {
+                    head.late.push((ts, value));
+                    for res in Resolution::ALL {
+                        let bucket = res.bucket(ts);
+                        match &mut head.rollups[res.index()] {
+                            Some((open, agg)) if *open == bucket => agg.add(ts, value, 0.0),
+                            open => {
+                                stale_rollups.insert((series, res, bucket));
+                                // The next bucket's counter step from its previous sample
+                                // changed too, unless that bucket is the open one (still
+                                // accumulating).
+                                let next = bucket + res.millis();
+                                if open.is_none_or(|(b, _)| b != next) {
+                                    stale_rollups.insert((series, res, next));
+                                }
+                            }
+                        }
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let cut = head.open.first().is_some_and(|&(first, _)| {
+                head.open.len() >= config.max_chunk_samples
+                    || ts - first >= max_span
+                    || day_of(ts) != day_of(first)
+            });
+            if cut {
+                chunks.extend(head.seal(series));
+            }
+            let increase = counter_increase(head.last.map(|l| l.1), value);
+            head.open.push((ts, value));
+            head.last = Some((ts, value));
+            for res in Resolution::ALL {
+                let bucket = res.bucket(ts);
+                let slot = &mut head.rollups[res.index()];
+                match slot {
+                    Some((open, agg)) if *open == bucket => agg.add(ts, value, increase),
+                    _ => {
+                        if let Some((open, agg)) = slot.take() {
+                            rollups.push((res, series, open, agg));
+                        }
+                        *slot = Some((bucket, Aggregate::new(ts, value, increase)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks a series for the next checkpoint's snapshot.
+    pub(super) fn mark_dirty(&mut self, series: SeriesId) {
+        let head = self.heads.entry(series).or_default();
+        if !head.dirty {
+            head.dirty = true;
+            self.dirty.push(series);
+        }
+    }
+}
+
+/// Runs of consecutive samples of one series.
+pub(super) fn series_runs(samples: &[Sample]) -> impl Iterator<Item = &[Sample]> {
+    samples.chunk_by(|a, b| a.series == b.series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_round_trip_and_garbage_is_corruption_of_the_head_table() {
+        let mut head = SeriesHead {
+            open: vec![(1000, 1.5), (2000, 2.5)],
+            last: Some((2000, 2.5)),
+            ..SeriesHead::default()
+        };
+        head.rollups[1] = Some((0, Aggregate::new(1000, 1.5, 0.0)));
+        let back = decode_head(&encode_head(&head)).unwrap();
+        assert_eq!((back.open, back.last), (head.open, head.last));
+        assert_eq!(back.rollups, head.rollups);
+        for garbled in [&[][..], &[1, 2], &[0, 0, 1, 7], &[0, 0, 0, 0, 0x10, 0xff]] {
+            let error = decode_head(garbled).err().expect("an error");
+            assert!(error.to_string().contains("head table"), "{error}");
+        }
+    }
+}

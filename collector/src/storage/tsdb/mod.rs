@@ -1,0 +1,196 @@
+//! The time-series engine: WAL, in-memory head, compressed chunks, rollups, retention.
+//!
+//! # Write path
+//! An append writes one WAL record (all of a batch's accepted samples) together with the
+//! caller's extra operations (the node's sequence state) in one synced
+//! [`KvBatch`](super::KvBatch), then applies the samples to the head. Only after that does
+//! ingest ack, so an acked sample is on disk.
+//!
+//! # Head
+//! Per series, in memory: the open chunk (raw samples in time order), late samples, and the open
+//! bucket of each rollup resolution. A chunk is sealed (encoded) when it holds
+//! `max_chunk_samples`, spans `max_chunk_span`, or would cross midnight UTC; sealed chunks and
+//! finished rollup buckets wait in the shard's outbox for the next checkpoint.
+//!
+//! # Checkpoint
+//! Periodically, one atomic, synced batch writes every outbox chunk and rollup, a snapshot of
+//! each changed series head, the checkpoint position, and deletes the WAL records the snapshot
+//! covers. Recovery loads the head snapshots and replays the WAL after the checkpoint position,
+//! so open chunks are rebuilt exactly from what was durable before each ack.
+//!
+//! # Invariants
+//! - A WAL record is deleted only in the same atomic batch that persists the state it produced.
+//! - Appends hold `append_gate` (shared) from WAL id assignment until the head is updated; a
+//!   checkpoint takes it exclusively to cut, so its snapshot covers exactly WAL ids ≤ its position.
+//! - Reads hold `flush_gate` (shared); a checkpoint holds it exclusively from draining outboxes
+//!   until their contents are written, so a read sees every sample in the head or on disk.
+//! - Lock order: `checkpointing` → `flush_gate` → `append_gate` → one shard at a time.
+//! - A checkpoint that fails after draining the head marks the engine failed: writes are refused
+//!   until a restart, which recovers from the WAL the failed checkpoint did not delete.
+//! - Chunks never cross a UTC day: retention deletes whole day partitions with one range delete.
+//! - A sample older than its series' newest by more than the out-of-order window is refused and
+//!   counted, never silently dropped.
+//! - A key or value that cannot be read is a [`StoreError::Corrupt`] naming its table, never a
+//!   panic. Recovery fails on one, except for node records and the stale-rollup list, which are
+//!   logged and skipped (an agent's next registration rewrites its node; a skipped bucket keeps
+//!   its older aggregate).
+//!
+//! # Keys
+//! - `Chunks`: day (u32) ‖ series (u64) ‖ first timestamp (i64, sign-flipped) ‖ write order
+//!   (checkpoint WAL position u64 ‖ index u32): reads merge overlapping chunks in write order.
+//!   Keys written before write orders were kept end in a random u32 instead and read as (0, 0).
+//! - `Rollup*`: day (u32) ‖ series (u64) ‖ block start (i64, sign-flipped) → a columnar block
+//!   of buckets (see `rollup::block`); checkpoints merge new buckets into the stored block
+//! - `Wal`: write id (u64); `Head`, `Series`: series (u64); all big-endian.
+//! - `Nodes`, `NodeSequences`: node name (UTF-8); `Meta`: `checkpoint`, `stale_rollups`,
+//!   `deleted_series`.
+//!
+//! Values of `Series`, `Nodes`, `NodeSequences` and `Meta` are the versioned records of
+//! `storage::records`; `Wal`, `Head`, `Chunks` and `Rollup*` values are binary codecs.
+//!
+//! # Files
+//! `keys` (key layouts, checked parsing), `wal` (WAL record codec), `head` (shards, applying
+//! samples, head snapshot codec), `recovery` (open), `write` (appends, series and node
+//! records), `read` (chunks merged with the head), `checkpoint`, `retention` (retention, disk
+//! budget, series deletion), `config`.
+
+mod checkpoint;
+mod config;
+#[cfg(test)]
+mod corruption_tests;
+mod head;
+mod keys;
+mod read;
+mod recovery;
+mod retention;
+#[cfg(test)]
+mod testing;
+mod wal;
+mod write;
+
+pub use config::{RetentionConfig, StorageConfig};
+
+use super::kv::{Kv, Table};
+use super::{NodeRecord, SeriesId, SeriesMeta, StoreError};
+use head::Shard;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+const SHARDS: usize = 16;
+
+/// What happened to an append's samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub accepted: usize,
+    /// Refused: older than the out-of-order window allows.
+    pub too_old: usize,
+}
+
+/// Engine figures for the collector's own metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TsdbStats {
+    pub head_series: usize,
+    pub head_samples: usize,
+    pub chunks_written: u64,
+    pub checkpoints: u64,
+}
+
+/// An opened engine and the durable state it recovered.
+pub struct Recovered {
+    pub tsdb: Tsdb,
+    /// Every series ever defined.
+    pub series: Vec<SeriesMeta>,
+    /// Every node's record.
+    pub nodes: Vec<(String, NodeRecord)>,
+}
+
+pub struct Tsdb {
+    kv: Box<dyn Kv>,
+    config: StorageConfig,
+    shards: Vec<Mutex<Shard>>,
+    next_wal_id: AtomicU64,
+    append_gate: RwLock<()>,
+    flush_gate: RwLock<()>,
+    /// Serialises checkpoints (the periodic task, shutdown, admin flush).
+    checkpointing: Mutex<()>,
+    chunks_written: AtomicU64,
+    checkpoints: AtomicU64,
+    /// Set when a checkpoint failed after taking state out of the head: from then on the head
+    /// no longer matches the WAL, so writes and checkpoints are refused until a restart
+    /// recovers from the WAL, which that failed checkpoint did not delete.
+    failed: AtomicBool,
+    /// Series deleted for good (see [`Tsdb::delete_series`]); empty in the common case.
+    deleted: RwLock<HashSet<SeriesId>>,
+}
+
+impl Tsdb {
+    /// The key-value store under the engine, for the alerting tables.
+    pub fn kv(&self) -> &dyn Kv {
+        self.kv.as_ref()
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+
+    fn shard(&self, series: SeriesId) -> MutexGuard<'_, Shard> {
+        self.shards[series.shard(SHARDS)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes on disk per table.
+    pub fn table_sizes(&self) -> Vec<(Table, u64)> {
+        Table::ALL
+            .iter()
+            .map(|&t| (t, self.kv.disk_size(t)))
+            .collect()
+    }
+
+    /// Key and value bytes per table, without the backend's file overhead.
+    pub fn logical_sizes(&self) -> Result<Vec<(Table, u64)>, StoreError> {
+        Table::ALL
+            .iter()
+            .map(|&t| Ok((t, self.kv.logical_size(t)?)))
+            .collect()
+    }
+
+    pub fn disk_size(&self) -> u64 {
+        Table::ALL.iter().map(|&t| self.kv.disk_size(t)).sum()
+    }
+
+    /// Seals and persists everything, then compacts every table (benchmarks, before backups).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.checkpoint(true)?;
+        self.kv.flush()?;
+        for table in Table::ALL {
+            self.kv.compact(table)?;
+        }
+        Ok(())
+    }
+
+    /// Final checkpoint and flush at shutdown.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.checkpoint(true)?;
+        self.kv.flush()
+    }
+
+    pub fn stats(&self) -> TsdbStats {
+        let mut stats = TsdbStats {
+            chunks_written: self.chunks_written.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            ..TsdbStats::default()
+        };
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            stats.head_series += shard.heads.len();
+            stats.head_samples += shard
+                .heads
+                .values()
+                .map(|h| h.open.len() + h.late.len())
+                .sum::<usize>();
+        }
+        stats
+    }
+}

@@ -1,0 +1,243 @@
+//! Opening the engine: series and node records, the deleted-series list, head snapshots, WAL
+//! replay after the checkpoint position, and the rollup buckets left to recompute.
+
+use super::head::{Shard, decode_head};
+use super::keys::{
+    META_CHECKPOINT, META_DELETED_SERIES, META_STALE_ROLLUPS, id_key, parse_id, parse_node_name,
+};
+use super::wal::decode_wal;
+use super::{Recovered, SHARDS, StorageConfig, Tsdb};
+use crate::storage::kv::{Kv, Table};
+use crate::storage::records::{
+    CheckpointRecordV1, DeletedSeriesRecordV1, NodeRecordV1, NodeSequenceRecordV1, Record,
+    SeriesRecordV1, StaleRollupsRecordV1,
+};
+use crate::storage::{NodeRecord, NodeSequence, SeriesId, SeriesMeta, StoreError};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+/// Every key of a table keyed by names or 8-byte ids sorts below this.
+const SCAN_END: &[u8] = &[0xff; 9];
+
+impl Tsdb {
+    /// Opens the engine: loads series, nodes and head snapshots, and replays the WAL.
+    pub fn open(kv: Box<dyn Kv>, config: StorageConfig) -> Result<Recovered, StoreError> {
+        let series = load_series(kv.as_ref())?;
+        let nodes = load_nodes(kv.as_ref())?;
+        let deleted: HashSet<SeriesId> = match kv.get(Table::Meta, META_DELETED_SERIES)? {
+            Some(bytes) => DeletedSeriesRecordV1::decode(&bytes)?.ids().collect(),
+            None => HashSet::new(),
+        };
+        let tsdb = Self {
+            kv,
+            config,
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            next_wal_id: AtomicU64::new(1),
+            append_gate: RwLock::new(()),
+            flush_gate: RwLock::new(()),
+            checkpointing: Mutex::new(()),
+            chunks_written: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            failed: Default::default(),
+            deleted: RwLock::new(deleted.clone()),
+        };
+        tsdb.load_heads(&deleted)?;
+        let checkpoint = match tsdb.kv.get(Table::Meta, META_CHECKPOINT)? {
+            Some(bytes) => CheckpointRecordV1::decode(&bytes)?.wal_position,
+            None => 0,
+        };
+        let (last_id, replayed) = tsdb.replay_wal(checkpoint, &deleted)?;
+        let next_wal_id = last_id.checked_add(1).ok_or_else(|| {
+            let table = if last_id == checkpoint {
+                Table::Meta
+            } else {
+                Table::Wal
+            };
+            StoreError::corrupt(table, "write id", "the largest possible: none is left")
+        })?;
+        tsdb.next_wal_id.store(next_wal_id, Ordering::SeqCst);
+        tsdb.load_stale_rollups()?;
+        tracing::info!(
+            series = series.len(),
+            checkpoint,
+            replayed_samples = replayed,
+            "storage recovered"
+        );
+        Ok(Recovered {
+            tsdb,
+            series,
+            nodes,
+        })
+    }
+
+    /// Loads head snapshots, except those of deleted series whose deletion was cut short.
+    fn load_heads(&self, deleted: &HashSet<SeriesId>) -> Result<(), StoreError> {
+        let mut failure = None;
+        self.kv.scan(Table::Head, &[], SCAN_END, &mut |k, v| {
+            let parsed =
+                parse_id(Table::Head, k).and_then(|id| Ok((SeriesId(id), decode_head(v)?)));
+            match parsed {
+                Ok((id, _)) if deleted.contains(&id) => {}
+                Ok((id, head)) => {
+                    self.shard(id).heads.insert(id, head);
+                }
+                Err(e) => failure = Some(e),
+            }
+            failure.is_none()
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Applies the WAL records after `checkpoint` to the head. Returns the last write id seen
+    /// (or `checkpoint`) and how many samples were replayed.
+    fn replay_wal(
+        &self,
+        checkpoint: u64,
+        deleted: &HashSet<SeriesId>,
+    ) -> Result<(u64, usize), StoreError> {
+        let mut last_id = checkpoint;
+        let mut replayed = 0usize;
+        let mut failure = None;
+        let start = id_key(checkpoint.saturating_add(1));
+        self.kv.scan(Table::Wal, &start, SCAN_END, &mut |k, v| {
+            match parse_id(Table::Wal, k).and_then(|id| Ok((id, decode_wal(v)?))) {
+                Ok((id, mut samples)) => {
+                    last_id = id;
+                    // Samples of series deleted since they were written are not revived.
+                    samples.retain(|sample| !deleted.contains(&sample.series));
+                    replayed += samples.len();
+                    self.apply(&samples);
+                }
+                Err(e) => failure = Some(e),
+            }
+            failure.is_none()
+        })?;
+        failure.map_or(Ok((last_id, replayed)), Err)
+    }
+
+    /// Queues the rollup buckets the last checkpoint left to recompute for the next one. An
+    /// unreadable list is logged and skipped: those buckets keep their older aggregates.
+    fn load_stale_rollups(&self) -> Result<(), StoreError> {
+        let Some(bytes) = self.kv.get(Table::Meta, META_STALE_ROLLUPS)? else {
+            return Ok(());
+        };
+        match StaleRollupsRecordV1::decode(&bytes) {
+            Ok(stale) => {
+                for (series, res, bucket) in stale.buckets() {
+                    let mut shard = self.shard(series);
+                    shard.stale_rollups.insert((series, res, bucket));
+                    shard.mark_dirty(series);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "unreadable list of rollup buckets to recompute skipped")
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every series ever defined; the first unreadable one fails the start.
+fn load_series(kv: &dyn Kv) -> Result<Vec<SeriesMeta>, StoreError> {
+    let mut series = Vec::new();
+    let mut failure = None;
+    kv.scan(Table::Series, &[], SCAN_END, &mut |k, v| {
+        let meta = parse_id(Table::Series, k)
+            .and_then(|id| SeriesRecordV1::decode(v)?.into_meta(SeriesId(id)));
+        match meta {
+            Ok(meta) => series.push(meta),
+            Err(e) => failure = Some(e),
+        }
+        failure.is_none()
+    })?;
+    failure.map_or(Ok(series), Err)
+}
+
+/// Every node's record. One that cannot be read is left where it is and logged, never a reason
+/// not to start: its agent's next registration writes it anew.
+fn load_nodes(kv: &dyn Kv) -> Result<Vec<(String, NodeRecord)>, StoreError> {
+    let mut nodes: BTreeMap<String, NodeRecord> = BTreeMap::new();
+    kv.scan(Table::Nodes, &[], &[0xff], &mut |k, v| {
+        match decode_node::<NodeRecordV1>(k, v) {
+            Ok((name, record)) => {
+                nodes.insert(name, record.into());
+            }
+            Err(error) => {
+                tracing::error!(key = %String::from_utf8_lossy(k), %error, "unreadable node record skipped")
+            }
+        }
+        true
+    })?;
+    // The sequence state written with each batch is newer than the registration's copy.
+    kv.scan(Table::NodeSequences, &[], &[0xff], &mut |k, v| {
+        match decode_node::<NodeSequenceRecordV1>(k, v) {
+            Ok((name, sequence)) => nodes
+                .entry(name)
+                .or_default()
+                .set_sequence(NodeSequence::from(sequence)),
+            Err(error) => {
+                tracing::error!(key = %String::from_utf8_lossy(k), %error, "unreadable node sequence record skipped")
+            }
+        }
+        true
+    })?;
+    Ok(nodes.into_iter().collect())
+}
+
+/// A `nodes` or `node_sequences` entry: the node name and its record.
+pub(super) fn decode_node<R: Record>(key: &[u8], value: &[u8]) -> Result<(String, R), StoreError> {
+    Ok((parse_node_name(R::TABLE, key)?, R::decode(value)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::config;
+    use super::*;
+    use crate::storage::{KvBatch, MemoryKv};
+
+    const OLD_NODE: &[u8] = br#"{"spool_epoch":7,"last_durable_seq":42,"agent_version":"0.1.0","host":{"hostname":"nas","os_name":"","os_version":"","kernel_version":"","arch":"","cpu_count":4,"memory_total_bytes":0,"boot_time":0},"registered_at_ms":1,"last_batch_at_ms":2}"#;
+
+    #[test]
+    fn an_unreadable_node_record_does_not_stop_the_start() {
+        let kv = MemoryKv::default();
+        let mut batch = KvBatch::default();
+        batch.put(Table::Nodes, b"broken".to_vec(), b"{not json".to_vec());
+        batch.put(Table::NodeSequences, b"broken".to_vec(), b"\xff".to_vec());
+        batch.put(Table::Nodes, b"nas".to_vec(), OLD_NODE.to_vec());
+        kv.write(batch, true).unwrap();
+        let recovered = Tsdb::open(Box::new(kv.clone()), config()).unwrap();
+        let names: Vec<&str> = recovered.nodes.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["nas"]);
+        assert!(
+            kv.get(Table::Nodes, b"broken").unwrap().is_some(),
+            "kept for a person to look at"
+        );
+    }
+
+    #[test]
+    fn node_records_of_the_older_single_table_layout_still_load() {
+        let kv = MemoryKv::default();
+        let mut batch = KvBatch::default();
+        batch.put(Table::Nodes, b"nas".to_vec(), OLD_NODE.to_vec());
+        kv.write(batch, true).unwrap();
+        let recovered = Tsdb::open(Box::new(kv.clone()), config()).unwrap();
+        let (name, record) = &recovered.nodes[0];
+        assert_eq!(name, "nas");
+        assert_eq!((record.spool_epoch, record.last_durable_seq), (7, 42));
+        assert_eq!((record.durable_from, record.lost_batches), (0, 0));
+        assert_eq!(record.host.cpu_count, 4);
+
+        // A batch then writes only the sequence state, which wins at the next load.
+        let mut sequence = record.sequence();
+        sequence.last_durable_seq = 43;
+        recovered
+            .tsdb
+            .append(Some(("nas", &sequence)), &[])
+            .unwrap();
+        drop(recovered);
+        let recovered = Tsdb::open(Box::new(kv.clone()), config()).unwrap();
+        assert_eq!(recovered.nodes[0].1.last_durable_seq, 43);
+        assert_eq!(recovered.nodes[0].1.host.hostname, "nas");
+    }
+}
