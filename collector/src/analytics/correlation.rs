@@ -65,7 +65,6 @@
 //!   above `min_points`.
 
 use super::budget::{Budget, Interrupted};
-use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::time::Duration;
 
@@ -77,21 +76,17 @@ const MIN_POINTS_FLOOR: usize = 3;
 const RELATIVE_SPREAD_FLOOR: f64 = 1e-14;
 
 /// How correlation searches run: the grid, the lags tried, the thresholds and the bounds.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CorrelationConfig {
     /// Largest shift tried between two series, in either direction: a series that moves up to
     /// this long before or after the other is found. Rounded down to whole steps.
-    #[serde(with = "humantime_serde")]
     pub max_lag: Duration,
     /// Spacing of the grid series are resampled onto, and so the resolution of reported lags.
     /// Below one millisecond nothing is computed.
-    #[serde(with = "humantime_serde")]
     pub step: Duration,
     /// Longest gap between two samples that a grid point with no sample of its own is
     /// interpolated across, so series slower than `step` (the agent's 60 s tier, with jitter)
     /// still pair with every point; across longer gaps the points are missing.
-    #[serde(with = "humantime_serde")]
     pub max_gap: Duration,
     /// Smallest |r| reported; weaker relations are left out.
     pub min_abs_r: f64,
@@ -140,7 +135,7 @@ impl SeriesWindow {
 }
 
 /// The strongest correlation between two aligned series over the lags tried.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LaggedCorrelation {
     /// Positive: the candidate moves this long before the target. Negative: after it.
     pub lag_ms: i64,
@@ -151,7 +146,7 @@ pub struct LaggedCorrelation {
 }
 
 /// A series that moved with an anomalous target, found by [`rank_related`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Related {
     /// The anomalous series' key.
     pub target: String,
@@ -174,7 +169,7 @@ impl Related {
 }
 
 /// Two series that move together, found by [`correlated_pairs`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pair {
     /// The series that moves first; with a lag of zero, the one given first.
     pub leader: String,
@@ -261,13 +256,6 @@ pub fn align(
             interpolate(previous?, next?, t, max_gap_ms)
         })
         .collect()
-}
-
-/// Pearson's r between two aligned series, pairing equal indexes over the shorter length and
-/// skipping pairs where either side is missing or not finite. `None` with fewer than
-/// `min_points` pairs (never fewer than 3) or when either side does not vary.
-pub fn pearson(a: &[Option<f64>], b: &[Option<f64>], min_points: usize) -> Option<f64> {
-    PairedSums::over(a, b).pearson(min_points)
 }
 
 /// The lag in `−max_lag_ms..=max_lag_ms` (whole steps of `step_ms`) with the largest |r|
@@ -537,6 +525,8 @@ struct PairedSums {
 }
 
 impl PairedSums {
+    /// The sums over the pairs at equal indexes, over the shorter length, skipping pairs where
+    /// either side is missing or not finite.
     fn over(a: &[Option<f64>], b: &[Option<f64>]) -> Self {
         let mut sums = Self::default();
         for (x, y) in a.iter().zip(b) {
@@ -563,6 +553,8 @@ impl PairedSums {
         self.magnitude_y = self.magnitude_y.max(y.abs());
     }
 
+    /// Pearson's r: `None` with fewer than `min_points` pairs (never fewer than 3) or when either
+    /// side does not vary.
     fn pearson(&self, min_points: usize) -> Option<f64> {
         if self.points < min_points.max(MIN_POINTS_FLOOR) {
             return None;
@@ -666,20 +658,16 @@ fn millis(duration: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analytics::test_support::{T0, normal};
 
-    /// Start of every test window: a multiple of 10 s, like the agent's collection grid.
-    const T0: i64 = 1_700_000_000_000;
+    fn pearson(a: &[Option<f64>], b: &[Option<f64>], min_points: usize) -> Option<f64> {
+        PairedSums::over(a, b).pearson(min_points)
+    }
+
     /// Length of the test windows: an hour, 360 points at 10 s.
     const WINDOW_S: i64 = 3600;
     /// Signal generated on each side of the window, so shifted copies never run out.
     const MARGIN_S: i64 = 600;
-
-    /// Standard normal noise (Box-Muller), so the tests need nothing beyond `fastrand`.
-    fn gaussian(rng: &mut fastrand::Rng) -> f64 {
-        let u1 = 1.0 - rng.f64();
-        let u2 = rng.f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
 
     /// A signal at 1 s resolution shaped like a latency or a busy-time gauge: a mean-reverting
     /// random walk with rare bursts.
@@ -698,7 +686,7 @@ mod tests {
             let values = (0..WINDOW_S + 2 * MARGIN_S)
                 .map(|_| {
                     let burst = if rng.f64() < 0.002 { 20.0 } else { 0.0 };
-                    level = memory * level + gaussian(rng) + burst;
+                    level = memory * level + normal(rng) + burst;
                     level
                 })
                 .collect();
@@ -733,7 +721,7 @@ mod tests {
     }
 
     fn noise(rng: &mut fastrand::Rng, len: usize) -> Vec<f64> {
-        (0..len).map(|_| gaussian(rng)).collect()
+        (0..len).map(|_| normal(rng)).collect()
     }
 
     #[test]
@@ -746,35 +734,6 @@ mod tests {
         assert_eq!(config.min_points, 10);
         assert_eq!(config.max_candidates, 200);
         assert_eq!(config.top_k, 5);
-    }
-
-    #[test]
-    fn config_reads_human_durations_and_rejects_unknown_keys() {
-        let config: CorrelationConfig = toml::from_str(
-            "max_lag = \"2m\"\nstep = \"15s\"\nmax_gap = \"2m\"\nmin_abs_r = 0.8\n\
-             min_points = 20\nmax_candidates = 50\ntop_k = 3\n",
-        )
-        .unwrap();
-        let expected = CorrelationConfig {
-            max_lag: Duration::from_secs(120),
-            step: Duration::from_secs(15),
-            max_gap: Duration::from_secs(120),
-            min_abs_r: 0.8,
-            min_points: 20,
-            max_candidates: 50,
-            top_k: 3,
-        };
-        assert_eq!(config, expected);
-        let partial: CorrelationConfig = toml::from_str("top_k = 2").unwrap();
-        assert_eq!(
-            partial,
-            CorrelationConfig {
-                top_k: 2,
-                ..CorrelationConfig::default()
-            }
-        );
-        let error = toml::from_str::<CorrelationConfig>("max_lags = \"5m\"").unwrap_err();
-        assert!(error.to_string().contains("max_lags"), "{error}");
     }
 
     /// One `align` case: samples as `(seconds, value)` on a grid from 0 s to 50 s at 10 s,
@@ -949,10 +908,10 @@ mod tests {
         let latent = Latent::new(&mut rng);
         let times = timestamps(&mut rng, 10, 0);
         let target = observe(&times, |ts| {
-            2.0 * latent.at(ts, target_delay_s) + 5.0 + 0.5 * gaussian(&mut rng)
+            2.0 * latent.at(ts, target_delay_s) + 5.0 + 0.5 * normal(&mut rng)
         });
         let candidate = observe(&times, |ts| {
-            latent.at(ts, candidate_delay_s) + 0.5 * gaussian(&mut rng)
+            latent.at(ts, candidate_delay_s) + 0.5 * normal(&mut rng)
         });
         [on_window(&target), on_window(&candidate)]
     }
@@ -1027,10 +986,10 @@ mod tests {
             let target_times = timestamps(&mut rng, 10, 3000);
             let candidate_times = timestamps(&mut rng, 15, 4000);
             let target = observe(&target_times, |ts| {
-                latent.at(ts, 40) + 0.5 * gaussian(&mut rng)
+                latent.at(ts, 40) + 0.5 * normal(&mut rng)
             });
             let candidate = observe(&candidate_times, |ts| {
-                3.0 * latent.at(ts, 0) + 1.5 * gaussian(&mut rng)
+                3.0 * latent.at(ts, 0) + 1.5 * normal(&mut rng)
             });
             let target = on_window(&target);
             let candidate = on_window(&candidate);
@@ -1058,7 +1017,7 @@ mod tests {
         let target = SeriesWindow::new(
             "redis_latency{node=\"nas\"}",
             observe(&times, |ts| {
-                2.0 * disk.at(ts, 40) + 30.0 + 0.5 * gaussian(&mut rng)
+                2.0 * disk.at(ts, 40) + 30.0 + 0.5 * normal(&mut rng)
             }),
         );
         let mut candidates = Vec::new();
@@ -1066,7 +1025,7 @@ mod tests {
             let decoy = Latent::new(&mut rng);
             candidates.push(SeriesWindow::new(
                 format!("decoy{{node=\"n{i}\"}}"),
-                observe(&times, |ts| decoy.at(ts, 0) + 0.5 * gaussian(&mut rng)),
+                observe(&times, |ts| decoy.at(ts, 0) + 0.5 * normal(&mut rng)),
             ));
         }
         // (key, delay behind the disk, scale, noise): r ≈ 0.99, −0.9, 0.8 and 0.45.
@@ -1080,7 +1039,7 @@ mod tests {
             let candidate = SeriesWindow::new(
                 key,
                 observe(&times, |ts| {
-                    scale * disk.at(ts, delay_s) + noise * gaussian(&mut rng)
+                    scale * disk.at(ts, delay_s) + noise * normal(&mut rng)
                 }),
             );
             // Spread among the decoys rather than in front of them.
@@ -1194,13 +1153,11 @@ mod tests {
             let disk_times = timestamps(&mut rng, 15, 4000);
             let target = SeriesWindow::new(
                 "redis_latency",
-                observe(&target_times, |ts| {
-                    disk.at(ts, 40) + 0.5 * gaussian(&mut rng)
-                }),
+                observe(&target_times, |ts| disk.at(ts, 40) + 0.5 * normal(&mut rng)),
             );
             let disk_busy = SeriesWindow::new(
                 "disk_busy",
-                observe(&disk_times, |ts| disk.at(ts, 0) + 0.5 * gaussian(&mut rng)),
+                observe(&disk_times, |ts| disk.at(ts, 0) + 0.5 * normal(&mut rng)),
             );
             let related = rank_related(&target, &[disk_busy], &CorrelationConfig::default());
             assert_eq!(related.len(), 1, "seed {seed}");
@@ -1220,12 +1177,12 @@ mod tests {
             let target = SeriesWindow::new(
                 "redis_latency",
                 observe(&target_times, |ts| {
-                    load.at(ts, 120) + 0.5 * gaussian(&mut rng)
+                    load.at(ts, 120) + 0.5 * normal(&mut rng)
                 }),
             );
             let slow = SeriesWindow::new(
                 "load_average",
-                observe(&slow_times, |ts| load.at(ts, 0) + 0.5 * gaussian(&mut rng)),
+                observe(&slow_times, |ts| load.at(ts, 0) + 0.5 * normal(&mut rng)),
             );
             let related = rank_related(&target, &[slow], &CorrelationConfig::default());
             assert_eq!(related.len(), 1, "seed {seed}");
@@ -1284,7 +1241,7 @@ mod tests {
             SeriesWindow::new(
                 key,
                 observe(&times, |ts| {
-                    scale * signal.at(ts, delay_s) + 0.5 * gaussian(&mut rng)
+                    scale * signal.at(ts, delay_s) + 0.5 * normal(&mut rng)
                 }),
             )
         };

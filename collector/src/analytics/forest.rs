@@ -58,9 +58,8 @@
 //!   `extended-isolation-forest` 0.2.3 hangs when a feature's range is a few ULPs wide. Growing the
 //!   trees costs `O(trees · ψ · log ψ · dims)` whatever the number of training rows; setting the
 //!   threshold costs one score per training row, `O(rows · trees · log ψ)`.
-//! - **Deterministic given a seed.** All randomness comes from one `fastrand::Rng`; with
-//!   `seed = None` a random seed is drawn and kept ([`IsolationForest::seed`]) so a model can be
-//!   rebuilt exactly.
+//! - **Deterministic given a seed.** All randomness comes from one `fastrand::Rng`, seeded from
+//!   [`ForestConfig::seed`] (drawn at random when it is `None`).
 //! - **No standardization.** Splits are drawn uniformly within each feature's own range at each
 //!   node, and the out-of-range probability is a ratio of distances on one feature, so rescaling
 //!   or shifting a feature (percent vs ratio, bytes vs megabytes) changes nothing: the forest is
@@ -88,6 +87,7 @@
 
 use std::time::Duration;
 
+use super::stats::quantile_sorted;
 use serde::Deserialize;
 
 /// Largest accepted [`ForestConfig::sample_size`]: keeps node indices within `u32` and one tree
@@ -311,12 +311,11 @@ fn next_child(at: usize, value: f64, threshold: f64, right: u32) -> usize {
 pub struct IsolationForest {
     trees: Vec<Tree>,
     dims: usize,
-    /// Rows each tree was grown on: `min(sample_size, training rows)`.
-    sample_size: usize,
-    /// `c(sample_size)`, the score's normalizer.
+    /// `c(ψ)` for the rows each tree was grown on, `ψ = min(sample_size, training rows)`: the
+    /// score's normalizer.
     normalizer: f64,
+    /// The `1 − contamination` quantile of the training rows' scores (linear interpolation).
     threshold: f64,
-    seed: u64,
     training_rows: usize,
 }
 
@@ -403,10 +402,8 @@ impl IsolationForest {
         let mut forest = Self {
             trees,
             dims,
-            sample_size,
             normalizer: average_path_length(sample_size),
             threshold: 1.0,
-            seed,
             training_rows: rows,
         };
         let mut scores: Vec<f64> = data.chunks_exact(dims).map(|x| forest.score(x)).collect();
@@ -431,14 +428,10 @@ impl IsolationForest {
         (-mean / self.normalizer).exp2()
     }
 
-    /// Whether `score` is above the contamination threshold ([`IsolationForest::threshold`]).
+    /// Whether `score` is above the contamination threshold: the `1 − contamination` quantile
+    /// of the training rows' scores.
     pub fn is_anomaly(&self, score: f64) -> bool {
         score > self.threshold
-    }
-
-    /// The `1 − contamination` quantile of the training rows' scores (linear interpolation).
-    pub fn threshold(&self) -> f64 {
-        self.threshold
     }
 
     /// Which features isolated `x`: `(feature index, share)` for every feature, largest share
@@ -485,30 +478,9 @@ impl IsolationForest {
         shares
     }
 
-    /// Features per row, as trained.
-    pub fn dims(&self) -> usize {
-        self.dims
-    }
-
-    /// Rows each tree was grown on: `min(sample_size, training rows)`.
-    pub fn sample_size(&self) -> usize {
-        self.sample_size
-    }
-
-    /// Number of trees.
-    pub fn tree_count(&self) -> usize {
-        self.trees.len()
-    }
-
     /// Rows the forest was trained on.
     pub fn training_rows(&self) -> usize {
         self.training_rows
-    }
-
-    /// The seed used (drawn at random when the config had none): training again with it and the
-    /// same rows rebuilds this forest exactly.
-    pub fn seed(&self) -> u64 {
-        self.seed
     }
 
     fn check_dims(&self, x: &[f64]) {
@@ -653,31 +625,16 @@ fn harmonic(i: usize) -> f64 {
     x.ln() + EULER_GAMMA + 1.0 / (2.0 * x) - 1.0 / (12.0 * x2) + 1.0 / (120.0 * x2 * x2)
 }
 
-/// The `q` quantile (0..=1) of non-empty sorted `values`, interpolating linearly between ranks.
-fn quantile_sorted(values: &[f64], q: f64) -> f64 {
-    let rank = q.clamp(0.0, 1.0) * (values.len() - 1) as f64;
-    let below = rank.floor() as usize;
-    let above = rank.ceil() as usize;
-    let frac = rank - below as f64;
-    values[below] + (values[above] - values[below]) * frac
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analytics::test_support::normal;
 
     fn seeded(seed: u64) -> ForestConfig {
         ForestConfig {
             seed: Some(seed),
             ..ForestConfig::default()
         }
-    }
-
-    /// Standard normal by Box–Muller.
-    fn normal(rng: &mut fastrand::Rng) -> f64 {
-        let u1 = 1.0 - rng.f64(); // (0, 1]: ln is finite
-        let u2 = rng.f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
     const FEATURES: [&str; 6] = [
@@ -805,7 +762,7 @@ mod tests {
             "{load:?} load, seed {seed}: threshold {:.3} flags {} rows, precision {:.3}, recall \
              {:.2} (far-out {:.2}, busy without network {:.2}); top-20 precision {:.2}; fresh \
              normal rows flagged {:.3}",
-            forest.threshold(),
+            forest.threshold,
             flagged.len(),
             detection.at_threshold.precision,
             detection.at_threshold.recall,
@@ -892,7 +849,7 @@ mod tests {
             assert!(!forest.is_anomaly(forest.score(&x)));
             assert!(forest.explain(&x).iter().all(|&(_, share)| share == 0.0));
         }
-        assert_eq!(forest.threshold(), score);
+        assert_eq!(forest.threshold, score);
         // Every tree is a single leaf.
         assert!(forest.trees.iter().all(|t| t.nodes.len() == 1));
     }
@@ -917,7 +874,7 @@ mod tests {
             let s = forest.score(row);
             assert!(s > 0.0 && s < 1.0, "{s}");
         }
-        assert!(forest.threshold().is_finite());
+        assert!(forest.threshold.is_finite());
     }
 
     #[test]
@@ -988,10 +945,9 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(2);
         let rows = normal_rows(&mut rng, 1500, Load::Band);
         let forest = IsolationForest::train(&rows, &seeded(8)).unwrap();
-        assert_eq!(forest.tree_count(), 100);
-        assert_eq!(forest.sample_size(), 256);
+        assert_eq!(forest.trees.len(), 100);
         assert_eq!(forest.training_rows(), 1500);
-        assert_eq!(forest.dims(), 6);
+        assert_eq!(forest.dims, 6);
         for tree in &forest.trees {
             assert_eq!(tree.nodes[0].size(), 256);
             assert!(tree.nodes.len() < 2 * 256);
@@ -1023,7 +979,6 @@ mod tests {
             ..seeded(1)
         };
         let forest = IsolationForest::train(&rows, &config).unwrap();
-        assert_eq!(forest.sample_size(), 100);
         assert!(forest.trees.iter().all(|t| t.nodes[0].size() == 100));
     }
 
@@ -1039,11 +994,6 @@ mod tests {
             assert_eq!(a.score(row), b.score(row));
         }
         assert_ne!(a.trees, c.trees);
-
-        // Without a seed, the drawn seed is kept and rebuilds the same forest.
-        let unseeded = IsolationForest::train(&rows, &ForestConfig::default()).unwrap();
-        let rebuilt = IsolationForest::train(&rows, &seeded(unseeded.seed())).unwrap();
-        assert_eq!(unseeded, rebuilt);
     }
 
     #[test]
@@ -1249,15 +1199,6 @@ mod tests {
     }
 
     #[test]
-    fn quantile_interpolates() {
-        let v = [0.0, 1.0, 2.0, 3.0, 4.0];
-        assert_eq!(quantile_sorted(&v, 0.0), 0.0);
-        assert_eq!(quantile_sorted(&v, 1.0), 4.0);
-        assert_eq!(quantile_sorted(&v, 0.9), 3.6);
-        assert_eq!(quantile_sorted(&[2.5], 0.9), 2.5);
-    }
-
-    #[test]
     fn zero_contamination_puts_the_threshold_at_the_highest_training_score() {
         let mut rng = fastrand::Rng::with_seed(13);
         let rows = normal_rows(&mut rng, 1000, Load::Band);
@@ -1267,7 +1208,7 @@ mod tests {
         };
         let forest = IsolationForest::train(&rows, &config).unwrap();
         let highest = rows.iter().map(|r| forest.score(r)).fold(0.0, f64::max);
-        assert_eq!(forest.threshold(), highest);
+        assert_eq!(forest.threshold, highest);
         assert!(rows.iter().all(|r| !forest.is_anomaly(forest.score(r))));
         // Far out on every feature: isolated by the first split, above anything trained on.
         let everything_far: Vec<f64> = (0..FEATURES.len())
@@ -1297,7 +1238,7 @@ mod tests {
         }
         let forest = IsolationForest::train_flat(&data, 8, &seeded(16)).unwrap();
         assert_eq!(forest.training_rows(), 86_400);
-        assert_eq!(forest.tree_count(), 100);
+        assert_eq!(forest.trees.len(), 100);
         let s = forest.score(&data[..8]);
         assert!(s > 0.0 && s < 1.0);
     }

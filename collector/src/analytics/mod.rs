@@ -5,12 +5,17 @@
 //! - [`anomaly`]: online per-series detectors (O(1) time and memory per sample) and the ensemble
 //!   that turns their outputs into one score, a severity and the evidence.
 //! - [`forest`]: Isolation Forest over a node's feature vectors, trained in the background.
-//! - [`trend`]: sliding regression, forecasts, time-to-threshold and seasonal smoothing.
+//! - [`trend`]: least-squares trends, forecasts, time-to-threshold, period detection and
+//!   seasonal smoothing.
 //! - [`correlation`]: lagged Pearson correlation between series.
 //! - [`budget`]: how a caller stops the engines whose cost grows faster than their input.
+//! - `stats.rs`: the numerics they share (Student-t and sample quantiles).
 
 pub mod anomaly;
 pub mod budget;
 pub mod correlation;
 pub mod forest;
+mod stats;
+#[cfg(test)]
+mod test_support;
 pub mod trend;

@@ -1,8 +1,7 @@
-//! Online anomaly detection for one series: five detectors, each O(1) time and memory per sample
-//! (the sliding windows have a fixed length), and an ensemble that turns their outputs into one
-//! score in 0..1, a severity, and the evidence behind it.
+//! The online detectors of one series, each O(1) time and memory per sample (the sliding
+//! windows have a fixed length), and [`SeriesDetector`], which runs them on every sample and
+//! hands their outputs to the ensemble.
 //!
-//! # Detectors
 //! - **z-score** over an exponentially weighted mean and variance: catches spikes, dips and,
 //!   because the baseline moves slowly, level shifts and slow drifts.
 //! - **robust**: median and MAD over a sliding window (robust z = 0.6745·(x − median)/MAD), and
@@ -18,290 +17,13 @@
 //!   per slot). Once a slot has been seen on enough days, a value that is normal for this hour
 //!   (the nightly backup) is not an anomaly even when it is far from the recent level.
 //!
-//! # Ensemble
-//! Each detector reports a *strength* s = |deviation| / threshold (s ≥ 1 means it fired). The
-//! score is the weighted mean of f(s) = s²/(1 + s²) over the detectors that are ready (one at its
-//! threshold contributes 0.5 of its weight; several far past theirs approach 1), or 0.8·f(s) of
-//! the strongest detector when that is higher, so one detector far past its threshold (the drift
-//! detector on a slow leak) can carry the verdict alone. A sample is anomalous when the score
-//! reaches `score_threshold` and at least `min_votes` detectors fired, or one fired at twice its
-//! threshold. A mature seasonal profile that says "normal for this hour" (within 1.5 bands)
-//! scales the score by 0.6,
-//! so all but extreme deviations at the usual time (the nightly backup) stay quiet. Baselines
-//! learn from winsorised values (clipped at the band), so a spike does not widen them.
+//! Baselines learn from winsorised values (clipped at the band), so a spike does not widen them.
 //! Until `min_samples` samples were seen the series is *learning*: scored 0, never anomalous.
 
-use serde::Deserialize;
+use super::AnomalyConfig;
+use super::ensemble::{Detector, DetectorOutput, Evidence, Verdict, ensemble};
+use crate::analytics::stats::quantile_sorted;
 use std::collections::VecDeque;
-use std::fmt;
-
-/// Tuning of the online detectors and the ensemble; `[analytics.anomaly]` in the collector's
-/// config. The same defaults drive live detection and `hcmon replay`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AnomalyConfig {
-    /// Distance from the expected value, in standard deviations (or robust equivalents), at
-    /// which a detector fires.
-    pub sensitivity: f64,
-    /// Weight of each new sample in the z-score's exponentially weighted mean and variance.
-    /// Small values make a slow baseline that also sees drifts.
-    pub ewma_alpha: f64,
-    /// Samples in the robust (median/MAD, IQR) and moving-average windows.
-    pub window: usize,
-    /// Tukey's fence multiplier for the IQR detector.
-    pub iqr_multiplier: f64,
-    /// How fast the adaptive threshold follows the series (0..1).
-    pub adaptation_rate: f64,
-    /// Samples a series needs before any detector may fire; until then it is "learning".
-    pub min_samples: u64,
-    /// Days a seasonal slot must have been observed on before it may veto or fire.
-    pub seasonal_min_days: u32,
-    /// Offset of local time from UTC in minutes, for the hour-of-day and day-of-week profiles.
-    pub utc_offset_minutes: i32,
-    /// Weight of each new sample in the drift detector's slow baseline.
-    pub drift_alpha: f64,
-    /// CUSUM decision interval, in standard deviations of accumulated excess: higher is slower
-    /// and quieter.
-    pub drift_threshold: f64,
-    /// Ensemble score (0..1) at which a sample is anomalous.
-    pub score_threshold: f64,
-    /// Detectors that must fire together for an anomaly.
-    pub min_votes: usize,
-}
-
-impl Default for AnomalyConfig {
-    fn default() -> Self {
-        Self {
-            sensitivity: 3.0,
-            ewma_alpha: 0.05,
-            window: 50,
-            iqr_multiplier: 1.5,
-            adaptation_rate: 0.1,
-            min_samples: 30,
-            seasonal_min_days: 2,
-            utc_offset_minutes: 0,
-            drift_alpha: 0.005,
-            drift_threshold: 8.0,
-            score_threshold: 0.6,
-            min_votes: 2,
-        }
-    }
-}
-
-impl AnomalyConfig {
-    /// Checks values the types alone cannot; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
-        let unit = |name: &str, v: f64| {
-            if v > 0.0 && v <= 1.0 {
-                Ok(())
-            } else {
-                Err(format!("{name}: {v} must be in (0, 1]"))
-            }
-        };
-        if !(self.sensitivity.is_finite() && self.sensitivity > 0.0) {
-            return Err(format!(
-                "sensitivity: {} must be a positive number of standard deviations",
-                self.sensitivity
-            ));
-        }
-        unit("ewma_alpha", self.ewma_alpha)?;
-        unit("adaptation_rate", self.adaptation_rate)?;
-        unit("drift_alpha", self.drift_alpha)?;
-        if !(self.drift_threshold.is_finite() && self.drift_threshold > 0.0) {
-            return Err(format!(
-                "drift_threshold: {} must be positive",
-                self.drift_threshold
-            ));
-        }
-        unit("score_threshold", self.score_threshold)?;
-        if !(4..=10_000).contains(&self.window) {
-            return Err(format!("window: {} must be 4..=10000 samples", self.window));
-        }
-        if !(self.iqr_multiplier.is_finite() && self.iqr_multiplier > 0.0) {
-            return Err(format!(
-                "iqr_multiplier: {} must be positive",
-                self.iqr_multiplier
-            ));
-        }
-        if self.min_votes == 0 || self.min_votes > Detector::ALL.len() {
-            return Err(format!(
-                "min_votes: {} must be 1..={}",
-                self.min_votes,
-                Detector::ALL.len()
-            ));
-        }
-        if self.utc_offset_minutes.abs() > 14 * 60 {
-            return Err(format!(
-                "utc_offset_minutes: {} is not a real time zone",
-                self.utc_offset_minutes
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// One of the ensemble's detectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Detector {
-    ZScore,
-    Mad,
-    Iqr,
-    MovingAverage,
-    AdaptiveThreshold,
-    Drift,
-    Seasonal,
-}
-
-impl Detector {
-    pub const ALL: [Detector; 7] = [
-        Detector::ZScore,
-        Detector::Mad,
-        Detector::Iqr,
-        Detector::MovingAverage,
-        Detector::AdaptiveThreshold,
-        Detector::Drift,
-        Detector::Seasonal,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Detector::ZScore => "zscore",
-            Detector::Mad => "mad",
-            Detector::Iqr => "iqr",
-            Detector::MovingAverage => "moving_average",
-            Detector::AdaptiveThreshold => "adaptive_threshold",
-            Detector::Drift => "drift",
-            Detector::Seasonal => "seasonal",
-        }
-    }
-
-    /// Share of the ensemble score. The seasonal baseline weighs most: it knows the time of day.
-    fn weight(self) -> f64 {
-        match self {
-            Detector::Seasonal => 1.5,
-            Detector::Mad | Detector::Iqr => 0.75,
-            _ => 1.0,
-        }
-    }
-}
-
-impl fmt::Display for Detector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// How bad an anomaly is, from its score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    None,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    fn of(score: f64, anomalous: bool) -> Self {
-        match (anomalous, score) {
-            (false, _) => Severity::None,
-            (true, s) if s >= 0.95 => Severity::Critical,
-            (true, s) if s >= 0.85 => Severity::High,
-            (true, s) if s >= 0.7 => Severity::Medium,
-            (true, _) => Severity::Low,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::None => "none",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// What one detector said about a sample.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DetectorOutput {
-    pub detector: Detector,
-    /// |deviation| / threshold: 1 or more means the detector fired.
-    pub strength: f64,
-    /// The range the detector expected the value in.
-    pub expected: (f64, f64),
-}
-
-impl DetectorOutput {
-    pub fn fired(&self) -> bool {
-        self.strength >= 1.0
-    }
-}
-
-/// The outputs of the detectors that were ready, without a heap allocation per sample.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Evidence {
-    items: [DetectorOutput; Detector::ALL.len()],
-    len: usize,
-}
-
-impl Evidence {
-    fn new() -> Self {
-        let empty = DetectorOutput {
-            detector: Detector::ZScore,
-            strength: 0.0,
-            expected: (0.0, 0.0),
-        };
-        Self {
-            items: [empty; Detector::ALL.len()],
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, output: DetectorOutput) {
-        self.items[self.len] = output;
-        self.len += 1;
-    }
-}
-
-impl std::ops::Deref for Evidence {
-    type Target = [DetectorOutput];
-
-    fn deref(&self) -> &[DetectorOutput] {
-        &self.items[..self.len]
-    }
-}
-
-/// The ensemble's verdict on one sample, with its evidence.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub value: f64,
-    /// 0..1.
-    pub score: f64,
-    pub is_anomaly: bool,
-    pub severity: Severity,
-    /// Not enough history yet: nothing can fire.
-    pub learning: bool,
-    /// Every ready detector's output (those that fired have strength ≥ 1).
-    pub detectors: Evidence,
-}
-
-impl Verdict {
-    /// The detectors that fired, strongest first.
-    pub fn fired(&self) -> Vec<Detector> {
-        let mut fired: Vec<&DetectorOutput> = self.detectors.iter().filter(|d| d.fired()).collect();
-        fired.sort_by(|a, b| b.strength.total_cmp(&a.strength));
-        fired.into_iter().map(|d| d.detector).collect()
-    }
-}
 
 /// Exponentially weighted mean and variance (West's incremental form).
 #[derive(Debug, Clone, Copy, Default)]
@@ -434,12 +156,7 @@ impl SortedWindow {
 
     /// Quantile by linear interpolation between order statistics.
     fn quantile(&self, q: f64) -> f64 {
-        let n = self.sorted.len();
-        let pos = q * (n - 1) as f64;
-        let lo = pos.floor() as usize;
-        let hi = (lo + 1).min(n - 1);
-        let frac = pos - lo as f64;
-        self.sorted[lo] + (self.sorted[hi] - self.sorted[lo]) * frac
+        quantile_sorted(&self.sorted, q)
     }
 
     /// Median absolute deviation from `median`: the middle of |x − median|, found by walking
@@ -595,11 +312,6 @@ impl SeriesDetector {
         }
     }
 
-    /// Samples seen so far.
-    pub fn seen(&self) -> u64 {
-        self.seen
-    }
-
     /// Whether the series is still learning (nothing may fire yet).
     pub fn learning(&self) -> bool {
         self.seen < self.config.min_samples
@@ -741,55 +453,16 @@ impl SeriesDetector {
     }
 }
 
-fn ensemble(value: f64, learning: bool, detectors: Evidence, config: &AnomalyConfig) -> Verdict {
-    if learning || detectors.is_empty() {
-        return Verdict {
-            value,
-            score: 0.0,
-            is_anomaly: false,
-            severity: Severity::None,
-            learning,
-            detectors,
-        };
-    }
-    let f = |s: f64| s * s / (1.0 + s * s);
-    let (mut weighted, mut weights) = (0.0f64, 0.0f64);
-    for d in detectors.iter() {
-        let w = d.detector.weight();
-        weighted += w * f(d.strength);
-        weights += w;
-    }
-    let strongest = detectors.iter().map(|d| d.strength).fold(0.0, f64::max);
-    let mut score = (weighted / weights).max(0.8 * f(strongest));
-    let votes = detectors.iter().filter(|d| d.fired()).count();
-    // Within 1.5 bands (4.5 sd at the default sensitivity) of this hour's usual value.
-    let seasonal_normal = detectors
-        .iter()
-        .any(|d| d.detector == Detector::Seasonal && d.strength < 1.5);
-    if seasonal_normal {
-        // Normal for this hour of this weekday: only an extreme deviation still counts.
-        score *= 0.6;
-    }
-    let is_anomaly =
-        score >= config.score_threshold && (votes >= config.min_votes || strongest >= 2.0);
-    Verdict {
-        value,
-        score,
-        is_anomaly,
-        severity: Severity::of(score, is_anomaly),
-        learning,
-        detectors,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analytics::anomaly::Severity;
 
     const STEP_MS: i64 = 10_000;
     const T0: i64 = 1_700_006_400_000; // a Wednesday, 00:00 UTC
 
-    /// Standard normal noise, seeded.
+    /// Standard normal noise, seeded. (Not the other engines' `test_support::normal`: these
+    /// tests' thresholds were set on this sequence.)
     fn noise(rng: &mut fastrand::Rng) -> f64 {
         let (u1, u2) = (rng.f64().max(1e-12), rng.f64());
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
@@ -1015,20 +688,5 @@ mod tests {
             })
             .count();
         assert!(flags < 6, "{flags} flags on values 0, 1, 2");
-    }
-
-    #[test]
-    fn config_errors_name_the_key() {
-        let bad = AnomalyConfig {
-            window: 2,
-            ..AnomalyConfig::default()
-        };
-        assert!(bad.validate().unwrap_err().starts_with("window"));
-        let bad = AnomalyConfig {
-            min_votes: 9,
-            ..AnomalyConfig::default()
-        };
-        assert!(bad.validate().unwrap_err().starts_with("min_votes"));
-        AnomalyConfig::default().validate().unwrap();
     }
 }
