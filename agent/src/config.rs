@@ -1,6 +1,6 @@
 //! The agent's configuration file. Every field has a default, so no file is needed to start.
 
-use crate::probe::ProbesConfig;
+use crate::probe::{ProbeConfigError, ProbesConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,6 +69,8 @@ pub enum ConfigError {
     },
     #[error("invalid `{key}`: {problem}")]
     Invalid { key: &'static str, problem: String },
+    #[error("invalid `probes`: {0}")]
+    Probes(ProbeConfigError),
 }
 
 impl AgentConfig {
@@ -134,12 +136,7 @@ impl AgentConfig {
                 ),
             });
         }
-        self.probes
-            .validate()
-            .map_err(|problem| ConfigError::Invalid {
-                key: "probes",
-                problem,
-            })?;
+        self.probes.validate().map_err(ConfigError::Probes)?;
         // Empty means "this host's name". Anything else is checked here by the collector's own
         // rule, so a bad name fails at start instead of at every registration.
         if !self.node_name.is_empty()
@@ -243,5 +240,15 @@ mod tests {
         assert!(err.contains("`spool_max_bytes`"), "{err}");
         let err = toml::from_str::<AgentConfig>("[[probes.redis]]\nadress = \"x\"").unwrap_err();
         assert!(err.to_string().contains("adress"), "{err}");
+        let config: AgentConfig = toml::from_str("[[probes.tcp]]\naddress = \"nowhere\"").unwrap();
+        let err = config.validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid `probes`: probes.tcp[0].address: \"nowhere\" is not host:port"
+        );
+        assert!(
+            matches!(&err, ConfigError::Probes(ProbeConfigError::Address { key, .. }) if key == "probes.tcp[0]"),
+            "{err:?}"
+        );
     }
 }

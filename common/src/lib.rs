@@ -3,8 +3,10 @@
 //! Architecture invariant: this crate does no I/O and depends on neither tonic nor rocksdb, so
 //! both binaries (and the engines, later) can use it without pulling in transport or storage.
 
+pub mod endpoint;
 pub mod labels;
 pub mod selector;
 
+pub use endpoint::{EndpointError, HttpEndpoint};
 pub use labels::{LabelError, Labels, METRIC_NAME_LABEL, validate_metric_name};
 pub use selector::{MatchOp, Matcher, Selector, SelectorError};

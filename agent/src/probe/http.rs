@@ -7,11 +7,12 @@
 //! name): that is when they matter most. Session resumption is off so every run sees the
 //! certificate.
 
+use super::runner::{Check, Samples, Target};
 use super::{
-    Health, ProbeError, Reason, Samples, Target, connect, default_timeout, validate_name,
-    validate_timeout, within,
+    ProbeConfigError, ProbeError, Reason, connect, default_timeout, validate_name, validate_timeout,
 };
 use crate::collect::Metric;
+use hcmon_common::HttpEndpoint;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -26,11 +27,6 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub(super) const UP: Metric = Metric::gauge(
-    "http_check_up",
-    "1 when the last HTTP check got the expected status (expect_status, else any 2xx or 3xx), \
-     else 0.",
-);
 const STATUS_CODE: Metric = Metric::gauge(
     "http_check_status_code",
     "HTTP status of the last check's response; absent when there was none.",
@@ -79,89 +75,47 @@ pub struct HttpCheckConfig {
 }
 
 impl HttpCheckConfig {
-    pub(super) fn validate(&self, key: &str) -> Result<(), String> {
-        Endpoint::parse(&self.url).map_err(|_| {
-            format!(
-                "{key}.url: {:?} is not an http:// or https:// URL with a host",
-                self.url
-            )
+    pub(super) fn validate(&self, key: &str) -> Result<(), ProbeConfigError> {
+        HttpEndpoint::parse(&self.url).map_err(|_| ProbeConfigError::Url {
+            key: key.to_owned(),
+            url: self.url.clone(),
         })?;
         validate_name(key, self.name.as_deref())?;
         if http::Method::from_bytes(self.method.as_bytes()).is_err() {
-            return Err(format!(
-                "{key}.method: {:?} is not an HTTP method",
-                self.method
-            ));
+            return Err(ProbeConfigError::Method {
+                key: key.to_owned(),
+                method: self.method.clone(),
+            });
         }
         if let Some(status) = self.expect_status
             && !(100..=599).contains(&status)
         {
-            return Err(format!(
-                "{key}.expect_status: {status} is not an HTTP status (100..=599)"
-            ));
+            return Err(ProbeConfigError::ExpectStatus {
+                key: key.to_owned(),
+                status,
+            });
         }
         validate_timeout(key, self.timeout)
     }
 }
 
-/// Where and how to connect, from the URL.
-#[derive(Debug, Clone, PartialEq)]
-struct Endpoint {
-    https: bool,
-    /// The host without IPv6 brackets: the TLS server name.
-    host: String,
-    /// `host:port` to connect to.
-    address: String,
-    /// The `Host` header.
-    authority: String,
-    path_and_query: String,
-}
+impl Check for HttpCheckConfig {
+    const KIND: &'static str = "http";
+    const UP: Metric = Metric::gauge(
+        "http_check_up",
+        "1 when the last HTTP check got the expected status (expect_status, else any 2xx or 3xx), \
+         else 0.",
+    );
 
-impl Endpoint {
-    fn parse(url: &str) -> Result<Self, String> {
-        let uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            other => return Err(format!("scheme {other:?} is not http or https")),
-        };
-        let authority = uri.authority().ok_or("no host")?;
-        if authority.as_str().contains('@') {
-            return Err("credentials in the URL are not supported".into());
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if host.is_empty() {
-            return Err("no host".into());
-        }
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let address = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        Ok(Self {
-            https,
-            host: host.to_owned(),
-            address,
-            authority: authority.as_str().to_owned(),
-            path_and_query: uri
-                .path_and_query()
-                .map_or("/".to_owned(), |p| p.as_str().to_owned()),
-        })
+    fn target(&self) -> Target {
+        Target::new(&self.url, self.name.as_deref())
     }
-}
 
-pub(super) struct HttpCheck {
-    config: HttpCheckConfig,
-    target: Target,
-    health: Health,
-}
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
 
-impl HttpCheck {
-    pub(super) fn new(config: HttpCheckConfig) -> Self {
+    fn reasons(&self) -> Vec<Reason> {
         let mut reasons = vec![
             Reason::Connect,
             Reason::Timeout,
@@ -169,66 +123,57 @@ impl HttpCheck {
             Reason::Protocol,
             Reason::Status,
         ];
-        if config.url.starts_with("https:") {
+        if HttpEndpoint::parse(&self.url).is_ok_and(|endpoint| endpoint.is_tls()) {
             reasons.push(Reason::Tls);
         }
-        Self {
-            target: Target::new(&config.url, config.name.as_deref()),
-            health: Health::new("http", &reasons),
-            config,
+        reasons
+    }
+
+    async fn check(&self, samples: &mut Samples) -> Result<(), ProbeError> {
+        let endpoint = HttpEndpoint::parse(&self.url)
+            .map_err(|e| ProbeError::new(Reason::Config, format!("url {:?}: {e}", self.url)))?;
+        let method = http::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
+            ProbeError::new(
+                Reason::Config,
+                format!("method {:?} is invalid", self.method),
+            )
+        })?;
+        let request = http::Request::builder()
+            .method(method)
+            .uri(endpoint.path_and_query())
+            .header(http::header::HOST, endpoint.authority())
+            .header(http::header::USER_AGENT, USER_AGENT)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| {
+                ProbeError::new(Reason::Config, format!("cannot build the request: {e}"))
+            })?;
+
+        let started = Instant::now();
+        let tcp = connect(&endpoint.address()).await?;
+        let status = if endpoint.is_tls() {
+            let tls = tls_handshake(tcp, &endpoint, self.insecure_skip_verify, samples).await?;
+            exchange(tls, request).await?
+        } else {
+            exchange(tcp, request).await?
+        };
+        samples.push(DURATION, started.elapsed().as_secs_f64());
+        samples.push(STATUS_CODE, f64::from(status));
+
+        let up = match self.expect_status {
+            Some(expected) => status == expected,
+            None => (200..400).contains(&status),
+        };
+        if !up {
+            let expected = self
+                .expect_status
+                .map_or("2xx or 3xx".to_owned(), |s| s.to_string());
+            return Err(ProbeError::new(
+                Reason::Status,
+                format!("status {status}, expected {expected}"),
+            ));
         }
+        Ok(())
     }
-
-    pub(super) async fn run(&mut self) -> Samples {
-        let mut samples = Samples::new(self.target.clone());
-        let outcome = within(self.config.timeout, check(&self.config, &mut samples)).await;
-        self.health.finish(outcome, UP, &mut samples);
-        samples
-    }
-}
-
-async fn check(config: &HttpCheckConfig, samples: &mut Samples) -> Result<(), ProbeError> {
-    let endpoint = Endpoint::parse(&config.url)
-        .map_err(|e| ProbeError::new(Reason::Config, format!("url {:?}: {e}", config.url)))?;
-    let method = http::Method::from_bytes(config.method.as_bytes()).map_err(|_| {
-        ProbeError::new(
-            Reason::Config,
-            format!("method {:?} is invalid", config.method),
-        )
-    })?;
-    let request = http::Request::builder()
-        .method(method)
-        .uri(&endpoint.path_and_query)
-        .header(http::header::HOST, &endpoint.authority)
-        .header(http::header::USER_AGENT, USER_AGENT)
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| ProbeError::new(Reason::Config, format!("cannot build the request: {e}")))?;
-
-    let started = Instant::now();
-    let tcp = connect(&endpoint.address).await?;
-    let status = if endpoint.https {
-        let tls = tls_handshake(tcp, &endpoint, config.insecure_skip_verify, samples).await?;
-        exchange(tls, request).await?
-    } else {
-        exchange(tcp, request).await?
-    };
-    samples.push(DURATION, started.elapsed().as_secs_f64());
-    samples.push(STATUS_CODE, f64::from(status));
-
-    let up = match config.expect_status {
-        Some(expected) => status == expected,
-        None => (200..400).contains(&status),
-    };
-    if !up {
-        let expected = config
-            .expect_status
-            .map_or("2xx or 3xx".to_owned(), |s| s.to_string());
-        return Err(ProbeError::new(
-            Reason::Status,
-            format!("status {status}, expected {expected}"),
-        ));
-    }
-    Ok(())
 }
 
 /// Sends `request` on a new HTTP/1.1 connection over `io` and reads the whole response; returns
@@ -285,7 +230,7 @@ static ROOTS: LazyLock<Arc<RootCertStore>> = LazyLock::new(|| {
 /// verified.
 async fn tls_handshake(
     tcp: tokio::net::TcpStream,
-    endpoint: &Endpoint,
+    endpoint: &HttpEndpoint,
     insecure: bool,
     samples: &mut Samples,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, ProbeError> {
@@ -312,8 +257,12 @@ async fn tls_handshake(
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.resumption = Resumption::disabled();
-    let server_name = ServerName::try_from(endpoint.host.clone())
-        .map_err(|e| tls_error(format!("{:?} is not a TLS server name: {e}", endpoint.host)))?;
+    let server_name = ServerName::try_from(endpoint.host().to_owned()).map_err(|e| {
+        tls_error(format!(
+            "{:?} is not a TLS server name: {e}",
+            endpoint.host()
+        ))
+    })?;
 
     let handshake = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(server_name, tcp)
@@ -422,69 +371,5 @@ impl ServerCertVerifier for CapturingVerifier {
         PROVIDER
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(url: &str, https: bool, host: &str, address: &str, authority: &str, path: &str) {
-        assert_eq!(
-            Endpoint::parse(url).unwrap(),
-            Endpoint {
-                https,
-                host: host.into(),
-                address: address.into(),
-                authority: authority.into(),
-                path_and_query: path.into(),
-            },
-            "{url}"
-        );
-    }
-
-    #[test]
-    fn parses_urls() {
-        check(
-            "http://example.org",
-            false,
-            "example.org",
-            "example.org:80",
-            "example.org",
-            "/",
-        );
-        check(
-            "https://example.org/health?full=1",
-            true,
-            "example.org",
-            "example.org:443",
-            "example.org",
-            "/health?full=1",
-        );
-        check(
-            "http://127.0.0.1:8080/x",
-            false,
-            "127.0.0.1",
-            "127.0.0.1:8080",
-            "127.0.0.1:8080",
-            "/x",
-        );
-        check(
-            "https://[::1]:8443/",
-            true,
-            "::1",
-            "[::1]:8443",
-            "[::1]:8443",
-            "/",
-        );
-        for bad in [
-            "ftp://example.org/",
-            "example.org",
-            "/health",
-            "http://user:pw@host/",
-            "http:///x",
-        ] {
-            assert!(Endpoint::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -5,20 +5,16 @@
 //! memcached has no commands-per-second figure; `memcached_commands_total` (from `cmd_get` and
 //! `cmd_set`) gives it as a rate.
 
+use super::runner::{Check, Samples, Target};
 use super::{
-    Connection, Health, NETWORK_REASONS, Parsed, ProbeError, Reason, Samples, Target, connect,
+    Connection, NETWORK_REASONS, Parsed, ProbeConfigError, ProbeError, Reason, connect,
     default_timeout, line_at, random_token, validate_address, validate_name, validate_timeout,
-    within,
 };
 use crate::collect::Metric;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-pub(super) const UP: Metric = Metric::gauge(
-    "memcached_up",
-    "1 when the last memcached probe run succeeded (connect, stats, set, get back, delete), else 0.",
-);
 const HITS: Metric = Metric::counter(
     "memcached_get_hits_total",
     "get lookups that found the key since memcached started.",
@@ -116,125 +112,117 @@ impl Default for MemcachedProbeConfig {
 }
 
 impl MemcachedProbeConfig {
-    pub(super) fn validate(&self, key: &str) -> Result<(), String> {
+    pub(super) fn validate(&self, key: &str) -> Result<(), ProbeConfigError> {
         validate_address(key, &self.address)?;
         validate_name(key, self.name.as_deref())?;
         validate_timeout(key, self.timeout)
     }
 }
 
-pub(super) struct MemcachedProbe {
-    config: MemcachedProbeConfig,
-    target: Target,
-    health: Health,
-}
+impl Check for MemcachedProbeConfig {
+    const KIND: &'static str = "memcached";
+    const UP: Metric = Metric::gauge(
+        "memcached_up",
+        "1 when the last memcached probe run succeeded (connect, stats, set, get back, delete), else 0.",
+    );
 
-impl MemcachedProbe {
-    pub(super) fn new(config: MemcachedProbeConfig) -> Self {
-        let reasons = [
+    fn target(&self) -> Target {
+        Target::new(&self.address, self.name.as_deref())
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn reasons(&self) -> Vec<Reason> {
+        [
             &NETWORK_REASONS[..],
             &[Reason::Protocol, Reason::Command, Reason::Mismatch],
         ]
-        .concat();
-        Self {
-            target: Target::new(&config.address, config.name.as_deref()),
-            health: Health::new("memcached", &reasons),
-            config,
-        }
+        .concat()
     }
 
-    pub(super) async fn run(&mut self) -> Samples {
-        let mut samples = Samples::new(self.target.clone());
-        let outcome = within(
-            self.config.timeout,
-            check(&self.config.address, &mut samples),
-        )
-        .await;
-        self.health.finish(outcome, UP, &mut samples);
-        samples
-    }
-}
+    async fn check(&self, samples: &mut Samples) -> Result<(), ProbeError> {
+        let mut conn = Connection::new(connect(&self.address).await?);
+        let stats = conn.call(b"stats\r\n", parse_stats).await?;
+        report(&stats, samples);
 
-async fn check(address: &str, samples: &mut Samples) -> Result<(), ProbeError> {
-    let mut conn = Connection::new(connect(address).await?);
-    let stats = conn.call(b"stats\r\n", parse_stats).await?;
-    report(&stats, samples);
+        let key = format!("hcmon:probe:{}", random_token());
+        let value = random_token();
+        let started = Instant::now();
 
-    let key = format!("hcmon:probe:{}", random_token());
-    let value = random_token();
-    let started = Instant::now();
-
-    let set = format!(
-        "set {key} 0 {PROBE_KEY_TTL_SECONDS} {}\r\n{value}\r\n",
-        value.len()
-    );
-    let reply = conn.call(set.as_bytes(), parse_line).await?;
-    samples.push_with(
-        OP_DURATION,
-        &[("op", "write")],
-        started.elapsed().as_secs_f64(),
-    );
-    if reply != "STORED" {
-        return Err(ProbeError::new(
-            Reason::Command,
-            format!("set {key}: {reply}"),
-        ));
-    }
-
-    let read_at = Instant::now();
-    let read = conn
-        .call(format!("get {key}\r\n").as_bytes(), parse_get)
-        .await?;
-    samples.push_with(
-        OP_DURATION,
-        &[("op", "read")],
-        read_at.elapsed().as_secs_f64(),
-    );
-    match read {
-        Some(read) if read == value.as_bytes() => {}
-        Some(read) => {
-            return Err(ProbeError::new(
-                Reason::Mismatch,
-                format!(
-                    "get {key} returned {:?}, not the {value:?} just written",
-                    String::from_utf8_lossy(&read)
-                ),
-            ));
-        }
-        None => {
-            return Err(ProbeError::new(
-                Reason::Mismatch,
-                format!("get {key} found nothing right after set"),
-            ));
-        }
-    }
-
-    let delete_at = Instant::now();
-    let reply = conn
-        .call(format!("delete {key}\r\n").as_bytes(), parse_line)
-        .await?;
-    samples.push_with(
-        OP_DURATION,
-        &[("op", "delete")],
-        delete_at.elapsed().as_secs_f64(),
-    );
-    match reply.as_str() {
-        "DELETED" => {}
-        "NOT_FOUND" => {
-            return Err(ProbeError::new(
-                Reason::Mismatch,
-                format!("delete {key}: NOT_FOUND right after set"),
-            ));
-        }
-        _ => {
+        let set = format!(
+            "set {key} 0 {PROBE_KEY_TTL_SECONDS} {}\r\n{value}\r\n",
+            value.len()
+        );
+        let reply = conn.call(set.as_bytes(), parse_line).await?;
+        samples.push_with(
+            OP_DURATION,
+            &[("op", "write")],
+            started.elapsed().as_secs_f64(),
+        );
+        if reply != "STORED" {
             return Err(ProbeError::new(
                 Reason::Command,
-                format!("delete {key}: {reply}"),
+                format!("set {key}: {reply}"),
             ));
         }
+
+        let read_at = Instant::now();
+        let read = conn
+            .call(format!("get {key}\r\n").as_bytes(), parse_get)
+            .await?;
+        samples.push_with(
+            OP_DURATION,
+            &[("op", "read")],
+            read_at.elapsed().as_secs_f64(),
+        );
+        match read {
+            Some(read) if read == value.as_bytes() => {}
+            Some(read) => {
+                return Err(ProbeError::new(
+                    Reason::Mismatch,
+                    format!(
+                        "get {key} returned {:?}, not the {value:?} just written",
+                        String::from_utf8_lossy(&read)
+                    ),
+                ));
+            }
+            None => {
+                return Err(ProbeError::new(
+                    Reason::Mismatch,
+                    format!("get {key} found nothing right after set"),
+                ));
+            }
+        }
+
+        let delete_at = Instant::now();
+        let reply = conn
+            .call(format!("delete {key}\r\n").as_bytes(), parse_line)
+            .await?;
+        samples.push_with(
+            OP_DURATION,
+            &[("op", "delete")],
+            delete_at.elapsed().as_secs_f64(),
+        );
+        match reply.as_str() {
+            "DELETED" => {}
+            "NOT_FOUND" => {
+                return Err(ProbeError::new(
+                    Reason::Mismatch,
+                    format!("delete {key}: NOT_FOUND right after set"),
+                ));
+            }
+            _ => {
+                return Err(ProbeError::new(
+                    Reason::Command,
+                    format!("delete {key}: {reply}"),
+                ));
+            }
+        }
+        samples.push(CHECK_DURATION, started.elapsed().as_secs_f64());
+        Ok(())
     }
-    samples.push(CHECK_DURATION, started.elapsed().as_secs_f64());
-    Ok(())
 }
 
 fn report(stats: &BTreeMap<String, String>, samples: &mut Samples) {

@@ -17,10 +17,13 @@
 //!   nothing is logged while its state stays the same.
 //! - Every sample carries `target` (the address or URL) and `name` (configured, defaulting to the
 //!   target), so several probes of one kind never share a series.
+//! - The run that does all this is written once, in [`runner`]; a probe kind is its config, its
+//!   [`runner::Check`] (one check over its protocol) and its parsers.
 
 mod http;
 mod memcached;
 mod redis;
+mod runner;
 mod tcp;
 
 pub use http::HttpCheckConfig;
@@ -28,18 +31,12 @@ pub use memcached::MemcachedProbeConfig;
 pub use redis::RedisProbeConfig;
 pub use tcp::TcpCheckConfig;
 
-use crate::collect::{BatchBuilder, Metric};
+use crate::collect::BatchBuilder;
+use runner::{AnyProbe, Check, Probe};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
-
-const ERRORS: Metric = Metric::counter(
-    "hcmon_probe_errors_total",
-    "Failed probe runs, by probe kind, target and reason (connect, timeout, auth, tls, ...).",
-);
 
 /// Time a probe run may take when the config does not say.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -65,7 +62,7 @@ pub struct ProbesConfig {
 impl ProbesConfig {
     /// Checks values the types alone cannot. The message names the offending key, e.g.
     /// `probes.redis[0].address: "foo" is not host:port`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ProbeConfigError> {
         let mut seen = Seen::default();
         for (i, probe) in self.redis.iter().enumerate() {
             let key = format!("probes.redis[{i}]");
@@ -91,6 +88,29 @@ impl ProbesConfig {
     }
 }
 
+/// A `[[probes.*]]` entry that cannot be used. `key` names the entry (`probes.redis[0]`); the
+/// message adds the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeConfigError {
+    #[error("{key}.address: {address:?} is not host:port")]
+    Address { key: String, address: String },
+    #[error("{key}.name: {name:?} must be non-empty text; leave it out to use the target")]
+    Name { key: String, name: String },
+    #[error("{key}.timeout: must be more than 0")]
+    Timeout { key: String },
+    #[error("{key}.username: set together with `password`")]
+    UsernameWithoutPassword { key: String },
+    #[error("{key}.url: {url:?} is not an http:// or https:// URL with a host")]
+    Url { key: String, url: String },
+    #[error("{key}.method: {method:?} is not an HTTP method")]
+    Method { key: String, method: String },
+    #[error("{key}.expect_status: {status} is not an HTTP status (100..=599)")]
+    ExpectStatus { key: String, status: u16 },
+    /// Two entries would write the same series.
+    #[error("{key}: same target and name as {first}; give one of them a different `name`")]
+    Duplicate { key: String, first: String },
+}
+
 /// Probes that would write the same series.
 #[derive(Default)]
 struct Seen(BTreeMap<(&'static str, String, String), String>);
@@ -102,23 +122,29 @@ impl Seen {
         kind: &'static str,
         target: &str,
         name: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ProbeConfigError> {
         let name = name.unwrap_or(target).to_owned();
         match self
             .0
             .insert((kind, target.to_owned(), name), key.to_owned())
         {
-            Some(first) => Err(format!(
-                "{key}: same target and name as {first}; give one of them a different `name`"
-            )),
+            Some(first) => Err(ProbeConfigError::Duplicate {
+                key: key.to_owned(),
+                first,
+            }),
             None => Ok(()),
         }
     }
 }
 
 /// Checks a `host:port` address (`[v6]:port` for IPv6 literals).
-fn validate_address(key: &str, address: &str) -> Result<(), String> {
-    let bad = || Err(format!("{key}.address: {address:?} is not host:port"));
+fn validate_address(key: &str, address: &str) -> Result<(), ProbeConfigError> {
+    let bad = || {
+        Err(ProbeConfigError::Address {
+            key: key.to_owned(),
+            address: address.to_owned(),
+        })
+    };
     let Some((host, port)) = address.rsplit_once(':') else {
         return bad();
     };
@@ -139,78 +165,55 @@ fn validate_address(key: &str, address: &str) -> Result<(), String> {
     }
 }
 
-fn validate_timeout(key: &str, timeout: Duration) -> Result<(), String> {
+fn validate_timeout(key: &str, timeout: Duration) -> Result<(), ProbeConfigError> {
     if timeout.is_zero() {
-        return Err(format!("{key}.timeout: must be more than 0"));
+        return Err(ProbeConfigError::Timeout {
+            key: key.to_owned(),
+        });
     }
     Ok(())
 }
 
-fn validate_name(key: &str, name: Option<&str>) -> Result<(), String> {
+fn validate_name(key: &str, name: Option<&str>) -> Result<(), ProbeConfigError> {
     match name {
-        Some(name) if name.is_empty() || name.contains('\0') => Err(format!(
-            "{key}.name: {name:?} must be non-empty text; leave it out to use the target"
-        )),
+        Some(name) if name.is_empty() || name.contains('\0') => Err(ProbeConfigError::Name {
+            key: key.to_owned(),
+            name: name.to_owned(),
+        }),
         _ => Ok(()),
     }
 }
 
 /// The configured probes and what they remember between runs (error counts, up/down state).
-pub struct Probes {
-    redis: Vec<redis::RedisProbe>,
-    memcached: Vec<memcached::MemcachedProbe>,
-    http: Vec<http::HttpCheck>,
-    tcp: Vec<tcp::TcpCheck>,
-}
-
-type Run<'a> = Pin<Box<dyn Future<Output = Samples> + Send + 'a>>;
+pub struct Probes(Vec<Box<dyn AnyProbe>>);
 
 impl Probes {
     /// Builds the probes of a validated config (see [`ProbesConfig::validate`]).
     pub fn new(config: &ProbesConfig) -> Self {
-        Self {
-            redis: config
-                .redis
+        fn probes<C: Check + Clone>(configs: &[C]) -> impl Iterator<Item = Box<dyn AnyProbe>> {
+            configs
                 .iter()
                 .cloned()
-                .map(redis::RedisProbe::new)
-                .collect(),
-            memcached: config
-                .memcached
-                .iter()
-                .cloned()
-                .map(memcached::MemcachedProbe::new)
-                .collect(),
-            http: config
-                .http
-                .iter()
-                .cloned()
-                .map(http::HttpCheck::new)
-                .collect(),
-            tcp: config.tcp.iter().cloned().map(tcp::TcpCheck::new).collect(),
+                .map(|config| Box::new(Probe::new(config)) as Box<dyn AnyProbe>)
         }
+        Self(
+            probes(&config.redis)
+                .chain(probes(&config.memcached))
+                .chain(probes(&config.http))
+                .chain(probes(&config.tcp))
+                .collect(),
+        )
     }
 
     /// Whether no probe is configured.
     pub fn is_empty(&self) -> bool {
-        self.redis.is_empty()
-            && self.memcached.is_empty()
-            && self.http.is_empty()
-            && self.tcp.is_empty()
+        self.0.is_empty()
     }
 
     /// Runs every probe once (concurrently, each bounded by its timeout) and adds the samples to
     /// `out`.
     pub async fn collect(&mut self, out: &mut BatchBuilder) {
-        let mut runs: Vec<Run<'_>> = Vec::new();
-        runs.extend(self.redis.iter_mut().map(|p| Box::pin(p.run()) as Run<'_>));
-        runs.extend(
-            self.memcached
-                .iter_mut()
-                .map(|p| Box::pin(p.run()) as Run<'_>),
-        );
-        runs.extend(self.http.iter_mut().map(|p| Box::pin(p.run()) as Run<'_>));
-        runs.extend(self.tcp.iter_mut().map(|p| Box::pin(p.run()) as Run<'_>));
+        let runs = self.0.iter_mut().map(|probe| probe.run());
         for samples in futures_util::future::join_all(runs).await {
             samples.write_to(out);
         }
@@ -371,175 +374,9 @@ pub(crate) fn line_at(buf: &[u8], start: usize) -> Option<(&[u8], usize)> {
     Some((&rest[..end], start + end + 2))
 }
 
-/// Runs `check` for at most `timeout`; running out of time is a [`Reason::Timeout`] failure.
-pub(crate) async fn within<F>(timeout: Duration, check: F) -> Result<(), ProbeError>
-where
-    F: Future<Output = Result<(), ProbeError>>,
-{
-    tokio::time::timeout(timeout, check)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ProbeError::new(
-                Reason::Timeout,
-                format!(
-                    "no complete answer within {}",
-                    humantime::format_duration(timeout)
-                ),
-            ))
-        })
-}
-
 /// A random token for probe keys and values, so concurrent agents never collide.
 pub(crate) fn random_token() -> String {
     format!("{:016x}", fastrand::u64(..))
-}
-
-/// The labels that identify one probe's target.
-#[derive(Debug, Clone)]
-pub(crate) struct Target {
-    pub target: String,
-    pub name: String,
-}
-
-impl Target {
-    pub(crate) fn new(target: &str, name: Option<&str>) -> Self {
-        Self {
-            target: target.to_owned(),
-            name: name.unwrap_or(target).to_owned(),
-        }
-    }
-}
-
-struct Sample {
-    metric: Metric,
-    labels: Vec<(&'static str, String)>,
-    value: f64,
-}
-
-/// The samples of one probe run, each labelled with the probe's target.
-pub(crate) struct Samples {
-    target: Target,
-    items: Vec<Sample>,
-}
-
-impl Samples {
-    pub(crate) fn new(target: Target) -> Self {
-        Self {
-            target,
-            items: Vec::new(),
-        }
-    }
-
-    /// Adds a sample with just the target's labels.
-    pub(crate) fn push(&mut self, metric: Metric, value: f64) {
-        self.push_with(metric, &[], value);
-    }
-
-    /// Adds a sample with the target's labels and `extra`.
-    pub(crate) fn push_with(&mut self, metric: Metric, extra: &[(&'static str, &str)], value: f64) {
-        self.items.push(Sample {
-            metric,
-            labels: extra.iter().map(|(n, v)| (*n, (*v).to_owned())).collect(),
-            value,
-        });
-    }
-
-    /// The value of the first sample of `metric` with these extra labels, for tests.
-    #[cfg(test)]
-    pub(crate) fn get(&self, metric: &str, extra: &[(&str, &str)]) -> Option<f64> {
-        self.items
-            .iter()
-            .find(|s| {
-                s.metric.name == metric
-                    && s.labels.len() == extra.len()
-                    && extra
-                        .iter()
-                        .all(|(n, v)| s.labels.iter().any(|(ln, lv)| ln == n && lv == v))
-            })
-            .map(|s| s.value)
-    }
-
-    fn write_to(self, out: &mut BatchBuilder) {
-        for sample in &self.items {
-            let mut labels: Vec<(&str, &str)> = vec![
-                ("target", self.target.target.as_str()),
-                ("name", self.target.name.as_str()),
-            ];
-            labels.extend(sample.labels.iter().map(|(n, v)| (*n, v.as_str())));
-            out.push(sample.metric, &labels, sample.value);
-        }
-    }
-}
-
-/// One probe's memory between runs: its error counters and whether it was last up.
-pub(crate) struct Health {
-    probe: &'static str,
-    errors: BTreeMap<Reason, u64>,
-    up: Option<bool>,
-}
-
-impl Health {
-    /// `reasons`: every way this kind of probe can fail, reported at 0 until it does.
-    pub(crate) fn new(probe: &'static str, reasons: &[Reason]) -> Self {
-        Self {
-            probe,
-            errors: reasons.iter().map(|r| (*r, 0)).collect(),
-            up: None,
-        }
-    }
-
-    /// Records a run's outcome: the `up` gauge, the error counters, and a log line when the
-    /// target's state changed.
-    pub(crate) fn finish(
-        &mut self,
-        outcome: Result<(), ProbeError>,
-        up_metric: Metric,
-        samples: &mut Samples,
-    ) {
-        let is_up = outcome.is_ok();
-        match &outcome {
-            Ok(()) => {
-                if self.up == Some(false) {
-                    tracing::info!(
-                        probe = self.probe,
-                        target = %samples.target.target,
-                        name = %samples.target.name,
-                        "probe target is up again"
-                    );
-                }
-            }
-            Err(error) => {
-                *self.errors.entry(error.reason).or_default() += 1;
-                if self.up != Some(false) {
-                    tracing::warn!(
-                        probe = self.probe,
-                        target = %samples.target.target,
-                        name = %samples.target.name,
-                        reason = error.reason.as_str(),
-                        error = %error.detail,
-                        "probe target is down"
-                    );
-                } else {
-                    tracing::debug!(
-                        probe = self.probe,
-                        target = %samples.target.target,
-                        reason = error.reason.as_str(),
-                        error = %error.detail,
-                        "probe target still down"
-                    );
-                }
-            }
-        }
-        self.up = Some(is_up);
-        samples.push(up_metric, if is_up { 1.0 } else { 0.0 });
-        for (reason, count) in &self.errors {
-            samples.push_with(
-                ERRORS,
-                &[("probe", self.probe), ("reason", reason.as_str())],
-                *count as f64,
-            );
-        }
-    }
 }
 
 /// Reasons any probe over TCP can fail with.
@@ -612,7 +449,11 @@ mod tests {
     }
 
     fn check(text: &str, expected: &str) {
-        assert_eq!(parse(text).validate().unwrap_err(), expected, "{text}");
+        assert_eq!(
+            parse(text).validate().unwrap_err().to_string(),
+            expected,
+            "{text}"
+        );
     }
 
     #[test]
@@ -672,73 +513,5 @@ mod tests {
         let mut batch = BatchBuilder::new(0);
         let collection = probes.collect(&mut batch);
         assert_send(&collection);
-    }
-
-    /// Counts the warnings logged while it is the subscriber.
-    struct Warnings(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
-        fn on_event(
-            &self,
-            event: &tracing::Event<'_>,
-            _: tracing_subscriber::layer::Context<'_, S>,
-        ) {
-            if *event.metadata().level() == tracing::Level::WARN {
-                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-    }
-
-    #[test]
-    fn warns_once_per_outage_not_every_run() {
-        use tracing_subscriber::layer::SubscriberExt;
-        let count = std::sync::Arc::default();
-        let subscriber =
-            tracing_subscriber::registry().with(Warnings(std::sync::Arc::clone(&count)));
-        let warnings = || count.load(std::sync::atomic::Ordering::SeqCst);
-        tracing::subscriber::with_default(subscriber, || {
-            let mut health = Health::new("redis", &NETWORK_REASONS);
-            let mut run = |outcome: Result<(), ProbeError>| {
-                let mut samples = Samples::new(Target::new("h:1", None));
-                health.finish(outcome, redis::UP, &mut samples);
-            };
-            let refused = || Err(ProbeError::new(Reason::Connect, "refused"));
-            run(Ok(()));
-            assert_eq!(warnings(), 0);
-            for _ in 0..3 {
-                run(refused());
-            }
-            assert_eq!(warnings(), 1);
-            run(Err(ProbeError::new(Reason::Timeout, "slow")));
-            assert_eq!(warnings(), 1, "still the same outage");
-            run(Ok(()));
-            run(Ok(()));
-            run(refused());
-            assert_eq!(warnings(), 2, "a new outage");
-        });
-    }
-
-    #[tokio::test]
-    async fn errors_are_counted_across_runs_and_reported_from_zero() {
-        let mut health = Health::new("tcp", &[Reason::Connect, Reason::Timeout]);
-        let target = Target::new("h:1", None);
-        let mut samples = Samples::new(target.clone());
-        health.finish(Ok(()), tcp::UP, &mut samples);
-        assert_eq!(samples.get("tcp_check_up", &[]), Some(1.0));
-        let errors = |s: &Samples, reason| {
-            s.get(
-                "hcmon_probe_errors_total",
-                &[("probe", "tcp"), ("reason", reason)],
-            )
-        };
-        assert_eq!(errors(&samples, "connect"), Some(0.0));
-        for expected in [1.0, 2.0] {
-            let mut samples = Samples::new(target.clone());
-            let failure = ProbeError::new(Reason::Connect, "refused");
-            health.finish(Err(failure), tcp::UP, &mut samples);
-            assert_eq!(samples.get("tcp_check_up", &[]), Some(0.0));
-            assert_eq!(errors(&samples, "connect"), Some(expected));
-            assert_eq!(errors(&samples, "timeout"), Some(0.0));
-        }
     }
 }

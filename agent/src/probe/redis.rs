@@ -6,10 +6,10 @@
 //! comes first so the probe's own `GET` shows up in the hit counter of the next run, not this one.
 //! The key expires on its own if the run dies before `DEL`.
 
+use super::runner::{Check, Samples, Target};
 use super::{
-    Connection, Health, NETWORK_REASONS, Parsed, ProbeError, Reason, Samples, Target, connect,
+    Connection, NETWORK_REASONS, Parsed, ProbeConfigError, ProbeError, Reason, connect,
     default_timeout, line_at, random_token, validate_address, validate_name, validate_timeout,
-    within,
 };
 use crate::collect::Metric;
 use serde::Deserialize;
@@ -17,10 +17,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-pub(super) const UP: Metric = Metric::gauge(
-    "redis_up",
-    "1 when the last Redis probe run succeeded (connect, auth, INFO, write, read back, delete), else 0.",
-);
 const HITS: Metric = Metric::counter(
     "redis_keyspace_hits_total",
     "Successful key lookups since the Redis server started (INFO keyspace_hits).",
@@ -148,26 +144,36 @@ impl fmt::Debug for RedisProbeConfig {
 }
 
 impl RedisProbeConfig {
-    pub(super) fn validate(&self, key: &str) -> Result<(), String> {
+    pub(super) fn validate(&self, key: &str) -> Result<(), ProbeConfigError> {
         validate_address(key, &self.address)?;
         validate_name(key, self.name.as_deref())?;
         validate_timeout(key, self.timeout)?;
         if self.username.is_some() && self.password.is_none() {
-            return Err(format!("{key}.username: set together with `password`"));
+            return Err(ProbeConfigError::UsernameWithoutPassword {
+                key: key.to_owned(),
+            });
         }
         Ok(())
     }
 }
 
-pub(super) struct RedisProbe {
-    config: RedisProbeConfig,
-    target: Target,
-    health: Health,
-}
+impl Check for RedisProbeConfig {
+    const KIND: &'static str = "redis";
+    const UP: Metric = Metric::gauge(
+        "redis_up",
+        "1 when the last Redis probe run succeeded (connect, auth, INFO, write, read back, delete), else 0.",
+    );
 
-impl RedisProbe {
-    pub(super) fn new(config: RedisProbeConfig) -> Self {
-        let reasons = [
+    fn target(&self) -> Target {
+        Target::new(&self.address, self.name.as_deref())
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn reasons(&self) -> Vec<Reason> {
+        [
             &NETWORK_REASONS[..],
             &[
                 Reason::Auth,
@@ -176,112 +182,100 @@ impl RedisProbe {
                 Reason::Mismatch,
             ],
         ]
-        .concat();
-        Self {
-            target: Target::new(&config.address, config.name.as_deref()),
-            health: Health::new("redis", &reasons),
-            config,
-        }
+        .concat()
     }
 
-    pub(super) async fn run(&mut self) -> Samples {
-        let mut samples = Samples::new(self.target.clone());
-        let outcome = within(self.config.timeout, check(&self.config, &mut samples)).await;
-        self.health.finish(outcome, UP, &mut samples);
-        samples
-    }
-}
-
-async fn check(config: &RedisProbeConfig, samples: &mut Samples) -> Result<(), ProbeError> {
-    let mut conn = Connection::new(connect(&config.address).await?);
-    if let Some(password) = &config.password {
-        let reply = match &config.username {
-            Some(user) => call(&mut conn, &["AUTH", user, password]).await?,
-            None => call(&mut conn, &["AUTH", password]).await?,
-        };
-        match reply {
-            Reply::Simple(ok) if ok == "OK" => {}
-            Reply::Error(message) => {
-                return Err(ProbeError::new(Reason::Auth, format!("AUTH: {message}")));
+    async fn check(&self, samples: &mut Samples) -> Result<(), ProbeError> {
+        let mut conn = Connection::new(connect(&self.address).await?);
+        if let Some(password) = &self.password {
+            let reply = match &self.username {
+                Some(user) => call(&mut conn, &["AUTH", user, password]).await?,
+                None => call(&mut conn, &["AUTH", password]).await?,
+            };
+            match reply {
+                Reply::Simple(ok) if ok == "OK" => {}
+                Reply::Error(message) => {
+                    return Err(ProbeError::new(Reason::Auth, format!("AUTH: {message}")));
+                }
+                other => return Err(unexpected("AUTH", &other)),
             }
-            other => return Err(unexpected("AUTH", &other)),
         }
-    }
 
-    let info = match call(&mut conn, &["INFO"]).await? {
-        Reply::Bulk(text) => Info::parse(&String::from_utf8_lossy(&text)),
-        Reply::Error(message) => return Err(server_error("INFO", message)),
-        other => return Err(unexpected("INFO", &other)),
-    };
-    info.report(samples);
+        let info = match call(&mut conn, &["INFO"]).await? {
+            Reply::Bulk(text) => Info::parse(&String::from_utf8_lossy(&text)),
+            Reply::Error(message) => return Err(server_error("INFO", message)),
+            other => return Err(unexpected("INFO", &other)),
+        };
+        info.report(samples);
 
-    if config.db != 0 {
-        expect_ok(
-            "SELECT",
-            call(&mut conn, &["SELECT", &config.db.to_string()]).await?,
-        )?;
-    }
-
-    let key = format!("hcmon:probe:{}", random_token());
-    let value = random_token();
-    let started = Instant::now();
-
-    let reply = call(&mut conn, &["SET", &key, &value, "PX", PROBE_KEY_TTL_MS]).await?;
-    samples.push_with(
-        OP_DURATION,
-        &[("op", "write")],
-        started.elapsed().as_secs_f64(),
-    );
-    expect_ok("SET", reply)?;
-
-    let read_at = Instant::now();
-    let reply = call(&mut conn, &["GET", &key]).await?;
-    samples.push_with(
-        OP_DURATION,
-        &[("op", "read")],
-        read_at.elapsed().as_secs_f64(),
-    );
-    match reply {
-        Reply::Bulk(read) if read == value.as_bytes() => {}
-        Reply::Bulk(read) => {
-            return Err(ProbeError::new(
-                Reason::Mismatch,
-                format!(
-                    "GET {key} returned {:?}, not the {value:?} just written",
-                    String::from_utf8_lossy(&read)
-                ),
-            ));
+        if self.db != 0 {
+            expect_ok(
+                "SELECT",
+                call(&mut conn, &["SELECT", &self.db.to_string()]).await?,
+            )?;
         }
-        Reply::Nil => {
-            return Err(ProbeError::new(
-                Reason::Mismatch,
-                format!("GET {key} found nothing right after SET"),
-            ));
-        }
-        Reply::Error(message) => return Err(server_error("GET", message)),
-        other => return Err(unexpected("GET", &other)),
-    }
 
-    let delete_at = Instant::now();
-    let reply = call(&mut conn, &["DEL", &key]).await?;
-    samples.push_with(
-        OP_DURATION,
-        &[("op", "delete")],
-        delete_at.elapsed().as_secs_f64(),
-    );
-    match reply {
-        Reply::Integer(1) => {}
-        Reply::Integer(n) => {
-            return Err(ProbeError::new(
-                Reason::Mismatch,
-                format!("DEL {key} deleted {n} keys, not the 1 just written"),
-            ));
+        let key = format!("hcmon:probe:{}", random_token());
+        let value = random_token();
+        let started = Instant::now();
+
+        let reply = call(&mut conn, &["SET", &key, &value, "PX", PROBE_KEY_TTL_MS]).await?;
+        samples.push_with(
+            OP_DURATION,
+            &[("op", "write")],
+            started.elapsed().as_secs_f64(),
+        );
+        expect_ok("SET", reply)?;
+
+        let read_at = Instant::now();
+        let reply = call(&mut conn, &["GET", &key]).await?;
+        samples.push_with(
+            OP_DURATION,
+            &[("op", "read")],
+            read_at.elapsed().as_secs_f64(),
+        );
+        match reply {
+            Reply::Bulk(read) if read == value.as_bytes() => {}
+            Reply::Bulk(read) => {
+                return Err(ProbeError::new(
+                    Reason::Mismatch,
+                    format!(
+                        "GET {key} returned {:?}, not the {value:?} just written",
+                        String::from_utf8_lossy(&read)
+                    ),
+                ));
+            }
+            Reply::Nil => {
+                return Err(ProbeError::new(
+                    Reason::Mismatch,
+                    format!("GET {key} found nothing right after SET"),
+                ));
+            }
+            Reply::Error(message) => return Err(server_error("GET", message)),
+            other => return Err(unexpected("GET", &other)),
         }
-        Reply::Error(message) => return Err(server_error("DEL", message)),
-        other => return Err(unexpected("DEL", &other)),
+
+        let delete_at = Instant::now();
+        let reply = call(&mut conn, &["DEL", &key]).await?;
+        samples.push_with(
+            OP_DURATION,
+            &[("op", "delete")],
+            delete_at.elapsed().as_secs_f64(),
+        );
+        match reply {
+            Reply::Integer(1) => {}
+            Reply::Integer(n) => {
+                return Err(ProbeError::new(
+                    Reason::Mismatch,
+                    format!("DEL {key} deleted {n} keys, not the 1 just written"),
+                ));
+            }
+            Reply::Error(message) => return Err(server_error("DEL", message)),
+            other => return Err(unexpected("DEL", &other)),
+        }
+        samples.push(CHECK_DURATION, started.elapsed().as_secs_f64());
+        Ok(())
     }
-    samples.push(CHECK_DURATION, started.elapsed().as_secs_f64());
-    Ok(())
 }
 
 async fn call(conn: &mut Connection, args: &[&str]) -> Result<Reply, ProbeError> {
@@ -446,22 +440,23 @@ const MAX_DEPTH: usize = 8;
 
 /// Parses one reply from the front of `buf`: `Ok(None)` when more bytes are needed.
 pub(super) fn parse_reply(buf: &[u8]) -> Parsed<Reply> {
-    parse_at(buf, 0, 0).map_err(|detail| ProbeError::new(Reason::Protocol, detail))
+    parse_at(buf, 0, 0)
 }
 
-fn parse_at(buf: &[u8], start: usize, depth: usize) -> Result<Option<(Reply, usize)>, String> {
+fn parse_at(buf: &[u8], start: usize, depth: usize) -> Parsed<Reply> {
+    let bad = |detail: String| ProbeError::new(Reason::Protocol, detail);
     let Some((line, next)) = line_at(buf, start) else {
         return Ok(None);
     };
     let Some((&kind, rest)) = line.split_first() else {
-        return Err("empty reply line".into());
+        return Err(bad("empty reply line".into()));
     };
     let text = || String::from_utf8_lossy(rest).into_owned();
     let integer = || {
         std::str::from_utf8(rest)
             .ok()
             .and_then(|s| s.parse::<i64>().ok())
-            .ok_or_else(|| format!("{:?} is not an integer", text()))
+            .ok_or_else(|| bad(format!("{:?} is not an integer", text())))
     };
     match kind {
         b'+' => Ok(Some((Reply::Simple(text()), next))),
@@ -473,14 +468,14 @@ fn parse_at(buf: &[u8], start: usize, depth: usize) -> Result<Option<(Reply, usi
                 return Ok(Some((Reply::Nil, next)));
             }
             if !(0..=MAX_BULK).contains(&len) {
-                return Err(format!("bulk string length {len} out of range"));
+                return Err(bad(format!("bulk string length {len} out of range")));
             }
             let end = next + len as usize;
             if buf.len() < end + 2 {
                 return Ok(None);
             }
             if &buf[end..end + 2] != b"\r\n" {
-                return Err("bulk string not followed by CRLF".into());
+                return Err(bad("bulk string not followed by CRLF".into()));
             }
             Ok(Some((Reply::Bulk(buf[next..end].to_vec()), end + 2)))
         }
@@ -490,10 +485,10 @@ fn parse_at(buf: &[u8], start: usize, depth: usize) -> Result<Option<(Reply, usi
                 return Ok(Some((Reply::Nil, next)));
             }
             if !(0..=MAX_ARRAY).contains(&len) {
-                return Err(format!("array length {len} out of range"));
+                return Err(bad(format!("array length {len} out of range")));
             }
             if depth >= MAX_DEPTH {
-                return Err(format!("arrays nested deeper than {MAX_DEPTH}"));
+                return Err(bad(format!("arrays nested deeper than {MAX_DEPTH}")));
             }
             let mut items = Vec::new();
             let mut at = next;
@@ -506,7 +501,7 @@ fn parse_at(buf: &[u8], start: usize, depth: usize) -> Result<Option<(Reply, usi
             }
             Ok(Some((Reply::Array(items), at)))
         }
-        other => Err(format!("unknown reply type {:?}", other as char)),
+        other => Err(bad(format!("unknown reply type {:?}", other as char))),
     }
 }
 

@@ -1,17 +1,14 @@
 //! TCP check: whether a port accepts connections, and how long the connect takes.
 
+use super::runner::{Check, Samples, Target};
 use super::{
-    Health, ProbeError, Reason, Samples, Target, connect, default_timeout, validate_address,
-    validate_name, validate_timeout, within,
+    ProbeConfigError, ProbeError, Reason, connect, default_timeout, validate_address,
+    validate_name, validate_timeout,
 };
 use crate::collect::Metric;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 
-pub(super) const UP: Metric = Metric::gauge(
-    "tcp_check_up",
-    "1 when the last TCP check connected within its timeout, else 0.",
-);
 const CONNECT_DURATION: Metric = Metric::gauge(
     "tcp_check_connect_duration_seconds",
     "Time to open the TCP connection (name resolution included); absent when it failed.",
@@ -33,44 +30,37 @@ pub struct TcpCheckConfig {
 }
 
 impl TcpCheckConfig {
-    pub(super) fn validate(&self, key: &str) -> Result<(), String> {
+    pub(super) fn validate(&self, key: &str) -> Result<(), ProbeConfigError> {
         validate_address(key, &self.address)?;
         validate_name(key, self.name.as_deref())?;
         validate_timeout(key, self.timeout)
     }
 }
 
-pub(super) struct TcpCheck {
-    config: TcpCheckConfig,
-    target: Target,
-    health: Health,
-}
+impl Check for TcpCheckConfig {
+    const KIND: &'static str = "tcp";
+    const UP: Metric = Metric::gauge(
+        "tcp_check_up",
+        "1 when the last TCP check connected within its timeout, else 0.",
+    );
 
-impl TcpCheck {
-    pub(super) fn new(config: TcpCheckConfig) -> Self {
-        Self {
-            target: Target::new(&config.address, config.name.as_deref()),
-            health: Health::new("tcp", &[Reason::Connect, Reason::Timeout]),
-            config,
-        }
+    fn target(&self) -> Target {
+        Target::new(&self.address, self.name.as_deref())
     }
 
-    pub(super) async fn run(&mut self) -> Samples {
-        let mut samples = Samples::new(self.target.clone());
-        let outcome = within(
-            self.config.timeout,
-            check(&self.config.address, &mut samples),
-        )
-        .await;
-        self.health.finish(outcome, UP, &mut samples);
-        samples
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
-}
 
-async fn check(address: &str, samples: &mut Samples) -> Result<(), ProbeError> {
-    let started = Instant::now();
-    let stream = connect(address).await?;
-    samples.push(CONNECT_DURATION, started.elapsed().as_secs_f64());
-    drop(stream);
-    Ok(())
+    fn reasons(&self) -> Vec<Reason> {
+        vec![Reason::Connect, Reason::Timeout]
+    }
+
+    async fn check(&self, samples: &mut Samples) -> Result<(), ProbeError> {
+        let started = Instant::now();
+        let stream = connect(&self.address).await?;
+        samples.push(CONNECT_DURATION, started.elapsed().as_secs_f64());
+        drop(stream);
+        Ok(())
+    }
 }
