@@ -3,16 +3,18 @@
 //! `/api/v1/anomalies`.
 //!
 //! The detectors are the pure ones of [`crate::analytics::anomaly`], with the same defaults as
-//! `hcmon replay`. Ingest hands each stored batch to [`AnomalyWatch::submit`], which queues it
+//! `hcmon replay`. Ingest hands each stored batch to the watch (a [`BatchObserver`]), which queues it
 //! for one worker thread: acks never wait for the detectors, and one thread keeps every series'
 //! samples in the order they were stored. When the queue is full (the detectors cannot keep up)
 //! the batch is skipped and counted, never blocking ingest. Detector state is in memory only;
 //! after a restart each series learns again for `min_samples` samples.
 
 use crate::analytics::anomaly::{AnomalyConfig, DetectorOutput, SeriesDetector, Severity};
+use crate::ingest::{BatchObserver, StoredBatch};
 use crate::storage::{Sample, SeriesId};
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -64,7 +66,7 @@ struct Watched {
 pub struct AnomalyWatch {
     config: AnomalyConfig,
     shards: Vec<Mutex<FxHashMap<SeriesId, Watched>>>,
-    queue: Mutex<Option<SyncSender<Vec<Sample>>>>,
+    queue: Mutex<Option<SyncSender<Arc<Vec<Sample>>>>>,
     skipped_samples: AtomicU64,
 }
 
@@ -82,14 +84,20 @@ impl AnomalyWatch {
     /// A watch with its worker thread, which lives as long as the watch.
     pub fn start(config: AnomalyConfig) -> std::io::Result<Arc<Self>> {
         let watch = Arc::new(Self::new(config));
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Sample>>(QUEUE_BATCHES);
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Arc<Vec<Sample>>>(QUEUE_BATCHES);
         let weak = Arc::downgrade(&watch);
         std::thread::Builder::new()
             .name("anomaly-watch".into())
             .spawn(move || {
                 for batch in receiver {
                     let Some(watch) = weak.upgrade() else { return };
-                    watch.observe(&batch);
+                    // A panic on one batch is logged and counted; the worker goes on with the
+                    // next, so detection never stops silently.
+                    let judged =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| watch.observe(&batch)));
+                    if let Err(payload) = judged {
+                        crate::tasks::report_panic("anomaly-watch", &*payload);
+                    }
                 }
             })?;
         *watch.queue.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
@@ -98,11 +106,11 @@ impl AnomalyWatch {
 
     /// Queues stored samples for the worker (judged synchronously without one); skips and
     /// counts them when the queue is full.
-    pub fn submit(&self, samples: Vec<Sample>) {
+    fn submit(&self, samples: &Arc<Vec<Sample>>) {
         let sender = self.queue.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match sender {
-            None => self.observe(&samples),
-            Some(sender) => match sender.try_send(samples) {
+            None => self.observe(samples),
+            Some(sender) => match sender.try_send(samples.clone()) {
                 Ok(()) => {}
                 Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => {
                     self.skipped_samples
@@ -168,6 +176,12 @@ impl AnomalyWatch {
             learning += shard.values().filter(|w| w.detector.learning()).count();
         }
         (watched, learning)
+    }
+}
+
+impl BatchObserver for AnomalyWatch {
+    fn stored(&self, batch: &StoredBatch) {
+        self.submit(&batch.samples);
     }
 }
 

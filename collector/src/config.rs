@@ -2,6 +2,7 @@
 
 use crate::alerting::config::AlertingConfig;
 use crate::anomaly_watch::AnalyticsConfig;
+use crate::ingest::IngestLimits;
 use crate::storage::StorageConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -55,84 +56,36 @@ impl Default for CollectorConfig {
     }
 }
 
-/// Limits on what agents and remote-write senders may send; breaking one refuses the batch
-/// (with a gRPC status) or the request (with HTTP 400), with a message naming the limit.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IngestLimits {
-    /// Largest encoded batch, in bytes.
-    pub max_batch_bytes: usize,
-    /// Most samples in one batch or remote-write request.
-    pub max_samples_per_batch: usize,
-    /// Most series one node may have: those with its `node` label, whichever streams or
-    /// remote writes created them (also the most one stream may define).
-    pub max_series_per_agent: usize,
-    /// Most series the collector holds in all.
-    pub max_series: usize,
-    /// Most labels on a series, `node` and the metric name included.
-    pub max_labels_per_series: usize,
-    /// Longest label name, in bytes.
-    pub max_label_name_len: usize,
-    /// Longest label value, in bytes.
-    pub max_label_value_len: usize,
-    /// Longest metric name (and remote-write metadata unit), in bytes.
-    pub max_metric_name_len: usize,
-    /// Longest help text of a series or of remote-write metadata, in bytes.
-    pub max_help_len: usize,
-    /// How far ahead of the collector's clock a sample may be.
-    #[serde(with = "humantime_serde")]
-    pub max_future_skew: Duration,
-    /// How far behind the collector's clock a sample may be (spooled back-fill included).
-    #[serde(with = "humantime_serde")]
-    pub max_sample_age: Duration,
-}
-
-impl Default for IngestLimits {
-    fn default() -> Self {
-        Self {
-            max_batch_bytes: 4 << 20,
-            max_samples_per_batch: 100_000,
-            max_series_per_agent: 50_000,
-            max_series: 1_000_000,
-            max_labels_per_series: 32,
-            max_label_name_len: 128,
-            max_label_value_len: 1024,
-            max_metric_name_len: 256,
-            max_help_len: 1024,
-            max_future_skew: Duration::from_secs(10 * 60),
-            max_sample_age: Duration::from_secs(7 * 24 * 3600),
-        }
-    }
-}
-
-impl IngestLimits {
-    /// Every limit must let at least one real batch through.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        // A batch's framing alone takes some bytes; below 1 KiB nothing useful fits.
-        count_at_least("limits.max_batch_bytes", self.max_batch_bytes, 1024)?;
-        count_at_least(
-            "limits.max_samples_per_batch",
-            self.max_samples_per_batch,
-            1,
-        )?;
-        count_at_least("limits.max_series_per_agent", self.max_series_per_agent, 1)?;
-        count_at_least("limits.max_series", self.max_series, 1)?;
-        // The metric name and `node` are labels too.
-        count_at_least(
-            "limits.max_labels_per_series",
-            self.max_labels_per_series,
-            2,
-        )?;
-        count_at_least("limits.max_label_name_len", self.max_label_name_len, 1)?;
-        count_at_least("limits.max_label_value_len", self.max_label_value_len, 1)?;
-        count_at_least("limits.max_metric_name_len", self.max_metric_name_len, 1)?;
-        count_at_least("limits.max_help_len", self.max_help_len, 1)?;
-        at_least(
-            "limits.max_sample_age",
-            self.max_sample_age,
-            Duration::from_secs(60),
-        )
-    }
+/// Every limit must let at least one real batch through.
+fn validate_limits(limits: &IngestLimits) -> Result<(), ConfigError> {
+    // A batch's framing alone takes some bytes; below 1 KiB nothing useful fits.
+    count_at_least("limits.max_batch_bytes", limits.max_batch_bytes, 1024)?;
+    count_at_least(
+        "limits.max_samples_per_batch",
+        limits.max_samples_per_batch,
+        1,
+    )?;
+    count_at_least(
+        "limits.max_series_per_agent",
+        limits.max_series_per_agent,
+        1,
+    )?;
+    count_at_least("limits.max_series", limits.max_series, 1)?;
+    // The metric name and `node` are labels too.
+    count_at_least(
+        "limits.max_labels_per_series",
+        limits.max_labels_per_series,
+        2,
+    )?;
+    count_at_least("limits.max_label_name_len", limits.max_label_name_len, 1)?;
+    count_at_least("limits.max_label_value_len", limits.max_label_value_len, 1)?;
+    count_at_least("limits.max_metric_name_len", limits.max_metric_name_len, 1)?;
+    count_at_least("limits.max_help_len", limits.max_help_len, 1)?;
+    at_least(
+        "limits.max_sample_age",
+        limits.max_sample_age,
+        Duration::from_secs(60),
+    )
 }
 
 /// Storage values that would leave the store without checkpoints, chunks or raw data.
@@ -236,7 +189,7 @@ impl CollectorConfig {
                 Duration::from_secs(3600),
             )?;
         }
-        self.limits.validate()?;
+        validate_limits(&self.limits)?;
         validate_storage(&self.storage)?;
         self.analytics
             .anomaly

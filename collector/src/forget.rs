@@ -3,7 +3,8 @@
 //! background task that forgets nodes silent for longer than `forget_nodes_after`.
 
 use crate::alerting::service::Alerting;
-use crate::ingest::{Clock, ForgetError, Forgotten, IngestService, SeriesFate};
+use crate::clock::Clock;
+use crate::ingest::{ForgetError, Forgotten, IngestService, SeriesFate};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

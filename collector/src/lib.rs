@@ -2,9 +2,12 @@
 //! endpoint and the HTTP API. The `hcmon` operator CLI lives in `src/bin/hcmon.rs`.
 
 pub mod alerting;
+pub mod analysis;
 pub mod analytics;
 pub mod anomaly_watch;
+pub mod api;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod forget;
 pub mod http;
@@ -15,18 +18,22 @@ pub mod query;
 pub mod replay;
 pub mod secure_random;
 pub mod storage;
+pub mod tasks;
 pub mod telemetry;
+pub mod upkeep;
 
 use alerting::service::{AlertService, Alerting, Dependencies};
 use anomaly_watch::AnomalyWatch;
 use catalog::SeriesCatalog;
+use clock::Clock;
 use config::CollectorConfig;
-use ingest::{Clock, IngestService, grpc::GrpcIngest};
+use ingest::{Admission, BatchObserver, IngestService, Observers, grpc::GrpcIngest};
 use node_forest::NodeForests;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{RocksKv, Tsdb};
+use tasks::{Role, TaskTree};
 use telemetry::CollectorMetrics;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -64,26 +71,21 @@ impl Collector {
         let catalog = Arc::new(SeriesCatalog::new(series));
         catalog.start_ids_at(tsdb.first_free_series_id());
         let metrics = Arc::new(CollectorMetrics::new());
-        let ingest = IngestService::new(
-            tsdb.clone(),
-            catalog.clone(),
-            nodes.clone(),
-            metrics.clone(),
-            config.limits.clone(),
-            config.agent_token.clone(),
-            clock.clone(),
-        );
+        tasks::register(&metrics.registry)?;
         let grpc = TcpListener::bind(config.grpc_listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen for gRPC on {}: {e}", config.grpc_listen)
         })?;
         let http = TcpListener::bind(config.http_listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen for HTTP on {}: {e}", config.http_listen)
         })?;
+        // Every observer of stored batches exists before ingest does, which gets them all at
+        // construction: see `ingest/observer.rs`.
+        let mut observers: Vec<Arc<dyn BatchObserver>> = Vec::new();
         let watch = match config.analytics.enabled {
             true => {
                 let watch = AnomalyWatch::start(config.analytics.anomaly.clone())
                     .map_err(|e| anyhow::anyhow!("cannot start the anomaly worker: {e}"))?;
-                ingest.watch_anomalies(watch.clone());
+                observers.push(watch.clone());
                 Some(watch)
             }
             false => None,
@@ -101,17 +103,30 @@ impl Collector {
                 let deps = Dependencies {
                     tsdb: tsdb.clone(),
                     catalog: catalog.clone(),
-                    ingest: ingest.clone(),
                     watch: watch.clone(),
-                    nodes,
+                    nodes: nodes.clone(),
                     registry: metrics.registry.clone(),
                     clock: clock.clone(),
                     http_url: Some(http_url(http_addr)),
                 };
-                Some(AlertService::open(config.alerting.clone(), deps)?)
+                let (service, handle, feed) = AlertService::open(config.alerting.clone(), deps)?;
+                observers.push(feed);
+                Some((service, handle))
             }
             false => None,
         };
+        let ingest = IngestService::new(
+            tsdb.clone(),
+            catalog.clone(),
+            nodes,
+            metrics.clone(),
+            Admission {
+                limits: config.limits.clone(),
+                agent_token: config.agent_token.clone(),
+            },
+            clock.clone(),
+            Observers::new(observers),
+        );
         tracing::info!(series = catalog.len(), data_dir = %config.data_dir.display(), "store opened");
         Ok(Self {
             config,
@@ -157,26 +172,40 @@ impl Collector {
             grpc,
             http,
         } = self;
+        let tasks = TaskTree::new(shutdown.clone());
         let alerting = alerts.map(|(service, handle)| {
-            tokio::spawn(service.run(shutdown.clone()));
+            let ingest = ingest.clone();
+            let tasks_for_alerting = tasks.clone();
+            tasks.spawn("alerting", Role::Essential, async move {
+                service.run(ingest, tasks_for_alerting).await;
+                Ok(())
+            });
             handle
         });
-        let maintenance = tokio::spawn(maintain(tsdb.clone(), clock.clone(), shutdown.clone()));
+        let (db, upkeep_clock, token) = (tsdb.clone(), clock.clone(), shutdown.clone());
+        tasks.spawn("storage-upkeep", Role::Essential, async move {
+            upkeep::maintain_storage(db, upkeep_clock, token).await;
+            Ok(())
+        });
         if !config.forget_nodes_after.is_zero() {
-            tokio::spawn(forget::forget_idle_nodes(
+            let forgetting = forget::forget_idle_nodes(
                 ingest.clone(),
                 alerting.clone(),
                 clock.clone(),
                 config.forget_nodes_after,
                 shutdown.clone(),
-            ));
+            );
+            tasks.spawn("forget-idle-nodes", Role::Helper, async move {
+                forgetting.await;
+                Ok(())
+            });
         }
         if let Some(forests) = &forests {
-            tokio::spawn(analyse_nodes(
-                forests.clone(),
-                clock.clone(),
-                shutdown.clone(),
-            ));
+            let analysing = upkeep::analyse_nodes(forests.clone(), clock.clone(), shutdown.clone());
+            tasks.spawn("node-models", Role::Helper, async move {
+                analysing.await;
+                Ok(())
+            });
         }
         let api = http::router(http::ApiState {
             tsdb: tsdb.clone(),
@@ -190,34 +219,36 @@ impl Collector {
             clock,
         });
         let http_shutdown = shutdown.clone();
-        let http_task = tokio::spawn(async move {
+        tasks.spawn("http-server", Role::Essential, async move {
             axum::serve(http, api)
                 .with_graceful_shutdown(http_shutdown.cancelled_owned())
-                .await
+                .await?;
+            Ok(())
         });
         let grpc_shutdown = shutdown.clone();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
-        let grpc_task = tokio::spawn(async move {
+        let grpc_service = GrpcIngest::server(ingest, tasks.clone());
+        tasks.spawn("grpc-server", Role::Essential, async move {
             tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
-                .add_service(GrpcIngest::server(ingest, grpc_shutdown.clone()))
+                .add_service(grpc_service)
                 .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled_owned())
-                .await
+                .await?;
+            Ok(())
         });
 
         shutdown.cancelled().await;
         tracing::info!("shutting down");
-        match tokio::time::timeout(grace, async { (grpc_task.await, http_task.await) }).await {
-            Ok((grpc, http)) => {
-                grpc??;
-                http??;
-            }
-            Err(_) => tracing::warn!(?grace, "servers did not drain in time; open streams cut"),
+        let aborted = tasks.drain(grace).await;
+        if !aborted.is_empty() {
+            tracing::warn!(?grace, tasks = ?aborted, "tasks did not finish in time and were aborted");
         }
-        maintenance.await?;
-        tokio::task::spawn_blocking(move || tsdb.close()).await??;
+        tasks::blocking("store-close", move || tsdb.close()).await??;
         tracing::info!("store flushed; bye");
-        Ok(())
+        match tasks.failure() {
+            Some(reason) => Err(anyhow::anyhow!(reason)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -231,59 +262,5 @@ fn http_url(addr: SocketAddr) -> String {
         format!("http://{host}:{}", addr.port())
     } else {
         format!("http://{addr}")
-    }
-}
-
-/// Background storage upkeep: checkpoints on their interval, retention every ten minutes.
-/// Trains the node models at start and every `retrain_every`, and scores every minute; the
-/// work runs on the blocking pool, off the async workers and the ingest path.
-async fn analyse_nodes(forests: Arc<NodeForests>, clock: Clock, shutdown: CancellationToken) {
-    let mut training = tokio::time::interval(forests.config().retrain_every);
-    let mut scoring = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        let train = tokio::select! {
-            _ = training.tick() => true,
-            _ = scoring.tick() => false,
-            _ = shutdown.cancelled() => return,
-        };
-        let (forests, now) = (forests.clone(), clock());
-        let work = tokio::task::spawn_blocking(move || {
-            if train {
-                let trained = forests.train_all(now)?;
-                tracing::debug!(trained, "node models trained");
-            }
-            forests.score_all(now)
-        });
-        match work.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "node anomaly models could not read the store")
-            }
-            Err(error) => tracing::error!(%error, "node anomaly models panicked"),
-        }
-    }
-}
-
-async fn maintain(tsdb: Arc<Tsdb>, clock: Clock, shutdown: CancellationToken) {
-    const RETENTION_EVERY: Duration = Duration::from_secs(600);
-    let mut checkpoints = tokio::time::interval(tsdb.config().checkpoint_interval);
-    let mut retention = tokio::time::interval(RETENTION_EVERY);
-    checkpoints.tick().await;
-    loop {
-        let work: fn(&Tsdb, i64) -> Result<(), storage::StoreError> = tokio::select! {
-            _ = checkpoints.tick() => |db, _| db.checkpoint(false),
-            _ = retention.tick() => |db, now| db.enforce_retention(now).map(drop),
-            _ = shutdown.cancelled() => return,
-        };
-        let db = tsdb.clone();
-        let now = clock();
-        let started = std::time::Instant::now();
-        match tokio::task::spawn_blocking(move || work(&db, now)).await {
-            Ok(Ok(())) => tracing::debug!(elapsed = ?started.elapsed(), "storage upkeep done"),
-            Ok(Err(error)) => {
-                tracing::error!(%error, "storage upkeep failed; the WAL keeps the data")
-            }
-            Err(error) => tracing::error!(%error, "storage upkeep panicked"),
-        }
     }
 }

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use hcmon_collector::config::CollectorConfig;
-use hcmon_collector::{Collector, ingest::system_clock};
+use hcmon_collector::{Collector, clock::system_clock};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,19 +69,25 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        signal.cancel();
-    });
-    collector.run(shutdown, args.shutdown_grace).await
+    let run = collector.run(shutdown.clone(), args.shutdown_grace);
+    tokio::pin!(run);
+    // No task of its own: the signal is awaited beside the collector, which may also stop by
+    // itself (a failed essential task) and then returns its reason.
+    tokio::select! {
+        ended = &mut run => return ended,
+        signal = wait_for_signal() => signal?,
+    }
+    shutdown.cancel();
+    run.await
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler installs");
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| anyhow::anyhow!("cannot install the SIGTERM handler: {e}"))?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    Ok(())
 }

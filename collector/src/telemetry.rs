@@ -1,5 +1,6 @@
-//! The collector's own metrics, served on `/metrics` beside the agents' series, and the typed
-//! events that update them. Names follow `hcmon_collector_<name>_<unit>`.
+//! The collector's own metrics, served on `/metrics` beside the agents' series. Names follow
+//! `hcmon_collector_<name>_<unit>`; the typed events that update them live with the code that
+//! emits them (e.g. `ingest/events.rs`).
 //!
 //! The names the collector exports about itself are reserved for it ([`check_metric_name`]):
 //! a stored series of the same name would give its family a second TYPE line on `/metrics`,
@@ -12,7 +13,8 @@
 //! the exposition either.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Namespaces of the collector's own metric names: its registry's, the process collector's and
@@ -91,230 +93,155 @@ pub struct CollectorMetrics {
 impl CollectorMetrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let ingested_samples = IntCounter::new(
-            "hcmon_collector_ingested_samples_total",
-            "Samples made durable from agent batches.",
-        )
-        .expect("valid metric");
-        let ingested_batches = IntCounter::new(
-            "hcmon_collector_ingested_batches_total",
-            "Agent batches made durable and acknowledged.",
-        )
-        .expect("valid metric");
-        let duplicate_batches = IntCounter::new(
-            "hcmon_collector_duplicate_batches_total",
-            "Agent batches received again after they were already durable; acknowledged, not stored twice.",
-        )
-        .expect("valid metric");
-        let lost_batches = IntCounter::new(
-            "hcmon_collector_lost_batches_total",
-            "Agent batches that never arrived: sequence numbers an agent declared skipped (dropped from a full spool, set aside after a refusal, or never written).",
-        )
-        .expect("valid metric");
-        let rejected_batches = IntCounterVec::new(
-            Opts::new(
+        let r = Registrar(&registry);
+        let metrics = Self {
+            ingested_samples: r.counter(
+                "hcmon_collector_ingested_samples_total",
+                "Samples made durable from agent batches.",
+            ),
+            ingested_batches: r.counter(
+                "hcmon_collector_ingested_batches_total",
+                "Agent batches made durable and acknowledged.",
+            ),
+            duplicate_batches: r.counter(
+                "hcmon_collector_duplicate_batches_total",
+                "Agent batches received again after they were already durable; acknowledged, not stored twice.",
+            ),
+            lost_batches: r.counter(
+                "hcmon_collector_lost_batches_total",
+                "Agent batches that never arrived: sequence numbers an agent declared skipped (dropped from a full spool, set aside after a refusal, or never written).",
+            ),
+            rejected_batches: r.counter_vec(
                 "hcmon_collector_rejected_batches_total",
                 "Agent batches and requests refused, by reason.",
+                &["reason"],
             ),
-            &["reason"],
-        )
-        .expect("valid metric");
-        let connected_agents = IntGauge::new(
-            "hcmon_collector_connected_agents",
-            "Nodes with an open ingest stream.",
-        )
-        .expect("valid metric");
-        let anomaly_series = IntGauge::new(
-            "hcmon_collector_anomaly_series",
-            "Series the live anomaly detectors have seen since start.",
-        )
-        .expect("valid metric");
-        let anomaly_learning_series = IntGauge::new(
-            "hcmon_collector_anomaly_learning_series",
-            "Series still learning: too little history for their detectors to fire.",
-        )
-        .expect("valid metric");
-        let anomaly_skipped_samples = IntCounter::new(
-            "hcmon_collector_anomaly_skipped_samples_total",
-            "Stored samples the live anomaly detectors skipped because they were behind.",
-        )
-        .expect("valid metric");
-        let series = IntGauge::new("hcmon_collector_series", "Series known to the collector.")
-            .expect("valid metric");
-        let batch_write_seconds = Histogram::with_opts(
-            HistogramOpts::new(
+            connected_agents: r.gauge(
+                "hcmon_collector_connected_agents",
+                "Nodes with an open ingest stream.",
+            ),
+            anomaly_series: r.gauge(
+                "hcmon_collector_anomaly_series",
+                "Series the live anomaly detectors have seen since start.",
+            ),
+            anomaly_learning_series: r.gauge(
+                "hcmon_collector_anomaly_learning_series",
+                "Series still learning: too little history for their detectors to fire.",
+            ),
+            anomaly_skipped_samples: r.counter(
+                "hcmon_collector_anomaly_skipped_samples_total",
+                "Stored samples the live anomaly detectors skipped because they were behind.",
+            ),
+            series: r.gauge("hcmon_collector_series", "Series known to the collector."),
+            batch_write_seconds: r.histogram(
                 "hcmon_collector_batch_write_seconds",
                 "Time from receiving a batch to its durable write, before the ack.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-            ]),
-        )
-        .expect("valid metric");
-        let samples_too_old = IntCounter::new(
-            "hcmon_collector_samples_too_old_total",
-            "Samples refused because they were older than their series' out-of-order window.",
-        )
-        .expect("valid metric");
-        let remote_write_requests = IntCounterVec::new(
-            Opts::new(
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                ],
+            ),
+            samples_too_old: r.counter(
+                "hcmon_collector_samples_too_old_total",
+                "Samples refused because they were older than their series' out-of-order window.",
+            ),
+            remote_write_requests: r.counter_vec(
                 "hcmon_collector_remote_write_requests_total",
                 "Prometheus remote-write requests, by outcome.",
+                &["outcome"],
             ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let storage_bytes = IntGaugeVec::new(
-            Opts::new(
+            storage_bytes: r.gauge_vec(
                 "hcmon_collector_storage_bytes",
                 "Bytes on disk per storage table.",
+                &["table"],
             ),
-            &["table"],
-        )
-        .expect("valid metric");
-        let head_series = IntGauge::new(
-            "hcmon_collector_head_series",
-            "Series with state in the in-memory head.",
-        )
-        .expect("valid metric");
-        let head_samples = IntGauge::new(
-            "hcmon_collector_head_samples",
-            "Samples in open (not yet compressed) chunks.",
-        )
-        .expect("valid metric");
-        let chunks_written = IntGauge::new(
-            "hcmon_collector_chunks_written",
-            "Compressed chunks written since start.",
-        )
-        .expect("valid metric");
-        let analyses_running = IntGauge::new(
-            "hcmon_collector_analyses_running",
-            "Trend and correlation requests computing now, on the blocking pool.",
-        )
-        .expect("valid metric");
-        let analyses_stopped = IntCounterVec::new(
-            Opts::new(
+            head_series: r.gauge(
+                "hcmon_collector_head_series",
+                "Series with state in the in-memory head.",
+            ),
+            head_samples: r.gauge(
+                "hcmon_collector_head_samples",
+                "Samples in open (not yet compressed) chunks.",
+            ),
+            chunks_written: r.gauge(
+                "hcmon_collector_chunks_written",
+                "Compressed chunks written since start.",
+            ),
+            analyses_running: r.gauge(
+                "hcmon_collector_analyses_running",
+                "Trend and correlation requests computing now, on the blocking pool.",
+            ),
+            analyses_stopped: r.counter_vec(
                 "hcmon_collector_analyses_stopped_total",
                 "Trend and correlation requests stopped before they finished, by reason: time_limit (answered 503) or client_gone.",
+                &["reason"],
             ),
-            &["reason"],
-        )
-        .expect("valid metric");
-        let exposition_hidden_series = IntGauge::new(
-            "hcmon_collector_exposition_hidden_series",
-            "Stored series left out of the last /metrics because their name belongs to the collector's own metrics.",
-        )
-        .expect("valid metric");
-        for collector in [
-            Box::new(ingested_samples.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(ingested_batches.clone()),
-            Box::new(duplicate_batches.clone()),
-            Box::new(lost_batches.clone()),
-            Box::new(rejected_batches.clone()),
-            Box::new(connected_agents.clone()),
-            Box::new(anomaly_series.clone()),
-            Box::new(anomaly_learning_series.clone()),
-            Box::new(anomaly_skipped_samples.clone()),
-            Box::new(series.clone()),
-            Box::new(batch_write_seconds.clone()),
-            Box::new(samples_too_old.clone()),
-            Box::new(remote_write_requests.clone()),
-            Box::new(storage_bytes.clone()),
-            Box::new(head_series.clone()),
-            Box::new(head_samples.clone()),
-            Box::new(chunks_written.clone()),
-            Box::new(analyses_running.clone()),
-            Box::new(analyses_stopped.clone()),
-            Box::new(exposition_hidden_series.clone()),
-            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
-        ] {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
-        Self {
-            registry,
-            ingested_samples,
-            ingested_batches,
-            duplicate_batches,
-            lost_batches,
-            rejected_batches,
-            connected_agents,
-            anomaly_series,
-            anomaly_learning_series,
-            anomaly_skipped_samples,
-            series,
-            batch_write_seconds,
-            samples_too_old,
-            remote_write_requests,
-            storage_bytes,
-            head_series,
-            head_samples,
-            chunks_written,
-            analyses_running,
-            analyses_stopped,
-            exposition_hidden_series,
-        }
+            exposition_hidden_series: r.gauge(
+                "hcmon_collector_exposition_hidden_series",
+                "Stored series left out of the last /metrics because their name belongs to the collector's own metrics.",
+            ),
+            registry: registry.clone(),
+        };
+        let process = prometheus::process_collector::ProcessCollector::for_self();
+        registry
+            .register(Box::new(process))
+            .expect("metric names are unique");
+        metrics
+    }
+}
+
+/// Builds the collector's own metrics and registers each in one step, so that a metric is one
+/// call. A name that is invalid or registered twice is a bug: it panics.
+pub struct Registrar<'a>(pub &'a Registry);
+
+impl Registrar<'_> {
+    /// Registers `metric` and hands it back.
+    pub fn add<M>(&self, metric: prometheus::Result<M>) -> M
+    where
+        M: prometheus::core::Collector + Clone + 'static,
+    {
+        let metric = metric.expect("valid metric");
+        self.0
+            .register(Box::new(metric.clone()))
+            .expect("metric names are unique");
+        metric
+    }
+
+    pub fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::new(name, help))
+    }
+
+    pub fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+
+    pub fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.add(IntGauge::new(name, help))
+    }
+
+    pub fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels))
+    }
+
+    pub fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        self.add(Histogram::with_opts(opts))
+    }
+
+    pub fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: &[f64],
+        labels: &[&str],
+    ) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        self.add(HistogramVec::new(opts, labels))
     }
 }
 
 impl Default for CollectorMetrics {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// An agent declared sequence numbers skipped: batches that will never arrive.
-pub struct BatchesLost<'a> {
-    pub node: &'a str,
-    /// The batch that declared them.
-    pub seq: u64,
-    pub lost: u64,
-}
-
-impl BatchesLost<'_> {
-    pub fn emit(&self, metrics: &CollectorMetrics) {
-        metrics.lost_batches.inc_by(self.lost);
-        tracing::warn!(
-            node = self.node,
-            seq = self.seq,
-            lost = self.lost,
-            "the agent skipped batches it no longer holds; they are lost"
-        );
-    }
-}
-
-/// An agent's batch or request was refused.
-pub struct BatchRejected<'a> {
-    pub node: &'a str,
-    pub error: &'a crate::ingest::IngestError,
-}
-
-impl BatchRejected<'_> {
-    pub fn emit(&self, metrics: &CollectorMetrics) {
-        let reason = self.error.reason();
-        metrics.rejected_batches.with_label_values(&[reason]).inc();
-        if reason == "storage_failure" {
-            tracing::error!(node = self.node, reason, error = ?self.error, "batch not stored");
-        } else {
-            tracing::warn!(node = self.node, reason, error = %self.error, "batch refused");
-        }
-    }
-}
-
-/// A remote-write request was refused (in whole, or the new series a cap kept out).
-pub struct RemoteWriteRejected<'a> {
-    pub error: &'a crate::ingest::RemoteWriteError,
-}
-
-impl RemoteWriteRejected<'_> {
-    pub fn emit(&self, metrics: &CollectorMetrics) {
-        let reason = self.error.reason();
-        metrics.rejected_batches.with_label_values(&[reason]).inc();
-        // Storage failures are logged where they are answered with a 500.
-        if !self.error.retryable() {
-            tracing::warn!(reason, error = %self.error, "remote write refused");
-        }
     }
 }
 

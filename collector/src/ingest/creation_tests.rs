@@ -17,9 +17,12 @@ fn service(limits: IngestLimits) -> Arc<IngestService> {
         Arc::new(SeriesCatalog::new(recovered.series)),
         recovered.nodes,
         Arc::new(CollectorMetrics::new()),
-        limits,
-        String::new(),
+        Admission {
+            limits,
+            agent_token: String::new(),
+        },
         Arc::new(|| NOW),
+        Default::default(),
     )
 }
 

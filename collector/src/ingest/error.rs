@@ -143,6 +143,8 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error("the collector could not draw a session id: {0}")]
     Random(#[from] crate::secure_random::RandomUnavailable),
+    #[error("{0}; the batch was not stored")]
+    Panicked(#[from] crate::tasks::Panicked),
 }
 
 /// The gRPC-independent class of a refusal; `grpc.rs` turns it into a status code.
@@ -189,7 +191,7 @@ impl IngestError {
             BadToken | MissingSession | UnknownSession | SessionReplaced { .. } => {
                 Refusal::Unauthenticated
             }
-            Store(_) | Random(_) => Refusal::Internal,
+            Store(_) | Random(_) | Panicked(_) => Refusal::Internal,
         }
     }
 
@@ -226,6 +228,7 @@ impl IngestError {
             TimestampTooOld { .. } => "timestamp_too_old",
             Store(_) => "storage_failure",
             Random(_) => "no_randomness",
+            Panicked(_) => "internal_panic",
         }
     }
 

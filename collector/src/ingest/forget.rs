@@ -11,13 +11,14 @@
 use super::{IngestService, lock};
 use crate::storage::{SeriesId, StoreError};
 
-/// Runs store or catalog work on the blocking pool, off the async workers.
+/// Runs store or catalog work on the blocking pool, off the async workers; a panic there is
+/// a failed write (logged and counted by `tasks`).
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ForgetError> {
-    tokio::task::spawn_blocking(work)
+    crate::tasks::blocking("forget-node", work)
         .await
-        .map_err(|_| ForgetError::Store(StoreError::Write("the store task panicked".into())))
+        .map_err(|panicked| ForgetError::Store(StoreError::Write(panicked.into())))
 }
 
 /// Why a node could not be forgotten.
@@ -142,7 +143,7 @@ impl IngestService {
 mod tests {
     use super::*;
     use crate::catalog::SeriesCatalog;
-    use crate::config::IngestLimits;
+    use crate::ingest::Admission;
     use crate::storage::{MemoryKv, StorageConfig, Tsdb};
     use crate::telemetry::CollectorMetrics;
     use hcmon_common::Selector;
@@ -168,9 +169,9 @@ mod tests {
             Arc::new(catalog),
             nodes,
             Arc::new(CollectorMetrics::new()),
-            IngestLimits::default(),
-            String::new(),
+            Admission::default(),
             Arc::new(move || now.load(Ordering::SeqCst)),
+            Default::default(),
         )
     }
 

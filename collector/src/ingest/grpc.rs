@@ -2,6 +2,7 @@
 //! [`IngestError`] to `tonic::Status` (the only place that mapping exists).
 
 use super::{IngestError, IngestService, Refusal};
+use crate::tasks::{Role, TaskTree};
 use hcmon_proto::v1::ingest_server::{Ingest, IngestServer};
 use hcmon_proto::v1::{
     Ack, AgentMessage, CollectorMessage, REJECTED_SEQ_METADATA_KEY, RegisterRequest,
@@ -9,7 +10,6 @@ use hcmon_proto::v1::{
 };
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 /// Decoding stops far above the batch limit: batches between the two are decoded and refused
@@ -54,20 +54,20 @@ fn inbound_refusal(status: Status) -> Result<IngestError, Status> {
 
 pub struct GrpcIngest {
     service: Arc<IngestService>,
-    /// Agents' streams never end on their own; at shutdown each one is closed between batches
-    /// (never in the middle of one), so the server drains at once instead of waiting out its
-    /// grace period.
-    shutdown: CancellationToken,
+    /// Runs each stream's task. Agents' streams never end on their own; at the tree's shutdown
+    /// each one is closed between batches (never in the middle of one), so the server drains at
+    /// once instead of waiting out its grace period.
+    tasks: TaskTree,
 }
 
 impl GrpcIngest {
     /// The tonic service, with the decode limit derived from the batch limit.
-    pub fn server(service: Arc<IngestService>, shutdown: CancellationToken) -> IngestServer<Self> {
+    pub fn server(service: Arc<IngestService>, tasks: TaskTree) -> IngestServer<Self> {
         let limit = service
             .limits
             .max_batch_bytes
             .saturating_mul(DECODE_LIMIT_FACTOR);
-        IngestServer::new(Self { service, shutdown }).max_decoding_message_size(limit)
+        IngestServer::new(Self { service, tasks }).max_decoding_message_size(limit)
     }
 }
 
@@ -97,8 +97,8 @@ impl Ingest for GrpcIngest {
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let service = self.service.clone();
-        let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
+        let shutdown = self.tasks.shutdown().clone();
+        self.tasks.spawn("agent-stream", Role::Helper, async move {
             loop {
                 let next = tokio::select! {
                     next = inbound.message() => next,
@@ -138,6 +138,7 @@ impl Ingest for GrpcIngest {
                     break;
                 }
             }
+            Ok(())
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

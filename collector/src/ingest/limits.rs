@@ -1,7 +1,59 @@
-//! Limits on a series' identity (metric name, labels, help text), shared by agent batches
-//! (`validate.rs`) and remote write, so both paths accept the same series.
+//! The limits on what agents and remote-write senders may send (`[limits]` in the collector's
+//! config), and the checks of a series' identity (metric name, labels, help text) that agent
+//! batches (`validate.rs`) and remote write share, so both paths accept the same series.
 
-use crate::config::IngestLimits;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Limits on what agents and remote-write senders may send; breaking one refuses the batch
+/// (with a gRPC status) or the request (with HTTP 400), with a message naming the limit.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestLimits {
+    /// Largest encoded batch, in bytes.
+    pub max_batch_bytes: usize,
+    /// Most samples in one batch or remote-write request.
+    pub max_samples_per_batch: usize,
+    /// Most series one node may have: those with its `node` label, whichever streams or
+    /// remote writes created them (also the most one stream may define).
+    pub max_series_per_agent: usize,
+    /// Most series the collector holds in all.
+    pub max_series: usize,
+    /// Most labels on a series, `node` and the metric name included.
+    pub max_labels_per_series: usize,
+    /// Longest label name, in bytes.
+    pub max_label_name_len: usize,
+    /// Longest label value, in bytes.
+    pub max_label_value_len: usize,
+    /// Longest metric name (and remote-write metadata unit), in bytes.
+    pub max_metric_name_len: usize,
+    /// Longest help text of a series or of remote-write metadata, in bytes.
+    pub max_help_len: usize,
+    /// How far ahead of the collector's clock a sample may be.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// How far behind the collector's clock a sample may be (spooled back-fill included).
+    #[serde(with = "humantime_serde")]
+    pub max_sample_age: Duration,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            max_batch_bytes: 4 << 20,
+            max_samples_per_batch: 100_000,
+            max_series_per_agent: 50_000,
+            max_series: 1_000_000,
+            max_labels_per_series: 32,
+            max_label_name_len: 128,
+            max_label_value_len: 1024,
+            max_metric_name_len: 256,
+            max_help_len: 1024,
+            max_future_skew: Duration::from_secs(10 * 60),
+            max_sample_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
 
 /// A series over one of the [`IngestLimits`]. Each message names the config key to raise.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

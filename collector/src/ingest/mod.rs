@@ -18,9 +18,11 @@
 //!   samples are not stored again. Below a declared skip it was never stored, so it is refused.
 
 mod error;
+mod events;
 mod forget;
 pub mod grpc;
 mod limits;
+mod observer;
 mod remote_write;
 mod sequence;
 mod validate;
@@ -30,33 +32,21 @@ mod creation_tests;
 
 pub use error::{IngestError, Refusal};
 pub use forget::{ForgetError, Forgotten, SeriesFate};
+pub use limits::IngestLimits;
+pub use observer::{BatchObserver, Observers, StoredBatch};
 pub use remote_write::{RemoteWriteError, RemoteWriteOutcome};
 
-use crate::alerting::service::AlertFeed;
-use crate::anomaly_watch::AnomalyWatch;
 use crate::catalog::{ResolveError, SeriesCaps, SeriesCatalog, SeriesDefinition};
-use crate::config::IngestLimits;
+use crate::clock::Clock;
 use crate::storage::{HostInfo, NodeRecord, Sample, SeriesId, Tsdb};
-use crate::telemetry::{BatchRejected, BatchesLost, CollectorMetrics};
+use crate::telemetry::CollectorMetrics;
+use events::{BatchRejected, BatchesLost};
 use hcmon_proto::v1::{Batch, Limits, RegisterRequest, RegisterResponse};
 use sequence::Placement;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use validate::{Interned, validate, validate_registration};
-
-/// Milliseconds since the Unix epoch; injectable so tests can move time.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The wall clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    })
-}
 
 struct Session {
     node: String,
@@ -77,10 +67,8 @@ pub struct IngestService {
     streams: Mutex<HashMap<String, usize>>,
     /// Remote-write series by their raw label bytes, so known series skip label parsing.
     remote_write_cache: Arc<std::sync::RwLock<rustc_hash::FxHashMap<Vec<u8>, SeriesId>>>,
-    /// Live anomaly detection, when enabled: judges every stored sample before the ack.
-    watch: std::sync::OnceLock<Arc<AnomalyWatch>>,
-    /// Alert rules, when enabled: see every stored sample (and which node sent it).
-    alerts: std::sync::OnceLock<Arc<AlertFeed>>,
+    /// Told about every stored batch (alert rules, live anomaly detection).
+    observers: Observers,
     /// Nodes without an open stream → since when (collector start for nodes not seen since).
     disconnected: Mutex<HashMap<String, i64>>,
 }
@@ -135,16 +123,28 @@ pub struct NodeStatus {
     pub lost_batches: u64,
 }
 
+/// What ingest admits: the limits on batches and series, and the agents' shared secret.
+#[derive(Debug, Clone, Default)]
+pub struct Admission {
+    pub limits: IngestLimits,
+    /// Empty: none is required.
+    pub agent_token: String,
+}
+
 impl IngestService {
     pub fn new(
         tsdb: Arc<Tsdb>,
         catalog: Arc<SeriesCatalog>,
         nodes: Vec<(String, NodeRecord)>,
         metrics: Arc<CollectorMetrics>,
-        limits: IngestLimits,
-        agent_token: String,
+        admission: Admission,
         clock: Clock,
+        observers: Observers,
     ) -> Arc<Self> {
+        let Admission {
+            limits,
+            agent_token,
+        } = admission;
         let started = clock();
         let disconnected = nodes
             .iter()
@@ -166,15 +166,9 @@ impl IngestService {
             sessions: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
             remote_write_cache: Default::default(),
-            watch: std::sync::OnceLock::new(),
-            alerts: std::sync::OnceLock::new(),
+            observers,
             disconnected: Mutex::new(disconnected),
         })
-    }
-
-    /// Sends every stored sample to the alert rules from now on.
-    pub fn feed_alerts(&self, feed: Arc<AlertFeed>) {
-        let _ = self.alerts.set(feed);
     }
 
     /// Nodes whose agent has no open stream, with when the last one closed.
@@ -183,11 +177,6 @@ impl IngestService {
             .iter()
             .map(|(n, t)| (n.clone(), *t))
             .collect()
-    }
-
-    /// Sends every stored sample through `watch` from now on.
-    pub fn watch_anomalies(&self, watch: Arc<AnomalyWatch>) {
-        let _ = self.watch.set(watch);
     }
 
     /// The node's record, locked, and still the node's: a forgetting that removed it while
@@ -267,9 +256,8 @@ impl IngestService {
         let tsdb = self.tsdb.clone();
         let to_write = updated.clone();
         let name = node.clone();
-        tokio::task::spawn_blocking(move || tsdb.put_node(&name, &to_write))
-            .await
-            .expect("store task does not panic")?;
+        crate::tasks::blocking("ingest-register", move || tsdb.put_node(&name, &to_write))
+            .await??;
         *record = updated;
 
         let session_id = crate::secure_random::hex::<16>()?;
@@ -407,9 +395,8 @@ impl IngestService {
         let (tsdb, catalog, node) = (self.tsdb.clone(), self.catalog.clone(), stream.node.clone());
         let caps = self.series_caps();
         let samples = valid.samples;
-        let watch = self.watch.get().cloned();
-        let alerts = self.alerts.get().cloned();
-        let stored = tokio::task::spawn_blocking(move || {
+        let observers = self.observers.clone();
+        let stored = crate::tasks::blocking("ingest-store", move || {
             let ids = catalog.resolve(&tsdb, &defs, caps)?;
             known.extend(create.into_iter().zip(ids));
             let mut current: Option<(u32, SeriesId)> = None;
@@ -435,19 +422,17 @@ impl IngestService {
                 None
             } else {
                 let outcome = tsdb.append(Some((&node, &updated.sequence())), &samples)?;
-                if let Some(alerts) = &alerts {
-                    alerts.observe(Some(&node), &samples);
-                }
-                if let Some(watch) = &watch {
-                    // Queued under the node's lock, so the worker sees batches in stored order.
-                    watch.submit(samples);
-                }
+                // Under the node's lock, so observers see a node's batches in stored order.
+                observers.stored(Some(&node), samples);
                 Some(outcome)
             };
             Ok::<_, ResolveError>((known, outcome, updated))
         })
-        .await
-        .expect("store task does not panic");
+        .await;
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(panicked) => return self.refused(&stream.node, panicked.into()),
+        };
         let (known, outcome, updated) = match stored {
             Ok(stored) => stored,
             Err(e @ ResolveError::KindConflict { .. }) => {
@@ -554,9 +539,9 @@ mod tests {
             Arc::new(SeriesCatalog::new(series)),
             nodes,
             Arc::new(CollectorMetrics::new()),
-            IngestLimits::default(),
-            String::new(),
+            Admission::default(),
             Arc::new(|| NOW),
+            Default::default(),
         )
     }
 

@@ -13,10 +13,10 @@
 //! request is stored and the answer (400) says what was not.
 
 use super::IngestService;
+use super::events::RemoteWriteRejected;
 use super::limits::{OverLimit, check_help, check_metric_name, check_series, check_unit, excerpt};
 use crate::catalog::{CapRefusal, ResolveError, SeriesDefinition};
 use crate::storage::{MetricKind, Sample, SeriesId, StoreError};
-use crate::telemetry::RemoteWriteRejected;
 use hcmon_common::{LabelError, Labels, METRIC_NAME_LABEL};
 use std::ops::Range;
 
@@ -427,12 +427,7 @@ impl IngestService {
             }
         }
         let appended = self.tsdb.append(None, &samples)?;
-        if let Some(alerts) = self.alerts.get() {
-            alerts.observe(None, &samples);
-        }
-        if let Some(watch) = self.watch.get() {
-            watch.submit(samples);
-        }
+        self.observers.stored(None, samples);
         outcome.accepted = appended.accepted;
         outcome.out_of_range += appended.too_old;
         self.metrics
@@ -508,7 +503,7 @@ impl IngestService {
 mod tests {
     use super::*;
     use crate::catalog::SeriesCatalog;
-    use crate::config::IngestLimits;
+    use crate::ingest::Admission;
     use crate::storage::{MemoryKv, StorageConfig, Tsdb};
     use crate::telemetry::CollectorMetrics;
     use hcmon_common::Selector;
@@ -526,9 +521,9 @@ mod tests {
             Arc::new(SeriesCatalog::new(recovered.series)),
             recovered.nodes,
             Arc::new(CollectorMetrics::new()),
-            IngestLimits::default(),
-            String::new(),
+            Admission::default(),
             Arc::new(|| NOW),
+            Default::default(),
         )
     }
 

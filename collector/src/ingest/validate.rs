@@ -4,7 +4,7 @@
 
 use super::IngestError;
 use super::limits::{self, check_series};
-use crate::config::IngestLimits;
+use crate::ingest::IngestLimits;
 use crate::storage::{MetricKind, SeriesId};
 use hcmon_common::Labels;
 use hcmon_proto::v1::{

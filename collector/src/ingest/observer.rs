@@ -1,0 +1,49 @@
+//! What ingest tells the rest of the collector: every batch it just made durable.
+//!
+//! Observers (the alert feed, the live anomaly watch) are handed to [`IngestService::new`]
+//! at construction and never set afterwards, so ingest depends on this trait only, never on
+//! the layers above it that implement it.
+//!
+//! [`IngestService::new`]: super::IngestService::new
+
+use crate::storage::Sample;
+use std::sync::Arc;
+
+/// A batch whose samples are durable, as its observers see it.
+pub struct StoredBatch {
+    /// The agent that sent it; `None` for remote write.
+    pub node: Option<String>,
+    /// The stored samples, grouped by series in the order they were stored (shared, so no
+    /// observer copies them).
+    pub samples: Arc<Vec<Sample>>,
+}
+
+/// Sees every stored batch, on the ingest path and under the node's lock (so per node in
+/// stored order): it must return quickly and never block on I/O; anything slow is queued.
+pub trait BatchObserver: Send + Sync {
+    fn stored(&self, batch: &StoredBatch);
+}
+
+/// The observers of one collector, told in the order they were given.
+#[derive(Clone, Default)]
+pub struct Observers(Vec<Arc<dyn BatchObserver>>);
+
+impl Observers {
+    pub fn new(observers: Vec<Arc<dyn BatchObserver>>) -> Self {
+        Self(observers)
+    }
+
+    /// Tells every observer about `samples`, just made durable.
+    pub fn stored(&self, node: Option<&str>, samples: Vec<Sample>) {
+        if self.0.is_empty() {
+            return;
+        }
+        let batch = StoredBatch {
+            node: node.map(str::to_owned),
+            samples: Arc::new(samples),
+        };
+        for observer in &self.0 {
+            observer.stored(&batch);
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Every task the collector runs, tracked, so none can die silently.
+//!
+//! Invariants:
+//! - Every task is spawned through a [`TaskTree`] (async tasks) or [`blocking`] (work on the
+//!   blocking pool); a thread of its own catches each unit of work's panic and reports it with
+//!   [`report_panic`]. A panic in either is logged with the task's name and counted in
+//!   `hcmon_collector_task_panics_total{task}`; [`blocking`] hands it back as [`Panicked`],
+//!   never re-raises it.
+//! - An [`Role::Essential`] task (one that owns state others rely on: the alerting loop, the
+//!   servers) that panics, fails or returns before shutdown cancels the collector's shutdown
+//!   token with the reason, so the process exits non-zero saying why instead of running on
+//!   without it. Its state is on disk, so a restart (systemd's `Restart=on-failure`) resumes it.
+//! - [`TaskTree::drain`] waits for every task up to a deadline, then aborts the rest and names
+//!   them; only then may the store close.
+
+use prometheus::{IntCounterVec, Opts, Registry};
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Process-wide, as panics are: every collector in the process registers the same family.
+static PANICS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    IntCounterVec::new(
+        Opts::new(
+            "hcmon_collector_task_panics_total",
+            "Panics of the collector's tasks (async and blocking), by task.",
+        ),
+        &["task"],
+    )
+    .expect("a valid metric definition")
+});
+
+/// Exports the task panic counter through `registry`.
+pub fn register(registry: &Registry) -> prometheus::Result<()> {
+    registry.register(Box::new(PANICS.clone()))
+}
+
+/// Panics of `task` so far (in this process).
+pub fn panics(task: &str) -> u64 {
+    PANICS.with_label_values(&[task]).get()
+}
+
+/// A task's work panicked; the panic was logged and counted.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the {task} task panicked: {message}")]
+pub struct Panicked {
+    pub task: &'static str,
+    pub message: String,
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Logs and counts a panic caught by other means (e.g. `catch_unwind` on a thread of its own).
+pub fn report_panic(task: &'static str, payload: &(dyn Any + Send)) -> Panicked {
+    let message = panic_message(payload);
+    PANICS.with_label_values(&[task]).inc();
+    tracing::error!(task, error = %message, "task panicked");
+    Panicked { task, message }
+}
+
+/// Runs `work` on the blocking pool. A panic comes back as [`Panicked`] (logged and counted),
+/// so the caller decides what it means instead of unwinding through its own task.
+pub async fn blocking<T, F>(task: &'static str, work: F) -> Result<T, Panicked>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => Ok(value),
+        Err(error) if error.is_panic() => Err(report_panic(task, &*error.into_panic())),
+        // The runtime is shutting down and dropped the work before it ran.
+        Err(_) => Err(Panicked {
+            task,
+            message: "cancelled by the runtime's shutdown".into(),
+        }),
+    }
+}
+
+/// What a task's end means to the collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Its end before shutdown (panic, error or return) stops the collector with the reason.
+    Essential,
+    /// A panic or error is logged and counted; the collector goes on without it.
+    Helper,
+}
+
+/// The collector's tasks: spawned, watched, drained and aborted together.
+#[derive(Clone)]
+pub struct TaskTree {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    /// Why an essential task stopped the collector (the first one).
+    failure: Mutex<Option<String>>,
+    /// Running tasks, to abort and name past the drain deadline.
+    running: Mutex<BTreeMap<u64, (&'static str, AbortHandle)>>,
+    next_id: AtomicU64,
+}
+
+impl TaskTree {
+    /// Essential tasks that fail cancel `shutdown`.
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                tracker: TaskTracker::new(),
+                shutdown,
+                failure: Mutex::new(None),
+                running: Mutex::new(BTreeMap::new()),
+                next_id: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The token that stops every task of the tree.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Spawns `work` as `name`, watched as its `role` says.
+    pub fn spawn<F>(&self, name: &'static str, role: Role, work: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let task = tokio::spawn(work);
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.inner.running).insert(id, (name, task.abort_handle()));
+        let tree = self.clone();
+        self.inner.tracker.spawn(async move {
+            let ended = match task.await {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => {
+                    tracing::error!(task = name, error = format!("{error:#}"), "task failed");
+                    Some(format!("the {name} task failed: {error:#}"))
+                }
+                Err(error) if error.is_panic() => {
+                    Some(report_panic(name, &*error.into_panic()).to_string())
+                }
+                // Aborted past the drain deadline.
+                Err(_) => None,
+            };
+            lock(&tree.inner.running).remove(&id);
+            if role == Role::Essential && !tree.inner.shutdown.is_cancelled() {
+                let reason = ended.unwrap_or_else(|| format!("the {name} task stopped"));
+                tree.fail(reason);
+            }
+        });
+    }
+
+    /// Stops the collector because of `reason` (the first reason wins).
+    pub fn fail(&self, reason: String) {
+        tracing::error!(%reason, "stopping the collector");
+        lock(&self.inner.failure).get_or_insert(reason);
+        self.inner.shutdown.cancel();
+    }
+
+    /// Why an essential task stopped the collector, if one did.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.inner.failure).clone()
+    }
+
+    /// Waits up to `deadline` for every task to end, then aborts the rest; returns the names
+    /// of the tasks it aborted.
+    pub async fn drain(&self, deadline: Duration) -> Vec<&'static str> {
+        self.inner.tracker.close();
+        if tokio::time::timeout(deadline, self.inner.tracker.wait())
+            .await
+            .is_ok()
+        {
+            return Vec::new();
+        }
+        let late: Vec<_> = lock(&self.inner.running).values().cloned().collect();
+        for (_, handle) in &late {
+            handle.abort();
+        }
+        self.inner.tracker.wait().await;
+        late.into_iter().map(|(name, _)| name).collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_blocking_panic_comes_back_as_an_error_and_is_counted() {
+        let before = panics("test-blocking");
+        let result = blocking("test-blocking", || -> u32 { panic!("boom") }).await;
+        let error = result.unwrap_err();
+        assert_eq!(error.task, "test-blocking");
+        assert_eq!(error.message, "boom");
+        assert_eq!(panics("test-blocking"), before + 1);
+        assert_eq!(blocking("test-blocking", || 7).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn an_essential_task_that_panics_stops_the_tree_with_the_reason() {
+        let tree = TaskTree::new(CancellationToken::new());
+        tree.spawn("test-helper", Role::Helper, async { panic!("helper") });
+        tree.spawn("test-essential", Role::Essential, async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            panic!("essential")
+        });
+        tree.shutdown().cancelled().await;
+        let failure = tree.failure().unwrap();
+        assert!(
+            failure.contains("test-essential") && failure.contains("essential"),
+            "{failure}"
+        );
+        assert!(tree.drain(Duration::from_secs(1)).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_helper_that_fails_leaves_the_collector_running() {
+        let tree = TaskTree::new(CancellationToken::new());
+        tree.spawn("test-failing-helper", Role::Helper, async {
+            anyhow::bail!("no luck")
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!tree.shutdown().is_cancelled());
+        assert_eq!(tree.failure(), None);
+    }
+
+    #[tokio::test]
+    async fn drain_aborts_what_misses_the_deadline_and_names_it() {
+        let tree = TaskTree::new(CancellationToken::new());
+        tree.spawn("test-quick", Role::Helper, async { Ok(()) });
+        tree.spawn("test-stuck", Role::Helper, async {
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        tree.shutdown().cancel();
+        let aborted = tree.drain(Duration::from_millis(50)).await;
+        assert_eq!(aborted, vec!["test-stuck"]);
+    }
+}
