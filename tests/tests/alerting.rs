@@ -1072,3 +1072,91 @@ async fn times_out_of_range_are_refused_with_the_reason() -> anyhow::Result<()> 
     assert!(answer.text().await?.contains("expires"));
     rig.stop().await
 }
+
+/// A rule over a function, so every evaluation round runs on the blocking pool.
+const FUNCTION_RULE: &str = r#"
+[[alerting.rules]]
+name = "FastCounter"
+selector = "rate(node_network_receive_bytes_total[5m])"
+direction = "above"
+warning = 1e12
+"#;
+
+/// The value of `hcmon_collector_task_panics_total{task}` on `/metrics`.
+async fn task_panics(rig: &Rig, task: &str) -> anyhow::Result<f64> {
+    let text = reqwest::get(format!("http://{}/metrics", rig.http))
+        .await?
+        .text()
+        .await?;
+    let line = format!("hcmon_collector_task_panics_total{{task=\"{task}\"}} ");
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(0.0, |v| v.trim().parse().unwrap_or(0.0)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_rule_evaluation_is_logged_and_counted_and_alerting_goes_on()
+-> anyhow::Result<()> {
+    let receivers = Receivers::start(100, FUNCTION_RULE).await?;
+    let dir = tempfile::tempdir()?;
+    // Every round of function-rule evaluation panics from here on.
+    fail::cfg("alert-rule-evaluation", "panic").map_err(anyhow::Error::msg)?;
+    let rig = Rig::start(
+        &dir.path().join("data"),
+        &receivers.toml,
+        clock_at(start_time()),
+    )
+    .await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while task_panics(&rig, "alert-rule-evaluation").await? < 1.0 {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no panic counted");
+        rig.advance(20_000).await;
+    }
+    // The loop that owns the alert book still takes samples, fires and notifies.
+    let mut nas = rig.node("nas").await?;
+    nas.send(rig.now(), &[("node_cpu_usage_ratio", &[], 0.99)])
+        .await?;
+    rig.wait_alert("HighCpu", "nas", "firing").await?;
+    rig.advance(2 * MIN).await; // past the grouping window
+    receivers.slack.wait_for(1, WAIT).await?;
+    fail::remove("alert-rule-evaluation");
+    rig.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_storing_alert_state_stops_the_collector_with_the_reason_and_a_restart_resumes()
+-> anyhow::Result<()> {
+    let receivers = Receivers::start(100, "").await?;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let clock = clock_at(start_time());
+    let rig = Rig::start(&data, &receivers.toml, clock.clone()).await?;
+    fail::cfg("alert-store-write", "panic").map_err(anyhow::Error::msg)?;
+    let mut nas = rig.node("nas").await?;
+    nas.send(rig.now(), &[("node_cpu_usage_ratio", &[], 0.99)])
+        .await?;
+    // The change set that fired the alert could not be stored: the collector stops rather
+    // than run on with a book ahead of its store, and says why.
+    let ended = tokio::time::timeout(WAIT, rig.task).await??;
+    let error = format!("{:#}", ended.expect_err("the collector stops with an error"));
+    assert!(
+        error.contains("alert-store-write") && error.contains("restart"),
+        "{error}"
+    );
+    assert!(
+        receivers.slack.requests().is_empty(),
+        "nothing unstored was sent"
+    );
+    fail::remove("alert-store-write");
+    drop(nas);
+
+    let rig = Rig::start(&data, &receivers.toml, clock).await?;
+    let mut nas = rig.node("nas").await?;
+    nas.send(rig.now(), &[("node_cpu_usage_ratio", &[], 0.99)])
+        .await?;
+    rig.wait_alert("HighCpu", "nas", "firing").await?;
+    rig.advance(2 * MIN).await; // past the grouping window
+    receivers.slack.wait_for(1, WAIT).await?;
+    rig.stop().await
+}
