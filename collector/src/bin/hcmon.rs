@@ -6,8 +6,16 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use hcmon_collector::analytics::anomaly::AnomalyConfig;
+use hcmon_collector::api::admin::Health;
+use hcmon_collector::api::agents::{AgentStatus, Forgotten};
+use hcmon_collector::api::alerts::{
+    AckRequest, AlertList, AlertResponse, NewSilence, SilenceResponse,
+};
+use hcmon_collector::api::query::{ExportLine, Matrix};
+use hcmon_collector::api::{ApiResponse, ErrorResponse, Metric};
 use hcmon_collector::replay::{self, InputRow};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -145,20 +153,18 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Alerts { command } => alerts(&api, command).await?,
         Command::Status => {
-            let health: Value = serde_json::from_str(&api.get("/healthz", vec![]).await?)?;
+            let health: Health = decode(&api.get("/healthz", vec![]).await?)?;
             println!(
                 "collector {}: {} series, {} agents connected",
-                health["status"].as_str().unwrap_or("?"),
-                health["series"],
-                health["connected_agents"]
+                health.status, health.series, health.connected_agents
             );
-            let agents: Value = serde_json::from_str(&api.get("/api/v1/agents", vec![]).await?)?;
+            let agents: Vec<AgentStatus> = data(&api.get("/api/v1/agents", vec![]).await?)?;
             println!(
                 "{:<24} {:<10} {:<20} {:<10} LAST SEQ",
                 "NODE", "STATE", "LAST BATCH", "VERSION"
             );
-            for agent in agents["data"].as_array().into_iter().flatten() {
-                let last_ms = agent["last_batch_at_ms"].as_i64().unwrap_or(0);
+            for agent in agents {
+                let last_ms = agent.last_batch_at_ms;
                 let last = if last_ms > 0 {
                     format!("{:.0}s ago", (now - last_ms as f64 / 1000.0).max(0.0))
                 } else {
@@ -166,15 +172,11 @@ async fn main() -> anyhow::Result<()> {
                 };
                 println!(
                     "{:<24} {:<10} {:<20} {:<10} {}",
-                    agent["node"].as_str().unwrap_or("?"),
-                    if agent["connected"].as_bool() == Some(true) {
-                        "connected"
-                    } else {
-                        "away"
-                    },
+                    agent.node,
+                    if agent.connected { "connected" } else { "away" },
                     last,
-                    agent["agent_version"].as_str().unwrap_or("?"),
-                    agent["last_durable_seq"]
+                    agent.agent_version,
+                    agent.last_durable_seq
                 );
             }
         }
@@ -189,11 +191,11 @@ async fn main() -> anyhow::Result<()> {
                 .extend(["api", "v1", "agents", &node]);
             let fate = if delete_series { "delete" } else { "keep" };
             url.query_pairs_mut().append_pair("series", fate);
-            let answer: Value = serde_json::from_str(&api.send(api.client.delete(url)).await?)?;
+            let forgotten: Forgotten = data(&api.send(api.client.delete(url)).await?)?;
             match delete_series {
                 true => println!(
                     "forgot node {node}; deleted {} series ({} stored blocks)",
-                    answer["data"]["series_deleted"], answer["data"]["blocks_deleted"]
+                    forgotten.series_deleted, forgotten.blocks_deleted
                 ),
                 false => println!("forgot node {node}; its series are kept"),
             }
@@ -202,8 +204,8 @@ async fn main() -> anyhow::Result<()> {
             let body = api
                 .get("/api/v1/series", vec![("match[]", selector)])
                 .await?;
-            let series: Value = serde_json::from_str(&body)?;
-            for labels in series["data"].as_array().into_iter().flatten() {
+            let series: Vec<Metric> = data(&body)?;
+            for labels in &series {
                 println!("{}", format_labels(labels));
             }
         }
@@ -218,18 +220,14 @@ async fn main() -> anyhow::Result<()> {
                 ("end", format!("{now:.3}")),
                 ("step", format!("{}", step.as_secs_f64())),
             ];
-            let result: Value =
-                serde_json::from_str(&api.get("/api/v1/query_range", query).await?)?;
-            for series in result["data"]["result"].as_array().into_iter().flatten() {
-                println!("{}", format_labels(&series["metric"]));
-                for point in series["values"].as_array().into_iter().flatten() {
-                    let t = point[0].as_f64().unwrap_or(0.0);
-                    let time = UNIX_EPOCH + Duration::from_secs_f64(t);
-                    println!(
-                        "  {}  {}",
-                        humantime::format_rfc3339_seconds(time),
-                        point[1].as_str().unwrap_or("?")
-                    );
+            let matrix: Matrix = data(&api.get("/api/v1/query_range", query).await?)?;
+            for series in matrix.result {
+                println!("{}", format_labels(&series.metric));
+                for (t, value) in series.values {
+                    // A time before 1970 (or beyond what a Duration holds) shows as 1970.
+                    let since = Duration::try_from_secs_f64(t).unwrap_or_default();
+                    let time = humantime::format_rfc3339_seconds(UNIX_EPOCH + since);
+                    println!("  {time}  {value}");
                 }
             }
         }
@@ -289,37 +287,36 @@ async fn stored_rows(
         ("start", format!("{:.3}", now - since.as_secs_f64())),
     ];
     let body = api.get("/api/v1/export", query).await?;
-    let series: Vec<Value> = body
+    let series: Vec<ExportLine> = body
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
         .context("the collector's export is not JSON lines")?;
     let [one] = series.as_slice() else {
-        let names: Vec<String> = series.iter().map(|s| format_labels(&s["metric"])).collect();
+        let names: Vec<String> = series.iter().map(|s| format_labels(&s.metric)).collect();
         bail!(
             "{selector} matches {} series; narrow it to one: {}",
             series.len(),
             names.join(", ")
         );
     };
-    let timestamps = one["timestamps"].as_array().cloned().unwrap_or_default();
-    let values = one["values"].as_array().cloned().unwrap_or_default();
-    Ok(timestamps
+    Ok(one
+        .timestamps
         .iter()
-        .zip(&values)
+        .zip(&one.values)
         .enumerate()
-        .filter_map(|(i, (t, v))| {
-            let (ms, value) = (t.as_i64()?, v.as_f64()?);
-            Some(InputRow {
-                line: i as u64 + 1,
-                timestamp_text: humantime::format_rfc3339_millis(
-                    UNIX_EPOCH + Duration::from_millis(ms as u64),
-                )
-                .to_string(),
-                timestamp_ms: ms,
-                value_text: v.to_string(),
-                value,
-            })
+        .map(|(i, (&ms, &value))| InputRow {
+            line: i as u64 + 1,
+            // Stored samples are from 1970 on.
+            timestamp_text: humantime::format_rfc3339_millis(
+                UNIX_EPOCH + Duration::from_millis(ms.max(0).unsigned_abs()),
+            )
+            .to_string(),
+            timestamp_ms: ms,
+            // As the export wrote it.
+            value_text: serde_json::Number::from_f64(value)
+                .map_or_else(|| value.to_string(), |n| n.to_string()),
+            value,
         })
         .collect())
 }
@@ -332,11 +329,7 @@ async fn alerts(api: &Api, command: AlertsCommand) -> anyhow::Result<()> {
             } else {
                 vec![]
             };
-            let body: Value = serde_json::from_str(&api.get("/api/v1/alerts", query).await?)?;
-            let alerts = body["data"]["alerts"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let AlertList { alerts } = data(&api.get("/api/v1/alerts", query).await?)?;
             if alerts.is_empty() {
                 println!("no alerts");
                 return Ok(());
@@ -346,29 +339,30 @@ async fn alerts(api: &Api, command: AlertsCommand) -> anyhow::Result<()> {
                 "ID", "STATE", "SEVERITY", "ALERT", "SINCE"
             );
             for a in alerts {
-                let mut state = a["hcmonState"].as_str().unwrap_or("?").to_owned();
-                if let Some(muted) = a["muted"].as_str() {
+                let mut state = a.hcmon_state.name().to_owned();
+                if let Some(muted) = &a.muted {
                     state = format!("{state} (muted: {muted})");
                 }
+                let label = |name: &str| a.labels.get(name).map_or("?", String::as_str);
                 println!(
                     "{:<16} {:<13} {:<9} {:<20} {:<26} {}",
-                    a["id"].as_str().unwrap_or("?"),
+                    a.id,
                     state,
-                    a["labels"]["severity"].as_str().unwrap_or("?"),
-                    a["labels"]["alertname"].as_str().unwrap_or("?"),
-                    a["activeAt"].as_str().unwrap_or("?"),
-                    a["annotations"]["summary"].as_str().unwrap_or(""),
+                    label("severity"),
+                    label("alertname"),
+                    a.active_at,
+                    a.annotations.get("summary").map_or("", String::as_str),
                 );
             }
         }
         AlertsCommand::Show { id } => {
-            let body: Value =
-                serde_json::from_str(&api.get(&format!("/api/v1/alerts/{id}"), vec![]).await?)?;
-            println!("{}", serde_json::to_string_pretty(&body["data"])?);
+            let alert: AlertResponse =
+                data(&api.get(&format!("/api/v1/alerts/{id}"), vec![]).await?)?;
+            println!("{}", serde_json::to_string_pretty(&alert)?);
         }
         AlertsCommand::Ack { id, by } => {
             let path = format!("/api/v1/alerts/{id}/ack");
-            api.post(&path, serde_json::json!({ "by": by })).await?;
+            api.post(&path, &AckRequest { by: by.clone() }).await?;
             println!("acknowledged {id} as {by}");
         }
         AlertsCommand::Silence {
@@ -379,39 +373,36 @@ async fn alerts(api: &Api, command: AlertsCommand) -> anyhow::Result<()> {
             comment,
             by,
         } => {
-            let body = serde_json::json!({
-                "matchers": matchers,
-                "starts_at": start,
-                "duration": humantime::format_duration(duration).to_string(),
-                "daily": daily,
-                "created_by": by,
-                "comment": comment,
-            });
-            let answer: Value = serde_json::from_str(&api.post("/api/v1/silences", body).await?)?;
-            let s = &answer["data"];
+            let request = NewSilence {
+                matchers,
+                starts_at: start,
+                ends_at: None,
+                duration: Some(humantime::format_duration(duration).to_string()),
+                daily,
+                created_by: by,
+                comment,
+            };
+            let s: SilenceResponse = data(&api.post("/api/v1/silences", &request).await?)?;
             println!(
                 "silence {} {} until {} ({})",
-                s["id"].as_str().unwrap_or("?"),
-                s["matchers"].as_str().unwrap_or("?"),
-                s["endsAt"].as_str().unwrap_or("?"),
-                s["status"].as_str().unwrap_or("?")
+                s.id, s.matchers, s.ends_at, s.status
             );
         }
         AlertsCommand::Silences => {
-            let body: Value = serde_json::from_str(&api.get("/api/v1/silences", vec![]).await?)?;
+            let silences: Vec<SilenceResponse> = data(&api.get("/api/v1/silences", vec![]).await?)?;
             println!(
                 "{:<16} {:<8} {:<26} {:<26} {:<12} MATCHERS",
                 "ID", "STATUS", "STARTS", "ENDS", "DAILY"
             );
-            for s in body["data"].as_array().into_iter().flatten() {
+            for s in silences {
                 println!(
                     "{:<16} {:<8} {:<26} {:<26} {:<12} {}",
-                    s["id"].as_str().unwrap_or("?"),
-                    s["status"].as_str().unwrap_or("?"),
-                    s["startsAt"].as_str().unwrap_or("?"),
-                    s["endsAt"].as_str().unwrap_or("?"),
-                    s["daily"].as_str().unwrap_or("-"),
-                    s["matchers"].as_str().unwrap_or("?"),
+                    s.id,
+                    s.status,
+                    s.starts_at,
+                    s.ends_at,
+                    s.daily.as_deref().unwrap_or("-"),
+                    s.matchers,
                 );
             }
         }
@@ -439,8 +430,8 @@ impl Api {
         self.send(request).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<String> {
-        self.send(self.client.post(format!("{}{path}", self.base)).json(&body))
+    async fn post(&self, path: &str, body: &impl Serialize) -> anyhow::Result<String> {
+        self.send(self.client.post(format!("{}{path}", self.base)).json(body))
             .await
     }
 
@@ -457,9 +448,8 @@ impl Api {
         let status = response.status();
         let body = response.text().await?;
         if !status.is_success() {
-            let message = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
+            let message = serde_json::from_str::<ErrorResponse>(&body)
+                .map(|e| e.error)
                 .unwrap_or(body);
             bail!("collector answered {status}: {message}");
         }
@@ -467,15 +457,23 @@ impl Api {
     }
 }
 
-fn format_labels(labels: &Value) -> String {
-    let Some(map) = labels.as_object() else {
-        return labels.to_string();
-    };
-    let name = map.get("__name__").and_then(Value::as_str).unwrap_or("");
-    let rest: Vec<String> = map
+/// An answer decoded as the API's type for it.
+fn decode<T: DeserializeOwned>(body: &str) -> anyhow::Result<T> {
+    serde_json::from_str(body).context("the collector's answer is not what this hcmon expects")
+}
+
+/// The `data` of a success envelope.
+fn data<T: DeserializeOwned>(body: &str) -> anyhow::Result<T> {
+    Ok(decode::<ApiResponse<T>>(body)?.data)
+}
+
+/// `name{label="value",…}`.
+fn format_labels(labels: &Metric) -> String {
+    let name = labels.get("__name__").map_or("", String::as_str);
+    let rest: Vec<String> = labels
         .iter()
         .filter(|(k, _)| k.as_str() != "__name__")
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{k}={}", serde_json::Value::from(v.as_str())))
         .collect();
     format!("{name}{{{}}}", rest.join(","))
 }

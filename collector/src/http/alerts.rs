@@ -1,22 +1,26 @@
 //! Alerting over HTTP: alerts in the shape of Prometheus' alerts API plus hcmon's own states,
-//! acknowledgement (by API call or signed link), silences and incidents. Errors map to status
-//! codes here, in one place.
+//! acknowledgement (by API call or signed link), silences and incidents. Converts the alert
+//! book's records into [`crate::api::alerts`]' types.
 
 use super::ApiState;
-use crate::alerting::book::BookError;
-use crate::alerting::book::{AlertRecord, Incident, IncidentEvent, SilenceRecord};
+use super::error::{ApiError, Feature, success};
+use super::params::QueryParams;
+use crate::alerting::book::{
+    AlertRecord, BookError, Happened, Incident, IncidentEvent, SilenceRecord,
+};
 use crate::alerting::evaluate::fmt_value;
 use crate::alerting::lifecycle::AlertState;
+use crate::alerting::notify::NotificationKind;
+use crate::alerting::policy::Severity;
 use crate::alerting::service::{AlertView, Alerting, AlertingError};
 use crate::alerting::time::{SilenceEnd, check_link_expiry, rfc3339_millis, silence_window};
-use axum::Router;
-use axum::extract::{Path, Query, State};
+use crate::api::alerts as api;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use std::collections::HashMap;
+use axum::{Json, Router};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -29,59 +33,45 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/incidents/{id}", get(incident))
 }
 
-/// A failed alerting request.
-#[derive(Debug, thiserror::Error)]
-enum AlertApiError {
-    #[error("alerting is disabled in this collector's config ([alerting] enabled = false)")]
-    Disabled,
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error(transparent)]
-    Alerting(#[from] AlertingError),
+fn alerting(state: &ApiState) -> Result<&Alerting, ApiError> {
+    state
+        .alerting
+        .as_ref()
+        .ok_or(ApiError::Disabled(Feature::Alerting))
 }
 
-impl IntoResponse for AlertApiError {
-    fn into_response(self) -> Response {
-        let (status, kind) = match &self {
-            AlertApiError::Disabled => (StatusCode::NOT_FOUND, "unavailable"),
-            AlertApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_data"),
-            AlertApiError::NotFound(_)
-            | AlertApiError::Alerting(AlertingError::Book(
-                BookError::NoSuchAlert(_) | BookError::NoSuchSilence(_),
-            )) => (StatusCode::NOT_FOUND, "not_found"),
-            AlertApiError::Alerting(AlertingError::Book(BookError::Refused(_))) => {
-                (StatusCode::CONFLICT, "conflict")
-            }
-            AlertApiError::Alerting(AlertingError::Stopped) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-            }
-            AlertApiError::Alerting(AlertingError::Store(error)) => {
-                tracing::error!(%error, "alerting request failed in storage");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
-        let body = json!({"status": "error", "errorType": kind, "error": self.to_string()});
-        (status, axum::Json(body)).into_response()
+fn hcmon_state(state: &AlertState) -> api::AlertState {
+    match state {
+        AlertState::Inactive => api::AlertState::Inactive,
+        AlertState::Pending { .. } => api::AlertState::Pending,
+        AlertState::Firing { .. } => api::AlertState::Firing,
+        AlertState::Acknowledged { .. } => api::AlertState::Acknowledged,
+        AlertState::Resolved { .. } => api::AlertState::Resolved,
     }
 }
 
-fn alerting(state: &ApiState) -> Result<&Alerting, AlertApiError> {
-    state.alerting.as_ref().ok_or(AlertApiError::Disabled)
-}
-
-fn success(data: Value) -> Response {
-    axum::Json(json!({"status": "success", "data": data})).into_response()
-}
-
 /// Prometheus' state: `pending` or `firing` (acknowledged alerts are still firing).
-fn prometheus_state(state: &AlertState) -> &'static str {
+fn prometheus_state(state: &AlertState) -> api::PrometheusState {
     match state {
-        AlertState::Pending { .. } => "pending",
-        AlertState::Firing { .. } | AlertState::Acknowledged { .. } => "firing",
-        AlertState::Inactive => "inactive",
-        AlertState::Resolved { .. } => "resolved",
+        AlertState::Pending { .. } => api::PrometheusState::Pending,
+        AlertState::Firing { .. } | AlertState::Acknowledged { .. } => api::PrometheusState::Firing,
+        AlertState::Inactive => api::PrometheusState::Inactive,
+        AlertState::Resolved { .. } => api::PrometheusState::Resolved,
+    }
+}
+
+fn severity(severity: Severity) -> api::Severity {
+    match severity {
+        Severity::Warning => api::Severity::Warning,
+        Severity::Error => api::Severity::Error,
+        Severity::Critical => api::Severity::Critical,
+    }
+}
+
+fn acknowledgement(at_ms: i64, by: &str) -> api::Acknowledgement {
+    api::Acknowledgement {
+        by: by.to_owned(),
+        at: rfc3339_millis(at_ms),
     }
 }
 
@@ -93,140 +83,132 @@ fn active_at(record: &AlertRecord) -> i64 {
     }
 }
 
-fn alert_json(view: &AlertView) -> Value {
+fn alert_response(view: &AlertView) -> api::AlertResponse {
     let record = &view.record;
     let episode = record.episode.as_ref();
     let acknowledged = match &record.lifecycle.state {
-        AlertState::Acknowledged { since_ms, by } => {
-            json!({"by": by, "at": rfc3339_millis(*since_ms)})
-        }
-        _ => Value::Null,
+        AlertState::Acknowledged { since_ms, by } => Some(acknowledgement(*since_ms, by)),
+        _ => None,
     };
-    json!({
-        "id": record.id,
-        "labels": record.full_labels(),
-        "annotations": record.annotations,
-        "state": prometheus_state(&record.lifecycle.state),
-        "activeAt": rfc3339_millis(active_at(record)),
-        "value": fmt_value(record.value),
-        "hcmonState": record.lifecycle.state.name(),
-        "acknowledged": acknowledged,
-        "escalationTier": episode.map_or(0, |e| e.tiers_notified),
-        "escalationTiers": episode.map_or(0, |e| e.policy.tiers.len()),
-        "flapping": record.lifecycle.flapping,
-        "muted": view.muted,
-        "incident": episode.map(|e| e.incident.clone()),
-        "notified": episode.map(|e| e.notified.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-        "evidence": record.evidence,
-        "changedAt": rfc3339_millis(record.changed_ms),
-    })
+    let evidence = &record.evidence;
+    api::AlertResponse {
+        id: record.id.clone(),
+        labels: record.full_labels(),
+        annotations: record.annotations.clone(),
+        state: prometheus_state(&record.lifecycle.state),
+        active_at: rfc3339_millis(active_at(record)),
+        value: fmt_value(record.value),
+        hcmon_state: hcmon_state(&record.lifecycle.state),
+        acknowledged,
+        escalation_tier: episode.map_or(0, |e| e.tiers_notified),
+        escalation_tiers: episode.map_or(0, |e| e.policy.tiers.len()),
+        flapping: record.lifecycle.flapping,
+        muted: view.muted.clone(),
+        incident: episode.map(|e| e.incident.clone()),
+        notified: episode
+            .map(|e| e.notified.iter().cloned().collect())
+            .unwrap_or_default(),
+        evidence: api::AlertEvidence {
+            threshold: evidence.threshold,
+            expected: evidence.expected,
+            related: evidence.related.clone(),
+            details: evidence.details.clone(),
+        },
+        changed_at: rfc3339_millis(record.changed_ms),
+        history: None,
+    }
 }
 
-#[derive(Debug, Deserialize)]
-struct ListParams {
-    /// Also list resolved and inactive alerts (kept an hour).
-    #[serde(default)]
-    all: bool,
-    /// Only alerts in this hcmon state.
-    state: Option<String>,
-}
-
+/// `GET /api/v1/alerts[?all=true][&state=…]`: open alerts (pending, firing, acknowledged);
+/// with `all=true` also resolved and inactive ones (kept an hour); with `state` only those.
 async fn list(
     State(state): State<ApiState>,
-    Query(params): Query<ListParams>,
-) -> Result<Response, AlertApiError> {
+    QueryParams(params): QueryParams,
+) -> Result<Response, ApiError> {
     let view = alerting(&state)?.view();
-    let known = ["inactive", "pending", "firing", "acknowledged", "resolved"];
-    if let Some(wanted) = &params.state
-        && !known.contains(&wanted.as_str())
-    {
-        return Err(AlertApiError::BadRequest(format!(
-            "state {wanted:?} is not one of {}",
-            known.join(", ")
-        )));
-    }
-    let alerts: Vec<Value> = view
+    let all = params.flag("all")?;
+    let states = api::AlertState::ALL.map(|s| (s.name(), s));
+    let wanted = params.choice("state", &states)?;
+    let alerts = view
         .alerts
         .iter()
         .filter(|v| {
-            let name = v.record.lifecycle.state.name();
-            match &params.state {
-                Some(wanted) => name == wanted,
-                None => params.all || matches!(name, "pending" | "firing" | "acknowledged"),
+            let state = hcmon_state(&v.record.lifecycle.state);
+            match wanted {
+                Some(wanted) => state == wanted,
+                None => all || state.is_open(),
             }
         })
-        .map(alert_json)
+        .map(alert_response)
         .collect();
-    Ok(success(json!({ "alerts": alerts })))
+    Ok(success(api::AlertList { alerts }))
 }
 
-async fn show(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-) -> Result<Response, AlertApiError> {
+async fn show(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let alerting = alerting(&state)?;
     let view = alerting.view();
     let Some(alert) = view.alerts.iter().find(|a| a.record.id == id) else {
-        return Err(AlertApiError::NotFound(format!("no alert with id {id:?}")));
+        return Err(ApiError::NotFound(format!("no alert with id {id:?}")));
     };
-    let mut body = alert_json(alert);
+    let mut body = alert_response(alert);
     if let Some(episode) = &alert.record.episode
         && let Some((incident, events)) = alerting.incident(&episode.incident).await?
     {
-        body["history"] = incident_json(&incident, &events);
+        body.history = Some(incident_response(&incident, &events));
     }
     Ok(success(body))
-}
-
-#[derive(Debug, Deserialize)]
-struct AckBody {
-    by: String,
 }
 
 /// `POST /api/v1/alerts/{id}/ack` with `{"by": "alice"}` (or `?by=alice`).
 async fn ack(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    body: Option<axum::Json<AckBody>>,
-) -> Result<Response, AlertApiError> {
-    let by = body
-        .map(|b| b.0.by)
-        .or_else(|| query.get("by").cloned())
+    QueryParams(params): QueryParams,
+    body: Result<Json<api::AckRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let from_body = match body {
+        Ok(Json(body)) => Some(body.by),
+        // No JSON body: `?by=` says who.
+        Err(JsonRejection::MissingJsonContentType(_)) => None,
+        Err(e) => return Err(ApiError::BadRequest(e.body_text())),
+    };
+    let by = from_body
+        .or_else(|| params.get("by").map(str::to_owned))
         .filter(|b| !b.trim().is_empty())
         .ok_or_else(|| {
-            AlertApiError::BadRequest(
+            ApiError::BadRequest(
                 "say who acknowledges: a JSON body {\"by\": \"name\"} or ?by=name".into(),
             )
         })?;
     alerting(&state)?.acknowledge(&id, &by).await?;
-    Ok(success(json!({"id": id, "acknowledgedBy": by})))
+    Ok(success(api::AckResponse {
+        id,
+        acknowledged_by: by,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-struct AckLink {
-    by: String,
-    expires: i64,
-    sig: String,
-}
-
-/// The signed link from a notification: opening it acknowledges the alert.
+/// The signed link from a notification (`?by=…&expires=…&sig=…`): opening it acknowledges the
+/// alert. Answered in plain text, for a browser.
 async fn ack_link(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(link): Query<AckLink>,
-) -> Result<Response, AlertApiError> {
+    QueryParams(params): QueryParams,
+) -> Result<Response, ApiError> {
+    let by = params.required("by")?;
+    let expires = params
+        .integer("expires")?
+        .ok_or(ApiError::MissingParam("expires"))?;
+    let sig = params.required("sig")?;
     let alerting = alerting(&state)?;
     // Refused before the signature check does arithmetic on it.
-    check_link_expiry(link.expires).map_err(AlertApiError::BadRequest)?;
-    if !alerting.verify_link(&id, &link.by, link.expires, &link.sig) {
+    check_link_expiry(expires).map_err(ApiError::BadRequest)?;
+    if !alerting.verify_link(&id, by, expires, sig) {
         let page = "This acknowledge link is invalid or has expired. Acknowledge with `hcmon alerts ack <id>` instead.\n";
         return Ok((StatusCode::FORBIDDEN, page).into_response());
     }
-    let text = match alerting.acknowledge(&id, &link.by).await {
+    let text = match alerting.acknowledge(&id, by).await {
         Ok(()) => format!(
-            "Acknowledged alert {id} as {}. Escalation stopped; the alert stays until it resolves.\n",
-            link.by
+            "Acknowledged alert {id} as {by}. Escalation stopped; the alert stays until it resolves.\n"
         ),
         Err(AlertingError::Book(BookError::Refused(why))) => {
             format!("Alert {id} was not acknowledged: {why}.\n")
@@ -236,52 +218,34 @@ async fn ack_link(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
-fn silence_json(s: &SilenceRecord, now_ms: i64) -> Value {
-    json!({
-        "id": s.id,
-        "matchers": s.matchers,
-        "startsAt": rfc3339_millis(s.starts_ms),
-        "endsAt": rfc3339_millis(s.ends_ms),
-        "daily": s.daily.map(|(a, b)| format!("{:02}:{:02}-{:02}:{:02}", a / 60, a % 60, b / 60, b % 60)),
-        "createdBy": s.created_by,
-        "comment": s.comment,
-        "status": s.status(now_ms),
-    })
+fn silence_response(s: &SilenceRecord, now_ms: i64) -> api::SilenceResponse {
+    let clock = |minute: u32| format!("{:02}:{:02}", minute / 60, minute % 60);
+    api::SilenceResponse {
+        id: s.id.clone(),
+        matchers: s.matchers.clone(),
+        starts_at: rfc3339_millis(s.starts_ms),
+        ends_at: rfc3339_millis(s.ends_ms),
+        daily: s.daily.map(|(a, b)| format!("{}-{}", clock(a), clock(b))),
+        created_by: s.created_by.clone(),
+        comment: s.comment.clone(),
+        status: s.status(now_ms).to_owned(),
+    }
 }
 
-async fn silences(State(state): State<ApiState>) -> Result<Response, AlertApiError> {
+async fn silences(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let alerting = alerting(&state)?;
     let now = alerting.now_ms();
-    let list: Vec<Value> = alerting
+    let list: Vec<_> = alerting
         .view()
         .silences
         .iter()
-        .map(|s| silence_json(s, now))
+        .map(|s| silence_response(s, now))
         .collect();
-    Ok(success(json!(list)))
-}
-
-/// `POST /api/v1/silences`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewSilence {
-    /// A selector over alert labels, e.g. `HighCpu{node="nas"}` or `{node="nas"}`.
-    matchers: String,
-    /// RFC 3339; default now.
-    starts_at: Option<String>,
-    /// RFC 3339; or give `duration`.
-    ends_at: Option<String>,
-    /// e.g. `2h`, from `starts_at`.
-    duration: Option<String>,
-    /// A daily window `HH:MM-HH:MM` (UTC) within the silence's range: a maintenance window.
-    daily: Option<String>,
-    created_by: String,
-    #[serde(default)]
-    comment: String,
+    Ok(success(list))
 }
 
 /// `HH:MM-HH:MM` → minutes of the day.
-pub fn parse_daily(text: &str) -> Result<(u32, u32), String> {
+fn parse_daily(text: &str) -> Result<(u32, u32), String> {
     let minute = |part: &str| -> Option<u32> {
         let (h, m) = part.trim().split_once(':')?;
         let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
@@ -298,18 +262,19 @@ pub fn parse_daily(text: &str) -> Result<(u32, u32), String> {
     }
 }
 
+/// `POST /api/v1/silences` with an [`api::NewSilence`].
 async fn create_silence(
     State(state): State<ApiState>,
-    body: Result<axum::Json<NewSilence>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, AlertApiError> {
+    body: Result<Json<api::NewSilence>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let alerting = alerting(&state)?;
-    let axum::Json(new) = body.map_err(|e| AlertApiError::BadRequest(e.body_text()))?;
+    let Json(new) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let now = alerting.now_ms();
     let end = match (&new.ends_at, &new.duration) {
         (Some(text), None) => SilenceEnd::At(text),
         (None, Some(text)) => SilenceEnd::After(text),
         _ => {
-            return Err(AlertApiError::BadRequest(
+            return Err(ApiError::BadRequest(
                 "give exactly one of ends_at and duration".into(),
             ));
         }
@@ -317,18 +282,16 @@ async fn create_silence(
     // Range-checked before any arithmetic: a silence reaching past year 9999 once made every
     // later listing fail.
     let (starts_ms, ends_ms) =
-        silence_window(now, new.starts_at.as_deref(), end).map_err(AlertApiError::BadRequest)?;
+        silence_window(now, new.starts_at.as_deref(), end).map_err(ApiError::BadRequest)?;
     if new.created_by.trim().is_empty() {
-        return Err(AlertApiError::BadRequest(
-            "created_by: say who silences".into(),
-        ));
+        return Err(ApiError::BadRequest("created_by: say who silences".into()));
     }
     let daily = new
         .daily
         .as_deref()
         .map(parse_daily)
         .transpose()
-        .map_err(AlertApiError::BadRequest)?;
+        .map_err(ApiError::BadRequest)?;
     let record = SilenceRecord {
         id: String::new(),
         matchers: new.matchers,
@@ -340,68 +303,185 @@ async fn create_silence(
         created_ms: now,
     };
     // Checked here too, so a bad selector is a 400 with the reason, not a conflict.
-    record.compile().map_err(AlertApiError::BadRequest)?;
+    record.compile().map_err(ApiError::BadRequest)?;
     let stored = alerting.silence(record).await?;
-    Ok(success(silence_json(&stored, now)))
+    Ok(success(silence_response(&stored, now)))
 }
 
 async fn expire_silence(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-) -> Result<Response, AlertApiError> {
+) -> Result<Response, ApiError> {
     alerting(&state)?.expire_silence(&id).await?;
-    Ok(success(json!({"id": id, "status": "expired"})))
+    Ok(success(api::ExpiredSilence {
+        id,
+        status: "expired".into(),
+    }))
 }
 
-fn incident_json(incident: &Incident, events: &[IncidentEvent]) -> Value {
-    let mut body = json!({
-        "id": incident.id,
-        "alert": incident.alert,
-        "labels": incident.labels,
-        "severity": incident.severity,
-        "startedAt": rfc3339_millis(incident.started_ms),
-        "acknowledged": incident.acknowledged.as_ref().map(|(at, by)| json!({"by": by, "at": rfc3339_millis(*at)})),
-        "resolvedAt": incident.resolved_ms.map(rfc3339_millis),
-    });
-    if !events.is_empty() {
-        body["events"] = events
-            .iter()
-            .map(|e| {
-                let mut v = serde_json::to_value(&e.what).unwrap_or(Value::Null);
-                v["at"] = json!(rfc3339_millis(e.at_ms));
-                v
-            })
-            .collect();
+fn notification_kind(kind: NotificationKind) -> api::NotificationKind {
+    match kind {
+        NotificationKind::Firing => api::NotificationKind::Firing,
+        NotificationKind::Resolved => api::NotificationKind::Resolved,
+        NotificationKind::Flapping => api::NotificationKind::Flapping,
+        NotificationKind::StoppedFlapping => api::NotificationKind::StoppedFlapping,
+        NotificationKind::Escalation { tier } => api::NotificationKind::Escalation { tier },
+        NotificationKind::Digest => api::NotificationKind::Digest,
     }
-    body
 }
 
-#[derive(Debug, Deserialize)]
-struct IncidentParams {
-    limit: Option<usize>,
+fn happened(what: &Happened) -> api::Happened {
+    match what.clone() {
+        Happened::Fired { severity: s, value } => api::Happened::Fired {
+            severity: severity(s),
+            value,
+        },
+        Happened::SeverityRaised { severity: s, value } => api::Happened::SeverityRaised {
+            severity: severity(s),
+            value,
+        },
+        Happened::Queued {
+            channel,
+            kind,
+            recipients,
+        } => api::Happened::Queued {
+            channel,
+            kind: notification_kind(kind),
+            recipients,
+        },
+        Happened::HeldForDigest { channel } => api::Happened::HeldForDigest { channel },
+        Happened::Delivered {
+            channel,
+            kind,
+            attempts,
+            errors,
+        } => api::Happened::Delivered {
+            channel,
+            kind: notification_kind(kind),
+            attempts,
+            errors,
+        },
+        Happened::DeliveryFailed {
+            channel,
+            kind,
+            attempts,
+            errors,
+        } => api::Happened::DeliveryFailed {
+            channel,
+            kind: notification_kind(kind),
+            attempts,
+            errors,
+        },
+        Happened::Muted { reason } => api::Happened::Muted { reason },
+        Happened::Escalated { tier, recipients } => api::Happened::Escalated { tier, recipients },
+        Happened::Acknowledged { by } => api::Happened::Acknowledged { by },
+        Happened::Flapping => api::Happened::Flapping,
+        Happened::StoppedFlapping => api::Happened::StoppedFlapping,
+        Happened::Resolved { value } => api::Happened::Resolved { value },
+    }
 }
 
+fn incident_response(incident: &Incident, events: &[IncidentEvent]) -> api::IncidentResponse {
+    api::IncidentResponse {
+        id: incident.id.clone(),
+        alert: incident.alert.clone(),
+        labels: incident.labels.clone(),
+        severity: severity(incident.severity),
+        started_at: rfc3339_millis(incident.started_ms),
+        acknowledged: incident
+            .acknowledged
+            .as_ref()
+            .map(|(at, by)| acknowledgement(*at, by)),
+        resolved_at: incident.resolved_ms.map(rfc3339_millis),
+        events: events
+            .iter()
+            .map(|e| api::IncidentEvent {
+                at: rfc3339_millis(e.at_ms),
+                what: happened(&e.what),
+            })
+            .collect(),
+    }
+}
+
+/// `GET /api/v1/incidents[?limit=N]`: the newest N (default 100, at most 10,000).
 async fn incidents(
     State(state): State<ApiState>,
-    Query(params): Query<IncidentParams>,
-) -> Result<Response, AlertApiError> {
-    let limit = params.limit.unwrap_or(100).min(10_000);
+    QueryParams(params): QueryParams,
+) -> Result<Response, ApiError> {
+    let limit = params.count("limit", 10_000)?.unwrap_or(100);
     let list = alerting(&state)?.incidents(limit).await?;
-    Ok(success(json!(
+    Ok(success(
         list.iter()
-            .map(|i| incident_json(i, &[]))
-            .collect::<Vec<_>>()
-    )))
+            .map(|i| incident_response(i, &[]))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 async fn incident(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-) -> Result<Response, AlertApiError> {
+) -> Result<Response, ApiError> {
     match alerting(&state)?.incident(&id).await? {
-        Some((incident, events)) => Ok(success(incident_json(&incident, &events))),
-        None => Err(AlertApiError::NotFound(format!(
-            "no incident with id {id:?}"
-        ))),
+        Some((incident, events)) => Ok(success(incident_response(&incident, &events))),
+        None => Err(ApiError::NotFound(format!("no incident with id {id:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_windows_are_two_different_times_of_day() {
+        assert_eq!(parse_daily("22:00-06:30"), Ok((1320, 390)));
+        for bad in [
+            "22:00",
+            "24:00-01:00",
+            "01:60-02:00",
+            "03:00-03:00",
+            "-1:00-02:00",
+        ] {
+            assert!(
+                parse_daily(bad).unwrap_err().contains("want HH:MM-HH:MM"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn incident_events_are_shown_flat_with_their_kind() {
+        let check = |what: Happened, expected: serde_json::Value| {
+            let shown = api::IncidentEvent {
+                at: rfc3339_millis(0),
+                what: happened(&what),
+            };
+            let mut expected = expected;
+            expected["at"] = "1970-01-01T00:00:00.000Z".into();
+            assert_eq!(serde_json::to_value(shown).unwrap(), expected);
+        };
+        check(
+            Happened::Fired {
+                severity: Severity::Critical,
+                value: f64::INFINITY,
+            },
+            serde_json::json!({"event": "fired", "severity": "critical", "value": "+Inf"}),
+        );
+        check(
+            Happened::Queued {
+                channel: "ops".into(),
+                kind: NotificationKind::Escalation { tier: 1 },
+                recipients: vec!["a@b".into()],
+            },
+            serde_json::json!({
+                "event": "queued",
+                "channel": "ops",
+                "kind": {"escalation": {"tier": 1}},
+                "recipients": ["a@b"],
+            }),
+        );
+        check(
+            Happened::StoppedFlapping,
+            serde_json::json!({"event": "stopped_flapping"}),
+        );
     }
 }

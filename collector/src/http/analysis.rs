@@ -13,9 +13,9 @@
 //!   a guard in that future then raises the flag the budget also reads, so the blocking work
 //!   stops too and frees its slot.
 
-use super::ApiError;
-use crate::analytics::budget::{Budget, Interrupted};
-use crate::storage::StoreError;
+use super::error::ApiError;
+use crate::analysis::AnalysisError;
+use crate::analytics::budget::Budget;
 use crate::telemetry::CollectorMetrics;
 use prometheus::IntGauge;
 use std::sync::Arc;
@@ -25,25 +25,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// Longest an analysis request may take, waiting for a slot included.
-pub const ANALYSIS_TIME_LIMIT: Duration = Duration::from_secs(15);
-
-/// Why an analysis ended without an answer.
-pub enum AnalysisError {
-    Store(StoreError),
-    Interrupted,
-}
-
-impl From<StoreError> for AnalysisError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
-}
-
-impl From<Interrupted> for AnalysisError {
-    fn from(_: Interrupted) -> Self {
-        Self::Interrupted
-    }
-}
+const ANALYSIS_TIME_LIMIT: Duration = Duration::from_secs(15);
 
 /// The slots analyses run in; cloned into every request.
 #[derive(Clone)]
@@ -61,7 +43,7 @@ impl Analyses {
     }
 
     /// Runs `work` on the blocking pool in a slot, with a budget that stops it at the time limit
-    /// or when the client goes away. A stopped analysis is answered with [`ApiError::TimeLimit`],
+    /// or when the client goes away. A stopped analysis is answered with [`ApiError::Timeout`],
     /// naming `request` and giving `advice` (what to ask for instead).
     pub async fn run<T: Send + 'static>(
         &self,
@@ -71,6 +53,11 @@ impl Analyses {
         work: impl FnOnce(&Budget) -> Result<T, AnalysisError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let deadline = Instant::now() + ANALYSIS_TIME_LIMIT;
+        let timeout = || ApiError::Timeout {
+            request,
+            limit: ANALYSIS_TIME_LIMIT,
+            advice,
+        };
         let stopped = |metrics: &CollectorMetrics, reason: &str| {
             metrics.analyses_stopped.with_label_values(&[reason]).inc();
         };
@@ -78,12 +65,12 @@ impl Analyses {
         // The semaphore is never closed, so the only failure is the deadline.
         let Ok(Ok(slot)) = waited else {
             stopped(metrics, "time_limit");
-            return Err(ApiError::TimeLimit { request, advice });
+            return Err(timeout());
         };
         let cancelled = Arc::new(AtomicBool::new(false));
         let _guard = CancelOnDrop(cancelled.clone());
         let metrics = metrics.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        let task = crate::tasks::blocking(request, move || {
             // Held until the work has really stopped, even when the request is long gone.
             let _slot = slot;
             let _running = Running::enter(metrics.analyses_running.clone());
@@ -91,7 +78,7 @@ impl Analyses {
             let should_stop =
                 || cancelled.load(Ordering::Relaxed) || std::time::Instant::now() >= deadline;
             let outcome = work(&Budget::new(&should_stop));
-            if let Err(AnalysisError::Interrupted) = outcome {
+            if let Err(AnalysisError::Interrupted(_)) = outcome {
                 // Counted here: when the client left, nothing awaits this task any more.
                 let gone = cancelled.load(Ordering::Relaxed);
                 stopped(&metrics, if gone { "client_gone" } else { "time_limit" });
@@ -101,11 +88,8 @@ impl Analyses {
         match task.await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(AnalysisError::Store(e))) => Err(ApiError::Store(e)),
-            Ok(Err(AnalysisError::Interrupted)) => Err(ApiError::TimeLimit { request, advice }),
-            Err(e) => {
-                tracing::error!(error = %e, request, "analysis failed");
-                Err(ApiError::AnalysisFailed)
-            }
+            Ok(Err(AnalysisError::Interrupted(_))) => Err(timeout()),
+            Err(panicked) => Err(panicked.into()),
         }
     }
 }

@@ -1,0 +1,146 @@
+//! "What moved with this series?": the one ranking of related series, for `/api/v1/related`,
+//! the evidence of `/api/v1/anomalies` and an alert's evidence. Reads the anchor's and the
+//! candidates' stored windows and ranks the candidates by lagged correlation
+//! ([`rank_related_within`]).
+
+use super::{AnalysisError, read_windows};
+use crate::analytics::budget::Budget;
+use crate::analytics::correlation::{
+    CorrelationConfig, Related, SeriesWindow, rank_related_within,
+};
+use crate::catalog::SeriesCatalog;
+use crate::storage::{SeriesMeta, Tsdb};
+use std::time::Duration;
+
+/// The series that moved with `anchor` over the `window` before `at_ms`, strongest first (at
+/// most `top_k` of the default [`CorrelationConfig`]). The window is widened by the largest
+/// lag on both sides, so a series moving up to that long before or after still lines up.
+/// Candidates are every other series, the anchor's node's first (that is where a cause usually
+/// is), cut at `max_candidates`. `budget` is asked before each read and each candidate.
+/// Blocking.
+pub fn related_series(
+    tsdb: &Tsdb,
+    catalog: &SeriesCatalog,
+    anchor: &SeriesMeta,
+    at_ms: i64,
+    window: Duration,
+    budget: &Budget,
+) -> Result<Vec<Related>, AnalysisError> {
+    let config = CorrelationConfig::default();
+    let (start_ms, end_ms) = span(at_ms, window, config.max_lag);
+    let node = anchor.labels.get("node").unwrap_or_default();
+    let mut candidates: Vec<_> = catalog
+        .all()
+        .into_iter()
+        .filter(|m| m.id != anchor.id)
+        .collect();
+    candidates.sort_by_key(|m| m.labels.get("node").unwrap_or_default() != node);
+    candidates.truncate(config.max_candidates);
+    let samples = tsdb.read_raw(anchor.id, start_ms, end_ms)?;
+    let anchor = SeriesWindow::new(anchor.labels.to_string(), samples);
+    let candidates = read_windows(
+        tsdb,
+        candidates.iter().map(|m| &**m),
+        start_ms,
+        end_ms,
+        budget,
+    )?;
+    Ok(rank_related_within(&anchor, &candidates, &config, budget)?)
+}
+
+/// `[at − window − lag, at + lag]`, saturating: `at_ms` and `window` may come from a request.
+fn span(at_ms: i64, window: Duration, lag: Duration) -> (i64, i64) {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let lag = ms(lag);
+    let start = at_ms.saturating_sub(ms(window)).saturating_sub(lag);
+    (start, at_ms.saturating_add(lag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{SeriesCaps, SeriesDefinition};
+    use crate::storage::{MemoryKv, MetricKind, Sample, StorageConfig};
+    use hcmon_common::Labels;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    /// `load{node="a"}` follows `cpu{node="a"}`; `noise{node="b"}` does not.
+    fn store() -> (Tsdb, SeriesCatalog) {
+        let tsdb = Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default())
+            .unwrap()
+            .tsdb;
+        let catalog = SeriesCatalog::new(vec![]);
+        let def = |name: &str, node: &str| SeriesDefinition {
+            labels: Labels::new(name, [("node".to_owned(), node.to_owned())]).unwrap(),
+            kind: MetricKind::Gauge,
+            help: String::new(),
+        };
+        let all = SeriesCaps {
+            per_node: usize::MAX,
+            total: usize::MAX,
+        };
+        let defs = [def("cpu", "a"), def("load", "a"), def("noise", "b")];
+        let ids = catalog.resolve(&tsdb, &defs, all).unwrap();
+        let mut samples = Vec::new();
+        for i in 0..180_i64 {
+            let cpu = ((i * 7) % 13) as f64;
+            let noise = ((i * i * 31 + 5) % 17) as f64;
+            for (id, value) in [(ids[0], cpu), (ids[1], 2.0 * cpu + 1.0), (ids[2], noise)] {
+                samples.push(Sample {
+                    series: id,
+                    timestamp_ms: i * 10_000,
+                    value,
+                });
+            }
+        }
+        tsdb.append(None, &samples).unwrap();
+        (tsdb, catalog)
+    }
+
+    #[test]
+    fn ranks_the_series_that_moved_with_the_anchor_and_stops_when_told() {
+        let (tsdb, catalog) = store();
+        let anchor = catalog
+            .all()
+            .into_iter()
+            .find(|m| m.labels.to_string().starts_with("cpu"))
+            .unwrap();
+        let found = related_series(
+            &tsdb,
+            &catalog,
+            &anchor,
+            1_800_000,
+            30 * MINUTE,
+            &Budget::UNLIMITED,
+        )
+        .unwrap();
+        let names: Vec<&str> = found.iter().map(|r| r.candidate.as_str()).collect();
+        assert_eq!(names, [r#"load{node="a"}"#]);
+        assert!(found[0].r > 0.99, "{found:?}");
+
+        let stop = || true;
+        let stopped = related_series(
+            &tsdb,
+            &catalog,
+            &anchor,
+            1_800_000,
+            30 * MINUTE,
+            &Budget::new(&stop),
+        );
+        assert!(matches!(stopped, Err(AnalysisError::Interrupted(_))));
+    }
+
+    #[test]
+    fn the_span_is_widened_by_the_lag_and_never_overflows() {
+        assert_eq!(span(3_600_000, MINUTE, MINUTE), (3_480_000, 3_660_000));
+        assert_eq!(
+            span(i64::MAX, MINUTE, MINUTE),
+            (i64::MAX - 120_000, i64::MAX)
+        );
+        assert_eq!(
+            span(i64::MIN, Duration::MAX, MINUTE),
+            (i64::MIN, i64::MIN + 60_000)
+        );
+    }
+}

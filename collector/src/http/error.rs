@@ -1,0 +1,314 @@
+//! The HTTP API's one error type and its one mapping to status codes, in Prometheus' error
+//! shape (`{"status":"error","errorType":…,"error":…}`), and the one success envelope. Every
+//! handler answers [`ApiError`]; the other modules' errors come in through the `From` impls
+//! here. Internal failures are logged (here, or by [`crate::tasks`] for panics) and shown to
+//! clients without their details.
+
+use crate::alerting::book::BookError;
+use crate::alerting::service::AlertingError;
+use crate::api::{ApiResponse, ErrorResponse, ErrorType, Status};
+use crate::ingest::{ForgetError, RemoteWriteError};
+use crate::query::QueryError;
+use crate::storage::StoreError;
+use crate::tasks::Panicked;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use std::fmt;
+use std::time::Duration;
+
+/// A part of the collector that its config can switch off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    Alerting,
+    Analytics,
+}
+
+impl fmt::Display for Feature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Feature::Alerting => {
+                "alerting is disabled in this collector's config ([alerting] enabled = false)"
+            }
+            Feature::Analytics => {
+                "analytics are disabled in this collector's config ([analytics] enabled = false)"
+            }
+        })
+    }
+}
+
+/// A failed API request, named for what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing parameter {0:?}")]
+    MissingParam(&'static str),
+    /// A query-string or form parameter that cannot be used.
+    #[error("invalid parameter {name:?}: {message}")]
+    BadParam { name: &'static str, message: String },
+    /// A request refused for the reason given, which names the field at fault (a JSON body, a
+    /// remote write).
+    #[error("{0}")]
+    BadRequest(String),
+    /// As Prometheus refuses a range query at too fine a step.
+    #[error(
+        "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
+    )]
+    TooManyPoints,
+    #[error("{0}")]
+    NotFound(String),
+    /// The endpoint's feature is switched off. Answered as "not found", the same for every
+    /// endpoint: it will not appear by retrying, as a 503 would suggest to clients.
+    #[error("{0}")]
+    Disabled(Feature),
+    /// The request contradicts the current state (acknowledging a resolved alert, forgetting a
+    /// node that streams).
+    #[error("{0}")]
+    Conflict(String),
+    /// A part of the collector the request needs has stopped.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The request ran out of time; `advice` says what to ask for instead.
+    #[error("{request} stopped at its time limit of {}s: {advice}", limit.as_secs())]
+    Timeout {
+        request: &'static str,
+        limit: Duration,
+        advice: &'static str,
+    },
+    #[error("storage failure")]
+    Store(StoreError),
+    /// The request's work panicked: logged and counted (`hcmon_collector_task_panics_total`)
+    /// under the endpoint's name by [`crate::tasks`], not shown to the client.
+    #[error("internal error in {}; the collector's log says why", .0.task)]
+    Internal(#[from] Panicked),
+}
+
+impl ApiError {
+    /// The status code and Prometheus `errorType` of this error: the one mapping.
+    pub fn status(&self) -> (StatusCode, ErrorType) {
+        match self {
+            ApiError::MissingParam(_)
+            | ApiError::BadParam { .. }
+            | ApiError::BadRequest(_)
+            | ApiError::TooManyPoints => (StatusCode::BAD_REQUEST, ErrorType::BadData),
+            ApiError::NotFound(_) | ApiError::Disabled(_) => {
+                (StatusCode::NOT_FOUND, ErrorType::NotFound)
+            }
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorType::Conflict),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorType::Unavailable),
+            // As Prometheus answers a query that ran out of time.
+            ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, ErrorType::Timeout),
+            ApiError::Store(_) | ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Internal)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Store(error) = &self {
+            tracing::error!(%error, "API request failed in storage");
+        }
+        let (status, error_type) = self.status();
+        let body = ErrorResponse {
+            status: Status::Error,
+            error_type,
+            error: self.to_string(),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Prometheus' success envelope around `data`.
+pub fn success<T: serde::Serialize>(data: T) -> Response {
+    axum::Json(ApiResponse::success(data)).into_response()
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Store(e)
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Store(e) => ApiError::Store(e),
+            other => ApiError::BadParam {
+                name: "query",
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// A remote write refused for its content is the sender's fault (4xx: dropped); a storage
+/// failure is ours (5xx: the sender retries).
+impl From<RemoteWriteError> for ApiError {
+    fn from(e: RemoteWriteError) -> Self {
+        match e {
+            RemoteWriteError::Store(e) => ApiError::Store(e),
+            other => ApiError::BadRequest(format!("remote write refused: {other}")),
+        }
+    }
+}
+
+impl From<ForgetError> for ApiError {
+    fn from(e: ForgetError) -> Self {
+        match e {
+            ForgetError::Unknown(_) => ApiError::NotFound(e.to_string()),
+            ForgetError::Connected(_) => ApiError::Conflict(e.to_string()),
+            ForgetError::Store(e) => ApiError::Store(e),
+        }
+    }
+}
+
+impl From<AlertingError> for ApiError {
+    fn from(e: AlertingError) -> Self {
+        match e {
+            AlertingError::Book(e @ (BookError::NoSuchAlert(_) | BookError::NoSuchSilence(_))) => {
+                ApiError::NotFound(e.to_string())
+            }
+            AlertingError::Book(BookError::Refused(why)) => ApiError::Conflict(why),
+            AlertingError::Stopped => ApiError::Unavailable(e.to_string()),
+            AlertingError::Store(e) => ApiError::Store(e),
+            AlertingError::Panicked(p) => ApiError::Internal(p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table in ARCHITECTURE.md, "HTTP errors".
+    #[test]
+    fn every_error_maps_to_one_status_and_error_type() {
+        let bad = |m: &str| ApiError::BadRequest(m.into());
+        for (error, status, kind, message) in [
+            (
+                ApiError::MissingParam("query"),
+                400,
+                "bad_data",
+                r#"missing parameter "query""#,
+            ),
+            (
+                ApiError::BadParam {
+                    name: "step",
+                    message: "too small".into(),
+                },
+                400,
+                "bad_data",
+                r#"invalid parameter "step": too small"#,
+            ),
+            (
+                bad("created_by: say who silences"),
+                400,
+                "bad_data",
+                "created_by: say who silences",
+            ),
+            (
+                ApiError::TooManyPoints,
+                400,
+                "bad_data",
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ),
+            (
+                ForgetError::Unknown("nas".into()).into(),
+                404,
+                "not_found",
+                r#"no node named "nas" is known"#,
+            ),
+            (
+                AlertingError::Book(BookError::NoSuchAlert("abc".into())).into(),
+                404,
+                "not_found",
+                r#"no alert with id "abc""#,
+            ),
+            (
+                ApiError::Disabled(Feature::Alerting),
+                404,
+                "not_found",
+                "alerting is disabled in this collector's config ([alerting] enabled = false)",
+            ),
+            (
+                ApiError::Disabled(Feature::Analytics),
+                404,
+                "not_found",
+                "analytics are disabled in this collector's config ([analytics] enabled = false)",
+            ),
+            (
+                AlertingError::Book(BookError::Refused("already resolved".into())).into(),
+                409,
+                "conflict",
+                "already resolved",
+            ),
+            (
+                ForgetError::Connected("nas".into()).into(),
+                409,
+                "conflict",
+                "node \"nas\" has an agent streaming right now; stop that agent first, or it would register again at once",
+            ),
+            (
+                AlertingError::Stopped.into(),
+                503,
+                "unavailable",
+                "the alerting service has stopped",
+            ),
+            (
+                ApiError::Timeout {
+                    request: "/api/v1/trend",
+                    limit: Duration::from_secs(15),
+                    advice: "shorten window",
+                },
+                503,
+                "timeout",
+                "/api/v1/trend stopped at its time limit of 15s: shorten window",
+            ),
+            (
+                StoreError::Failed.into(),
+                500,
+                "internal",
+                "storage failure",
+            ),
+            (
+                Panicked {
+                    task: "/api/v1/export",
+                    message: "a secret path".into(),
+                }
+                .into(),
+                500,
+                "internal",
+                "internal error in /api/v1/export; the collector's log says why",
+            ),
+        ] {
+            let (code, error_type) = error.status();
+            assert_eq!(code.as_u16(), status, "{error}");
+            assert_eq!(serde_json::to_value(error_type).unwrap(), kind, "{error}");
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn errors_answer_in_prometheus_shape() {
+        let response = ApiError::MissingParam("match[]").into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = body_json(response);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "status": "error",
+                "errorType": "bad_data",
+                "error": "missing parameter \"match[]\"",
+            })
+        );
+    }
+
+    fn body_json(response: Response) -> serde_json::Value {
+        let bytes = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+}

@@ -1,0 +1,91 @@
+//! `GET /metrics`: the stored series' newest values, the live anomaly verdicts, then the
+//! collector's own metrics, in the Prometheus text format ([`super::exposition`] writes it; by
+//! hand, for speed: it walks every series).
+
+use super::error::ApiError;
+use super::{ApiState, blocking, exposition};
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus::Encoder;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let body = blocking("/metrics", move || render(&state)).await?;
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// The `/metrics` text. Blocking.
+fn render(state: &ApiState) -> String {
+    let oldest = state.now_ms() - state.metrics_staleness.as_millis() as i64;
+    let mut body = String::with_capacity(64 * 1024);
+    let series: Vec<_> = state
+        .catalog
+        .all()
+        .into_iter()
+        .map(|m| {
+            let latest = state.tsdb.latest(m.id);
+            (m, latest)
+        })
+        .collect();
+    // Stored families named like the collector's own would repeat their TYPE line: the names
+    // reserved on ingest, and whatever the registry exports now (which the reservation is
+    // tested to cover, but an old store may predate it).
+    let registry_names: std::collections::HashSet<String> = state
+        .metrics
+        .registry
+        .gather()
+        .into_iter()
+        .map(|family| family.name().to_owned())
+        .collect();
+    let own = |name: &str| {
+        registry_names.contains(name) || crate::telemetry::check_metric_name(name).is_err()
+    };
+    let hidden = exposition::render(&series, oldest, own, &mut body);
+    state.metrics.exposition_hidden_series.set(hidden as i64);
+    if let Some(watch) = &state.watch {
+        let verdicts: Vec<_> = series
+            .iter()
+            .filter_map(|(m, _)| Some((m.clone(), watch.latest(m.id)?)))
+            .collect();
+        exposition::render_anomalies(&verdicts, oldest, &mut body);
+        if let Some(forests) = &state.forests {
+            exposition::render_node_verdicts(&forests.verdicts(), &mut body);
+        }
+        let skipped = watch.skipped_samples();
+        let counted = state.metrics.anomaly_skipped_samples.get();
+        state
+            .metrics
+            .anomaly_skipped_samples
+            .inc_by(skipped.saturating_sub(counted));
+        let (watched, learning) = watch.counts();
+        state.metrics.anomaly_series.set(watched as i64);
+        state.metrics.anomaly_learning_series.set(learning as i64);
+    }
+    let stats = state.tsdb.stats();
+    state.metrics.head_series.set(stats.head_series as i64);
+    state.metrics.head_samples.set(stats.head_samples as i64);
+    state
+        .metrics
+        .chunks_written
+        .set(stats.chunks_written as i64);
+    for (table, bytes) in state.tsdb.table_sizes() {
+        state
+            .metrics
+            .storage_bytes
+            .with_label_values(&[table.name()])
+            .set(bytes as i64);
+    }
+    let mut own = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&state.metrics.registry.gather(), &mut own)
+        .expect("text encoding into memory cannot fail");
+    body.push_str(&String::from_utf8_lossy(&own));
+    body
+}

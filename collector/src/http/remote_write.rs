@@ -1,0 +1,42 @@
+//! `POST /api/v1/write`: Prometheus remote write 1.0, decoded and stored by ingest.
+
+use super::error::ApiError;
+use super::{ApiState, blocking};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+/// Largest compressed remote-write body accepted.
+const BODY_LIMIT: usize = 32 << 20;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new().route(
+        "/api/v1/write",
+        post(remote_write).layer(DefaultBodyLimit::max(BODY_LIMIT)),
+    )
+}
+
+async fn remote_write(
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let ingest = state.ingest.clone();
+    let outcome = blocking("/api/v1/write", move || ingest.remote_write(&body)).await?;
+    let label = match &outcome {
+        Ok(_) => "ok",
+        Err(e) if e.retryable() => "failed",
+        Err(_) => "refused",
+    };
+    state
+        .metrics
+        .remote_write_requests
+        .with_label_values(&[label])
+        .inc();
+    let outcome = outcome?;
+    if outcome.non_finite + outcome.out_of_range > 0 {
+        tracing::debug!(?outcome, "remote write: some samples not stored");
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
