@@ -207,7 +207,10 @@ impl CollectorConfig {
             })?;
         self.alerting
             .validate()
-            .map_err(|(key, problem)| ConfigError::InvalidAt { key, problem })
+            .map_err(|e| ConfigError::InvalidAt {
+                key: e.key,
+                problem: e.problem,
+            })
     }
 }
 

@@ -2,7 +2,7 @@
 //! alerting (its missing-data alerts resolve). Used by `DELETE /api/v1/agents/{node}` and by the
 //! background task that forgets nodes silent for longer than `forget_nodes_after`.
 
-use crate::alerting::service::Alerting;
+use crate::alerting::handle::Alerting;
 use crate::clock::Clock;
 use crate::ingest::{ForgetError, Forgotten, IngestService, SeriesFate};
 use std::sync::Arc;

@@ -22,7 +22,8 @@ pub mod tasks;
 pub mod telemetry;
 pub mod upkeep;
 
-use alerting::service::{AlertService, Alerting, Dependencies};
+use alerting::handle::Alerting;
+use alerting::service::{AlertService, Dependencies};
 use anomaly_watch::AnomalyWatch;
 use catalog::SeriesCatalog;
 use clock::Clock;

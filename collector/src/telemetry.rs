@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn every_family_the_collector_exports_is_reserved() {
         let metrics = CollectorMetrics::new();
-        let alerts = crate::alerting::service::AlertMetrics::new(&metrics.registry);
+        let alerts = crate::alerting::metrics::AlertMetrics::new(&metrics.registry);
         crate::alerting::notify::NotifyMetrics::new(&metrics.registry);
         // A labelled family is exported only once it has a child.
         for family in [

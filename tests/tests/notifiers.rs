@@ -2,6 +2,8 @@
 //! to an SMTP server with STARTTLS and AUTH, to HTTP receivers (Slack payload, signed webhook,
 //! retries after failures, a server that is down) and to Debian's Alertmanager.
 
+use hcmon_collector::alerting::ids::AlertId;
+use hcmon_collector::alerting::lifecycle::StateKind;
 use hcmon_collector::alerting::notify::{
     AlertSummary, AlertmanagerConfig, ChannelConfig, Channels, DeliveryReport, EmailConfig,
     EmailTls, Evidence, Notification, NotificationKind, NotifyMetrics, RetryPolicy, SlackConfig,
@@ -26,7 +28,7 @@ fn now_ms() -> i64 {
 fn notification(kind: NotificationKind) -> Notification {
     let at_ms = now_ms();
     let alert = AlertSummary {
-        id: "a1b2c3".to_owned(),
+        id: AlertId::from("a1b2c3"),
         labels: BTreeMap::from([
             ("alertname".to_owned(), "HighCpu".to_owned()),
             ("node".to_owned(), "nas".to_owned()),
@@ -34,7 +36,7 @@ fn notification(kind: NotificationKind) -> Notification {
         ]),
         annotations: BTreeMap::from([("summary".to_owned(), "CPU busy above 90%".to_owned())]),
         severity: Severity::Critical,
-        state: "firing".to_owned(),
+        state: StateKind::Firing,
         since_ms: at_ms - 12 * 60_000,
         resolved_ms: None,
         value: 97.5,
@@ -416,7 +418,7 @@ async fn alertmanager_lists_a_delivered_alert_and_drops_it_once_resolved() -> an
     assert_eq!(alert["status"]["state"], "active", "{alert:#}");
 
     let mut resolved = notification(NotificationKind::Resolved);
-    resolved.alerts[0].state = "resolved".to_owned();
+    resolved.alerts[0].state = StateKind::Resolved;
     resolved.alerts[0].since_ms = firing.alerts[0].since_ms;
     resolved.alerts[0].resolved_ms = Some(now_ms() - 1000);
     resolved.alerts[0].ack_url = None;

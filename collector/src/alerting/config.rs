@@ -3,6 +3,7 @@
 //! checks what the types cannot and names the offending key.
 
 use super::escalation::{EscalationPolicy, Tier};
+use super::ids::Target;
 use super::notify::{ChannelConfig, LogConfig, RetryPolicy};
 use super::policy::Severity;
 use super::rules::ThresholdRule;
@@ -10,6 +11,23 @@ use crate::analytics::anomaly::Severity as AnomalySeverity;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// A setting of `[alerting]` that cannot be used: its key, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct InvalidSetting {
+    pub key: String,
+    pub problem: String,
+}
+
+impl InvalidSetting {
+    fn new(key: String, problem: impl std::fmt::Display) -> Self {
+        Self {
+            key,
+            problem: problem.to_string(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,7 +58,7 @@ pub struct AlertingConfig {
     pub escalation: EscalationConfig,
     /// Recipient name → targets: a channel name, or `channel:address` (an email address for an
     /// email channel).
-    pub recipients: BTreeMap<String, Vec<String>>,
+    pub recipients: BTreeMap<String, Vec<Target>>,
     /// Where notifications go. Without any, alerts go to the collector's log.
     pub channels: Vec<ChannelConfig>,
     /// Retries of a failed delivery.
@@ -65,7 +83,7 @@ pub struct AlertingConfig {
 
 impl Default for AlertingConfig {
     fn default() -> Self {
-        let log_everyone = |name: &str| (name.to_owned(), vec!["log".to_owned()]);
+        let log_everyone = |name: &str| (name.to_owned(), vec![Target::channel("log")]);
         Self {
             enabled: true,
             default_rules: true,
@@ -258,39 +276,44 @@ impl AlertingConfig {
         vec![log]
     }
 
-    /// Checks what the types cannot; the message names the key.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let invalid = |key: String, problem: String| Err((key, problem));
+    /// Checks what the types cannot; the error names the key.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let invalid = |key: String, problem: String| Err(InvalidSetting { key, problem });
         let rule_name = |key: String, name: &str| {
-            hcmon_common::validate_metric_name(name).map_err(|e| {
-                (
-                    key,
-                    format!("{name:?} is not a valid alert name (letters, digits, _): {e}"),
-                )
+            hcmon_common::validate_metric_name(name).map_err(|e| InvalidSetting {
+                key,
+                problem: format!("{name:?} is not a valid alert name (letters, digits, _): {e}"),
             })
         };
         for (i, rule) in self.rules.iter().enumerate() {
             rule_name(format!("alerting.rules[{i}].name"), &rule.name)?;
             rule.validate()
-                .map_err(|p| (format!("alerting.rules[{i}]"), p))?;
+                .map_err(|p| InvalidSetting::new(format!("alerting.rules[{i}]"), p))?;
         }
-        for (i, rule) in self.anomaly_rules.iter().enumerate() {
-            rule_name(format!("alerting.anomaly_rules[{i}].name"), &rule.name)?;
-            hcmon_common::Selector::parse(&rule.selector).map_err(|e| {
-                (
-                    format!("alerting.anomaly_rules[{i}].selector"),
-                    e.to_string(),
-                )
-            })?;
+        let selectors = self
+            .anomaly_rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ("anomaly_rules", i, &r.name, &r.selector))
+            .chain(
+                self.forecast_rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| ("forecast_rules", i, &r.name, &r.selector)),
+            )
+            .chain(
+                self.missing_data
+                    .series
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| ("missing_data.series", i, &r.name, &r.selector)),
+            );
+        for (list, i, name, selector) in selectors {
+            rule_name(format!("alerting.{list}[{i}].name"), name)?;
+            hcmon_common::Selector::parse(selector)
+                .map_err(|e| InvalidSetting::new(format!("alerting.{list}[{i}].selector"), e))?;
         }
         for (i, rule) in self.forecast_rules.iter().enumerate() {
-            rule_name(format!("alerting.forecast_rules[{i}].name"), &rule.name)?;
-            hcmon_common::Selector::parse(&rule.selector).map_err(|e| {
-                (
-                    format!("alerting.forecast_rules[{i}].selector"),
-                    e.to_string(),
-                )
-            })?;
             if !rule.limit.is_finite() {
                 return invalid(
                     format!("alerting.forecast_rules[{i}].limit"),
@@ -303,18 +326,6 @@ impl AlertingConfig {
                     "horizon and window must be longer than zero".into(),
                 );
             }
-        }
-        for (i, rule) in self.missing_data.series.iter().enumerate() {
-            rule_name(
-                format!("alerting.missing_data.series[{i}].name"),
-                &rule.name,
-            )?;
-            hcmon_common::Selector::parse(&rule.selector).map_err(|e| {
-                (
-                    format!("alerting.missing_data.series[{i}].selector"),
-                    e.to_string(),
-                )
-            })?;
         }
         if self.missing_data.intervals == 0 {
             return invalid(
@@ -343,12 +354,12 @@ impl AlertingConfig {
         self.escalation
             .policy()
             .validate()
-            .map_err(|p| ("alerting.escalation".to_owned(), p))?;
+            .map_err(|p| InvalidSetting::new("alerting.escalation".to_owned(), p))?;
         let channels = self.all_channels();
         for channel in &channels {
-            channel
-                .validate()
-                .map_err(|p| (format!("alerting.channels.{}", channel.name), p))?;
+            channel.validate().map_err(|p| {
+                InvalidSetting::new(format!("alerting.channels.{}", channel.name), p)
+            })?;
         }
         let channel_names: Vec<&str> = channels.iter().map(|c| c.name.as_str()).collect();
         for (name, targets) in &self.recipients {
@@ -359,12 +370,11 @@ impl AlertingConfig {
                 );
             }
             for target in targets {
-                let channel = target.split(':').next().unwrap_or_default();
-                if !channel_names.contains(&channel) {
+                if !channel_names.contains(&target.channel.as_str()) {
                     return invalid(
                         format!("alerting.recipients.{name}"),
                         format!(
-                            "target {target:?} names no channel (channels: {})",
+                            "target \"{target}\" names no channel (channels: {})",
                             channel_names.join(", ")
                         ),
                     );
@@ -439,7 +449,7 @@ mod tests {
 
     #[test]
     fn mistakes_name_their_key() {
-        let key = |text: &str| parse(text).validate().unwrap_err().0;
+        let key = |text: &str| parse(text).validate().unwrap_err().key;
         assert_eq!(
             key("[recipients]\non-call = [\"pager\"]\n"),
             "alerting.recipients.on-call"
@@ -466,5 +476,17 @@ mod tests {
         );
         let err = toml::from_str::<AlertingConfig>("group_windw = \"1m\"").unwrap_err();
         assert!(err.to_string().contains("group_windw"), "{err}");
+    }
+
+    #[test]
+    fn targets_are_parsed_when_the_config_is_read() {
+        let config = parse("[recipients]\nboss = [\"log\", \"log:boss\"]\n");
+        let boss = &config.recipients["boss"];
+        assert_eq!(boss[0], Target::channel("log"));
+        assert_eq!(boss[1].address.as_deref(), Some("boss"));
+        let err = toml::from_str::<AlertingConfig>("[recipients]\nboss = [\"log:\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"log:\" has an empty address"), "{err}");
     }
 }

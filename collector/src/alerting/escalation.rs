@@ -5,11 +5,11 @@
 //! An alert follows the policy as it was when it fired ([`EscalationPolicy`] is copied into the
 //! alert), so editing the policy later does not change who is called for a running incident.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::time::Duration;
 
 /// One step of an escalation: after `after` without an acknowledgement, notify `recipients`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
     /// Time since the alert fired.
@@ -19,8 +19,24 @@ pub struct Tier {
     pub recipients: Vec<String>,
 }
 
+/// An escalation policy that cannot be followed; the message names the tier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error(
+        "tiers[{tier}].after ({after:?}) is earlier than tiers[{}].after ({before:?}); list tiers in order",
+        tier - 1
+    )]
+    OutOfOrder {
+        tier: usize,
+        after: Duration,
+        before: Duration,
+    },
+    #[error("tiers[{0}].recipients is empty")]
+    NoRecipients(usize),
+}
+
 /// Ordered tiers; each fires once, in order, until the alert is acknowledged or resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationPolicy {
     pub tiers: Vec<Tier>,
@@ -44,20 +60,19 @@ impl Default for EscalationPolicy {
 }
 
 impl EscalationPolicy {
-    /// Checks the tiers are in order of their delays; the message names the tier.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the tiers are in order of their delays.
+    pub fn validate(&self) -> Result<(), PolicyError> {
         for (i, pair) in self.tiers.windows(2).enumerate() {
             if pair[1].after < pair[0].after {
-                return Err(format!(
-                    "tiers[{}].after ({:?}) is earlier than tiers[{i}].after ({:?}); list tiers in order",
-                    i + 1,
-                    pair[1].after,
-                    pair[0].after
-                ));
+                return Err(PolicyError::OutOfOrder {
+                    tier: i + 1,
+                    after: pair[1].after,
+                    before: pair[0].after,
+                });
             }
         }
         if let Some(i) = self.tiers.iter().position(|t| t.recipients.is_empty()) {
-            return Err(format!("tiers[{i}].recipients is empty"));
+            return Err(PolicyError::NoRecipients(i));
         }
         Ok(())
     }
@@ -150,7 +165,11 @@ mod tests {
             "[[tiers]]\nafter = \"5m\"\nrecipients = [\"alice\"]\n[[tiers]]\nafter = \"1m\"\nrecipients = [\"bob\"]\n",
         )
         .unwrap();
-        assert!(p.validate().unwrap_err().starts_with("tiers[1].after"));
+        let error = p.validate().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "tiers[1].after (60s) is earlier than tiers[0].after (300s); list tiers in order"
+        );
         let err =
             toml::from_str::<EscalationPolicy>("[[tiers]]\nafter = \"soon\"\nrecipients = []\n")
                 .unwrap_err();

@@ -12,8 +12,8 @@ use super::rules::ThresholdRule;
 use crate::analytics::anomaly::Severity as AnomalySeverity;
 use crate::analytics::trend::{Bound, TrendConfig, fit_line};
 use crate::anomaly_watch::LatestVerdict;
-use crate::query::Expr;
-use hcmon_common::{Labels, Selector};
+use crate::query::{Expr, QueryError};
+use hcmon_common::{Labels, Selector, SelectorError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -94,8 +94,19 @@ fn annotations(summary: String, description: String) -> BTreeMap<String, String>
     ])
 }
 
+/// A configured rule that cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("rule {rule}: {source}")]
+    Expr { rule: String, source: QueryError },
+    #[error("rule {rule}: {source}")]
+    Selector { rule: String, source: SelectorError },
+    #[error("rule {0}: no level set")]
+    NoLevel(String),
+}
+
 impl RuleSet {
-    pub fn new(config: &AlertingConfig) -> Result<Self, String> {
+    pub fn new(config: &AlertingConfig) -> Result<Self, RuleError> {
         let flap = |threshold| LifecycleRules {
             threshold,
             for_ms: 0,
@@ -106,12 +117,15 @@ impl RuleSet {
             .threshold_rules()
             .into_iter()
             .map(|rule| {
-                let expr = crate::query::parse(&rule.selector)
-                    .map_err(|e| format!("rule {}: {e}", rule.name))?;
+                let expr =
+                    crate::query::parse(&rule.selector).map_err(|source| RuleError::Expr {
+                        rule: rule.name.clone(),
+                        source,
+                    })?;
                 let lowest = [Severity::Warning, Severity::Error, Severity::Critical]
                     .into_iter()
                     .find_map(|s| rule.threshold(s))
-                    .ok_or_else(|| format!("rule {}: no level set", rule.name))?;
+                    .ok_or_else(|| RuleError::NoLevel(rule.name.clone()))?;
                 Ok(CompiledThreshold {
                     plain: rule.selector(),
                     lifecycle: LifecycleRules {
@@ -122,9 +136,12 @@ impl RuleSet {
                     rule,
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, RuleError>>()?;
         let compile = |name: &str, selector: &str| {
-            Selector::parse(selector).map_err(|e| format!("rule {name}: {e}"))
+            Selector::parse(selector).map_err(|source| RuleError::Selector {
+                rule: name.to_owned(),
+                source,
+            })
         };
         Ok(Self {
             thresholds,
@@ -132,18 +149,18 @@ impl RuleSet {
                 .anomaly_rules
                 .iter()
                 .map(|r| Ok((r.clone(), compile(&r.name, &r.selector)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, RuleError>>()?,
             forecast: config
                 .all_forecast_rules()
                 .iter()
                 .map(|r| Ok((r.clone(), compile(&r.name, &r.selector)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, RuleError>>()?,
             missing_series: config
                 .missing_data
                 .series
                 .iter()
                 .map(|r| Ok((r.clone(), compile(&r.name, &r.selector)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, RuleError>>()?,
             flap_window_ms: ms(config.flap_window),
             flap_max_changes: config.flap_max_changes,
             agents: config.missing_data.agents,

@@ -17,9 +17,10 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::fmt;
 
 /// Where an alert is in its life.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AlertState {
     Inactive,
     Pending { since_ms: i64 },
@@ -28,15 +29,56 @@ pub enum AlertState {
     Resolved { at_ms: i64 },
 }
 
-impl AlertState {
-    pub fn name(&self) -> &'static str {
+/// An [`AlertState`] without its times: what notifications show and metrics count by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateKind {
+    Inactive,
+    Pending,
+    Firing,
+    Acknowledged,
+    Resolved,
+}
+
+impl StateKind {
+    pub const ALL: [StateKind; 5] = [
+        StateKind::Inactive,
+        StateKind::Pending,
+        StateKind::Firing,
+        StateKind::Acknowledged,
+        StateKind::Resolved,
+    ];
+
+    pub fn name(self) -> &'static str {
         match self {
-            AlertState::Inactive => "inactive",
-            AlertState::Pending { .. } => "pending",
-            AlertState::Firing { .. } => "firing",
-            AlertState::Acknowledged { .. } => "acknowledged",
-            AlertState::Resolved { .. } => "resolved",
+            StateKind::Inactive => "inactive",
+            StateKind::Pending => "pending",
+            StateKind::Firing => "firing",
+            StateKind::Acknowledged => "acknowledged",
+            StateKind::Resolved => "resolved",
         }
+    }
+}
+
+impl fmt::Display for StateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl AlertState {
+    pub fn kind(&self) -> StateKind {
+        match self {
+            AlertState::Inactive => StateKind::Inactive,
+            AlertState::Pending { .. } => StateKind::Pending,
+            AlertState::Firing { .. } => StateKind::Firing,
+            AlertState::Acknowledged { .. } => StateKind::Acknowledged,
+            AlertState::Resolved { .. } => StateKind::Resolved,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// Firing or acknowledged: a problem people know about.
@@ -59,7 +101,7 @@ pub enum Direction {
 }
 
 /// A threshold with its recovery point.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Threshold {
     pub direction: Direction,
     /// Fires at or past this.
@@ -101,15 +143,15 @@ pub enum Notice {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AckError {
     #[error("the alert is {0}; only a firing alert can be acknowledged")]
-    NotFiring(&'static str),
+    NotFiring(StateKind),
 }
 
 /// One alert's state and the history flap detection needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Lifecycle {
     pub state: AlertState,
     /// Times of recent firing/resolved changes, oldest first.
-    changes: VecDeque<i64>,
+    pub(super) changes: VecDeque<i64>,
     pub flapping: bool,
 }
 
@@ -232,7 +274,7 @@ impl Lifecycle {
                 };
                 Ok(())
             }
-            ref other => Err(AckError::NotFiring(other.name())),
+            ref other => Err(AckError::NotFiring(other.kind())),
         }
     }
 }
@@ -310,7 +352,7 @@ mod tests {
         let mut a = Lifecycle::default();
         assert_eq!(
             a.acknowledge(0, "ops"),
-            Err(AckError::NotFiring("inactive"))
+            Err(AckError::NotFiring(StateKind::Inactive))
         );
         a.evaluate(&rules, 0, 0.95);
         a.acknowledge(MIN, "ops").unwrap();

@@ -1,15 +1,27 @@
-//! Alerting (issue 6), pure parts first: the alert lifecycle state machine and escalation
-//! policies. Both take time as an argument, so the collector can persist their state in
-//! RocksDB and tests can drive 15/30/60-minute escalations in microseconds.
+//! Alerting: rules turned into alerts, alerts into notifications, with their state kept in the
+//! store. The pure parts take time as an argument (`lifecycle`, `escalation`, `policy`,
+//! `evaluate`, `book`), so tests drive 15/30/60-minute escalations in microseconds; around them
+//! the service does the I/O (`feed`, `service`, `rounds`, `delivery`, `store`), and `records`
+//! owns what is on disk.
 
+mod ack_link;
+mod activity;
 pub mod book;
 pub mod config;
+mod delivery;
 pub mod escalation;
 pub mod evaluate;
+pub mod feed;
+pub mod handle;
+pub mod ids;
 pub mod lifecycle;
+pub mod metrics;
 pub mod notify;
 pub mod policy;
+pub mod records;
+mod rounds;
 pub mod rules;
 pub mod service;
 pub mod store;
 pub mod time;
+pub mod view;

@@ -2,6 +2,7 @@
 //! interval per alert and an hourly cap per channel whose overflow becomes one digest, never a
 //! silent drop), a minimum severity per channel, and silences. Time is an argument throughout.
 
+use super::ids::{AlertId, IncidentId};
 use hcmon_common::{Labels, Selector};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -27,10 +28,42 @@ impl Severity {
 
 const HOUR_MS: i64 = 3_600_000;
 
-/// One notification waiting to go out: an alert (by key) and its severity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pending {
-    pub alert: String,
+/// An alert at a severity: what the throttle spaces out per channel and a digest holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertNotice {
+    pub alert: AlertId,
+    pub severity: Severity,
+}
+
+/// What waits in a group for the group's window to pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// An alert that fired (or rose to `severity`), to announce.
+    Firing(AlertNotice),
+    /// The incident of an episode that resolved, to announce to whoever heard it fired.
+    Resolved { incident: IncidentId },
+}
+
+/// Which notifications a group gathers: firing ones and resolved ones wait apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GroupKind {
+    Firing,
+    Resolved,
+}
+
+/// One group's window: its kind and the group, e.g. `node="nas"`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GroupKey {
+    pub kind: GroupKind,
+    pub group: String,
+}
+
+/// What the minimum interval is kept per: an alert at a severity on a channel, so a rise to
+/// critical is not "too soon" after the warning.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ThrottleKey {
+    pub channel: String,
+    pub alert: AlertId,
     pub severity: Severity,
 }
 
@@ -46,16 +79,16 @@ pub enum Decision {
     HeldForDigest,
 }
 
-/// Per-channel throttling state; serialisable, so the collector persists it and a restart
-/// neither resets the hourly cap nor forgets what the digest holds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Per-channel throttling state; the collector persists it, so a restart neither resets the
+/// hourly cap nor forgets what the digest holds.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Throttle {
-    /// "channel\u{1f}alert" → when it was last sent.
-    last_sent: BTreeMap<String, i64>,
+    /// When each alert and severity was last sent on each channel.
+    pub(super) last_sent: BTreeMap<ThrottleKey, i64>,
     /// channel → send times within the last hour.
-    sent: BTreeMap<String, VecDeque<i64>>,
+    pub(super) sent: BTreeMap<String, VecDeque<i64>>,
     /// channel → notifications held back by the cap, oldest first.
-    held: BTreeMap<String, Vec<Pending>>,
+    pub(super) held: BTreeMap<String, Vec<AlertNotice>>,
 }
 
 /// Limits of one channel.
@@ -82,13 +115,17 @@ impl Throttle {
         &mut self,
         channel: &str,
         limits: &ChannelLimits,
-        notice: Pending,
+        notice: AlertNotice,
         now_ms: i64,
     ) -> Decision {
         if notice.severity < limits.min_severity {
             return Decision::BelowSeverity;
         }
-        let key = format!("{channel}\u{1f}{}", notice.alert);
+        let key = ThrottleKey {
+            channel: channel.to_owned(),
+            alert: notice.alert.clone(),
+            severity: notice.severity,
+        };
         if self
             .last_sent
             .get(&key)
@@ -130,7 +167,7 @@ impl Throttle {
         channel: &str,
         limits: &ChannelLimits,
         now_ms: i64,
-    ) -> Option<Vec<Pending>> {
+    ) -> Option<Vec<AlertNotice>> {
         if self.held.get(channel).is_none_or(Vec::is_empty) {
             return None;
         }
@@ -144,31 +181,32 @@ impl Throttle {
 }
 
 /// Collects alerts of one group that fire close together into one notification.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Grouper {
-    open: BTreeMap<String, (i64, Vec<Pending>)>,
+    /// Each open group: when its window opened, and what waits in it.
+    pub(super) open: BTreeMap<GroupKey, (i64, Vec<Pending>)>,
 }
 
 impl Grouper {
-    /// Adds a firing alert to its group; the group's window starts with its first alert.
-    pub fn add(&mut self, group: &str, notice: Pending, now_ms: i64) {
+    /// Adds to a group; the group's window starts with its first entry.
+    pub fn add(&mut self, group: GroupKey, pending: Pending, now_ms: i64) {
         self.open
-            .entry(group.to_owned())
+            .entry(group)
             .or_insert_with(|| (now_ms, Vec::new()))
             .1
-            .push(notice);
+            .push(pending);
     }
 
-    /// Groups whose window (`window_ms` from their first alert) has passed, ready to send.
-    pub fn ready(&mut self, window_ms: i64, now_ms: i64) -> Vec<(String, Vec<Pending>)> {
-        let due: Vec<String> = self
+    /// Groups whose window (`window_ms` from their first entry) has passed, ready to send.
+    pub fn ready(&mut self, window_ms: i64, now_ms: i64) -> Vec<(GroupKey, Vec<Pending>)> {
+        let due: Vec<GroupKey> = self
             .open
             .iter()
             .filter(|(_, (opened, _))| now_ms - opened >= window_ms)
             .map(|(g, _)| g.clone())
             .collect();
         due.into_iter()
-            .filter_map(|g| self.open.remove(&g).map(|(_, alerts)| (g, alerts)))
+            .filter_map(|g| self.open.remove(&g).map(|(_, pending)| (g, pending)))
             .collect()
     }
 }
@@ -209,8 +247,8 @@ mod tests {
 
     const MIN: i64 = 60_000;
 
-    fn notice(alert: &str, severity: Severity) -> Pending {
-        Pending {
+    fn notice(alert: &str, severity: Severity) -> AlertNotice {
+        AlertNotice {
             alert: alert.into(),
             severity,
         }
@@ -275,25 +313,30 @@ mod tests {
             .take_digest("email", &EMAIL, 61 * MIN)
             .expect("a digest once the hour rolls");
         assert_eq!(digest.len(), 15, "every held notification is in it");
-        assert_eq!(digest[0].alert, "disk10");
+        assert_eq!(digest[0].alert, AlertId::from("disk10"));
         assert_eq!(t.take_digest("email", &EMAIL, 62 * MIN), None);
     }
 
     #[test]
     fn a_burst_of_one_group_becomes_one_notification() {
+        let key = |group: &str| GroupKey {
+            kind: GroupKind::Firing,
+            group: group.into(),
+        };
+        let firing = |alert, severity| Pending::Firing(notice(alert, severity));
         let mut g = Grouper::default();
-        for (i, alert) in ["cpu", "memory", "disk"].iter().enumerate() {
+        for (i, alert) in ["cpu", "memory", "disk"].into_iter().enumerate() {
             g.add(
-                "node=nas",
-                notice(alert, Severity::Error),
+                key("node=nas"),
+                firing(alert, Severity::Error),
                 i as i64 * 10_000,
             );
         }
-        g.add("node=pi", notice("cpu", Severity::Warning), 30_000);
+        g.add(key("node=pi"), firing("cpu", Severity::Warning), 30_000);
         assert!(g.ready(MIN, 59_000).is_empty());
         let ready = g.ready(MIN, 60_000);
         assert_eq!(ready.len(), 1);
-        assert_eq!(ready[0].0, "node=nas");
+        assert_eq!(ready[0].0, key("node=nas"));
         assert_eq!(ready[0].1.len(), 3);
         assert_eq!(
             g.ready(MIN, 90_000).len(),

@@ -4,9 +4,29 @@
 
 use super::lifecycle::{Direction, Threshold};
 use super::policy::Severity;
+use crate::query::QueryError;
 use hcmon_common::Selector;
 use serde::Deserialize;
 use std::time::Duration;
+
+/// A threshold rule that cannot be used; the message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ThresholdRuleError {
+    #[error("name is empty")]
+    NoName,
+    #[error("{rule}: selector {selector:?}: {source}")]
+    Selector {
+        rule: String,
+        selector: String,
+        source: QueryError,
+    },
+    #[error("{0}: set at least one of warning, error, critical")]
+    NoLevel(String),
+    #[error("{rule}: levels must get worse from warning to critical ({direction:?} direction)")]
+    LevelsOutOfOrder { rule: String, direction: Direction },
+    #[error("{0}: recovery_margin must be zero or positive")]
+    RecoveryMargin(String),
+}
 
 /// `[[alerting.rules]]`: one resource watched at three levels.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -114,37 +134,34 @@ impl ThresholdRule {
     }
 
     /// Checks the rule; the message names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ThresholdRuleError> {
         if self.name.is_empty() {
-            return Err("name is empty".into());
+            return Err(ThresholdRuleError::NoName);
         }
-        crate::query::parse(&self.selector)
-            .map_err(|e| format!("{}: selector {:?}: {e}", self.name, self.selector))?;
+        crate::query::parse(&self.selector).map_err(|source| ThresholdRuleError::Selector {
+            rule: self.name.clone(),
+            selector: self.selector.clone(),
+            source,
+        })?;
         let levels: Vec<f64> = [self.warning, self.error, self.critical]
             .into_iter()
             .flatten()
             .collect();
         if levels.is_empty() {
-            return Err(format!(
-                "{}: set at least one of warning, error, critical",
-                self.name
-            ));
+            return Err(ThresholdRuleError::NoLevel(self.name.clone()));
         }
         let ordered = levels.windows(2).all(|w| match self.direction {
             Direction::Above => w[0] <= w[1],
             Direction::Below => w[0] >= w[1],
         });
         if !ordered {
-            return Err(format!(
-                "{}: levels must get worse from warning to critical ({:?} direction)",
-                self.name, self.direction
-            ));
+            return Err(ThresholdRuleError::LevelsOutOfOrder {
+                rule: self.name.clone(),
+                direction: self.direction,
+            });
         }
         if !(self.recovery_margin >= 0.0 && self.recovery_margin.is_finite()) {
-            return Err(format!(
-                "{}: recovery_margin must be zero or positive",
-                self.name
-            ));
+            return Err(ThresholdRuleError::RecoveryMargin(self.name.clone()));
         }
         Ok(())
     }
@@ -231,12 +248,14 @@ mod tests {
             critical: Some(0.5),
             ..rule.clone()
         };
-        assert!(backwards.validate().unwrap_err().contains("levels"));
+        let error = backwards.validate().unwrap_err().to_string();
+        assert!(error.contains("levels"), "{error}");
         let bad = ThresholdRule {
             selector: "node_cpu{".into(),
             ..rule
         };
-        assert!(bad.validate().unwrap_err().contains("selector"));
+        let error = bad.validate().unwrap_err().to_string();
+        assert!(error.contains("selector"), "{error}");
         let err = toml::from_str::<ThresholdRule>("name = \"x\"\nselecter = \"y\"\n").unwrap_err();
         assert!(err.to_string().contains("selecter"), "{err}");
     }

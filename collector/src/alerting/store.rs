@@ -8,11 +8,7 @@
 //! `o/<seq BE>`, `state`, `secret`, and `q/<any of those>` for values set aside as unreadable.
 //!
 //! # Format
-//! Values are JSON: small, rare writes, readable when debugging. Each is written as
-//! `{"format": 2, "record": …}`, where the record writes a non-finite number as `"+Inf"`,
-//! `"-Inf"` or `"NaN"` ([`crate::json_f64`]). A value without that wrapper is format 1, written
-//! before: the same records, with non-finite numbers as `null` (read as NaN). A format this
-//! version does not know, written by a newer one, is unreadable here.
+//! Each value is one record of `records.rs`, which owns the on-disk shape and its versions.
 //!
 //! # Unreadable values
 //! A value that cannot be read must not stop the collector from starting (a crash loop under
@@ -23,49 +19,16 @@
 use super::book::{
     AlertRecord, BookState, Changes, Incident, IncidentEvent, Outgoing, SilenceRecord,
 };
+use super::ids::IncidentId;
+use super::records::{
+    AlertRecordV2, BookStateRecordV2, IncidentEventRecordV2, IncidentRecordV2, OutboxRecordV2,
+    Record, RecordKind, SilenceRecordV2, decode, encode,
+};
 use crate::storage::{Kv, KvBatch, StoreError, Table};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 const STATE: &[u8] = b"state";
 const SECRET: &[u8] = b"secret";
 const QUARANTINE: &[u8] = b"q/";
-
-/// The format this version writes (see the module header).
-const FORMAT: u64 = 2;
-
-/// What a stored value holds: the `record` label of the quarantine metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordKind {
-    Alert,
-    Silence,
-    Incident,
-    IncidentEvent,
-    Outbox,
-    State,
-}
-
-impl RecordKind {
-    pub const ALL: [RecordKind; 6] = [
-        RecordKind::Alert,
-        RecordKind::Silence,
-        RecordKind::Incident,
-        RecordKind::IncidentEvent,
-        RecordKind::Outbox,
-        RecordKind::State,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            RecordKind::Alert => "alert",
-            RecordKind::Silence => "silence",
-            RecordKind::Incident => "incident",
-            RecordKind::IncidentEvent => "incident_event",
-            RecordKind::Outbox => "outbox",
-            RecordKind::State => "state",
-        }
-    }
-}
 
 /// A stored value [`load`] could not read and set aside.
 #[derive(Debug)]
@@ -74,7 +37,7 @@ pub struct Quarantined {
     /// Its key, non-printable bytes (sequence numbers) escaped.
     pub key: String,
     /// Why it could not be read.
-    pub error: String,
+    pub error: StoreError,
 }
 
 impl Quarantined {
@@ -107,43 +70,6 @@ pub struct Loaded {
     pub quarantine_failed: Option<StoreError>,
 }
 
-#[derive(Serialize)]
-struct Envelope<'a, T> {
-    format: u64,
-    record: &'a T,
-}
-
-fn encode<T: Serialize>(record: &T) -> Vec<u8> {
-    serde_json::to_vec(&Envelope {
-        format: FORMAT,
-        record,
-    })
-    .expect("alerting records serialize")
-}
-
-/// A stored value in any format this version reads; the error says why not.
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let mut value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-    let record = match value.get("format").cloned() {
-        None => value,
-        Some(format) if format.as_u64() == Some(FORMAT) => value["record"].take(),
-        Some(format) => {
-            return Err(format!(
-                "format {format} is not one this version reads (1 or {FORMAT}); written by a newer hcmon?"
-            ));
-        }
-    };
-    serde_json::from_value(record).map_err(|e| e.to_string())
-}
-
-fn corrupt(record: RecordKind, detail: String) -> StoreError {
-    StoreError::Corrupt {
-        what: record.name(),
-        detail,
-    }
-}
-
 /// The first key after every key that starts with `prefix` (which ends in `/`).
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -152,17 +78,13 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 /// Every value under `prefix`; the first unreadable one fails the whole read.
-fn scan_prefix<T: DeserializeOwned>(
-    kv: &dyn Kv,
-    prefix: &[u8],
-    record: RecordKind,
-) -> Result<Vec<T>, StoreError> {
+fn scan_prefix<R: Record>(kv: &dyn Kv, prefix: &[u8]) -> Result<Vec<R::Domain>, StoreError> {
     let mut out = Vec::new();
     let mut failure = None;
     kv.scan(Table::Alerts, prefix, &prefix_end(prefix), &mut |_, v| {
-        match decode(v) {
+        match decode::<R>(v) {
             Ok(value) => out.push(value),
-            Err(detail) => failure = Some(corrupt(record, detail)),
+            Err(error) => failure = Some(error),
         }
         failure.is_none()
     })?;
@@ -174,22 +96,21 @@ struct Unreadable {
     record: RecordKind,
     key: Vec<u8>,
     value: Vec<u8>,
-    error: String,
+    error: StoreError,
 }
 
 /// Every readable value under `prefix`; the others go to `bad`.
-fn scan_readable<T: DeserializeOwned>(
+fn scan_readable<R: Record>(
     kv: &dyn Kv,
     prefix: &[u8],
-    record: RecordKind,
     bad: &mut Vec<Unreadable>,
-) -> Result<Vec<T>, StoreError> {
+) -> Result<Vec<R::Domain>, StoreError> {
     let mut out = Vec::new();
     kv.scan(Table::Alerts, prefix, &prefix_end(prefix), &mut |k, v| {
-        match decode(v) {
+        match decode::<R>(v) {
             Ok(value) => out.push(value),
             Err(error) => bad.push(Unreadable {
-                record,
+                record: R::KIND,
                 key: k.to_vec(),
                 value: v.to_vec(),
                 error,
@@ -219,12 +140,12 @@ fn quarantine(kv: &dyn Kv, bad: &[Unreadable]) -> Result<(), StoreError> {
 /// store itself failing is an error.
 pub fn load(kv: &dyn Kv) -> Result<Loaded, StoreError> {
     let mut bad = Vec::new();
-    let incidents: Vec<Incident> = scan_readable(kv, b"i/", RecordKind::Incident, &mut bad)?;
+    let incidents = scan_readable::<IncidentRecordV2>(kv, b"i/", &mut bad)?;
     // Events are read only by the API, but checked now, so that an unreadable one is set aside
     // at start rather than failing an incident's page later.
-    let events: Vec<IncidentEvent> = scan_readable(kv, b"e/", RecordKind::IncidentEvent, &mut bad)?;
-    let mut state: BookState = match kv.get(Table::Alerts, STATE)? {
-        Some(bytes) => decode(&bytes).unwrap_or_else(|error| {
+    let events = scan_readable::<IncidentEventRecordV2>(kv, b"e/", &mut bad)?;
+    let mut state = match kv.get(Table::Alerts, STATE)? {
+        Some(bytes) => decode::<BookStateRecordV2>(&bytes).unwrap_or_else(|error| {
             bad.push(Unreadable {
                 record: RecordKind::State,
                 key: STATE.to_vec(),
@@ -236,9 +157,9 @@ pub fn load(kv: &dyn Kv) -> Result<Loaded, StoreError> {
         }),
         None => BookState::default(),
     };
-    let alerts = scan_readable(kv, b"a/", RecordKind::Alert, &mut bad)?;
-    let silences = scan_readable(kv, b"s/", RecordKind::Silence, &mut bad)?;
-    let outbox: Vec<Outgoing> = scan_readable(kv, b"o/", RecordKind::Outbox, &mut bad)?;
+    let alerts = scan_readable::<AlertRecordV2>(kv, b"a/", &mut bad)?;
+    let silences = scan_readable::<SilenceRecordV2>(kv, b"s/", &mut bad)?;
+    let outbox = scan_readable::<OutboxRecordV2>(kv, b"o/", &mut bad)?;
     // Sequence numbers key events and queued notifications: one counted afresh, after the state
     // was set aside, must not overwrite them.
     let used = events
@@ -268,7 +189,7 @@ pub fn load(kv: &dyn Kv) -> Result<Loaded, StoreError> {
     })
 }
 
-fn key(prefix: &str, id: &str) -> Vec<u8> {
+fn key(prefix: &str, id: &impl std::fmt::Display) -> Vec<u8> {
     format!("{prefix}{id}").into_bytes()
 }
 
@@ -295,30 +216,41 @@ pub fn write(
     let mut batch = KvBatch::default();
     for (id, record) in &changes.alerts {
         match record {
-            Some(record) => batch.put(Table::Alerts, key("a/", id), encode(record)),
+            Some(record) => batch.put(
+                Table::Alerts,
+                key("a/", id),
+                encode::<AlertRecordV2>(record),
+            ),
             None => batch.delete(Table::Alerts, key("a/", id)),
         }
     }
     for (id, record) in &changes.silences {
         match record {
-            Some(record) => batch.put(Table::Alerts, key("s/", id), encode(record)),
+            Some(record) => batch.put(
+                Table::Alerts,
+                key("s/", id),
+                encode::<SilenceRecordV2>(record),
+            ),
             None => batch.delete(Table::Alerts, key("s/", id)),
         }
     }
     for incident in &changes.incidents {
-        batch.put(Table::Alerts, key("i/", &incident.id), encode(incident));
+        let value = encode::<IncidentRecordV2>(incident);
+        batch.put(Table::Alerts, key("i/", &incident.id), value);
     }
     for event in &changes.events {
-        batch.put(Table::Alerts, event_key(event), encode(event));
+        let value = encode::<IncidentEventRecordV2>(event);
+        batch.put(Table::Alerts, event_key(event), value);
     }
     for outgoing in &changes.outbox {
-        batch.put(Table::Alerts, outbox_key(outgoing.seq), encode(outgoing));
+        let value = encode::<OutboxRecordV2>(outgoing);
+        batch.put(Table::Alerts, outbox_key(outgoing.seq), value);
     }
     for seq in delivered {
         batch.delete(Table::Alerts, outbox_key(*seq));
     }
     if changes.state {
-        batch.put(Table::Alerts, STATE, encode(state));
+        batch.put(Table::Alerts, STATE, encode::<BookStateRecordV2>(state));
     }
     if batch.is_empty() {
         return Ok(());
@@ -342,7 +274,7 @@ pub fn signing_key(kv: &dyn Kv) -> Result<Vec<u8>, StoreError> {
 
 /// Incidents, newest first, at most `limit`.
 pub fn incidents(kv: &dyn Kv, limit: usize) -> Result<Vec<Incident>, StoreError> {
-    let mut all: Vec<Incident> = scan_prefix(kv, b"i/", RecordKind::Incident)?;
+    let mut all = scan_prefix::<IncidentRecordV2>(kv, b"i/")?;
     all.sort_by(|a, b| b.started_ms.cmp(&a.started_ms).then(a.id.cmp(&b.id)));
     all.truncate(limit);
     Ok(all)
@@ -351,16 +283,15 @@ pub fn incidents(kv: &dyn Kv, limit: usize) -> Result<Vec<Incident>, StoreError>
 /// One incident and its history, oldest event first.
 pub fn incident(
     kv: &dyn Kv,
-    id: &str,
+    id: &IncidentId,
 ) -> Result<Option<(Incident, Vec<IncidentEvent>)>, StoreError> {
     let Some(bytes) = kv.get(Table::Alerts, &key("i/", id))? else {
         return Ok(None);
     };
-    let incident: Incident =
-        decode(&bytes).map_err(|detail| corrupt(RecordKind::Incident, detail))?;
+    let incident = decode::<IncidentRecordV2>(&bytes)?;
     let mut prefix = key("e/", id);
     prefix.push(b'/');
-    let events = scan_prefix(kv, &prefix, RecordKind::IncidentEvent)?;
+    let events = scan_prefix::<IncidentEventRecordV2>(kv, &prefix)?;
     Ok(Some((incident, events)))
 }
 
@@ -445,7 +376,7 @@ mod tests {
         let alert = reloaded.alerts().next().expect("the alert is kept");
         assert_eq!(alert.lifecycle.state.name(), "resolved");
         assert_eq!(alert.value, f64::INFINITY);
-        let incident = alert.id.clone() + "-" + &NOW.to_string();
+        let incident = IncidentId::new(&alert.id, NOW);
         let (_, events) = incident_with(&kv, &incident);
         let resolved = Happened::Resolved {
             value: f64::INFINITY,
@@ -453,7 +384,7 @@ mod tests {
         assert!(events.iter().any(|e| e.what == resolved), "{events:?}");
     }
 
-    fn incident_with(kv: &MemoryKv, id: &str) -> (Incident, Vec<IncidentEvent>) {
+    fn incident_with(kv: &MemoryKv, id: &IncidentId) -> (Incident, Vec<IncidentEvent>) {
         incident(kv, id).unwrap().expect("the incident is stored")
     }
 
@@ -484,7 +415,7 @@ mod tests {
         let good = first.alerts().next().unwrap().clone();
         // What the previous version wrote for a resolved forecast alert: no format wrapper,
         // +Inf as null.
-        let mut legacy = serde_json::to_value(&good).unwrap();
+        let mut legacy = serde_json::to_value(AlertRecordV2::of(&good)).unwrap();
         legacy["id"] = "legacy".into();
         legacy["value"] = serde_json::Value::Null;
         let legacy = serde_json::to_vec(&legacy).unwrap();
@@ -510,7 +441,11 @@ mod tests {
         let mut ids: Vec<&str> = loaded.alerts.iter().map(|a| a.id.as_str()).collect();
         ids.sort();
         assert_eq!(ids, [good.id.as_str(), "legacy"]);
-        let legacy = loaded.alerts.iter().find(|a| a.id == "legacy").unwrap();
+        let legacy = loaded
+            .alerts
+            .iter()
+            .find(|a| a.id.as_str() == "legacy")
+            .unwrap();
         assert!(legacy.value.is_nan());
         assert!(loaded.quarantine_failed.is_none());
         let set_aside: Vec<(RecordKind, &str)> = loaded
@@ -526,7 +461,7 @@ mod tests {
                 (RecordKind::Silence, "s/newer"),
             ]
         );
-        let newer = &loaded.quarantined[2].error;
+        let newer = loaded.quarantined[2].error.to_string();
         assert!(newer.contains("format 3"), "{newer}");
         // Kept, unchanged, for an operator; gone from where the collector reads.
         let kept = kv.get(Table::Alerts, b"q/a/garbage").unwrap();
@@ -541,8 +476,7 @@ mod tests {
             again.state.next_seq, 99,
             "numbering resumes after the events kept, not from 0"
         );
-        let events: Vec<IncidentEvent> =
-            scan_prefix(&kv, b"e/legacy-1/", RecordKind::IncidentEvent).unwrap();
+        let events = scan_prefix::<IncidentEventRecordV2>(&kv, b"e/legacy-1/").unwrap();
         assert!(matches!(events[0].what, Happened::Resolved { value } if value.is_nan()));
     }
 

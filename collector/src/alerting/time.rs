@@ -23,8 +23,28 @@ pub fn rfc3339_millis(ms: i64) -> String {
     humantime::format_rfc3339_millis(writable(ms)).to_string()
 }
 
-fn out_of_range(name: &str, text: &str) -> String {
-    format!("{name} {text:?} must be between 1970 and 2200")
+/// A time in a request that cannot be used; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestTimeError {
+    #[error("{name} {text:?} must be between 1970 and 2200")]
+    OutOfRange { name: &'static str, text: String },
+    #[error("{name} {text:?}: {reason} (want RFC 3339, e.g. 2026-05-01T12:00:00Z)")]
+    NotRfc3339 {
+        name: &'static str,
+        text: String,
+        reason: String,
+    },
+    #[error("duration {text:?}: {reason} (want e.g. 2h or 30m)")]
+    NotDuration { text: String, reason: String },
+    #[error("duration {0:?} ends the silence after 2200; it must end by then")]
+    EndsTooLate(String),
+}
+
+fn out_of_range(name: &'static str, text: &str) -> RequestTimeError {
+    RequestTimeError::OutOfRange {
+        name,
+        text: text.to_owned(),
+    }
 }
 
 /// The year an RFC 3339 time starts with.
@@ -33,12 +53,16 @@ fn year(text: &str) -> Option<u32> {
 }
 
 /// A time from a request (RFC 3339) as Unix ms, refused unless between 1970 and 2200.
-pub fn parse_request_time(name: &str, text: &str) -> Result<i64, String> {
+pub fn parse_request_time(name: &'static str, text: &str) -> Result<i64, RequestTimeError> {
     let at = humantime::parse_rfc3339_weak(text).map_err(|e| match e {
         humantime::TimestampError::OutOfRange if year(text).is_some_and(|y| y < 1970) => {
             out_of_range(name, text)
         }
-        e => format!("{name} {text:?}: {e} (want RFC 3339, e.g. 2026-05-01T12:00:00Z)"),
+        e => RequestTimeError::NotRfc3339 {
+            name,
+            text: text.to_owned(),
+            reason: e.to_string(),
+        },
     })?;
     at.duration_since(UNIX_EPOCH)
         .ok()
@@ -62,7 +86,7 @@ pub fn silence_window(
     now_ms: i64,
     starts_at: Option<&str>,
     end: SilenceEnd<'_>,
-) -> Result<(i64, i64), String> {
+) -> Result<(i64, i64), RequestTimeError> {
     let starts_ms = match starts_at {
         Some(text) => parse_request_time("starts_at", text)?,
         None => now_ms,
@@ -70,22 +94,23 @@ pub fn silence_window(
     let ends_ms = match end {
         SilenceEnd::At(text) => parse_request_time("ends_at", text)?,
         SilenceEnd::After(text) => {
-            let duration = humantime::parse_duration(text)
-                .map_err(|e| format!("duration {text:?}: {e} (want e.g. 2h or 30m)"))?;
+            let duration =
+                humantime::parse_duration(text).map_err(|e| RequestTimeError::NotDuration {
+                    text: text.to_owned(),
+                    reason: e.to_string(),
+                })?;
             i64::try_from(duration.as_millis())
                 .ok()
                 .and_then(|ms| starts_ms.checked_add(ms))
                 .filter(|ms| *ms <= LATEST_MS)
-                .ok_or_else(|| {
-                    format!("duration {text:?} ends the silence after 2200; it must end by then")
-                })?
+                .ok_or_else(|| RequestTimeError::EndsTooLate(text.to_owned()))?
         }
     };
     Ok((starts_ms, ends_ms))
 }
 
 /// Refuses an acknowledge link's `expires` (Unix seconds) unless between 1970 and 2200.
-pub fn check_link_expiry(expires_s: i64) -> Result<(), String> {
+pub fn check_link_expiry(expires_s: i64) -> Result<(), RequestTimeError> {
     match expires_s.checked_mul(1000) {
         Some(ms) if (0..=LATEST_MS).contains(&ms) => Ok(()),
         _ => Err(out_of_range("expires", &expires_s.to_string())),
@@ -102,7 +127,9 @@ mod tests {
         let got = silence_window(NOW, starts_at, end);
         match (&got, expected) {
             (Ok(got), Ok(want)) => assert_eq!(*got, want, "{starts_at:?} {end:?}"),
-            (Err(got), Err(want)) => assert!(got.contains(want), "{got:?} lacks {want:?}"),
+            (Err(got), Err(want)) => {
+                assert!(got.to_string().contains(want), "{got:?} lacks {want:?}")
+            }
             _ => panic!("{starts_at:?} {end:?}: got {got:?}, want {expected:?}"),
         }
     }
@@ -154,7 +181,7 @@ mod tests {
     fn link_expiries_are_range_checked_without_overflow() {
         assert_eq!(check_link_expiry(2_000_000_000), Ok(()));
         for bad in [i64::MAX, i64::MIN, -1, LATEST_MS / 1000 + 1] {
-            let error = check_link_expiry(bad).unwrap_err();
+            let error = check_link_expiry(bad).unwrap_err().to_string();
             assert!(error.contains("between 1970 and 2200"), "{error}");
         }
     }

@@ -9,11 +9,13 @@ use crate::alerting::book::{
     AlertRecord, BookError, Happened, Incident, IncidentEvent, SilenceRecord,
 };
 use crate::alerting::evaluate::fmt_value;
+use crate::alerting::handle::{Alerting, AlertingError};
+use crate::alerting::ids::SilenceId;
 use crate::alerting::lifecycle::AlertState;
 use crate::alerting::notify::NotificationKind;
 use crate::alerting::policy::Severity;
-use crate::alerting::service::{AlertView, Alerting, AlertingError};
 use crate::alerting::time::{SilenceEnd, check_link_expiry, rfc3339_millis, silence_window};
+use crate::alerting::view::AlertView;
 use crate::api::alerts as api;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -92,7 +94,7 @@ fn alert_response(view: &AlertView) -> api::AlertResponse {
     };
     let evidence = &record.evidence;
     api::AlertResponse {
-        id: record.id.clone(),
+        id: record.id.to_string(),
         labels: record.full_labels(),
         annotations: record.annotations.clone(),
         state: prometheus_state(&record.lifecycle.state),
@@ -104,9 +106,9 @@ fn alert_response(view: &AlertView) -> api::AlertResponse {
         escalation_tiers: episode.map_or(0, |e| e.policy.tiers.len()),
         flapping: record.lifecycle.flapping,
         muted: view.muted.clone(),
-        incident: episode.map(|e| e.incident.clone()),
+        incident: episode.map(|e| e.incident.to_string()),
         notified: episode
-            .map(|e| e.notified.iter().cloned().collect())
+            .map(|e| e.notified.iter().map(ToString::to_string).collect())
             .unwrap_or_default(),
         evidence: api::AlertEvidence {
             threshold: evidence.threshold,
@@ -147,12 +149,12 @@ async fn list(
 async fn show(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let alerting = alerting(&state)?;
     let view = alerting.view();
-    let Some(alert) = view.alerts.iter().find(|a| a.record.id == id) else {
+    let Some(alert) = view.alerts.iter().find(|a| a.record.id.as_str() == id) else {
         return Err(ApiError::NotFound(format!("no alert with id {id:?}")));
     };
     let mut body = alert_response(alert);
     if let Some(episode) = &alert.record.episode
-        && let Some((incident, events)) = alerting.incident(&episode.incident).await?
+        && let Some((incident, events)) = alerting.incident(episode.incident.as_str()).await?
     {
         body.history = Some(incident_response(&incident, &events));
     }
@@ -201,7 +203,7 @@ async fn ack_link(
     let sig = params.required("sig")?;
     let alerting = alerting(&state)?;
     // Refused before the signature check does arithmetic on it.
-    check_link_expiry(expires).map_err(ApiError::BadRequest)?;
+    check_link_expiry(expires).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if !alerting.verify_link(&id, by, expires, sig) {
         let page = "This acknowledge link is invalid or has expired. Acknowledge with `hcmon alerts ack <id>` instead.\n";
         return Ok((StatusCode::FORBIDDEN, page).into_response());
@@ -221,7 +223,7 @@ async fn ack_link(
 fn silence_response(s: &SilenceRecord, now_ms: i64) -> api::SilenceResponse {
     let clock = |minute: u32| format!("{:02}:{:02}", minute / 60, minute % 60);
     api::SilenceResponse {
-        id: s.id.clone(),
+        id: s.id.to_string(),
         matchers: s.matchers.clone(),
         starts_at: rfc3339_millis(s.starts_ms),
         ends_at: rfc3339_millis(s.ends_ms),
@@ -281,8 +283,8 @@ async fn create_silence(
     };
     // Range-checked before any arithmetic: a silence reaching past year 9999 once made every
     // later listing fail.
-    let (starts_ms, ends_ms) =
-        silence_window(now, new.starts_at.as_deref(), end).map_err(ApiError::BadRequest)?;
+    let (starts_ms, ends_ms) = silence_window(now, new.starts_at.as_deref(), end)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if new.created_by.trim().is_empty() {
         return Err(ApiError::BadRequest("created_by: say who silences".into()));
     }
@@ -293,7 +295,7 @@ async fn create_silence(
         .transpose()
         .map_err(ApiError::BadRequest)?;
     let record = SilenceRecord {
-        id: String::new(),
+        id: SilenceId::default(),
         matchers: new.matchers,
         starts_ms,
         ends_ms,
@@ -303,7 +305,9 @@ async fn create_silence(
         created_ms: now,
     };
     // Checked here too, so a bad selector is a 400 with the reason, not a conflict.
-    record.compile().map_err(ApiError::BadRequest)?;
+    record
+        .compile()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let stored = alerting.silence(record).await?;
     Ok(success(silence_response(&stored, now)))
 }
@@ -383,8 +387,8 @@ fn happened(what: &Happened) -> api::Happened {
 
 fn incident_response(incident: &Incident, events: &[IncidentEvent]) -> api::IncidentResponse {
     api::IncidentResponse {
-        id: incident.id.clone(),
-        alert: incident.alert.clone(),
+        id: incident.id.to_string(),
+        alert: incident.alert.to_string(),
         labels: incident.labels.clone(),
         severity: severity(incident.severity),
         started_at: rfc3339_millis(incident.started_ms),

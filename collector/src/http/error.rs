@@ -5,7 +5,7 @@
 //! clients without their details.
 
 use crate::alerting::book::BookError;
-use crate::alerting::service::AlertingError;
+use crate::alerting::handle::AlertingError;
 use crate::api::{ApiResponse, ErrorResponse, ErrorType, Status};
 use crate::ingest::{ForgetError, RemoteWriteError};
 use crate::query::QueryError;

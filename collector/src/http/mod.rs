@@ -41,7 +41,7 @@ pub struct ApiState {
     /// Per-node Isolation Forest verdicts; `None` when analytics are off.
     pub forests: Option<Arc<crate::node_forest::NodeForests>>,
     /// Alerts, silences and incidents; `None` when `[alerting] enabled = false`.
-    pub alerting: Option<crate::alerting::service::Alerting>,
+    pub alerting: Option<crate::alerting::handle::Alerting>,
     pub metrics: Arc<CollectorMetrics>,
     pub metrics_staleness: Duration,
     pub clock: crate::clock::Clock,

@@ -5,13 +5,31 @@
 //! Secrets (SMTP password, webhook secret, the token in a Slack URL's path) never appear in
 //! `Debug` output or error messages.
 
-use super::http::Endpoint;
 use crate::alerting::policy::{ChannelLimits, Severity};
+use hcmon_common::{EndpointError, HttpEndpoint};
 use lettre::message::Mailbox;
 use serde::Deserialize;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Why a channel (or the retry policy) cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// A setting that is wrong, named by its key (`channels.ops-mail.email.port`).
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+    #[error("TLS client setup: {0}")]
+    Tls(#[source] rustls::Error),
+}
+
+/// The setting `key` cannot be used, because of `problem`.
+pub(super) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ChannelError {
+    ChannelError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
 
 /// `[[alerting.channels]]`: one destination. Exactly one of the kind tables is set.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -197,14 +215,20 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ChannelError> {
         if self.attempts == 0 {
-            return Err("retry.attempts: must be at least 1 (the first try counts)".to_owned());
+            return Err(invalid(
+                "retry.attempts",
+                "must be at least 1 (the first try counts)",
+            ));
         }
         if self.max_backoff < self.initial_backoff {
-            return Err(format!(
-                "retry.max_backoff ({:?}) is shorter than retry.initial_backoff ({:?})",
-                self.max_backoff, self.initial_backoff
+            return Err(invalid(
+                "retry.max_backoff",
+                format!(
+                    "{:?} is shorter than retry.initial_backoff ({:?})",
+                    self.max_backoff, self.initial_backoff
+                ),
             ));
         }
         Ok(())
@@ -227,53 +251,61 @@ impl RetryPolicy {
 
 impl ChannelConfig {
     /// Checks the channel; the message names the offending key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ChannelError> {
         let valid_name = !self.name.is_empty()
             && self
                 .name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid_name {
-            return Err(format!(
-                "channels.name: {:?} must be non-empty and use only letters, digits, '-' and '_'",
-                self.name
+            return Err(invalid(
+                "channels.name",
+                format!(
+                    "{:?} must be non-empty and use only letters, digits, '-' and '_'",
+                    self.name
+                ),
             ));
         }
         let at = format!("channels.{}", self.name);
         let kinds = self.kinds_set();
         match kinds.as_slice() {
             [] => {
-                return Err(format!(
-                    "{at}: no destination; set exactly one of email, slack, webhook, log, alertmanager"
+                return Err(invalid(
+                    at,
+                    "no destination; set exactly one of email, slack, webhook, log, alertmanager",
                 ));
             }
             [_] => {}
             several => {
-                return Err(format!(
-                    "{at}: {} are all set; a channel has exactly one destination (make one channel each)",
-                    several.join(", ")
+                return Err(invalid(
+                    at,
+                    format!(
+                        "{} are all set; a channel has exactly one destination (make one channel each)",
+                        several.join(", ")
+                    ),
                 ));
             }
         }
         if self.max_per_hour == 0 {
-            return Err(format!("{at}.max_per_hour: must be at least 1"));
+            return Err(invalid(format!("{at}.max_per_hour"), "must be at least 1"));
         }
         if let Some(email) = &self.email {
             email.validate(&format!("{at}.email"))?;
         }
         if let Some(slack) = &self.slack {
-            Endpoint::parse(&format!("{at}.slack.url"), &slack.url)?;
+            parse_url(&format!("{at}.slack.url"), &slack.url)?;
         }
         if let Some(webhook) = &self.webhook {
-            Endpoint::parse(&format!("{at}.webhook.url"), &webhook.url)?;
+            parse_url(&format!("{at}.webhook.url"), &webhook.url)?;
             if webhook.secret.as_deref() == Some("") {
-                return Err(format!(
-                    "{at}.webhook.secret: is empty; remove it to send unsigned requests"
+                return Err(invalid(
+                    format!("{at}.webhook.secret"),
+                    "is empty; remove it to send unsigned requests",
                 ));
             }
         }
         if let Some(alertmanager) = &self.alertmanager {
-            Endpoint::parse(
+            parse_url(
                 &format!("{at}.alertmanager.url"),
                 &alertmanager.alerts_url(),
             )?;
@@ -310,29 +342,43 @@ impl ChannelConfig {
 }
 
 impl EmailConfig {
-    fn validate(&self, at: &str) -> Result<(), String> {
+    fn validate(&self, at: &str) -> Result<(), ChannelError> {
         if self.host.trim().is_empty() {
-            return Err(format!("{at}.host: is empty"));
+            return Err(invalid(format!("{at}.host"), "is empty"));
         }
         if self.port == 0 {
-            return Err(format!("{at}.port: must be 1-65535"));
+            return Err(invalid(format!("{at}.port"), "must be 1-65535"));
         }
         parse_mailbox(&format!("{at}.from"), &self.from)?;
         if self.to.is_empty() {
-            return Err(format!("{at}.to: is empty; list at least one address"));
+            return Err(invalid(
+                format!("{at}.to"),
+                "is empty; list at least one address",
+            ));
         }
         for (i, to) in self.to.iter().enumerate() {
             parse_mailbox(&format!("{at}.to[{i}]"), to)?;
         }
         match (&self.username, &self.password) {
-            (Some(_), None) => return Err(format!("{at}.password: missing; username needs it")),
-            (None, Some(_)) => return Err(format!("{at}.username: missing; password needs it")),
+            (Some(_), None) => {
+                return Err(invalid(
+                    format!("{at}.password"),
+                    "missing; username needs it",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    format!("{at}.username"),
+                    "missing; password needs it",
+                ));
+            }
             _ => {}
         }
         if self.tls == EmailTls::None {
             if self.username.is_some() {
-                return Err(format!(
-                    "{at}.username: AUTH without TLS would send the password in clear; set tls = \"starttls\" or \"tls\""
+                return Err(invalid(
+                    format!("{at}.username"),
+                    "AUTH without TLS would send the password in clear; set tls = \"starttls\" or \"tls\"",
                 ));
             }
             if self.ca_file.is_some() || self.insecure_skip_verify {
@@ -341,18 +387,31 @@ impl EmailConfig {
                 } else {
                     "insecure_skip_verify"
                 };
-                return Err(format!("{at}.{key}: has no effect with tls = \"none\""));
+                return Err(invalid(
+                    format!("{at}.{key}"),
+                    "has no effect with tls = \"none\"",
+                ));
             }
         }
         Ok(())
     }
 }
 
+/// Parses a channel's `http://` or `https://` URL; the error names `field`, never echoes the URL.
+pub(super) fn parse_url(field: &str, url: &str) -> Result<HttpEndpoint, ChannelError> {
+    HttpEndpoint::parse(url).map_err(|error| match error {
+        EndpointError::Credentials => {
+            invalid(field, format!("{error}; use the channel's own secret"))
+        }
+        error => invalid(field, error.to_string()),
+    })
+}
+
 /// Parses one mailbox; the error names the key.
-pub(super) fn parse_mailbox(at: &str, address: &str) -> Result<Mailbox, String> {
+pub(super) fn parse_mailbox(at: &str, address: &str) -> Result<Mailbox, ChannelError> {
     address
         .parse()
-        .map_err(|e| format!("{at}: {address:?} is not an email address ({e})"))
+        .map_err(|e| invalid(at, format!("{address:?} is not an email address ({e})")))
 }
 
 #[cfg(test)]
@@ -362,7 +421,7 @@ mod tests {
 
     fn channel(toml: &str) -> Result<ChannelConfig, String> {
         let config: ChannelConfig = toml::from_str(toml).map_err(|e| e.to_string())?;
-        config.validate()?;
+        config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
 
@@ -436,6 +495,12 @@ mod tests {
             &["channels.x.webhook.url: not a URL"],
         );
         check_error(
+            "name = \"x\"\n[webhook]\nurl = \"http://u:p@h/\"\n",
+            &[
+                "channels.x.webhook.url: user:password@ in the URL is not supported; use the channel's own secret",
+            ],
+        );
+        check_error(
             "name = \"x\"\n[webhook]\nurl = \"http://h/\"\nsecret = \"\"\n",
             &["channels.x.webhook.secret: is empty"],
         );
@@ -493,13 +558,19 @@ mod tests {
             attempts: 0,
             ..RetryPolicy::default()
         };
-        assert!(none.validate().unwrap_err().starts_with("retry.attempts"));
+        assert!(
+            none.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("retry.attempts")
+        );
         let inverted: RetryPolicy =
             toml::from_str("initial_backoff = \"2m\"\nmax_backoff = \"1m\"").unwrap();
         assert!(
             inverted
                 .validate()
                 .unwrap_err()
+                .to_string()
                 .starts_with("retry.max_backoff")
         );
     }

@@ -5,7 +5,7 @@
 //! SMTP 5xx answers (bad recipient, failed AUTH) are permanent and not retried; connection
 //! failures and 4xx answers are.
 
-use super::config::{EmailConfig, EmailTls, parse_mailbox};
+use super::config::{ChannelError, EmailConfig, EmailTls, invalid, parse_mailbox};
 use super::{Notification, SendError, render};
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
@@ -23,7 +23,7 @@ pub(super) struct SmtpNotifier {
 
 impl SmtpNotifier {
     /// Builds the transport; reads `ca_file`. `at` is the channel's key (`channels.<name>`).
-    pub(super) fn new(at: &str, config: &EmailConfig) -> Result<Self, String> {
+    pub(super) fn new(at: &str, config: &EmailConfig) -> Result<Self, ChannelError> {
         let at = format!("{at}.email");
         let tls = match config.tls {
             EmailTls::None => Tls::None,
@@ -57,7 +57,7 @@ impl SmtpNotifier {
                 .iter()
                 .map(|r| parse_mailbox("recipient", r))
                 .collect::<Result<_, _>>()
-                .map_err(SendError::Permanent)?
+                .map_err(|e| SendError::Permanent(e.to_string()))?
         };
         let mut message = Message::builder()
             // A Message-ID from the host name: mail without one looks like spam to filters.
@@ -82,27 +82,28 @@ impl SmtpNotifier {
     }
 }
 
-fn tls_parameters(at: &str, config: &EmailConfig) -> Result<TlsParameters, String> {
+fn tls_parameters(at: &str, config: &EmailConfig) -> Result<TlsParameters, ChannelError> {
     let mut builder = TlsParameters::builder(config.host.clone())
         .dangerous_accept_invalid_certs(config.insecure_skip_verify);
     if let Some(path) = &config.ca_file {
+        let key = format!("{at}.ca_file");
         let pem = std::fs::read(path)
-            .map_err(|e| format!("{at}.ca_file: cannot read {}: {e}", path.display()))?;
+            .map_err(|e| invalid(&key, format!("cannot read {}: {e}", path.display())))?;
         // lettre accepts a file without any certificate and would then trust nothing extra.
         if !pem
             .windows(b"-----BEGIN CERTIFICATE-----".len())
             .any(|w| w == b"-----BEGIN CERTIFICATE-----")
         {
-            return Err(format!(
-                "{at}.ca_file: {} holds no PEM certificate",
-                path.display()
+            return Err(invalid(
+                key,
+                format!("{} holds no PEM certificate", path.display()),
             ));
         }
         let certificate = Certificate::from_pem(&pem)
-            .map_err(|e| format!("{at}.ca_file: {}: {e}", path.display()))?;
+            .map_err(|e| invalid(&key, format!("{}: {e}", path.display())))?;
         builder = builder.add_root_certificate(certificate);
     }
     builder
         .build_rustls()
-        .map_err(|e| format!("{at}: TLS setup: {e}"))
+        .map_err(|e| invalid(at, format!("TLS setup: {e}")))
 }

@@ -31,10 +31,11 @@
 //!
 //! Each retry is signed afresh with its own timestamp.
 
-use super::config::{AlertmanagerConfig, SlackConfig, WebhookConfig};
+use super::config::{AlertmanagerConfig, ChannelError, SlackConfig, WebhookConfig, parse_url};
 use super::{Notification, SendError, render};
+use hcmon_common::HttpEndpoint;
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
-use http::{HeaderName, HeaderValue, Request, StatusCode, Uri};
+use http::{HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -51,55 +52,6 @@ const MAX_RESPONSE_BYTES: usize = 4096;
 /// How much of a failed response's body an error message quotes.
 const QUOTED_BODY_CHARS: usize = 200;
 
-/// Where a notifier posts, checked once when the channel is built.
-#[derive(Debug, Clone)]
-pub(super) struct Endpoint {
-    https: bool,
-    /// Host as connected to and named in TLS: without IPv6 brackets.
-    host: String,
-    port: u16,
-    /// `host[:port]` as written, for the `Host` header and messages (no path: the path of a
-    /// Slack URL is its secret).
-    authority: String,
-    path_and_query: String,
-}
-
-impl Endpoint {
-    /// Parses an `http://` or `https://` URL; the error names `field`, never echoes the URL.
-    pub(super) fn parse(field: &str, url: &str) -> Result<Self, String> {
-        let lower = url.to_ascii_lowercase();
-        if !lower.starts_with("http://") && !lower.starts_with("https://") {
-            return Err(format!("{field}: must start with http:// or https://"));
-        }
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| format!("{field}: not a URL ({e})"))?;
-        let https = uri.scheme_str() == Some("https");
-        let authority = uri
-            .authority()
-            .filter(|a| !a.host().is_empty())
-            .ok_or_else(|| format!("{field}: has no host"))?;
-        if authority.as_str().contains('@') {
-            return Err(format!(
-                "{field}: user:password@ in the URL is not supported; use the channel's own secret"
-            ));
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        Ok(Self {
-            https,
-            host: host.to_owned(),
-            port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
-            authority: authority.as_str().to_owned(),
-            path_and_query: uri
-                .path_and_query()
-                .map_or_else(|| "/".to_owned(), ToString::to_string),
-        })
-    }
-}
-
 /// Posts JSON; shared by the HTTP notifiers, built once.
 #[derive(Clone)]
 pub(super) struct HttpClient {
@@ -107,14 +59,14 @@ pub(super) struct HttpClient {
 }
 
 impl HttpClient {
-    pub(super) fn new() -> Result<Self, String> {
+    pub(super) fn new() -> Result<Self, ChannelError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS client setup: {e}"))?
+            .map_err(ChannelError::Tls)?
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -126,12 +78,13 @@ impl HttpClient {
     /// One `POST` of a JSON body; the caller bounds it in time.
     async fn post_json(
         &self,
-        endpoint: &Endpoint,
+        endpoint: &HttpEndpoint,
         headers: Vec<(HeaderName, HeaderValue)>,
         body: Vec<u8>,
     ) -> Result<(), SendError> {
-        let mut request = Request::post(endpoint.path_and_query.as_str())
-            .header(HOST, endpoint.authority.as_str())
+        let authority = endpoint.authority();
+        let mut request = Request::post(endpoint.path_and_query())
+            .header(HOST, authority)
             .header(CONTENT_TYPE, "application/json")
             .header(
                 USER_AGENT,
@@ -140,33 +93,28 @@ impl HttpClient {
             // One request per connection: the server closes it after answering.
             .header(CONNECTION, "close")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| SendError::Permanent(format!("request to {}: {e}", endpoint.authority)))?;
+            .map_err(|e| SendError::Permanent(format!("request to {authority}: {e}")))?;
         request.headers_mut().extend(headers);
 
-        let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+        let tcp = TcpStream::connect((endpoint.host(), endpoint.port()))
             .await
-            .map_err(|e| SendError::Transient(format!("connect to {}: {e}", endpoint.authority)))?;
+            .map_err(|e| SendError::Transient(format!("connect to {authority}: {e}")))?;
         // The request goes out in one write; do not hold it back waiting for an ACK.
         tcp.set_nodelay(true)
-            .map_err(|e| SendError::Transient(format!("connect to {}: {e}", endpoint.authority)))?;
-        let (status, location, body) = if endpoint.https {
-            let name = ServerName::try_from(endpoint.host.clone()).map_err(|e| {
-                SendError::Permanent(format!(
-                    "{}: not a TLS server name: {e}",
-                    endpoint.authority
-                ))
+            .map_err(|e| SendError::Transient(format!("connect to {authority}: {e}")))?;
+        let (status, location, body) = if endpoint.is_tls() {
+            let name = ServerName::try_from(endpoint.host().to_owned()).map_err(|e| {
+                SendError::Permanent(format!("{authority}: not a TLS server name: {e}"))
             })?;
             let tls = self.tls.connect(name, tcp).await.map_err(|e| {
-                SendError::Transient(format!("TLS handshake with {}: {e}", endpoint.authority))
+                SendError::Transient(format!("TLS handshake with {authority}: {e}"))
             })?;
             exchange(tls, request).await
         } else {
             exchange(tcp, request).await
         }
-        .map_err(|e| {
-            SendError::Transient(format!("HTTP exchange with {}: {e}", endpoint.authority))
-        })?;
-        check_status(&endpoint.authority, status, location.as_deref(), &body)
+        .map_err(|e| SendError::Transient(format!("HTTP exchange with {authority}: {e}")))?;
+        check_status(authority, status, location.as_deref(), &body)
     }
 }
 
@@ -251,14 +199,18 @@ fn check_status(
 /// Posts to a Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat).
 pub(super) struct SlackNotifier {
     client: HttpClient,
-    endpoint: Endpoint,
+    endpoint: HttpEndpoint,
 }
 
 impl SlackNotifier {
-    pub(super) fn new(at: &str, config: &SlackConfig, client: HttpClient) -> Result<Self, String> {
+    pub(super) fn new(
+        at: &str,
+        config: &SlackConfig,
+        client: HttpClient,
+    ) -> Result<Self, ChannelError> {
         Ok(Self {
             client,
-            endpoint: Endpoint::parse(&format!("{at}.slack.url"), &config.url)?,
+            endpoint: parse_url(&format!("{at}.slack.url"), &config.url)?,
         })
     }
 
@@ -273,7 +225,7 @@ impl SlackNotifier {
 /// Posts the notification as JSON, signed with HMAC-SHA256 when a secret is configured.
 pub(super) struct SignedWebhookNotifier {
     client: HttpClient,
-    endpoint: Endpoint,
+    endpoint: HttpEndpoint,
     secret: Option<Vec<u8>>,
 }
 
@@ -282,10 +234,10 @@ impl SignedWebhookNotifier {
         at: &str,
         config: &WebhookConfig,
         client: HttpClient,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ChannelError> {
         Ok(Self {
             client,
-            endpoint: Endpoint::parse(&format!("{at}.webhook.url"), &config.url)?,
+            endpoint: parse_url(&format!("{at}.webhook.url"), &config.url)?,
             secret: config.secret.as_ref().map(|s| s.as_bytes().to_vec()),
         })
     }
@@ -313,7 +265,7 @@ impl SignedWebhookNotifier {
 /// Posts alerts to Alertmanager's v2 API, which groups, silences and routes them further.
 pub(super) struct AlertmanagerNotifier {
     client: HttpClient,
-    endpoint: Endpoint,
+    endpoint: HttpEndpoint,
 }
 
 impl AlertmanagerNotifier {
@@ -321,10 +273,10 @@ impl AlertmanagerNotifier {
         at: &str,
         config: &AlertmanagerConfig,
         client: HttpClient,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ChannelError> {
         Ok(Self {
             client,
-            endpoint: Endpoint::parse(&format!("{at}.alertmanager.url"), &config.alerts_url())?,
+            endpoint: parse_url(&format!("{at}.alertmanager.url"), &config.alerts_url())?,
         })
     }
 
@@ -339,34 +291,6 @@ impl AlertmanagerNotifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints() {
-        let e = Endpoint::parse("f", "https://hooks.slack.com/services/T/B/X").unwrap();
-        assert!(e.https);
-        assert_eq!(
-            (e.host.as_str(), e.port, e.authority.as_str()),
-            ("hooks.slack.com", 443, "hooks.slack.com")
-        );
-        assert_eq!(e.path_and_query, "/services/T/B/X");
-        let e = Endpoint::parse("f", "http://[::1]:9093").unwrap();
-        assert_eq!((e.host.as_str(), e.port), ("::1", 9093));
-        assert_eq!(e.path_and_query, "/");
-        let e = Endpoint::parse("f", "http://h/hook?a=1").unwrap();
-        assert_eq!((e.port, e.path_and_query.as_str()), (80, "/hook?a=1"));
-        for (url, error) in [
-            (
-                "hooks.slack.com/x",
-                "f: must start with http:// or https://",
-            ),
-            ("ftp://h/", "f: must start with http:// or https://"),
-            ("http://u:p@h/", "f: user:password@"),
-            ("http:///x", "f: "),
-        ] {
-            let message = Endpoint::parse("f", url).unwrap_err();
-            assert!(message.starts_with(error), "{url}: {message}");
-        }
-    }
 
     #[test]
     fn status_classification() {

@@ -17,16 +17,19 @@ mod log;
 mod render;
 
 pub use config::{
-    AlertmanagerConfig, ChannelConfig, EmailConfig, EmailTls, LogConfig, RetryPolicy, SlackConfig,
-    WebhookConfig,
+    AlertmanagerConfig, ChannelConfig, ChannelError, EmailConfig, EmailTls, LogConfig, RetryPolicy,
+    SlackConfig, WebhookConfig,
 };
 
+use crate::alerting::ids::AlertId;
+use crate::alerting::lifecycle::StateKind;
 use crate::alerting::policy::Severity;
+use crate::telemetry::Registrar;
 use email::SmtpNotifier;
 use http::{AlertmanagerNotifier, HttpClient, SignedWebhookNotifier, SlackNotifier};
 use log::LogNotifier;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
-use serde::{Deserialize, Serialize};
+use prometheus::{HistogramVec, IntCounterVec, Registry};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -35,7 +38,7 @@ use std::time::{Duration, Instant};
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a notification is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     /// Alerts started firing (one or several of a group fired together).
@@ -53,7 +56,7 @@ pub enum NotificationKind {
 }
 
 /// The evidence shown with an alert, so people see why it fired.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Evidence {
     /// The threshold that was crossed, for threshold rules.
     #[serde(default, with = "crate::json_f64::option")]
@@ -69,17 +72,17 @@ pub struct Evidence {
 }
 
 /// One alert as a notification shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertSummary {
     /// Stable id of the alert (used in ack links and the API).
-    pub id: String,
+    pub id: AlertId,
     /// Labels, including `alertname`, `node` (when known) and `severity`.
     pub labels: BTreeMap<String, String>,
     /// `summary` and `description`, Prometheus style.
     pub annotations: BTreeMap<String, String>,
     pub severity: Severity,
     /// `firing`, `acknowledged`, `resolved`.
-    pub state: String,
+    pub state: StateKind,
     /// When it started firing, Unix ms.
     pub since_ms: i64,
     /// When it resolved, Unix ms.
@@ -100,7 +103,7 @@ impl AlertSummary {
 }
 
 /// One message to one channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Notification {
     pub kind: NotificationKind,
     /// The group the alerts belong to, e.g. `node="nas"`.
@@ -126,44 +129,24 @@ pub struct NotifyMetrics {
 impl NotifyMetrics {
     /// Registers the metrics in `registry`; panics when they are registered twice.
     pub fn new(registry: &Registry) -> Self {
-        let notifications = IntCounterVec::new(
-            Opts::new(
+        let r = Registrar(registry);
+        Self {
+            notifications: r.counter_vec(
                 "hcmon_collector_notifications_total",
                 "Notifications delivered (outcome=sent) or given up on after all tries (outcome=failed), by channel and notification kind.",
+                &["channel", "kind", "outcome"],
             ),
-            &["channel", "kind", "outcome"],
-        )
-        .expect("valid metric");
-        let attempts = IntCounterVec::new(
-            Opts::new(
+            attempts: r.counter_vec(
                 "hcmon_collector_notification_attempts_total",
                 "Tries to deliver a notification, retries included, by channel and outcome (ok, error).",
+                &["channel", "outcome"],
             ),
-            &["channel", "outcome"],
-        )
-        .expect("valid metric");
-        let seconds = HistogramVec::new(
-            HistogramOpts::new(
+            seconds: r.histogram_vec(
                 "hcmon_collector_notification_seconds",
                 "Time of one try to deliver a notification, by channel.",
-            )
-            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            &["channel"],
-        )
-        .expect("valid metric");
-        for collector in [
-            Box::new(notifications.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(attempts.clone()),
-            Box::new(seconds.clone()),
-        ] {
-            registry
-                .register(collector)
-                .expect("notification metrics are registered once");
-        }
-        Self {
-            notifications,
-            attempts,
-            seconds,
+                &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                &["channel"],
+            ),
         }
     }
 }
@@ -206,7 +189,7 @@ enum Notifier {
 }
 
 impl Notifier {
-    fn new(config: &ChannelConfig, http: &HttpClient) -> Result<Self, String> {
+    fn new(config: &ChannelConfig, http: &HttpClient) -> Result<Self, ChannelError> {
         let at = format!("channels.{}", config.name);
         let ChannelConfig {
             email,
@@ -226,7 +209,7 @@ impl Notifier {
             (.., Some(alertmanager)) => {
                 Self::Alertmanager(AlertmanagerNotifier::new(&at, alertmanager, http.clone())?)
             }
-            (None, None, None, None, None) => return Err(format!("{at}: no destination")),
+            (None, None, None, None, None) => return Err(config::invalid(at, "no destination")),
         })
     }
 
@@ -260,15 +243,15 @@ impl Channels {
         configs: &[ChannelConfig],
         retry: RetryPolicy,
         metrics: NotifyMetrics,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ChannelError> {
         retry.validate()?;
         let mut names = HashSet::new();
         for config in configs {
             config.validate()?;
             if !names.insert(config.name.as_str()) {
-                return Err(format!(
-                    "channels.{}: defined twice; channel names must be unique",
-                    config.name
+                return Err(config::invalid(
+                    format!("channels.{}", config.name),
+                    "defined twice; channel names must be unique",
                 ));
             }
         }
@@ -385,6 +368,7 @@ mod tests {
 
     fn build(configs: &[ChannelConfig], retry: RetryPolicy) -> Result<Channels, String> {
         Channels::new(configs, retry, NotifyMetrics::new(&Registry::new()))
+            .map_err(|e| e.to_string())
     }
 
     fn email_channel(extra: &str) -> ChannelConfig {

@@ -9,6 +9,7 @@
 //! signed link and the `hcmon alerts ack <id>` command).
 
 use super::{AlertSummary, Notification, NotificationKind};
+use crate::alerting::lifecycle::StateKind;
 use crate::alerting::policy::Severity;
 use crate::alerting::time::{rfc3339_millis, writable};
 use ring::hmac;
@@ -175,7 +176,7 @@ impl Facts {
                 .expect("write to String");
         }
         // Only an alert that still fires unacknowledged asks to be acknowledged.
-        let needs_ack = alert.state == "firing";
+        let needs_ack = alert.state == StateKind::Firing;
         Self {
             what,
             place,
@@ -284,7 +285,7 @@ pub fn slack(n: &Notification) -> Value {
 
 /// Green once resolved, else by severity.
 fn color(alert: &AlertSummary) -> &'static str {
-    if alert.state == "resolved" {
+    if alert.state == StateKind::Resolved {
         return "#2eb886";
     }
     match alert.severity {
@@ -355,7 +356,7 @@ pub fn alertmanager(n: &Notification) -> Value {
                 annotations.insert(key.to_owned(), value);
             };
             annotate("value", number(alert.value));
-            annotate("hcmon_id", alert.id.clone());
+            annotate("hcmon_id", alert.id.to_string());
             if let Some(threshold) = evidence.threshold {
                 annotate("threshold", number(threshold));
             }
@@ -426,6 +427,7 @@ fn number(v: f64) -> String {
 pub(crate) mod tests {
     use super::super::Evidence;
     use super::*;
+    use crate::alerting::ids::AlertId;
     use std::collections::BTreeMap;
 
     /// 2024-05-01 12:00:00 UTC.
@@ -439,14 +441,14 @@ pub(crate) mod tests {
             ("severity".to_owned(), severity_name(severity).to_owned()),
         ]);
         AlertSummary {
-            id: format!("{name}-{node}"),
+            id: AlertId::from(format!("{name}-{node}")),
             labels,
             annotations: BTreeMap::from([(
                 "summary".to_owned(),
                 format!("{name} is above its threshold"),
             )]),
             severity,
-            state: "firing".to_owned(),
+            state: StateKind::Firing,
             since_ms: T0,
             resolved_ms: None,
             value: 97.5,
@@ -489,7 +491,7 @@ pub(crate) mod tests {
         let mut n = firing();
         n.kind = NotificationKind::Resolved;
         n.alerts.truncate(1);
-        n.alerts[0].state = "resolved".to_owned();
+        n.alerts[0].state = StateKind::Resolved;
         n.alerts[0].resolved_ms = Some(T0 + 75 * MIN);
         n.alerts[0].ack_url = None;
         n.at_ms = T0 + 75 * MIN;
@@ -600,7 +602,7 @@ pub(crate) mod tests {
                 "hcmon alerts ack HighCpu-nas",
             ],
         );
-        n.alerts[0].state = "acknowledged".to_owned();
+        n.alerts[0].state = StateKind::Acknowledged;
         contains_none(&text(&n), &["hcmon alerts ack HighCpu-nas"]);
     }
 

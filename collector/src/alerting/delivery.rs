@@ -1,0 +1,91 @@
+//! Delivery workers: one task per channel delivers that channel's notifications in the order
+//! they were queued (retrying as the channel's policy says) and reports each outcome back to
+//! the service's loop, which records it and removes the outbox entry. A slow channel holds up
+//! only itself. On shutdown a delivery in flight is abandoned: it stays in the outbox and is
+//! sent on start.
+
+use super::book::Outgoing;
+use super::notify::{Channels, DeliveryReport};
+use crate::tasks::{Role, TaskTree};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How one queued notification's delivery went.
+pub(super) struct Delivered {
+    pub(super) outgoing: Outgoing,
+    pub(super) report: DeliveryReport,
+}
+
+/// The channel workers' queues.
+pub(super) struct Workers {
+    queues: BTreeMap<String, mpsc::UnboundedSender<Outgoing>>,
+}
+
+impl Workers {
+    /// Starts one worker per channel in `tasks`; each reports to `done`.
+    pub(super) fn start(
+        channels: &Arc<Channels>,
+        tasks: &TaskTree,
+        done: &mpsc::UnboundedSender<Delivered>,
+    ) -> Self {
+        let mut queues = BTreeMap::new();
+        for config in channels.configs() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let delivering = deliver_in_order(
+                config.name.clone(),
+                channels.clone(),
+                rx,
+                done.clone(),
+                tasks.shutdown().clone(),
+            );
+            tasks.spawn("alert-delivery", Role::Helper, async move {
+                delivering.await;
+                Ok(())
+            });
+            queues.insert(config.name.clone(), tx);
+        }
+        Self { queues }
+    }
+
+    /// Hands each notification to its channel's worker. Only for durable notifications: see
+    /// the service's invariants.
+    pub(super) fn dispatch(&self, outbox: Vec<Outgoing>) {
+        for outgoing in outbox {
+            match self.queues.get(&outgoing.channel) {
+                Some(worker) => {
+                    let _ = worker.send(outgoing);
+                }
+                None => tracing::warn!(
+                    channel = %outgoing.channel,
+                    "notification for a channel no longer configured; dropped"
+                ),
+            }
+        }
+    }
+}
+
+/// Delivers one channel's notifications in the order they were queued.
+async fn deliver_in_order(
+    channel: String,
+    channels: Arc<Channels>,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    done: mpsc::UnboundedSender<Delivered>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let outgoing = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            next = queue.recv() => match next {
+                Some(outgoing) => outgoing,
+                None => return,
+            },
+        };
+        let report = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            report = channels.deliver(&channel, &outgoing.notification) => report,
+        };
+        let _ = done.send(Delivered { outgoing, report });
+    }
+}

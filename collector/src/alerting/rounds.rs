@@ -1,0 +1,165 @@
+//! The rules the clock drives rather than arriving samples: missing data (agents silent or
+//! disconnected, watched series silent), anomaly verdicts, threshold rules over functions
+//! (`rate(...)`) and forecasts. Each round returns observations for the book; the last two
+//! read the store, on the blocking pool, and a panic there is logged and counted and the
+//! round's observations are left out (the next round evaluates again).
+
+use super::activity::Arrivals;
+use super::book::Observation;
+use super::evaluate::{RuleSet, SampleRule};
+use crate::anomaly_watch::AnomalyWatch;
+use crate::catalog::SeriesCatalog;
+use crate::storage::Tsdb;
+use crate::tasks;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The rules and what they read.
+pub(super) struct Rounds {
+    pub(super) rules: Arc<RuleSet>,
+    pub(super) tsdb: Arc<Tsdb>,
+    pub(super) catalog: Arc<SeriesCatalog>,
+    pub(super) watch: Option<Arc<AnomalyWatch>>,
+    /// Verdicts older than this are not judged: alerts are about now.
+    pub(super) max_lag_ms: i64,
+}
+
+impl Rounds {
+    /// Missing data: agents silent or disconnected (`disconnected`: node → since when its
+    /// stream is closed), watched series silent.
+    pub(super) fn missing_data(
+        &self,
+        arrivals: &Arrivals,
+        disconnected: &BTreeMap<String, i64>,
+        now: i64,
+    ) -> Vec<Observation> {
+        let mut out = Vec::new();
+        if self.rules.agents {
+            for (node, activity) in arrivals.nodes() {
+                let silent = now - activity.last_ms;
+                out.push(
+                    self.rules
+                        .agent_silent(node, silent.max(0), activity.interval_ms()),
+                );
+            }
+            for (node, _) in arrivals.nodes() {
+                let closed = disconnected.get(node).map_or(0, |since| now - since);
+                out.push(self.rules.agent_disconnected(node, closed.max(0)));
+            }
+        }
+        for (watched, activity) in arrivals.series() {
+            for rule in &watched.rules {
+                if let SampleRule::MissingSeries(i) = *rule {
+                    out.push(self.rules.series_missing(
+                        i,
+                        &watched.meta.labels,
+                        now - activity.last_ms,
+                        activity.interval_ms(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Anomaly rules over the newest verdict of each matching series.
+    pub(super) fn anomalies(&self, now: i64) -> Vec<Observation> {
+        let Some(watch) = &self.watch else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, (_, selector)) in self.rules.anomaly.iter().enumerate() {
+            for meta in self.catalog.select(selector) {
+                if let Some(verdict) = watch.latest(meta.id)
+                    && now - verdict.timestamp_ms <= self.max_lag_ms
+                {
+                    out.push(self.rules.anomaly(i, &meta.labels, &verdict));
+                }
+            }
+        }
+        out
+    }
+
+    /// Threshold rules over functions (`rate(...)`), evaluated at `now`.
+    pub(super) async fn functions(&self, now: i64) -> Vec<Observation> {
+        let functions: Vec<usize> = (0..self.rules.thresholds.len())
+            .filter(|&i| self.rules.thresholds[i].plain.is_none())
+            .collect();
+        if functions.is_empty() {
+            return Vec::new();
+        }
+        let (tsdb, catalog, rules) = (self.tsdb.clone(), self.catalog.clone(), self.rules.clone());
+        let results = tasks::blocking("alert-rule-evaluation", move || {
+            fail::fail_point!("alert-rule-evaluation");
+            let source = crate::query::StoreSource { catalog, tsdb };
+            functions
+                .into_iter()
+                .map(|i| {
+                    let result =
+                        crate::query::evaluate(&source, &rules.thresholds[i].expr, now, now, 1000);
+                    (i, result)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let Ok(results) = results else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, result) in results {
+            match result {
+                Ok((series, _)) => {
+                    for (labels, points) in series {
+                        let Some(&(_, value)) = points.last() else {
+                            continue;
+                        };
+                        let name = labels
+                            .get(hcmon_common::METRIC_NAME_LABEL)
+                            .cloned()
+                            .unwrap_or_else(|| "value".into());
+                        let Ok(labels) = hcmon_common::Labels::new(
+                            &name,
+                            labels
+                                .into_iter()
+                                .filter(|(k, _)| k != hcmon_common::METRIC_NAME_LABEL),
+                        ) else {
+                            continue;
+                        };
+                        out.push(self.rules.threshold(i, &labels, value));
+                    }
+                }
+                Err(error) => tracing::warn!(
+                    rule = %self.rules.thresholds[i].rule.name,
+                    %error,
+                    "alert rule could not be evaluated"
+                ),
+            }
+        }
+        out
+    }
+
+    /// Forecast rules over each matching series' recent history.
+    pub(super) async fn forecasts(&self, now: i64) -> Vec<Observation> {
+        if self.rules.forecast.is_empty() {
+            return Vec::new();
+        }
+        let (tsdb, catalog, rules) = (self.tsdb.clone(), self.catalog.clone(), self.rules.clone());
+        tasks::blocking("alert-forecast-evaluation", move || {
+            let mut out = Vec::new();
+            for (i, (rule, selector)) in rules.forecast.iter().enumerate() {
+                let start = now - rule.window.as_millis() as i64;
+                for meta in catalog.select(selector) {
+                    match tsdb.read_raw(meta.id, start, now) {
+                        Ok(samples) => out.extend(rules.forecast(i, &meta.labels, &samples)),
+                        Err(error) => {
+                            tracing::warn!(rule = %rule.name, %error, "forecast rule could not read history")
+                        }
+                    }
+                }
+            }
+            out
+        })
+        .await
+        .unwrap_or_default()
+    }
+}
