@@ -1139,7 +1139,10 @@ async fn a_panic_while_storing_alert_state_stops_the_collector_with_the_reason_a
     // The change set that fired the alert could not be stored: the collector stops rather
     // than run on with a book ahead of its store, and says why.
     let ended = tokio::time::timeout(WAIT, rig.task).await??;
-    let error = format!("{:#}", ended.expect_err("the collector stops with an error"));
+    let error = format!(
+        "{:#}",
+        ended.expect_err("the collector stops with an error")
+    );
     assert!(
         error.contains("alert-store-write") && error.contains("restart"),
         "{error}"

@@ -104,7 +104,12 @@ async fn kill_9_mid_escalation_loses_no_tier_and_repeats_only_what_was_in_flight
         collector = Collector::start_with_config(&data, &toml)?;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while tiers(&pager).iter().filter(|&&t| t == TIERS as i64 - 1).count() == 0 {
+    while tiers(&pager)
+        .iter()
+        .filter(|&&t| t == TIERS as i64 - 1)
+        .count()
+        == 0
+    {
         anyhow::ensure!(
             Instant::now() < deadline,
             "the last tier never came: {:?}\n{}",

@@ -38,14 +38,18 @@ pub fn related_series(
     candidates.truncate(config.max_candidates);
     let samples = tsdb.read_raw(anchor.id, start_ms, end_ms)?;
     let anchor = SeriesWindow::new(anchor.labels.to_string(), samples);
-    let candidates = read_windows(
-        tsdb,
-        candidates.iter().map(|m| &**m),
-        start_ms,
-        end_ms,
-        budget,
-    )?;
-    Ok(rank_related_within(&anchor, &candidates, &config, budget)?)
+    // One unreadable candidate (a corrupt chunk) is left out, not the whole answer.
+    let mut windows = Vec::with_capacity(candidates.len());
+    for meta in &candidates {
+        match read_windows(tsdb, [&**meta], start_ms, end_ms, budget) {
+            Ok(window) => windows.extend(window),
+            Err(AnalysisError::Store(error)) => {
+                tracing::warn!(series = %meta.labels, %error, "related series: a candidate could not be read; left out")
+            }
+            Err(interrupted) => return Err(interrupted),
+        }
+    }
+    Ok(rank_related_within(&anchor, &windows, &config, budget)?)
 }
 
 /// `[at − window − lag, at + lag]`, saturating: `at_ms` and `window` may come from a request.
