@@ -41,5 +41,9 @@ bench-alerts *ARGS:
 # All benchmarks.
 bench: bench-ingest bench-agent bench-engines bench-alerts
 
+# The ten longest non-test parts of the Rust sources at a git revision (default HEAD).
+sizes REV="HEAD":
+    ./deploy/dev.sh sizes {{REV}}
+
 fmt:
     cargo fmt --all

@@ -135,6 +135,20 @@ soak() {
   cargo nextest run --locked -p hcmon-tests --test soak --run-ignored only --no-capture
 }
 
+# The ten longest non-test parts (lines before the first `#[cfg(test)]`) of the Rust sources at
+# git revision REV (test-only files left out): what `tests/tests/structure.rs` holds under 800
+# lines. No build needed.
+sizes() {
+  local rev=$1 file
+  git ls-tree -r --name-only "$rev" -- agent/src collector/src common/src | grep '\.rs$' |
+    grep -Ev '(tests|testing|test_support)\.rs$' |
+    while read -r file; do
+      printf '%6d %6d %s\n' \
+        "$(git show "$rev:$file" | awk '/^#\[cfg\(test\)\]/ { exit } { n++ } END { print n + 0 }')" \
+        "$(git show "$rev:$file" | wc -l)" "$file"
+    done | sort -rn | head -10 | sed '1i non-test  total file'
+}
+
 case "${1:-}" in
   run) run ;;
   test) run_tests ;;
@@ -145,5 +159,6 @@ case "${1:-}" in
   bench-alerts) shift; bench_alerts "$@" ;;
   bench-engines) bench_engines ;;
   soak) soak ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|bench-ingest|bench-agent|bench-engines|bench-alerts" >&2; exit 2 ;;
+  sizes) sizes "${2:-HEAD}" ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|bench-ingest|bench-agent|bench-engines|bench-alerts" >&2; exit 2 ;;
 esac
