@@ -41,9 +41,19 @@ bench-alerts *ARGS:
 # All benchmarks.
 bench: bench-ingest bench-agent bench-engines bench-alerts
 
+# Exposure scores of the systemd units (`systemd-analyze security`, 0 best, 10 worst) and
+# what still counts against each.
+security:
+    ./deploy/dev.sh security
+
 # The ten longest non-test parts of the Rust sources at a git revision (default HEAD).
 sizes REV="HEAD":
     ./deploy/dev.sh sizes {{REV}}
+
+# Fuzz every decoder of bytes from the network or disk (tests/fuzz) for SECONDS each, with
+# nightly and AddressSanitizer; prints executions and crashes per target. Not part of `ci`.
+fuzz SECONDS="60":
+    ./deploy/dev.sh fuzz {{SECONDS}}
 
 fmt:
     cargo fmt --all

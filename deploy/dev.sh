@@ -11,6 +11,8 @@
 #   deploy/dev.sh bench-engines         the online anomaly ensemble's samples per second
 #   deploy/dev.sh bench-alerts [ARGS]   release build, then sample → firing alert latency,
 #                        idle and under ingest load
+#   deploy/dev.sh security  systemd-analyze's exposure score of both systemd units (no build)
+#   deploy/dev.sh fuzz [SECONDS]  every cargo-fuzz target in tests/fuzz for SECONDS (default 60)
 # It installs what it needs (Debian packages) itself, idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -149,6 +151,57 @@ sizes() {
     done | sort -rn | head -10 | sed '1i non-test  total file'
 }
 
+# `systemd-analyze security` of deploy/*.service, offline (no running systemd needed): the
+# overall exposure of each unit (0 best, 10 worst), then what still counts against it.
+security() {
+  command -v systemd-analyze >/dev/null || ensure_packages systemd
+  local unit
+  for unit in deploy/hcmon-collector.service deploy/hcmon-agent.service; do
+    systemd-analyze security --offline=yes --no-pager "$unit" | grep -E '^(✗|→)'
+  done
+}
+
+# Every fuzz target (tests/fuzz, outside the workspace) for SECONDS each, with nightly and
+# AddressSanitizer, debug assertions (so overflow checks) on. Its own target dir: a sanitized
+# nightly build shares nothing with the workspace's. Prints per target the executions and
+# whether it crashed; a crash's input is under tests/fuzz/artifacts/TARGET/. Corpora grow in
+# the cache, seeded from tests/fuzz/seeds (and the shipped configs for `config`).
+fuzz() {
+  local seconds=${1:-60} cache="${XDG_CACHE_HOME:-$HOME/.cache}/hcmon" target crashed=0
+  local flags=(--fuzz-dir tests/fuzz -O -a)
+  rustup run nightly rustc --version >/dev/null 2>&1 || {
+    log "the nightly toolchain is missing: rustup toolchain install nightly"
+    exit 1
+  }
+  ensure_packages libclang-dev
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+  export CARGO_TARGET_DIR="$cache/fuzz-target"
+  log "target dir: $CARGO_TARGET_DIR"
+  cargo +nightly fuzz build "${flags[@]}"
+  mkdir -p "$cache/fuzz-logs"
+  local results=()
+  for target in $(cargo +nightly fuzz list --fuzz-dir tests/fuzz); do
+    local corpus="$cache/fuzz-corpus/$target" log_file="$cache/fuzz-logs/$target.log" seeds=()
+    mkdir -p "$corpus"
+    [ -d "tests/fuzz/seeds/$target" ] && seeds+=("tests/fuzz/seeds/$target")
+    [ "$target" = config ] && seeds+=(deploy deploy/examples)
+    log "fuzzing $target for ${seconds}s (log: $log_file)"
+    local result=ok
+    cargo +nightly fuzz run "${flags[@]}" "$target" "$corpus" "${seeds[@]}" -- \
+      -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log_file" 2>&1 ||
+      { result=CRASHED; crashed=1; }
+    local executions
+    executions=$(awk '/stat::number_of_executed_units/ { n = $2 } END { print n + 0 }' "$log_file")
+    if [ "$result" = CRASHED ]; then
+      result="CRASHED: $(grep -m1 -oE 'Test unit written to .*' "$log_file" || echo "see $log_file")"
+    fi
+    results+=("$(printf '%-18s %12s  %s' "$target" "$executions" "$result")")
+  done
+  printf '%-18s %12s  %s\n' target executions result
+  printf '%s\n' "${results[@]}"
+  return "$crashed"
+}
+
 case "${1:-}" in
   run) run ;;
   test) run_tests ;;
@@ -160,5 +213,7 @@ case "${1:-}" in
   bench-engines) bench_engines ;;
   soak) soak ;;
   sizes) sizes "${2:-HEAD}" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|bench-ingest|bench-agent|bench-engines|bench-alerts" >&2; exit 2 ;;
+  security) security ;;
+  fuzz) fuzz "${2:-60}" ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-alerts" >&2; exit 2 ;;
 esac

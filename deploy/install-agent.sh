@@ -2,7 +2,9 @@
 # Installs the hcmon agent as a systemd service on this machine.
 #   deploy/install-agent.sh --collector http://collector.lan:4317 [--binary PATH] [--node-name NAME]
 # Without --binary it builds the release binary from this checkout (needs cargo). An existing
-# /etc/hcmon/hcmon-agent.toml is kept; a new one is made from deploy/hcmon-agent.toml.
+# /etc/hcmon/hcmon-agent.toml is kept; a new one is made from deploy/hcmon-agent.toml. Either
+# way it is made 0600 root:root, as it may hold the collector's token: the unit hands it to the
+# agent as a systemd credential.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +14,7 @@ while [ $# -gt 0 ]; do
     --collector) collector="${2:?--collector needs a URL like http://collector.lan:4317}"; shift 2 ;;
     --binary) binary="${2:?--binary needs a path}"; shift 2 ;;
     --node-name) node_name="${2:?--node-name needs a name}"; shift 2 ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -27,12 +29,14 @@ fi
 install -m 0755 "$binary" /usr/local/bin/hcmon-agent
 install -d -m 0755 /etc/hcmon
 if [ ! -e /etc/hcmon/hcmon-agent.toml ]; then
-  install -m 0644 deploy/hcmon-agent.toml /etc/hcmon/hcmon-agent.toml
+  install -m 0600 -o root -g root deploy/hcmon-agent.toml /etc/hcmon/hcmon-agent.toml
   [ -n "$collector" ] && sed -i "s|^collector = .*|collector = \"$collector\"|" /etc/hcmon/hcmon-agent.toml
   [ -n "$node_name" ] && sed -i "s|^node_name = .*|node_name = \"$node_name\"|" /etc/hcmon/hcmon-agent.toml
   echo "wrote /etc/hcmon/hcmon-agent.toml"
 else
-  echo "kept the existing /etc/hcmon/hcmon-agent.toml"
+  chown root:root /etc/hcmon/hcmon-agent.toml
+  chmod 0600 /etc/hcmon/hcmon-agent.toml
+  echo "kept the existing /etc/hcmon/hcmon-agent.toml (now mode 0600)"
 fi
 install -m 0644 deploy/hcmon-agent.service /etc/systemd/system/hcmon-agent.service
 

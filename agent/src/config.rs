@@ -1,6 +1,7 @@
 //! The agent's configuration file. Every field has a default, so no file is needed to start.
 
 use crate::probe::{ProbeConfigError, ProbesConfig};
+use hcmon_common::secret::{self, Secret, SecretError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,7 +17,9 @@ pub struct AgentConfig {
     /// Folder where batches wait until the collector acknowledges them.
     pub spool_dir: PathBuf,
     /// Shared secret, when the collector requires one.
-    pub token: String,
+    pub token: Secret,
+    /// A file holding `token` (one trailing newline trimmed), instead of the key itself.
+    pub token_file: Option<PathBuf>,
     /// How often the basic tier (CPU, memory, disks, network, load) is collected.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
@@ -43,7 +46,8 @@ impl Default for AgentConfig {
             collector: "http://127.0.0.1:4317".into(),
             node_name: String::new(),
             spool_dir: PathBuf::from("hcmon-data/agent-spool"),
-            token: String::new(),
+            token: Secret::default(),
+            token_file: None,
             interval: Duration::from_secs(10),
             detailed_interval: Duration::from_secs(60),
             extended_interval: Duration::from_secs(300),
@@ -71,19 +75,34 @@ pub enum ConfigError {
     Invalid { key: &'static str, problem: String },
     #[error("invalid `probes`: {0}")]
     Probes(ProbeConfigError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 impl AgentConfig {
-    /// Reads a TOML file; unknown keys and bad values are errors naming the key.
+    /// Reads a TOML file and the secret file it names; unknown keys and bad values are errors
+    /// naming the key.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let mut config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source: Box::new(source),
-        })
+        })?;
+        config.load_secrets()?;
+        Ok(config)
+    }
+
+    /// Reads `token_file` into `token` (see [`hcmon_common::secret`]).
+    fn load_secrets(&mut self) -> Result<(), SecretError> {
+        secret::resolve_empty_as_unset(
+            "token",
+            &mut self.token,
+            &mut self.token_file,
+            std::fs::read_to_string,
+        )
     }
 
     /// Checks values the types alone cannot.
@@ -191,6 +210,37 @@ mod tests {
             .skip_while(|l| !l.starts_with("[[probes.redis]]"))
             .collect();
         assert_eq!(uncommented, blocks);
+    }
+
+    #[test]
+    fn the_token_can_come_from_a_file_but_not_from_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let load = |text: String| {
+            let path = dir.path().join("hcmon-agent.toml");
+            std::fs::write(&path, text).unwrap();
+            AgentConfig::from_file(&path)
+        };
+        let config = load(format!("token_file = {token:?}")).unwrap();
+        assert_eq!(
+            (config.token.expose(), &config.token_file),
+            ("s3cret", &None)
+        );
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let err = load(format!("token = \"t\"\ntoken_file = {token:?}")).unwrap_err();
+        assert!(
+            err.to_string().contains("`token` and `token_file`"),
+            "{err}"
+        );
+        let missing = dir.path().join("gone");
+        let err = load(format!("token_file = {missing:?}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`token_file`") && err.contains(&missing.display().to_string()),
+            "{err}"
+        );
     }
 
     #[test]

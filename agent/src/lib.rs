@@ -252,7 +252,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
     let sender = Sender {
         collector_url: config.collector.clone(),
         node_name: node,
-        token: config.token.clone(),
+        token: config.token.expose().to_owned(),
         host: host_facts(),
         spool: output.spool.clone(),
         new_batch: output.new_batch.clone(),

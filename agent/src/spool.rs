@@ -7,6 +7,8 @@
 //! <spool-dir>/batches/<seq:020>.pb        one SpoolRecord per file, protobuf
 //! <spool-dir>/rejected/<seq:020>.pb       batches the collector refused as invalid, kept for people
 //! ```
+//! Directories the spool creates are mode 0700 (existing ones keep theirs): batches are this
+//! host's metrics, for the agent's user only.
 //!
 //! # Invariants
 //! - A batch file is complete or absent: it is written to a temporary name, fsynced, renamed into
@@ -32,6 +34,7 @@ use hcmon_proto::v1::{SeriesDef, SeriesSamples};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// One spooled batch. Series ids here are local to the record; the sender re-interns them per
@@ -71,6 +74,14 @@ fn random_epoch() -> io::Result<u64> {
             return Ok(epoch);
         }
     }
+}
+
+/// Creates `path` and its missing parents with mode 0700; existing directories are untouched.
+fn create_private_dir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
@@ -122,7 +133,7 @@ impl Spool {
     /// beyond `max_bytes` are dropped, oldest first, at the next append.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, SpoolError> {
         let batches = dir.join("batches");
-        fs::create_dir_all(&batches).map_err(io_err(&batches))?;
+        create_private_dir(&batches).map_err(io_err(&batches))?;
         let state_path = dir.join("spool.state");
         // A state write interrupted by a crash leaves its temporary file behind.
         match fs::remove_file(state_path.with_extension("tmp")) {
@@ -285,7 +296,7 @@ impl Spool {
         };
         self.pending_bytes -= info.bytes;
         let rejected = self.dir.join("rejected");
-        fs::create_dir_all(&rejected).map_err(io_err(&rejected))?;
+        create_private_dir(&rejected).map_err(io_err(&rejected))?;
         let from = self.batch_path(seq);
         fs::rename(&from, rejected.join(format!("{seq:020}.pb"))).map_err(io_err(&from))
     }
@@ -346,6 +357,30 @@ mod tests {
                 values: vec![value],
             }],
         }
+    }
+
+    #[test]
+    fn new_directories_are_private_and_existing_ones_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("var/spool");
+        let mut spool = Spool::open(&spool_dir, u64::MAX).unwrap();
+        spool.append(&record(1.0)).unwrap();
+        spool.set_aside(1).unwrap();
+        for created in [
+            "var",
+            "var/spool",
+            "var/spool/batches",
+            "var/spool/rejected",
+        ] {
+            assert_eq!(mode(&dir.path().join(created)), 0o700, "{created}");
+        }
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+        Spool::open(&shared, u64::MAX).unwrap();
+        assert_eq!(mode(&shared), 0o755);
     }
 
     #[test]

@@ -2,8 +2,11 @@
 
 use crate::alerting::config::AlertingConfig;
 use crate::anomaly_watch::AnalyticsConfig;
+use crate::http::HttpLimits;
 use crate::ingest::IngestLimits;
+use crate::ingest::grpc::GrpcLimits;
 use crate::storage::StorageConfig;
+use hcmon_common::secret::{self, Secret, SecretError};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +23,9 @@ pub struct CollectorConfig {
     /// Address of `/metrics`, `/healthz` and the HTTP API.
     pub http_listen: SocketAddr,
     /// Shared secret agents must present at registration; empty means none is required.
-    pub agent_token: String,
+    pub agent_token: Secret,
+    /// A file holding `agent_token` (one trailing newline trimmed), instead of the key itself.
+    pub agent_token_file: Option<PathBuf>,
     /// Series whose latest sample is older than this are left out of `/metrics`, so a dead
     /// node's values do not look alive.
     #[serde(with = "humantime_serde")]
@@ -29,8 +34,10 @@ pub struct CollectorConfig {
     /// record and its missing-data alerts go, its series stay. "0s" keeps every node forever.
     #[serde(with = "humantime_serde")]
     pub forget_nodes_after: Duration,
-    /// Limits enforced on every batch.
+    /// Limits enforced on every batch, and the caps on agent streams.
     pub limits: IngestLimits,
+    /// Limits of the two listeners.
+    pub server: ServerConfig,
     /// Storage engine: chunks, out-of-order window, checkpoints, retention.
     pub storage: StorageConfig,
     /// Live anomaly detection on every stored sample.
@@ -45,15 +52,71 @@ impl Default for CollectorConfig {
             data_dir: PathBuf::from("hcmon-data/collector"),
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 4317)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
-            agent_token: String::new(),
+            agent_token: Secret::default(),
+            agent_token_file: None,
             metrics_staleness: Duration::from_secs(15 * 60),
             forget_nodes_after: Duration::from_secs(7 * 24 * 3600),
             limits: IngestLimits::default(),
+            server: ServerConfig::default(),
             storage: StorageConfig::default(),
             analytics: AnalyticsConfig::default(),
             alerting: AlertingConfig::default(),
         }
     }
+}
+
+/// `[server]`: the listeners' limits.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `[server.http]`: sizes, query time and concurrency, slow clients.
+    pub http: HttpLimits,
+    /// `[server.grpc]`: calls per connection, keepalive.
+    pub grpc: GrpcLimits,
+}
+
+/// Limits of zero would refuse everything (or, for the header timeout, every connection).
+fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
+    let http = &server.http;
+    // Below these, ordinary requests and browsers' headers do not fit.
+    count_at_least("server.http.max_body_bytes", http.max_body_bytes, 1024)?;
+    count_at_least("server.http.max_header_bytes", http.max_header_bytes, 1024)?;
+    count_at_least("server.http.max_url_bytes", http.max_url_bytes, 256)?;
+    count_at_least(
+        "server.http.max_concurrent_queries",
+        http.max_concurrent_queries,
+        1,
+    )?;
+    let second = Duration::from_secs(1);
+    at_least("server.http.query_timeout", http.query_timeout, second)?;
+    at_least("server.http.retry_after", http.retry_after, second)?;
+    at_least(
+        "server.http.header_read_timeout",
+        http.header_read_timeout,
+        second,
+    )?;
+    let grpc = &server.grpc;
+    // An agent needs two calls on its connection: register, then its stream.
+    count_at_least(
+        "server.grpc.max_concurrent_streams",
+        grpc.max_concurrent_streams as usize,
+        2,
+    )?;
+    count_at_least(
+        "server.grpc.concurrency_limit_per_connection",
+        grpc.concurrency_limit_per_connection,
+        2,
+    )?;
+    at_least(
+        "server.grpc.keepalive_interval",
+        grpc.keepalive_interval,
+        second,
+    )?;
+    at_least(
+        "server.grpc.keepalive_timeout",
+        grpc.keepalive_timeout,
+        second,
+    )
 }
 
 /// Every limit must let at least one real batch through.
@@ -81,6 +144,12 @@ fn validate_limits(limits: &IngestLimits) -> Result<(), ConfigError> {
     count_at_least("limits.max_label_value_len", limits.max_label_value_len, 1)?;
     count_at_least("limits.max_metric_name_len", limits.max_metric_name_len, 1)?;
     count_at_least("limits.max_help_len", limits.max_help_len, 1)?;
+    count_at_least(
+        "limits.max_streams_per_node",
+        limits.max_streams_per_node,
+        1,
+    )?;
+    count_at_least("limits.max_streams", limits.max_streams, 1)?;
     at_least(
         "limits.max_sample_age",
         limits.max_sample_age,
@@ -157,19 +226,35 @@ pub enum ConfigError {
     Invalid { key: &'static str, problem: String },
     #[error("invalid `{key}`: {problem}")]
     InvalidAt { key: String, problem: String },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 impl CollectorConfig {
-    /// Reads a TOML file; unknown keys and bad values are errors naming the key.
+    /// Reads a TOML file and the secret files it names; unknown keys and bad values are errors
+    /// naming the key.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let mut config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source: Box::new(source),
-        })
+        })?;
+        config.load_secrets()?;
+        Ok(config)
+    }
+
+    /// Reads every `<secret>_file` into its secret (see [`hcmon_common::secret`]).
+    fn load_secrets(&mut self) -> Result<(), SecretError> {
+        secret::resolve_empty_as_unset(
+            "agent_token",
+            &mut self.agent_token,
+            &mut self.agent_token_file,
+            std::fs::read_to_string,
+        )?;
+        self.alerting.load_secrets()
     }
 
     /// Checks values the types alone cannot: a zero interval or size that would make a
@@ -190,6 +275,7 @@ impl CollectorConfig {
             )?;
         }
         validate_limits(&self.limits)?;
+        validate_server(&self.server)?;
         validate_storage(&self.storage)?;
         self.analytics
             .anomaly
@@ -261,6 +347,19 @@ mod tests {
                 "limits.max_labels_per_series",
             ),
             ("metrics_staleness = \"0s\"", "metrics_staleness"),
+            ("[limits]\nmax_streams = 0", "limits.max_streams"),
+            (
+                "[server.http]\nmax_concurrent_queries = 0",
+                "server.http.max_concurrent_queries",
+            ),
+            (
+                "[server.http]\nheader_read_timeout = \"0s\"",
+                "server.http.header_read_timeout",
+            ),
+            (
+                "[server.grpc]\nkeepalive_timeout = \"0s\"",
+                "server.grpc.keepalive_timeout",
+            ),
         ] {
             let config: CollectorConfig = toml::from_str(toml).unwrap();
             let err = config.validate().unwrap_err().to_string();
@@ -295,6 +394,104 @@ mod tests {
             err.contains("storage.retention.raw") && err.contains("6h"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_secret_can_come_from_a_file_and_never_shows_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let text = format!(
+            "agent_token_file = {:?}\n\
+             [alerting]\nack_secret_file = {:?}\n\
+             [[alerting.channels]]\nname = \"mail\"\n[alerting.channels.email]\n\
+             host = \"smtp\"\nfrom = \"a@b.c\"\nto = [\"a@b.c\"]\nusername = \"u\"\n\
+             password_file = {:?}\n\
+             [[alerting.channels]]\nname = \"hook\"\n[alerting.channels.webhook]\n\
+             url = \"http://h/\"\nsecret_file = {:?}\n\
+             [[alerting.channels]]\nname = \"chat\"\n[alerting.channels.slack]\n\
+             url_file = {:?}\n\
+             [[alerting.channels]]\nname = \"log\"\n[alerting.channels.log]\n",
+            file("token", "agent-s3cret\n"),
+            file("ack", "ack-s3cret-0123456789\n"),
+            file("smtp", "smtp-s3cret\n"),
+            file("hook", "hook-s3cret\n"),
+            file(
+                "slack",
+                "https://hooks.slack.com/services/T/B/slack-s3cret\n"
+            ),
+        );
+        let path = PathBuf::from(file("hcmon-collector.toml", &text));
+        let config = CollectorConfig::from_file(&path).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.agent_token.expose(), "agent-s3cret");
+        let alerting = &config.alerting;
+        let exposed = [
+            alerting.ack_secret.as_ref().unwrap().expose(),
+            alerting.channels[0]
+                .email
+                .as_ref()
+                .unwrap()
+                .password
+                .as_ref()
+                .unwrap()
+                .expose(),
+            alerting.channels[1]
+                .webhook
+                .as_ref()
+                .unwrap()
+                .secret
+                .as_ref()
+                .unwrap()
+                .expose(),
+            alerting.channels[2].slack.as_ref().unwrap().url.expose(),
+        ];
+        assert_eq!(
+            exposed,
+            [
+                "ack-s3cret-0123456789",
+                "smtp-s3cret",
+                "hook-s3cret",
+                "https://hooks.slack.com/services/T/B/slack-s3cret"
+            ]
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
+
+    #[test]
+    fn a_secret_given_twice_or_in_an_unreadable_file_is_refused_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let path = dir.path().join("hcmon-collector.toml");
+            std::fs::write(&path, text).unwrap();
+            CollectorConfig::from_file(&path).unwrap_err().to_string()
+        };
+        let missing = dir.path().join("no-such-file");
+        let err = load(&format!(
+            "agent_token = \"t\"\nagent_token_file = {missing:?}"
+        ));
+        assert!(
+            err.contains("`agent_token`") && err.contains("`agent_token_file`"),
+            "{err}"
+        );
+        let err = load(&format!(
+            "[[alerting.channels]]\nname = \"hook\"\n[alerting.channels.webhook]\n\
+             url = \"http://h/\"\nsecret_file = {missing:?}"
+        ));
+        assert!(
+            err.contains("`alerting.channels.hook.webhook.secret_file`")
+                && err.contains(&missing.display().to_string()),
+            "{err}"
+        );
+        let no_url: CollectorConfig =
+            toml::from_str("[[alerting.channels]]\nname = \"chat\"\n[alerting.channels.slack]\n")
+                .unwrap();
+        let err = no_url.validate().unwrap_err().to_string();
+        assert!(err.contains("slack.url: missing"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod forget;
+#[doc(hidden)]
 pub mod http;
 pub mod ingest;
 pub mod json_f64;
@@ -31,6 +32,7 @@ use config::CollectorConfig;
 use ingest::{Admission, BatchObserver, IngestService, Observers, grpc::GrpcIngest};
 use node_forest::NodeForests;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{RocksKv, Tsdb};
@@ -59,9 +61,14 @@ impl Collector {
     pub async fn open(config: CollectorConfig, clock: Clock) -> anyhow::Result<Self> {
         // Again here, not only in main: embedders and tests build configs by hand.
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
-        })?;
+        // 0700: the store's files are nobody else's to read (an existing folder is left as it is).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)
+            .map_err(|e| {
+                anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
+            })?;
         let kv = RocksKv::open(&config.data_dir, config.storage.cache_bytes)?;
         let storage::Recovered {
             tsdb,
@@ -208,30 +215,33 @@ impl Collector {
                 Ok(())
             });
         }
-        let api = http::router(http::ApiState {
-            tsdb: tsdb.clone(),
-            catalog,
-            ingest: ingest.clone(),
-            watch,
-            forests,
-            alerting,
-            metrics,
-            metrics_staleness: config.metrics_staleness,
-            clock,
-        });
-        let http_shutdown = shutdown.clone();
+        let http_limits = config.server.http.clone();
+        let api = http::router(
+            http::ApiState {
+                tsdb: tsdb.clone(),
+                catalog,
+                ingest: ingest.clone(),
+                watch,
+                forests,
+                alerting,
+                metrics: metrics.clone(),
+                metrics_staleness: config.metrics_staleness,
+                clock,
+            },
+            http_limits.clone(),
+        );
+        let http_tasks = tasks.clone();
         tasks.spawn("http-server", Role::Essential, async move {
-            axum::serve(http, api)
-                .with_graceful_shutdown(http_shutdown.cancelled_owned())
-                .await?;
+            http::serve(http, api, &http_limits, metrics, http_tasks).await;
             Ok(())
         });
         let grpc_shutdown = shutdown.clone();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
         let grpc_service = GrpcIngest::server(ingest, tasks.clone());
+        let grpc_server = config.server.grpc.server();
         tasks.spawn("grpc-server", Role::Essential, async move {
-            tonic::transport::Server::builder()
-                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            let mut grpc_server = grpc_server;
+            grpc_server
                 .add_service(grpc_service)
                 .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled_owned())
                 .await?;

@@ -88,6 +88,7 @@ pub struct CollectorMetrics {
     pub analyses_running: IntGauge,
     pub analyses_stopped: IntCounterVec,
     pub exposition_hidden_series: IntGauge,
+    pub refused_requests: IntCounterVec,
 }
 
 impl CollectorMetrics {
@@ -179,6 +180,11 @@ impl CollectorMetrics {
                 "hcmon_collector_exposition_hidden_series",
                 "Stored series left out of the last /metrics because their name belongs to the collector's own metrics.",
             ),
+            refused_requests: r.counter_vec(
+                "hcmon_collector_refused_requests_total",
+                "Requests and connections a listener (http, grpc) refused under its limits, by reason: the limit's config key (max_body_bytes, max_streams, ...), or header_read_timeout for a connection closed because its headers came too slowly.",
+                &["listener", "reason"],
+            ),
             registry: registry.clone(),
         };
         let process = prometheus::process_collector::ProcessCollector::for_self();
@@ -263,6 +269,10 @@ mod tests {
             family.with_label_values(&["x"]).inc();
         }
         metrics.storage_bytes.with_label_values(&["x"]).set(1);
+        metrics
+            .refused_requests
+            .with_label_values(&["x", "y"])
+            .inc();
         alerts.alerts.with_label_values(&["x"]).set(1);
         let names: Vec<String> = metrics
             .registry

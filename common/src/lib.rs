@@ -5,8 +5,10 @@
 
 pub mod endpoint;
 pub mod labels;
+pub mod secret;
 pub mod selector;
 
 pub use endpoint::{EndpointError, HttpEndpoint};
 pub use labels::{LabelError, Labels, METRIC_NAME_LABEL, validate_metric_name};
+pub use secret::{Secret, SecretError};
 pub use selector::{MatchOp, Matcher, Selector, SelectorError};

@@ -10,6 +10,7 @@ use hcmon_collector::alerting::notify::{
     WebhookConfig,
 };
 use hcmon_collector::alerting::policy::Severity;
+use hcmon_common::Secret;
 use hcmon_tests::receivers::{Alertmanager, HttpReceiver, SmtpCredentials, SmtpSink};
 use prometheus::{Encoder, Registry, TextEncoder};
 use std::collections::BTreeMap;
@@ -84,7 +85,8 @@ fn email_channel(
         port: sink.addr().port(),
         tls,
         username: secured.then(|| "hcmon".to_owned()),
-        password: secured.then(|| "s3cret".to_owned()),
+        password: secured.then(|| Secret::new("s3cret")),
+        password_file: None,
         from: "hcmon <hcmon@example.org>".to_owned(),
         to: vec!["ops@example.org".to_owned()],
         ca_file,
@@ -243,12 +245,14 @@ async fn slack_and_signed_webhook_post_json_with_the_facts() -> anyhow::Result<(
     let receiver = HttpReceiver::start().await?;
     let mut slack = channel("chat");
     slack.slack = Some(SlackConfig {
-        url: format!("{}/services/T0/B0/token", receiver.url()),
+        url: Secret::new(format!("{}/services/T0/B0/token", receiver.url())),
+        url_file: None,
     });
     let mut webhook = channel("hook");
     webhook.webhook = Some(WebhookConfig {
         url: format!("{}/hooks/hcmon?source=test", receiver.url()),
-        secret: Some("shared-secret".to_owned()),
+        secret: Some(Secret::new("shared-secret")),
+        secret_file: None,
     });
     let (channels, _) = build(&[slack, webhook], quick_retry(1));
     let firing = notification(NotificationKind::Firing);
@@ -316,6 +320,7 @@ async fn webhook_is_delivered_on_the_third_try_after_two_failures() -> anyhow::R
     hook.webhook = Some(WebhookConfig {
         url: format!("{}/hook", receiver.url()),
         secret: None,
+        secret_file: None,
     });
     let (channels, registry) = build(&[hook], quick_retry(5));
 

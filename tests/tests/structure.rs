@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules of the collector crate, from the top layer down. A module may use only
 /// modules of a later row; a row's modules do not use each other.
 const LAYERS: &[&[&str]] = &[
-    &["upkeep", "config"],
+    &["upkeep", "config", "fuzzing"],
     &["http"],
     &["forget", "api"],
     &["alerting"],

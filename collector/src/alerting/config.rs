@@ -8,8 +8,10 @@ use super::notify::{ChannelConfig, LogConfig, RetryPolicy};
 use super::policy::Severity;
 use super::rules::ThresholdRule;
 use crate::analytics::anomaly::Severity as AnomalySeverity;
+use hcmon_common::secret::{self, Secret, SecretError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A setting of `[alerting]` that cannot be used: its key, and why.
@@ -68,7 +70,9 @@ pub struct AlertingConfig {
     pub external_url: Option<String>,
     /// Key that signs acknowledge links. Without it a random key is made once and kept in the
     /// data directory.
-    pub ack_secret: Option<String>,
+    pub ack_secret: Option<Secret>,
+    /// A file holding `ack_secret` (one trailing newline trimmed), instead of the key itself.
+    pub ack_secret_file: Option<PathBuf>,
     /// How often timers (grouping windows, escalation, digests, missing data) are checked.
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
@@ -104,6 +108,7 @@ impl Default for AlertingConfig {
             retry: RetryPolicy::default(),
             external_url: None,
             ack_secret: None,
+            ack_secret_file: None,
             tick: Duration::from_millis(250),
             evaluation_interval: Duration::from_secs(15),
             max_sample_lag: Duration::from_secs(300),
@@ -276,6 +281,20 @@ impl AlertingConfig {
         vec![log]
     }
 
+    /// Reads every `<secret>_file` of `[alerting]` and its channels into its secret.
+    pub(crate) fn load_secrets(&mut self) -> Result<(), SecretError> {
+        secret::resolve(
+            "alerting.ack_secret",
+            &mut self.ack_secret,
+            &mut self.ack_secret_file,
+            std::fs::read_to_string,
+        )?;
+        for channel in &mut self.channels {
+            channel.load_secrets()?;
+        }
+        Ok(())
+    }
+
     /// Checks what the types cannot; the error names the key.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         let invalid = |key: String, problem: String| Err(InvalidSetting { key, problem });
@@ -403,7 +422,11 @@ impl AlertingConfig {
                 format!("{url:?} must start with http:// or https://"),
             );
         }
-        if self.ack_secret.as_ref().is_some_and(|s| s.len() < 16) {
+        if self
+            .ack_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 16)
+        {
             return invalid(
                 "alerting.ack_secret".into(),
                 "must be at least 16 characters".into(),

@@ -96,7 +96,7 @@ impl AlertService {
         )?;
         let kv = deps.tsdb.kv();
         let secret = match &config.ack_secret {
-            Some(secret) => secret.as_bytes().to_vec(),
+            Some(secret) => secret.expose().as_bytes().to_vec(),
             None => store::signing_key(kv)?,
         };
         let base = config.external_url.clone().or(deps.http_url.clone());

@@ -73,6 +73,24 @@ pub enum ApiError {
         limit: Duration,
         advice: &'static str,
     },
+    /// A body over `[server.http] max_body_bytes` (413).
+    #[error("request body over the limit of {limit} bytes (`server.http.max_body_bytes`)")]
+    BodyTooLarge { limit: usize },
+    /// A URL over `[server.http] max_url_bytes` (414).
+    #[error(
+        "request URL over the limit of {limit} bytes (`server.http.max_url_bytes`); send long parameters in a POST form body instead"
+    )]
+    UrlTooLong { limit: usize },
+    /// Headers over `[server.http] max_header_bytes` (431).
+    #[error("request headers over the limit of {limit} bytes (`server.http.max_header_bytes`)")]
+    HeadersTooLarge { limit: usize },
+    /// Load shed: as many query-type requests as `[server.http] max_concurrent_queries` allows
+    /// are in progress. Answered with `Retry-After`.
+    #[error(
+        "the collector is busy: {limit} query and analysis requests are in progress, the most `server.http.max_concurrent_queries` allows; retry in {}s",
+        retry_after.as_secs()
+    )]
+    Overloaded { limit: usize, retry_after: Duration },
     #[error("storage failure")]
     Store(StoreError),
     /// The request's work panicked: logged and counted (`hcmon_collector_task_panics_total`)
@@ -89,11 +107,19 @@ impl ApiError {
             | ApiError::BadParam { .. }
             | ApiError::BadRequest(_)
             | ApiError::TooManyPoints => (StatusCode::BAD_REQUEST, ErrorType::BadData),
+            ApiError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorType::BadData),
+            ApiError::UrlTooLong { .. } => (StatusCode::URI_TOO_LONG, ErrorType::BadData),
+            ApiError::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                ErrorType::BadData,
+            ),
             ApiError::NotFound(_) | ApiError::Disabled(_) => {
                 (StatusCode::NOT_FOUND, ErrorType::NotFound)
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorType::Conflict),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorType::Unavailable),
+            ApiError::Unavailable(_) | ApiError::Overloaded { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorType::Unavailable)
+            }
             // As Prometheus answers a query that ran out of time.
             ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, ErrorType::Timeout),
             ApiError::Store(_) | ApiError::Internal(_) => {
@@ -109,12 +135,23 @@ impl IntoResponse for ApiError {
             tracing::error!(%error, "API request failed in storage");
         }
         let (status, error_type) = self.status();
+        let retry_after = match &self {
+            ApiError::Overloaded { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
         let body = ErrorResponse {
             status: Status::Error,
             error_type,
             error: self.to_string(),
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(retry_after) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                retry_after.as_secs().max(1).into(),
+            );
+        }
+        response
     }
 }
 
@@ -263,6 +300,33 @@ mod tests {
                 503,
                 "timeout",
                 "/api/v1/trend stopped at its time limit of 15s: shorten window",
+            ),
+            (
+                ApiError::BodyTooLarge { limit: 1024 },
+                413,
+                "bad_data",
+                "request body over the limit of 1024 bytes (`server.http.max_body_bytes`)",
+            ),
+            (
+                ApiError::UrlTooLong { limit: 1024 },
+                414,
+                "bad_data",
+                "request URL over the limit of 1024 bytes (`server.http.max_url_bytes`); send long parameters in a POST form body instead",
+            ),
+            (
+                ApiError::HeadersTooLarge { limit: 1024 },
+                431,
+                "bad_data",
+                "request headers over the limit of 1024 bytes (`server.http.max_header_bytes`)",
+            ),
+            (
+                ApiError::Overloaded {
+                    limit: 8,
+                    retry_after: Duration::from_secs(5),
+                },
+                503,
+                "unavailable",
+                "the collector is busy: 8 query and analysis requests are in progress, the most `server.http.max_concurrent_queries` allows; retry in 5s",
             ),
             (
                 StoreError::Failed.into(),

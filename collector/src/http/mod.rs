@@ -4,7 +4,8 @@
 //! One module per API area; handlers read their parameters through [`params::Params`] (the one
 //! parser), answer with [`error::success`] and the typed bodies of [`crate::api`], and fail with
 //! [`error::ApiError`], the one place that maps errors to HTTP responses. This file holds what
-//! every handler reaches ([`ApiState`]) and the router.
+//! every handler reaches ([`ApiState`]) and the router; `limits.rs` the listener's limits and
+//! `server.rs` the listener itself.
 
 mod admin;
 mod agents;
@@ -13,10 +14,12 @@ mod analysis;
 mod analytics;
 mod error;
 mod exposition;
+mod limits;
 mod metrics;
 mod params;
 mod query;
 mod remote_write;
+mod server;
 
 use crate::api::Metric;
 use crate::catalog::SeriesCatalog;
@@ -24,9 +27,13 @@ use crate::ingest::IngestService;
 use crate::storage::{SeriesMeta, Tsdb};
 use crate::telemetry::CollectorMetrics;
 use analysis::Analyses;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::{Extension, Router};
 use error::ApiError;
 use hcmon_common::{Labels, Selector};
+pub use limits::HttpLimits;
+pub use server::serve;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,16 +54,23 @@ pub struct ApiState {
     pub clock: crate::clock::Clock,
 }
 
-pub fn router(state: ApiState) -> Router {
+/// Every route, held to `limits`: sizes everywhere, time and concurrency on the query-type
+/// routes (see `limits.rs`).
+pub fn router(state: ApiState, limits: HttpLimits) -> Router {
+    let body_limit = DefaultBodyLimit::max(limits.max_body_bytes);
+    let guard = limits::Guard::new(limits, state.metrics.clone());
+    let queries = from_fn_with_state(guard.clone(), limits::limit_queries);
     Router::new()
         .merge(metrics::routes())
         .merge(admin::routes())
-        .merge(query::routes())
+        .merge(query::routes().route_layer(queries.clone()))
         .merge(agents::routes())
-        .merge(analytics::routes())
+        .merge(analytics::routes().route_layer(queries))
         .merge(alerts::routes())
         .merge(remote_write::routes())
         .layer(Extension(Analyses::new()))
+        .layer(body_limit)
+        .layer(from_fn_with_state(guard, limits::check_sizes))
         .with_state(state)
 }
 
@@ -105,6 +119,11 @@ mod tests {
 
     /// The API of a collector with analytics and alerting switched off, on a loopback port.
     async fn serve() -> String {
+        serve_with(HttpLimits::default()).await.0
+    }
+
+    /// As [`serve`], held to `limits`; also hands back the collector's metrics.
+    async fn serve_with(limits: HttpLimits) -> (String, Arc<CollectorMetrics>) {
         let opened = Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default()).unwrap();
         let tsdb = Arc::new(opened.tsdb);
         let catalog = Arc::new(SeriesCatalog::new(vec![]));
@@ -126,14 +145,25 @@ mod tests {
             watch: None,
             forests: None,
             alerting: None,
-            metrics,
+            metrics: metrics.clone(),
             metrics_staleness: Duration::from_secs(300),
             clock,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router(state)).await });
-        base
+        let tasks = crate::tasks::TaskTree::new(Default::default());
+        let served = metrics.clone();
+        tokio::spawn(async move {
+            super::serve(
+                listener,
+                router(state, limits.clone()),
+                &limits,
+                served,
+                tasks,
+            )
+            .await;
+        });
+        (base, metrics)
     }
 
     /// Sends `method path`; the status and the JSON answer.
@@ -262,5 +292,208 @@ mod tests {
         }
         let (status, health) = ask(&base, "GET", "/healthz", None).await;
         assert_eq!((status, &health["status"]), (200, &Value::from("ok")));
+    }
+
+    /// How often `listener` refused for `reason`.
+    fn refused(metrics: &CollectorMetrics, listener: &str, reason: &str) -> u64 {
+        let counter = metrics
+            .refused_requests
+            .with_label_values(&[listener, reason]);
+        counter.get()
+    }
+
+    /// A raw connection to `base` that has sent `head` (and, for a POST, part of its body).
+    async fn connect_raw(base: &str, head: &str) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let address = base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream
+    }
+
+    /// Reads what the server sends until it closes the connection (or resets it).
+    async fn read_to_close(stream: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_refused_with_413_naming_the_limit() {
+        let limits = HttpLimits {
+            max_body_bytes: 1024,
+            ..HttpLimits::default()
+        };
+        let (base, metrics) = serve_with(limits).await;
+        let message = "request body over the limit of 1024 bytes (`server.http.max_body_bytes`)";
+        // Declared too large up front.
+        let client = reqwest::Client::new();
+        let response = client
+            .post(format!("{base}/api/v1/write"))
+            .body(vec![0u8; 4096])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 413);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["errorType"], "bad_data");
+        assert_eq!(answer["error"], message);
+        // Sent in chunks with no length: found out while it is read.
+        let chunk = format!("{:x}\r\n{}\r\n", 800, "a".repeat(800));
+        let head = format!(
+            "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Transfer-Encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n"
+        );
+        let mut stream = connect_raw(&base, &head).await;
+        let raw = read_to_close(&mut stream).await;
+        assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+        assert!(raw.contains(message), "{raw}");
+        assert_eq!(refused(&metrics, "http", "max_body_bytes"), 2);
+    }
+
+    #[tokio::test]
+    async fn long_urls_and_headers_are_refused_with_414_and_431() {
+        let limits = HttpLimits {
+            max_url_bytes: 512,
+            max_header_bytes: 2048,
+            ..HttpLimits::default()
+        };
+        let (base, metrics) = serve_with(limits).await;
+        let client = reqwest::Client::new();
+        let long = "a".repeat(600);
+        let response = client
+            .get(format!("{base}/api/v1/query?query={long}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 414);
+        let response = client
+            .get(format!("{base}/healthz"))
+            .header("x-padding", "b".repeat(4096))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 431);
+        let answer: Value = response.json().await.unwrap();
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("server.http.max_header_bytes"),
+            "{answer}"
+        );
+        assert_eq!(refused(&metrics, "http", "max_url_bytes"), 1);
+        assert_eq!(refused(&metrics, "http", "max_header_bytes"), 1);
+    }
+
+    #[tokio::test]
+    async fn queries_over_the_concurrency_limit_are_shed_with_retry_after_while_healthz_answers() {
+        let limits = HttpLimits {
+            max_concurrent_queries: 2,
+            retry_after: Duration::from_secs(7),
+            ..HttpLimits::default()
+        };
+        let (base, metrics) = serve_with(limits).await;
+        // Two slow queries: each holds its slot while it waits for the rest of its body.
+        let slow = "POST /api/v1/query HTTP/1.1\r\nHost: x\r\n\
+                    Content-Type: application/x-www-form-urlencoded\r\n\
+                    Content-Length: 100\r\n\r\nquery=up";
+        let _held = [
+            connect_raw(&base, slow).await,
+            connect_raw(&base, slow).await,
+        ];
+        let client = reqwest::Client::new();
+        let mut shed = None;
+        // The slow queries reach their slots soon; until then, a query may still be served.
+        for _ in 0..500 {
+            let response = client
+                .get(format!("{base}/api/v1/query?query=up"))
+                .send()
+                .await
+                .unwrap();
+            if response.status().as_u16() == 503 {
+                shed = Some(response);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let response = shed.expect("a third query was never shed");
+        assert_eq!(response.headers()["retry-after"], "7");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["errorType"], "unavailable");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("server.http.max_concurrent_queries"),
+            "{answer}"
+        );
+        let (status, health) = ask(&base, "GET", "/healthz", None).await;
+        assert_eq!((status, &health["status"]), (200, &Value::from("ok")));
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains(
+                "hcmon_collector_refused_requests_total{listener=\"http\",reason=\"max_concurrent_queries\"}"
+            ),
+            "{text}"
+        );
+        assert!(refused(&metrics, "http", "max_concurrent_queries") >= 1);
+    }
+
+    #[tokio::test]
+    async fn a_slowloris_client_is_cut_off_while_a_normal_client_is_served() {
+        use tokio::io::AsyncWriteExt;
+        let limits = HttpLimits {
+            header_read_timeout: Duration::from_millis(300),
+            ..HttpLimits::default()
+        };
+        let (base, metrics) = serve_with(limits).await;
+        let mut slow = connect_raw(&base, "G").await;
+        let (mut reader, mut writer) = slow.split();
+        let cut_off = async {
+            use tokio::io::AsyncReadExt;
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink).await;
+        };
+        let dribble = async {
+            // Headers that never end, a byte at a time.
+            let bytes = "ET /healthz HTTP/1.1\r\nHost: x\r\n"
+                .bytes()
+                .chain(b"X: ".repeat(1000));
+            for byte in bytes {
+                if writer.write_all(&[byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("the slow client was never cut off");
+        };
+        let normal = async {
+            let (status, health) = ask(&base, "GET", "/healthz", None).await;
+            assert_eq!((status, &health["status"]), (200, &Value::from("ok")));
+        };
+        let slowloris = async {
+            tokio::select! {
+                () = cut_off => {}
+                () = dribble => {}
+            }
+        };
+        tokio::join!(slowloris, normal);
+        // The connection task counts the cut once the connection has ended.
+        for _ in 0..500 {
+            if refused(&metrics, "http", "header_read_timeout") == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the cut-off connection was not counted");
     }
 }

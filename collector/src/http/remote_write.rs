@@ -3,19 +3,15 @@
 use super::error::ApiError;
 use super::{ApiState, blocking};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-/// Largest compressed remote-write body accepted.
-const BODY_LIMIT: usize = 32 << 20;
-
+/// The compressed body is held to the listener's `max_body_bytes` (see `limits.rs`), the
+/// decoded request to ingest's limits.
 pub fn routes() -> Router<ApiState> {
-    Router::new().route(
-        "/api/v1/write",
-        post(remote_write).layer(DefaultBodyLimit::max(BODY_LIMIT)),
-    )
+    Router::new().route("/api/v1/write", post(remote_write))
 }
 
 async fn remote_write(

@@ -19,7 +19,7 @@ fn service(limits: IngestLimits) -> Arc<IngestService> {
         Arc::new(CollectorMetrics::new()),
         Admission {
             limits,
-            agent_token: String::new(),
+            agent_token: Default::default(),
         },
         Arc::new(|| NOW),
         Default::default(),

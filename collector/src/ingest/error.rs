@@ -29,6 +29,15 @@ pub enum IngestError {
         "node {node:?} registered again since this stream began (the agent reconnected, or two agents share this node name); register again"
     )]
     SessionReplaced { node: String },
+    /// A stream over one of the stream caps; `key` is the config key that sets it.
+    #[error(
+        "stream refused for node {node:?}: {limit} streams are open, the most `{key}` allows; close one or raise `{key}` in the collector's config"
+    )]
+    TooManyStreams {
+        node: String,
+        key: &'static str,
+        limit: usize,
+    },
     #[error(
         "batch {seq} does not follow the last batch of this spool the collector holds ({last}): {missing} missing; an agent that will never send them must say so in the batch's skipped_from (at most {next}); not acknowledged",
         missing = missing(*last, *seq),
@@ -185,7 +194,8 @@ impl IngestError {
             | TooManySamples { .. }
             | TooManySeries { .. }
             | SeriesOverLimit { .. }
-            | SeriesCap { .. } => Refusal::OverLimit,
+            | SeriesCap { .. }
+            | TooManyStreams { .. } => Refusal::OverLimit,
             UnknownSeriesId { .. } => Refusal::UnknownReference,
             SequenceGap { .. } | SequenceNotHeld { .. } => Refusal::OutOfSequence,
             BadToken | MissingSession | UnknownSession | SessionReplaced { .. } => {
@@ -214,6 +224,7 @@ impl IngestError {
             BatchTooLarge { .. } => "batch_too_large",
             TooManySamples { .. } => "too_many_samples",
             TooManySeries { .. } => "too_many_series",
+            TooManyStreams { .. } => "too_many_streams",
             SeriesOverLimit { source, .. } => source.reason(),
             SeriesCap { source, .. } => source.reason(),
             DuplicateSeriesId { .. } => "duplicate_series_id",

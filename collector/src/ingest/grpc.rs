@@ -1,5 +1,6 @@
-//! The gRPC face of ingest: decodes requests, calls [`IngestService`], and maps
-//! [`IngestError`] to `tonic::Status` (the only place that mapping exists).
+//! The gRPC face of ingest: the listener's transport limits, decoding requests, calling
+//! [`IngestService`], and the mapping of [`IngestError`] to `tonic::Status` (the only place that
+//! mapping exists).
 
 use super::{IngestError, IngestService, Refusal};
 use crate::tasks::{Role, TaskTree};
@@ -8,9 +9,54 @@ use hcmon_proto::v1::{
     Ack, AgentMessage, CollectorMessage, REJECTED_SEQ_METADATA_KEY, RegisterRequest,
     RegisterResponse, SESSION_METADATA_KEY, agent_message, collector_message,
 };
+use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Server;
 use tonic::{Code, Request, Response, Status, Streaming};
+
+/// The gRPC listener's transport limits (`[server.grpc]` in the collector's config). The caps
+/// on agent streams are ingest's (`[limits]`), since they need to know whose stream it is.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcLimits {
+    /// Most calls (HTTP/2 streams) open at once on one connection; an agent needs two. Over
+    /// it, the client is told to wait (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub max_concurrent_streams: u32,
+    /// Most calls in progress at once on one connection; more wait their turn.
+    pub concurrency_limit_per_connection: usize,
+    /// How often the collector pings a connection (HTTP/2 keepalive).
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed, so that a vanished
+    /// agent's stream ends and frees its place under the stream caps.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for GrpcLimits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 64,
+            concurrency_limit_per_connection: 64,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl GrpcLimits {
+    /// A tonic server with these limits. tonic has no timeout for a connection that never
+    /// completes its HTTP/2 handshake; the keepalive pings end one that stalls after it.
+    pub fn server(&self) -> Server {
+        Server::builder()
+            .max_concurrent_streams(self.max_concurrent_streams)
+            .concurrency_limit_per_connection(self.concurrency_limit_per_connection)
+            .http2_keepalive_interval(Some(self.keepalive_interval))
+            .http2_keepalive_timeout(Some(self.keepalive_timeout))
+    }
+}
 
 /// Decoding stops far above the batch limit: batches between the two are decoded and refused
 /// with a message naming their size, rather than cut off mid-stream.
@@ -98,6 +144,7 @@ impl Ingest for GrpcIngest {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let service = self.service.clone();
         let shutdown = self.tasks.shutdown().clone();
+        let replaced = stream.replaced();
         self.tasks.spawn("agent-stream", Role::Helper, async move {
             loop {
                 let next = tokio::select! {
@@ -105,6 +152,11 @@ impl Ingest for GrpcIngest {
                     _ = shutdown.cancelled() => {
                         let closing = Status::unavailable("the collector is shutting down; reconnect later");
                         let _ = tx.send(Err(closing)).await;
+                        break;
+                    }
+                    _ = replaced.cancelled() => {
+                        let error = IngestError::SessionReplaced { node: stream.node.clone() };
+                        let _ = tx.send(Err(error.into())).await;
                         break;
                     }
                 };

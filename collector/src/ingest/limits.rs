@@ -35,6 +35,11 @@ pub struct IngestLimits {
     /// How far behind the collector's clock a sample may be (spooled back-fill included).
     #[serde(with = "humantime_serde")]
     pub max_sample_age: Duration,
+    /// Most open streams of one node's current registration. An agent that registers again
+    /// replaces its older streams rather than counting against this.
+    pub max_streams_per_node: usize,
+    /// Most open agent streams in all.
+    pub max_streams: usize,
 }
 
 impl Default for IngestLimits {
@@ -51,6 +56,8 @@ impl Default for IngestLimits {
             max_help_len: 1024,
             max_future_skew: Duration::from_secs(10 * 60),
             max_sample_age: Duration::from_secs(7 * 24 * 3600),
+            max_streams_per_node: 4,
+            max_streams: 10_000,
         }
     }
 }

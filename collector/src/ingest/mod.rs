@@ -25,7 +25,8 @@ mod limits;
 mod observer;
 mod remote_write;
 mod sequence;
-mod validate;
+/// Crate-visible for the fuzz targets' facade, `src/fuzzing.rs`.
+pub(crate) mod validate;
 
 #[cfg(test)]
 mod creation_tests;
@@ -41,11 +42,14 @@ use crate::clock::Clock;
 use crate::storage::{HostInfo, NodeRecord, Sample, SeriesId, Tsdb};
 use crate::telemetry::CollectorMetrics;
 use events::{BatchRejected, BatchesLost};
+use hcmon_common::Secret;
 use hcmon_proto::v1::{Batch, Limits, RegisterRequest, RegisterResponse};
 use sequence::Placement;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 use validate::{Interned, validate, validate_registration};
 
 struct Session {
@@ -57,14 +61,17 @@ pub struct IngestService {
     catalog: Arc<SeriesCatalog>,
     metrics: Arc<CollectorMetrics>,
     limits: IngestLimits,
-    agent_token: String,
+    agent_token: Secret,
     clock: Clock,
     /// Per-node state, each behind its own async lock (see the module invariants).
     nodes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<NodeRecord>>>>,
     /// Session id → who registered it. At most one session per node: the newest.
     sessions: Mutex<HashMap<String, Session>>,
-    /// Open streams per node.
-    streams: Mutex<HashMap<String, usize>>,
+    /// Open streams per node (a node without any has no entry), capped by the `[limits]`
+    /// stream caps.
+    streams: Mutex<HashMap<String, Vec<OpenStream>>>,
+    /// Gives each stream its id in `streams`.
+    next_stream: AtomicU64,
     /// Remote-write series by their raw label bytes, so known series skip label parsing.
     remote_write_cache: Arc<std::sync::RwLock<rustc_hash::FxHashMap<Vec<u8>, SeriesId>>>,
     /// Told about every stored batch (alert rules, live anomaly detection).
@@ -77,17 +84,36 @@ pub struct IngestService {
 /// interned.
 pub struct IngestStream {
     service: Arc<IngestService>,
+    id: u64,
     node: String,
     session: String,
     interned: HashMap<u32, Interned>,
+    replaced: CancellationToken,
+}
+
+/// An open stream as the stream caps count it.
+struct OpenStream {
+    id: u64,
+    session: String,
+    /// Cancelled when a stream of a newer registration of the node opens: this one can no
+    /// longer store, so it is closed rather than counted.
+    replaced: CancellationToken,
+}
+
+impl IngestStream {
+    /// Cancelled once a stream of the node's newer registration has opened; the transport
+    /// then closes this one with [`IngestError::SessionReplaced`].
+    pub fn replaced(&self) -> CancellationToken {
+        self.replaced.clone()
+    }
 }
 
 impl Drop for IngestStream {
     fn drop(&mut self) {
         let mut streams = lock(&self.service.streams);
-        if let Some(count) = streams.get_mut(&self.node) {
-            *count -= 1;
-            if *count == 0 {
+        if let Some(open) = streams.get_mut(&self.node) {
+            open.retain(|s| s.id != self.id);
+            if open.is_empty() {
                 streams.remove(&self.node);
                 lock(&self.service.disconnected).insert(self.node.clone(), (self.service.clock)());
             }
@@ -128,7 +154,7 @@ pub struct NodeStatus {
 pub struct Admission {
     pub limits: IngestLimits,
     /// Empty: none is required.
-    pub agent_token: String,
+    pub agent_token: Secret,
 }
 
 impl IngestService {
@@ -165,6 +191,7 @@ impl IngestService {
             nodes: Mutex::new(nodes),
             sessions: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
+            next_stream: AtomicU64::new(0),
             remote_write_cache: Default::default(),
             observers,
             disconnected: Mutex::new(disconnected),
@@ -230,7 +257,7 @@ impl IngestService {
             return self.refused("", error);
         }
         let node = req.node_name.clone();
-        if !self.agent_token.is_empty() && req.token != self.agent_token {
+        if !self.agent_token.is_empty() && req.token != self.agent_token.expose() {
             return self.refused(&node, IngestError::BadToken);
         }
         let mut record = self.lock_current_node(&node).await;
@@ -284,7 +311,9 @@ impl IngestService {
         }
     }
 
-    /// Opens a stream for a session returned by `register`.
+    /// Opens a stream for a session returned by `register`, within the stream caps. The node's
+    /// streams of older registrations are told to close and not counted: an agent that
+    /// reconnects replaces its own dead streams rather than being refused because of them.
     pub fn open_stream(
         self: &Arc<Self>,
         session_id: Option<&str>,
@@ -297,15 +326,51 @@ impl IngestService {
             None => return self.refused("", IngestError::UnknownSession),
         };
         let mut streams = lock(&self.streams);
-        *streams.entry(node.clone()).or_default() += 1;
+        let own = streams.get(&node).map_or(&[][..], Vec::as_slice);
+        let current = own.iter().filter(|s| s.session == session_id).count();
+        let replaced = own.len() - current;
+        let open = streams.values().map(Vec::len).sum::<usize>() - replaced;
+        let over = if current >= self.limits.max_streams_per_node {
+            Some((
+                "limits.max_streams_per_node",
+                self.limits.max_streams_per_node,
+            ))
+        } else if open >= self.limits.max_streams {
+            Some(("limits.max_streams", self.limits.max_streams))
+        } else {
+            None
+        };
+        if let Some((key, limit)) = over {
+            let reason = key.trim_start_matches("limits.");
+            self.metrics
+                .refused_requests
+                .with_label_values(&["grpc", reason])
+                .inc();
+            let error = IngestError::TooManyStreams { node, key, limit };
+            tracing::warn!(%error, "agent stream refused");
+            return Err(error);
+        }
+        let own = streams.entry(node.clone()).or_default();
+        for old in own.iter().filter(|s| s.session != session_id) {
+            old.replaced.cancel();
+        }
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let replaced = CancellationToken::new();
+        own.push(OpenStream {
+            id,
+            session: session_id.to_owned(),
+            replaced: replaced.clone(),
+        });
         lock(&self.disconnected).remove(&node);
         self.metrics.connected_agents.set(streams.len() as i64);
         tracing::info!(%node, "agent stream opened");
         Ok(IngestStream {
             service: self.clone(),
+            id,
             node,
             session: session_id.to_owned(),
             interned: HashMap::new(),
+            replaced,
         })
     }
 
@@ -898,5 +963,92 @@ mod tests {
         let status = &svc.node_statuses().await[0];
         assert_eq!(status.last_durable_seq, 3);
         assert_eq!(status.host.kernel_version, "6.8.0");
+    }
+
+    /// A service over a fresh store whose stream caps are `per_node` and `total`.
+    fn capped(per_node: usize, total: usize) -> Arc<IngestService> {
+        let opened = Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default()).unwrap();
+        let admission = Admission {
+            limits: IngestLimits {
+                max_streams_per_node: per_node,
+                max_streams: total,
+                ..IngestLimits::default()
+            },
+            ..Admission::default()
+        };
+        IngestService::new(
+            Arc::new(opened.tsdb),
+            Arc::new(SeriesCatalog::new(vec![])),
+            vec![],
+            Arc::new(CollectorMetrics::new()),
+            admission,
+            Arc::new(|| NOW),
+            Default::default(),
+        )
+    }
+
+    async fn session(svc: &IngestService, node: &str) -> String {
+        let request = RegisterRequest {
+            node_name: node.into(),
+            spool_epoch: 7,
+            ..Default::default()
+        };
+        svc.register(request).await.unwrap().session_id
+    }
+
+    fn refused_streams(svc: &IngestService, reason: &str) -> u64 {
+        let counter = svc
+            .metrics
+            .refused_requests
+            .with_label_values(&["grpc", reason]);
+        counter.get()
+    }
+
+    #[tokio::test]
+    async fn a_third_stream_of_a_node_is_refused_naming_the_limit_but_a_reconnect_replaces() {
+        let svc = capped(2, 100);
+        let first = session(&svc, "nas").await;
+        let open: Vec<IngestStream> = (0..2)
+            .map(|_| svc.open_stream(Some(&first)).unwrap())
+            .collect();
+        let Err(refused) = svc.open_stream(Some(&first)) else {
+            panic!("a third stream was let in");
+        };
+        assert_eq!(
+            refused.to_string(),
+            "stream refused for node \"nas\": 2 streams are open, the most \
+             `limits.max_streams_per_node` allows; close one or raise \
+             `limits.max_streams_per_node` in the collector's config"
+        );
+        assert_eq!(refused.refusal(), Refusal::OverLimit);
+        assert_eq!(refused_streams(&svc, "max_streams_per_node"), 1);
+        // The agent reconnects while its old streams are still open: they are told to close
+        // and do not count against the new registration.
+        let second = session(&svc, "nas").await;
+        let _new = svc.open_stream(Some(&second)).unwrap();
+        assert!(open.iter().all(|s| s.replaced().is_cancelled()));
+        assert_eq!(refused_streams(&svc, "max_streams_per_node"), 1);
+    }
+
+    #[tokio::test]
+    async fn streams_over_the_total_cap_are_refused_naming_the_limit() {
+        let svc = capped(4, 2);
+        let mut open = Vec::new();
+        for node in ["a", "b"] {
+            let session = session(&svc, node).await;
+            open.push(svc.open_stream(Some(&session)).unwrap());
+        }
+        let third = session(&svc, "c").await;
+        let Err(refused) = svc.open_stream(Some(&third)) else {
+            panic!("a third stream was let in");
+        };
+        assert!(
+            refused.to_string().contains("`limits.max_streams`"),
+            "{refused}"
+        );
+        assert_eq!(refused_streams(&svc, "max_streams"), 1);
+        // A closed stream frees its place.
+        drop(open.pop());
+        svc.open_stream(Some(&third)).unwrap();
     }
 }

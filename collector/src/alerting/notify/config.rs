@@ -2,14 +2,15 @@
 //! tries. Validation is pure and every message starts with the key it is about
 //! (`channels.ops-mail.email.port: ...`); files (`ca_file`) are read when the channels are built.
 //!
-//! Secrets (SMTP password, webhook secret, the token in a Slack URL's path) never appear in
-//! `Debug` output or error messages.
+//! Secrets (SMTP password, webhook secret, the Slack URL, whose path is a token) are
+//! [`Secret`]s: each may come from a `<key>_file`, and none appears in `Debug` output or error
+//! messages.
 
 use crate::alerting::policy::{ChannelLimits, Severity};
+use hcmon_common::secret::{self, Secret, SecretError};
 use hcmon_common::{EndpointError, HttpEndpoint};
 use lettre::message::Mailbox;
 use serde::Deserialize;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -87,7 +88,7 @@ pub enum EmailTls {
 }
 
 /// `[alerting.channels.email]`.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     /// SMTP server host name; also the name its certificate must carry.
@@ -99,7 +100,9 @@ pub struct EmailConfig {
     pub tls: EmailTls,
     /// AUTH user (PLAIN or LOGIN); no AUTH when absent. Needs `password`.
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
+    /// A file holding `password` (one trailing newline trimmed), instead of the key itself.
+    pub password_file: Option<PathBuf>,
     /// `From:` mailbox, `ops@example.org` or `hcmon <ops@example.org>`.
     pub from: String,
     /// `To:` mailboxes, unless a notification names its own recipients (escalation tiers).
@@ -115,60 +118,26 @@ fn default_smtp_port() -> u16 {
     587
 }
 
-impl fmt::Debug for EmailConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmailConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("from", &self.from)
-            .field("to", &self.to)
-            .field("ca_file", &self.ca_file)
-            .field("insecure_skip_verify", &self.insecure_skip_verify)
-            .finish()
-    }
-}
-
 /// `[alerting.channels.slack]`: a Slack-compatible incoming webhook.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
-    /// The webhook URL; its path is a secret token.
-    pub url: String,
-}
-
-impl fmt::Debug for SlackConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let origin = self
-            .url
-            .splitn(4, '/')
-            .take(3)
-            .collect::<Vec<_>>()
-            .join("/");
-        f.debug_struct("SlackConfig")
-            .field("url", &format!("{origin}/<redacted>"))
-            .finish()
-    }
+    /// The webhook URL; its path is a secret token. Required, unless `url_file` is set.
+    #[serde(default)]
+    pub url: Secret,
+    /// A file holding `url` (one trailing newline trimmed), instead of the key itself.
+    pub url_file: Option<PathBuf>,
 }
 
 /// `[alerting.channels.webhook]`: the notification as JSON, signed when `secret` is set.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,
     /// Key of the `X-Hcmon-Signature` HMAC-SHA256; requests are unsigned without it.
-    pub secret: Option<String>,
-}
-
-impl fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookConfig")
-            .field("url", &self.url)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
+    pub secret: Option<Secret>,
+    /// A file holding `secret` (one trailing newline trimmed), instead of the key itself.
+    pub secret_file: Option<PathBuf>,
 }
 
 /// `[alerting.channels.log]`: one structured log line per alert (target `hcmon::alert`).
@@ -250,6 +219,25 @@ impl RetryPolicy {
 }
 
 impl ChannelConfig {
+    /// Reads the channel's `<secret>_file` keys into their secrets.
+    pub(crate) fn load_secrets(&mut self) -> Result<(), SecretError> {
+        let at = format!("alerting.channels.{}", self.name);
+        let read = std::fs::read_to_string;
+        if let Some(email) = &mut self.email {
+            let key = format!("{at}.email.password");
+            secret::resolve(&key, &mut email.password, &mut email.password_file, read)?;
+        }
+        if let Some(webhook) = &mut self.webhook {
+            let key = format!("{at}.webhook.secret");
+            secret::resolve(&key, &mut webhook.secret, &mut webhook.secret_file, read)?;
+        }
+        if let Some(slack) = &mut self.slack {
+            let key = format!("{at}.slack.url");
+            secret::resolve_empty_as_unset(&key, &mut slack.url, &mut slack.url_file, read)?;
+        }
+        Ok(())
+    }
+
     /// Checks the channel; the message names the offending key.
     pub fn validate(&self) -> Result<(), ChannelError> {
         let valid_name = !self.name.is_empty()
@@ -293,11 +281,17 @@ impl ChannelConfig {
             email.validate(&format!("{at}.email"))?;
         }
         if let Some(slack) = &self.slack {
-            parse_url(&format!("{at}.slack.url"), &slack.url)?;
+            if slack.url.is_empty() {
+                return Err(invalid(
+                    format!("{at}.slack.url"),
+                    "missing; set url or url_file",
+                ));
+            }
+            parse_url(&format!("{at}.slack.url"), slack.url.expose())?;
         }
         if let Some(webhook) = &self.webhook {
             parse_url(&format!("{at}.webhook.url"), &webhook.url)?;
-            if webhook.secret.as_deref() == Some("") {
+            if webhook.secret.as_ref().is_some_and(Secret::is_empty) {
                 return Err(invalid(
                     format!("{at}.webhook.secret"),
                     "is empty; remove it to send unsigned requests",
@@ -527,15 +521,17 @@ mod tests {
         .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         let slack = SlackConfig {
-            url: "https://hooks.slack.com/services/T0/B0/tok3n".to_owned(),
+            url: Secret::new("https://hooks.slack.com/services/T0/B0/tok3n"),
+            url_file: None,
         };
         assert_eq!(
             format!("{slack:?}"),
-            "SlackConfig { url: \"https://hooks.slack.com/<redacted>\" }"
+            "SlackConfig { url: \"***\", url_file: None }"
         );
         let webhook = WebhookConfig {
             url: "http://h/".to_owned(),
-            secret: Some("s3cret".to_owned()),
+            secret: Some(Secret::new("s3cret")),
+            secret_file: None,
         };
         assert!(!format!("{webhook:?}").contains("s3cret"));
     }

@@ -34,7 +34,10 @@ impl SmtpNotifier {
             .port(config.port)
             .tls(tls);
         if let (Some(username), Some(password)) = (&config.username, &config.password) {
-            builder = builder.credentials(Credentials::new(username.clone(), password.clone()));
+            builder = builder.credentials(Credentials::new(
+                username.clone(),
+                password.expose().to_owned(),
+            ));
         }
         Ok(Self {
             transport: builder.build(),

@@ -210,7 +210,7 @@ impl SlackNotifier {
     ) -> Result<Self, ChannelError> {
         Ok(Self {
             client,
-            endpoint: parse_url(&format!("{at}.slack.url"), &config.url)?,
+            endpoint: parse_url(&format!("{at}.slack.url"), config.url.expose())?,
         })
     }
 
@@ -238,7 +238,10 @@ impl SignedWebhookNotifier {
         Ok(Self {
             client,
             endpoint: parse_url(&format!("{at}.webhook.url"), &config.url)?,
-            secret: config.secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            secret: config
+                .secret
+                .as_ref()
+                .map(|s| s.expose().as_bytes().to_vec()),
         })
     }
 

@@ -1,0 +1,77 @@
+//! The HTTP listener: serves the router over HTTP/1 through hyper, each connection a task of
+//! the collector's [`TaskTree`]. A client that sends its headers slower than
+//! `header_read_timeout` (slowloris) has its connection closed and counted. At shutdown the
+//! listener stops accepting and every connection ends after the request it is serving.
+
+use super::limits::HttpLimits;
+use crate::tasks::{Role, TaskTree};
+use crate::telemetry::CollectorMetrics;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Serves `router` on `listener` until the tree's shutdown token is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &HttpLimits,
+    metrics: Arc<CollectorMetrics>,
+    tasks: TaskTree,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let shutdown = tasks.shutdown().clone();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    pause_after(error).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
+        tasks.spawn("http-connection", Role::Helper, async move {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            match ended {
+                Err(error) if error.is_timeout() => metrics
+                    .refused_requests
+                    .with_label_values(&["http", "header_read_timeout"])
+                    .inc(),
+                Err(error) => tracing::debug!(%error, "HTTP connection ended"),
+                Ok(()) => {}
+            }
+            Ok(())
+        });
+    }
+}
+
+/// After a failed accept: nothing for a connection the peer already gave up, a pause when the
+/// process is out of file descriptors or memory, so the loop does not spin.
+async fn pause_after(error: std::io::Error) {
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
+    ) {
+        return;
+    }
+    tracing::warn!(%error, "cannot accept an HTTP connection; pausing");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
