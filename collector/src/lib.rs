@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod analytics;
 pub mod anomaly_watch;
 pub mod api;
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -225,6 +226,7 @@ impl Collector {
                 forests,
                 alerting,
                 metrics: metrics.clone(),
+                audit: Arc::new(audit::AuditLog::open(tsdb.clone())?),
                 metrics_staleness: config.metrics_staleness,
                 clock,
             },

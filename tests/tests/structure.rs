@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["ingest"],
     &["query"],
     &["catalog"],
+    &["audit"],
     &["storage"],
     &["analytics"],
     &["clock", "tasks", "telemetry", "json_f64", "secure_random"],

@@ -13,6 +13,7 @@ use hcmon_collector::api::alerts::{
 };
 use hcmon_collector::api::query::{ExportLine, Matrix};
 use hcmon_collector::api::{ApiResponse, ErrorResponse, Metric};
+use hcmon_collector::audit::{AuditEvent, AuditRecord};
 use hcmon_collector::replay::{self, InputRow};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -77,6 +78,21 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration)]
         since: Option<Duration>,
     },
+    /// The audit log: every state-changing call (who, what, target, outcome, client address),
+    /// oldest first.
+    Audit {
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
+        /// Only records of this recent window, e.g. 1h.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// At most this many records, the newest.
+        #[arg(long, default_value = "100")]
+        limit: usize,
+        /// Print the records as JSON lines, as they are exported.
+        #[arg(long)]
+        json: bool,
+    },
     /// Back-test the anomaly engine (live defaults) on a CSV of `timestamp,value` rows, or on
     /// one stored series: writes `timestamp,value,anomaly_score,is_anomaly,severity,detectors`,
     /// one row per input row. With `--input` no collector is needed.
@@ -96,6 +112,14 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Fetch the whole log and check its hash chain; fails naming the first record that was
+    /// modified, removed or reordered, else prints the head (the last record's hash: keep it
+    /// elsewhere to tell later whether records were cut from the end).
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +176,23 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command {
         Command::Alerts { command } => alerts(&api, command).await?,
+        Command::Audit {
+            command: Some(AuditCommand::Verify),
+            ..
+        } => verify_audit(&api).await?,
+        Command::Audit {
+            command: None,
+            since,
+            limit,
+            json,
+        } => {
+            let mut query = vec![("limit", limit.to_string())];
+            if let Some(since) = since {
+                query.push(("since", format!("{:.3}", now - since.as_secs_f64())));
+            }
+            let records: Vec<AuditRecord> = data(&api.get("/api/v1/audit", query).await?)?;
+            print_audit(&records, json)?;
+        }
         Command::Status => {
             let health: Health = decode(&api.get("/healthz", vec![]).await?)?;
             println!(
@@ -412,6 +453,63 @@ async fn alerts(api: &Api, command: AlertsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Prints audit records as a table, or as JSON lines with `json`.
+fn print_audit(records: &[AuditRecord], json: bool) -> anyhow::Result<()> {
+    if json {
+        for record in records {
+            println!("{}", serde_json::to_string(record)?);
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<6} {:<20} {:<12} {:<21} {:<14} {:<20} OUTCOME",
+        "SEQ", "TIME", "WHO", "CLIENT", "WHAT", "TARGET"
+    );
+    for r in records {
+        let (what, target) = match &r.event {
+            AuditEvent::AckAlert { alert } => ("ack", alert.as_str()),
+            AuditEvent::CreateSilence { silence } => ("silence", silence.as_deref().unwrap_or("-")),
+            AuditEvent::ExpireSilence { silence } => ("unsilence", silence.as_str()),
+            AuditEvent::ForgetAgent { node } => ("forget", node.as_str()),
+            AuditEvent::Compact => ("compact", "-"),
+        };
+        // A time before 1970 shows as 1970.
+        let at = Duration::from_millis(u64::try_from(r.at_ms).unwrap_or(0));
+        println!(
+            "{:<6} {:<20} {:<12} {:<21} {:<14} {:<20} {}",
+            r.seq,
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + at),
+            r.who,
+            r.client.as_deref().unwrap_or("-"),
+            what,
+            target,
+            r.outcome
+        );
+    }
+    Ok(())
+}
+
+/// `hcmon audit verify`: the whole log, exported, checked here rather than trusted to the
+/// collector.
+async fn verify_audit(api: &Api) -> anyhow::Result<()> {
+    let export = api.get("/api/v1/audit/export", vec![]).await?;
+    let records = export
+        .lines()
+        .enumerate()
+        .map(|(line, text)| {
+            serde_json::from_str::<AuditRecord>(text)
+                .with_context(|| format!("line {} of the export is not an audit record", line + 1))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    match hcmon_collector::audit::verify(&records) {
+        Ok(head) => {
+            println!("audit log intact: {} records, head {head}", records.len());
+            Ok(())
+        }
+        Err(broken) => bail!("audit log tampered with: {broken}"),
+    }
 }
 
 /// The collector's HTTP API.

@@ -12,6 +12,7 @@ mod agents;
 mod alerts;
 mod analysis;
 mod analytics;
+mod audit;
 mod error;
 mod exposition;
 mod limits;
@@ -50,6 +51,8 @@ pub struct ApiState {
     /// Alerts, silences and incidents; `None` when `[alerting] enabled = false`.
     pub alerting: Option<crate::alerting::handle::Alerting>,
     pub metrics: Arc<CollectorMetrics>,
+    /// Where every state-changing call is recorded (see `audit.rs`).
+    pub audit: Arc<crate::audit::AuditLog>,
     pub metrics_staleness: Duration,
     pub clock: crate::clock::Clock,
 }
@@ -68,6 +71,8 @@ pub fn router(state: ApiState, limits: HttpLimits) -> Router {
         .merge(analytics::routes().route_layer(queries))
         .merge(alerts::routes())
         .merge(remote_write::routes())
+        .merge(audit::routes())
+        .layer(from_fn_with_state(state.clone(), audit::record))
         .layer(Extension(Analyses::new()))
         .layer(body_limit)
         .layer(from_fn_with_state(guard, limits::check_sizes))
@@ -126,6 +131,7 @@ mod tests {
     async fn serve_with(limits: HttpLimits) -> (String, Arc<CollectorMetrics>) {
         let opened = Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default()).unwrap();
         let tsdb = Arc::new(opened.tsdb);
+        let audit = Arc::new(crate::audit::AuditLog::open(tsdb.clone()).unwrap());
         let catalog = Arc::new(SeriesCatalog::new(vec![]));
         let metrics = Arc::new(CollectorMetrics::new());
         let clock: crate::clock::Clock = Arc::new(|| 1_700_000_000_000);
@@ -146,6 +152,7 @@ mod tests {
             forests: None,
             alerting: None,
             metrics: metrics.clone(),
+            audit,
             metrics_staleness: Duration::from_secs(300),
             clock,
         };

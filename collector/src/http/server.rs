@@ -1,13 +1,18 @@
 //! The HTTP listener: serves the router over HTTP/1 through hyper, each connection a task of
-//! the collector's [`TaskTree`]. A client that sends its headers slower than
-//! `header_read_timeout` (slowloris) has its connection closed and counted. At shutdown the
-//! listener stops accepting and every connection ends after the request it is serving.
+//! the collector's [`TaskTree`], each request carrying its client's address (`ConnectInfo`). A
+//! client that sends its headers slower than `header_read_timeout` (slowloris) has its
+//! connection closed and counted. At shutdown the listener stops accepting and every
+//! connection ends after the request it is serving.
 
 use super::limits::HttpLimits;
 use crate::tasks::{Role, TaskTree};
 use crate::telemetry::CollectorMetrics;
 use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::io::ErrorKind;
@@ -28,9 +33,9 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout);
     let shutdown = tasks.shutdown().clone();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     pause_after(error).await;
                     continue;
@@ -38,7 +43,12 @@ pub async fn serve(
             },
             _ = shutdown.cancelled() => return,
         };
-        let service = TowerToHyperService::new(router.clone());
+        // Each request carries the client's address, for `ConnectInfo` (the audit log).
+        let routed = TowerToHyperService::new(router.clone());
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            routed.call(request)
+        });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
         tasks.spawn("http-connection", Role::Helper, async move {

@@ -26,10 +26,12 @@ pub enum Table {
     Meta,
     /// alerting: alerts, silences, incidents and their history, the notification outbox
     Alerts,
+    /// record number (big-endian) → hash-chained audit record (see `audit/`)
+    Audit,
 }
 
 impl Table {
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Series,
         Table::Nodes,
         Table::NodeSequences,
@@ -41,6 +43,7 @@ impl Table {
         Table::Rollup1h,
         Table::Meta,
         Table::Alerts,
+        Table::Audit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +59,7 @@ impl Table {
             Table::Rollup1h => "rollup_1h",
             Table::Meta => "meta",
             Table::Alerts => "alerts",
+            Table::Audit => "audit",
         }
     }
 }

@@ -1,0 +1,319 @@
+//! The audit log over HTTP: [`record`], the middleware that writes a record for every
+//! state-changing call, and the endpoints that read the log (`GET /api/v1/audit`, the JSON-lines
+//! `GET /api/v1/audit/export` that `hcmon audit verify` checks).
+//!
+//! A call is recorded after its handler answered, with the status it answered as the outcome;
+//! its answer goes out only once the record is durable. When the record cannot be written the
+//! call is answered 500 instead, though its effect may stand: no call succeeds unrecorded.
+
+use super::error::{ApiError, success};
+use super::params::QueryParams;
+use super::{ApiState, blocking};
+use crate::api::ApiResponse;
+use crate::api::alerts::SilenceResponse;
+use crate::audit::{AuditEvent, AuditRecord, Entry};
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, RawPathParams, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{RequestExt, Router};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+/// Who made a call when nobody authenticated.
+const ANONYMOUS: &str = "anonymous";
+
+/// Records a list answers by default, and at most.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 10_000;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/audit", get(list))
+        .route("/api/v1/audit/export", get(export))
+}
+
+/// The state-changing calls, by method and route template; the signed ack link is a GET (and
+/// axum answers a HEAD with the GET handler). Remote write changes only data and is not
+/// audited; queries sent as POST change nothing.
+#[derive(Clone, Copy)]
+enum Call {
+    AckAlert,
+    CreateSilence,
+    ExpireSilence,
+    ForgetAgent,
+    Compact,
+}
+
+impl Call {
+    /// The call a request makes, with its route template, if it changes state.
+    fn of(method: &Method, path: &str) -> Option<(Call, &'static str)> {
+        let segments: Vec<&str> = path.strip_prefix("/api/v1/")?.split('/').collect();
+        Some(match (method.as_str(), segments.as_slice()) {
+            ("POST" | "GET" | "HEAD", ["alerts", _, "ack"]) => {
+                (Call::AckAlert, "/api/v1/alerts/{id}/ack")
+            }
+            ("POST", ["silences"]) => (Call::CreateSilence, "/api/v1/silences"),
+            ("DELETE", ["silences", _]) => (Call::ExpireSilence, "/api/v1/silences/{id}"),
+            ("DELETE", ["agents", _]) => (Call::ForgetAgent, "/api/v1/agents/{node}"),
+            ("POST", ["admin", "compact"]) => (Call::Compact, "/api/v1/admin/compact"),
+            _ => return None,
+        })
+    }
+}
+
+/// Middleware: runs a state-changing call, then appends its record before answering (see the
+/// module header). Other calls pass through untouched.
+pub async fn record(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let Some((call, route)) = Call::of(&method, request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.to_string());
+    let target = match request.extract_parts::<RawPathParams>().await {
+        Ok(params) => params.iter().next().map(|(_, value)| value.to_owned()),
+        Err(_) => None,
+    }
+    .unwrap_or_default();
+    let response = next.run(request).await;
+    let outcome = response.status();
+    let (event, response) = match call {
+        Call::AckAlert => (AuditEvent::AckAlert { alert: target }, response),
+        Call::ExpireSilence => (AuditEvent::ExpireSilence { silence: target }, response),
+        Call::ForgetAgent => (AuditEvent::ForgetAgent { node: target }, response),
+        Call::Compact => (AuditEvent::Compact, response),
+        Call::CreateSilence if outcome.is_success() => {
+            let (parts, body) = response.into_parts();
+            // The handler's own JSON, in memory: reading it cannot fail.
+            let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let silence = serde_json::from_slice::<ApiResponse<SilenceResponse>>(&bytes)
+                .ok()
+                .map(|answer| answer.data.id);
+            let response = Response::from_parts(parts, Body::from(bytes));
+            (AuditEvent::CreateSilence { silence }, response)
+        }
+        Call::CreateSilence => (AuditEvent::CreateSilence { silence: None }, response),
+    };
+    let entry = Entry {
+        who: ANONYMOUS.to_owned(),
+        client,
+        route: format!("{method} {route}"),
+        event,
+        outcome: outcome.as_u16(),
+    };
+    let (audit, at_ms) = (state.audit.clone(), state.now_ms());
+    let appended = blocking("audit", move || audit.append(entry, at_ms)).await;
+    match appended.and_then(|written| written.map_err(ApiError::from)) {
+        Ok(_) => response,
+        Err(error) => {
+            tracing::error!(%error, %method, %route, "cannot write the audit record; answering 500");
+            error.into_response()
+        }
+    }
+}
+
+/// `GET /api/v1/audit[?since=<time>][&limit=<n>]`: the newest `limit` records (100 by default,
+/// at most 10,000) made at or after `since`, oldest first.
+async fn list(
+    State(state): State<ApiState>,
+    QueryParams(params): QueryParams,
+) -> Result<Response, ApiError> {
+    let since = params.time_ms("since")?.unwrap_or(i64::MIN);
+    let limit = params.count("limit", MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+    let audit = state.audit.clone();
+    let records = blocking("/api/v1/audit", move || {
+        let mut newest = VecDeque::with_capacity(limit);
+        audit.read(0, &mut |record: AuditRecord| {
+            if record.at_ms >= since && limit > 0 {
+                if newest.len() == limit {
+                    newest.pop_front();
+                }
+                newest.push_back(record);
+            }
+            true
+        })?;
+        Ok::<_, ApiError>(Vec::from(newest))
+    })
+    .await??;
+    Ok(success(records))
+}
+
+/// `GET /api/v1/audit/export`: every record, oldest first, one JSON object per line.
+async fn export(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let audit = state.audit.clone();
+    let body = blocking("/api/v1/audit/export", move || {
+        let mut body = Vec::new();
+        audit.read(0, &mut |record| {
+            serde_json::to_writer(&mut body, &record).expect("audit records serialize");
+            body.push(b'\n');
+            true
+        })?;
+        Ok::<_, ApiError>(body)
+    })
+    .await??;
+    Ok(([(header::CONTENT_TYPE, "application/stream+json")], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{HttpLimits, router};
+    use super::*;
+    use crate::audit::AuditLog;
+    use crate::catalog::SeriesCatalog;
+    use crate::ingest::IngestService;
+    use crate::storage::{Kv, KvBatch, MemoryKv, StorageConfig, StoreError, Table, Tsdb};
+    use crate::telemetry::CollectorMetrics;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// A store whose writes fail while `failing` is set.
+    #[derive(Clone, Default)]
+    struct FlakyKv {
+        kv: MemoryKv,
+        failing: Arc<AtomicBool>,
+    }
+
+    impl Kv for FlakyKv {
+        fn write(&self, batch: KvBatch, durable: bool) -> Result<(), StoreError> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::Failed);
+            }
+            self.kv.write(batch, durable)
+        }
+        fn scan(
+            &self,
+            table: Table,
+            start: &[u8],
+            end: &[u8],
+            visit: &mut (dyn FnMut(&[u8], &[u8]) -> bool + '_),
+        ) -> Result<(), StoreError> {
+            self.kv.scan(table, start, end, visit)
+        }
+        fn disk_size(&self, table: Table) -> u64 {
+            self.kv.disk_size(table)
+        }
+        fn compact(&self, table: Table) -> Result<(), StoreError> {
+            self.kv.compact(table)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            self.kv.flush()
+        }
+    }
+
+    /// The API (alerting and analytics off) over `kv`, served on a loopback port.
+    async fn serve(kv: FlakyKv) -> String {
+        let opened = Tsdb::open(Box::new(kv), StorageConfig::default()).unwrap();
+        let tsdb = Arc::new(opened.tsdb);
+        let catalog = Arc::new(SeriesCatalog::new(vec![]));
+        let metrics = Arc::new(CollectorMetrics::new());
+        let clock: crate::clock::Clock = Arc::new(|| 1_700_000_000_000);
+        let ingest = IngestService::new(
+            tsdb.clone(),
+            catalog.clone(),
+            vec![],
+            metrics.clone(),
+            Default::default(),
+            clock.clone(),
+            Default::default(),
+        );
+        let state = ApiState {
+            audit: Arc::new(AuditLog::open(tsdb.clone()).unwrap()),
+            tsdb,
+            catalog,
+            ingest,
+            watch: None,
+            forests: None,
+            alerting: None,
+            metrics,
+            metrics_staleness: Duration::from_secs(300),
+            clock,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(state, HttpLimits::default());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    async fn audit_log(base: &str) -> Vec<AuditRecord> {
+        let answer = reqwest::get(format!("{base}/api/v1/audit")).await.unwrap();
+        let answer: ApiResponse<Vec<AuditRecord>> = answer.json().await.unwrap();
+        answer.data
+    }
+
+    #[tokio::test]
+    async fn state_changes_are_recorded_with_their_outcome_and_reads_are_not() {
+        let base = serve(FlakyKv::default()).await;
+        let client = reqwest::Client::new();
+        let forget = client.delete(format!("{base}/api/v1/agents/ghost%20node"));
+        assert_eq!(forget.send().await.unwrap().status(), 404);
+        let compact = client.post(format!("{base}/api/v1/admin/compact"));
+        assert_eq!(compact.send().await.unwrap().status(), 200);
+        // The signed link, here to a collector with alerting off.
+        let link = client.get(format!(
+            "{base}/api/v1/alerts/abc/ack?by=me&expires=2000000000&sig=00"
+        ));
+        assert_eq!(link.send().await.unwrap().status(), 404);
+        for path in ["/api/v1/query?query=up", "/api/v1/agents", "/healthz"] {
+            let read = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(read.status(), 200, "{path}");
+        }
+        let query = client
+            .post(format!("{base}/api/v1/query"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("query=up");
+        assert_eq!(query.send().await.unwrap().status(), 200);
+        let seen: Vec<_> = audit_log(&base)
+            .await
+            .into_iter()
+            .map(|r| (r.seq, r.who, r.route, r.event, r.outcome))
+            .collect();
+        let anonymous = || "anonymous".to_owned();
+        let node = "ghost node".to_owned();
+        let expected = vec![
+            (
+                0,
+                anonymous(),
+                "DELETE /api/v1/agents/{node}".to_owned(),
+                AuditEvent::ForgetAgent { node },
+                404,
+            ),
+            (
+                1,
+                anonymous(),
+                "POST /api/v1/admin/compact".to_owned(),
+                AuditEvent::Compact,
+                200,
+            ),
+            (
+                2,
+                anonymous(),
+                "GET /api/v1/alerts/{id}/ack".to_owned(),
+                AuditEvent::AckAlert {
+                    alert: "abc".to_owned(),
+                },
+                404,
+            ),
+        ];
+        assert_eq!(seen, expected);
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_record_cannot_be_written_is_answered_500() {
+        let kv = FlakyKv::default();
+        let base = serve(kv.clone()).await;
+        kv.failing.store(true, Ordering::SeqCst);
+        let client = reqwest::Client::new();
+        let forget = client.delete(format!("{base}/api/v1/agents/ghost"));
+        let answer = forget.send().await.unwrap();
+        assert_eq!(answer.status(), 500);
+        kv.failing.store(false, Ordering::SeqCst);
+        assert!(audit_log(&base).await.is_empty());
+    }
+}
