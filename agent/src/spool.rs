@@ -166,11 +166,22 @@ impl Spool {
                 pending.insert(seq, Pending { bytes, spooled_ms });
             }
         }
-        let after_files = pending.keys().next_back().map_or(1, |s| s + 1);
+        let after_files = pending
+            .keys()
+            .next_back()
+            .map_or(1, |s| s.saturating_add(1));
+        let next_seq = state_next.max(after_files);
+        // The last number could never be issued: `append` must move past it.
+        if next_seq == u64::MAX {
+            return Err(SpoolError::BadState {
+                path: state_path,
+                detail: "no sequence number is left".into(),
+            });
+        }
         let spool = Self {
             dir: dir.to_owned(),
             epoch,
-            next_seq: state_next.max(after_files),
+            next_seq,
             max_bytes,
             pending_bytes: pending.values().map(|p| p.bytes).sum(),
             pending,
@@ -357,6 +368,19 @@ mod tests {
                 values: vec![value],
             }],
         }
+    }
+
+    /// Found by the `spool` fuzz target: a batch file numbered `u64::MAX` overflowed the next
+    /// number at open.
+    #[test]
+    fn a_spool_with_no_number_left_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("batches")).unwrap();
+        fs::write(dir.path().join("spool.state"), "epoch 42\nnext_seq 3\n").unwrap();
+        let last = dir.path().join(format!("batches/{:020}.pb", u64::MAX));
+        fs::write(last, prost::Message::encode_to_vec(&record(1.0))).unwrap();
+        let error = Spool::open(dir.path(), u64::MAX).err().unwrap();
+        assert!(error.to_string().contains("no sequence number"), "{error}");
     }
 
     #[test]

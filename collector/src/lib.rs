@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod forget;
 #[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod json_f64;

@@ -39,9 +39,10 @@ impl Resolution {
         self as usize
     }
 
-    /// Start of the bucket holding `ts`.
+    /// Start of the bucket holding `ts`. The earliest timestamps (a damaged WAL record can hold
+    /// any) have no representable start and get `i64::MIN`.
     pub fn bucket(self, ts: i64) -> i64 {
-        ts.div_euclid(self.millis()) * self.millis()
+        ts.div_euclid(self.millis()).saturating_mul(self.millis())
     }
 }
 
@@ -188,7 +189,7 @@ pub mod block {
             Resolution::OneMinute => 3_600_000,
             Resolution::FiveMinutes | Resolution::OneHour => 86_400_000,
         };
-        bucket.div_euclid(span) * span
+        bucket.div_euclid(span).saturating_mul(span)
     }
 
     /// Encodes buckets (sorted by start, all in one block).

@@ -79,6 +79,23 @@ fn decode(bytes: &[u8]) -> Option<Vec<Sample>> {
 mod tests {
     use super::*;
 
+    /// Found by the `wal` fuzz target: a timestamp near `i64::MIN` overflowed its rollup
+    /// bucket's start when replayed.
+    #[test]
+    fn a_record_at_the_earliest_timestamps_replays_and_checkpoints() {
+        use crate::storage::{Kv, KvBatch, MemoryKv, StorageConfig, Tsdb};
+        let record = [
+            0x01, 0x3a, 0xf5, 0xff, 0xf5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0, 0,
+            0, 0x08, 0xff, 0xff, 0xff, 0xff, 0x2f, 0x00,
+        ];
+        let kv = MemoryKv::default();
+        let mut batch = KvBatch::default();
+        batch.put(Table::Wal, 1u64.to_be_bytes(), &record[..]);
+        kv.write(batch, false).unwrap();
+        let recovered = Tsdb::open(Box::new(kv), StorageConfig::default()).unwrap();
+        recovered.tsdb.checkpoint(true).unwrap();
+    }
+
     #[test]
     fn wal_records_round_trip() {
         let s = vec![
