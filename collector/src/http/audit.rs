@@ -161,16 +161,11 @@ async fn export(State(state): State<ApiState>) -> Result<Response, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{HttpLimits, router};
+    use super::super::HttpLimits;
     use super::*;
-    use crate::audit::AuditLog;
-    use crate::catalog::SeriesCatalog;
-    use crate::ingest::IngestService;
-    use crate::storage::{Kv, KvBatch, MemoryKv, StorageConfig, StoreError, Table, Tsdb};
-    use crate::telemetry::CollectorMetrics;
+    use crate::storage::{Kv, KvBatch, MemoryKv, StoreError, Table};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
 
     /// A store whose writes fail while `failing` is set.
     #[derive(Clone, Default)]
@@ -208,37 +203,9 @@ mod tests {
 
     /// The API (alerting and analytics off) over `kv`, served on a loopback port.
     async fn serve(kv: FlakyKv) -> String {
-        let opened = Tsdb::open(Box::new(kv), StorageConfig::default()).unwrap();
-        let tsdb = Arc::new(opened.tsdb);
-        let catalog = Arc::new(SeriesCatalog::new(vec![]));
-        let metrics = Arc::new(CollectorMetrics::new());
-        let clock: crate::clock::Clock = Arc::new(|| 1_700_000_000_000);
-        let ingest = IngestService::new(
-            tsdb.clone(),
-            catalog.clone(),
-            vec![],
-            metrics.clone(),
-            Default::default(),
-            clock.clone(),
-            Default::default(),
-        );
-        let state = ApiState {
-            audit: Arc::new(AuditLog::open(tsdb.clone()).unwrap()),
-            tsdb,
-            catalog,
-            ingest,
-            watch: None,
-            forests: None,
-            alerting: None,
-            metrics,
-            metrics_staleness: Duration::from_secs(300),
-            clock,
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(state, HttpLimits::default());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        base
+        crate::http::tests::serve_on(Box::new(kv), HttpLimits::default())
+            .await
+            .0
     }
 
     async fn audit_log(base: &str) -> Vec<AuditRecord> {

@@ -129,7 +129,15 @@ mod tests {
 
     /// As [`serve`], held to `limits`; also hands back the collector's metrics.
     async fn serve_with(limits: HttpLimits) -> (String, Arc<CollectorMetrics>) {
-        let opened = Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default()).unwrap();
+        serve_on(Box::new(MemoryKv::default()), limits).await
+    }
+
+    /// As [`serve_with`], on the store `kv` (e.g. one that fails on demand).
+    pub(super) async fn serve_on(
+        kv: Box<dyn crate::storage::Kv>,
+        limits: HttpLimits,
+    ) -> (String, Arc<CollectorMetrics>) {
+        let opened = Tsdb::open(kv, StorageConfig::default()).unwrap();
         let tsdb = Arc::new(opened.tsdb);
         let audit = Arc::new(crate::audit::AuditLog::open(tsdb.clone()).unwrap());
         let catalog = Arc::new(SeriesCatalog::new(vec![]));
