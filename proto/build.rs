@@ -2,7 +2,11 @@
 //! needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["hcmon/v1/ingest.proto", "prometheus/remote.proto"];
+    let protos = [
+        "hcmon/v1/ingest.proto",
+        "hcmon/v1/enrollment.proto",
+        "prometheus/remote.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

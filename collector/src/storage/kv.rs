@@ -28,10 +28,15 @@ pub enum Table {
     Alerts,
     /// record number (big-endian) → hash-chained audit record (see `audit/`)
     Audit,
+    /// API tokens (hashed) by id (see `access/`)
+    Tokens,
+    /// the collector's certificate authority: enrollment tokens (hashed), issued agent
+    /// certificates and revocations (see `pki/`)
+    Pki,
 }
 
 impl Table {
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 14] = [
         Table::Series,
         Table::Nodes,
         Table::NodeSequences,
@@ -44,6 +49,8 @@ impl Table {
         Table::Meta,
         Table::Alerts,
         Table::Audit,
+        Table::Tokens,
+        Table::Pki,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +67,8 @@ impl Table {
             Table::Meta => "meta",
             Table::Alerts => "alerts",
             Table::Audit => "audit",
+            Table::Tokens => "tokens",
+            Table::Pki => "pki",
         }
     }
 }
