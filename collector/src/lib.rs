@@ -1,5 +1,5 @@
 //! The hcmon collector: gRPC ingest from agents, durable storage in RocksDB, the Prometheus
-//! endpoint and the HTTP API. The `hcmon` operator CLI lives in `src/bin/hcmon.rs`.
+//! endpoint and the HTTP API. The `hcmon` operator CLI lives in `src/bin/hcmon/main.rs`.
 
 pub mod alerting;
 pub mod analysis;
