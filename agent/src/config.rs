@@ -1,6 +1,7 @@
 //! The agent's configuration file. Every field has a default, so no file is needed to start.
 
 use crate::probe::{ProbeConfigError, ProbesConfig};
+use hcmon_common::enrollment::EnrollmentToken;
 use hcmon_common::secret::{self, Secret, SecretError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
-    /// gRPC URL of the collector, `http://host:port`.
+    /// gRPC URL of the collector: `https://host:port` (mutual TLS, after enrollment) or
+    /// `http://host:port` (plaintext, for a collector on the same machine).
     pub collector: String,
     /// This node's name, the `node` label of every series; empty means the host name.
     pub node_name: String,
@@ -20,6 +22,17 @@ pub struct AgentConfig {
     pub token: Secret,
     /// A file holding `token` (one trailing newline trimmed), instead of the key itself.
     pub token_file: Option<PathBuf>,
+    /// Where this node's key, certificate and the collector's CA certificate are kept (mode
+    /// 0700), for an `https://` collector.
+    pub identity_dir: PathBuf,
+    /// A CA certificate (PEM) to trust for the collector instead of the one received at
+    /// enrollment.
+    pub ca_file: Option<PathBuf>,
+    /// The one-time token from `hcmon enroll <node>`, needed only while the node has no
+    /// certificate yet; ignored afterwards.
+    pub enroll_token: Secret,
+    /// A file holding `enroll_token`, instead of the key itself.
+    pub enroll_token_file: Option<PathBuf>,
     /// How often the basic tier (CPU, memory, disks, network, load) is collected.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
@@ -48,6 +61,10 @@ impl Default for AgentConfig {
             spool_dir: PathBuf::from("hcmon-data/agent-spool"),
             token: Secret::default(),
             token_file: None,
+            identity_dir: PathBuf::from("hcmon-data/agent-identity"),
+            ca_file: None,
+            enroll_token: Secret::default(),
+            enroll_token_file: None,
             interval: Duration::from_secs(10),
             detailed_interval: Duration::from_secs(60),
             extended_interval: Duration::from_secs(300),
@@ -95,41 +112,56 @@ impl AgentConfig {
         Ok(config)
     }
 
-    /// Reads `token_file` into `token` (see [`hcmon_common::secret`]).
+    /// Reads `token_file` into `token` and `enroll_token_file` into `enroll_token` (see
+    /// [`hcmon_common::secret`]).
     fn load_secrets(&mut self) -> Result<(), SecretError> {
         secret::resolve_empty_as_unset(
             "token",
             &mut self.token,
             &mut self.token_file,
             std::fs::read_to_string,
+        )?;
+        secret::resolve_empty_as_unset(
+            "enroll_token",
+            &mut self.enroll_token,
+            &mut self.enroll_token_file,
+            std::fs::read_to_string,
         )
+    }
+
+    /// Whether the collector is reached over TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.collector.starts_with("https://")
+    }
+
+    /// The parsed `enroll_token`, if one is set.
+    pub fn enrollment_token(&self) -> Result<Option<EnrollmentToken>, ConfigError> {
+        if self.enroll_token.is_empty() {
+            return Ok(None);
+        }
+        EnrollmentToken::parse(self.enroll_token.expose())
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid {
+                key: "enroll_token",
+                problem: format!("the enrollment token {e}"),
+            })
     }
 
     /// Checks values the types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        // The agent's gRPC channel has no TLS yet: an https:// URL would silently stream in
-        // cleartext, so it is refused until the transport can honour it.
-        if self.collector.starts_with("https://") {
-            return Err(ConfigError::Invalid {
-                key: "collector",
-                problem: format!(
-                    "{:?} asks for TLS, which this agent does not support yet; it would send \
-                     in cleartext. Use http:// on a trusted network (or a tunnel) for now",
-                    self.collector
-                ),
-            });
-        }
-        if !self.collector.starts_with("http://")
-            || self.collector.parse::<tonic::transport::Uri>().is_err()
+        let uri = self.collector.parse::<tonic::transport::Uri>();
+        if !(self.uses_tls() || self.collector.starts_with("http://"))
+            || uri.as_ref().map_or(true, |uri| uri.host().is_none())
         {
             return Err(ConfigError::Invalid {
                 key: "collector",
                 problem: format!(
-                    "{:?} is not a URL like http://collector:4317",
+                    "{:?} is not a URL like https://collector.lan:4317 (or http://127.0.0.1:4317)",
                     self.collector
                 ),
             });
         }
+        self.enrollment_token()?;
         let intervals = [
             ("interval", self.interval),
             ("detailed_interval", self.detailed_interval),
@@ -180,6 +212,7 @@ mod tests {
         let config = AgentConfig::from_file(&path).unwrap();
         let expected = AgentConfig {
             spool_dir: PathBuf::from("/var/lib/hcmon-agent/spool"),
+            identity_dir: PathBuf::from("/var/lib/hcmon-agent/identity"),
             ..AgentConfig::default()
         };
         assert_eq!(config, expected);
@@ -272,8 +305,16 @@ mod tests {
             collector: "https://collector:4317".into(),
             ..AgentConfig::default()
         };
+        config.validate().unwrap();
+        let config = AgentConfig {
+            enroll_token: Secret::new("hce1.abc"),
+            ..AgentConfig::default()
+        };
         let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("`collector`") && err.contains("TLS"), "{err}");
+        assert!(
+            err.contains("`enroll_token`") && err.contains("CA pin") && !err.contains("abc"),
+            "{err}"
+        );
         let config = AgentConfig {
             detailed_interval: Duration::from_millis(10),
             ..AgentConfig::default()

@@ -6,15 +6,19 @@
 
 pub mod collect;
 pub mod config;
+pub mod enrollment;
 pub mod probe;
+pub mod renewal;
 pub mod sender;
 pub mod spool;
+pub mod tls;
 
 use collect::{BasicTier, BatchBuilder, DetailedTier, ExtendedTier, Metric, Sources};
 use config::AgentConfig;
 use hcmon_proto::v1::HostFacts;
 use probe::Probes;
-use sender::Sender;
+use renewal::Renewal;
+use sender::{NOT_ENROLLED, Sender, SenderTls, collector_endpoint};
 use spool::Spool;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -244,11 +248,29 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
         extended_interval = ?config.extended_interval,
         "agent starting"
     );
+    let tls = if config.uses_tls() {
+        Some(tls_settings(&config)?)
+    } else {
+        None
+    };
     let output = Output {
         spool: Arc::new(Mutex::new(spool)),
         new_batch: Arc::new(Notify::new()),
         samples_total: AtomicU64::new(0),
     };
+    let endpoint = collector_endpoint(&config.collector)?;
+    let renewal = tls.as_ref().map(|tls| {
+        tokio::spawn(
+            Renewal {
+                endpoint,
+                identity_dir: tls.identity_dir.clone(),
+                ca_file: tls.ca_file.clone(),
+                enrolled: tls.enrolled.clone(),
+                shutdown: shutdown.clone(),
+            }
+            .run(),
+        )
+    });
     let sender = Sender {
         collector_url: config.collector.clone(),
         node_name: node,
@@ -257,6 +279,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
         spool: output.spool.clone(),
         new_batch: output.new_batch.clone(),
         shutdown: shutdown.clone(),
+        tls,
     };
     let delivery = tokio::spawn(sender.run());
 
@@ -288,7 +311,32 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
         run_probes,
     );
     delivery.await?;
+    if let Some(renewal) = renewal {
+        renewal.await?;
+    }
     Ok(())
+}
+
+/// The sender's TLS settings; refuses to start a node that has no certificate and no token to
+/// get one, as it could never connect.
+fn tls_settings(config: &AgentConfig) -> anyhow::Result<SenderTls> {
+    let identity = tls::Identity::load(&config.identity_dir)?;
+    let token = config.enrollment_token()?;
+    match (&identity, &token) {
+        (None, None) => anyhow::bail!("{NOT_ENROLLED}"),
+        (Some(identity), Some(_)) => tracing::info!(
+            node = %identity.node_name,
+            identity_dir = %config.identity_dir.display(),
+            "this node is already enrolled; the enrollment token is not needed and is ignored"
+        ),
+        _ => {}
+    }
+    Ok(SenderTls {
+        identity_dir: config.identity_dir.clone(),
+        ca_file: config.ca_file.clone(),
+        enroll_token: token,
+        enrolled: Arc::new(Notify::new()),
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use hcmon_agent::config::AgentConfig;
+use hcmon_common::secret::Secret;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,8 @@ struct Args {
     /// TOML config file (see deploy/hcmon-agent.toml for every option).
     #[arg(long, short, env = "HCMON_AGENT_CONFIG")]
     config: Option<PathBuf>,
-    /// gRPC URL of the collector, e.g. http://collector.lan:4317.
+    /// gRPC URL of the collector, e.g. https://collector.lan:4317 (mutual TLS) or
+    /// http://127.0.0.1:4317 (a collector on this machine).
     #[arg(long, env = "HCMON_COLLECTOR")]
     collector: Option<String>,
     /// Name of this node in every series' `node` label [default: the host name].
@@ -26,6 +28,13 @@ struct Args {
     /// Folder for batches not yet acknowledged [default: ./hcmon-data/agent-spool].
     #[arg(long, env = "HCMON_SPOOL_DIR")]
     spool_dir: Option<PathBuf>,
+    /// The enrollment token from `hcmon enroll <node>` on the collector, for the first start
+    /// with an https:// collector; later starts use the stored certificate and ignore it.
+    #[arg(long, env = "HCMON_ENROLL_TOKEN", hide_env_values = true)]
+    enroll_token: Option<String>,
+    /// Folder for this node's key and certificates [default: ./hcmon-data/agent-identity].
+    #[arg(long, env = "HCMON_IDENTITY_DIR")]
+    identity_dir: Option<PathBuf>,
     /// Collection interval, e.g. 1s, 10s, 1m [default: 10s].
     #[arg(long, env = "HCMON_INTERVAL", value_parser = humantime::parse_duration)]
     interval: Option<Duration>,
@@ -54,6 +63,12 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(dir) = args.spool_dir {
         config.spool_dir = dir;
+    }
+    if let Some(token) = args.enroll_token {
+        config.enroll_token = Secret::new(token);
+    }
+    if let Some(dir) = args.identity_dir {
+        config.identity_dir = dir;
     }
     if let Some(interval) = args.interval {
         config.interval = interval;

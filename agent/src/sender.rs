@@ -2,8 +2,14 @@
 //! and after any failure reconnects with backoff and resends everything unacked.
 //!
 //! Collection never waits for this task: it only appends to the spool and pokes [`Notify`].
+//!
+//! With an `https://` collector each connection loads the node's identity afresh (so a renewed
+//! certificate is used from the next connection on), enrolling the node first when it has none.
 
+use crate::enrollment::{self, EnrollError, with_causes};
 use crate::spool::{Spool, SpoolError, SpoolRecord, lock};
+use crate::tls::{self, Identity, IdentityError, TlsConfigError};
+use hcmon_common::enrollment::EnrollmentToken;
 use hcmon_proto::v1::ingest_client::IngestClient;
 use hcmon_proto::v1::{
     AgentMessage, Batch, CollectorMessage, HostFacts, MAX_HOST_FACT_BYTES,
@@ -11,6 +17,7 @@ use hcmon_proto::v1::{
     SeriesSamples, agent_message, collector_message,
 };
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -33,7 +40,24 @@ pub struct Sender {
     pub spool: Arc<Mutex<Spool>>,
     pub new_batch: Arc<Notify>,
     pub shutdown: CancellationToken,
+    /// Set for an `https://` collector.
+    pub tls: Option<SenderTls>,
 }
+
+/// How the sender authenticates to an `https://` collector.
+pub struct SenderTls {
+    /// Where the node's key and certificates are stored.
+    pub identity_dir: PathBuf,
+    /// A CA certificate to trust instead of the one stored at enrollment.
+    pub ca_file: Option<PathBuf>,
+    /// Used only while the node has no identity.
+    pub enroll_token: Option<EnrollmentToken>,
+    /// Signalled once the sender has enrolled the node.
+    pub enrolled: Arc<Notify>,
+}
+
+/// What a node with an `https://` collector and no certificate is told.
+pub const NOT_ENROLLED: &str = "this node has no certificate yet: start the agent with --enroll-token (run `hcmon enroll <node>` on the collector)";
 
 #[derive(Debug, thiserror::Error)]
 enum SendError {
@@ -42,8 +66,25 @@ enum SendError {
         url: String,
         source: tonic::transport::Error,
     },
-    #[error("cannot connect to the collector: {0}")]
+    #[error("cannot connect to the collector: {}", with_causes(.0))]
     Connect(tonic::transport::Error),
+    #[error("{NOT_ENROLLED}")]
+    NotEnrolled,
+    #[error("cannot enroll this node: {0}")]
+    Enroll(#[from] EnrollError),
+    #[error("this node's identity is not usable: {0}")]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    #[error(
+        "this node's certificate names {certified:?}, but the agent runs as {node:?}: set node_name to {certified:?}, or remove {} and enroll again",
+        dir.display()
+    )]
+    NameMismatch {
+        certified: String,
+        node: String,
+        dir: PathBuf,
+    },
     #[error("collector answered with an error: {0}")]
     Status(#[from] Status),
     #[error("collector did not answer the registration within {0:?}")]
@@ -104,6 +145,14 @@ impl Interner {
     }
 }
 
+/// The collector's gRPC endpoint with the agent's timeouts and keep-alives.
+pub fn collector_endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10)))
+}
+
 /// Host facts as the collector accepts them (each string bounded, no control characters): an
 /// odd `/etc/os-release` must not keep the node from registering.
 fn within_limits(mut host: HostFacts) -> HostFacts {
@@ -135,6 +184,20 @@ impl Sender {
                 Ok(SessionEnd::Closed) => {
                     tracing::info!("collector closed the stream; reconnecting")
                 }
+                Err(error) if self.needs_admin(&error) => {
+                    backoff = BACKOFF_MAX;
+                    tracing::error!(%error, retry_in = ?backoff, "delivery stopped; batches stay spooled");
+                }
+                Err(SendError::Status(status))
+                    if self.tls.is_some() && status.code() == Code::PermissionDenied =>
+                {
+                    backoff = BACKOFF_MAX;
+                    tracing::error!(
+                        reason = status.message(),
+                        retry_in = ?backoff,
+                        "the collector revoked this node's certificate (or refused its name): it needs enrolling again (run `hcmon enroll <node>` on the collector, remove the identity directory and start the agent with --enroll-token); batches stay spooled"
+                    );
+                }
                 Err(error) => {
                     tracing::warn!(%error, retry_in = ?backoff, "delivery interrupted; batches stay spooled");
                 }
@@ -150,19 +213,28 @@ impl Sender {
         }
     }
 
+    /// Errors that retrying alone will not cure: someone has to act.
+    fn needs_admin(&self, error: &SendError) -> bool {
+        matches!(
+            error,
+            SendError::NotEnrolled
+                | SendError::NameMismatch { .. }
+                | SendError::Identity(_)
+                | SendError::Tls(_)
+                | SendError::Enroll(EnrollError::Revoked(_))
+        )
+    }
+
     /// One connection: register, then stream until something ends it. `backoff` is reset once
     /// the collector has answered, so refusals of single batches do not slow delivery down.
     async fn session(&self, backoff: &mut Duration) -> Result<SessionEnd, SendError> {
-        let endpoint = Endpoint::from_shared(self.collector_url.clone())
-            .map_err(|source| SendError::Url {
+        let endpoint =
+            collector_endpoint(&self.collector_url).map_err(|source| SendError::Url {
                 url: self.collector_url.clone(),
                 source,
-            })?
-            .connect_timeout(Duration::from_secs(5))
-            .http2_keep_alive_interval(Duration::from_secs(20))
-            .keep_alive_timeout(Duration::from_secs(10));
+            })?;
         let channel = tokio::select! {
-            channel = endpoint.connect() => channel.map_err(SendError::Connect)?,
+            channel = self.connect(&endpoint) => channel?,
             _ = self.shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
         };
         let mut client = IngestClient::new(channel);
@@ -258,6 +330,45 @@ impl Sender {
         }
     }
 
+    /// A channel to the collector: plaintext for `http://`, else mutual TLS with the stored
+    /// identity, enrolling the node first if it has none.
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Channel, SendError> {
+        let Some(settings) = &self.tls else {
+            return endpoint.connect().await.map_err(SendError::Connect);
+        };
+        let identity = match Identity::load(&settings.identity_dir)? {
+            Some(identity) => identity,
+            None => {
+                let token = settings
+                    .enroll_token
+                    .as_ref()
+                    .ok_or(SendError::NotEnrolled)?;
+                let identity =
+                    enrollment::enroll(endpoint, token, &self.node_name, &settings.identity_dir)
+                        .await?;
+                tracing::info!(
+                    node = %identity.node_name,
+                    expires = %humantime::format_rfc3339_seconds(identity.not_after),
+                    identity_dir = %settings.identity_dir.display(),
+                    "enrolled: this node's certificate is stored and the token is no longer needed"
+                );
+                settings.enrolled.notify_one();
+                identity
+            }
+        };
+        if identity.node_name != self.node_name {
+            return Err(SendError::NameMismatch {
+                certified: identity.node_name,
+                node: self.node_name.clone(),
+                dir: settings.identity_dir.clone(),
+            });
+        }
+        let config = tls::mutual_config(&identity, settings.ca_file.as_deref())?;
+        tls::connect(endpoint, config)
+            .await
+            .map_err(SendError::Connect)
+    }
+
     /// Registers the node and its spool; `None` on shutdown.
     async fn register(
         &self,
@@ -314,9 +425,12 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::test_pki::{PeerName, fake_ca, serve_grpc};
+    use hcmon_proto::v1::enrollment_server::EnrollmentServer;
     use hcmon_proto::v1::ingest_server::{Ingest, IngestServer};
     use hcmon_proto::v1::{Ack, Label};
     use tokio_stream::wrappers::TcpListenerStream;
+    use tonic::service::Routes;
     use tonic::{Response, Streaming};
 
     /// A collector stand-in: answers `Register` with what it holds for the spool epoch (one below
@@ -329,6 +443,8 @@ mod tests {
         /// (spool epoch, seq, skipped_from) of every batch received.
         batches: Arc<Mutex<Vec<(u64, u64, u64)>>>,
         received: Arc<Notify>,
+        /// The client certificate's name behind each registration (over TLS).
+        peers: Arc<Mutex<Vec<Option<String>>>>,
     }
 
     #[tonic::async_trait]
@@ -337,6 +453,8 @@ mod tests {
             &self,
             request: Request<RegisterRequest>,
         ) -> Result<Response<RegisterResponse>, Status> {
+            let peer = request.extensions().get::<PeerName>().map(|p| p.0.clone());
+            self.peers.lock().unwrap().push(peer);
             let req = request.into_inner();
             let held = self.held.lock().unwrap().get(&req.spool_epoch).copied();
             self.registrations
@@ -393,19 +511,27 @@ mod tests {
             .add_service(IngestServer::new(fake.clone()))
             .serve_with_incoming(TcpListenerStream::new(listener));
         let server = tokio::spawn(server);
-        let shutdown = CancellationToken::new();
-        let sender = tokio::spawn(
-            Sender {
-                collector_url: url,
-                node_name: "nas".into(),
-                token: String::new(),
-                host: HostFacts::default(),
-                spool,
-                new_batch: Arc::new(Notify::new()),
-                shutdown: shutdown.clone(),
-            }
-            .run(),
-        );
+        run_until(fake, sender(url, spool, None), batches).await;
+        server.abort();
+    }
+
+    fn sender(url: String, spool: Arc<Mutex<Spool>>, tls: Option<SenderTls>) -> Sender {
+        Sender {
+            collector_url: url,
+            node_name: "nas".into(),
+            token: String::new(),
+            host: HostFacts::default(),
+            spool,
+            new_batch: Arc::new(Notify::new()),
+            shutdown: CancellationToken::new(),
+            tls,
+        }
+    }
+
+    /// Runs `sender` until `fake` has received `batches` batches in all.
+    async fn run_until(fake: &FakeCollector, sender: Sender, batches: usize) {
+        let shutdown = sender.shutdown.clone();
+        let sender = tokio::spawn(sender.run());
         while fake.batches.lock().unwrap().len() < batches {
             tokio::time::timeout(Duration::from_secs(60), fake.received.notified())
                 .await
@@ -413,7 +539,47 @@ mod tests {
         }
         shutdown.cancel();
         sender.await.unwrap();
-        server.abort();
+    }
+
+    #[tokio::test]
+    async fn an_https_collector_enrolls_the_node_once_then_streams_over_mutual_tls() {
+        let (ca, token) = fake_ca(Duration::from_secs(3600));
+        let fake = FakeCollector::default();
+        let routes = Routes::new(IngestServer::new(fake.clone()))
+            .add_service(EnrollmentServer::from_arc(ca.clone()));
+        let addr = serve_grpc(ca.pki.server_config(), routes).await;
+        let url = format!("https://localhost:{}", addr.port());
+        let tmp = tempfile::tempdir().unwrap();
+        let identity_dir = tmp.path().join("identity");
+        let spool = Arc::new(Mutex::new(spooled(&tmp.path().join("spool"), u64::MAX, 1)));
+        let tls = |enroll_token| SenderTls {
+            identity_dir: identity_dir.clone(),
+            ca_file: None,
+            enroll_token,
+            enrolled: Arc::new(Notify::new()),
+        };
+
+        let lonely = sender(url.clone(), spool.clone(), Some(tls(None)));
+        let endpoint = collector_endpoint(&url).unwrap();
+        let err = lonely.connect(&endpoint).await.unwrap_err();
+        assert_eq!(err.to_string(), NOT_ENROLLED);
+
+        let enrolling = sender(url.clone(), spool.clone(), Some(tls(Some(token))));
+        run_until(&fake, enrolling, 1).await;
+        assert_eq!(ca.issued.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert!(Identity::load(&identity_dir).unwrap().is_some());
+
+        // The next start needs no token and enrolls nothing.
+        lock(&spool)
+            .append(&record(vec![def(0, "u", "1")]))
+            .unwrap();
+        run_until(&fake, sender(url, spool, Some(tls(None))), 2).await;
+        assert_eq!(ca.issued.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(
+            *fake.peers.lock().unwrap(),
+            [Some("nas".to_owned()), Some("nas".to_owned())],
+            "the collector saw the node's certificate at each registration"
+        );
     }
 
     fn spooled(dir: &std::path::Path, max_bytes: u64, count: u32) -> Spool {

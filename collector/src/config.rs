@@ -1,10 +1,12 @@
 //! The collector's configuration file. Every field has a default, so no file is needed to start.
 
+use crate::access::AuthConfig;
 use crate::alerting::config::AlertingConfig;
 use crate::anomaly_watch::AnalyticsConfig;
 use crate::http::HttpLimits;
 use crate::ingest::IngestLimits;
 use crate::ingest::grpc::GrpcLimits;
+use crate::pki::TlsConfig;
 use crate::storage::StorageConfig;
 use hcmon_common::secret::{self, Secret, SecretError};
 use serde::Deserialize;
@@ -36,14 +38,18 @@ pub struct CollectorConfig {
     pub forget_nodes_after: Duration,
     /// Limits enforced on every batch, and the caps on agent streams.
     pub limits: IngestLimits,
-    /// Limits of the two listeners.
+    /// Limits of the two listeners, and whether they may go without TLS on a network.
     pub server: ServerConfig,
+    /// TLS on both listeners, agent certificates and enrollment.
+    pub tls: TlsConfig,
     /// Storage engine: chunks, out-of-order window, checkpoints, retention.
     pub storage: StorageConfig,
     /// Live anomaly detection on every stored sample.
     pub analytics: AnalyticsConfig,
     /// Alert rules, notification policy, escalation and delivery channels.
     pub alerting: AlertingConfig,
+    /// API access: per-token write rate.
+    pub auth: AuthConfig,
 }
 
 impl Default for CollectorConfig {
@@ -58,9 +64,11 @@ impl Default for CollectorConfig {
             forget_nodes_after: Duration::from_secs(7 * 24 * 3600),
             limits: IngestLimits::default(),
             server: ServerConfig::default(),
+            tls: TlsConfig::default(),
             storage: StorageConfig::default(),
             analytics: AnalyticsConfig::default(),
             alerting: AlertingConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -69,6 +77,10 @@ impl Default for CollectorConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
+    /// Lets the listeners serve plaintext on addresses other than loopback: anyone on the
+    /// network can then read the traffic and take over a node's name. Only for a network you
+    /// trust completely (or a TLS-terminating proxy); a warning is logged at every start.
+    pub insecure_plaintext_on_network: bool,
     /// `[server.http]`: sizes, query time and concurrency, slow clients.
     pub http: HttpLimits,
     /// `[server.grpc]`: calls per connection, keepalive.
@@ -231,6 +243,36 @@ pub enum ConfigError {
 }
 
 impl CollectorConfig {
+    /// Listeners on an address other than loopback, when TLS is off.
+    pub fn plaintext_on_network(&self) -> Vec<SocketAddr> {
+        if self.tls.enabled {
+            return Vec::new();
+        }
+        [self.grpc_listen, self.http_listen]
+            .into_iter()
+            .filter(|a| !a.ip().is_loopback())
+            .collect()
+    }
+
+    /// Secure by default: no plaintext listener on a network unless the loud option says so.
+    fn validate_exposure(&self) -> Result<(), ConfigError> {
+        let exposed = self.plaintext_on_network();
+        if exposed.is_empty() || self.server.insecure_plaintext_on_network {
+            return Ok(());
+        }
+        let addresses: Vec<String> = exposed.iter().map(ToString::to_string).collect();
+        Err(ConfigError::Invalid {
+            key: "tls.enabled",
+            problem: format!(
+                "refusing to listen on {} without TLS: anyone on that network could read the \
+                 traffic and write as any node. Set `[tls] enabled = true` (the collector makes \
+                 its own CA and certificate), listen on 127.0.0.1, or, on a network you trust \
+                 completely, set `server.insecure_plaintext_on_network = true`",
+                addresses.join(" and ")
+            ),
+        })
+    }
+
     /// Reads a TOML file and the secret files it names; unknown keys and bad values are errors
     /// naming the key.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -276,6 +318,7 @@ impl CollectorConfig {
         }
         validate_limits(&self.limits)?;
         validate_server(&self.server)?;
+        self.validate_exposure()?;
         validate_storage(&self.storage)?;
         self.analytics
             .anomaly
@@ -312,6 +355,10 @@ mod tests {
             data_dir: PathBuf::from("/var/lib/hcmon-collector"),
             grpc_listen: "0.0.0.0:4317".parse().unwrap(),
             http_listen: "0.0.0.0:9464".parse().unwrap(),
+            tls: TlsConfig {
+                enabled: true,
+                ..TlsConfig::default()
+            },
             ..CollectorConfig::default()
         };
         assert_eq!(config, expected);

@@ -1,6 +1,7 @@
 //! The hcmon collector: gRPC ingest from agents, durable storage in RocksDB, the Prometheus
 //! endpoint and the HTTP API. The `hcmon` operator CLI lives in `src/bin/hcmon/main.rs`.
 
+pub mod access;
 pub mod alerting;
 pub mod analysis;
 pub mod analytics;
@@ -17,6 +18,8 @@ pub mod http;
 pub mod ingest;
 pub mod json_f64;
 pub mod node_forest;
+pub mod outbound;
+pub mod pki;
 pub mod query;
 pub mod replay;
 pub mod secure_random;
@@ -53,6 +56,9 @@ pub struct Collector {
     forests: Option<Arc<NodeForests>>,
     alerts: Option<(AlertService, Alerting)>,
     metrics: Arc<CollectorMetrics>,
+    access: Arc<access::AccessControl>,
+    /// The CA, certificates and TLS of both listeners; `None` when `[tls] enabled = false`.
+    trust: Option<pki::Trust>,
     clock: Clock,
     grpc: TcpListener,
     http: TcpListener,
@@ -78,6 +84,21 @@ impl Collector {
             nodes,
         } = Tsdb::open(Box::new(kv), config.storage.clone())?;
         let tsdb = Arc::new(tsdb);
+        let trust = match config.tls.enabled {
+            true => Some(pki::Trust::open(
+                &config.tls,
+                &config.data_dir,
+                &[config.grpc_listen, config.http_listen],
+                tsdb.clone(),
+                clock.clone(),
+            )?),
+            false => None,
+        };
+        for address in config.plaintext_on_network() {
+            tracing::warn!(%address, "listening WITHOUT TLS on a network address (server.insecure_plaintext_on_network): anyone on the network can read this traffic and write as any node");
+        }
+        let access =
+            access::AccessControl::open(tsdb.clone(), &config.data_dir, &config.auth, clock())?;
         let catalog = Arc::new(SeriesCatalog::new(series));
         catalog.start_ids_at(tsdb.first_free_series_id());
         let metrics = Arc::new(CollectorMetrics::new());
@@ -117,7 +138,7 @@ impl Collector {
                     nodes: nodes.clone(),
                     registry: metrics.registry.clone(),
                     clock: clock.clone(),
-                    http_url: Some(http_url(http_addr)),
+                    http_url: Some(http_url(http_addr, trust.is_some())),
                 };
                 let (service, handle, feed) = AlertService::open(config.alerting.clone(), deps)?;
                 observers.push(feed);
@@ -133,6 +154,7 @@ impl Collector {
             Admission {
                 limits: config.limits.clone(),
                 agent_token: config.agent_token.clone(),
+                enrollment: trust.as_ref().map(|t| t.enrollment.clone()),
             },
             clock.clone(),
             Observers::new(observers),
@@ -147,6 +169,8 @@ impl Collector {
             forests,
             alerts,
             metrics,
+            access: Arc::new(access),
+            trust,
             clock,
             grpc,
             http,
@@ -178,6 +202,8 @@ impl Collector {
             forests,
             alerts,
             metrics,
+            access,
+            trust,
             clock,
             grpc,
             http,
@@ -218,6 +244,8 @@ impl Collector {
             });
         }
         let http_limits = config.server.http.clone();
+        let audit = Arc::new(audit::AuditLog::open(tsdb.clone())?);
+        let enrollment = trust.as_ref().map(|t| t.enrollment.clone());
         let api = http::router(
             http::ApiState {
                 tsdb: tsdb.clone(),
@@ -227,29 +255,56 @@ impl Collector {
                 forests,
                 alerting,
                 metrics: metrics.clone(),
-                audit: Arc::new(audit::AuditLog::open(tsdb.clone())?),
+                audit: audit.clone(),
+                access,
+                enrollment: enrollment.clone(),
                 metrics_staleness: config.metrics_staleness,
-                clock,
+                clock: clock.clone(),
             },
             http_limits.clone(),
         );
-        let http_tasks = tasks.clone();
+        let (http_tasks, http_tls) = (tasks.clone(), trust.as_ref().map(|t| t.http.clone()));
+        let http_metrics = metrics.clone();
         tasks.spawn("http-server", Role::Essential, async move {
-            http::serve(http, api, &http_limits, metrics, http_tasks).await;
+            http::serve(http, http_tls, api, &http_limits, http_metrics, http_tasks).await;
             Ok(())
         });
-        let grpc_shutdown = shutdown.clone();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+        let grpc_shutdown = shutdown.clone().cancelled_owned();
         let grpc_service = GrpcIngest::server(ingest, tasks.clone());
-        let grpc_server = config.server.grpc.server();
-        tasks.spawn("grpc-server", Role::Essential, async move {
-            let mut grpc_server = grpc_server;
-            grpc_server
-                .add_service(grpc_service)
-                .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled_owned())
-                .await?;
-            Ok(())
-        });
+        let enrollment_service = enrollment
+            .map(|enrollment| pki::grpc::EnrollmentService::server(enrollment, audit, clock));
+        let grpc_server = config
+            .server
+            .grpc
+            .server()
+            .add_service(grpc_service)
+            .add_optional_service(enrollment_service);
+        match trust {
+            Some(trust) => {
+                let incoming = pki::incoming::incoming(
+                    grpc,
+                    trust.grpc,
+                    config.tls.handshake_timeout,
+                    metrics,
+                    tasks.clone(),
+                );
+                tasks.spawn("grpc-server", Role::Essential, async move {
+                    grpc_server
+                        .serve_with_incoming_shutdown(incoming, grpc_shutdown)
+                        .await?;
+                    Ok(())
+                });
+            }
+            None => {
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+                tasks.spawn("grpc-server", Role::Essential, async move {
+                    grpc_server
+                        .serve_with_incoming_shutdown(incoming, grpc_shutdown)
+                        .await?;
+                    Ok(())
+                });
+            }
+        }
 
         shutdown.cancelled().await;
         tracing::info!("shutting down");
@@ -268,13 +323,14 @@ impl Collector {
 
 /// The collector's HTTP address as people reach it: the listen address, or this host's name
 /// when it listens on every interface.
-fn http_url(addr: SocketAddr) -> String {
+fn http_url(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
     if addr.ip().is_unspecified() {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "localhost".into());
-        format!("http://{host}:{}", addr.port())
+        format!("{scheme}://{host}:{}", addr.port())
     } else {
-        format!("http://{addr}")
+        format!("{scheme}://{addr}")
     }
 }

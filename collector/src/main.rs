@@ -34,6 +34,21 @@ struct Args {
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `hcmon_collector=debug`).
     #[arg(long, env = "HCMON_LOG", default_value = "info")]
     log: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Makes the collector's CA in <data-dir>/pki (if there is none yet) and a new server
+    /// certificate for the names and addresses agents and browsers reach it by, then exits.
+    /// The collector re-reads the certificate without a restart.
+    InitTls {
+        /// A host name or IP address, e.g. `--name nas.lan --name 192.168.1.10`; this host's
+        /// name, localhost and the loopback addresses are always included.
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -58,15 +73,38 @@ async fn main() -> anyhow::Result<()> {
     if let Some(addr) = args.http_listen {
         config.http_listen = addr;
     }
+    if let Some(Command::InitTls { names }) = &args.command {
+        let listen = [config.grpc_listen, config.http_listen];
+        let path = hcmon_collector::pki::setup::init_server_certificate(
+            &config.data_dir,
+            names,
+            &listen,
+            system_clock()(),
+        )?;
+        tracing::info!(cert = %path.display(), "server certificate written; enable it with `[tls] enabled = true`");
+        return Ok(());
+    }
     config.validate()?;
+    let scheme = if config.tls.enabled { "https" } else { "http" };
 
+    let data_dir = config.data_dir.clone();
     let collector = Collector::open(config, system_clock()).await?;
     let (grpc, http) = (collector.grpc_addr(), collector.http_addr());
     tracing::info!(
         grpc = %grpc,
         http = %http,
-        "collector ready: metrics at http://{http}/metrics, API at http://{http}/api/v1/"
+        "collector ready: metrics at {scheme}://{http}/metrics, API at {scheme}://{http}/api/v1/"
     );
+    // As Jupyter does: a link that logs a browser in, so running with no config needs no setup.
+    if let Ok(token) =
+        std::fs::read_to_string(data_dir.join(hcmon_collector::access::ADMIN_TOKEN_FILE))
+    {
+        let host = match http.ip().is_unspecified() {
+            true => SocketAddr::from(([127, 0, 0, 1], http.port())),
+            false => http,
+        };
+        tracing::info!("log in at {scheme}://{host}/?token={}", token.trim());
+    }
 
     let shutdown = CancellationToken::new();
     let run = collector.run(shutdown.clone(), args.shutdown_grace);

@@ -135,6 +135,8 @@ pub struct Collector {
     pub process: Process,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
+    /// Its data folder, where it writes its admin token.
+    pub data_dir: PathBuf,
 }
 
 impl Collector {
@@ -202,7 +204,30 @@ impl Collector {
             grpc: field("grpc")?,
             http: field("http")?,
             process,
+            data_dir: data_dir.to_owned(),
         })
+    }
+
+    /// The admin token the collector wrote to `<data dir>/admin.token` (waiting for it a
+    /// little, though a ready collector has written it).
+    pub fn token(&self) -> anyhow::Result<String> {
+        let path = self.data_dir.join("admin.token");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match std::fs::read_to_string(&path) {
+                Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+                Ok(_) | Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok(_) => bail!("{} is empty", path.display()),
+                Err(e) => bail!("cannot read {}: {e}", path.display()),
+            }
+        }
+    }
+
+    /// A client that sends the admin token with every request.
+    pub fn client(&self) -> anyhow::Result<reqwest::Client> {
+        client_with(&self.token()?)
     }
 
     /// The URL agents use.
@@ -213,7 +238,10 @@ impl Collector {
     /// GET a path of the HTTP API; fails on non-2xx.
     pub async fn get(&self, path_and_query: &str) -> anyhow::Result<String> {
         let url = format!("http://{}{}", self.http, path_and_query);
-        let response = reqwest::get(&url)
+        let response = self
+            .client()?
+            .get(&url)
+            .send()
             .await
             .with_context(|| format!("GET {url}"))?;
         let status = response.status();
@@ -226,7 +254,7 @@ impl Collector {
 
     /// GET with URL-encoded query parameters, parsed as JSON.
     pub async fn get_json(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
-        let client = reqwest::Client::new();
+        let client = self.client()?;
         let url = format!("http://{}{}", self.http, path);
         let response = client.get(&url).query(query).send().await?;
         let status = response.status();
@@ -239,7 +267,7 @@ impl Collector {
 
     /// Raw export of every series matching `selector`: one JSON value per series.
     pub async fn export(&self, selector: &str) -> anyhow::Result<Vec<Value>> {
-        let client = reqwest::Client::new();
+        let client = self.client()?;
         let url = format!("http://{}/api/v1/export", self.http);
         let body = client
             .get(&url)
@@ -272,6 +300,18 @@ impl Collector {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// A client that sends `token` as `Authorization: Bearer` with every request.
+pub fn client_with(token: &str) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse()?,
+    );
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
 }
 
 /// A running agent.
@@ -317,6 +357,15 @@ impl Agent {
                 .arg(spool_dir),
         );
         Ok(Self { process })
+    }
+
+    /// Starts the agent binary with exactly `args`.
+    pub fn start_args(args: &[&str]) -> Self {
+        let process = Process::spawn(
+            "hcmon-agent",
+            Command::new(bin_path("hcmon-agent")).args(args),
+        );
+        Self { process }
     }
 
     pub fn start(collector_url: &str, node: &str, spool_dir: &Path, interval: &str) -> Self {

@@ -23,6 +23,9 @@ const MIN: i64 = 60_000;
 struct Rig {
     clock: Arc<AtomicI64>,
     http: SocketAddr,
+    /// Sends the admin token the collector wrote to its data folder.
+    client: reqwest::Client,
+    data_dir: std::path::PathBuf,
     grpc: SocketAddr,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -41,9 +44,13 @@ impl Rig {
         let (http, grpc) = (collector.http_addr(), collector.grpc_addr());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(collector.run(shutdown.clone(), Duration::from_secs(5)));
+        let token = std::fs::read_to_string(data_dir.join("admin.token"))?;
+        let client = hcmon_tests::client_with(token.trim())?;
         Ok(Self {
             clock,
             http,
+            client,
+            data_dir: data_dir.to_owned(),
             grpc,
             shutdown,
             task,
@@ -76,7 +83,10 @@ impl Rig {
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let body = reqwest::get(format!("http://{}{path}", self.http))
+        let body = self
+            .client
+            .get(format!("http://{}{path}", self.http))
+            .send()
             .await?
             .text()
             .await?;
@@ -124,6 +134,8 @@ impl Rig {
         let output = std::process::Command::new(hcmon_tests::bin_path("hcmon"))
             .arg("--url")
             .arg(format!("http://{}", self.http))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
             .args(args)
             .env("USER", "carol")
             .output()?;
@@ -142,6 +154,8 @@ impl Rig {
         let output = std::process::Command::new(hcmon_tests::bin_path("hcmon"))
             .arg("--url")
             .arg(format!("http://{}", self.http))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
             .args(args)
             .output()?;
         anyhow::ensure!(!output.status.success(), "hcmon {args:?} succeeded");
@@ -150,7 +164,8 @@ impl Rig {
 
     /// POSTs JSON; the status and the answer.
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-        let response = reqwest::Client::new()
+        let response = self
+            .client
             .post(format!("http://{}{path}", self.http))
             .json(&body)
             .send()
@@ -184,8 +199,7 @@ impl Rig {
                     .collect(),
             }],
         };
-        let (status, body) =
-            hcmon_tests::remote_write(&reqwest::Client::new(), self.http, &request).await?;
+        let (status, body) = hcmon_tests::remote_write(&self.client, self.http, &request).await?;
         anyhow::ensure!(status == 204, "{body}");
         Ok(())
     }
@@ -648,6 +662,8 @@ async fn silences_from_the_cli_mute_and_their_expiry_lets_alerts_through() -> an
             "silence",
             "{node=",
         ])
+        .arg("--data-dir")
+        .arg(&rig.data_dir)
         .output()?;
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("matchers"));
@@ -984,7 +1000,10 @@ async fn records_from_older_versions_load_and_an_unreadable_one_is_set_aside() -
     let rig = Rig::start(&data, SHIPPED, clock_at(now)).await?;
     let alert = rig.wait_alert("DiskWillFill", "nas", "resolved").await?;
     assert_eq!(alert["value"], "NaN", "a legacy null is an unknown value");
-    let metrics = reqwest::get(format!("http://{}/metrics", rig.http))
+    let metrics = rig
+        .client
+        .get(format!("http://{}/metrics", rig.http))
+        .send()
         .await?
         .text()
         .await?;
@@ -1008,7 +1027,10 @@ async fn records_from_older_versions_load_and_an_unreadable_one_is_set_aside() -
 
     // Set aside, not deleted: the next start has nothing left to set aside.
     let rig = Rig::start(&data, SHIPPED, clock_at(now)).await?;
-    let metrics = reqwest::get(format!("http://{}/metrics", rig.http))
+    let metrics = rig
+        .client
+        .get(format!("http://{}/metrics", rig.http))
+        .send()
         .await?
         .text()
         .await?;
@@ -1084,7 +1106,10 @@ warning = 1e12
 
 /// The value of `hcmon_collector_task_panics_total{task}` on `/metrics`.
 async fn task_panics(rig: &Rig, task: &str) -> anyhow::Result<f64> {
-    let text = reqwest::get(format!("http://{}/metrics", rig.http))
+    let text = rig
+        .client
+        .get(format!("http://{}/metrics", rig.http))
+        .send()
         .await?
         .text()
         .await?;

@@ -46,7 +46,7 @@ async fn write_many(
         .collect();
     let request = WriteRequest { timeseries };
     let (status, body) =
-        hcmon_tests::remote_write(&reqwest::Client::new(), collector.http, &request).await?;
+        hcmon_tests::remote_write(&collector.client()?, collector.http, &request).await?;
     anyhow::ensure!(status == 204, "{body}");
     Ok(())
 }
@@ -431,7 +431,8 @@ async fn get_error(
     path: &str,
     query: &[(&str, &str)],
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    let response = reqwest::Client::new()
+    let response = collector
+        .client()?
         .get(format!("http://{}{path}", collector.http))
         .query(query)
         .send()
@@ -484,11 +485,12 @@ async fn expensive_analyses_leave_ingest_and_health_answering() -> anyhow::Resul
     let collector = Collector::start(&dir.path().join("collector"), 0, 0)?;
     write_heavy_history(&collector).await?;
     let url = format!("http://{}/api/v1/trend", collector.http);
+    let client = collector.client()?;
     let heavy: Vec<_> = (0..2)
         .map(|_| {
-            let url = url.clone();
+            let (url, client) = (url.clone(), client.clone());
             tokio::spawn(async move {
-                let response = reqwest::Client::new()
+                let response = client
                     .get(url)
                     .query(&HEAVY_TREND)
                     .timeout(std::time::Duration::from_secs(300))
@@ -536,13 +538,8 @@ async fn an_analysis_stops_when_its_client_goes_away() -> anyhow::Result<()> {
     let collector = Collector::start(&dir.path().join("collector"), 0, 0)?;
     write_heavy_history(&collector).await?;
     let url = format!("http://{}/api/v1/trend", collector.http);
-    let abandoned = tokio::spawn(async move {
-        reqwest::Client::new()
-            .get(url)
-            .query(&HEAVY_TREND)
-            .send()
-            .await
-    });
+    let client = collector.client()?;
+    let abandoned = tokio::spawn(async move { client.get(url).query(&HEAVY_TREND).send().await });
     collector
         .wait_for_metrics(std::time::Duration::from_secs(120), |text| {
             exposed(text, "hcmon_collector_analyses_running") >= 1.0

@@ -7,10 +7,12 @@ use hcmon_tests::{Collector, bin_path};
 use serde_json::Value;
 use std::process::{Command, Output};
 
-/// Runs `hcmon --url <url> <args>`.
-fn hcmon(url: &str, args: &[&str]) -> std::io::Result<Output> {
+/// Runs `hcmon <args>` against `collector`, beside it (reading its admin token).
+fn hcmon(collector: &Collector, args: &[&str]) -> std::io::Result<Output> {
     Command::new(bin_path("hcmon"))
-        .args(["--url", url])
+        .args(["--url", &format!("http://{}", collector.http)])
+        .arg("--data-dir")
+        .arg(&collector.data_dir)
         .args(args)
         .output()
 }
@@ -24,9 +26,11 @@ async fn calls_are_audited_and_a_tampered_record_is_named_by_verify() -> anyhow:
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let mut collector = Collector::start(&data, 0, 0)?;
-    let url = format!("http://{}", collector.http);
 
-    let silenced = hcmon(&url, &["alerts", "silence", "{node=\"nas\"}", "--by", "me"])?;
+    let silenced = hcmon(
+        &collector,
+        &["alerts", "silence", "{node=\"nas\"}", "--by", "me"],
+    )?;
     assert!(silenced.status.success(), "{silenced:?}");
     let silence = stdout(&silenced)
         .split_whitespace()
@@ -34,22 +38,29 @@ async fn calls_are_audited_and_a_tampered_record_is_named_by_verify() -> anyhow:
         .expect("silence <id> …")
         .to_owned();
     // An alert that does not exist: refused, and recorded as refused.
-    let acked = hcmon(&url, &["alerts", "ack", "0123456789abcdef", "--by", "me"])?;
+    let acked = hcmon(
+        &collector,
+        &["alerts", "ack", "0123456789abcdef", "--by", "me"],
+    )?;
     assert!(!acked.status.success(), "{acked:?}");
     assert!(
-        hcmon(&url, &["alerts", "unsilence", &silence])?
+        hcmon(&collector, &["alerts", "unsilence", &silence])?
             .status
             .success()
     );
     // Reads are not recorded.
-    assert!(hcmon(&url, &["alerts", "silences"])?.status.success());
+    assert!(hcmon(&collector, &["alerts", "silences"])?.status.success());
 
     let listed = collector.get_json("/api/v1/audit", &[]).await?;
     let records = listed["data"].as_array().expect("a list of records");
     let seen: Vec<(u64, &str, &Value, u64)> = records
         .iter()
         .map(|r| {
-            assert_eq!(r["who"], "anonymous", "{r}");
+            assert_eq!(
+                (&r["who"], &r["role"]),
+                (&"admin".into(), &"admin".into()),
+                "{r}"
+            );
             let client = r["client"].as_str().unwrap_or_default();
             assert!(client.starts_with("127.0.0.1:"), "{r}");
             let seq = r["seq"].as_u64().unwrap();
@@ -83,10 +94,10 @@ async fn calls_are_audited_and_a_tampered_record_is_named_by_verify() -> anyhow:
         .collect();
     assert_eq!(seen, expected);
 
-    let table = stdout(&hcmon(&url, &["audit"])?);
+    let table = stdout(&hcmon(&collector, &["audit"])?);
     assert!(table.contains("unsilence"), "{table}");
     assert!(table.contains("0123456789abcdef"), "{table}");
-    let lines = stdout(&hcmon(&url, &["audit", "--json", "--limit", "2"])?);
+    let lines = stdout(&hcmon(&collector, &["audit", "--json", "--limit", "2"])?);
     let seqs: Vec<u64> = lines
         .lines()
         .map(|l| {
@@ -96,7 +107,7 @@ async fn calls_are_audited_and_a_tampered_record_is_named_by_verify() -> anyhow:
         })
         .collect();
     assert_eq!(seqs, [1, 2]);
-    let intact = hcmon(&url, &["audit", "verify"])?;
+    let intact = hcmon(&collector, &["audit", "verify"])?;
     assert!(intact.status.success(), "{intact:?}");
     assert!(
         stdout(&intact).contains("audit log intact: 3 records"),
@@ -119,10 +130,9 @@ async fn calls_are_audited_and_a_tampered_record_is_named_by_verify() -> anyhow:
     }
 
     let collector = Collector::start(&data, 0, 0)?;
-    let url = format!("http://{}", collector.http);
     // Appends go on after the restart; the tampered record is still found.
-    hcmon(&url, &["alerts", "unsilence", &silence])?;
-    let broken = hcmon(&url, &["audit", "verify"])?;
+    hcmon(&collector, &["alerts", "unsilence", &silence])?;
+    let broken = hcmon(&collector, &["audit", "verify"])?;
     assert!(!broken.status.success(), "{broken:?}");
     let message = String::from_utf8_lossy(&broken.stderr);
     assert!(

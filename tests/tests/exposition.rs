@@ -27,7 +27,7 @@ async fn remote_write(collector: &Collector, names: &[&str]) -> anyhow::Result<(
             })
             .collect(),
     };
-    hcmon_tests::remote_write(&reqwest::Client::new(), collector.http, &request).await
+    hcmon_tests::remote_write(&collector.client()?, collector.http, &request).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -53,6 +53,7 @@ async fn forgetting_a_node_removes_it_and_resolves_its_missing_data_alerts() -> 
     let forget = |node: &str| {
         Command::new(bin_path("hcmon"))
             .args(["--url", &url, "forget", node])
+            .env("HCMON_DATA_DIR", &collector.data_dir)
             .output()
     };
     // While it streams, forgetting it is refused with the reason.
@@ -147,6 +148,7 @@ async fn forgetting_a_node_removes_it_and_resolves_its_missing_data_alerts() -> 
     let deleted = loop {
         let out = Command::new(bin_path("hcmon"))
             .args(["--url", &url, "forget", "scrap", "--delete-series"])
+            .env("HCMON_DATA_DIR", &collector.data_dir)
             .output()?;
         if out.status.success() {
             break String::from_utf8_lossy(&out.stdout).into_owned();
@@ -171,6 +173,7 @@ async fn forgetting_a_node_removes_it_and_resolves_its_missing_data_alerts() -> 
     // A node already forgotten (series kept) can still have its series deleted.
     let late = Command::new(bin_path("hcmon"))
         .args(["--url", &url, "forget", "retired", "--delete-series"])
+        .env("HCMON_DATA_DIR", &collector.data_dir)
         .output()?;
     assert!(
         late.status.success(),

@@ -146,7 +146,8 @@ async fn two_agents_are_visible_in_metrics_query_range_and_cli() -> anyhow::Resu
         }],
     };
     let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec())?;
-    let response = reqwest::Client::new()
+    let response = collector
+        .client()?
         .post(format!("http://{}/api/v1/write", collector.http))
         .header("Content-Encoding", "snappy")
         .header("Content-Type", "application/x-protobuf")
@@ -161,7 +162,8 @@ async fn two_agents_are_visible_in_metrics_query_range_and_cli() -> anyhow::Resu
         points(&exported[0]),
         vec![(now_ms - 1000, 21.5), (now_ms, 21.75)]
     );
-    let garbage = reqwest::Client::new()
+    let garbage = collector
+        .client()?
         .post(format!("http://{}/api/v1/write", collector.http))
         .body("not snappy")
         .send()
@@ -171,6 +173,8 @@ async fn two_agents_are_visible_in_metrics_query_range_and_cli() -> anyhow::Resu
 
     let status = Command::new(bin_path("hcmon"))
         .args(["--url", &format!("http://{}", collector.http), "status"])
+        .arg("--data-dir")
+        .arg(&collector.data_dir)
         .output()?;
     let out = String::from_utf8_lossy(&status.stdout);
     assert!(

@@ -47,11 +47,13 @@ async fn another_agent_is_acked_while_a_flood_of_new_series_is_stored() -> anyho
 
     // Two requests at once, as Prometheus' shards send them.
     let url = format!("http://{}/api/v1/write", collector.http);
+    let client = collector.client()?;
     let writes: Vec<_> = (0..SHARDS)
         .map(|shard| {
             let (url, body) = (url.clone(), flood(shard, PER_REQUEST, now_ms()));
+            let client = client.clone();
             tokio::spawn(async move {
-                reqwest::Client::new()
+                client
                     .post(url)
                     .header("Content-Encoding", "snappy")
                     .header("Content-Type", "application/x-protobuf")

@@ -357,8 +357,13 @@ async fn soak_with_kill9_every_minute() -> anyhow::Result<()> {
         .collect();
     let sender = Arc::new(Sender {
         http: format!("http://{}", collector.http),
+        // The token stays valid across the restarts: it is in the store.
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .default_headers(reqwest::header::HeaderMap::from_iter([(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", collector.token()?).parse()?,
+            )]))
             .build()?,
         acked: Mutex::default(),
         outcomes: Mutex::default(),

@@ -55,6 +55,8 @@ fn unpack_fixture(dir: &Path) -> anyhow::Result<PathBuf> {
 /// The collector, in this process, on the fixture's data directory.
 struct Opened {
     http: SocketAddr,
+    /// Sends the admin token the collector made (the fixture predates tokens).
+    client: reqwest::Client,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -71,8 +73,10 @@ impl Opened {
         let http = collector.http_addr();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(collector.run(shutdown.clone(), Duration::from_secs(5)));
+        let token = std::fs::read_to_string(data.join("admin.token"))?;
         Ok(Self {
             http,
+            client: hcmon_tests::client_with(token.trim())?,
             shutdown,
             task,
         })
@@ -84,7 +88,8 @@ impl Opened {
     }
 
     async fn text(&self, path: &str) -> anyhow::Result<String> {
-        let response = reqwest::get(format!("http://{}{path}", self.http)).await?;
+        let url = format!("http://{}{path}", self.http);
+        let response = self.client.get(url).send().await?;
         anyhow::ensure!(
             response.status().is_success(),
             "GET {path}: {}",

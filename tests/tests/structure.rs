@@ -17,10 +17,18 @@ const LAYERS: &[&[&str]] = &[
     &["ingest"],
     &["query"],
     &["catalog"],
-    &["audit"],
+    &["pki"],
+    &["audit", "access"],
     &["storage"],
     &["analytics"],
-    &["clock", "tasks", "telemetry", "json_f64", "secure_random"],
+    &[
+        "clock",
+        "tasks",
+        "telemetry",
+        "json_f64",
+        "secure_random",
+        "outbound",
+    ],
 ];
 
 /// Longest non-test part of a source file.

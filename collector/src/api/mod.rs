@@ -7,7 +7,9 @@ pub mod admin;
 pub mod agents;
 pub mod alerts;
 pub mod analytics;
+pub mod pki;
 pub mod query;
+pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -49,6 +51,12 @@ pub enum ErrorType {
     NotFound,
     /// The request contradicts the current state (409).
     Conflict,
+    /// No valid token came with the request (401).
+    Unauthorized,
+    /// The request's token may not make this call (403).
+    Forbidden,
+    /// The client is over a rate limit and must wait (429, with `Retry-After`).
+    RateLimited,
     /// A part of the collector that must answer has stopped (503).
     Unavailable,
     /// The request ran out of time (503).

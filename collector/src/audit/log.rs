@@ -144,6 +144,7 @@ mod tests {
     fn entry(node: &str) -> Entry {
         Entry {
             who: "anonymous".into(),
+            role: None,
             client: None,
             route: "DELETE /api/v1/agents/{node}".into(),
             event: AuditEvent::ForgetAgent { node: node.into() },

@@ -11,6 +11,8 @@ use super::params::QueryParams;
 use super::{ApiState, blocking};
 use crate::api::ApiResponse;
 use crate::api::alerts::SilenceResponse;
+use crate::api::pki::EnrollmentGrant;
+use crate::api::tokens::CreatedToken;
 use crate::audit::{AuditEvent, AuditRecord, Entry};
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, RawPathParams, Request, State};
@@ -22,8 +24,9 @@ use axum::{RequestExt, Router};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-/// Who made a call when nobody authenticated.
-const ANONYMOUS: &str = "anonymous";
+/// Who made a call that needs no token: the signed acknowledgement link (the person it names
+/// is the event's).
+const SIGNED_LINK: &str = "signed link";
 
 /// Records a list answers by default, and at most.
 const DEFAULT_LIMIT: usize = 100;
@@ -45,6 +48,10 @@ enum Call {
     ExpireSilence,
     ForgetAgent,
     Compact,
+    CreateToken,
+    RevokeToken,
+    IssueEnrollmentToken,
+    RevokeNode,
 }
 
 impl Call {
@@ -59,6 +66,14 @@ impl Call {
             ("DELETE", ["silences", _]) => (Call::ExpireSilence, "/api/v1/silences/{id}"),
             ("DELETE", ["agents", _]) => (Call::ForgetAgent, "/api/v1/agents/{node}"),
             ("POST", ["admin", "compact"]) => (Call::Compact, "/api/v1/admin/compact"),
+            ("POST", ["tokens"]) => (Call::CreateToken, "/api/v1/tokens"),
+            ("DELETE", ["tokens", _]) => (Call::RevokeToken, "/api/v1/tokens/{id}"),
+            ("POST", ["pki", "enrollments"]) => {
+                (Call::IssueEnrollmentToken, "/api/v1/pki/enrollments")
+            }
+            ("POST", ["pki", "nodes", _, "revoke"]) => {
+                (Call::RevokeNode, "/api/v1/pki/nodes/{node}/revoke")
+            }
             _ => return None,
         })
     }
@@ -75,6 +90,10 @@ pub async fn record(State(state): State<ApiState>, mut request: Request, next: N
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.to_string());
+    let (who, role) = match super::auth::identity(&request) {
+        Some(identity) => (identity.name.clone(), Some(identity.role.to_string())),
+        None => (SIGNED_LINK.to_owned(), None),
+    };
     let target = match request.extract_parts::<RawPathParams>().await {
         Ok(params) => params.iter().next().map(|(_, value)| value.to_owned()),
         Err(_) => None,
@@ -87,20 +106,27 @@ pub async fn record(State(state): State<ApiState>, mut request: Request, next: N
         Call::ExpireSilence => (AuditEvent::ExpireSilence { silence: target }, response),
         Call::ForgetAgent => (AuditEvent::ForgetAgent { node: target }, response),
         Call::Compact => (AuditEvent::Compact, response),
-        Call::CreateSilence if outcome.is_success() => {
-            let (parts, body) = response.into_parts();
-            // The handler's own JSON, in memory: reading it cannot fail.
-            let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
-            let silence = serde_json::from_slice::<ApiResponse<SilenceResponse>>(&bytes)
-                .ok()
-                .map(|answer| answer.data.id);
-            let response = Response::from_parts(parts, Body::from(bytes));
+        Call::CreateSilence => {
+            let (created, response) = answer::<SilenceResponse>(response).await;
+            let silence = created.map(|s| s.id);
             (AuditEvent::CreateSilence { silence }, response)
         }
-        Call::CreateSilence => (AuditEvent::CreateSilence { silence: None }, response),
+        Call::RevokeToken => (AuditEvent::RevokeToken { token: target }, response),
+        Call::CreateToken => {
+            let (created, response) = answer::<CreatedToken>(response).await;
+            let token = created.map(|t| t.id);
+            (AuditEvent::CreateToken { token }, response)
+        }
+        Call::IssueEnrollmentToken => {
+            let (grant, response) = answer::<EnrollmentGrant>(response).await;
+            let node = grant.map(|g| g.node);
+            (AuditEvent::IssueEnrollmentToken { node }, response)
+        }
+        Call::RevokeNode => (AuditEvent::RevokeNode { node: target }, response),
     };
     let entry = Entry {
-        who: ANONYMOUS.to_owned(),
+        who,
+        role,
         client,
         route: format!("{method} {route}"),
         event,
@@ -115,6 +141,20 @@ pub async fn record(State(state): State<ApiState>, mut request: Request, next: N
             error.into_response()
         }
     }
+}
+
+/// The `data` of a successful answer (the handler's own JSON, in memory: reading it cannot
+/// fail), and the answer to send on.
+async fn answer<T: serde::de::DeserializeOwned>(response: Response) -> (Option<T>, Response) {
+    if !response.status().is_success() {
+        return (None, response);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let data = serde_json::from_slice::<ApiResponse<T>>(&bytes)
+        .ok()
+        .map(|answer| answer.data);
+    (data, Response::from_parts(parts, Body::from(bytes)))
 }
 
 /// `GET /api/v1/audit[?since=<time>][&limit=<n>]`: the newest `limit` records (100 by default,
@@ -201,29 +241,29 @@ mod tests {
         }
     }
 
-    /// The API (alerting and analytics off) over `kv`, served on a loopback port.
-    async fn serve(kv: FlakyKv) -> String {
-        crate::http::tests::serve_on(Box::new(kv), HttpLimits::default())
-            .await
-            .0
+    /// The API (alerting and analytics off) over `kv`, served on a loopback port: its address
+    /// and a client with an admin token named `test`.
+    async fn serve(kv: FlakyKv) -> (String, reqwest::Client) {
+        let served = crate::http::tests::serve_on(Box::new(kv), HttpLimits::default()).await;
+        (served.base, served.client)
     }
 
-    async fn audit_log(base: &str) -> Vec<AuditRecord> {
-        let answer = reqwest::get(format!("{base}/api/v1/audit")).await.unwrap();
+    async fn audit_log(client: &reqwest::Client, base: &str) -> Vec<AuditRecord> {
+        let answer = client.get(format!("{base}/api/v1/audit"));
+        let answer = answer.send().await.unwrap();
         let answer: ApiResponse<Vec<AuditRecord>> = answer.json().await.unwrap();
         answer.data
     }
 
     #[tokio::test]
     async fn state_changes_are_recorded_with_their_outcome_and_reads_are_not() {
-        let base = serve(FlakyKv::default()).await;
-        let client = reqwest::Client::new();
+        let (base, client) = serve(FlakyKv::default()).await;
         let forget = client.delete(format!("{base}/api/v1/agents/ghost%20node"));
         assert_eq!(forget.send().await.unwrap().status(), 404);
         let compact = client.post(format!("{base}/api/v1/admin/compact"));
         assert_eq!(compact.send().await.unwrap().status(), 200);
         // The signed link, here to a collector with alerting off.
-        let link = client.get(format!(
+        let link = reqwest::Client::new().get(format!(
             "{base}/api/v1/alerts/abc/ack?by=me&expires=2000000000&sig=00"
         ));
         assert_eq!(link.send().await.unwrap().status(), 404);
@@ -236,31 +276,31 @@ mod tests {
             .header("content-type", "application/x-www-form-urlencoded")
             .body("query=up");
         assert_eq!(query.send().await.unwrap().status(), 200);
-        let seen: Vec<_> = audit_log(&base)
+        let seen: Vec<_> = audit_log(&client, &base)
             .await
             .into_iter()
-            .map(|r| (r.seq, r.who, r.route, r.event, r.outcome))
+            .map(|r| (r.seq, (r.who, r.role), r.route, r.event, r.outcome))
             .collect();
-        let anonymous = || "anonymous".to_owned();
+        let admin = || ("test".to_owned(), Some("admin".to_owned()));
         let node = "ghost node".to_owned();
         let expected = vec![
             (
                 0,
-                anonymous(),
+                admin(),
                 "DELETE /api/v1/agents/{node}".to_owned(),
                 AuditEvent::ForgetAgent { node },
                 404,
             ),
             (
                 1,
-                anonymous(),
+                admin(),
                 "POST /api/v1/admin/compact".to_owned(),
                 AuditEvent::Compact,
                 200,
             ),
             (
                 2,
-                anonymous(),
+                ("signed link".to_owned(), None),
                 "GET /api/v1/alerts/{id}/ack".to_owned(),
                 AuditEvent::AckAlert {
                     alert: "abc".to_owned(),
@@ -274,13 +314,12 @@ mod tests {
     #[tokio::test]
     async fn a_call_whose_record_cannot_be_written_is_answered_500() {
         let kv = FlakyKv::default();
-        let base = serve(kv.clone()).await;
+        let (base, client) = serve(kv.clone()).await;
         kv.failing.store(true, Ordering::SeqCst);
-        let client = reqwest::Client::new();
         let forget = client.delete(format!("{base}/api/v1/agents/ghost"));
         let answer = forget.send().await.unwrap();
         assert_eq!(answer.status(), 500);
         kv.failing.store(false, Ordering::SeqCst);
-        assert!(audit_log(&base).await.is_empty());
+        assert!(audit_log(&client, &base).await.is_empty());
     }
 }

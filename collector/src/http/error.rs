@@ -4,6 +4,7 @@
 //! here. Internal failures are logged (here, or by [`crate::tasks`] for panics) and shown to
 //! clients without their details.
 
+use crate::access::{AuthFailure, Permission, Role, TokenError};
 use crate::alerting::book::BookError;
 use crate::alerting::handle::AlertingError;
 use crate::api::{ApiResponse, ErrorResponse, ErrorType, Status};
@@ -14,6 +15,8 @@ use crate::tasks::Panicked;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A part of the collector that its config can switch off.
@@ -21,6 +24,7 @@ use std::time::Duration;
 pub enum Feature {
     Alerting,
     Analytics,
+    Tls,
 }
 
 impl fmt::Display for Feature {
@@ -31,6 +35,9 @@ impl fmt::Display for Feature {
             }
             Feature::Analytics => {
                 "analytics are disabled in this collector's config ([analytics] enabled = false)"
+            }
+            Feature::Tls => {
+                "TLS is off in this collector's config ([tls] enabled = false): there is no CA to enroll agents with"
             }
         })
     }
@@ -91,6 +98,40 @@ pub enum ApiError {
         retry_after.as_secs()
     )]
     Overloaded { limit: usize, retry_after: Duration },
+    /// No valid token (401, with `WWW-Authenticate: Bearer`); `data_dir` is the collector's,
+    /// where a fresh store's admin token is.
+    #[error(
+        "not authenticated: {failure}; send Authorization: Bearer <token>; an admin token is in {}/admin.token on the collector's machine",
+        data_dir.display()
+    )]
+    Unauthenticated {
+        failure: AuthFailure,
+        data_dir: PathBuf,
+    },
+    /// The token may not make this call (403).
+    #[error("this call needs {needed}; the token {name:?} has the {role} role{}", if *write { " and the write scope" } else { " without the write scope" })]
+    Forbidden {
+        needed: Permission,
+        name: String,
+        role: Role,
+        write: bool,
+    },
+    /// Too many failed authentications from one address (429, with `Retry-After`).
+    #[error(
+        "too many failed authentications from {address} ({max} a minute); retry in {}s with a valid token",
+        retry_after.as_secs().max(1)
+    )]
+    TooManyFailures {
+        address: IpAddr,
+        max: u32,
+        retry_after: Duration,
+    },
+    /// A token over `[auth] write_samples_per_second` (429, with `Retry-After`).
+    #[error(
+        "this token wrote more than {limit} samples per second (`auth.write_samples_per_second`); retry in {}s",
+        retry_after.as_secs().max(1)
+    )]
+    WriteRateLimited { limit: u64, retry_after: Duration },
     #[error("storage failure")]
     Store(StoreError),
     /// The request's work panicked: logged and counted (`hcmon_collector_task_panics_total`)
@@ -122,6 +163,11 @@ impl ApiError {
             }
             // As Prometheus answers a query that ran out of time.
             ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, ErrorType::Timeout),
+            ApiError::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, ErrorType::Unauthorized),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, ErrorType::Forbidden),
+            ApiError::TooManyFailures { .. } | ApiError::WriteRateLimited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, ErrorType::RateLimited)
+            }
             ApiError::Store(_) | ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Internal)
             }
@@ -136,9 +182,12 @@ impl IntoResponse for ApiError {
         }
         let (status, error_type) = self.status();
         let retry_after = match &self {
-            ApiError::Overloaded { retry_after, .. } => Some(*retry_after),
+            ApiError::Overloaded { retry_after, .. }
+            | ApiError::TooManyFailures { retry_after, .. }
+            | ApiError::WriteRateLimited { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
+        let unauthenticated = matches!(self, ApiError::Unauthenticated { .. });
         let body = ErrorResponse {
             status: Status::Error,
             error_type,
@@ -149,6 +198,12 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 retry_after.as_secs().max(1).into(),
+            );
+        }
+        if unauthenticated {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
             );
         }
         response
@@ -185,6 +240,18 @@ impl From<RemoteWriteError> for ApiError {
         match e {
             RemoteWriteError::Store(e) => ApiError::Store(e),
             other => ApiError::BadRequest(format!("remote write refused: {other}")),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::BadName(_) => ApiError::BadRequest(e.to_string()),
+            TokenError::NameTaken(_) => ApiError::Conflict(e.to_string()),
+            TokenError::NoSuchToken(_) => ApiError::NotFound(e.to_string()),
+            TokenError::Random(_) => ApiError::Unavailable(e.to_string()),
+            TokenError::Store(e) => ApiError::Store(e),
         }
     }
 }
@@ -327,6 +394,45 @@ mod tests {
                 503,
                 "unavailable",
                 "the collector is busy: 8 query and analysis requests are in progress, the most `server.http.max_concurrent_queries` allows; retry in 5s",
+            ),
+            (
+                ApiError::Unauthenticated {
+                    failure: AuthFailure::Missing,
+                    data_dir: "/var/lib/hcmon".into(),
+                },
+                401,
+                "unauthorized",
+                "not authenticated: no token was sent; send Authorization: Bearer <token>; an admin token is in /var/lib/hcmon/admin.token on the collector's machine",
+            ),
+            (
+                ApiError::Forbidden {
+                    needed: Permission::Operate,
+                    name: "grafana".into(),
+                    role: Role::Viewer,
+                    write: false,
+                },
+                403,
+                "forbidden",
+                "this call needs the operator or admin role; the token \"grafana\" has the viewer role without the write scope",
+            ),
+            (
+                ApiError::TooManyFailures {
+                    address: [10, 0, 0, 1].into(),
+                    max: 10,
+                    retry_after: Duration::from_secs(42),
+                },
+                429,
+                "rate_limited",
+                "too many failed authentications from 10.0.0.1 (10 a minute); retry in 42s with a valid token",
+            ),
+            (
+                ApiError::WriteRateLimited {
+                    limit: 1000,
+                    retry_after: Duration::from_millis(10),
+                },
+                429,
+                "rate_limited",
+                "this token wrote more than 1000 samples per second (`auth.write_samples_per_second`); retry in 1s",
             ),
             (
                 StoreError::Failed.into(),

@@ -13,14 +13,17 @@ mod alerts;
 mod analysis;
 mod analytics;
 mod audit;
+mod auth;
 mod error;
 mod exposition;
 mod limits;
 mod metrics;
 mod params;
+mod pki;
 mod query;
 mod remote_write;
 mod server;
+mod tokens;
 
 use crate::api::Metric;
 use crate::catalog::SeriesCatalog;
@@ -53,6 +56,10 @@ pub struct ApiState {
     pub metrics: Arc<CollectorMetrics>,
     /// Where every state-changing call is recorded (see `audit.rs`).
     pub audit: Arc<crate::audit::AuditLog>,
+    /// The API's tokens and the limits on their use (see `auth.rs`).
+    pub access: Arc<crate::access::AccessControl>,
+    /// The collector's CA: enrollment tokens, enrolled nodes, revocation; `None` without TLS.
+    pub enrollment: Option<Arc<crate::pki::Enrollment>>,
     pub metrics_staleness: Duration,
     pub clock: crate::clock::Clock,
 }
@@ -72,9 +79,12 @@ pub fn router(state: ApiState, limits: HttpLimits) -> Router {
         .merge(alerts::routes())
         .merge(remote_write::routes())
         .merge(audit::routes())
+        .merge(pki::routes())
+        .merge(tokens::routes())
         .layer(from_fn_with_state(state.clone(), audit::record))
         .layer(Extension(Analyses::new()))
         .layer(body_limit)
+        .layer(from_fn_with_state(state.clone(), auth::authenticate))
         .layer(from_fn_with_state(guard, limits::check_sizes))
         .with_state(state)
 }
@@ -122,24 +132,46 @@ mod tests {
     use crate::storage::{MemoryKv, StorageConfig};
     use serde_json::Value;
 
-    /// The API of a collector with analytics and alerting switched off, on a loopback port.
-    async fn serve() -> String {
-        serve_with(HttpLimits::default()).await.0
+    /// A collector's API served for a test.
+    pub(super) struct Served {
+        pub base: String,
+        pub metrics: Arc<CollectorMetrics>,
+        /// An admin token with the write scope, named `test`.
+        pub token: String,
+        /// A client that sends `token` with every request.
+        pub client: reqwest::Client,
     }
 
-    /// As [`serve`], held to `limits`; also hands back the collector's metrics.
-    async fn serve_with(limits: HttpLimits) -> (String, Arc<CollectorMetrics>) {
+    /// The API of a collector with analytics and alerting switched off, on a loopback port.
+    async fn serve() -> Served {
+        serve_with(HttpLimits::default()).await
+    }
+
+    /// As [`serve`], held to `limits`.
+    async fn serve_with(limits: HttpLimits) -> Served {
         serve_on(Box::new(MemoryKv::default()), limits).await
     }
 
     /// As [`serve_with`], on the store `kv` (e.g. one that fails on demand).
-    pub(super) async fn serve_on(
-        kv: Box<dyn crate::storage::Kv>,
-        limits: HttpLimits,
-    ) -> (String, Arc<CollectorMetrics>) {
+    pub(super) async fn serve_on(kv: Box<dyn crate::storage::Kv>, limits: HttpLimits) -> Served {
+        use crate::access::{AccessControl, NewToken, Role, TokenStore, WriteLimiter};
         let opened = Tsdb::open(kv, StorageConfig::default()).unwrap();
         let tsdb = Arc::new(opened.tsdb);
         let audit = Arc::new(crate::audit::AuditLog::open(tsdb.clone()).unwrap());
+        let tokens = TokenStore::open(tsdb.clone()).unwrap();
+        let admin = NewToken {
+            name: "test".into(),
+            role: Role::Admin,
+            write: true,
+            expires_ms: None,
+        };
+        let (_, token) = tokens.create(admin, 0).unwrap();
+        let access = Arc::new(AccessControl {
+            tokens,
+            failures: Default::default(),
+            writes: WriteLimiter::new(0),
+            data_dir: "test-data".into(),
+        });
         let catalog = Arc::new(SeriesCatalog::new(vec![]));
         let metrics = Arc::new(CollectorMetrics::new());
         let clock: crate::clock::Clock = Arc::new(|| 1_700_000_000_000);
@@ -161,6 +193,8 @@ mod tests {
             alerting: None,
             metrics: metrics.clone(),
             audit,
+            access,
+            enrollment: None,
             metrics_staleness: Duration::from_secs(300),
             clock,
         };
@@ -171,6 +205,7 @@ mod tests {
         tokio::spawn(async move {
             super::serve(
                 listener,
+                None,
                 router(state, limits.clone()),
                 &limits,
                 served,
@@ -178,12 +213,29 @@ mod tests {
             )
             .await;
         });
-        (base, metrics)
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = format!("Bearer {token}").parse().unwrap();
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        Served {
+            base,
+            metrics,
+            token,
+            client,
+        }
     }
 
-    /// Sends `method path`; the status and the JSON answer.
-    async fn ask(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let client = reqwest::Client::new();
+    /// Sends `method path` with `client`; the status and the JSON answer.
+    async fn ask(
+        client: &reqwest::Client,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = client.request(method, format!("{base}{path}"));
         if let Some(body) = body {
@@ -198,7 +250,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_disabled_feature_answers_404_not_found_on_every_endpoint() {
-        let base = serve().await;
+        let Served { base, client, .. } = serve().await;
         let silence =
             serde_json::json!({"matchers": "{node=\"nas\"}", "duration": "1h", "created_by": "me"});
         let alerting =
@@ -223,7 +275,7 @@ mod tests {
             ("GET", "/api/v1/anomalies", None, analytics),
             ("GET", "/api/v1/node_anomalies", None, analytics),
         ] {
-            let (status, answer) = ask(&base, method, path, body).await;
+            let (status, answer) = ask(&client, &base, method, path, body).await;
             assert_eq!(status, 404, "{method} {path}: {answer}");
             let expected =
                 serde_json::json!({"status": "error", "errorType": "not_found", "error": message});
@@ -233,7 +285,7 @@ mod tests {
 
     #[tokio::test]
     async fn huge_and_negative_numbers_are_refused_with_400_naming_the_parameter() {
-        let base = serve().await;
+        let Served { base, client, .. } = serve().await;
         let max = i64::MAX;
         let range = "/api/v1/query_range?query=up&start=0";
         for (method, path, parameter) in [
@@ -296,7 +348,7 @@ mod tests {
             ),
             ("DELETE", "/api/v1/agents/nas?series=all".into(), "series"),
         ] {
-            let (status, answer) = ask(&base, method, &path, None).await;
+            let (status, answer) = ask(&client, &base, method, &path, None).await;
             assert_eq!(status, 400, "{path}: {answer}");
             assert_eq!(answer["errorType"], "bad_data", "{path}");
             let message = answer["error"].as_str().unwrap();
@@ -305,7 +357,7 @@ mod tests {
                 "{path}: {message}"
             );
         }
-        let (status, health) = ask(&base, "GET", "/healthz", None).await;
+        let (status, health) = ask(&client, &base, "GET", "/healthz", None).await;
         assert_eq!((status, &health["status"]), (200, &Value::from("ok")));
     }
 
@@ -340,10 +392,14 @@ mod tests {
             max_body_bytes: 1024,
             ..HttpLimits::default()
         };
-        let (base, metrics) = serve_with(limits).await;
+        let Served {
+            base,
+            metrics,
+            token,
+            client,
+        } = serve_with(limits).await;
         let message = "request body over the limit of 1024 bytes (`server.http.max_body_bytes`)";
         // Declared too large up front.
-        let client = reqwest::Client::new();
         let response = client
             .post(format!("{base}/api/v1/write"))
             .body(vec![0u8; 4096])
@@ -358,6 +414,7 @@ mod tests {
         let chunk = format!("{:x}\r\n{}\r\n", 800, "a".repeat(800));
         let head = format!(
             "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer {token}\r\n\
              Transfer-Encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n"
         );
         let mut stream = connect_raw(&base, &head).await;
@@ -374,8 +431,12 @@ mod tests {
             max_header_bytes: 2048,
             ..HttpLimits::default()
         };
-        let (base, metrics) = serve_with(limits).await;
-        let client = reqwest::Client::new();
+        let Served {
+            base,
+            metrics,
+            token: _,
+            client,
+        } = serve_with(limits).await;
         let long = "a".repeat(600);
         let response = client
             .get(format!("{base}/api/v1/query?query={long}"))
@@ -409,16 +470,22 @@ mod tests {
             retry_after: Duration::from_secs(7),
             ..HttpLimits::default()
         };
-        let (base, metrics) = serve_with(limits).await;
+        let Served {
+            base,
+            metrics,
+            token,
+            client,
+        } = serve_with(limits).await;
         // Two slow queries: each holds its slot while it waits for the rest of its body.
-        let slow = "POST /api/v1/query HTTP/1.1\r\nHost: x\r\n\
+        let slow = format!(
+            "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
                     Content-Type: application/x-www-form-urlencoded\r\n\
-                    Content-Length: 100\r\n\r\nquery=up";
+                    Content-Length: 100\r\n\r\nquery=up"
+        );
         let _held = [
-            connect_raw(&base, slow).await,
-            connect_raw(&base, slow).await,
+            connect_raw(&base, &slow).await,
+            connect_raw(&base, &slow).await,
         ];
-        let client = reqwest::Client::new();
         let mut shed = None;
         // The slow queries reach their slots soon; until then, a query may still be served.
         for _ in 0..500 {
@@ -444,7 +511,7 @@ mod tests {
                 .contains("server.http.max_concurrent_queries"),
             "{answer}"
         );
-        let (status, health) = ask(&base, "GET", "/healthz", None).await;
+        let (status, health) = ask(&client, &base, "GET", "/healthz", None).await;
         assert_eq!((status, &health["status"]), (200, &Value::from("ok")));
         let text = client
             .get(format!("{base}/metrics"))
@@ -470,7 +537,12 @@ mod tests {
             header_read_timeout: Duration::from_millis(300),
             ..HttpLimits::default()
         };
-        let (base, metrics) = serve_with(limits).await;
+        let Served {
+            base,
+            metrics,
+            token: _,
+            client,
+        } = serve_with(limits).await;
         let mut slow = connect_raw(&base, "G").await;
         let (mut reader, mut writer) = slow.split();
         let cut_off = async {
@@ -492,7 +564,7 @@ mod tests {
             panic!("the slow client was never cut off");
         };
         let normal = async {
-            let (status, health) = ask(&base, "GET", "/healthz", None).await;
+            let (status, health) = ask(&client, &base, "GET", "/healthz", None).await;
             assert_eq!((status, &health["status"]), (200, &Value::from("ok")));
         };
         let slowloris = async {

@@ -19,7 +19,7 @@ fn service(limits: IngestLimits) -> Arc<IngestService> {
         Arc::new(CollectorMetrics::new()),
         Admission {
             limits,
-            agent_token: Default::default(),
+            ..Default::default()
         },
         Arc::new(|| NOW),
         Default::default(),
@@ -28,14 +28,18 @@ fn service(limits: IngestLimits) -> Arc<IngestService> {
 
 async fn connect(svc: &Arc<IngestService>, node: &str) -> IngestStream {
     let resp = svc
-        .register(RegisterRequest {
-            node_name: node.into(),
-            spool_epoch: 7,
-            ..Default::default()
-        })
+        .register(
+            RegisterRequest {
+                node_name: node.into(),
+                spool_epoch: 7,
+                ..Default::default()
+            },
+            &PeerIdentity::Plaintext,
+        )
         .await
         .unwrap();
-    svc.open_stream(Some(&resp.session_id)).unwrap()
+    svc.open_stream(Some(&resp.session_id), &PeerIdentity::Plaintext)
+        .unwrap()
 }
 
 /// A gauge `name{disk="<disk>"}` defined as wire id `id`.

@@ -21,6 +21,16 @@ pub enum IngestError {
     },
     #[error("registration refused: the agent token does not match the collector's")]
     BadToken,
+    #[error(
+        "this collector requires a client certificate from agents: enroll the node (`hcmon enroll <node>` on the collector, then start the agent with --enroll-token)"
+    )]
+    CertificateRequired,
+    #[error("the client certificate is for node {certificate:?}; it cannot act as node {asked:?}")]
+    WrongNode { certificate: String, asked: String },
+    #[error(
+        "the certificate of node {node:?} was revoked by the collector's admin; enroll the node again with a new token"
+    )]
+    Revoked { node: String },
     #[error("no `hcmon-session` metadata: call Register first")]
     MissingSession,
     #[error("unknown or expired session: call Register again (the collector may have restarted)")]
@@ -165,6 +175,8 @@ pub enum Refusal {
     /// A batch that does not follow the last durable one: nothing is wrong with its content.
     OutOfSequence,
     Unauthenticated,
+    /// The caller is known but may not do this: another node's name, a revoked certificate.
+    Forbidden,
     Internal,
 }
 
@@ -198,9 +210,12 @@ impl IngestError {
             | TooManyStreams { .. } => Refusal::OverLimit,
             UnknownSeriesId { .. } => Refusal::UnknownReference,
             SequenceGap { .. } | SequenceNotHeld { .. } => Refusal::OutOfSequence,
-            BadToken | MissingSession | UnknownSession | SessionReplaced { .. } => {
-                Refusal::Unauthenticated
-            }
+            BadToken
+            | CertificateRequired
+            | MissingSession
+            | UnknownSession
+            | SessionReplaced { .. } => Refusal::Unauthenticated,
+            WrongNode { .. } | Revoked { .. } => Refusal::Forbidden,
             Store(_) | Random(_) | Panicked(_) => Refusal::Internal,
         }
     }
@@ -214,6 +229,9 @@ impl IngestError {
             SequenceGap { .. } => "sequence_gap",
             SequenceNotHeld { .. } => "sequence_not_held",
             BadToken => "bad_token",
+            CertificateRequired => "no_certificate",
+            WrongNode { .. } => "wrong_node",
+            Revoked { .. } => "revoked",
             MissingSession | UnknownSession | SessionReplaced { .. } => "no_session",
             ReservedName { .. } => "reserved_name",
             KindConflict { .. } => "kind_conflict",

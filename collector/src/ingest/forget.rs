@@ -143,7 +143,7 @@ impl IngestService {
 mod tests {
     use super::*;
     use crate::catalog::SeriesCatalog;
-    use crate::ingest::Admission;
+    use crate::ingest::{Admission, PeerIdentity};
     use crate::storage::{MemoryKv, StorageConfig, Tsdb};
     use crate::telemetry::CollectorMetrics;
     use hcmon_common::Selector;
@@ -176,11 +176,14 @@ mod tests {
     }
 
     async fn register(svc: &IngestService, node: &str) -> String {
-        svc.register(RegisterRequest {
-            node_name: node.into(),
-            spool_epoch: 7,
-            ..Default::default()
-        })
+        svc.register(
+            RegisterRequest {
+                node_name: node.into(),
+                spool_epoch: 7,
+                ..Default::default()
+            },
+            &PeerIdentity::Plaintext,
+        )
         .await
         .unwrap()
         .session_id
@@ -201,7 +204,9 @@ mod tests {
         let svc = service(&disk, now.clone());
         register(&svc, "gone").await;
         let session = register(&svc, "live").await;
-        let stream = svc.open_stream(Some(&session)).unwrap();
+        let stream = svc
+            .open_stream(Some(&session), &PeerIdentity::Plaintext)
+            .unwrap();
 
         let err = svc.forget_node("live", SeriesFate::Keep).await.unwrap_err();
         assert!(matches!(err, ForgetError::Connected(_)), "{err}");
@@ -222,14 +227,19 @@ mod tests {
     /// Streams `count` one-sample batches of `load1` for `node`, one second apart.
     async fn stream_load(svc: &Arc<IngestService>, node: &str, count: u64) {
         let resp = svc
-            .register(RegisterRequest {
-                node_name: node.into(),
-                spool_epoch: 9,
-                ..Default::default()
-            })
+            .register(
+                RegisterRequest {
+                    node_name: node.into(),
+                    spool_epoch: 9,
+                    ..Default::default()
+                },
+                &PeerIdentity::Plaintext,
+            )
             .await
             .unwrap();
-        let mut stream = svc.open_stream(Some(&resp.session_id)).unwrap();
+        let mut stream = svc
+            .open_stream(Some(&resp.session_id), &PeerIdentity::Plaintext)
+            .unwrap();
         for seq in 1..=count {
             let batch = Batch {
                 seq,
@@ -318,11 +328,14 @@ mod tests {
         let waiting = tokio::spawn({
             let svc = svc.clone();
             async move {
-                svc.register(RegisterRequest {
-                    node_name: "flip".into(),
-                    spool_epoch: 9,
-                    ..Default::default()
-                })
+                svc.register(
+                    RegisterRequest {
+                        node_name: "flip".into(),
+                        spool_epoch: 9,
+                        ..Default::default()
+                    },
+                    &PeerIdentity::Plaintext,
+                )
                 .await
             }
         });
@@ -351,7 +364,9 @@ mod tests {
         now.store(START + 3_600_000, Ordering::SeqCst);
         register(&svc, "recent").await;
         let session = register(&svc, "streaming").await;
-        let _stream = svc.open_stream(Some(&session)).unwrap();
+        let _stream = svc
+            .open_stream(Some(&session), &PeerIdentity::Plaintext)
+            .unwrap();
         now.store(START + 2 * 3_600_000, Ordering::SeqCst);
 
         assert_eq!(

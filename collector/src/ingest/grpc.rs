@@ -2,7 +2,8 @@
 //! [`IngestService`], and the mapping of [`IngestError`] to `tonic::Status` (the only place that
 //! mapping exists).
 
-use super::{IngestError, IngestService, Refusal};
+use super::{IngestError, IngestService, PeerIdentity, Refusal};
+use crate::pki::TlsPeer;
 use crate::tasks::{Role, TaskTree};
 use hcmon_proto::v1::ingest_server::{Ingest, IngestServer};
 use hcmon_proto::v1::{
@@ -69,6 +70,7 @@ impl From<IngestError> for Status {
             Refusal::OverLimit => Code::ResourceExhausted,
             Refusal::UnknownReference | Refusal::OutOfSequence => Code::FailedPrecondition,
             Refusal::Unauthenticated => Code::Unauthenticated,
+            Refusal::Forbidden => Code::PermissionDenied,
             Refusal::Internal => Code::Internal,
         };
         // Display hides internal details: storage errors say only "storage failure".
@@ -98,6 +100,15 @@ fn inbound_refusal(status: Status) -> Result<IngestError, Status> {
     }
 }
 
+/// What the transport knows of a request's client: a TLS connection puts its [`TlsPeer`] on
+/// every request (see `pki/incoming.rs`); a plaintext one puts none.
+fn peer<T>(request: &Request<T>) -> PeerIdentity {
+    match request.extensions().get::<TlsPeer>() {
+        Some(tls) => PeerIdentity::Tls(tls.certificate.clone()),
+        None => PeerIdentity::Plaintext,
+    }
+}
+
 pub struct GrpcIngest {
     service: Arc<IngestService>,
     /// Runs each stream's task. Agents' streams never end on their own; at the tree's shutdown
@@ -123,8 +134,9 @@ impl Ingest for GrpcIngest {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
+        let peer = peer(&request);
         Ok(Response::new(
-            self.service.register(request.into_inner()).await?,
+            self.service.register(request.into_inner(), &peer).await?,
         ))
     }
 
@@ -139,12 +151,14 @@ impl Ingest for GrpcIngest {
             .get(SESSION_METADATA_KEY)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let mut stream = self.service.open_stream(session.as_deref())?;
+        let mut stream = self
+            .service
+            .open_stream(session.as_deref(), &peer(&request))?;
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let service = self.service.clone();
         let shutdown = self.tasks.shutdown().clone();
-        let replaced = stream.replaced();
+        let (replaced, revoked) = (stream.replaced(), stream.revoked());
         self.tasks.spawn("agent-stream", Role::Helper, async move {
             loop {
                 let next = tokio::select! {
@@ -156,6 +170,11 @@ impl Ingest for GrpcIngest {
                     }
                     _ = replaced.cancelled() => {
                         let error = IngestError::SessionReplaced { node: stream.node.clone() };
+                        let _ = tx.send(Err(error.into())).await;
+                        break;
+                    }
+                    _ = revoked.cancelled() => {
+                        let error = IngestError::Revoked { node: stream.node.clone() };
                         let _ = tx.send(Err(error.into())).await;
                         break;
                     }

@@ -23,6 +23,7 @@ mod forget;
 pub mod grpc;
 mod limits;
 mod observer;
+mod peer;
 mod remote_write;
 mod sequence;
 /// Crate-visible for the fuzz targets' facade, `src/fuzzing.rs`.
@@ -35,6 +36,7 @@ pub use error::{IngestError, Refusal};
 pub use forget::{ForgetError, Forgotten, SeriesFate};
 pub use limits::IngestLimits;
 pub use observer::{BatchObserver, Observers, StoredBatch};
+pub use peer::PeerIdentity;
 pub use remote_write::{RemoteWriteError, RemoteWriteOutcome};
 
 use crate::catalog::{ResolveError, SeriesCaps, SeriesCatalog, SeriesDefinition};
@@ -62,6 +64,8 @@ pub struct IngestService {
     metrics: Arc<CollectorMetrics>,
     limits: IngestLimits,
     agent_token: Secret,
+    /// The collector's CA, when TLS is on: what revoked certificates are checked against.
+    enrollment: Option<Arc<crate::pki::Enrollment>>,
     clock: Clock,
     /// Per-node state, each behind its own async lock (see the module invariants).
     nodes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<NodeRecord>>>>,
@@ -89,6 +93,7 @@ pub struct IngestStream {
     session: String,
     interned: HashMap<u32, Interned>,
     replaced: CancellationToken,
+    revoked: CancellationToken,
 }
 
 /// An open stream as the stream caps count it.
@@ -98,6 +103,8 @@ struct OpenStream {
     /// Cancelled when a stream of a newer registration of the node opens: this one can no
     /// longer store, so it is closed rather than counted.
     replaced: CancellationToken,
+    /// Cancelled when the node's certificate is revoked.
+    revoked: CancellationToken,
 }
 
 impl IngestStream {
@@ -105,6 +112,12 @@ impl IngestStream {
     /// then closes this one with [`IngestError::SessionReplaced`].
     pub fn replaced(&self) -> CancellationToken {
         self.replaced.clone()
+    }
+
+    /// Cancelled once the node's certificate is revoked; the transport then closes this stream
+    /// with [`IngestError::Revoked`].
+    pub fn revoked(&self) -> CancellationToken {
+        self.revoked.clone()
     }
 }
 
@@ -155,6 +168,8 @@ pub struct Admission {
     pub limits: IngestLimits,
     /// Empty: none is required.
     pub agent_token: Secret,
+    /// The collector's CA, when TLS is on.
+    pub enrollment: Option<Arc<crate::pki::Enrollment>>,
 }
 
 impl IngestService {
@@ -170,6 +185,7 @@ impl IngestService {
         let Admission {
             limits,
             agent_token,
+            enrollment,
         } = admission;
         let started = clock();
         let disconnected = nodes
@@ -187,6 +203,7 @@ impl IngestService {
             metrics,
             limits,
             agent_token,
+            enrollment,
             clock,
             nodes: Mutex::new(nodes),
             sessions: Mutex::new(HashMap::new()),
@@ -251,12 +268,19 @@ impl IngestService {
     }
 
     /// Handles `Register`: records the node and its spool epoch, opens a session.
-    pub async fn register(&self, req: RegisterRequest) -> Result<RegisterResponse, IngestError> {
+    pub async fn register(
+        &self,
+        req: RegisterRequest,
+        peer: &PeerIdentity,
+    ) -> Result<RegisterResponse, IngestError> {
         if let Err(error) = validate_registration(&req) {
             // The refused name is in the error, shortened; it is no node of ours.
             return self.refused("", error);
         }
         let node = req.node_name.clone();
+        if let Err(error) = peer.admit(&node, self.enrollment.as_deref()) {
+            return self.refused(&node, error);
+        }
         if !self.agent_token.is_empty() && req.token != self.agent_token.expose() {
             return self.refused(&node, IngestError::BadToken);
         }
@@ -317,6 +341,7 @@ impl IngestService {
     pub fn open_stream(
         self: &Arc<Self>,
         session_id: Option<&str>,
+        peer: &PeerIdentity,
     ) -> Result<IngestStream, IngestError> {
         let Some(session_id) = session_id else {
             return self.refused("", IngestError::MissingSession);
@@ -325,6 +350,9 @@ impl IngestService {
             Some(s) => s.node.clone(),
             None => return self.refused("", IngestError::UnknownSession),
         };
+        if let Err(error) = peer.admit(&node, self.enrollment.as_deref()) {
+            return self.refused(&node, error);
+        }
         let mut streams = lock(&self.streams);
         let own = streams.get(&node).map_or(&[][..], Vec::as_slice);
         let current = own.iter().filter(|s| s.session == session_id).count();
@@ -355,11 +383,12 @@ impl IngestService {
             old.replaced.cancel();
         }
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
-        let replaced = CancellationToken::new();
+        let (replaced, revoked) = (CancellationToken::new(), CancellationToken::new());
         own.push(OpenStream {
             id,
             session: session_id.to_owned(),
             replaced: replaced.clone(),
+            revoked: revoked.clone(),
         });
         lock(&self.disconnected).remove(&node);
         self.metrics.connected_agents.set(streams.len() as i64);
@@ -371,7 +400,20 @@ impl IngestService {
             session: session_id.to_owned(),
             interned: HashMap::new(),
             replaced,
+            revoked,
         })
+    }
+
+    /// Ends what a revoked node holds: its session (a batch in flight is refused) and its open
+    /// streams, which close at once with [`IngestError::Revoked`].
+    pub fn cut_off(&self, node: &str) {
+        lock(&self.sessions).retain(|_, s| s.node != node);
+        if let Some(open) = lock(&self.streams).get(node) {
+            for stream in open {
+                stream.revoked.cancel();
+            }
+        }
+        tracing::warn!(%node, "node revoked: its streams are cut off");
     }
 
     /// Validates, stores durably and returns the sequence number to ack.
@@ -644,16 +686,20 @@ mod tests {
         first_seq: u64,
     ) -> (IngestStream, u64) {
         let resp = svc
-            .register(RegisterRequest {
-                node_name: "nas".into(),
-                spool_epoch: epoch,
-                first_seq,
-                ..Default::default()
-            })
+            .register(
+                RegisterRequest {
+                    node_name: "nas".into(),
+                    spool_epoch: epoch,
+                    first_seq,
+                    ..Default::default()
+                },
+                &PeerIdentity::Plaintext,
+            )
             .await
             .unwrap();
         (
-            svc.open_stream(Some(&resp.session_id)).unwrap(),
+            svc.open_stream(Some(&resp.session_id), &PeerIdentity::Plaintext)
+                .unwrap(),
             resp.last_durable_seq,
         )
     }
@@ -741,11 +787,11 @@ mod tests {
     async fn stream_needs_a_current_session_and_defined_ids() {
         let svc = service(&MemoryKv::default());
         assert!(matches!(
-            svc.open_stream(None),
+            svc.open_stream(None, &PeerIdentity::Plaintext),
             Err(IngestError::MissingSession)
         ));
         assert!(matches!(
-            svc.open_stream(Some("nope")),
+            svc.open_stream(Some("nope"), &PeerIdentity::Plaintext),
             Err(IngestError::UnknownSession)
         ));
         let (mut stream, _) = connect(&svc, 7).await;
@@ -879,12 +925,15 @@ mod tests {
     async fn bad_node_names_and_host_facts_are_refused_at_registration() {
         let svc = service(&MemoryKv::default());
         let register = |node_name: String, host: HostFacts| {
-            svc.register(RegisterRequest {
-                node_name,
-                spool_epoch: 7,
-                host: Some(host),
-                ..Default::default()
-            })
+            svc.register(
+                RegisterRequest {
+                    node_name,
+                    spool_epoch: 7,
+                    host: Some(host),
+                    ..Default::default()
+                },
+                &PeerIdentity::Plaintext,
+            )
         };
         let huge = "a".repeat(10 << 20);
         for (name, needle) in [
@@ -933,15 +982,20 @@ mod tests {
             ..Default::default()
         };
         let resp = svc
-            .register(RegisterRequest {
-                node_name: "nas".into(),
-                spool_epoch: 7,
-                host: Some(host),
-                ..Default::default()
-            })
+            .register(
+                RegisterRequest {
+                    node_name: "nas".into(),
+                    spool_epoch: 7,
+                    host: Some(host),
+                    ..Default::default()
+                },
+                &PeerIdentity::Plaintext,
+            )
             .await
             .unwrap();
-        let mut stream = svc.open_stream(Some(&resp.session_id)).unwrap();
+        let mut stream = svc
+            .open_stream(Some(&resp.session_id), &PeerIdentity::Plaintext)
+            .unwrap();
         let read = |table| {
             let mut value = Vec::new();
             disk.scan(table, b"nas", b"nas\0", &mut |_, v| {
@@ -993,7 +1047,10 @@ mod tests {
             spool_epoch: 7,
             ..Default::default()
         };
-        svc.register(request).await.unwrap().session_id
+        svc.register(request, &PeerIdentity::Plaintext)
+            .await
+            .unwrap()
+            .session_id
     }
 
     fn refused_streams(svc: &IngestService, reason: &str) -> u64 {
@@ -1009,9 +1066,12 @@ mod tests {
         let svc = capped(2, 100);
         let first = session(&svc, "nas").await;
         let open: Vec<IngestStream> = (0..2)
-            .map(|_| svc.open_stream(Some(&first)).unwrap())
+            .map(|_| {
+                svc.open_stream(Some(&first), &PeerIdentity::Plaintext)
+                    .unwrap()
+            })
             .collect();
-        let Err(refused) = svc.open_stream(Some(&first)) else {
+        let Err(refused) = svc.open_stream(Some(&first), &PeerIdentity::Plaintext) else {
             panic!("a third stream was let in");
         };
         assert_eq!(
@@ -1025,7 +1085,9 @@ mod tests {
         // The agent reconnects while its old streams are still open: they are told to close
         // and do not count against the new registration.
         let second = session(&svc, "nas").await;
-        let _new = svc.open_stream(Some(&second)).unwrap();
+        let _new = svc
+            .open_stream(Some(&second), &PeerIdentity::Plaintext)
+            .unwrap();
         assert!(open.iter().all(|s| s.replaced().is_cancelled()));
         assert_eq!(refused_streams(&svc, "max_streams_per_node"), 1);
     }
@@ -1036,10 +1098,13 @@ mod tests {
         let mut open = Vec::new();
         for node in ["a", "b"] {
             let session = session(&svc, node).await;
-            open.push(svc.open_stream(Some(&session)).unwrap());
+            open.push(
+                svc.open_stream(Some(&session), &PeerIdentity::Plaintext)
+                    .unwrap(),
+            );
         }
         let third = session(&svc, "c").await;
-        let Err(refused) = svc.open_stream(Some(&third)) else {
+        let Err(refused) = svc.open_stream(Some(&third), &PeerIdentity::Plaintext) else {
             panic!("a third stream was let in");
         };
         assert!(
@@ -1049,6 +1114,7 @@ mod tests {
         assert_eq!(refused_streams(&svc, "max_streams"), 1);
         // A closed stream frees its place.
         drop(open.pop());
-        svc.open_stream(Some(&third)).unwrap();
+        svc.open_stream(Some(&third), &PeerIdentity::Plaintext)
+            .unwrap();
     }
 }

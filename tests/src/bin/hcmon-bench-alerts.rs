@@ -64,11 +64,11 @@ async fn firing(client: &reqwest::Client, base: &str, disk: &str) -> anyhow::Res
 /// Sends `probes` crossings, each on its own series, and times each until the API shows it.
 async fn measure(
     node: &mut ScriptedNode,
+    client: &reqwest::Client,
     base: &str,
     phase: &str,
     probes: usize,
 ) -> anyhow::Result<Vec<f64>> {
-    let client = reqwest::Client::new();
     let mut latencies = Vec::with_capacity(probes);
     for i in 0..probes {
         let disk = format!("{phase}{i}");
@@ -79,7 +79,7 @@ async fn measure(
             &[("bench_disk_used_ratio", &[("disk", &disk)], 0.95)],
         )
         .await?;
-        while !firing(&client, base, &disk).await? {
+        while !firing(client, base, &disk).await? {
             anyhow::ensure!(
                 started.elapsed() < Duration::from_secs(30),
                 "{disk} never fired"
@@ -93,8 +93,10 @@ async fn measure(
 }
 
 /// Samples the collector has stored so far, from its own counter.
-async fn ingested(base: &str) -> anyhow::Result<f64> {
-    let text = reqwest::get(format!("{base}/metrics"))
+async fn ingested(client: &reqwest::Client, base: &str) -> anyhow::Result<f64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
         .await?
         .text()
         .await?;
@@ -126,13 +128,14 @@ async fn main() -> anyhow::Result<()> {
     )
     .context("start the collector")?;
     let base = format!("http://{}", collector.http);
+    let client = collector.client()?;
     let mut node = ScriptedNode::connect(&collector.grpc_url(), "probe").await?;
 
     println!(
         "alert latency: sample sent → firing in /api/v1/alerts ({} probes per phase)",
         args.probes
     );
-    let idle = measure(&mut node, &base, "idle", args.probes).await?;
+    let idle = measure(&mut node, &client, &base, "idle", args.probes).await?;
     report("no other load (baseline)", &idle);
 
     let progress = Arc::new(Progress::default());
@@ -151,10 +154,10 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = ingested(&base).await?;
+    let before = ingested(&client, &base).await?;
     let started = Instant::now();
-    let loaded = measure(&mut node, &base, "loaded", args.probes).await?;
-    let rate = (ingested(&base).await? - before) / started.elapsed().as_secs_f64();
+    let loaded = measure(&mut node, &client, &base, "loaded", args.probes).await?;
+    let rate = (ingested(&client, &base).await? - before) / started.elapsed().as_secs_f64();
     anyhow::ensure!(
         progress.acked_batches.load(Ordering::Relaxed) > 0,
         "the background agents sent nothing"

@@ -167,8 +167,29 @@ fn dir_bytes(path: &Path) -> u64 {
         .sum()
 }
 
+/// The admin tokens of the hcmon collectors started, by HTTP port.
+static HCMON_TOKENS: std::sync::Mutex<Vec<(u16, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The token of the hcmon collector `url` points at, if it is one.
+fn hcmon_token(url: &str) -> Option<String> {
+    let port: u16 = url.split(':').nth(2)?.split('/').next()?.parse().ok()?;
+    let tokens = HCMON_TOKENS.lock().expect("token lock");
+    tokens
+        .iter()
+        .find(|(p, _)| *p == port)
+        .map(|(_, t)| t.clone())
+}
+
+/// A client for `url`, sending its collector's token when it is an hcmon collector.
+fn client_for(url: &str) -> reqwest::Client {
+    match hcmon_token(url) {
+        Some(token) => hcmon_tests::client_with(&token).expect("a token fits a header"),
+        None => reqwest::Client::new(),
+    }
+}
+
 async fn get_text(url: &str) -> String {
-    match reqwest::get(url).await {
+    match client_for(url).get(url).send().await {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     }
@@ -272,7 +293,7 @@ fn remote_write_bodies(shapes: &[AgentShape], points: usize, per_request: usize)
 }
 
 async fn post_bodies(url: &str, bodies: &[Vec<u8>]) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
+    let client = client_for(url);
     for body in bodies {
         let response = client
             .post(url)
@@ -348,6 +369,17 @@ fn start_hcmon(
         &args,
         &dir.join("collector.log"),
     )?;
+    // Written before the collector listens.
+    let token_file = dir.join("data/admin.token");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let token = loop {
+        match std::fs::read_to_string(&token_file) {
+            Ok(token) if !token.trim().is_empty() => break token.trim().to_owned(),
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => bail!("{} did not appear", token_file.display()),
+        }
+    };
+    HCMON_TOKENS.lock().expect("token lock").push((http, token));
     Ok((server, grpc, http))
 }
 
@@ -358,12 +390,7 @@ fn start_hcmon(
 /// series), like VictoriaMetrics' indexdb.
 async fn hcmon_compact(http: u16) -> anyhow::Result<(u64, u64, u64, u64)> {
     let url = format!("http://127.0.0.1:{http}/api/v1/admin/compact");
-    let body: Value = reqwest::Client::new()
-        .post(url)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let body: Value = client_for(&url).post(url).send().await?.json().await?;
     let table = |group: &str, n: &str| body["data"][group][n].as_u64().unwrap_or(0);
     let sum = |group: &str, names: &[&str]| names.iter().map(|n| table(group, n)).sum::<u64>();
     let data = sum("tables", &["chunks", "wal"]);
@@ -449,10 +476,8 @@ async fn bench_hcmon_grpc(
     let mut note = format!("rollups {:.3} B/sample more", rollups as f64 / total as f64);
     if analytics {
         // Samples the detectors skipped would make this row look cheaper than it is.
-        let exposition = reqwest::get(format!("http://127.0.0.1:{http}/metrics"))
-            .await?
-            .text()
-            .await?;
+        let url = format!("http://127.0.0.1:{http}/metrics");
+        let exposition = client_for(&url).get(url).send().await?.text().await?;
         let skipped = exposition
             .lines()
             .find_map(|l| l.strip_prefix("hcmon_collector_anomaly_skipped_samples_total "))
@@ -497,18 +522,22 @@ async fn bench_via_vmagent(
     } = target;
     let (write_url, metrics_url) = (write_url.as_str(), metrics_url.as_str());
     let port = free_port();
+    let mut flags = vec![
+        format!("-httpListenAddr=127.0.0.1:{port}"),
+        format!("-remoteWrite.url={write_url}"),
+        "-remoteWrite.queues=1".into(),
+        format!(
+            "-remoteWrite.tmpDataPath={}",
+            work.join("vmagent").display()
+        ),
+    ];
+    if let Some(token) = hcmon_token(write_url) {
+        flags.push(format!("-remoteWrite.bearerToken={token}"));
+    }
     let vmagent = Server::start(
         "vmagent",
         Path::new("vmagent"),
-        &[
-            format!("-httpListenAddr=127.0.0.1:{port}"),
-            format!("-remoteWrite.url={write_url}"),
-            "-remoteWrite.queues=1".into(),
-            format!(
-                "-remoteWrite.tmpDataPath={}",
-                work.join("vmagent").display()
-            ),
-        ],
+        &flags,
         &work.join("vmagent.log"),
     )?;
     wait_http(&format!("http://127.0.0.1:{port}/health")).await?;
@@ -618,7 +647,7 @@ async fn query_latency(grpc: u16, http: u16) -> anyhow::Result<(f64, f64, f64, f
         Arc::new(Progress::default()),
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = client_for(&format!("http://127.0.0.1:{http}/"));
     let time = |start: i64, step: &str| {
         let client = client.clone();
         let step = step.to_owned();

@@ -1,9 +1,7 @@
 //! The HTTP notifiers: Slack-compatible incoming webhook, signed generic webhook, Alertmanager
 //! v2. Each sends one JSON `POST` per notification over a fresh HTTP/1.1 connection (alerts are
-//! rare; a pool would only hold idle sockets), through hyper and tokio-rustls with the ring
-//! provider and the webpki roots. reqwest is not used here: its rustls features either link a
-//! second crypto library (aws-lc-rs) or, without a provider, make every other
-//! `reqwest::Client::new()` in the workspace panic.
+//! rare; a pool would only hold idle sockets), through [`OutboundClient`] with the webpki
+//! roots.
 //!
 //! A 2xx answer is success. 408, 429 and 5xx are worth retrying; any other status (a wrong
 //! URL, a refused payload, a redirect) is not, and the error carries the status and the start
@@ -33,19 +31,13 @@
 
 use super::config::{AlertmanagerConfig, ChannelError, SlackConfig, WebhookConfig, parse_url};
 use super::{Notification, SendError, render};
+use crate::outbound::OutboundClient;
 use hcmon_common::HttpEndpoint;
-use http::header::{CONNECTION, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
+use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderName, HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
-use std::pin::pin;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 /// Enough of an error page to say what went wrong; more is not read.
 const MAX_RESPONSE_BYTES: usize = 4096;
@@ -55,23 +47,14 @@ const QUOTED_BODY_CHARS: usize = 200;
 /// Posts JSON; shared by the HTTP notifiers, built once.
 #[derive(Clone)]
 pub(super) struct HttpClient {
-    tls: TlsConnector,
+    outbound: OutboundClient,
 }
 
 impl HttpClient {
     pub(super) fn new() -> Result<Self, ChannelError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(ChannelError::Tls)?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let user_agent = concat!("hcmon-collector/", env!("CARGO_PKG_VERSION"));
         Ok(Self {
-            tls: TlsConnector::from(Arc::new(config)),
+            outbound: OutboundClient::public(user_agent).map_err(ChannelError::Tls)?,
         })
     }
 
@@ -84,81 +67,20 @@ impl HttpClient {
     ) -> Result<(), SendError> {
         let authority = endpoint.authority();
         let mut request = Request::post(endpoint.path_and_query())
-            .header(HOST, authority)
             .header(CONTENT_TYPE, "application/json")
-            .header(
-                USER_AGENT,
-                concat!("hcmon-collector/", env!("CARGO_PKG_VERSION")),
-            )
-            // One request per connection: the server closes it after answering.
-            .header(CONNECTION, "close")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| SendError::Permanent(format!("request to {authority}: {e}")))?;
         request.headers_mut().extend(headers);
-
-        let tcp = TcpStream::connect((endpoint.host(), endpoint.port()))
+        let answer = self
+            .outbound
+            .send(endpoint, request, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|e| SendError::Transient(format!("connect to {authority}: {e}")))?;
-        // The request goes out in one write; do not hold it back waiting for an ACK.
-        tcp.set_nodelay(true)
-            .map_err(|e| SendError::Transient(format!("connect to {authority}: {e}")))?;
-        let (status, location, body) = if endpoint.is_tls() {
-            let name = ServerName::try_from(endpoint.host().to_owned()).map_err(|e| {
-                SendError::Permanent(format!("{authority}: not a TLS server name: {e}"))
+            .map_err(|e| match e.is_transient() {
+                true => SendError::Transient(e.to_string()),
+                false => SendError::Permanent(e.to_string()),
             })?;
-            let tls = self.tls.connect(name, tcp).await.map_err(|e| {
-                SendError::Transient(format!("TLS handshake with {authority}: {e}"))
-            })?;
-            exchange(tls, request).await
-        } else {
-            exchange(tcp, request).await
-        }
-        .map_err(|e| SendError::Transient(format!("HTTP exchange with {authority}: {e}")))?;
-        check_status(authority, status, location.as_deref(), &body)
-    }
-}
-
-/// Sends the request over `io` and reads the status, `Location` and the start of the body.
-async fn exchange<S>(
-    io: S,
-    request: Request<Full<Bytes>>,
-) -> Result<(StatusCode, Option<String>, Vec<u8>), hyper::Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-    let response = async move {
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .map(str::to_owned);
-        // The status decides; the body only explains a failure, so a body that breaks off or
-        // runs long still leaves a complete answer.
-        let mut body = response.into_body();
-        let mut start = Vec::new();
-        while start.len() < MAX_RESPONSE_BYTES {
-            match body.frame().await {
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        start.extend_from_slice(data);
-                    }
-                }
-                Some(Err(_)) | None => break,
-            }
-        }
-        Ok((status, location, start))
-    };
-    // The connection is driven here rather than spawned, so a timeout that drops this future
-    // leaves nothing running behind it. Once the answer is in, the connection is dropped (and
-    // closed) whatever its state; if it ends first, the answer is complete or failed already.
-    let mut response = pin!(response);
-    let mut connection = pin!(connection);
-    tokio::select! {
-        answer = &mut response => answer,
-        _ = &mut connection => response.await,
+        let location = answer.headers.get(LOCATION).and_then(|l| l.to_str().ok());
+        check_status(authority, answer.status, location, &answer.body)
     }
 }
 

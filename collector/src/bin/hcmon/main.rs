@@ -3,6 +3,10 @@
 // A CLI's job is to print to stdout.
 #![allow(clippy::print_stdout)]
 
+mod auth;
+mod pki;
+mod tokens;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use hcmon_collector::analytics::anomaly::AnomalyConfig;
@@ -32,6 +36,18 @@ struct Cli {
         default_value = "http://127.0.0.1:9464"
     )]
     url: String,
+    /// API token to send (`hcmon tokens create` makes one) [default: <data-dir>/admin.token].
+    #[arg(long, global = true, env = "HCMON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The collector's data folder, where a fresh collector writes its admin token; read when
+    /// no --token is given.
+    #[arg(
+        long,
+        global = true,
+        env = "HCMON_DATA_DIR",
+        default_value = "hcmon-data/collector"
+    )]
+    data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +56,26 @@ struct Cli {
 enum Command {
     /// Collector health and every known agent: connected or not, last batch, version.
     Status,
+    /// API tokens: create (printed once), list, revoke. Admin only.
+    Tokens {
+        #[command(subcommand)]
+        command: tokens::TokensCommand,
+    },
+    /// Issue a single-use enrollment token for a new node (admin; needs `[tls] enabled`).
+    Enroll {
+        /// The node's name; its certificate and every series it sends will carry it.
+        node: String,
+        /// How long the token can be used [default: the collector's, 1h].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+        /// Write the token to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Enrolled nodes: newest certificate, expiry, revoked or not.
+    Nodes,
+    /// Revoke a node's certificates: its agent is cut off at once and cannot renew.
+    Revoke { node: String },
     /// Alerts: list, show, acknowledge, silence.
     Alerts {
         #[command(subcommand)]
@@ -167,15 +203,17 @@ enum AlertsCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let api = Api {
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?,
+        client: auth::client(cli.token.as_deref(), &cli.data_dir)?,
         base: cli.url.trim_end_matches('/').to_owned(),
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
 
     match cli.command {
         Command::Alerts { command } => alerts(&api, command).await?,
+        Command::Tokens { command } => tokens::run(&api, command).await?,
+        Command::Enroll { node, ttl, out } => pki::enroll(&api, node, ttl, out.as_deref()).await?,
+        Command::Nodes => pki::nodes(&api).await?,
+        Command::Revoke { node } => pki::revoke(&api, &node).await?,
         Command::Audit {
             command: Some(AuditCommand::Verify),
             ..
@@ -474,6 +512,15 @@ fn print_audit(records: &[AuditRecord], json: bool) -> anyhow::Result<()> {
             AuditEvent::ExpireSilence { silence } => ("unsilence", silence.as_str()),
             AuditEvent::ForgetAgent { node } => ("forget", node.as_str()),
             AuditEvent::Compact => ("compact", "-"),
+            AuditEvent::IssueEnrollmentToken { node } => {
+                ("enroll-token", node.as_deref().unwrap_or("-"))
+            }
+            AuditEvent::Enroll { node, .. } => ("enroll", node.as_str()),
+            AuditEvent::RenewCertificate { node, .. } => ("renew", node.as_str()),
+            AuditEvent::RevokeNode { node } => ("revoke-node", node.as_str()),
+            AuditEvent::CreateToken { token } => ("token", token.as_deref().unwrap_or("-")),
+            AuditEvent::RevokeToken { token } => ("revoke-token", token.as_str()),
+            AuditEvent::FailedAuthentication { reason } => ("auth-failed", reason.as_str()),
         };
         // A time before 1970 shows as 1970.
         let at = Duration::from_millis(u64::try_from(r.at_ms).unwrap_or(0));
@@ -549,7 +596,10 @@ impl Api {
             let message = serde_json::from_str::<ErrorResponse>(&body)
                 .map(|e| e.error)
                 .unwrap_or(body);
-            bail!("collector answered {status}: {message}");
+            match auth::advice(status) {
+                Some(advice) => bail!("collector answered {status}: {message}\n{advice}"),
+                None => bail!("collector answered {status}: {message}"),
+            }
         }
         Ok(body)
     }

@@ -1,0 +1,202 @@
+//! One HTTP/1.1 exchange per connection, over plain TCP or TLS (rustls with the workspace's one
+//! provider, ring), through hyper: what the alert notifiers and the `hcmon` CLI send their
+//! requests with. reqwest is not used for these: its rustls features either link a second
+//! crypto library (aws-lc-rs) or, without a provider, make every other `reqwest::Client::new()`
+//! in the workspace panic.
+//!
+//! The caller bounds the exchange in time; the connection is driven inside the returned future,
+//! so dropping it leaves nothing running.
+
+use hcmon_common::HttpEndpoint;
+use http::header::{CONNECTION, HOST, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::RootCertStore;
+use rustls::pki_types::ServerName;
+use std::pin::pin;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// A response: status, headers and at most the first `max_body` bytes of the body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Why no answer came. `Connect` and `Exchange` may pass with a retry; `Request` will not.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("request to {authority}: {detail}")]
+    Request { authority: String, detail: String },
+    #[error("connect to {authority}: {detail}")]
+    Connect { authority: String, detail: String },
+    #[error("TLS handshake with {authority}: {detail}")]
+    Tls { authority: String, detail: String },
+    #[error("HTTP exchange with {authority}: {detail}")]
+    Exchange { authority: String, detail: String },
+}
+
+impl OutboundError {
+    /// Whether trying again may succeed.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, OutboundError::Request { .. })
+    }
+}
+
+/// Sends requests (see the module header); cheap to clone.
+#[derive(Clone)]
+pub struct OutboundClient {
+    tls: TlsConnector,
+    user_agent: HeaderValue,
+}
+
+impl OutboundClient {
+    /// Trusting the public web PKI (the webpki roots), as for Slack or a webhook.
+    pub fn public(user_agent: &'static str) -> Result<Self, rustls::Error> {
+        let roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        Self::trusting(roots, user_agent)
+    }
+
+    /// Trusting only `roots`, e.g. a collector's own CA.
+    pub fn trusting(roots: RootCertStore, user_agent: &'static str) -> Result<Self, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            tls: TlsConnector::from(Arc::new(config)),
+            user_agent: HeaderValue::from_static(user_agent),
+        })
+    }
+
+    /// Sends `method` to the absolute `url` with `headers` and `body`, reading at most
+    /// `max_body` bytes of the answer's body.
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        max_body: usize,
+    ) -> Result<Answer, OutboundError> {
+        let refused = |detail: String| OutboundError::Request {
+            authority: url.to_owned(),
+            detail,
+        };
+        let endpoint = HttpEndpoint::parse(url).map_err(|e| refused(e.to_string()))?;
+        let mut request = Request::builder()
+            .method(method)
+            .uri(endpoint.path_and_query())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| refused(e.to_string()))?;
+        request.headers_mut().extend(headers);
+        self.send(&endpoint, request, max_body).await
+    }
+
+    /// Sends `request` (its URI holds only the path and query) to `endpoint`, reading at most
+    /// `max_body` bytes of the answer's body.
+    pub async fn send(
+        &self,
+        endpoint: &HttpEndpoint,
+        mut request: Request<Full<Bytes>>,
+        max_body: usize,
+    ) -> Result<Answer, OutboundError> {
+        let authority = endpoint.authority().to_owned();
+        let headers = request.headers_mut();
+        headers.insert(
+            HOST,
+            HeaderValue::try_from(authority.as_str()).map_err(|e| OutboundError::Request {
+                authority: authority.clone(),
+                detail: e.to_string(),
+            })?,
+        );
+        headers.insert(USER_AGENT, self.user_agent.clone());
+        // One request per connection: the server closes it after answering.
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+
+        let tcp = TcpStream::connect((endpoint.host(), endpoint.port()))
+            .await
+            .map_err(|e| OutboundError::Connect {
+                authority: authority.clone(),
+                detail: e.to_string(),
+            })?;
+        // The request goes out in one write; do not hold it back waiting for an ACK.
+        let _ = tcp.set_nodelay(true);
+        let exchanged = if endpoint.is_tls() {
+            let name = ServerName::try_from(endpoint.host().to_owned()).map_err(|e| {
+                OutboundError::Request {
+                    authority: authority.clone(),
+                    detail: format!("not a TLS server name: {e}"),
+                }
+            })?;
+            let tls = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| OutboundError::Tls {
+                    authority: authority.clone(),
+                    detail: e.to_string(),
+                })?;
+            exchange(tls, request, max_body).await
+        } else {
+            exchange(tcp, request, max_body).await
+        };
+        exchanged.map_err(|e| OutboundError::Exchange {
+            authority,
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// Sends the request over `io` and reads the status, headers and the start of the body.
+async fn exchange<S>(
+    io: S,
+    request: Request<Full<Bytes>>,
+    max_body: usize,
+) -> Result<Answer, hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    let response = async move {
+        let response = sender.send_request(request).await?;
+        let (parts, mut body) = response.into_parts();
+        // The status decides; a body that breaks off or runs long still leaves an answer.
+        let mut start = Vec::new();
+        while start.len() < max_body {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        start.extend_from_slice(data);
+                    }
+                }
+                Some(Err(_)) | None => break,
+            }
+        }
+        start.truncate(max_body);
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: start,
+        })
+    };
+    // Driven here rather than spawned (see the module header). Once the answer is in, the
+    // connection is dropped whatever its state; if it ends first, the answer is complete or
+    // failed already.
+    let mut response = pin!(response);
+    let mut connection = pin!(connection);
+    tokio::select! {
+        answer = &mut response => answer,
+        _ = &mut connection => response.await,
+    }
+}
