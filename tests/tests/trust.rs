@@ -303,6 +303,38 @@ async fn an_expired_enrollment_token_is_refused() -> anyhow::Result<()> {
         .wait_for_log("expired", Duration::from_secs(20))?;
     assert_eq!(api.series_of("gamma").await?, 0);
     assert!(Identity::load(&identity_dir(dir.path(), "gamma"))?.is_none());
+
+    // The CLI reaches the HTTPS API beside the collector (its CA and admin token found in the
+    // data folder), and writes a token file for provisioning tools.
+    let hcmon = |args: &[&str]| {
+        Command::new(bin_path("hcmon"))
+            .arg("--url")
+            .arg(format!("https://{}", collector.http))
+            .arg("--data-dir")
+            .arg(&collector.data_dir)
+            .args(args)
+            .output()
+    };
+    let file = dir.path().join("delta.token");
+    let output = hcmon(&[
+        "enroll",
+        "delta",
+        "--ttl",
+        "10m",
+        "--out",
+        file.to_str().unwrap(),
+    ])?;
+    assert!(output.status.success(), "{output:?}");
+    let text = std::fs::read_to_string(&file)?;
+    assert!(text.starts_with("hce1."), "{text}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file)?.permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let output = hcmon(&["revoke", "ghost"])?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("has no certificate to revoke"), "{stderr}");
+    let output = hcmon(&["nodes"])?;
+    assert!(output.status.success(), "{output:?}");
     Ok(())
 }
 

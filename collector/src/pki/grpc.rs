@@ -6,11 +6,13 @@ use super::authority::{AuthorityError, IssuedCertificate};
 use super::enrollment::{Enrollment, EnrollmentError};
 use super::incoming::TlsPeer;
 use super::registry::TokenRefusal;
+use crate::access::FailureThrottle;
 use crate::audit::{AuditEvent, AuditLog, Entry};
 use crate::clock::Clock;
 use hcmon_proto::v1::enrollment_server::{self, EnrollmentServer};
 use hcmon_proto::v1::{EnrollRequest, IssuedCertificate as WireCertificate, RenewRequest};
 use std::sync::Arc;
+use std::time::Instant;
 use tonic::{Code, Request, Response, Status};
 
 /// The longest certificate request accepted, in bytes: a P-256 or RSA-4096 request is far
@@ -58,6 +60,9 @@ pub struct EnrollmentService {
     enrollment: Arc<Enrollment>,
     audit: Arc<AuditLog>,
     clock: Clock,
+    /// Failed attempts per client address: past the limit an address is refused unheard, so
+    /// tokens cannot be guessed at speed nor the audit log flooded (as for API tokens).
+    failures: FailureThrottle,
 }
 
 impl EnrollmentService {
@@ -70,6 +75,7 @@ impl EnrollmentService {
             enrollment,
             audit,
             clock,
+            failures: FailureThrottle::default(),
         })
     }
 
@@ -81,10 +87,20 @@ impl EnrollmentService {
         event: impl FnOnce(Option<String>) -> AuditEvent,
         work: impl FnOnce(&Enrollment) -> Result<IssuedCertificate, EnrollmentError> + Send + 'static,
     ) -> Result<Response<WireCertificate>, Status> {
+        let address = peer.as_ref().map(|p| p.remote.ip());
+        if let Some(wait) = address.and_then(|a| self.failures.blocked(a, Instant::now())) {
+            return Err(Status::resource_exhausted(format!(
+                "too many failed enrollments from this address; try again in {}s",
+                wait.as_secs().max(1)
+            )));
+        }
         let enrollment = self.enrollment.clone();
         let result = crate::tasks::blocking("enrollment", move || work(&enrollment))
             .await
             .map_err(|panicked| Status::internal(panicked.to_string()))?;
+        if let (Err(_), Some(address)) = (&result, address) {
+            self.failures.failed(address, Instant::now());
+        }
         let serial = result.as_ref().ok().map(|c| c.serial.clone());
         let who = match &result {
             Ok(issued) => issued.node.clone(),

@@ -3,13 +3,11 @@
 //! started with no config needs no setup either.
 
 use anyhow::Context;
-use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use http::{HeaderValue, StatusCode};
 use std::path::Path;
-use std::time::Duration;
 
-/// The HTTP client every call goes through, sending the token as `Authorization: Bearer`.
-pub fn client(token: Option<&str>, data_dir: &Path) -> anyhow::Result<reqwest::Client> {
+/// The `Authorization` header every call carries, if there is a token to send.
+pub fn bearer(token: Option<&str>, data_dir: &Path) -> anyhow::Result<Option<HeaderValue>> {
     let from_file = data_dir.join("admin.token");
     let token = match token {
         Some(token) => Some(token.trim().to_owned()),
@@ -18,17 +16,13 @@ pub fn client(token: Option<&str>, data_dir: &Path) -> anyhow::Result<reqwest::C
             .ok()
             .map(|text| text.trim().to_owned()),
     };
-    let mut headers = HeaderMap::new();
-    if let Some(token) = token.filter(|t| !t.is_empty()) {
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-            .context("the token has characters no HTTP header may carry")?;
-        bearer.set_sensitive(true);
-        headers.insert(AUTHORIZATION, bearer);
-    }
-    Ok(reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .default_headers(headers)
-        .build()?)
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+        .context("the token has characters no HTTP header may carry")?;
+    bearer.set_sensitive(true);
+    Ok(Some(bearer))
 }
 
 /// What to do about a refusal for want of a token or a role.

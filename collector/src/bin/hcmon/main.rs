@@ -3,11 +3,13 @@
 // A CLI's job is to print to stdout.
 #![allow(clippy::print_stdout)]
 
+mod api;
 mod auth;
 mod pki;
 mod tokens;
 
 use anyhow::{Context, bail};
+use api::Api;
 use clap::{Parser, Subcommand};
 use hcmon_collector::analytics::anomaly::AnomalyConfig;
 use hcmon_collector::api::admin::Health;
@@ -16,10 +18,9 @@ use hcmon_collector::api::alerts::{
     AckRequest, AlertList, AlertResponse, NewSilence, SilenceResponse,
 };
 use hcmon_collector::api::query::{ExportLine, Matrix};
-use hcmon_collector::api::{ApiResponse, ErrorResponse, Metric};
+use hcmon_collector::api::{ApiResponse, Metric};
 use hcmon_collector::audit::{AuditEvent, AuditRecord};
 use hcmon_collector::replay::{self, InputRow};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -48,6 +49,10 @@ struct Cli {
         default_value = "hcmon-data/collector"
     )]
     data_dir: PathBuf,
+    /// The CA certificate an HTTPS collector's certificate is signed by
+    /// [default: <data-dir>/pki/ca.crt when it exists; the public web PKI besides].
+    #[arg(long, global = true, env = "HCMON_CA_FILE")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -202,10 +207,10 @@ enum AlertsCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let api = Api {
-        client: auth::client(cli.token.as_deref(), &cli.data_dir)?,
-        base: cli.url.trim_end_matches('/').to_owned(),
-    };
+    let token = auth::bearer(cli.token.as_deref(), &cli.data_dir)?;
+    let own_ca = cli.data_dir.join("pki/ca.crt");
+    let ca_file = cli.ca_file.clone().or(own_ca.exists().then_some(own_ca));
+    let api = Api::new(&cli.url, token, ca_file.as_deref())?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
 
     match cli.command {
@@ -263,14 +268,10 @@ async fn main() -> anyhow::Result<()> {
             node,
             delete_series,
         } => {
-            let mut url = reqwest::Url::parse(&api.base)
-                .with_context(|| format!("--url {:?} is not a URL", api.base))?;
-            url.path_segments_mut()
-                .map_err(|()| anyhow::anyhow!("--url {:?} cannot take a path", api.base))?
-                .extend(["api", "v1", "agents", &node]);
             let fate = if delete_series { "delete" } else { "keep" };
-            url.query_pairs_mut().append_pair("series", fate);
-            let forgotten: Forgotten = data(&api.send(api.client.delete(url)).await?)?;
+            let path = format!("/api/v1/agents/{node}");
+            let forgotten: Forgotten =
+                data(&api.delete(&path, vec![("series", fate.to_owned())]).await?)?;
             match delete_series {
                 true => println!(
                     "forgot node {node}; deleted {} series ({} stored blocks)",
@@ -486,7 +487,8 @@ async fn alerts(api: &Api, command: AlertsCommand) -> anyhow::Result<()> {
             }
         }
         AlertsCommand::Unsilence { id } => {
-            api.delete(&format!("/api/v1/silences/{id}")).await?;
+            api.delete(&format!("/api/v1/silences/{id}"), vec![])
+                .await?;
             println!("silence {id} expired");
         }
     }
@@ -556,52 +558,6 @@ async fn verify_audit(api: &Api) -> anyhow::Result<()> {
             Ok(())
         }
         Err(broken) => bail!("audit log tampered with: {broken}"),
-    }
-}
-
-/// The collector's HTTP API.
-struct Api {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    /// GETs a path; a non-2xx answer becomes an error carrying the collector's message.
-    async fn get(&self, path: &str, query: Vec<(&str, String)>) -> anyhow::Result<String> {
-        let request = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .query(&query);
-        self.send(request).await
-    }
-
-    async fn post(&self, path: &str, body: &impl Serialize) -> anyhow::Result<String> {
-        self.send(self.client.post(format!("{}{path}", self.base)).json(body))
-            .await
-    }
-
-    async fn delete(&self, path: &str) -> anyhow::Result<String> {
-        self.send(self.client.delete(format!("{}{path}", self.base)))
-            .await
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<String> {
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the collector at {}", self.base))?;
-        let status = response.status();
-        let body = response.text().await?;
-        if !status.is_success() {
-            let message = serde_json::from_str::<ErrorResponse>(&body)
-                .map(|e| e.error)
-                .unwrap_or(body);
-            match auth::advice(status) {
-                Some(advice) => bail!("collector answered {status}: {message}\n{advice}"),
-                None => bail!("collector answered {status}: {message}"),
-            }
-        }
-        Ok(body)
     }
 }
 

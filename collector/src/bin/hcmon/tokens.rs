@@ -75,7 +75,8 @@ pub async fn run(api: &Api, command: TokensCommand) -> anyhow::Result<()> {
             }
         }
         TokensCommand::Revoke { id } => {
-            let revoked: RevokedToken = data(&api.delete(&format!("/api/v1/tokens/{id}")).await?)?;
+            let revoked: RevokedToken =
+                data(&api.delete(&format!("/api/v1/tokens/{id}"), vec![]).await?)?;
             println!("revoked token {} ({})", revoked.id, revoked.name);
         }
     }
