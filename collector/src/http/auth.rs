@@ -161,7 +161,10 @@ pub async fn authenticate(
     request.extensions_mut().insert(identity);
     let mut response = next.run(request).await;
     if let Some((token, true)) = presented {
-        let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+        // Over TLS (the collector has a CA exactly when TLS is on) the browser must never send
+        // the cookie in the clear.
+        let secure = if state.enrollment.is_some() { "; Secure" } else { "" };
+        let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }

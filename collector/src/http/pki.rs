@@ -35,7 +35,13 @@ impl From<EnrollmentError> for ApiError {
         match error {
             EnrollmentError::BadNodeName(..) => ApiError::BadRequest(error.to_string()),
             EnrollmentError::UnknownNode(_) => ApiError::NotFound(error.to_string()),
-            other => ApiError::Unavailable(other.to_string()),
+            EnrollmentError::Store(error) => ApiError::Store(error),
+            // The CA's files or the random source failed: the collector's side, not the
+            // caller's, and not something a retry soon is likely to mend.
+            other => {
+                tracing::error!(error = %other, "enrollment failed");
+                ApiError::Unavailable(other.to_string())
+            }
         }
     }
 }
