@@ -20,7 +20,8 @@ soak:
 
 # Ingest benchmark: hcmon (gRPC and remote write), VictoriaMetrics and Prometheus fed identical
 # data in one run; prints samples per CPU-second, throughput, RSS, bytes per sample, ack latency
-# and range-query latency. Extra arguments go to hcmon-bench (e.g. --hosts 200).
+# and range-query latency, and the TLS cost (hcmon's gRPC over mutual TLS / plaintext).
+# Extra arguments go to hcmon-bench (e.g. --hosts 200).
 bench-ingest *ARGS:
     ./deploy/dev.sh bench-ingest {{ARGS}}
 
@@ -37,6 +38,14 @@ bench-engines:
 # with agents streaming at full speed. Extra arguments go to hcmon-bench-alerts.
 bench-alerts *ARGS:
     ./deploy/dev.sh bench-alerts {{ARGS}}
+
+# Hostile traffic: a TLS collector under ten kinds of attack at once (no TLS, bad certificates,
+# wrong node names, token guessing, slowloris, oversized bodies, 2,000 idle connections, a
+# cardinality bomb, malformed protobuf, garbage remote write) while a healthy agent streams;
+# prints every answer, the refusal counters, the agent's largest gap and the collector's peak
+# RSS, and fails on a gap or a loss. Extra arguments go to hcmon-hostile (e.g. --seconds 60).
+hostile *ARGS:
+    ./deploy/dev.sh hostile {{ARGS}}
 
 # All benchmarks.
 bench: bench-ingest bench-agent bench-engines bench-alerts

@@ -11,6 +11,8 @@
 #   deploy/dev.sh bench-engines         the online anomaly ensemble's samples per second
 #   deploy/dev.sh bench-alerts [ARGS]   release build, then sample → firing alert latency,
 #                        idle and under ingest load
+#   deploy/dev.sh hostile [ARGS]        release build, then ten kinds of hostile traffic against a
+#                        TLS collector while a healthy agent streams (--seconds N, default 120)
 #   deploy/dev.sh security  systemd-analyze's exposure score of both systemd units (no build)
 #   deploy/dev.sh fuzz [SECONDS]  every cargo-fuzz target in tests/fuzz for SECONDS (default 60)
 # It installs what it needs (Debian packages) itself, idempotently.
@@ -123,6 +125,17 @@ bench_alerts() {
   "$CARGO_TARGET_DIR/release/hcmon-bench-alerts" "$@"
 }
 
+# Ten kinds of hostile traffic at a TLS collector for --seconds (default 120) while a healthy
+# agent streams; its 2,000 idle connections and the slowloris ones need open files, for it and
+# the collector it starts: the soft limit is raised to the hard one.
+hostile() {
+  ensure_packages libclang-dev
+  setup_target_dir
+  cargo build --release --locked --workspace --bins
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  "$CARGO_TARGET_DIR/release/hcmon-hostile" "$@"
+}
+
 bench_engines() {
   ensure_packages libclang-dev
   setup_target_dir
@@ -211,9 +224,10 @@ case "${1:-}" in
   bench-agent) shift; bench_agent "$@" ;;
   bench-alerts) shift; bench_alerts "$@" ;;
   bench-engines) bench_engines ;;
+  hostile) shift; hostile "$@" ;;
   soak) soak ;;
   sizes) sizes "${2:-HEAD}" ;;
   security) security ;;
   fuzz) fuzz "${2:-60}" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-alerts" >&2; exit 2 ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-alerts|hostile" >&2; exit 2 ;;
 esac

@@ -124,6 +124,12 @@ fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
         grpc.keepalive_interval,
         second,
     )?;
+    count_at_least("server.grpc.max_connections", grpc.max_connections, 1)?;
+    count_at_least(
+        "server.grpc.max_connections_per_address",
+        grpc.max_connections_per_address,
+        1,
+    )?;
     at_least(
         "server.grpc.keepalive_timeout",
         grpc.keepalive_timeout,

@@ -285,6 +285,10 @@ impl Collector {
                     grpc,
                     trust.grpc,
                     config.tls.handshake_timeout,
+                    pki::incoming::ConnectionCaps {
+                        total: config.server.grpc.max_connections,
+                        per_address: config.server.grpc.max_connections_per_address,
+                    },
                     metrics,
                     tasks.clone(),
                 );

@@ -3,6 +3,7 @@
 //!
 //! The binaries must be built first (`cargo build --bins`); the README's test command does so.
 
+pub mod hostile;
 pub mod load;
 pub mod node;
 pub mod receivers;
@@ -365,6 +366,13 @@ impl Agent {
             "hcmon-agent",
             Command::new(bin_path("hcmon-agent")).args(args),
         );
+        Self { process }
+    }
+
+    /// Starts the agent binary at `binary` with exactly `args` (for benchmarks, which run
+    /// beside the binaries rather than from `deps/`).
+    pub fn start_binary_args(binary: &Path, args: &[String]) -> Self {
+        let process = Process::spawn("hcmon-agent", Command::new(binary).args(args));
         Self { process }
     }
 

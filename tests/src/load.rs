@@ -1,17 +1,20 @@
 //! Simulated agents for load and crash tests: each speaks the real gRPC protocol, numbers its
 //! batches, resumes from the collector's `last_durable_seq` after any failure, and generates
-//! deterministic data, so a test can tell exactly which samples must be stored.
+//! deterministic data, so a test can tell exactly which samples must be stored. They connect in
+//! plaintext, or over mutual TLS with a certificate the caller made for the node.
 
 use hcmon_proto::v1::ingest_client::IngestClient;
 use hcmon_proto::v1::{
     AgentMessage, Batch, Label, MetricKind, RegisterRequest, SESSION_METADATA_KEY, SeriesDef,
     SeriesSamples, agent_message, collector_message,
 };
+use rustls::ClientConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
 
 /// Shape of one simulated agent's data.
 #[derive(Debug, Clone)]
@@ -130,10 +133,32 @@ pub async fn run_agent(
     window: usize,
     progress: Arc<Progress>,
 ) -> Latencies {
+    run(&url, None, shape, window, progress).await
+}
+
+/// As [`run_agent`], over mutual TLS: `url` is `https://`, and `tls` presents the node's
+/// certificate and trusts the collector's CA.
+pub async fn run_agent_tls(
+    url: String,
+    tls: ClientConfig,
+    shape: AgentShape,
+    window: usize,
+    progress: Arc<Progress>,
+) -> Latencies {
+    run(&url, Some(&tls), shape, window, progress).await
+}
+
+async fn run(
+    url: &str,
+    tls: Option<&ClientConfig>,
+    shape: AgentShape,
+    window: usize,
+    progress: Arc<Progress>,
+) -> Latencies {
     let epoch = hash(&shape.node) | 1;
     let mut latencies = Vec::with_capacity(shape.batches as usize);
     loop {
-        match session(&url, &shape, epoch, window, &progress, &mut latencies).await {
+        match session(url, tls, &shape, epoch, window, &progress, &mut latencies).await {
             Ok(true) => return latencies,
             Ok(false) | Err(_) => {
                 progress.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -146,13 +171,14 @@ pub async fn run_agent(
 /// One connection; `Ok(true)` once everything is acked.
 async fn session(
     url: &str,
+    tls: Option<&ClientConfig>,
     shape: &AgentShape,
     epoch: u64,
     window: usize,
     progress: &Progress,
     latencies: &mut Latencies,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-    let mut client = IngestClient::connect(url.to_owned()).await?;
+    let mut client = IngestClient::new(channel(url, tls).await?);
     let registration = client
         .register(RegisterRequest {
             node_name: shape.node.clone(),
@@ -173,9 +199,12 @@ async fn session(
     let mut inbound = client.stream(request).await?.into_inner();
     let mut sent_at = std::collections::VecDeque::new();
     let mut next = acked + 1;
+    // Series are defined once per stream, by its first batch.
+    let mut defined = false;
     loop {
         while next <= shape.batches && (next - acked) as usize <= window {
-            let batch = shape.batch(next, next == acked + 1);
+            let batch = shape.batch(next, !defined);
+            defined = true;
             tx.send(AgentMessage {
                 kind: Some(agent_message::Kind::Batch(batch)),
             })
@@ -202,5 +231,16 @@ async fn session(
                 return Ok(true);
             }
         }
+    }
+}
+
+async fn channel(
+    url: &str,
+    tls: Option<&ClientConfig>,
+) -> Result<Channel, tonic::transport::Error> {
+    let endpoint = Endpoint::from_shared(url.to_owned())?;
+    match tls {
+        None => endpoint.connect().await,
+        Some(config) => hcmon_agent::tls::connect(&endpoint, config.clone()).await,
     }
 }

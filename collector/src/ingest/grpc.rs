@@ -34,6 +34,10 @@ pub struct GrpcLimits {
     /// agent's stream ends and frees its place under the stream caps.
     #[serde(with = "humantime_serde")]
     pub keepalive_timeout: Duration,
+    /// Most connections open at once over TLS; more wait in the kernel's queue.
+    pub max_connections: usize,
+    /// Most connections open at once over TLS from one address; more are closed at once.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for GrpcLimits {
@@ -43,6 +47,8 @@ impl Default for GrpcLimits {
             concurrency_limit_per_connection: 64,
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(20),
+            max_connections: 4096,
+            max_connections_per_address: 64,
         }
     }
 }

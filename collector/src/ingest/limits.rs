@@ -17,7 +17,10 @@ pub struct IngestLimits {
     /// Most series one node may have: those with its `node` label, whichever streams or
     /// remote writes created them (also the most one stream may define).
     pub max_series_per_agent: usize,
-    /// Most series the collector holds in all.
+    /// Most series the collector holds in all. Each keeps a few KiB in memory for good (its
+    /// catalog entry, open chunk and, with analytics on, its detectors' state), so the default
+    /// fits the shipped unit's `MemoryMax=2G` with room for the store's caches: a cardinality
+    /// bomb is refused rather than grown into an out-of-memory kill.
     pub max_series: usize,
     /// Most labels on a series, `node` and the metric name included.
     pub max_labels_per_series: usize,
@@ -48,7 +51,7 @@ impl Default for IngestLimits {
             max_batch_bytes: 4 << 20,
             max_samples_per_batch: 100_000,
             max_series_per_agent: 50_000,
-            max_series: 1_000_000,
+            max_series: 250_000,
             max_labels_per_series: 32,
             max_label_name_len: 128,
             max_label_value_len: 1024,

@@ -4,15 +4,24 @@
 //! sample on disk after compaction. Also: ack latency of the gRPC path, bytes per sample of a
 //! real agent capture, and range-query latency over 1 day raw and 30 days of rollups.
 //!
+//! The TLS cost: the same gRPC run once more with `[tls] enabled = true`, the fake agents on
+//! mutual TLS, and the ratio of its samples per CPU-second to plaintext's. Each fake agent gets a
+//! certificate signed directly with the collector's CA key (`<data_dir>/pki/ca.key`), not through
+//! enrollment, which is a one-time cost per node and not ingest; each agent session pays one
+//! handshake, as a real agent does per connection.
+//!
 //! Run by `just bench-ingest` (release build); every figure is from the same run, so ratios
 //! between servers hold even on a noisy machine.
 // A benchmark's report goes to stdout.
 #![allow(clippy::print_stdout)]
 
 use anyhow::{Context, bail};
+use hcmon_agent::tls::{Identity, Trust, client_config};
 use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
-use hcmon_tests::load::{AgentShape, Progress, run_agent};
+use hcmon_tests::load::{AgentShape, Latencies, Progress, run_agent, run_agent_tls};
 use prost::Message;
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::ClientConfig;
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -331,16 +340,25 @@ impl Row {
     }
 }
 
-/// `analytics`: whether live anomaly detection runs on ingest. Off for the storage comparison
-/// (the other servers store only); one extra gRPC run with it on shows its cost.
-fn hcmon_config(dir: &Path, analytics: bool) -> anyhow::Result<PathBuf> {
+/// What an hcmon collector under test runs besides storage. Both off for the storage comparison
+/// (the other servers store only, in plaintext); one extra gRPC run with each on shows its cost.
+#[derive(Debug, Clone, Copy, Default)]
+struct Features {
+    /// Live anomaly detection on ingest.
+    analytics: bool,
+    /// TLS on both listeners, agents with client certificates from the collector's CA.
+    tls: bool,
+}
+
+fn hcmon_config(dir: &Path, features: Features) -> anyhow::Result<PathBuf> {
     let path = dir.join("collector.toml");
+    let Features { analytics, tls } = features;
     // Back-filled history for the query probe reaches 31 days back.
     std::fs::write(
         &path,
         format!(
             "[limits]\nmax_sample_age = \"40days\"\nmax_samples_per_batch = 200000\n\
-             [analytics]\nenabled = {analytics}\n"
+             [analytics]\nenabled = {analytics}\n[tls]\nenabled = {tls}\n"
         ),
     )?;
     Ok(path)
@@ -349,13 +367,13 @@ fn hcmon_config(dir: &Path, analytics: bool) -> anyhow::Result<PathBuf> {
 fn start_hcmon(
     dir: &Path,
     name: &'static str,
-    analytics: bool,
+    features: Features,
 ) -> anyhow::Result<(Server, u16, u16)> {
     std::fs::create_dir_all(dir)?;
     let (grpc, http) = (free_port(), free_port());
     let args = vec![
         "--config".into(),
-        hcmon_config(dir, analytics)?.display().to_string(),
+        hcmon_config(dir, features)?.display().to_string(),
         "--data-dir".into(),
         dir.join("data").display().to_string(),
         "--grpc-listen".into(),
@@ -363,22 +381,24 @@ fn start_hcmon(
         "--http-listen".into(),
         format!("127.0.0.1:{http}"),
     ];
-    let server = Server::start(
-        name,
-        &sibling("hcmon-collector"),
-        &args,
-        &dir.join("collector.log"),
-    )?;
-    // Written before the collector listens.
-    let token_file = dir.join("data/admin.token");
+    let log = dir.join("collector.log");
+    let server = Server::start(name, &sibling("hcmon-collector"), &args, &log)?;
+    // By then it has written its admin token and, with TLS, made its CA.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let token = loop {
-        match std::fs::read_to_string(&token_file) {
-            Ok(token) if !token.trim().is_empty() => break token.trim().to_owned(),
-            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            _ => bail!("{} did not appear", token_file.display()),
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("collector ready")) {
+        if Instant::now() > deadline {
+            bail!(
+                "{name} did not get ready within 60 s; see {}",
+                log.display()
+            );
         }
-    };
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let token_file = dir.join("data/admin.token");
+    let token = std::fs::read_to_string(&token_file)
+        .with_context(|| format!("cannot read {}", token_file.display()))?
+        .trim()
+        .to_owned();
     HCMON_TOKENS.lock().expect("token lock").push((http, token));
     Ok((server, grpc, http))
 }
@@ -400,24 +420,142 @@ async fn hcmon_compact(http: u16) -> anyhow::Result<(u64, u64, u64, u64)> {
     Ok((data, index, rollups, encoded))
 }
 
+/// The collector's CA, signing each fake agent's certificate itself: enrollment happens once
+/// per node and is not what the bench measures.
+struct AgentCa {
+    issuer: Issuer<'static, KeyPair>,
+    ca_pem: String,
+}
+
+impl AgentCa {
+    /// The CA the collector made in `pki` (`ca.crt`, `ca.key`).
+    fn load(pki: &Path) -> anyhow::Result<Self> {
+        let read = |file: &str| {
+            let path = pki.join(file);
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the collector's CA: {}", path.display()))
+        };
+        let ca_pem = read("ca.crt")?;
+        let key = KeyPair::from_pem(&read("ca.key")?).context("the CA key (ca.key)")?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&ca_pem, key).context("the CA certificate (ca.crt)")?;
+        Ok(Self { issuer, ca_pem })
+    }
+
+    /// Mutual TLS for `node`: a new key and a client certificate for it, as the collector's CA
+    /// would issue at enrollment (the node name as common name, client authentication only).
+    fn client_config(&self, node: &str) -> anyhow::Result<ClientConfig> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, node);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        // The folder only names files in errors: a fake agent keeps nothing on disk.
+        let identity = Identity::from_pem(
+            key.serialize_pem(),
+            cert.pem(),
+            self.ca_pem.clone(),
+            Path::new(node),
+        )?;
+        Ok(client_config(Trust::Mutual {
+            ca_pem: &self.ca_pem,
+            identity: &identity,
+        })?)
+    }
+}
+
+/// How the fake agents reach one collector: in plaintext, or over mutual TLS.
+#[derive(Clone)]
+struct Dial {
+    grpc: u16,
+    ca: Option<Arc<AgentCa>>,
+}
+
+impl Dial {
+    /// The TLS set-up of `node`'s agent, when over TLS.
+    fn tls_for(&self, node: &str) -> anyhow::Result<Option<ClientConfig>> {
+        self.ca
+            .as_ref()
+            .map(|ca| ca.client_config(node))
+            .transpose()
+    }
+
+    /// Runs `shape`'s agent to the end with `tls` (from [`Dial::tls_for`]).
+    async fn run(
+        self,
+        tls: Option<ClientConfig>,
+        shape: AgentShape,
+        window: usize,
+        progress: Arc<Progress>,
+    ) -> Latencies {
+        let grpc = self.grpc;
+        match tls {
+            None => run_agent(format!("http://127.0.0.1:{grpc}"), shape, window, progress).await,
+            Some(tls) => {
+                let url = format!("https://127.0.0.1:{grpc}");
+                run_agent_tls(url, tls, shape, window, progress).await
+            }
+        }
+    }
+}
+
+/// The gRPC runs against hcmon: the storage comparison, then the same data with one feature on,
+/// to show what it costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GrpcRun {
+    Plaintext,
+    Analytics,
+    MutualTls,
+}
+
+impl GrpcRun {
+    fn dir(self) -> &'static str {
+        match self {
+            GrpcRun::Plaintext => "hcmon-grpc",
+            GrpcRun::Analytics => "hcmon-grpc-analytics",
+            GrpcRun::MutualTls => "hcmon-grpc-mtls",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            GrpcRun::Plaintext => "hcmon, gRPC agent protocol",
+            GrpcRun::Analytics => "hcmon, gRPC + live anomaly detection",
+            GrpcRun::MutualTls => "hcmon, gRPC over mutual TLS",
+        }
+    }
+
+    fn features(self) -> Features {
+        Features {
+            analytics: self == GrpcRun::Analytics,
+            tls: self == GrpcRun::MutualTls,
+        }
+    }
+}
+
 /// Ingest over gRPC; returns the row, ack latencies (µs), the collector's ports and process.
 async fn bench_hcmon_grpc(
     all: &[AgentShape],
     work: &Path,
     total: u64,
-    analytics: bool,
+    run: GrpcRun,
 ) -> anyhow::Result<(Row, Vec<u64>, (u16, u16), Server)> {
-    let (dir, name) = if analytics {
-        (
-            "hcmon-grpc-analytics",
-            "hcmon, gRPC + live anomaly detection",
-        )
-    } else {
-        ("hcmon-grpc", "hcmon, gRPC agent protocol")
+    let (name, dir) = (run.name(), work.join(run.dir()));
+    let features = run.features();
+    let (server, grpc, http) = start_hcmon(&dir, name, features)?;
+    let dial = Dial {
+        grpc,
+        ca: match features.tls {
+            true => Some(Arc::new(AgentCa::load(&dir.join("data/pki"))?)),
+            false => None,
+        },
     };
-    let (server, grpc, http) = start_hcmon(&work.join(dir), name, analytics)?;
-    wait_http(&format!("http://127.0.0.1:{http}/healthz")).await?;
-    let url = format!("http://127.0.0.1:{grpc}");
+    // Certificates are made before the clock starts; the collector's CPU is what is measured.
+    let tls: Vec<Option<ClientConfig>> = all
+        .iter()
+        .map(|s| dial.tls_for(&s.node))
+        .collect::<anyhow::Result<_>>()?;
     let cpu0 = server.cpu_seconds();
     let started = Instant::now();
     let progress = Arc::new(Progress::default());
@@ -426,7 +564,7 @@ async fn bench_hcmon_grpc(
     // latency is what agents see while the collector is saturated by the back-fill below.
     let probe_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let probe = {
-        let (url, stop) = (url.clone(), probe_stop.clone());
+        let (dial, stop) = (dial.clone(), probe_stop.clone());
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut round = 0;
@@ -442,19 +580,26 @@ async fn bench_hcmon_grpc(
                         - 60_000,
                     interval_ms: 1000,
                 };
-                latencies
-                    .extend(run_agent(url.clone(), shape, 1, Arc::new(Progress::default())).await);
+                let tls = dial.tls_for(&shape.node)?;
+                let progress = Arc::new(Progress::default());
+                latencies.extend(dial.clone().run(tls, shape, 1, progress).await);
                 round += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            latencies
+            anyhow::Ok(latencies)
         })
     };
     // 64 agents stream at once, each sending its history in batches, as after an outage.
-    for group in all.chunks(64) {
+    for (group, tls) in all.chunks(64).zip(tls.chunks(64)) {
         let tasks: Vec<_> = group
             .iter()
-            .map(|s| tokio::spawn(run_agent(url.clone(), s.clone(), 4, progress.clone())))
+            .zip(tls)
+            .map(|(s, tls)| {
+                let agent = dial
+                    .clone()
+                    .run(tls.clone(), s.clone(), 4, progress.clone());
+                tokio::spawn(agent)
+            })
             .collect();
         for task in tasks {
             latencies.extend(task.await?);
@@ -464,7 +609,7 @@ async fn bench_hcmon_grpc(
     let cpu = server.cpu_seconds() - cpu0;
     let rss = server.peak_rss_mib();
     probe_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut probe = probe.await?;
+    let mut probe = probe.await??;
     probe.sort_unstable();
     println!(
         "{name}: ack latency of a live agent (one 50-sample batch at a time) during the back-fill: p50 {:.1} ms, p99 {:.1} ms ({} batches)",
@@ -472,9 +617,16 @@ async fn bench_hcmon_grpc(
         percentile(&probe, 0.99),
         probe.len()
     );
-    let (data, index, rollups, _) = hcmon_compact(http).await?;
-    let mut note = format!("rollups {:.3} B/sample more", rollups as f64 / total as f64);
-    if analytics {
+    // The HTTP API is on TLS too there, and the data stored is the plaintext run's.
+    let (data, index, mut note) = match run {
+        GrpcRun::MutualTls => (0, 0, "disk: the same data as plaintext gRPC".to_owned()),
+        _ => {
+            let (data, index, rollups, _) = hcmon_compact(http).await?;
+            let rollups = rollups as f64 / total as f64;
+            (data, index, format!("rollups {rollups:.3} B/sample more"))
+        }
+    };
+    if features.analytics {
         // Samples the detectors skipped would make this row look cheaper than it is.
         let url = format!("http://127.0.0.1:{http}/metrics");
         let exposition = client_for(&url).get(url).send().await?.text().await?;
@@ -615,7 +767,11 @@ async fn capture_bytes_per_sample(
     }
     let raw = WriteRequest { timeseries: series }.encode_to_vec();
     let body = snap::raw::Encoder::new().compress_vec(&raw)?;
-    let (server, _, http) = start_hcmon(&work.join("hcmon-capture"), "hcmon (capture)", false)?;
+    let (server, _, http) = start_hcmon(
+        &work.join("hcmon-capture"),
+        "hcmon (capture)",
+        Features::default(),
+    )?;
     wait_http(&format!("http://127.0.0.1:{http}/healthz")).await?;
     post_bodies(&format!("http://127.0.0.1:{http}/api/v1/write"), &[body]).await?;
     let (data, _, _, encoded) = hcmon_compact(http).await?;
@@ -699,19 +855,25 @@ async fn main() -> anyhow::Result<()> {
 
     // hcmon over its own protocol.
     let (row, mut latencies, (grpc, http), server) =
-        bench_hcmon_grpc(&all, &work, total, false).await?;
+        bench_hcmon_grpc(&all, &work, total, GrpcRun::Plaintext).await?;
     rows.push(row);
     // The query probe goes to the same collector, after its ingest was measured.
     let queries = query_latency(grpc, http).await?;
     server.stop();
-    // The same, with every sample also judged by the live anomaly detectors.
-    let (row, _, _, server) = bench_hcmon_grpc(&all, &work, total, true).await?;
-    rows.push(row);
-    server.stop();
+    // The same over mutual TLS, then with every sample also judged by the live anomaly
+    // detectors.
+    for run in [GrpcRun::MutualTls, GrpcRun::Analytics] {
+        let (row, _, _, server) = bench_hcmon_grpc(&all, &work, total, run).await?;
+        rows.push(row);
+        server.stop();
+    }
 
     // hcmon over remote write, through vmagent like the others.
-    let (hcmon_rw, _, rw_http) =
-        start_hcmon(&work.join("hcmon-rw"), "hcmon (remote write)", false)?;
+    let (hcmon_rw, _, rw_http) = start_hcmon(
+        &work.join("hcmon-rw"),
+        "hcmon (remote write)",
+        Features::default(),
+    )?;
     wait_http(&format!("http://127.0.0.1:{rw_http}/healthz")).await?;
     let (mut row, server) = bench_via_vmagent(
         Target {
@@ -839,19 +1001,24 @@ async fn main() -> anyhow::Result<()> {
 
     println!();
     println!(
-        "{:<34} {:>14} {:>10} {:>14} {:>9} {:>9} {:>9}  note",
+        "{:<36} {:>14} {:>10} {:>14} {:>9} {:>9} {:>9}  note",
         "server", "samples/cpu-s", "cpu s", "wall samples/s", "peak MiB", "data B/s", "index B/s"
     );
     for r in &rows {
+        // A row whose disk was not measured says so in its note.
+        let per_sample = |bytes: u64| match (r.data_bytes, r.index_bytes) {
+            (0, 0) => "-".to_owned(),
+            _ => format!("{:.3}", bytes as f64 / r.samples as f64),
+        };
         println!(
-            "{:<34} {:>14.0} {:>10.2} {:>14.0} {:>9.1} {:>9.3} {:>9.3}  {}",
+            "{:<36} {:>14.0} {:>10.2} {:>14.0} {:>9.1} {:>9} {:>9}  {}",
             r.name,
             r.per_cpu_s(),
             r.cpu_s,
             r.samples as f64 / r.wall_s,
             r.rss_mib,
-            r.data_bytes as f64 / r.samples as f64,
-            r.index_bytes as f64 / r.samples as f64,
+            per_sample(r.data_bytes),
+            per_sample(r.index_bytes),
             r.note
         );
     }
@@ -872,6 +1039,16 @@ async fn main() -> anyhow::Result<()> {
             r.name,
             r.per_cpu_s() / vm,
             r.per_cpu_s() / prom
+        );
+    }
+    let run_row = |run: GrpcRun| rows.iter().find(|r| r.name == run.name());
+    if let (Some(tls), Some(plain)) = (run_row(GrpcRun::MutualTls), run_row(GrpcRun::Plaintext)) {
+        println!(
+            "TLS cost: mTLS / plaintext samples per CPU-second = {:.2} (wall throughput {:.2}, peak RSS {:.2}; a TLS handshake per agent connection, {} agents)",
+            tls.per_cpu_s() / plain.per_cpu_s(),
+            plain.wall_s / tls.wall_s,
+            tls.rss_mib / plain.rss_mib,
+            args.hosts
         );
     }
     latencies.sort_unstable();
