@@ -237,7 +237,11 @@ async fn the_login_link_sets_a_cookie_that_alone_then_logs_the_browser_in() -> a
         format!("hcmon_token={token}; HttpOnly; SameSite=Strict; Path=/")
     );
     // The link lands on a page that says so and links what the collector serves.
-    assert!(opened.headers()["content-type"].to_str()?.starts_with("text/html"));
+    assert!(
+        opened.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/html")
+    );
     let page = opened.text().await?;
     assert!(page.contains("You are logged in"), "{page}");
     assert!(page.contains("href=\"/api/v1/agents\""), "{page}");

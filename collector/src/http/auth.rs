@@ -163,7 +163,11 @@ pub async fn authenticate(
     if let Some((token, true)) = presented {
         // Over TLS (the collector has a CA exactly when TLS is on) the browser must never send
         // the cookie in the clear.
-        let secure = if state.enrollment.is_some() { "; Secure" } else { "" };
+        let secure = if state.enrollment.is_some() {
+            "; Secure"
+        } else {
+            ""
+        };
         let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);

@@ -353,12 +353,14 @@ struct Features {
 fn hcmon_config(dir: &Path, features: Features) -> anyhow::Result<PathBuf> {
     let path = dir.join("collector.toml");
     let Features { analytics, tls } = features;
-    // Back-filled history for the query probe reaches 31 days back.
+    // Back-filled history for the query probe reaches 31 days back. Every fake agent connects
+    // from 127.0.0.1: over TLS the per-address connection cap must make room for all of them.
     std::fs::write(
         &path,
         format!(
             "[limits]\nmax_sample_age = \"40days\"\nmax_samples_per_batch = 200000\n\
-             [analytics]\nenabled = {analytics}\n[tls]\nenabled = {tls}\n"
+             [analytics]\nenabled = {analytics}\n[tls]\nenabled = {tls}\n\
+             [server.grpc]\nmax_connections_per_address = 100000\nmax_connections = 100000\n"
         ),
     )?;
     Ok(path)
