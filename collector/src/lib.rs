@@ -260,6 +260,10 @@ impl Collector {
                 enrollment: enrollment.clone(),
                 metrics_staleness: config.metrics_staleness,
                 clock: clock.clone(),
+                runtime: Arc::new(http::Runtime {
+                    started_ms: clock(),
+                    rules: http::AlertRules::new(&config.alerting),
+                }),
             },
             http_limits.clone(),
         );

@@ -97,6 +97,25 @@ async fn two_agents_are_visible_in_metrics_query_range_and_cli() -> anyhow::Resu
         .to_string();
     assert!(err.contains("400") && err.contains("bad_data"), "{err}");
 
+    // Grafana's "Save & test" asks for `1+1` and wants a scalar back; an unsupported function
+    // is refused by name.
+    let two = collector
+        .get_json(
+            "/api/v1/query",
+            &[("query", "1+1".into()), ("time", "100".into())],
+        )
+        .await?;
+    assert_eq!(
+        two["data"],
+        serde_json::json!({"resultType": "scalar", "result": [100.0, "2"]})
+    );
+    let err = collector
+        .get_json("/api/v1/query", &[("query", "sin(up)".into())])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("function `sin` is not supported"), "{err}");
+
     // Label listing, as Grafana's Prometheus data source asks for it.
     let names = collector
         .get_json("/api/v1/label/__name__/values", &[])

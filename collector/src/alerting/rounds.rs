@@ -108,11 +108,8 @@ impl Rounds {
         let mut out = Vec::new();
         for (i, result) in results {
             match result {
-                Ok((series, _)) => {
-                    for (labels, points) in series {
-                        let Some(&(_, value)) = points.last() else {
-                            continue;
-                        };
+                Ok((value, _)) => {
+                    for (labels, value) in value.into_samples() {
                         let name = labels
                             .get(hcmon_common::METRIC_NAME_LABEL)
                             .cloned()

@@ -8,6 +8,7 @@ pub mod agents;
 pub mod alerts;
 pub mod analytics;
 pub mod pki;
+pub mod prometheus;
 pub mod query;
 pub mod tokens;
 

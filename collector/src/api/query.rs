@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 pub enum ResultType {
     Vector,
     Matrix,
+    Scalar,
+    String,
 }
 
 /// `GET /api/v1/query`: one sample per series.
@@ -21,6 +23,15 @@ pub struct InstantVector {
     #[serde(rename = "resultType")]
     pub result_type: ResultType,
     pub result: Vec<VectorSample>,
+}
+
+/// `GET /api/v1/query` of a scalar (`1+1`) or string expression: the one value, at the query's
+/// time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstantValue {
+    #[serde(rename = "resultType")]
+    pub result_type: ResultType,
+    pub result: Point,
 }
 
 /// A point as Prometheus writes it: Unix seconds and the value as text (`"+Inf"`, `"NaN"` too).

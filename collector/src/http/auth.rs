@@ -3,7 +3,8 @@
 //! The token comes from `Authorization: Bearer <token>`, else the `hcmon_token` cookie, else a
 //! `?token=` query parameter (the dashboard login link the collector prints at start; answered
 //! with the cookie set, so the browser stays logged in). Each call needs a [`Permission`]
-//! ([`required`], the route table); `/healthz` and the signed acknowledgement link need none
+//! ([`required`], the route table); the health checks (`/healthz`, and Prometheus' `/-/healthy`
+//! and `/-/ready`) and the signed acknowledgement link need none
 //! (the link carries its own proof, an HMAC over alert, person and expiry, checked by its
 //! handler). A request that passes carries an [`Identity`], which the audit log records.
 //!
@@ -36,7 +37,7 @@ const MAX_AUDITED_PATH: usize = 200;
 /// What a request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Required {
-    /// Nothing: `/healthz`, the signed acknowledgement link.
+    /// Nothing: `/healthz`, `/-/healthy`, `/-/ready`, the signed acknowledgement link.
     Open,
     Token(Permission),
 }
@@ -47,7 +48,9 @@ pub enum Required {
 pub fn required(method: &Method, path: &str, signed: bool) -> Required {
     use Permission::*;
     let read = matches!(*method, Method::GET | Method::HEAD);
-    if path == "/healthz" {
+    // Health checks, Prometheus' included: load balancers and supervisors probe without a
+    // token.
+    if matches!(path, "/healthz" | "/-/healthy" | "/-/ready") {
         return Required::Open;
     }
     let Some(rest) = path.strip_prefix("/api/v1/") else {
@@ -62,7 +65,10 @@ pub fn required(method: &Method, path: &str, signed: bool) -> Required {
         ("DELETE", ["silences", _]) => Operate,
         ("DELETE", ["agents", _]) => Administer,
         // Queries may be sent as forms.
-        ("POST", ["query" | "query_range" | "series" | "export" | "labels"]) => Read,
+        (
+            "POST",
+            ["query" | "query_range" | "series" | "export" | "labels" | "query_exemplars"],
+        ) => Read,
         _ if read => Read,
         _ => Administer,
     };
@@ -239,6 +245,29 @@ mod tests {
     fn every_route_needs_what_its_role_may_do() {
         for (method, path, expected) in [
             (Method::GET, "/healthz", Required::Open),
+            (Method::GET, "/-/healthy", Required::Open),
+            (Method::HEAD, "/-/ready", Required::Open),
+            (Method::GET, "/federate", Required::Token(Read)),
+            (
+                Method::GET,
+                "/api/v1/status/buildinfo",
+                Required::Token(Read),
+            ),
+            (
+                Method::GET,
+                "/api/v1/status/runtimeinfo",
+                Required::Token(Read),
+            ),
+            (Method::GET, "/api/v1/status/flags", Required::Token(Read)),
+            (Method::GET, "/api/v1/metadata", Required::Token(Read)),
+            (Method::GET, "/api/v1/rules", Required::Token(Read)),
+            (Method::GET, "/api/v1/targets", Required::Token(Read)),
+            (
+                Method::POST,
+                "/api/v1/query_exemplars",
+                Required::Token(Read),
+            ),
+            (Method::POST, "/-/reload", Required::Token(Administer)),
             (Method::GET, "/metrics", Required::Token(Read)),
             (Method::GET, "/api/v1/query", Required::Token(Read)),
             (Method::POST, "/api/v1/query_range", Required::Token(Read)),

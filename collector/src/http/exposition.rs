@@ -1,10 +1,17 @@
-//! Rendering agent series in the Prometheus text exposition format (version 0.0.4).
+//! Rendering stored series in the Prometheus text exposition format (version 0.0.4), for
+//! `/metrics` and `/federate`.
 //!
-//! Prometheus refuses a whole scrape over one family with two TYPE or HELP lines, so every
-//! family here has exactly one of each: series are grouped by name whatever order they come
-//! in, a stored family whose name is one of the collector's own is left out (the caller says
-//! which, see [`crate::telemetry::check_metric_name`]), and a family stored with two kinds (by
-//! an older version) is declared `untyped` rather than split.
+//! Prometheus refuses a whole scrape over one family with two TYPE or HELP lines, and
+//! `promtool check metrics` (which scrape pipelines run) also refuses `_bucket`, `_sum` and
+//! `_count` series outside a histogram or summary. So series are gathered into families
+//! whatever order they come in: a name's series are one family; `X_bucket` (with `le`),
+//! `X_sum` and `X_count` are merged into the histogram `X`, and `X` (with `quantile`),
+//! `X_sum` and `X_count` into the summary `X`, as remote write (which sends them apart)
+//! splits them. Each family has one HELP (the first a member was stored with, so a member
+//! stored without help does not hide it) and one TYPE: a family stored with two kinds (by an
+//! older version, or by two senders) is declared `untyped` rather than split, as is a lone
+//! `_sum`/`_count`/`_bucket` name. A family whose name is one of the collector's own is left
+//! out (the caller says which, see [`crate::telemetry::check_metric_name`]).
 
 use crate::anomaly_watch::LatestVerdict;
 use crate::storage::SeriesMeta;
@@ -21,59 +28,148 @@ pub type SeriesLatest = (Arc<SeriesMeta>, Option<(i64, f64)>);
 /// but fails `promtool check metrics`, which scrape pipelines run.
 const NO_HELP: &str = "No help text was sent with this metric.";
 
-/// Renders the latest value of every series newer than `oldest_ms`, grouped by metric name with
-/// one HELP and TYPE line per name, as Prometheus requires. Families for which `own` is true
-/// (the collector's own names) are left out; returns how many fresh series that hid.
+/// Suffixes only histograms and summaries may use.
+const RESERVED_SUFFIXES: [&str; 3] = ["_bucket", "_sum", "_count"];
+
+/// What to render.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Series whose newest sample is older are stale and left out.
+    pub oldest_ms: i64,
+    /// Whether each sample carries its timestamp (`/federate` does, as Prometheus' does).
+    pub timestamps: bool,
+}
+
+/// A fresh sample of a series: its metadata, timestamp ms and value.
+type Fresh<'a> = (&'a SeriesMeta, i64, f64);
+
+/// A family of stored series as rendered: its TYPE word, and its members by name.
+struct StoredFamily<'a> {
+    kind: &'static str,
+    members: Vec<(&'a str, Vec<Fresh<'a>>)>,
+}
+
+/// Renders the latest value of every fresh series (see [`Options`]), in families with one
+/// HELP and TYPE line each, as Prometheus requires. Families for which `own` is true (the
+/// collector's own names) are left out; returns how many fresh series that hid.
 pub fn render(
     series: &[SeriesLatest],
-    oldest_ms: i64,
+    options: Options,
     own: impl Fn(&str) -> bool,
     out: &mut String,
 ) -> usize {
-    let mut families: BTreeMap<&str, Vec<(&SeriesMeta, f64)>> = BTreeMap::new();
+    let mut names: BTreeMap<&str, Vec<Fresh>> = BTreeMap::new();
     for (meta, latest) in series {
-        if let Some((_, value)) = latest.filter(|l| l.0 >= oldest_ms) {
-            families
+        if let Some((ts, value)) = latest.filter(|l| l.0 >= options.oldest_ms) {
+            names
                 .entry(meta.labels.metric_name())
                 .or_default()
-                .push((meta, value));
+                .push((meta, ts, value));
         }
     }
     let mut hidden = 0;
-    for (name, members) in families {
-        if own(name) {
-            hidden += members.len();
+    for (name, family) in families(names) {
+        if family.members.iter().any(|(member, _)| own(member)) || own(name) {
+            hidden += family.members.iter().map(|(_, s)| s.len()).sum::<usize>();
             continue;
         }
-        let (first, _) = members[0];
-        let help = match first.help.as_str() {
-            "" => NO_HELP.to_owned(),
-            help => help.replace('\\', "\\\\").replace('\n', "\\n"),
-        };
-        let kind = if members.iter().all(|(m, _)| m.kind == first.kind) {
-            first.kind.as_str()
-        } else {
-            "untyped"
-        };
+        let help = family
+            .members
+            .iter()
+            .flat_map(|(_, series)| series)
+            .map(|(meta, _, _)| meta.help.as_str())
+            .find(|help| !help.is_empty())
+            .map_or_else(
+                || NO_HELP.to_owned(),
+                |help| help.replace('\\', "\\\\").replace('\n', "\\n"),
+            );
         let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (meta, value) in members {
-            out.push_str(name);
-            let mut first_label = true;
-            for (label, value) in meta.labels.without_name() {
-                out.push(if first_label { '{' } else { ',' });
-                first_label = false;
-                let _ = write!(out, "{label}=\"{}\"", escape_label_value(value));
+        let _ = writeln!(out, "# TYPE {name} {}", family.kind);
+        for (member, series) in family.members {
+            for (meta, ts, value) in series {
+                push_sample(out, member, meta, value, options.timestamps.then_some(ts));
             }
-            if !first_label {
-                out.push('}');
-            }
-            out.push(' ');
-            push_sample_value(out, value);
-            out.push('\n');
         }
     }
     hidden
+}
+
+/// Gathers the names' series into families, keyed by family name (see the module doc).
+fn families<'a>(
+    mut names: BTreeMap<&'a str, Vec<Fresh<'a>>>,
+) -> BTreeMap<&'a str, StoredFamily<'a>> {
+    let all_have = |series: &[Fresh], label: &str| {
+        series.iter().all(|(m, _, _)| m.labels.get(label).is_some())
+    };
+    let mut families: BTreeMap<&str, StoredFamily> = BTreeMap::new();
+    // Histograms and summaries first: they take their `_sum` and `_count` names along.
+    let mut merged: Vec<(&str, &'static str, &'static [&'static str])> = Vec::new();
+    for (&name, series) in &names {
+        let has_parts = |base: &str| {
+            ["_sum", "_count"]
+                .iter()
+                .any(|s| names.contains_key(format!("{base}{s}").as_str()))
+        };
+        if let Some(base) = name.strip_suffix("_bucket")
+            && !names.contains_key(base)
+            && all_have(series, "le")
+            && has_parts(base)
+        {
+            merged.push((base, "histogram", &["_bucket", "_sum", "_count"]));
+        } else if all_have(series, "quantile") && has_parts(name) {
+            merged.push((name, "summary", &["", "_sum", "_count"]));
+        }
+    }
+    for (base, kind, suffixes) in merged {
+        let members = suffixes
+            .iter()
+            .filter_map(|suffix| {
+                let key: &'a str = names.keys().find(|n| **n == format!("{base}{suffix}"))?;
+                Some((key, names.remove(key)?))
+            })
+            .collect();
+        families.insert(base, StoredFamily { kind, members });
+    }
+    for (name, series) in names {
+        let (first, _, _) = series[0];
+        let same = series.iter().all(|(m, _, _)| m.kind == first.kind);
+        let lone_part = RESERVED_SUFFIXES.iter().any(|s| name.ends_with(s))
+            || series.iter().any(|(m, _, _)| {
+                m.labels.get("le").is_some() || m.labels.get("quantile").is_some()
+            });
+        let kind = match first.kind.as_str() {
+            word @ ("gauge" | "counter") if same && !lone_part => word,
+            _ => "untyped",
+        };
+        families.insert(
+            name,
+            StoredFamily {
+                kind,
+                members: vec![(name, series)],
+            },
+        );
+    }
+    families
+}
+
+/// One sample line: `name{labels} value[ timestamp]`.
+fn push_sample(out: &mut String, name: &str, meta: &SeriesMeta, value: f64, ts: Option<i64>) {
+    out.push_str(name);
+    let mut first_label = true;
+    for (label, value) in meta.labels.without_name() {
+        out.push(if first_label { '{' } else { ',' });
+        first_label = false;
+        let _ = write!(out, "{label}=\"{}\"", escape_label_value(value));
+    }
+    if !first_label {
+        out.push('}');
+    }
+    out.push(' ');
+    push_sample_value(out, value);
+    if let Some(ts) = ts {
+        let _ = write!(out, " {ts}");
+    }
+    out.push('\n');
 }
 
 /// A value as the text format spells it: Rust would write `inf`, which Prometheus cannot parse.
@@ -91,7 +187,8 @@ fn push_sample_value(out: &mut String, value: f64) {
 type Family = (&'static str, &'static str, fn(&LatestVerdict) -> f64);
 
 /// Renders `hcmon_anomaly_score` and `hcmon_anomaly_learning` for every series with a verdict
-/// on a sample newer than `oldest_ms`. The series' name goes in `metric_name`, beside its labels.
+/// on a sample newer than `oldest_ms`. The series' name goes in `metric_name`, beside its labels
+/// (`le` and `quantile` as `exported_le` and `exported_quantile`).
 pub fn render_anomalies(
     verdicts: &[(Arc<SeriesMeta>, LatestVerdict)],
     oldest_ms: i64,
@@ -126,7 +223,14 @@ pub fn render_anomalies(
                 escape_label_value(meta.labels.metric_name())
             );
             for (label, v) in meta.labels.without_name() {
-                let _ = write!(out, ",{label}=\"{}\"", escape_label_value(v));
+                // A histogram's `le` or a summary's `quantile` on a gauge fails
+                // `promtool check metrics`: renamed as Prometheus renames clashing labels.
+                let prefix = if matches!(label, "le" | "quantile") {
+                    "exported_"
+                } else {
+                    ""
+                };
+                let _ = write!(out, ",{prefix}{label}=\"{}\"", escape_label_value(v));
             }
             out.push_str("} ");
             push_sample_value(out, value(verdict));
@@ -178,7 +282,18 @@ mod tests {
     use hcmon_common::Labels;
 
     fn series(name: &str, node: &str, kind: MetricKind, ts: i64, value: f64) -> SeriesLatest {
-        let labels = Labels::new(name, [("node".to_owned(), node.to_owned())]).unwrap();
+        labelled(name, &[("node", node)], kind, ts, value)
+    }
+
+    fn labelled(
+        name: &str,
+        labels: &[(&str, &str)],
+        kind: MetricKind,
+        ts: i64,
+        value: f64,
+    ) -> SeriesLatest {
+        let labels = labels.iter().map(|(n, v)| (n.to_string(), v.to_string()));
+        let labels = Labels::new(name, labels).unwrap();
         let meta = SeriesMeta {
             id: SeriesId(1),
             labels,
@@ -192,7 +307,16 @@ mod tests {
     /// and how many series that hid.
     fn check(series: &[SeriesLatest], expected: &str, expected_hidden: usize) {
         let mut out = String::new();
-        let hidden = render(series, 50, |name| name.starts_with("process_"), &mut out);
+        let options = Options {
+            oldest_ms: 50,
+            timestamps: false,
+        };
+        let hidden = render(
+            series,
+            options,
+            |name| name.starts_with("process_"),
+            &mut out,
+        );
         assert_eq!(out, expected);
         assert_eq!(hidden, expected_hidden);
     }
@@ -231,5 +355,53 @@ mod tests {
              # HELP c No help text was sent with this metric.\n# TYPE c gauge\nc{node=\"n1\"} 1\n",
             1,
         );
+    }
+
+    #[test]
+    fn help_comes_from_any_member_that_has_it() {
+        let mut unhelpful = series("a", "n1", MetricKind::Gauge, 100, 1.0);
+        Arc::make_mut(&mut unhelpful.0).help.clear();
+        check(
+            &[unhelpful, series("a", "n2", MetricKind::Gauge, 100, 2.0)],
+            "# HELP a Some help.\n# TYPE a gauge\na{node=\"n1\"} 1\na{node=\"n2\"} 2\n",
+            0,
+        );
+    }
+
+    #[test]
+    fn histogram_and_summary_parts_sent_apart_are_one_family() {
+        let g = MetricKind::Gauge;
+        let c = MetricKind::Counter;
+        check(
+            &[
+                labelled("h_count", &[], c, 100, 3.0),
+                labelled("h_bucket", &[("le", "+Inf")], c, 100, 3.0),
+                labelled("h_bucket", &[("le", "0.5")], c, 100, 1.0),
+                labelled("h_sum", &[], c, 100, 2.5),
+                labelled("s", &[("quantile", "0.5")], g, 100, 0.1),
+                labelled("s_sum", &[], g, 100, 4.0),
+                labelled("s_count", &[], g, 100, 9.0),
+                // Alone: not a histogram's, so not typed as if it were an ordinary gauge.
+                labelled("lone_count", &[], g, 100, 1.0),
+            ],
+            "# HELP h Some help.\n# TYPE h histogram\n\
+             h_bucket{le=\"+Inf\"} 3\nh_bucket{le=\"0.5\"} 1\nh_sum 2.5\nh_count 3\n\
+             # HELP lone_count Some help.\n# TYPE lone_count untyped\nlone_count 1\n\
+             # HELP s Some help.\n# TYPE s summary\n\
+             s{quantile=\"0.5\"} 0.1\ns_sum 4\ns_count 9\n",
+            0,
+        );
+    }
+
+    #[test]
+    fn federation_writes_timestamps() {
+        let mut out = String::new();
+        let options = Options {
+            oldest_ms: 0,
+            timestamps: true,
+        };
+        let fresh = [series("a", "n1", MetricKind::Gauge, 1234, 1.0)];
+        render(&fresh, options, |_| false, &mut out);
+        assert!(out.ends_with("a{node=\"n1\"} 1 1234\n"), "{out}");
     }
 }

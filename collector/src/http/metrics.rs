@@ -47,7 +47,11 @@ fn render(state: &ApiState) -> String {
     let own = |name: &str| {
         registry_names.contains(name) || crate::telemetry::check_metric_name(name).is_err()
     };
-    let hidden = exposition::render(&series, oldest, own, &mut body);
+    let options = exposition::Options {
+        oldest_ms: oldest,
+        timestamps: false,
+    };
+    let hidden = exposition::render(&series, options, own, &mut body);
     state.metrics.exposition_hidden_series.set(hidden as i64);
     if let Some(watch) = &state.watch {
         let verdicts: Vec<_> = series

@@ -16,15 +16,20 @@ mod audit;
 mod auth;
 mod error;
 mod exposition;
+mod federate;
 mod limits;
+mod listing;
 mod metrics;
 mod params;
 mod pki;
+mod prometheus;
 mod query;
 mod remote_write;
+mod rules;
 mod server;
 mod tokens;
 
+pub use self::prometheus::Runtime;
 use crate::api::Metric;
 use crate::catalog::SeriesCatalog;
 use crate::ingest::IngestService;
@@ -37,9 +42,11 @@ use axum::{Extension, Router};
 use error::ApiError;
 use hcmon_common::{Labels, Selector};
 pub use limits::HttpLimits;
+pub use rules::AlertRules;
 pub use server::serve;
 use std::sync::Arc;
 use std::time::Duration;
+use tower_http::compression::CompressionLayer;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -62,6 +69,8 @@ pub struct ApiState {
     pub enrollment: Option<Arc<crate::pki::Enrollment>>,
     pub metrics_staleness: Duration,
     pub clock: crate::clock::Clock,
+    /// What the status and rules endpoints report (see `prometheus.rs`).
+    pub runtime: Arc<Runtime>,
 }
 
 /// Every route, held to `limits`: sizes everywhere, time and concurrency on the query-type
@@ -75,17 +84,22 @@ pub fn router(state: ApiState, limits: HttpLimits) -> Router {
         .merge(admin::routes())
         .merge(query::routes().route_layer(queries.clone()))
         .merge(agents::routes())
-        .merge(analytics::routes().route_layer(queries))
+        .merge(analytics::routes().route_layer(queries.clone()))
         .merge(alerts::routes())
         .merge(remote_write::routes())
         .merge(audit::routes())
         .merge(pki::routes())
         .merge(tokens::routes())
+        .merge(prometheus::routes())
+        .merge(rules::routes())
+        .merge(federate::routes().route_layer(queries))
         .layer(from_fn_with_state(state.clone(), audit::record))
         .layer(Extension(Analyses::new()))
         .layer(body_limit)
         .layer(from_fn_with_state(state.clone(), auth::authenticate))
         .layer(from_fn_with_state(guard, limits::check_sizes))
+        // Outermost, so refusals are compressed too; see `tower-http` in Cargo.toml.
+        .layer(CompressionLayer::new())
         .with_state(state)
 }
 
@@ -197,6 +211,10 @@ mod tests {
             enrollment: None,
             metrics_staleness: Duration::from_secs(300),
             clock,
+            runtime: Arc::new(Runtime {
+                started_ms: 1_700_000_000_000,
+                rules: Default::default(),
+            }),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -259,6 +277,7 @@ mod tests {
             "analytics are disabled in this collector's config ([analytics] enabled = false)";
         for (method, path, body, message) in [
             ("GET", "/api/v1/alerts", None, alerting),
+            ("GET", "/api/v1/rules", None, alerting),
             ("GET", "/api/v1/alerts/abc", None, alerting),
             ("POST", "/api/v1/alerts/abc/ack?by=me", None, alerting),
             (

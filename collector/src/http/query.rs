@@ -1,5 +1,6 @@
 //! Prometheus' query API (`/api/v1/query`, `/query_range`, `/series`, `/labels`,
-//! `/label/{name}/values`) and VictoriaMetrics' export (`/api/v1/export`).
+//! `/label/{name}/values`, whose handlers are in `listing.rs`) and VictoriaMetrics' export
+//! (`/api/v1/export`).
 //!
 //! Range answers are written by hand rather than through [`crate::api::query::Matrix`]: they run
 //! to millions of points, and a JSON value per point would cost more than reading them. A test
@@ -8,13 +9,15 @@
 
 use super::error::{ApiError, success};
 use super::params::{Params, millis};
-use super::{ApiState, blocking, metric};
-use crate::api::query::{ExportLine, InstantVector, ResultType, VectorSample};
+use super::{ApiState, blocking, listing, metric};
+use crate::api::query::{
+    ExportLine, InstantValue, InstantVector, Matrix, RangeSeries, ResultType, VectorSample,
+};
 use crate::json_f64::non_finite_text;
-use crate::query::{self, MAX_POINTS};
+use crate::query::{self, MAX_POINTS, Value};
 use crate::storage::StoreError;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,10 +27,10 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/query_range", get(query_range).post(query_range))
         .route("/api/v1/query", get(query_instant).post(query_instant))
-        .route("/api/v1/series", get(series).post(series))
+        .route("/api/v1/series", get(listing::series).post(listing::series))
         .route("/api/v1/export", get(export).post(export))
-        .route("/api/v1/labels", get(labels).post(labels))
-        .route("/api/v1/label/{name}/values", get(label_values))
+        .route("/api/v1/labels", get(listing::labels).post(listing::labels))
+        .route("/api/v1/label/{name}/values", get(listing::label_values))
 }
 
 /// The response header naming the resolution that answered a query (`raw`, `1m`, …).
@@ -41,7 +44,7 @@ async fn run_query(
     start: i64,
     end: i64,
     step: i64,
-) -> Result<(Vec<query::SeriesResult>, query::Source), ApiError> {
+) -> Result<(Value, query::Source), ApiError> {
     let expr = query::parse(text)?;
     let source = query::StoreSource {
         catalog: state.catalog.clone(),
@@ -76,8 +79,13 @@ async fn query_range(State(state): State<ApiState>, params: Params) -> Result<Re
     if (end - start) / step + 1 > MAX_POINTS {
         return Err(ApiError::TooManyPoints);
     }
-    let (series, source) =
-        run_query("/api/v1/query_range", &state, &text, start, end, step).await?;
+    let (value, source) = run_query("/api/v1/query_range", &state, &text, start, end, step).await?;
+    let series = match value {
+        Value::Vector(series) => series,
+        Value::Scalar(points) => vec![(query::Metric::new(), points)],
+        Value::Matrix(_) => return Err(not_for_range("range vector")),
+        Value::String(..) => return Err(not_for_range("string")),
+    };
     // Up to 11,000 points for each of possibly thousands of series: off the async workers.
     let body = blocking("/api/v1/query_range", move || matrix_body(&series)).await?;
     let headers = [
@@ -91,6 +99,16 @@ async fn query_range(State(state): State<ApiState>, params: Params) -> Result<Re
         ),
     ];
     Ok((headers, body).into_response())
+}
+
+/// Prometheus' refusal of a range query whose expression is not a scalar or instant vector.
+fn not_for_range(kind: &str) -> ApiError {
+    ApiError::BadParam {
+        name: "query",
+        message: format!(
+            "invalid expression type \"{kind}\" for range query, must be Scalar or instant Vector"
+        ),
+    }
 }
 
 /// A range query's answer, as [`crate::api::query::Matrix`] in the success envelope. Written
@@ -160,61 +178,52 @@ async fn query_instant(
 ) -> Result<Response, ApiError> {
     let text = params.required("query")?.to_owned();
     let time = params.time_ms("time")?.unwrap_or_else(|| state.now_ms());
-    let (series, source) = run_query("/api/v1/query", &state, &text, time, time, 1).await?;
-    let result = series
-        .into_iter()
-        .filter_map(|(metric, points)| {
-            let (t, v) = *points.last()?;
-            Some(VectorSample {
-                metric,
-                value: (t as f64 / 1000.0, format_value(v)),
-            })
-        })
-        .collect();
-    let mut response = success(InstantVector {
-        result_type: ResultType::Vector,
-        result,
-    });
+    let (value, source) = run_query("/api/v1/query", &state, &text, time, time, 1).await?;
+    let seconds = |t: i64| t as f64 / 1000.0;
+    let mut response = match value {
+        Value::Scalar(points) => success(InstantValue {
+            result_type: ResultType::Scalar,
+            result: (
+                seconds(time),
+                format_value(points.last().map_or(f64::NAN, |p| p.1)),
+            ),
+        }),
+        Value::String(t, text) => success(InstantValue {
+            result_type: ResultType::String,
+            result: (seconds(t), text),
+        }),
+        Value::Vector(series) => success(InstantVector {
+            result_type: ResultType::Vector,
+            result: series
+                .into_iter()
+                .filter_map(|(metric, points)| {
+                    let (t, v) = *points.last()?;
+                    Some(VectorSample {
+                        metric,
+                        value: (seconds(t), format_value(v)),
+                    })
+                })
+                .collect(),
+        }),
+        Value::Matrix(series) => success(Matrix {
+            result_type: ResultType::Matrix,
+            result: series
+                .into_iter()
+                .map(|(metric, points)| RangeSeries {
+                    metric,
+                    values: points
+                        .into_iter()
+                        .map(|(t, v)| (seconds(t), format_value(v)))
+                        .collect(),
+                })
+                .collect(),
+        }),
+    };
     response.headers_mut().insert(
         HeaderName::from_static(RESOLUTION),
         HeaderValue::from_static(source.name()),
     );
     Ok(response)
-}
-
-async fn series(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
-    let selected = state.select(&params.matches()?);
-    Ok(success(
-        selected
-            .iter()
-            .map(|m| metric(&m.labels))
-            .collect::<Vec<_>>(),
-    ))
-}
-
-/// Label names, optionally only those of series matching `match[]`.
-async fn labels(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
-    if params.all("match[]").next().is_none() {
-        return Ok(success(state.catalog.label_names()));
-    }
-    let mut names: Vec<String> = state
-        .select(&params.matches()?)
-        .iter()
-        .flat_map(|m| {
-            m.labels
-                .iter()
-                .map(|(n, _)| n.to_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(success(names))
-}
-
-/// Values of one label (`__name__` lists metric names).
-async fn label_values(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
-    success(state.catalog.label_values(&name))
 }
 
 /// VictoriaMetrics' export format: one [`ExportLine`] per series and line.
@@ -252,7 +261,6 @@ async fn export(State(state): State<ApiState>, params: Params) -> Result<Respons
 mod tests {
     use super::*;
     use crate::api::ApiResponse;
-    use crate::api::query::{Matrix, RangeSeries};
     use std::collections::BTreeMap;
 
     #[test]

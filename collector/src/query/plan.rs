@@ -1,0 +1,256 @@
+//! Reading a selector's data: from the coarsest rollup whose buckets answer exactly what was
+//! asked, or else from raw samples.
+
+use super::context::Ctx;
+use super::value::{Metric, RangeInput, Samples, Series, drop_name, is_stale};
+use super::{LOOKBACK_MS, QueryError, Source};
+use crate::storage::{Aggregate, Resolution, SeriesMeta};
+use hcmon_common::{MatchOp, Matcher, Selector};
+use promql_parser::label::{MatchOp as PromOp, Matcher as PromMatcher};
+use promql_parser::parser::{MatrixSelector, VectorSelector};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The coarsest rollup usable at this start and step (and range, for range functions): all
+/// must be whole multiples of its resolution, so every step ends on a bucket boundary.
+pub(super) fn pick_resolution(start: i64, step: i64, range: Option<i64>) -> Option<Resolution> {
+    Resolution::ALL.into_iter().rev().find(|r| {
+        let m = r.millis();
+        step >= m
+            && step % m == 0
+            && start % m == 0
+            && range.is_none_or(|range| range >= m && range % m == 0)
+    })
+}
+
+fn matcher(m: &PromMatcher) -> Result<Matcher, QueryError> {
+    let op = match m.op {
+        PromOp::Equal => MatchOp::Equal,
+        PromOp::NotEqual => MatchOp::NotEqual,
+        PromOp::Re(_) => MatchOp::Regex,
+        PromOp::NotRe(_) => MatchOp::NotRegex,
+    };
+    Ok(Matcher::new(&m.name, op, &m.value)?)
+}
+
+/// The series a selector names; `{a="1" or b="2"}` is the union of its alternatives.
+fn select(ctx: &Ctx, vs: &VectorSelector) -> Result<Vec<Arc<SeriesMeta>>, QueryError> {
+    let name = match &vs.name {
+        Some(name) => vec![Matcher::new(
+            hcmon_common::METRIC_NAME_LABEL,
+            MatchOp::Equal,
+            name,
+        )?],
+        None => Vec::new(),
+    };
+    let groups: Vec<&Vec<PromMatcher>> = if vs.matchers.or_matchers.is_empty() {
+        vec![&vs.matchers.matchers]
+    } else {
+        vs.matchers.or_matchers.iter().collect()
+    };
+    let mut out: BTreeMap<_, Arc<SeriesMeta>> = BTreeMap::new();
+    for group in groups {
+        let mut matchers = name.clone();
+        for m in group {
+            matchers.push(matcher(m)?);
+        }
+        for meta in ctx.source.select(&Selector { matchers }) {
+            out.entry(meta.id).or_insert(meta);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+fn metric(meta: &SeriesMeta) -> Metric {
+    meta.labels
+        .iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Each step's evaluation time for a selector: its `@` time or the step, less its offset.
+fn ends(ctx: &Ctx, vs: &VectorSelector) -> Vec<i64> {
+    let offset = ctx.offset_ms(vs.offset.as_ref());
+    let at = ctx.at_ms(vs.at.as_ref());
+    ctx.times().map(|t| at.unwrap_or(t) - offset).collect()
+}
+
+/// An instant vector selector at each step: the newest sample in `(t - 5m, t]`, unless it is a
+/// staleness marker. With `timestamps`, the value is the sample's time in seconds
+/// (`timestamp(x)`).
+pub(super) fn instant_selector(
+    ctx: &Ctx,
+    vs: &VectorSelector,
+    timestamps: bool,
+) -> Result<Vec<Series>, QueryError> {
+    let ends = ends(ctx, vs);
+    let offset = ctx.offset_ms(vs.offset.as_ref());
+    let resolution = match vs.at {
+        None if !timestamps && ctx.rollups => pick_resolution(ctx.start - offset, ctx.step, None),
+        _ => None,
+    };
+    let (lo, hi) = bounds(&ends);
+    let mut out = Vec::new();
+    for meta in select(ctx, vs)? {
+        let values: Vec<Option<f64>> = match resolution {
+            Some(r) => {
+                // At each step, the newest value of the bucket that ends at it.
+                let buckets = ctx
+                    .source
+                    .rollup(meta.id, r, r.bucket(lo - 1), r.bucket(hi - 1))?;
+                ctx.charge(buckets.len())?;
+                let by_start: BTreeMap<i64, Aggregate> = buckets.into_iter().collect();
+                ends.iter()
+                    .map(|t| by_start.get(&r.bucket(t - 1)).map(|a| a.last))
+                    .collect()
+            }
+            None => {
+                let samples = ctx.source.raw(meta.id, lo - LOOKBACK_MS + 1, hi)?;
+                ctx.charge(samples.len())?;
+                ends.iter()
+                    .map(|&t| {
+                        let at = samples.partition_point(|s| s.0 <= t).checked_sub(1)?;
+                        let (ts, v) = samples[at];
+                        (t - ts < LOOKBACK_MS && !is_stale(v)).then_some(if timestamps {
+                            ts as f64 / 1000.0
+                        } else {
+                            v
+                        })
+                    })
+                    .collect()
+            }
+        };
+        if values.iter().any(Option::is_some) {
+            out.push(Series {
+                metric: metric(&meta),
+                values,
+            });
+        }
+    }
+    ctx.used(resolution.map_or(Source::Raw, Source::Rollup));
+    Ok(out)
+}
+
+fn bounds(ends: &[i64]) -> (i64, i64) {
+    let lo = ends.iter().copied().min().unwrap_or(0);
+    let hi = ends.iter().copied().max().unwrap_or(0);
+    (lo, hi)
+}
+
+/// A range vector selector's raw samples (staleness markers left out), labels kept.
+pub(super) fn range_selector(ctx: &Ctx, ms: &MatrixSelector) -> Result<RangeInput, QueryError> {
+    let ends = ends(ctx, &ms.vs);
+    let range = ms.range.as_millis() as i64;
+    let (lo, hi) = bounds(&ends);
+    let mut series = Vec::new();
+    for meta in select(ctx, &ms.vs)? {
+        let mut points = ctx.source.raw(meta.id, lo - range + 1, hi)?;
+        ctx.charge(points.len())?;
+        points.retain(|p| !is_stale(p.1));
+        if !points.is_empty() {
+            series.push(Samples {
+                metric: metric(&meta),
+                points,
+            });
+        }
+    }
+    ctx.used(Source::Raw);
+    Ok(RangeInput {
+        series,
+        ends,
+        range,
+    })
+}
+
+/// Range functions whose value over merged rollup buckets equals their value over the samples.
+const FROM_AGGREGATES: &[&str] = &[
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "last_over_time",
+    "present_over_time",
+];
+
+fn from_aggregate(function: &str, agg: &Aggregate) -> f64 {
+    match function {
+        "avg_over_time" => agg.avg(),
+        "min_over_time" => agg.min,
+        "max_over_time" => agg.max,
+        "sum_over_time" => agg.sum,
+        "count_over_time" => agg.count as f64,
+        "last_over_time" => agg.last,
+        _ => 1.0,
+    }
+}
+
+/// `function(selector[range])` from the coarsest rollup that fits, or `None` when raw samples
+/// must answer (a function rollups cannot answer exactly, `@`, or unaligned times).
+pub(super) fn rollup_range_function(
+    ctx: &Ctx,
+    function: &str,
+    ms: &MatrixSelector,
+) -> Result<Option<Vec<Series>>, QueryError> {
+    if !FROM_AGGREGATES.contains(&function) || ms.vs.at.is_some() || !ctx.rollups {
+        return Ok(None);
+    }
+    let range = ms.range.as_millis() as i64;
+    let offset = ctx.offset_ms(ms.vs.offset.as_ref());
+    let Some(r) = pick_resolution(ctx.start - offset, ctx.step, Some(range)) else {
+        return Ok(None);
+    };
+    let ends = ends(ctx, &ms.vs);
+    let (lo, hi) = bounds(&ends);
+    let mut out = Vec::new();
+    for meta in select(ctx, &ms.vs)? {
+        let buckets = ctx
+            .source
+            .rollup(meta.id, r, r.bucket(lo - range), r.bucket(hi - 1))?;
+        ctx.charge(buckets.len())?;
+        let values: Vec<Option<f64>> = ends
+            .iter()
+            .map(|&t| {
+                // Buckets wholly inside the window.
+                let first = r.bucket(t - 1) - range + r.millis();
+                let last = r.bucket(t - 1);
+                let lo = buckets.partition_point(|b| b.0 < first);
+                let hi = buckets.partition_point(|b| b.0 <= last);
+                let mut window = buckets[lo..hi].iter().map(|b| b.1);
+                let mut agg = window.next()?;
+                window.for_each(|b| agg.merge(&b));
+                Some(from_aggregate(function, &agg))
+            })
+            .collect();
+        if values.iter().any(Option::is_some) {
+            let mut metric = metric(&meta);
+            if function != "last_over_time" {
+                drop_name(&mut metric);
+            }
+            out.push(Series { metric, values });
+        }
+    }
+    ctx.used(Source::Rollup(r));
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_coarsest_rollup_that_divides_start_step_and_range() {
+        let hour = 3_600_000;
+        assert_eq!(pick_resolution(0, hour, None), Some(Resolution::OneHour));
+        assert_eq!(
+            pick_resolution(0, hour, Some(300_000)),
+            Some(Resolution::FiveMinutes)
+        );
+        assert_eq!(
+            pick_resolution(60_000, hour, None),
+            Some(Resolution::OneMinute)
+        );
+        assert_eq!(pick_resolution(0, 30_000, None), None);
+        assert_eq!(pick_resolution(1, hour, None), None);
+    }
+}

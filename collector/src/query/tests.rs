@@ -1,0 +1,338 @@
+//! The evaluator end to end, over an in-memory store: what a query answers, as Prometheus would.
+
+use super::*;
+use crate::catalog::{SeriesCatalog, SeriesDefinition};
+use crate::storage::{MemoryKv, MetricKind, Sample, StorageConfig, Tsdb};
+use hcmon_common::Labels;
+
+const T0: i64 = 1_699_920_000_000; // a UTC midnight
+const HOUR: i64 = 3_600_000;
+
+/// Every 10 s for 3 hours: two nodes' counters rising 10/s and 20/s, a gauge cycling 0..5, an
+/// info series per node, and a histogram's buckets (10 ≤ 0.1, 30 ≤ 0.5, 40 in all).
+fn fixture() -> StoreSource {
+    let tsdb = Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default())
+        .unwrap()
+        .tsdb;
+    let catalog = SeriesCatalog::new(vec![]);
+    let def = |name: &str, labels: &[(&str, &str)], kind| SeriesDefinition {
+        labels: Labels::new(
+            name,
+            labels.iter().map(|(n, v)| (n.to_string(), v.to_string())),
+        )
+        .unwrap(),
+        kind,
+        help: String::new(),
+    };
+    let ids = catalog
+        .resolve(
+            &tsdb,
+            &[
+                def("bytes_total", &[("node", "a")], MetricKind::Counter),
+                def("bytes_total", &[("node", "b")], MetricKind::Counter),
+                def("temp", &[("node", "a")], MetricKind::Gauge),
+                def("info", &[("node", "a"), ("role", "db")], MetricKind::Gauge),
+                def("info", &[("node", "b"), ("role", "web")], MetricKind::Gauge),
+                def("req_bucket", &[("le", "0.1")], MetricKind::Counter),
+                def("req_bucket", &[("le", "0.5")], MetricKind::Counter),
+                def("req_bucket", &[("le", "+Inf")], MetricKind::Counter),
+            ],
+            crate::catalog::SeriesCaps {
+                per_node: usize::MAX,
+                total: usize::MAX,
+            },
+        )
+        .unwrap();
+    for i in 0..1080i64 {
+        let values = [
+            (i * 100) as f64,
+            (i * 200) as f64,
+            (i % 6) as f64,
+            1.0,
+            1.0,
+            10.0,
+            30.0,
+            40.0,
+        ];
+        let samples: Vec<Sample> = ids
+            .iter()
+            .zip(values)
+            .map(|(&series, value)| Sample {
+                series,
+                timestamp_ms: T0 + i * 10_000,
+                value,
+            })
+            .collect();
+        tsdb.append(None, &samples).unwrap();
+    }
+    StoreSource {
+        tsdb: Arc::new(tsdb),
+        catalog: Arc::new(catalog),
+    }
+}
+
+fn run(f: &StoreSource, q: &str, start: i64, end: i64, step: i64) -> (Value, Source) {
+    let expr = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    evaluate(f, &expr, start, end, step).unwrap_or_else(|e| panic!("{q}: {e}"))
+}
+
+/// An instant query's samples, by labels.
+fn at(f: &StoreSource, q: &str, t: i64) -> Vec<(Metric, f64)> {
+    run(f, q, t, t, 1).0.into_samples()
+}
+
+fn metric(pairs: &[(&str, &str)]) -> Metric {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+fn close(actual: f64, expected: f64) -> bool {
+    (actual - expected).abs() < 1e-9
+}
+
+#[test]
+fn parses_promql_and_refuses_nonsense_with_the_parsers_message() {
+    for ok in [
+        "cpu",
+        r#"cpu{node="a", mode=~"user|system"}"#,
+        "rate(net_bytes_total[5m])",
+        "x[300s]",
+        r#"sum by (node) (rate(net_bytes_total{iface!="lo"}[1m]))"#,
+        "avg(cpu) without (cpu)",
+        "1 + 1",
+        "x offset -5m @ end()",
+        "max_over_time(rate(x[1m])[10m:30s])",
+    ] {
+        parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for bad in ["rate(x)", "sum(", "cpu +", "sum by node (x)", "x{a=\"1\""] {
+        let error = parse(bad).unwrap_err();
+        assert!(matches!(error, QueryError::Syntax { .. }), "{bad}: {error}");
+    }
+}
+
+#[test]
+fn rollups_answer_only_what_their_aggregates_give_exactly() {
+    let f = fixture();
+    let (t1, t2) = (T0 + HOUR, T0 + 2 * HOUR);
+    let (max, src) = run(
+        &f,
+        r#"max_over_time(bytes_total{node="a"}[5m])"#,
+        t1,
+        t2,
+        60_000,
+    );
+    assert_eq!(src, Source::Rollup(Resolution::OneMinute));
+    let Value::Vector(max) = max else { panic!() };
+    assert_eq!(
+        max[0].1[0],
+        (t1, 35_900.0),
+        "the bucket [t-5m, t) ends one sample early"
+    );
+    for step in [60_000, 30_000] {
+        let (rate, src) = run(&f, r#"rate(bytes_total{node="a"}[5m])"#, t1, t2, step);
+        assert_eq!(src, Source::Raw, "rate extrapolates: raw samples only");
+        let Value::Vector(rate) = rate else { panic!() };
+        assert!(rate[0].1.iter().all(|(_, v)| close(*v, 10.0)), "{rate:?}");
+        assert!(!rate[0].0.contains_key("__name__"));
+    }
+    let sum = at(&f, "sum(rate(bytes_total[1h]))", t2);
+    assert_eq!(sum.len(), 1);
+    assert!(sum[0].0.is_empty() && close(sum[0].1, 30.0), "{sum:?}");
+    let (avg, src) = run(&f, "avg_over_time(temp[5m])", t1, t1, 300_000);
+    assert_eq!(src, Source::Rollup(Resolution::FiveMinutes));
+    assert_eq!(avg.into_samples()[0].1, 2.5);
+}
+
+#[test]
+fn selectors_aggregations_and_windows() {
+    let f = fixture();
+    let t = T0 + HOUR;
+    let by_node = at(&f, "max by (node) (bytes_total)", t);
+    assert_eq!(by_node[1], (metric(&[("node", "b")]), 72_000.0));
+    assert_eq!(at(&f, "quantile(0.5, bytes_total)", t)[0].1, 54_000.0);
+    // (t - 1m, t]: six samples, the one at t - 1m left out.
+    assert_eq!(at(&f, "count_over_time(temp[1m])", t)[0].1, 6.0);
+    assert_eq!(at(&f, "stddev(bytes_total)", t)[0].1, 18_000.0);
+    assert_eq!(
+        at(&f, "count_values(\"v\", info)", t)[0],
+        (metric(&[("v", "1")]), 2.0)
+    );
+    assert_eq!(at(&f, "group without (node) (info)", t).len(), 2);
+    // The lookback: a series shows for under 5 min after its last sample.
+    let last = T0 + 1079 * 10_000;
+    assert_eq!(at(&f, "temp", last + 299_000).len(), 1);
+    assert!(at(&f, "temp", last + 300_000).is_empty());
+    // Instant query of a range vector: the window's raw samples.
+    let (matrix, _) = run(&f, r#"bytes_total{node="a"}[300s]"#, t, t, 1);
+    let Value::Matrix(matrix) = matrix else {
+        panic!("{matrix:?}")
+    };
+    assert_eq!(matrix[0].1.len(), 30);
+    assert_eq!(matrix[0].1.last(), Some(&(t, 36_000.0)));
+}
+
+#[test]
+fn literals_and_arithmetic() {
+    let f = fixture();
+    let t = T0 + HOUR;
+    assert_eq!(run(&f, "1+1", t, t, 1).0, Value::Scalar(vec![(t, 2.0)]));
+    assert_eq!(
+        run(&f, "2 * 3 ^ 2", t, t, 1).0,
+        Value::Scalar(vec![(t, 18.0)])
+    );
+    assert_eq!(run(&f, "\"hi\"", t, t, 1).0, Value::String(t, "hi".into()));
+    let neg = at(&f, r#"-bytes_total{node="a"} + 1"#, t);
+    assert_eq!(neg, vec![(metric(&[("node", "a")]), -35_999.0)]);
+    let filtered = at(&f, "bytes_total > 40000", t);
+    assert_eq!(
+        filtered[0].0["__name__"], "bytes_total",
+        "comparison keeps the name"
+    );
+    assert_eq!(filtered.len(), 1);
+    let flags = at(&f, "bytes_total > bool 40000", t);
+    assert_eq!(
+        flags.iter().map(|s| s.1).collect::<Vec<_>>(),
+        vec![0.0, 1.0]
+    );
+    assert!(!flags[0].0.contains_key("__name__"));
+    assert_eq!(
+        at(&f, "1 < bytes_total", t)[0].1,
+        36_000.0,
+        "a filter keeps the vector's value"
+    );
+    assert_eq!(at(&f, "scalar(temp) * 2", t)[0].1, 0.0);
+}
+
+#[test]
+fn vector_matching() {
+    let f = fixture();
+    let t = T0 + HOUR;
+    let joined = at(&f, "bytes_total * on(node) group_left(role) info", t);
+    assert_eq!(
+        joined,
+        vec![
+            (metric(&[("node", "a"), ("role", "db")]), 36_000.0),
+            (metric(&[("node", "b"), ("role", "web")]), 72_000.0),
+        ]
+    );
+    let right = at(&f, "info * on(node) group_right bytes_total", t);
+    assert_eq!(right[0].0, metric(&[("node", "a")]));
+    let only_db = at(&f, r#"bytes_total and on(node) info{role="db"}"#, t);
+    assert_eq!(only_db.len(), 1);
+    assert_eq!(only_db[0].0["node"], "a");
+    assert_eq!(
+        at(&f, r#"bytes_total unless on(node) info{role="db"}"#, t)[0].0["node"],
+        "b"
+    );
+    assert_eq!(
+        at(&f, r#"temp or bytes_total"#, t).len(),
+        2,
+        "node a is in temp already"
+    );
+    assert!(
+        at(&f, "bytes_total / info", t).is_empty(),
+        "info's role label keeps them apart"
+    );
+    assert_eq!(at(&f, "bytes_total / ignoring(role) info", t).len(), 2);
+    let error = evaluate(&f, &parse("bytes_total + on() info").unwrap(), t, t, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("found duplicate series for the match group {} on the right hand-side"),
+        "{error}"
+    );
+    let error = evaluate(
+        &f,
+        &parse(r#"{__name__=~"bytes_total|temp"} + on(node) group_left info"#).unwrap(),
+        t,
+        t,
+        1,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("grouping labels must ensure unique matches"),
+        "{error}"
+    );
+}
+
+#[test]
+fn topk_histogram_quantile_and_labels() {
+    let f = fixture();
+    let t = T0 + HOUR;
+    let top = at(&f, "topk(1, bytes_total)", t);
+    assert_eq!(
+        top,
+        vec![(
+            metric(&[("__name__", "bytes_total"), ("node", "b")]),
+            72_000.0
+        )]
+    );
+    assert_eq!(at(&f, "bottomk(1, bytes_total)", t)[0].0["node"], "a");
+    let sorted = at(&f, "sort_desc(bytes_total)", t);
+    assert_eq!(sorted[0].0["node"], "b");
+    let q = at(&f, "histogram_quantile(0.5, req_bucket)", t);
+    assert_eq!(q.len(), 1);
+    assert!(q[0].0.is_empty() && close(q[0].1, 0.3), "{q:?}");
+    let replaced = at(
+        &f,
+        r#"label_replace(temp, "host", "h-$1", "node", "(.*)")"#,
+        t,
+    );
+    assert_eq!(replaced[0].0["host"], "h-a");
+    assert_eq!(replaced[0].0["__name__"], "temp");
+    let joined = at(&f, r#"label_join(info, "id", "/", "node", "role")"#, t);
+    assert_eq!(joined[0].0["id"], "a/db");
+    assert_eq!(at(&f, "clamp_max(bytes_total, 50000)", t)[1].1, 50_000.0);
+    assert_eq!(at(&f, "timestamp(temp)", t)[0].1, t as f64 / 1000.0);
+    assert_eq!(at(&f, "day_of_week(vector(0))", t)[0].1, 4.0);
+}
+
+#[test]
+fn absent_offset_at_and_subqueries() {
+    let f = fixture();
+    let t = T0 + HOUR;
+    assert_eq!(
+        at(&f, r#"absent(nope{node="x"})"#, t),
+        vec![(metric(&[("node", "x")]), 1.0)]
+    );
+    assert!(at(&f, "absent(bytes_total)", t).is_empty());
+    assert_eq!(at(&f, r#"absent_over_time(nope[5m])"#, t)[0].1, 1.0);
+    let sel = r#"bytes_total{node="a"}"#;
+    assert_eq!(at(&f, &format!("{sel} offset 10m"), t)[0].1, 30_000.0);
+    assert_eq!(at(&f, &format!("{sel} offset -10m"), t)[0].1, 42_000.0);
+    let pinned = format!("{sel} @ {}", (T0 + 600_000) / 1000);
+    assert_eq!(at(&f, &pinned, t)[0].1, 6_000.0);
+    let (start, _) = run(&f, &format!("{sel} @ start()"), t, t + 600_000, 60_000);
+    let Value::Vector(start) = start else {
+        panic!()
+    };
+    assert!(start[0].1.iter().all(|p| p.1 == 36_000.0), "{start:?}");
+    // Subquery steps are multiples of 1 m: (t - 10m, t] holds t - 9m … t.
+    assert_eq!(
+        at(&f, &format!("max_over_time({sel}[10m:1m])"), t)[0].1,
+        36_000.0
+    );
+    assert_eq!(
+        at(&f, &format!("count_over_time({sel}[10m:1m])"), t)[0].1,
+        10.0
+    );
+    let rate = at(&f, &format!("rate({sel}[5m:1m])"), t);
+    assert!(close(rate[0].1, 10.0), "{rate:?}");
+}
+
+#[test]
+fn a_query_loading_too_much_is_refused() {
+    let f = fixture();
+    let t = T0 + HOUR;
+    let expr = parse("bytes_total[1h]").unwrap();
+    let error = evaluate_limited(&f, &expr, t, t, 1, 100).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "query processing would load too many samples into memory in query execution"
+    );
+    assert!(evaluate_limited(&f, &expr, t, t, 1, 1000).is_ok());
+}
