@@ -19,7 +19,16 @@
 //! of a rollup resolution reads the coarsest such rollup instead of raw samples, so 30 days at a
 //! 1 h step reads 720 aggregates per series rather than 259,200 samples. Rollup buckets hold
 //! `[start, end)`, so a sample exactly on a step's boundary counts one step earlier than raw
-//! evaluation counts it; everything else (rates, quantiles, subqueries) reads raw samples.
+//! evaluation counts it. `rate` and `increase` read raw samples, whose extrapolation needs each
+//! window's first sample, which a rollup bucket does not keep; but raw samples are kept for less
+//! time than rollups, so at times aligned the same way a window whose older samples raw
+//! retention deleted answers from the coarsest fitting rollup instead: `increase` is the sum of
+//! the counter increases its buckets recorded (resets counted, each bucket's growth measured from
+//! the sample before it) and `rate` that over the range in seconds. The rule: a window falls back
+//! when one of its buckets starts before the bucket holding the series' oldest raw sample read
+//! for the query (raw is read from the first window's start on), that is when the rollup holds
+//! data there that raw no longer does; a series that merely began inside a window still answers
+//! from raw. Everything else (`irate`, `delta`, quantiles, subqueries) reads raw samples.
 
 mod aggregate;
 mod binary;

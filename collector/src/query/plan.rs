@@ -1,5 +1,6 @@
 //! Reading a selector's data: from the coarsest rollup whose buckets answer exactly what was
-//! asked, or else from raw samples.
+//! asked, or else from raw samples, with rollups standing in for `rate`/`increase` where raw
+//! retention has deleted the samples.
 
 use super::context::Ctx;
 use super::value::{Metric, RangeInput, Samples, Series, drop_name, is_stale};
@@ -232,6 +233,90 @@ pub(super) fn rollup_range_function(
     }
     ctx.used(Source::Rollup(r));
     Ok(Some(out))
+}
+
+/// `rate`/`increase` over a selector: its raw samples, and where raw retention has deleted a
+/// window's older samples, the counter increase the rollups recorded over that window.
+pub(super) struct CounterInput {
+    pub raw: RangeInput,
+    /// Parallel to `raw.series`, one slot per step: the window's increase from rollups, or
+    /// `None` where the raw samples answer.
+    pub from_rollups: Vec<Vec<Option<f64>>>,
+}
+
+/// Reads `rate`/`increase`'s input with the rollup fallback described in the module header, or
+/// `None` when the fallback cannot apply (another function, `@`, a subquery, unaligned times)
+/// and [`range_selector`] alone answers.
+pub(super) fn counter_selector(
+    ctx: &Ctx,
+    function: &str,
+    ms: &MatrixSelector,
+) -> Result<Option<CounterInput>, QueryError> {
+    if !matches!(function, "rate" | "increase") || ms.vs.at.is_some() || !ctx.rollups {
+        return Ok(None);
+    }
+    let range = ms.range.as_millis() as i64;
+    let offset = ctx.offset_ms(ms.vs.offset.as_ref());
+    let Some(r) = pick_resolution(ctx.start - offset, ctx.step, Some(range)) else {
+        return Ok(None);
+    };
+    let ends = ends(ctx, &ms.vs);
+    let (lo, hi) = bounds(&ends);
+    let mut series = Vec::new();
+    let mut from_rollups = Vec::new();
+    let (mut used_raw, mut used_rollup) = (false, false);
+    for meta in select(ctx, &ms.vs)? {
+        // From the first window's start itself, so a sample exactly there shows raw covers it.
+        let mut points = ctx.source.raw(meta.id, lo - range, hi)?;
+        ctx.charge(points.len())?;
+        points.retain(|p| !is_stale(p.1));
+        // The bucket the raw samples begin in; a rollup bucket before it summarises samples raw
+        // retention has deleted.
+        let raw_from = points.first().map_or(i64::MAX, |p| r.bucket(p.0));
+        let mut increases = vec![None; ends.len()];
+        if raw_from > lo - range {
+            // Only windows starting before `raw_from` fall back, and they end before
+            // `raw_from + range`.
+            let last = r
+                .bucket(hi - 1)
+                .min(raw_from.saturating_add(range - r.millis()));
+            let buckets = ctx.source.rollup(meta.id, r, lo - range, last)?;
+            ctx.charge(buckets.len())?;
+            for (slot, &t) in increases.iter_mut().zip(&ends) {
+                // The buckets `[t - range, t)`: aligned, so wholly inside the window.
+                let first = buckets.partition_point(|b| b.0 < t - range);
+                let end = buckets.partition_point(|b| b.0 < t);
+                let window = &buckets[first..end];
+                if window.first().is_some_and(|b| b.0 < raw_from) {
+                    *slot = Some(window.iter().map(|b| b.1.increase).sum());
+                }
+            }
+        }
+        let rolled_up = increases.iter().any(Option::is_some);
+        used_raw |= !points.is_empty();
+        used_rollup |= rolled_up;
+        if !points.is_empty() || rolled_up {
+            series.push(Samples {
+                metric: metric(&meta),
+                points,
+            });
+            from_rollups.push(increases);
+        }
+    }
+    if used_rollup {
+        ctx.used(Source::Rollup(r));
+    }
+    if used_raw || !used_rollup {
+        ctx.used(Source::Raw);
+    }
+    Ok(Some(CounterInput {
+        raw: RangeInput {
+            series,
+            ends,
+            range,
+        },
+        from_rollups,
+    }))
 }
 
 #[cfg(test)]

@@ -41,15 +41,29 @@ pub(super) fn eval(ctx: &Ctx, name: &str, args: &[Box<Expr>]) -> Result<Val, Que
     {
         return Ok(Val::Vector(series));
     }
-    let input = range(ctx, matrix)?;
+    let counter = match matrix.as_ref() {
+        Expr::MatrixSelector(ms) => plan::counter_selector(ctx, name, ms)?,
+        _ => None,
+    };
+    let (input, from_rollups) = match counter {
+        Some(c) => (c.raw, c.from_rollups),
+        None => (range(ctx, matrix)?, Vec::new()),
+    };
     if name == "absent_over_time" {
         return Ok(Val::Vector(absent_over_time(&input, matrix)));
     }
     let keep_name = name == "last_over_time";
     let mut out = Vec::new();
-    for s in &input.series {
+    for (n, s) in input.series.iter().enumerate() {
         let values: Vec<Option<f64>> = (0..input.ends.len())
             .map(|i| {
+                if let Some(increase) = from_rollups.get(n).and_then(|steps| steps[i]) {
+                    return Some(if name == "rate" {
+                        increase / (input.range as f64 / 1000.0)
+                    } else {
+                        increase
+                    });
+                }
                 let window = input.window(&s.points, i);
                 let p = param.as_ref().map_or(f64::NAN, |p| p[i]);
                 apply(name, window, &input, i, p)

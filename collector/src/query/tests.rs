@@ -71,13 +71,13 @@ fn fixture() -> StoreSource {
     }
 }
 
-fn run(f: &StoreSource, q: &str, start: i64, end: i64, step: i64) -> (Value, Source) {
+fn run(f: &dyn SeriesSource, q: &str, start: i64, end: i64, step: i64) -> (Value, Source) {
     let expr = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
     evaluate(f, &expr, start, end, step).unwrap_or_else(|e| panic!("{q}: {e}"))
 }
 
 /// An instant query's samples, by labels.
-fn at(f: &StoreSource, q: &str, t: i64) -> Vec<(Metric, f64)> {
+fn at(f: &dyn SeriesSource, q: &str, t: i64) -> Vec<(Metric, f64)> {
     run(f, q, t, t, 1).0.into_samples()
 }
 
@@ -144,6 +144,87 @@ fn rollups_answer_only_what_their_aggregates_give_exactly() {
     let (avg, src) = run(&f, "avg_over_time(temp[5m])", t1, t1, 300_000);
     assert_eq!(src, Source::Rollup(Resolution::FiveMinutes));
     assert_eq!(avg.into_samples()[0].1, 2.5);
+}
+
+/// The fixture with raw samples before `raw_from` gone, as raw retention leaves a store whose
+/// rollups still reach further back.
+struct RawTrimmed {
+    store: StoreSource,
+    raw_from: i64,
+}
+
+impl SeriesSource for RawTrimmed {
+    fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>> {
+        self.store.select(selector)
+    }
+    fn raw(&self, id: SeriesId, start: i64, end: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+        self.store.raw(id, start.max(self.raw_from), end)
+    }
+    fn rollup(
+        &self,
+        id: SeriesId,
+        res: Resolution,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
+        self.store.rollup(id, res, start, end)
+    }
+}
+
+#[test]
+fn rate_older_than_raw_retention_answers_from_rollups() {
+    let q = r#"rate(bytes_total{node="a"}[1h])"#;
+    let steps = |value: Value| {
+        let Value::Vector(series) = value else {
+            panic!("{value:?}")
+        };
+        assert_eq!(series.len(), 1);
+        assert!(!series[0].0.contains_key("__name__"));
+        series[0].1.clone()
+    };
+    // With all raw samples kept, every step is raw: 10/s, extrapolated to the window's edges.
+    let (full, src) = run(&fixture(), q, T0 + HOUR, T0 + 3 * HOUR, HOUR);
+    assert_eq!(src, Source::Raw);
+    let full = steps(full);
+    assert_eq!(full.len(), 3);
+    assert!(full.iter().all(|(_, v)| close(*v, 10.0)), "{full:?}");
+
+    let raw_from = T0 + 2 * HOUR + 30_000;
+    let trimmed = RawTrimmed {
+        store: fixture(),
+        raw_from,
+    };
+    let (rate, _) = run(&trimmed, q, T0 + HOUR, T0 + 3 * HOUR, HOUR);
+    let rate = steps(rate);
+    // [T0, T0 + 1h): the 1 h bucket's increase, 359 steps of 100 (nothing before the first).
+    assert_eq!(rate[0].0, T0 + HOUR);
+    assert!(close(rate[0].1, 35_900.0 / 3600.0), "{rate:?}");
+    // [T0 + 1h, T0 + 2h): 360 steps of 100, the one from the sample before the bucket included;
+    // raw holds nothing there at all.
+    assert_eq!(rate[1].0, T0 + 2 * HOUR);
+    assert!(close(rate[1].1, 10.0), "{rate:?}");
+    // (T0 + 2h, T0 + 3h]: raw starts 30 s late but inside the window's first bucket, so raw
+    // answers, extrapolating 35,600 over 3,560 s by 5 s at the start and 10 s at the end.
+    assert_eq!(rate[2].0, T0 + 3 * HOUR);
+    assert!(close(rate[2].1, 35_750.0 / 3600.0), "{rate:?}");
+
+    // An instant query at an aligned time with an aligned step falls back the same way.
+    let q = r#"increase(bytes_total{node="a"}[2h])"#;
+    let increase = run(&trimmed, q, T0 + 2 * HOUR, T0 + 2 * HOUR, HOUR)
+        .0
+        .into_samples();
+    assert!(close(increase[0].1, 71_900.0), "{increase:?}");
+    let q = r#"rate(bytes_total{node="a"}[1h])"#;
+    let (_, src) = run(&trimmed, q, T0 + HOUR, T0 + 2 * HOUR, HOUR);
+    assert_eq!(src, Source::Rollup(Resolution::OneHour));
+    // A 30 min step falls back to the 5 min rollup, whose buckets sum to the same increase.
+    let (rate, src) = run(&trimmed, q, T0 + HOUR, T0 + HOUR, 1_800_000);
+    assert_eq!(src, Source::Rollup(Resolution::FiveMinutes));
+    assert!(close(rate.into_samples()[0].1, 35_900.0 / 3600.0));
+    // Unaligned steps cannot use rollups: the deleted past stays empty.
+    let (rate, src) = run(&trimmed, q, T0 + HOUR, T0 + HOUR + 90_000, 90_000);
+    assert_eq!(src, Source::Raw);
+    assert_eq!(rate, Value::Vector(Vec::new()));
 }
 
 #[test]
