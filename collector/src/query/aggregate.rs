@@ -25,6 +25,19 @@ fn group_key(metric: &Metric, modifier: Option<&LabelModifier>) -> Metric {
     }
 }
 
+/// The population variance of `values` (Welford's one pass, as Prometheus computes it); NaN
+/// for none.
+pub(super) fn population_variance(values: &[f64]) -> f64 {
+    let (mut count, mut mean, mut sq) = (0.0, 0.0, 0.0);
+    for &v in values {
+        count += 1.0;
+        let delta = v - mean;
+        mean += delta / count;
+        sq += delta * (v - mean);
+    }
+    sq / count
+}
+
 /// Prometheus' quantile: linear interpolation between the closest ranks.
 pub(super) fn quantile(phi: f64, values: &mut [f64]) -> f64 {
     if values.is_empty() || phi.is_nan() {
@@ -76,14 +89,7 @@ fn fold(op: &str, values: &mut [f64], phi: f64) -> f64 {
             .reduce(|acc, v| if acc < v || acc.is_nan() { v } else { acc })
             .unwrap_or(f64::NAN),
         "stddev" | "stdvar" => {
-            let (mut count, mut mean, mut sq) = (0.0, 0.0, 0.0);
-            for &v in values.iter() {
-                count += 1.0;
-                let delta = v - mean;
-                mean += delta / count;
-                sq += delta * (v - mean);
-            }
-            let var = sq / count;
+            let var = population_variance(values);
             if op == "stddev" { var.sqrt() } else { var }
         }
         _ => quantile(phi, values),

@@ -2,7 +2,7 @@
 //! `*_over_time`. A window is `(end - range, end]` (see [`super::value::RangeInput`]).
 
 use super::QueryError;
-use super::aggregate::quantile;
+use super::aggregate::{population_variance, quantile};
 use super::context::{Ctx, range, scalar};
 use super::plan;
 use super::value::Metric;
@@ -205,14 +205,7 @@ fn over_time(name: &str, values: &mut [f64], param: f64) -> Option<f64> {
             .copied()
             .reduce(|acc, v| if v > acc || acc.is_nan() { v } else { acc })?,
         "stddev_over_time" | "stdvar_over_time" => {
-            let (mut count, mut mean, mut sq) = (0.0, 0.0, 0.0);
-            for &v in values.iter() {
-                count += 1.0;
-                let delta = v - mean;
-                mean += delta / count;
-                sq += delta * (v - mean);
-            }
-            let var = sq / count;
+            let var = population_variance(values);
             if name == "stddev_over_time" {
                 var.sqrt()
             } else {
