@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "hcmon/v1/ingest.proto",
         "hcmon/v1/enrollment.proto",
         "prometheus/remote.proto",
+        "prometheus/write_v2.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -18,6 +18,9 @@ pub enum LabelError {
     DuplicateLabel { name: String },
     #[error("label {name:?} has a value containing a NUL byte")]
     NulInValue { name: String },
+    /// Wire formats that carry raw bytes (remote write) can hold anything.
+    #[error("a label name or value is not UTF-8")]
+    NotUtf8,
 }
 
 /// Checks a metric name against Prometheus' rules.

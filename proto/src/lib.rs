@@ -48,6 +48,11 @@ pub mod prometheus {
     tonic::include_proto!("prometheus");
 }
 
+/// Prometheus remote write 2.0 (`io.prometheus.write.v2.Request`), for senders.
+pub mod prometheus_v2 {
+    tonic::include_proto!("io.prometheus.write.v2");
+}
+
 #[cfg(test)]
 mod tests {
     use super::v1::check_node_name;

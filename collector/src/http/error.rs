@@ -60,6 +60,10 @@ pub enum ApiError {
         "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
     )]
     TooManyPoints,
+    /// A body in a format or encoding the endpoint does not read (415: a remote-write 2.0
+    /// sender may fall back to 1.0).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     NotFound(String),
     /// The endpoint's feature is switched off. Answered as "not found", the same for every
@@ -149,6 +153,9 @@ impl ApiError {
             | ApiError::BadRequest(_)
             | ApiError::TooManyPoints => (StatusCode::BAD_REQUEST, ErrorType::BadData),
             ApiError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorType::BadData),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorType::BadData)
+            }
             ApiError::UrlTooLong { .. } => (StatusCode::URI_TOO_LONG, ErrorType::BadData),
             ApiError::HeadersTooLarge { .. } => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

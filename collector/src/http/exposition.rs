@@ -51,11 +51,14 @@ struct StoredFamily<'a> {
 
 /// Renders the latest value of every fresh series (see [`Options`]), in families with one
 /// HELP and TYPE line each, as Prometheus requires. Families for which `own` is true (the
-/// collector's own names) are left out; returns how many fresh series that hid.
+/// collector's own names) are left out; returns how many fresh series that hid. A family
+/// whose series were stored without help takes the help its sender declared apart
+/// (`declared_help`, remote write's metadata).
 pub fn render(
     series: &[SeriesLatest],
     options: Options,
     own: impl Fn(&str) -> bool,
+    declared_help: impl Fn(&str) -> Option<String>,
     out: &mut String,
 ) -> usize {
     let mut names: BTreeMap<&str, Vec<Fresh>> = BTreeMap::new();
@@ -79,6 +82,8 @@ pub fn render(
             .flat_map(|(_, series)| series)
             .map(|(meta, _, _)| meta.help.as_str())
             .find(|help| !help.is_empty())
+            .map(str::to_owned)
+            .or_else(|| declared_help(name).filter(|help| !help.is_empty()))
             .map_or_else(
                 || NO_HELP.to_owned(),
                 |help| help.replace('\\', "\\\\").replace('\n', "\\n"),
@@ -315,6 +320,7 @@ mod tests {
             series,
             options,
             |name| name.starts_with("process_"),
+            |_| None,
             &mut out,
         );
         assert_eq!(out, expected);
@@ -401,7 +407,7 @@ mod tests {
             timestamps: true,
         };
         let fresh = [series("a", "n1", MetricKind::Gauge, 1234, 1.0)];
-        render(&fresh, options, |_| false, &mut out);
+        render(&fresh, options, |_| false, |_| None, &mut out);
         assert!(out.ends_with("a{node=\"n1\"} 1 1234\n"), "{out}");
     }
 }

@@ -34,7 +34,8 @@ async fn federate(State(state): State<ApiState>, params: Params) -> Result<Respo
         };
         let mut body = String::with_capacity(128 * series.len());
         // Stored series never carry the collector's own names (they are refused on ingest).
-        exposition::render(&series, options, |_| false, &mut body);
+        let help = |family: &str| tsdb.family(family).map(|f| f.help);
+        exposition::render(&series, options, |_| false, help, &mut body);
         body
     })
     .await?;

@@ -51,7 +51,8 @@ fn render(state: &ApiState) -> String {
         oldest_ms: oldest,
         timestamps: false,
     };
-    let hidden = exposition::render(&series, options, own, &mut body);
+    let help = |family: &str| state.tsdb.family(family).map(|f| f.help);
+    let hidden = exposition::render(&series, options, own, help, &mut body);
     state.metrics.exposition_hidden_series.set(hidden as i64);
     if let Some(watch) = &state.watch {
         let verdicts: Vec<_> = series

@@ -152,8 +152,10 @@ fn command_line_flags(args: impl Iterator<Item = String>) -> BTreeMap<String, St
     flags
 }
 
-/// `GET /api/v1/metadata[?metric=][&limit=][&limit_per_metric=]`: the TYPE and HELP stored
-/// with each metric name; a name stored with two kinds or help texts lists both.
+/// `GET /api/v1/metadata[?metric=][&limit=][&limit_per_metric=]`: what senders declared
+/// about each family (type, help, unit: remote write's metadata), and for names no sender
+/// declared, the TYPE and HELP stored with their series; a name stored with two kinds or help
+/// texts lists both.
 async fn metadata(
     State(state): State<ApiState>,
     QueryParams(params): QueryParams,
@@ -161,31 +163,45 @@ async fn metadata(
     let wanted = params.get("metric").map(str::to_owned);
     let limit = positive_limit(&params, "limit")?;
     let per_metric = positive_limit(&params, "limit_per_metric")?;
-    let catalog = state.catalog.clone();
+    let (catalog, tsdb) = (state.catalog.clone(), state.tsdb.clone());
     let families = blocking("/api/v1/metadata", move || {
-        let mut families: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+        let mut families: BTreeMap<String, BTreeSet<(String, String, String)>> = BTreeMap::new();
+        let declared = tsdb.families();
+        for (name, meta) in &declared {
+            families.entry(name.clone()).or_default().insert((
+                meta.kind.as_str().to_owned(),
+                meta.help.clone(),
+                meta.unit.clone(),
+            ));
+        }
+        let covered = |series: &str| {
+            declared.iter().any(|(family, meta)| {
+                series == family
+                    || series
+                        .strip_prefix(family.as_str())
+                        .is_some_and(|rest| meta.kind.part_suffixes().contains(&rest))
+            })
+        };
         for meta in catalog.all() {
             let name = meta.labels.metric_name();
-            if wanted.as_deref().is_some_and(|w| w != name) {
+            if covered(name) {
                 continue;
             }
-            families
-                .entry(name.to_owned())
-                .or_default()
-                .insert((meta.kind.as_str().to_owned(), meta.help.clone()));
+            families.entry(name.to_owned()).or_default().insert((
+                meta.kind.as_str().to_owned(),
+                meta.help.clone(),
+                String::new(),
+            ));
         }
         families
             .into_iter()
+            .filter(|(name, _)| wanted.as_deref().is_none_or(|w| w == name))
             .take(limit.unwrap_or(usize::MAX))
             .map(|(name, entries)| {
                 let entries = entries
                     .into_iter()
                     .take(per_metric.unwrap_or(usize::MAX))
-                    .map(|(kind, help)| MetricMetadata {
-                        kind,
-                        help,
-                        unit: String::new(),
-                    })
+                    .map(|(kind, help, unit)| MetricMetadata { kind, help, unit })
                     .collect::<Vec<_>>();
                 (name, entries)
             })

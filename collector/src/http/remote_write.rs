@@ -1,10 +1,13 @@
-//! `POST /api/v1/write`: Prometheus remote write 1.0, decoded and stored by ingest.
+//! `POST /api/v1/write`: Prometheus remote write 1.0 and 2.0, decoded and stored by ingest.
+//! The message is chosen as the 2.0 specification says, by `Content-Type`'s `proto`
+//! parameter (none means 1.0); anything else is 415, on which a 2.0 sender falls back to 1.0.
 
 use super::error::ApiError;
 use super::{ApiState, blocking};
 use crate::access::Identity;
+use crate::ingest::Protocol;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
@@ -16,13 +19,55 @@ pub fn routes() -> Router<ApiState> {
     Router::new().route("/api/v1/write", post(remote_write))
 }
 
+/// The message a request carries, from its headers; 415 for what hcmon cannot read.
+fn protocol(headers: &HeaderMap) -> Result<Protocol, ApiError> {
+    let header_text = |name| {
+        headers.get(name).map(|v| {
+            v.to_str()
+                .unwrap_or("(not text)")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    };
+    if let Some(encoding) = header_text(header::CONTENT_ENCODING)
+        && encoding != "snappy"
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "remote write refused: Content-Encoding {encoding:?} is not supported; send snappy (block format)"
+        )));
+    }
+    let Some(content_type) = header_text(header::CONTENT_TYPE) else {
+        return Ok(Protocol::V1);
+    };
+    let mut parts = content_type.split(';').map(str::trim);
+    let media = parts.next().unwrap_or_default();
+    if media != "application/x-protobuf" {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "remote write refused: Content-Type {media:?} is not supported; send application/x-protobuf"
+        )));
+    }
+    let proto = parts
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim() == "proto")
+        .map(|(_, v)| v.trim().trim_matches('"'));
+    match proto {
+        None | Some("prometheus.writerequest") => Ok(Protocol::V1),
+        Some("io.prometheus.write.v2.request") => Ok(Protocol::V2),
+        Some(other) => Err(ApiError::UnsupportedMediaType(format!(
+            "remote write refused: message {other:?} is not supported; send prometheus.WriteRequest (1.0) or io.prometheus.write.v2.Request (2.0)"
+        ))),
+    }
+}
+
 /// Held to the token's write rate (`[auth] write_samples_per_second`, see
 /// `access/write_rate.rs`): over it, 429 with `Retry-After`, counted as a refusal.
 async fn remote_write(
     State(state): State<ApiState>,
     identity: Option<Extension<Identity>>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    let protocol = protocol(&headers)?;
     let token = identity.map(|Extension(identity)| identity.token_id);
     let writes = &state.access.writes;
     if let Some(token) = &token
@@ -37,7 +82,10 @@ async fn remote_write(
         return Err(ApiError::WriteRateLimited { limit, retry_after });
     }
     let ingest = state.ingest.clone();
-    let outcome = blocking("/api/v1/write", move || ingest.remote_write(&body)).await?;
+    let outcome = blocking("/api/v1/write", move || {
+        ingest.remote_write(protocol, &body)
+    })
+    .await?;
     if let (Some(token), Ok(written)) = (&token, &outcome) {
         let samples = written.accepted + written.non_finite + written.out_of_range;
         writes.charge(token, samples, Instant::now());
@@ -56,5 +104,20 @@ async fn remote_write(
     if outcome.non_finite + outcome.out_of_range > 0 {
         tracing::debug!(?outcome, "remote write: some samples not stored");
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if protocol == Protocol::V2 {
+        // What 2.0 senders count as written; hcmon stores no histograms or exemplars.
+        let written = response.headers_mut();
+        written.insert(
+            "x-prometheus-remote-write-samples-written",
+            HeaderValue::from(outcome.accepted),
+        );
+        for name in [
+            "x-prometheus-remote-write-histograms-written",
+            "x-prometheus-remote-write-exemplars-written",
+        ] {
+            written.insert(name, HeaderValue::from(0));
+        }
+    }
+    Ok(response)
 }

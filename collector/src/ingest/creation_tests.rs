@@ -179,7 +179,10 @@ async fn series_caps_hold_per_node_across_streams_and_remote_write_and_in_all() 
         snap::raw::Encoder::new().compress_vec(&raw).unwrap()
     };
     let err = svc
-        .remote_write(&body(vec![series("rw1", "a"), series("rw2", "a")]))
+        .remote_write(
+            crate::ingest::Protocol::V1,
+            &body(vec![series("rw1", "a"), series("rw2", "a")]),
+        )
         .unwrap_err();
     assert!(
         matches!(

@@ -37,7 +37,7 @@ pub use forget::{ForgetError, Forgotten, SeriesFate};
 pub use limits::IngestLimits;
 pub use observer::{BatchObserver, Observers, StoredBatch};
 pub use peer::PeerIdentity;
-pub use remote_write::{RemoteWriteError, RemoteWriteOutcome};
+pub use remote_write::{Protocol, RemoteWriteError, RemoteWriteOutcome};
 
 use crate::catalog::{ResolveError, SeriesCaps, SeriesCatalog, SeriesDefinition};
 use crate::clock::Clock;

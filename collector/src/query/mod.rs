@@ -62,6 +62,7 @@ const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
 /// Where the evaluator gets its data.
 pub trait SeriesSource {
     fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>>;
+    /// Raw samples in `[start, end]`, staleness markers included.
     fn raw(&self, series: SeriesId, start: i64, end: i64) -> Result<Vec<(i64, f64)>, StoreError>;
     fn rollup(
         &self,
@@ -83,7 +84,7 @@ impl SeriesSource for StoreSource {
         self.catalog.select(selector)
     }
     fn raw(&self, id: SeriesId, start: i64, end: i64) -> Result<Vec<(i64, f64)>, StoreError> {
-        self.tsdb.read_raw(id, start, end)
+        self.tsdb.read_raw_with_markers(id, start, end)
     }
     fn rollup(
         &self,

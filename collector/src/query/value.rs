@@ -100,12 +100,7 @@ pub(super) fn drop_name(metric: &mut Metric) {
     metric.remove(hcmon_common::METRIC_NAME_LABEL);
 }
 
-/// Prometheus' staleness marker: a NaN with this exact bit pattern ends a series at once.
-const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
-pub(super) fn is_stale(value: f64) -> bool {
-    value.to_bits() == STALE_NAN_BITS
-}
+pub(super) use crate::storage::is_stale_marker as is_stale;
 
 /// A value as Prometheus formats it in labels (`count_values`): shortest round-trip decimal.
 pub(super) fn format_label_value(value: f64) -> String {
@@ -151,6 +146,6 @@ mod tests {
         assert!(Value::String(1, "x".into()).into_samples().is_empty());
         assert_eq!(format_label_value(2.5), "2.5");
         assert_eq!(format_label_value(f64::INFINITY), "+Inf");
-        assert!(is_stale(f64::from_bits(STALE_NAN_BITS)) && !is_stale(f64::NAN));
+        assert!(is_stale(crate::storage::STALE_MARKER) && !is_stale(f64::NAN));
     }
 }

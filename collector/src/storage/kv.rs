@@ -33,10 +33,12 @@ pub enum Table {
     /// the collector's certificate authority: enrollment tokens (hashed), issued agent
     /// certificates and revocations (see `pki/`)
     Pki,
+    /// metric family name → its type, help and unit, as remote-write senders declare them
+    Families,
 }
 
 impl Table {
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::Series,
         Table::Nodes,
         Table::NodeSequences,
@@ -51,6 +53,7 @@ impl Table {
         Table::Audit,
         Table::Tokens,
         Table::Pki,
+        Table::Families,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Table {
             Table::Audit => "audit",
             Table::Tokens => "tokens",
             Table::Pki => "pki",
+            Table::Families => "families",
         }
     }
 }

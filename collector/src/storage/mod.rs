@@ -30,6 +30,17 @@ use hcmon_common::Labels;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Prometheus' staleness marker: a NaN with this exact bit pattern, written by a sender when a
+/// series ends (its target went away), so queries stop showing it at once rather than after the
+/// 5-minute lookback. Stored in raw chunks like a sample; never part of a rollup, the newest
+/// value or what observers see.
+pub const STALE_MARKER: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
+
+/// Whether `value` is a staleness marker (compared by bits: any other NaN is not one).
+pub fn is_stale_marker(value: f64) -> bool {
+    value.to_bits() == STALE_MARKER.to_bits()
+}
+
 /// Collector-wide id of a series, allocated once and never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesId(pub u64);
@@ -57,6 +68,81 @@ impl MetricKind {
             MetricKind::Counter => "counter",
         }
     }
+}
+
+/// The type a sender declared for a metric family (Prometheus' metadata types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FamilyType {
+    Unknown,
+    Counter,
+    Gauge,
+    Histogram,
+    GaugeHistogram,
+    Summary,
+    Info,
+    StateSet,
+}
+
+impl FamilyType {
+    /// The word `/api/v1/metadata` and the text format use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FamilyType::Unknown => "unknown",
+            FamilyType::Counter => "counter",
+            FamilyType::Gauge => "gauge",
+            FamilyType::Histogram => "histogram",
+            FamilyType::GaugeHistogram => "gaugehistogram",
+            FamilyType::Summary => "summary",
+            FamilyType::Info => "info",
+            FamilyType::StateSet => "stateset",
+        }
+    }
+
+    /// The remote-write enum value (the same numbers in 1.0's `MetricMetadata.type` and 2.0's
+    /// `Metadata.type`); an unknown number is `Unknown`.
+    pub fn from_wire(value: u64) -> Self {
+        match value {
+            1 => FamilyType::Counter,
+            2 => FamilyType::Gauge,
+            3 => FamilyType::Histogram,
+            4 => FamilyType::GaugeHistogram,
+            5 => FamilyType::Summary,
+            6 => FamilyType::Info,
+            7 => FamilyType::StateSet,
+            _ => FamilyType::Unknown,
+        }
+    }
+
+    /// Suffixes of the series a family of this type is sent as, besides its own name: a
+    /// histogram's `_bucket`, `_sum` and `_count`, a summary's `_sum` and `_count`.
+    pub fn part_suffixes(self) -> &'static [&'static str] {
+        match self {
+            FamilyType::Histogram | FamilyType::GaugeHistogram => &["_bucket", "_sum", "_count"],
+            FamilyType::Summary => &["_sum", "_count"],
+            _ => &[],
+        }
+    }
+
+    /// How a series named `series` of a family of this type behaves: cumulative (a counter,
+    /// a histogram's buckets, sum and count, a summary's sum and count) or not. `None` when
+    /// the type does not say (unknown).
+    pub fn series_kind(self, series: &str) -> Option<MetricKind> {
+        let part = self.part_suffixes().iter().any(|s| series.ends_with(s));
+        match self {
+            FamilyType::Counter => Some(MetricKind::Counter),
+            FamilyType::Histogram | FamilyType::Summary if part => Some(MetricKind::Counter),
+            FamilyType::Unknown => None,
+            _ => Some(MetricKind::Gauge),
+        }
+    }
+}
+
+/// What a sender declared about a metric family: type, help and unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyMeta {
+    pub kind: FamilyType,
+    pub help: String,
+    pub unit: String,
 }
 
 /// Everything known about a series besides its samples.

@@ -20,7 +20,10 @@
 
 use super::kv::Table;
 use super::rollup::Resolution;
-use super::{HostInfo, MetricKind, NodeRecord, NodeSequence, SeriesId, SeriesMeta, StoreError};
+use super::{
+    FamilyMeta, FamilyType, HostInfo, MetricKind, NodeRecord, NodeSequence, SeriesId, SeriesMeta,
+    StoreError,
+};
 use hcmon_common::Labels;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -145,6 +148,72 @@ impl SeriesRecordV1 {
             },
             help: self.help,
         })
+    }
+}
+
+/// A `families` value (its key is the family name).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct FamilyRecordV1 {
+    kind: FamilyTypeV1,
+    #[serde(default)]
+    help: String,
+    #[serde(default)]
+    unit: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FamilyTypeV1 {
+    Unknown,
+    Counter,
+    Gauge,
+    Histogram,
+    GaugeHistogram,
+    Summary,
+    Info,
+    StateSet,
+}
+
+impl Record for FamilyRecordV1 {
+    const TABLE: Table = Table::Families;
+    const WHAT: &'static str = "metric family record";
+}
+
+impl From<&FamilyMeta> for FamilyRecordV1 {
+    fn from(meta: &FamilyMeta) -> Self {
+        Self {
+            kind: match meta.kind {
+                FamilyType::Unknown => FamilyTypeV1::Unknown,
+                FamilyType::Counter => FamilyTypeV1::Counter,
+                FamilyType::Gauge => FamilyTypeV1::Gauge,
+                FamilyType::Histogram => FamilyTypeV1::Histogram,
+                FamilyType::GaugeHistogram => FamilyTypeV1::GaugeHistogram,
+                FamilyType::Summary => FamilyTypeV1::Summary,
+                FamilyType::Info => FamilyTypeV1::Info,
+                FamilyType::StateSet => FamilyTypeV1::StateSet,
+            },
+            help: meta.help.clone(),
+            unit: meta.unit.clone(),
+        }
+    }
+}
+
+impl From<FamilyRecordV1> for FamilyMeta {
+    fn from(record: FamilyRecordV1) -> Self {
+        Self {
+            kind: match record.kind {
+                FamilyTypeV1::Unknown => FamilyType::Unknown,
+                FamilyTypeV1::Counter => FamilyType::Counter,
+                FamilyTypeV1::Gauge => FamilyType::Gauge,
+                FamilyTypeV1::Histogram => FamilyType::Histogram,
+                FamilyTypeV1::GaugeHistogram => FamilyType::GaugeHistogram,
+                FamilyTypeV1::Summary => FamilyType::Summary,
+                FamilyTypeV1::Info => FamilyType::Info,
+                FamilyTypeV1::StateSet => FamilyType::StateSet,
+            },
+            help: record.help,
+            unit: record.unit,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use crate::storage::chunk::encode_chunk;
 use crate::storage::kv::{KvBatch, Table};
 use crate::storage::records::{CheckpointRecordV1, Record, StaleRollupsRecordV1};
 use crate::storage::rollup::{Aggregate, Resolution, block};
-use crate::storage::{SeriesId, StoreError};
+use crate::storage::{SeriesId, StoreError, is_stale_marker};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 
@@ -130,11 +130,12 @@ impl Tsdb {
             for (series, res, bucket) in stale {
                 // The counter's previous sample may sit a while before the bucket.
                 let lookback = res.millis().max(STALE_LOOKBACK_MS);
-                let raw = self.read_raw_ungated(
+                let mut raw = self.read_raw_ungated(
                     series,
                     bucket.saturating_sub(lookback),
                     bucket.saturating_add(res.millis() - 1),
                 )?;
+                raw.retain(|s| !is_stale_marker(s.1));
                 let split = raw.partition_point(|s| s.0 < bucket);
                 let prev = split.checked_sub(1).map(|i| raw[i].1);
                 if let Some(agg) = Aggregate::of(&raw[split..], prev) {

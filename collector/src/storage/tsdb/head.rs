@@ -10,7 +10,7 @@ use super::keys::day_of;
 use crate::storage::chunk::{decode_chunk, encode_chunk};
 use crate::storage::kv::Table;
 use crate::storage::rollup::{Aggregate, Resolution, counter_increase};
-use crate::storage::{Sample, SeriesId, StoreError};
+use crate::storage::{Sample, SeriesId, StoreError, is_stale_marker};
 use rustc_hash::FxHashMap;
 use std::collections::HashSet;
 
@@ -21,7 +21,7 @@ pub(super) struct SeriesHead {
     pub(super) open: Vec<(i64, f64)>,
     /// Samples that arrived at or before `last_ts`, kept until the next checkpoint.
     pub(super) late: Vec<(i64, f64)>,
-    /// Newest in-order sample.
+    /// Newest in-order sample (never a staleness marker: see [`SeriesHead::newest_ts`]).
     pub(super) last: Option<(i64, f64)>,
     pub(super) rollups: [Option<(i64, Aggregate)>; 3],
     /// Listed in the shard's `dirty`: changed since the last checkpoint.
@@ -117,8 +117,19 @@ fn decode(bytes: &[u8]) -> Option<SeriesHead> {
 }
 
 impl SeriesHead {
+    /// The newest in-order time: of the newest sample, or of a staleness marker after it,
+    /// which sits only in the open chunk (so the open chunk stays in time order).
     pub(super) fn newest_ts(&self) -> Option<i64> {
-        self.last.map(|(ts, _)| ts)
+        let marker = self.open.last().map(|&(ts, _)| ts);
+        self.last.map(|(ts, _)| ts).max(marker)
+    }
+
+    /// The newest sample, unless a staleness marker in the open chunk ended the series after it.
+    pub(super) fn current(&self) -> Option<(i64, f64)> {
+        match self.open.last() {
+            Some(&(_, v)) if is_stale_marker(v) => None,
+            _ => self.last,
+        }
     }
 
     /// What a snapshot persists: everything but the late samples, which become chunks.
@@ -130,6 +141,18 @@ impl SeriesHead {
             rollups: self.rollups,
             dirty: false,
         }
+    }
+
+    /// Seals the open chunk if a sample at `ts` cannot join it: it is full, would span too
+    /// long, or would cross midnight UTC.
+    fn make_room(&mut self, series: SeriesId, ts: i64, config: &StorageConfig) -> Option<OutChunk> {
+        let max_span = config.max_chunk_span.as_millis() as i64;
+        let full = self.open.first().is_some_and(|&(first, _)| {
+            self.open.len() >= config.max_chunk_samples
+                || ts - first >= max_span
+                || day_of(ts) != day_of(first)
+        });
+        if full { self.seal(series) } else { None }
     }
 
     /// Encodes the open chunk into an outbox chunk, leaving the open chunk empty.
@@ -171,8 +194,17 @@ impl Shard {
             head.dirty = true;
             dirty.push(series);
         }
-        let max_span = config.max_chunk_span.as_millis() as i64;
         for (ts, value) in samples {
+            if is_stale_marker(value) {
+                // A marker ends the series as of `ts`: it goes into the open chunk for reads,
+                // but is no value (no rollup, no newest sample, no counter step). A marker
+                // older than the newest time ends nothing and is dropped.
+                if head.newest_ts().is_none_or(|newest| ts > newest) {
+                    chunks.extend(head.make_room(series, ts, config));
+                    head.open.push((ts, value));
+                }
+                continue;
+            }
             match head.newest_ts() {
                 Some(newest) if ts == newest && head.open.last().is_some_and(|l| l.0 == ts) => {
                     // A repeat of the newest sample (a client retry): the new value wins.
@@ -202,14 +234,7 @@ impl Shard {
                 }
                 _ => {}
             }
-            let cut = head.open.first().is_some_and(|&(first, _)| {
-                head.open.len() >= config.max_chunk_samples
-                    || ts - first >= max_span
-                    || day_of(ts) != day_of(first)
-            });
-            if cut {
-                chunks.extend(head.seal(series));
-            }
+            chunks.extend(head.make_room(series, ts, config));
             let increase = counter_increase(head.last.map(|l| l.1), value);
             head.open.push((ts, value));
             head.last = Some((ts, value));

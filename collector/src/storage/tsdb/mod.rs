@@ -30,6 +30,10 @@
 //! - Chunks never cross a UTC day: retention deletes whole day partitions with one range delete.
 //! - A sample older than its series' newest by more than the out-of-order window is refused and
 //!   counted, never silently dropped.
+//! - A staleness marker ([`STALE_MARKER`](crate::storage::STALE_MARKER)) is kept in raw
+//!   chunks only, and only when newer than its series' newest time: rollups, counter steps,
+//!   [`Tsdb::latest`] and [`Tsdb::read_raw`] never see one; PromQL reads it through
+//!   [`Tsdb::read_raw_with_markers`].
 //! - A key or value that cannot be read is a [`StoreError::Corrupt`] naming its table, never a
 //!   panic. Recovery fails on one, except for node records and the stale-rollup list, which are
 //!   logged and skipped (an agent's next registration rewrites its node; a skipped bucket keeps
@@ -42,22 +46,24 @@
 //! - `Rollup*`: day (u32) ‖ series (u64) ‖ block start (i64, sign-flipped) → a columnar block
 //!   of buckets (see `rollup::block`); checkpoints merge new buckets into the stored block
 //! - `Wal`: write id (u64); `Head`, `Series`: series (u64); all big-endian.
-//! - `Nodes`, `NodeSequences`: node name (UTF-8); `Meta`: `checkpoint`, `stale_rollups`,
-//!   `deleted_series`.
+//! - `Nodes`, `NodeSequences`: node name (UTF-8); `Families`: metric family name (UTF-8);
+//!   `Meta`: `checkpoint`, `stale_rollups`, `deleted_series`.
 //!
-//! Values of `Series`, `Nodes`, `NodeSequences` and `Meta` are the versioned records of
-//! `storage::records`; `Wal`, `Head`, `Chunks` and `Rollup*` values are binary codecs.
+//! Values of `Series`, `Nodes`, `NodeSequences`, `Families` and `Meta` are the versioned
+//! records of `storage::records`; `Wal`, `Head`, `Chunks` and `Rollup*` values are binary
+//! codecs.
 //!
 //! # Files
 //! `keys` (key layouts, checked parsing), `wal` (WAL record codec), `head` (shards, applying
 //! samples, head snapshot codec), `recovery` (open), `write` (appends, series and node
-//! records), `read` (chunks merged with the head), `checkpoint`, `retention` (retention, disk
-//! budget, series deletion), `config`.
+//! records), `families` (declared family metadata), `read` (chunks merged with the head),
+//! `checkpoint`, `retention` (retention, disk budget, series deletion), `config`.
 
 mod checkpoint;
 mod config;
 #[cfg(test)]
 mod corruption_tests;
+mod families;
 mod head;
 mod keys;
 mod read;
@@ -71,9 +77,9 @@ mod write;
 pub use config::{RetentionConfig, StorageConfig};
 
 use super::kv::{Kv, Table};
-use super::{NodeRecord, SeriesId, SeriesMeta, StoreError};
+use super::{FamilyMeta, NodeRecord, SeriesId, SeriesMeta, StoreError};
 use head::Shard;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
@@ -122,6 +128,8 @@ pub struct Tsdb {
     failed: AtomicBool,
     /// Series deleted for good (see [`Tsdb::delete_series`]); empty in the common case.
     deleted: RwLock<HashSet<SeriesId>>,
+    /// Declared metric family metadata (see `families.rs`).
+    families: RwLock<HashMap<String, FamilyMeta>>,
 }
 
 impl Tsdb {

@@ -2,12 +2,12 @@
 //! write winning a repeated timestamp; rollup buckets likewise.
 
 use super::Tsdb;
-use super::head::OutChunk;
+use super::head::{OutChunk, SeriesHead};
 use super::keys::{ChunkKey, RollupKey, WriteOrder, day_of, parse_day, series_day_range};
 use crate::storage::chunk::decode_chunk;
 use crate::storage::kv::Table;
 use crate::storage::rollup::{Aggregate, Resolution, block};
-use crate::storage::{SeriesId, StoreError};
+use crate::storage::{SeriesId, StoreError, is_stale_marker};
 use std::collections::BTreeMap;
 
 impl Tsdb {
@@ -38,13 +38,30 @@ impl Tsdb {
         }
     }
 
-    /// The newest in-order sample of a series.
+    /// The newest in-order sample of a series; none once a staleness marker ended it.
     pub fn latest(&self, series: SeriesId) -> Option<(i64, f64)> {
-        self.shard(series).heads.get(&series).and_then(|h| h.last)
+        self.shard(series)
+            .heads
+            .get(&series)
+            .and_then(SeriesHead::current)
     }
 
-    /// Samples of a series with `start <= ts <= end`, in time order, one per timestamp.
+    /// Samples of a series with `start <= ts <= end`, in time order, one per timestamp;
+    /// staleness markers left out.
     pub fn read_raw(
+        &self,
+        series: SeriesId,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        let mut samples = self.read_raw_with_markers(series, start, end)?;
+        samples.retain(|s| !is_stale_marker(s.1));
+        Ok(samples)
+    }
+
+    /// [`Tsdb::read_raw`] with the staleness markers kept, for PromQL, which ends a series'
+    /// lookback at one.
+    pub fn read_raw_with_markers(
         &self,
         series: SeriesId,
         start: i64,
@@ -54,7 +71,8 @@ impl Tsdb {
         self.read_raw_ungated(series, start, end)
     }
 
-    /// [`Tsdb::read_raw`] for a caller that holds `flush_gate` already (a checkpoint).
+    /// [`Tsdb::read_raw_with_markers`] for a caller that holds `flush_gate` already (a
+    /// checkpoint).
     pub(super) fn read_raw_ungated(
         &self,
         series: SeriesId,

@@ -25,6 +25,7 @@ impl Tsdb {
     pub fn open(kv: Box<dyn Kv>, config: StorageConfig) -> Result<Recovered, StoreError> {
         let series = load_series(kv.as_ref())?;
         let nodes = load_nodes(kv.as_ref())?;
+        let families = super::families::load_families(kv.as_ref())?;
         let deleted: HashSet<SeriesId> = match kv.get(Table::Meta, META_DELETED_SERIES)? {
             Some(bytes) => DeletedSeriesRecordV1::decode(&bytes)?.ids().collect(),
             None => HashSet::new(),
@@ -41,6 +42,7 @@ impl Tsdb {
             checkpoints: AtomicU64::new(0),
             failed: Default::default(),
             deleted: RwLock::new(deleted.clone()),
+            families: RwLock::new(families),
         };
         tsdb.load_heads(&deleted)?;
         let checkpoint = match tsdb.kv.get(Table::Meta, META_CHECKPOINT)? {
