@@ -25,6 +25,11 @@ soak:
 bench-ingest *ARGS:
     ./deploy/dev.sh bench-ingest {{ARGS}}
 
+# PromQL latency (instant, 1 h and 24 h ranges of rate, sum by, histogram_quantile, topk)
+# beside Prometheus on the same data; p50/p99 per server and their ratio.
+bench-query *ARGS:
+    ./deploy/dev.sh bench-query {{ARGS}}
+
 # Agent footprint: the agent at default tiers for 330 s beside Debian's node_exporter scraped
 # every 10 s, same run; prints CPU seconds, share of a core, RSS and the ratios.
 bench-agent *ARGS:
@@ -48,7 +53,7 @@ hostile *ARGS:
     ./deploy/dev.sh hostile {{ARGS}}
 
 # All benchmarks.
-bench: bench-ingest bench-agent bench-engines bench-alerts
+bench: bench-ingest bench-query bench-agent bench-engines bench-alerts
 
 # Exposure scores of the systemd units (`systemd-analyze security`, 0 best, 10 worst) and
 # what still counts against each.

@@ -6,6 +6,8 @@
 #   deploy/dev.sh soak   the soak test: kill -9 every minute under hostile load (minutes)
 #   deploy/dev.sh bench-ingest [ARGS]   release build, then the ingest benchmark against
 #                        VictoriaMetrics and Prometheus (installed from Debian)
+#   deploy/dev.sh bench-query [ARGS]    release build, then PromQL latency of hcmon beside
+#                        Prometheus on the same 25 h of data
 #   deploy/dev.sh bench-agent [ARGS]    release build, then the agent's footprint beside
 #                        Debian's prometheus-node-exporter
 #   deploy/dev.sh bench-engines         the online anomaly ensemble's samples per second
@@ -109,6 +111,13 @@ bench_ingest() {
   setup_target_dir
   cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
   "$CARGO_TARGET_DIR/release/hcmon-bench" --capture tests/data/agent-capture.jsonl "$@"
+}
+
+bench_query() {
+  ensure_packages libclang-dev prometheus
+  setup_target_dir
+  cargo build --release --locked --workspace --bins
+  "$CARGO_TARGET_DIR/release/hcmon-bench-query" "$@"
 }
 
 bench_agent() {
@@ -223,11 +232,12 @@ case "${1:-}" in
   bench-ingest) shift; bench_ingest "$@" ;;
   bench-agent) shift; bench_agent "$@" ;;
   bench-alerts) shift; bench_alerts "$@" ;;
+  bench-query) shift; bench_query "$@" ;;
   bench-engines) bench_engines ;;
   hostile) shift; hostile "$@" ;;
   soak) soak ;;
   sizes) sizes "${2:-HEAD}" ;;
   security) security ;;
   fuzz) fuzz "${2:-60}" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-alerts|hostile" >&2; exit 2 ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-alerts|bench-query|hostile" >&2; exit 2 ;;
 esac

@@ -3,6 +3,7 @@
 use crate::probe::{ProbeConfigError, ProbesConfig};
 use hcmon_common::enrollment::EnrollmentToken;
 use hcmon_common::secret::{self, Secret, SecretError};
+use hcmon_proto::v1::MAX_HOST_FACT_BYTES;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +17,11 @@ pub struct AgentConfig {
     pub collector: String,
     /// This node's name, the `node` label of every series; empty means the host name.
     pub node_name: String,
+    /// The `job` label of every series, as Prometheus labels what it scrapes (node_exporter's
+    /// is usually `node`). Sent once with the registration; the collector adds it.
+    pub job: String,
+    /// The `instance` label of every series; empty means the node name.
+    pub instance: String,
     /// Folder where batches wait until the collector acknowledges them.
     pub spool_dir: PathBuf,
     /// Shared secret, when the collector requires one.
@@ -58,6 +64,8 @@ impl Default for AgentConfig {
         Self {
             collector: "http://127.0.0.1:4317".into(),
             node_name: String::new(),
+            job: "node".into(),
+            instance: String::new(),
             spool_dir: PathBuf::from("hcmon-data/agent-spool"),
             token: Secret::default(),
             token_file: None,
@@ -188,6 +196,20 @@ impl AgentConfig {
             });
         }
         self.probes.validate().map_err(ConfigError::Probes)?;
+        // The collector's rule for these labels, checked here so a bad value fails at start.
+        for (key, value) in [("job", &self.job), ("instance", &self.instance)] {
+            let problem = if value.len() > MAX_HOST_FACT_BYTES {
+                format!(
+                    "is {} bytes, over the limit of {MAX_HOST_FACT_BYTES}",
+                    value.len()
+                )
+            } else if value.chars().any(char::is_control) {
+                format!("{value:?} holds a control character")
+            } else {
+                continue;
+            };
+            return Err(ConfigError::Invalid { key, problem });
+        }
         // Empty means "this host's name". Anything else is checked here by the collector's own
         // rule, so a bad name fails at start instead of at every registration.
         if !self.node_name.is_empty()
@@ -321,6 +343,15 @@ mod tests {
         };
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("`detailed_interval`"), "{err}");
+        let config = AgentConfig {
+            instance: "web1\n".into(),
+            ..AgentConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("`instance`") && err.contains("control"),
+            "{err}"
+        );
         let err = toml::from_str::<AgentConfig>("spool_max_bytes = \"lots\"").unwrap_err();
         assert!(err.to_string().contains("spool_max_bytes"), "{err}");
         let config = AgentConfig {

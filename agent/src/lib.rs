@@ -274,6 +274,8 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
     let sender = Sender {
         collector_url: config.collector.clone(),
         node_name: node,
+        job: config.job.clone(),
+        instance: config.instance.clone(),
         token: config.token.expose().to_owned(),
         host: host_facts(),
         spool: output.spool.clone(),

@@ -35,6 +35,10 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Sender {
     pub collector_url: String,
     pub node_name: String,
+    /// The `job` and `instance` labels asked for at registration (empty: the collector's
+    /// defaults).
+    pub job: String,
+    pub instance: String,
     pub token: String,
     pub host: HostFacts,
     pub spool: Arc<Mutex<Spool>>,
@@ -385,6 +389,8 @@ impl Sender {
             host: Some(within_limits(self.host.clone())),
             token: self.token.clone(),
             first_seq,
+            job: self.job.clone(),
+            instance: self.instance.clone(),
         });
         tokio::select! {
             answer = tokio::time::timeout(REGISTER_TIMEOUT, register) => {
@@ -519,6 +525,8 @@ mod tests {
         Sender {
             collector_url: url,
             node_name: "nas".into(),
+            job: "node".into(),
+            instance: String::new(),
             token: String::new(),
             host: HostFacts::default(),
             spool,

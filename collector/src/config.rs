@@ -7,6 +7,7 @@ use crate::http::HttpLimits;
 use crate::ingest::IngestLimits;
 use crate::ingest::grpc::GrpcLimits;
 use crate::pki::TlsConfig;
+use crate::recorded::RecordedConfig;
 use crate::storage::StorageConfig;
 use hcmon_common::secret::{self, Secret, SecretError};
 use serde::Deserialize;
@@ -50,6 +51,8 @@ pub struct CollectorConfig {
     pub alerting: AlertingConfig,
     /// API access: per-token write rate.
     pub auth: AuthConfig,
+    /// The series the collector writes about itself: `up`, `ALERTS`, anomaly verdicts.
+    pub recorded: RecordedConfig,
 }
 
 impl Default for CollectorConfig {
@@ -69,6 +72,7 @@ impl Default for CollectorConfig {
             analytics: AnalyticsConfig::default(),
             alerting: AlertingConfig::default(),
             auth: AuthConfig::default(),
+            recorded: RecordedConfig::default(),
         }
     }
 }
@@ -203,6 +207,18 @@ fn validate_storage(storage: &StorageConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Intervals of zero would make the writers' timers panic.
+fn validate_recorded(recorded: &RecordedConfig) -> Result<(), ConfigError> {
+    let floor = Duration::from_millis(100);
+    at_least("recorded.up_interval", recorded.up_interval, floor)?;
+    at_least("recorded.silent_after", recorded.silent_after, floor)?;
+    at_least(
+        "recorded.anomaly_interval",
+        recorded.anomaly_interval,
+        floor,
+    )
+}
+
 fn at_least(key: &'static str, value: Duration, floor: Duration) -> Result<(), ConfigError> {
     if value >= floor {
         return Ok(());
@@ -279,8 +295,8 @@ impl CollectorConfig {
         })
     }
 
-    /// Reads a TOML file and the secret files it names; unknown keys and bad values are errors
-    /// naming the key.
+    /// Reads a TOML file, the secret files and the alert rule files it names; unknown keys and
+    /// bad values are errors naming the key.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -291,6 +307,13 @@ impl CollectorConfig {
             source: Box::new(source),
         })?;
         config.load_secrets()?;
+        config
+            .alerting
+            .load_rule_files()
+            .map_err(|e| ConfigError::InvalidAt {
+                key: "alerting.rule_files".into(),
+                problem: e.to_string(),
+            })?;
         Ok(config)
     }
 
@@ -326,6 +349,7 @@ impl CollectorConfig {
         validate_server(&self.server)?;
         self.validate_exposure()?;
         validate_storage(&self.storage)?;
+        validate_recorded(&self.recorded)?;
         self.analytics
             .anomaly
             .validate()
@@ -400,6 +424,7 @@ mod tests {
                 "limits.max_labels_per_series",
             ),
             ("metrics_staleness = \"0s\"", "metrics_staleness"),
+            ("[recorded]\nup_interval = \"0s\"", "recorded.up_interval"),
             ("[limits]\nmax_streams = 0", "limits.max_streams"),
             (
                 "[server.http]\nmax_concurrent_queries = 0",

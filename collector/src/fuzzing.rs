@@ -2,7 +2,7 @@
 //! for the fuzz targets (`tests/fuzz`); nothing else calls them.
 
 use crate::ingest::IngestLimits;
-use crate::ingest::validate::{validate, validate_registration};
+use crate::ingest::validate::{TargetLabels, validate, validate_registration};
 use hcmon_proto::v1::{Batch, RegisterRequest};
 use prost::Message;
 use std::collections::HashMap;
@@ -12,7 +12,16 @@ use std::error::Error;
 pub fn batch(bytes: &[u8], now_ms: i64, resend: bool) -> Result<(), Box<dyn Error>> {
     let batch = Batch::decode(bytes)?;
     let limits = IngestLimits::default();
-    validate(batch, "node", &HashMap::new(), &limits, now_ms, resend)?;
+    let target = TargetLabels::new("node", "", "");
+    validate(
+        batch,
+        "node",
+        &target,
+        &HashMap::new(),
+        &limits,
+        now_ms,
+        resend,
+    )?;
     Ok(())
 }
 

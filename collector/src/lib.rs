@@ -21,6 +21,7 @@ pub mod node_forest;
 pub mod outbound;
 pub mod pki;
 pub mod query;
+pub mod recorded;
 pub mod replay;
 pub mod secure_random;
 pub mod storage;
@@ -243,6 +244,20 @@ impl Collector {
                 Ok(())
             });
         }
+        recorded::start(
+            &tasks,
+            &config,
+            recorded::Sources {
+                tsdb: tsdb.clone(),
+                catalog: catalog.clone(),
+                ingest: ingest.clone(),
+                alerting: alerting.clone(),
+                watch: watch.clone(),
+                forests: forests.clone(),
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+            },
+        );
         let http_limits = config.server.http.clone();
         let audit = Arc::new(audit::AuditLog::open(tsdb.clone())?);
         let enrollment = trust.as_ref().map(|t| t.enrollment.clone());

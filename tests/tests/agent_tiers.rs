@@ -48,12 +48,14 @@ address = "{grpc}"
         "node_network_receive_drop_total",
         "node_cpu_seconds_total",
         "node_context_switches_total",
-        "node_tcp_connections",
+        "node_tcp_connection_states",
         "node_network_up",
         "node_boot_time_seconds",
-        "node_processes",
-        "node_top_process_resident_bytes",
-        "node_top_process_cpu_ratio",
+        "node_uname_info",
+        "node_memory_MemAvailable_bytes",
+        "node_processes_pids",
+        "node_process_group_resident_bytes",
+        "node_process_group_cpu_ratio",
         "node_processes_state",
         "node_filefd_allocated",
         "hcmon_agent_source_available",
@@ -89,7 +91,7 @@ address = "{grpc}"
             "/api/v1/query",
             &[(
                 "query",
-                "node_tcp_connections{node=\"tiers\",state=\"listen\"}".to_owned(),
+                "node_tcp_connection_states{node=\"tiers\",state=\"listen\"}".to_owned(),
             )],
         )
         .await?;
@@ -98,6 +100,16 @@ address = "{grpc}"
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     assert!(listening >= 2.0, "collector listens on 2 ports: {listen}");
+
+    // Every agent series carries job and instance beside node, as a scrape of node_exporter
+    // would: the defaults, job "node" and the node name.
+    for series in series_names(&collector).await? {
+        assert_eq!(
+            (series["job"].as_str(), series["instance"].as_str()),
+            (Some("node"), Some("tiers")),
+            "{series}"
+        );
+    }
 
     // The probes saw real servers answer.
     for probe in ["http_check_up", "tcp_check_up"] {
@@ -119,8 +131,8 @@ address = "{grpc}"
     for (name, kind) in [
         ("node_cpu_seconds_total", "counter"),
         ("node_context_switches_total", "counter"),
-        ("node_tcp_connections", "gauge"),
-        ("node_top_process_resident_bytes", "gauge"),
+        ("node_tcp_connection_states", "gauge"),
+        ("node_process_group_resident_bytes", "gauge"),
     ] {
         let line = format!("# TYPE {name} {kind}");
         assert!(exposition.contains(&line), "missing {line:?}");

@@ -63,7 +63,7 @@ async fn acked_samples_survive_repeated_kill9_under_load() -> anyhow::Result<()>
 
     for shape in &shapes {
         let exported = collector
-            .export(&format!("{{node=\"{}\"}}", shape.node))
+            .export(&hcmon_tests::agent_series(&shape.node))
             .await?;
         let by_name: BTreeMap<String, Vec<(i64, f64)>> = exported
             .iter()

@@ -80,7 +80,9 @@ async fn collector_kill9_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     // Exactly once: the agent's own count equals what is stored, over every series of the node
     // (batches are stored as an in-order prefix, so a stored count covers every batch before
     // it; see `settled_count` for which one).
-    let all: Vec<Value> = collector.export("{node=\"crash\"}").await?;
+    let all: Vec<Value> = collector
+        .export(&hcmon_tests::agent_series("crash"))
+        .await?;
     let (last_ts, last_count) = hcmon_tests::settled_count(&counter).expect("a settled count");
     let stored: usize = all
         .iter()

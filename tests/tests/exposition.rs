@@ -102,7 +102,8 @@ async fn the_collectors_own_names_are_refused_and_metrics_stay_valid() -> anyhow
         .await?;
     let text = collector
         .wait_for_metrics(Duration::from_secs(30), |t| {
-            t.contains("app_queue_depth{x=\"1\"} 1") && t.contains("node_load1{node=\"web2\"}")
+            t.contains("app_queue_depth{x=\"1\"} 1")
+                && t.contains("node_load1{instance=\"web2\",job=\"node\",node=\"web2\"}")
         })
         .await?;
     for family in [

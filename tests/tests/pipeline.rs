@@ -134,7 +134,7 @@ async fn two_agents_are_visible_in_metrics_query_range_and_cli() -> anyhow::Resu
             .as_array()
             .unwrap()
             .iter()
-            .any(|n| n == "mount"),
+            .any(|n| n == "mountpoint"),
         "{labels}"
     );
 

@@ -7,7 +7,7 @@
 
 use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 use hcmon_tests::node::ScriptedNode;
-use hcmon_tests::{Collector, now_s, promtool_check_metrics};
+use hcmon_tests::{Collector, Prometheus, now_s, promtool_check_metrics};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -399,7 +399,8 @@ async fn metrics_and_federation_stay_valid_with_node_exporter_data_and_gzip() ->
 
     let text = collector
         .wait_for_metrics(Duration::from_secs(30), |t| {
-            t.contains("go_goroutines{") && t.contains("node_load1{node=\"web2\"}")
+            t.contains("go_goroutines{")
+                && t.contains("node_load1{instance=\"web2\",job=\"node\",node=\"web2\"}")
         })
         .await?;
     for family in [
@@ -563,16 +564,6 @@ async fn label_and_series_listings_honour_match_time_range_and_limit() -> anyhow
     Ok(())
 }
 
-/// Prometheus itself, killed when dropped.
-struct Prometheus(std::process::Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_scrapes_metrics_gzipped_and_federates() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -605,25 +596,9 @@ scrape_configs:
         token = token.display(),
         http = collector.http,
     );
-    let config_file = dir.path().join("prometheus.yml");
-    std::fs::write(&config_file, config)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let _prometheus = Prometheus(
-        std::process::Command::new("prometheus")
-            .arg(format!("--config.file={}", config_file.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prometheus").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?,
-    );
+    let prometheus = Prometheus::start(dir.path(), &config, &[])?;
     let client = reqwest::Client::new();
-    let targets_url = format!("http://127.0.0.1:{port}/api/v1/targets");
+    let targets_url = prometheus.url("/api/v1/targets");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let targets: Option<Value> = match client.get(&targets_url).send().await {
@@ -658,7 +633,7 @@ scrape_configs:
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // What it scraped and federated is queryable there.
-    let query = format!("http://127.0.0.1:{port}/api/v1/query");
+    let query = prometheus.url("/api/v1/query");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let answer: Value = client

@@ -151,7 +151,7 @@ impl Sender {
                     timeseries: vec![series(
                         vec![
                             label("__name__", "node_filesystem_used_ratio"),
-                            label("mount", "/"),
+                            label("mountpoint", "/"),
                             label("node", "soak-fs"),
                         ],
                         vec![(ts, ratio)],
@@ -319,7 +319,7 @@ async fn check(
         gaps.insert(node, largest_gap(&counter)?);
         let (last_ts, last_count) = hcmon_tests::settled_count(&counter)
             .ok_or_else(|| anyhow::anyhow!("{node}: no settled count yet"))?;
-        let all: Vec<Value> = collector.export(&format!("{{node=\"{node}\"}}")).await?;
+        let all: Vec<Value> = collector.export(&hcmon_tests::agent_series(node)).await?;
         let stored: usize = all
             .iter()
             .map(|s| points(s).iter().filter(|(ts, _)| *ts <= last_ts).count())

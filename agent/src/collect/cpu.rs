@@ -14,9 +14,10 @@ const CORE_USAGE: Metric = Metric::ratio(
     "Share of time one CPU core was busy since the last collection (0..1).",
 )
 .with_decimals(4);
+// sysinfo reads cpufreq's `scaling_cur_freq`, which node_exporter reports under this name.
 const CORE_FREQUENCY: Metric = Metric::gauge(
-    "node_cpu_frequency_hertz",
-    "Current frequency of one CPU core.",
+    "node_cpu_scaling_frequency_hertz",
+    "Current scaled CPU thread frequency in hertz.",
 );
 const CORES: Metric = Metric::gauge("node_cpu_cores", "Number of logical CPU cores.");
 const LOAD1: Metric = Metric::gauge("node_load1", "Load average over 1 minute.");

@@ -1,6 +1,7 @@
-//! The detailed tier (every 60 s by default): CPU time by mode, kernel counters, disk IO per
-//! device, partitions, TCP connections by state, interface state and speed, boot time, logged-in
-//! users and the process count. Read from `/proc` and `/sys` where sysinfo has no answer.
+//! The detailed tier (every 60 s by default): CPU time by CPU and mode, kernel counters, disk IO
+//! per device, partitions, TCP connections by state, interface state and speed, boot time, the
+//! clock, uname, logged-in users and the process count. Read from `/proc` and `/sys` where
+//! sysinfo has no answer. Names, units and labels are node_exporter's where it reports the same.
 
 use super::procfs::{self, DiskStats};
 use super::{BatchBuilder, Metric, Sources};
@@ -9,7 +10,7 @@ use sysinfo::Disks;
 
 const CPU_SECONDS: Metric = Metric::counter(
     "node_cpu_seconds_total",
-    "Seconds all CPUs spent in each mode since boot.",
+    "Seconds the CPUs spent in each mode.",
 )
 .with_decimals(2);
 const CONTEXT_SWITCHES: Metric = Metric::counter(
@@ -30,7 +31,19 @@ const BOOT_TIME: Metric = Metric::gauge(
     "node_boot_time_seconds",
     "When the node booted, in Unix seconds.",
 );
-const PROCESSES: Metric = Metric::gauge("node_processes", "Processes (not threads) running.");
+const PROCESSES: Metric = Metric::gauge(
+    "node_processes_pids",
+    "Number of PIDs: processes, not threads.",
+);
+const TIME: Metric = Metric::gauge(
+    "node_time_seconds",
+    "System time in seconds since epoch (1970), read at collection.",
+)
+.with_decimals(3);
+const UNAME: Metric = Metric::gauge(
+    "node_uname_info",
+    "Labeled system information as provided by the uname system call.",
+);
 const USERS: Metric = Metric::gauge("node_users_logged_in", "User sessions logged in (utmp).");
 const DISK_READS: Metric = Metric::counter(
     "node_disk_reads_completed_total",
@@ -67,12 +80,12 @@ const FS_REMOVABLE: Metric = Metric::gauge(
     "1 when a mounted partition is on removable media.",
 );
 const TCP_CONNECTIONS: Metric = Metric::gauge(
-    "node_tcp_connections",
-    "TCP sockets (IPv4 and IPv6) in each state.",
+    "node_tcp_connection_states",
+    "Number of connection states: TCP sockets (IPv4 and IPv6) in each state.",
 );
 const NET_UP: Metric = Metric::gauge(
     "node_network_up",
-    "1 when an interface is operationally up (with carrier).",
+    "Value is 1 if operstate is 'up', 0 otherwise.",
 );
 const NET_SPEED: Metric = Metric::gauge(
     "node_network_speed_bytes",
@@ -117,6 +130,11 @@ impl DetailedTier {
         self.collect_partitions(out);
         self.collect_tcp(sources, out);
         self.collect_interfaces(out);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        if let Ok(now) = now {
+            out.push(TIME, &[], now.as_secs_f64());
+        }
+        push_uname(&rustix::system::uname(), out);
         match std::fs::read_dir(self.root.join("proc")) {
             Ok(entries) => {
                 let count = entries
@@ -141,16 +159,16 @@ impl DetailedTier {
         self.disks.refresh(true);
         let mut seen = std::collections::HashSet::new();
         for disk in self.disks.iter() {
-            let mount = disk.mount_point().to_string_lossy().into_owned();
-            if !seen.insert(mount.clone()) {
+            let mountpoint = disk.mount_point().to_string_lossy().into_owned();
+            if !seen.insert(mountpoint.clone()) {
                 continue;
             }
             let device = disk.name().to_string_lossy().into_owned();
             let fstype = disk.file_system().to_string_lossy().into_owned();
             let labels = [
-                ("mount", mount.as_str()),
                 ("device", device.as_str()),
                 ("fstype", fstype.as_str()),
+                ("mountpoint", mountpoint.as_str()),
             ];
             out.push(
                 FS_READONLY,
@@ -195,12 +213,10 @@ impl DetailedTier {
         names.sort();
         for name in names {
             let attr = |a: &str| self.read(&format!("sys/class/net/{name}/{a}"));
-            let labels = [("interface", name.as_str())];
-            let oper = attr("operstate").unwrap_or_default();
-            // Loopback and some virtual links say "unknown": the carrier tells whether they pass
-            // traffic.
-            let carrier = attr("carrier").is_ok_and(|c| c.trim() == "1");
-            let up = oper.trim() == "up" || (oper.trim() == "unknown" && carrier);
+            let labels = [("device", name.as_str())];
+            // node_exporter's rule, which its alert rules assume: loopback and other links
+            // whose state is "unknown" count as down.
+            let up = attr("operstate").is_ok_and(|o| o.trim() == "up");
             out.push(NET_UP, &labels, f64::from(u8::from(up)));
             // Virtual interfaces have no speed (the read fails or gives -1): nothing is sent.
             if let Some(mbps) = attr("speed")
@@ -221,8 +237,10 @@ fn is_whole_disk(sys_block: &Path, device: &str) -> bool {
 }
 
 fn push_stat(stat: &procfs::KernelStat, out: &mut BatchBuilder) {
-    for (mode, seconds) in &stat.cpu_seconds {
-        out.push(CPU_SECONDS, &[("mode", mode)], *seconds);
+    for cpu in &stat.cpu_seconds {
+        for (mode, seconds) in &cpu.modes {
+            out.push(CPU_SECONDS, &[("cpu", &cpu.cpu), ("mode", mode)], *seconds);
+        }
     }
     let counters = [
         (CONTEXT_SWITCHES, stat.context_switches),
@@ -237,6 +255,20 @@ fn push_stat(stat: &procfs::KernelStat, out: &mut BatchBuilder) {
             out.push(metric, &[], v as f64);
         }
     }
+}
+
+fn push_uname(uname: &rustix::system::Uname, out: &mut BatchBuilder) {
+    let text = |field: &std::ffi::CStr| field.to_string_lossy().into_owned();
+    let labels = [
+        ("domainname", text(uname.domainname())),
+        ("machine", text(uname.machine())),
+        ("nodename", text(uname.nodename())),
+        ("release", text(uname.release())),
+        ("sysname", text(uname.sysname())),
+        ("version", text(uname.version())),
+    ];
+    let labels: Vec<(&str, &str)> = labels.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    out.push(UNAME, &labels, 1.0);
 }
 
 fn push_disks(disks: &[DiskStats], out: &mut BatchBuilder) {

@@ -1,29 +1,36 @@
-//! The extended tier (every 5 min by default): the top processes by CPU and by memory, process
-//! counts by state, open file handles, systemd units, and hardware sensors.
+//! The extended tier (every 5 min by default): the top process names by CPU and by memory,
+//! process counts by state, open file handles, systemd units, and hardware sensors.
+//!
+//! Top processes are grouped by name, as process-exporter's `groupname`: a series per PID would
+//! start a new series for every short-lived process that ever reached the top, without bound.
+//! Summing per name keeps the series to the names that ever reach the top lists.
 
 use super::{BatchBuilder, Metric, Sources, procfs, sensors};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use sysinfo::{Components, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System};
+use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System};
 
-/// How many processes each top list holds.
+/// How many process names each top list (by CPU, by memory) holds.
 const TOP: usize = 10;
 /// A `systemctl` call that takes longer is abandoned for this round.
 const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(10);
 
-const PROCESS_CPU: Metric = Metric::ratio(
-    "node_top_process_cpu_ratio",
-    "CPU used by one of the top processes since the last collection, as a share of the whole node (0..1).",
+const GROUP_CPU: Metric = Metric::ratio(
+    "node_process_group_cpu_ratio",
+    "CPU used since the last collection by all processes of one name (groupname), as a share of \
+     the whole node (0..1). Sent only for the 10 names using the most CPU and the 10 using the \
+     most resident memory at each collection.",
 )
 .with_decimals(5);
-const PROCESS_RSS: Metric = Metric::gauge(
-    "node_top_process_resident_bytes",
-    "Resident memory of one of the top processes.",
+const GROUP_RSS: Metric = Metric::gauge(
+    "node_process_group_resident_bytes",
+    "Resident memory of all processes of one name (groupname), summed. Sent only for the 10 \
+     names using the most CPU and the 10 using the most resident memory at each collection.",
 );
 const PROCESS_STATES: Metric = Metric::gauge(
     "node_processes_state",
-    "Processes (not threads) in each state.",
+    "Number of processes in each state (the state letter of /proc/<pid>/stat).",
 );
 const FILE_HANDLES: Metric = Metric::gauge(
     "node_filefd_allocated",
@@ -35,25 +42,25 @@ const FILE_HANDLES_MAX: Metric = Metric::gauge(
 );
 const SYSTEMD_UNITS: Metric = Metric::gauge(
     "node_systemd_units",
-    "Loaded systemd service units in each active state.",
+    "Summary of systemd unit states: loaded units (but automounts, devices, mounts, scopes and \
+     slices, as node_exporter) in each active state.",
 );
 const SYSTEMD_FAILED: Metric = Metric::gauge(
     "node_systemd_unit_failed",
-    "1 for each systemd service unit in the failed state.",
+    "1 for each systemd unit (of the kinds node_systemd_units counts) in the failed state.",
 );
 const SYSTEMD_RESTARTS: Metric = Metric::counter(
-    "node_systemd_service_restarts_total",
-    "Automatic restarts of a systemd service since it was loaded (NRestarts).",
+    "node_systemd_service_restart_total",
+    "Service unit count of Restart triggers (NRestarts).",
 );
 
 const UNIT_STATES: [&str; 5] = ["active", "inactive", "failed", "activating", "deactivating"];
+/// Unit kinds node_exporter's systemd collector leaves out by default: many, and rarely failing.
+const UNCOUNTED_UNITS: [&str; 5] = [".automount", ".device", ".mount", ".scope", ".slice"];
 
 pub struct ExtendedTier {
     root: PathBuf,
     system: System,
-    components: Components,
-    /// uid → user name, from `/etc/passwd`, reloaded when a uid is missing.
-    users: HashMap<u32, String>,
 }
 
 impl ExtendedTier {
@@ -61,8 +68,6 @@ impl ExtendedTier {
         let mut tier = Self {
             root: root.to_owned(),
             system: System::new()?,
-            components: Components::new()?,
-            users: HashMap::new(),
         };
         // CPU use is a difference between two readings: this is the first.
         tier.refresh_processes();
@@ -70,10 +75,7 @@ impl ExtendedTier {
     }
 
     fn refresh_processes(&mut self) {
-        let kind = ProcessRefreshKind::nothing()
-            .with_cpu()
-            .with_memory()
-            .with_user(sysinfo::UpdateKind::OnlyIfNotSet);
+        let kind = ProcessRefreshKind::nothing().with_cpu().with_memory();
         self.system
             .refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
     }
@@ -92,8 +94,7 @@ impl ExtendedTier {
         }
         self.collect_systemd(sources, out).await;
         let sys = self.root.join("sys");
-        sensors::collect_temperatures(&mut self.components, sources, out);
-        sensors::collect_fans(&sys, sources, out);
+        sensors::collect_hwmon(&sys, sources, out);
         sensors::collect_batteries(&sys, sources, out);
     }
 
@@ -115,45 +116,21 @@ impl ExtendedTier {
             .collect();
         let mut states: BTreeMap<&str, u64> = BTreeMap::new();
         for p in &processes {
-            *states.entry(state_name(p.status())).or_default() += 1;
+            *states.entry(state_letter(p.status())).or_default() += 1;
         }
         for (state, count) in states {
             out.push(PROCESS_STATES, &[("state", state)], count as f64);
         }
 
-        let mut by_cpu = processes.clone();
-        by_cpu.sort_by(|a, b| b.cpu_usage().total_cmp(&a.cpu_usage()));
-        let mut by_memory = processes;
-        by_memory.sort_by_key(|p| std::cmp::Reverse(p.memory()));
-        let mut top: Vec<&sysinfo::Process> = by_cpu.into_iter().take(TOP).collect();
-        for p in by_memory.into_iter().take(TOP) {
-            if !top.iter().any(|t| t.pid() == p.pid()) {
-                top.push(p);
-            }
-        }
-        let uids: Vec<Option<u32>> = top.iter().map(|p| p.user_id().map(|u| **u)).collect();
-        if uids.iter().flatten().any(|u| !self.users.contains_key(u)) {
-            self.users = std::fs::read_to_string(self.root.join("etc/passwd"))
-                .map(|t| parse_passwd(&t))
-                .unwrap_or_default();
-        }
-        for (p, uid) in top.iter().zip(uids) {
-            let name = p.name().to_string_lossy();
-            let pid = p.pid().to_string();
-            let user = uid.map_or_else(String::new, |u| {
-                self.users.get(&u).cloned().unwrap_or_else(|| u.to_string())
-            });
-            let labels = [
-                ("process", name.as_ref()),
-                ("pid", pid.as_str()),
-                ("user", user.as_str()),
-            ];
-            out.push(
-                PROCESS_CPU,
-                &labels,
-                f64::from(p.cpu_usage()) / 100.0 / cores,
-            );
-            out.push(PROCESS_RSS, &labels, p.memory() as f64);
+        let figures = processes.iter().map(|p| Figures {
+            name: p.name().to_string_lossy().into_owned(),
+            cpu_percent: f64::from(p.cpu_usage()),
+            resident: p.memory(),
+        });
+        for group in top_groups(figures, TOP) {
+            let labels = [("groupname", group.name.as_str())];
+            out.push(GROUP_CPU, &labels, group.cpu_percent / 100.0 / cores);
+            out.push(GROUP_RSS, &labels, group.resident as f64);
         }
     }
 
@@ -165,7 +142,6 @@ impl ExtendedTier {
         }
         let list = systemctl(&[
             "list-units",
-            "--type=service",
             "--all",
             "--no-legend",
             "--plain",
@@ -173,7 +149,11 @@ impl ExtendedTier {
         ])
         .await;
         let units = match list {
-            Ok(text) => parse_list_units(&text),
+            Ok(text) => {
+                let mut units = parse_list_units(&text);
+                units.retain(|u| !UNCOUNTED_UNITS.iter().any(|kind| u.name.ends_with(kind)));
+                units
+            }
             Err(why) => {
                 sources.unavailable("systemd", &why, out);
                 return;
@@ -192,14 +172,19 @@ impl ExtendedTier {
         for (state, count) in counts {
             out.push(SYSTEMD_UNITS, &[("state", state)], count as f64);
         }
-        if units.is_empty() {
+        let services: Vec<&str> = units
+            .iter()
+            .map(|u| u.name.as_str())
+            .filter(|name| name.ends_with(".service"))
+            .collect();
+        if services.is_empty() {
             return;
         }
         let mut args = vec!["show", "--property=Id,NRestarts", "--no-pager"];
-        args.extend(units.iter().map(|u| u.name.as_str()));
+        args.extend(services);
         if let Ok(text) = systemctl(&args).await {
             for (unit, restarts) in parse_restarts(&text) {
-                out.push(SYSTEMD_RESTARTS, &[("unit", &unit)], restarts as f64);
+                out.push(SYSTEMD_RESTARTS, &[("name", &unit)], restarts as f64);
             }
         }
     }
@@ -266,27 +251,63 @@ fn parse_restarts(text: &str) -> Vec<(String, u64)> {
     out
 }
 
-fn parse_passwd(text: &str) -> HashMap<u32, String> {
-    text.lines()
-        .filter_map(|line| {
-            let mut f = line.split(':');
-            let name = f.next()?;
-            let uid = f.nth(1)?.parse().ok()?;
-            Some((uid, name.to_owned()))
-        })
-        .collect()
+/// One process's figures, or a group's sums.
+#[derive(Debug, Clone, PartialEq)]
+struct Figures {
+    name: String,
+    /// Percent of one core since the last refresh.
+    cpu_percent: f64,
+    resident: u64,
 }
 
-fn state_name(status: ProcessStatus) -> &'static str {
+/// Sums the processes' figures per name and keeps the `top` names by CPU and the `top` by
+/// resident memory (at most `2 * top` names, in name order). Ties are broken by name, so equal
+/// figures always pick the same names.
+fn top_groups(processes: impl Iterator<Item = Figures>, top: usize) -> Vec<Figures> {
+    let mut groups: HashMap<String, Figures> = HashMap::new();
+    for p in processes {
+        let group = groups.entry(p.name.clone()).or_insert(Figures {
+            name: p.name,
+            cpu_percent: 0.0,
+            resident: 0,
+        });
+        group.cpu_percent += p.cpu_percent;
+        group.resident += p.resident;
+    }
+    let mut by_cpu: Vec<&Figures> = groups.values().collect();
+    by_cpu.sort_by(|a, b| {
+        (b.cpu_percent.total_cmp(&a.cpu_percent)).then_with(|| a.name.cmp(&b.name))
+    });
+    let mut by_memory = by_cpu.clone();
+    by_memory.sort_by(|a, b| {
+        b.resident
+            .cmp(&a.resident)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let names: BTreeSet<&str> = by_cpu
+        .iter()
+        .take(top)
+        .chain(by_memory.iter().take(top))
+        .map(|g| g.name.as_str())
+        .collect();
+    names.into_iter().map(|name| groups[name].clone()).collect()
+}
+
+/// The state letter of `/proc/<pid>/stat`, as node_exporter's `state` label gives it.
+fn state_letter(status: ProcessStatus) -> &'static str {
     match status {
-        ProcessStatus::Run | ProcessStatus::Waking => "running",
-        ProcessStatus::Sleep => "sleeping",
-        ProcessStatus::UninterruptibleDiskSleep => "disk_sleep",
-        ProcessStatus::Idle => "idle",
-        ProcessStatus::Stop | ProcessStatus::Tracing => "stopped",
-        ProcessStatus::Zombie => "zombie",
-        ProcessStatus::Dead => "dead",
-        _ => "other",
+        ProcessStatus::Run => "R",
+        ProcessStatus::Sleep => "S",
+        ProcessStatus::Idle => "I",
+        ProcessStatus::UninterruptibleDiskSleep => "D",
+        ProcessStatus::Zombie => "Z",
+        ProcessStatus::Stop => "T",
+        ProcessStatus::Tracing => "t",
+        ProcessStatus::Dead => "X",
+        ProcessStatus::Wakekill => "K",
+        ProcessStatus::Waking => "W",
+        ProcessStatus::Parked => "P",
+        _ => "?",
     }
 }
 
@@ -321,9 +342,35 @@ cron.service loaded inactive dead Regular background program processing daemon
             restarts,
             [("ssh.service".into(), 0), ("nas-backup.service".into(), 4)]
         );
-        let users =
-            parse_passwd("root:x:0:0:root:/root:/bin/bash\nbob:x:1000:1000::/home/bob:/bin/sh\n");
-        assert_eq!(users.get(&1000).map(String::as_str), Some("bob"));
+    }
+
+    #[test]
+    fn processes_are_summed_per_name_and_only_the_top_names_kept() {
+        let p = |name: &str, cpu_percent: f64, resident: u64| Figures {
+            name: name.into(),
+            cpu_percent,
+            resident,
+        };
+        // Forty short-lived workers with forty PIDs make one name; small, idle ones drop out.
+        let mut processes: Vec<Figures> = (0..40).map(|_| p("worker", 2.0, 1_000)).collect();
+        processes.extend([
+            p("postgres", 30.0, 500_000),
+            p("postgres", 10.0, 300_000),
+            p("java", 1.0, 2_000_000),
+            p("idle-a", 0.0, 10),
+            p("idle-b", 0.0, 10),
+        ]);
+        let groups = top_groups(processes.into_iter(), 1);
+        assert_eq!(
+            groups,
+            [p("java", 1.0, 2_000_000), p("worker", 80.0, 40_000),]
+        );
+        let two = top_groups(
+            [p("b", 1.0, 1), p("a", 1.0, 1), p("c", 0.0, 5)].into_iter(),
+            1,
+        );
+        let names: Vec<&str> = two.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["a", "c"], "ties go to the first name");
     }
 
     #[tokio::test]
@@ -342,12 +389,23 @@ cron.service loaded inactive dead Regular background program processing daemon
             .map(|s| s.values[0])
             .sum();
         assert!(states >= 1.0, "{states}");
-        let listed = record
+        let groups: Vec<&str> = record
             .series
             .iter()
-            .filter(|d| d.name == "node_top_process_resident_bytes")
-            .count();
-        assert!((1..=2 * TOP).contains(&listed), "{listed}");
+            .filter(|d| d.name == "node_process_group_resident_bytes")
+            .flat_map(|d| &d.labels)
+            .map(|l| {
+                assert_eq!(l.name, "groupname");
+                l.value.as_str()
+            })
+            .collect();
+        assert!((1..=2 * TOP).contains(&groups.len()), "{groups:?}");
+        let unique: BTreeSet<&&str> = groups.iter().collect();
+        assert_eq!(
+            unique.len(),
+            groups.len(),
+            "one series per name: {groups:?}"
+        );
         assert!(value(&record, "node_filefd_allocated", &[]).is_some_and(|v| v > 0.0));
         // Every source this machine lacks is flagged, none is an error.
         for source in ["systemd", "temperatures", "fans", "battery"] {

@@ -1,5 +1,11 @@
 //! Host metric collection: one module per resource, all feeding one [`BatchBuilder`] that stamps
 //! the node-local timestamp once per collection.
+//!
+//! Naming: where node_exporter reports the same figure, the agent uses its metric name, unit,
+//! label names and label value formats (`node_cpu_seconds_total{cpu="0",mode="user"}`,
+//! `node_filesystem_avail_bytes{device,fstype,mountpoint}`, ...), so dashboards and alert rules
+//! written for node_exporter work unchanged. hcmon's own figures (ratios, process groups,
+//! batteries, spool state) have names node_exporter does not use: no name means two things.
 
 mod cpu;
 mod detailed;
@@ -7,6 +13,7 @@ mod disk;
 mod extended;
 mod memory;
 mod network;
+mod pressure;
 mod procfs;
 mod sensors;
 
@@ -163,9 +170,9 @@ impl BatchBuilder {
     }
 }
 
-/// The basic tier: CPU, load, memory and swap, filesystems, network interfaces.
+/// The basic tier: CPU, load, memory and swap, pressure, filesystems, network interfaces.
 pub struct BasicTier {
-    /// Where `/sys` is found: `/` except in tests.
+    /// Where `/proc` and `/sys` are found: `/` except in tests.
     root: std::path::PathBuf,
     system: System,
     disks: Disks,
@@ -187,11 +194,15 @@ impl BasicTier {
 
     pub fn collect(&mut self, sources: &mut Sources, out: &mut BatchBuilder) {
         cpu::collect(&mut self.system, out);
-        memory::collect(&mut self.system, out);
+        memory::collect(&self.root.join("proc"), sources, out);
+        pressure::collect(&self.root.join("proc"), sources, out);
         disk::collect(&mut self.disks, out);
         network::collect(&mut self.networks, &self.root.join("sys"), sources, out);
     }
 }
+
+#[cfg(test)]
+mod names_tests;
 
 #[cfg(test)]
 pub mod test_support {

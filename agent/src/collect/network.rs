@@ -1,4 +1,5 @@
-//! Network traffic, packets, errors and drops per interface, as counters since boot.
+//! Network traffic, packets, errors and drops per interface, as counters since boot, under
+//! node_exporter's names and its `device` label.
 
 use super::{BatchBuilder, Metric, Sources};
 use std::path::Path;
@@ -9,8 +10,8 @@ const TX_BYTES: Metric = Metric::counter("node_network_transmit_bytes_total", "B
 const RX_PACKETS: Metric =
     Metric::counter("node_network_receive_packets_total", "Packets received.");
 const TX_PACKETS: Metric = Metric::counter("node_network_transmit_packets_total", "Packets sent.");
-const RX_ERRORS: Metric = Metric::counter("node_network_receive_errors_total", "Receive errors.");
-const TX_ERRORS: Metric = Metric::counter("node_network_transmit_errors_total", "Transmit errors.");
+const RX_ERRORS: Metric = Metric::counter("node_network_receive_errs_total", "Receive errors.");
+const TX_ERRORS: Metric = Metric::counter("node_network_transmit_errs_total", "Transmit errors.");
 const RX_DROPS: Metric = Metric::counter(
     "node_network_receive_drop_total",
     "Received packets dropped (no buffer, filtered, unknown protocol).",
@@ -28,7 +29,7 @@ pub fn collect(networks: &mut Networks, sys: &Path, sources: &mut Sources, out: 
     let (mut drops_found, mut drops_missing) = (false, false);
     for (name, data) in interfaces {
         let name = name.to_string_lossy();
-        let labels = [("interface", name.as_ref())];
+        let labels = [("device", name.as_ref())];
         out.push(RX_BYTES, &labels, data.total_received() as f64);
         out.push(TX_BYTES, &labels, data.total_transmitted() as f64);
         out.push(RX_PACKETS, &labels, data.total_packets_received() as f64);

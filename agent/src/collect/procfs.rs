@@ -11,11 +11,19 @@ pub const CPU_MODES: [&str; 8] = [
     "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
 ];
 
+/// Seconds one CPU spent in each of [`CPU_MODES`] since boot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuSeconds {
+    /// The number in `cpuN`, as node_exporter's `cpu` label gives it.
+    pub cpu: String,
+    pub modes: Vec<(&'static str, f64)>,
+}
+
 /// What the detailed tier takes from `/proc/stat`.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct KernelStat {
-    /// Seconds all CPUs spent in each of [`CPU_MODES`] since boot.
-    pub cpu_seconds: Vec<(&'static str, f64)>,
+    /// Per CPU, as node_exporter reports them (it has no all-CPU total).
+    pub cpu_seconds: Vec<CpuSeconds>,
     pub context_switches: Option<u64>,
     pub interrupts: Option<u64>,
     pub forks: Option<u64>,
@@ -31,13 +39,21 @@ pub fn parse_stat(text: &str) -> KernelStat {
         let key = fields.next().unwrap_or_default();
         let first = || line.split_ascii_whitespace().nth(1)?.parse::<u64>().ok();
         match key {
-            // The aggregate line; `guest` time is already inside `user`, so it is not added.
-            "cpu" => {
-                out.cpu_seconds = CPU_MODES
+            // One CPU's line (the aggregate `cpu` line is skipped); `guest` time is already inside
+            // `user`, so it is not read.
+            cpu if cpu.len() > 3
+                && cpu.starts_with("cpu")
+                && cpu[3..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                let modes = CPU_MODES
                     .iter()
                     .zip(fields)
                     .filter_map(|(mode, v)| Some((*mode, v.parse::<u64>().ok()? as f64 / USER_HZ)))
                     .collect();
+                out.cpu_seconds.push(CpuSeconds {
+                    cpu: cpu[3..].to_owned(),
+                    modes,
+                });
             }
             "ctxt" => out.context_switches = first(),
             "intr" => out.interrupts = first(),
@@ -49,6 +65,57 @@ pub fn parse_stat(text: &str) -> KernelStat {
         }
     }
     out
+}
+
+/// The `/proc/meminfo` fields node_exporter dashboards use, in bytes, named as in the file
+/// (node_exporter's `node_memory_<field>_bytes`).
+pub const MEMINFO_FIELDS: [&str; 8] = [
+    "MemTotal",
+    "MemFree",
+    "MemAvailable",
+    "Buffers",
+    "Cached",
+    "SReclaimable",
+    "SwapTotal",
+    "SwapFree",
+];
+
+/// The [`MEMINFO_FIELDS`] found in `/proc/meminfo`, in bytes, in the file's order.
+pub fn parse_meminfo(text: &str) -> Vec<(&'static str, f64)> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, rest) = line.split_once(':')?;
+            let field = MEMINFO_FIELDS.iter().find(|f| **f == key)?;
+            let mut value = rest.split_ascii_whitespace();
+            let number = value.next()?.parse::<u64>().ok()?;
+            // Sizes are in kibibytes ("kB"); a field without a unit is a count, never wanted here.
+            (value.next() == Some("kB")).then_some((*field, number as f64 * 1024.0))
+        })
+        .collect()
+}
+
+/// Totals of one `/proc/pressure/<resource>` file, in seconds: time some task waited, and time
+/// all non-idle tasks were stalled at once (absent for `cpu` before Linux 5.13).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pressure {
+    pub some_seconds: f64,
+    pub full_seconds: Option<f64>,
+}
+
+pub fn parse_pressure(text: &str) -> Option<Pressure> {
+    let total = |kind: &str| {
+        let line = text.lines().find(|l| l.starts_with(kind))?;
+        let micros = line
+            .split_ascii_whitespace()
+            .find_map(|f| f.strip_prefix("total="))?
+            .parse::<u64>()
+            .ok()?;
+        Some(micros as f64 / 1e6)
+    };
+    Some(Pressure {
+        some_seconds: total("some ")?,
+        full_seconds: total("full "),
+    })
 }
 
 /// One device's line of `/proc/diskstats`.
@@ -157,6 +224,7 @@ mod tests {
 
     const STAT: &str = "cpu  4705 356 584 3699176 23060 0 277 0 0 0
 cpu0 1393280 32966 572056 13343292 6130 0 17875 0 23933 0
+cpu1 4705 356 584 3699176 23060 0 277 0 0 0
 intr 1462898 29 0 0 0
 ctxt 115315
 btime 1700000000
@@ -169,14 +237,48 @@ softirq 1 2 3
     #[test]
     fn stat_gives_cpu_seconds_by_mode_and_kernel_counters() {
         let s = parse_stat(STAT);
-        assert_eq!(s.cpu_seconds[0], ("user", 47.05));
-        assert_eq!(s.cpu_seconds[3], ("idle", 36991.76));
-        assert_eq!(s.cpu_seconds.len(), 8);
+        let cpus: Vec<&str> = s.cpu_seconds.iter().map(|c| c.cpu.as_str()).collect();
+        assert_eq!(cpus, ["0", "1"]);
+        let cpu1 = &s.cpu_seconds[1].modes;
+        assert_eq!(cpu1[0], ("user", 47.05));
+        assert_eq!(cpu1[3], ("idle", 36991.76));
+        assert_eq!(cpu1.len(), 8);
         assert_eq!(s.context_switches, Some(115_315));
         assert_eq!(s.interrupts, Some(1_462_898));
         assert_eq!(s.forks, Some(86_031));
         assert_eq!((s.procs_running, s.procs_blocked), (Some(3), Some(1)));
         assert_eq!(s.boot_time, Some(1_700_000_000));
+    }
+
+    #[test]
+    fn meminfo_in_bytes_and_pressure_in_seconds() {
+        let meminfo = parse_meminfo(
+            "MemTotal:       24683656 kB\nMemFree:          906340 kB\nHugePages_Total:       0\n\
+             Cached:          1000 kB\nSwapTotal:             0 kB\n",
+        );
+        assert_eq!(
+            meminfo,
+            [
+                ("MemTotal", 24_683_656.0 * 1024.0),
+                ("MemFree", 906_340.0 * 1024.0),
+                ("Cached", 1_024_000.0),
+                ("SwapTotal", 0.0)
+            ]
+        );
+        let pressure = parse_pressure(
+            "some avg10=1.68 avg60=1.79 avg300=5.79 total=8523358480\n\
+             full avg10=0.00 avg60=0.00 avg300=0.00 total=1500000\n",
+        );
+        assert_eq!(
+            pressure,
+            Some(Pressure {
+                some_seconds: 8523.35848,
+                full_seconds: Some(1.5)
+            })
+        );
+        let old_cpu = parse_pressure("some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n");
+        assert_eq!(old_cpu.and_then(|p| p.full_seconds), None);
+        assert_eq!(parse_pressure("garbage"), None);
     }
 
     #[test]

@@ -1,21 +1,32 @@
-//! Hardware sensors: temperatures (sysinfo), fans and batteries (`/sys`, which sysinfo does not
-//! read).
+//! Hardware sensors: temperatures and fans from `/sys/class/hwmon` under node_exporter's names
+//! and labels (its `chip` names, `sensor` = `temp1`, `fan1`, ...), and batteries from
+//! `/sys/class/power_supply` as hcmon's own figures.
 
 use super::{BatchBuilder, Metric, Sources};
 use std::path::Path;
-use sysinfo::Components;
 
 const TEMPERATURE: Metric = Metric::gauge(
     "node_hwmon_temp_celsius",
-    "Temperature reported by a hardware sensor.",
+    "Hardware monitor for temperature (input).",
 )
 .with_decimals(1);
 const TEMPERATURE_CRITICAL: Metric = Metric::gauge(
     "node_hwmon_temp_crit_celsius",
-    "Critical temperature of a hardware sensor, as its driver reports it.",
+    "Hardware monitor for temperature (crit).",
 )
 .with_decimals(1);
-const FAN: Metric = Metric::gauge("node_hwmon_fan_rpm", "Fan speed in revolutions per minute.");
+const FAN: Metric = Metric::gauge(
+    "node_hwmon_fan_rpm",
+    "Hardware monitor for fan revolutions per minute (input).",
+);
+const CHIP_NAME: Metric = Metric::gauge(
+    "node_hwmon_chip_names",
+    "Annotation metric for human-readable chip names.",
+);
+const SENSOR_LABEL: Metric = Metric::gauge(
+    "node_hwmon_sensor_label",
+    "Label for given chip and sensor.",
+);
 const BATTERY_CHARGE: Metric = Metric::ratio(
     "node_battery_charge_ratio",
     "Charge of a battery relative to its current full capacity (0..1).",
@@ -35,53 +46,106 @@ const BATTERY_CYCLES: Metric = Metric::counter(
 
 const BATTERY_STATES: [&str; 5] = ["charging", "discharging", "full", "not_charging", "unknown"];
 
-pub fn collect_temperatures(
-    components: &mut Components,
-    sources: &mut Sources,
-    out: &mut BatchBuilder,
-) {
-    components.refresh(true);
-    let mut any = false;
-    for c in components.iter() {
-        let Some(t) = c.temperature().filter(|t| t.is_finite()) else {
-            continue;
-        };
-        any = true;
-        let labels = [("sensor", c.label())];
-        out.push(TEMPERATURE, &labels, f64::from(t));
-        if let Some(crit) = c.critical().filter(|t| t.is_finite() && *t > 0.0) {
-            out.push(TEMPERATURE_CRITICAL, &labels, f64::from(crit));
+/// node_exporter's `chip` label for a hwmon folder: made from the path of its device (stable
+/// across boots, unlike the hwmonN numbering), else from its `name` file, else the folder's name.
+fn chip_label(dir: &Path) -> String {
+    if let Ok(device) = std::fs::canonicalize(dir.join("device")) {
+        let name = device.file_name().map(|n| clean(&n.to_string_lossy()));
+        let kind = device
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| clean(&n.to_string_lossy()));
+        match (kind, name) {
+            (Some(kind), Some(name)) if !kind.is_empty() && !name.is_empty() => {
+                return format!("{kind}_{name}");
+            }
+            (_, Some(name)) if !name.is_empty() => return name,
+            _ => {}
         }
     }
-    if any {
-        sources.available("temperatures", out);
-    } else {
-        sources.unavailable("temperatures", "no temperature sensors found", out);
+    if let Some(name) = read_trimmed(&dir.join("name")).map(|n| clean(&n))
+        && !name.is_empty()
+    {
+        return name;
     }
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    clean(&file_name(&real))
 }
 
-/// Fans from `<sys>/class/hwmon/hwmon*/fan*_input`, labelled with the chip's `name`.
-pub fn collect_fans(sys: &Path, sources: &mut Sources, out: &mut BatchBuilder) {
-    let mut fans = Vec::new();
-    for chip in read_dir_sorted(&sys.join("class/hwmon")) {
-        let name = read_trimmed(&chip.join("name")).unwrap_or_else(|| file_name(&chip));
-        for entry in read_dir_sorted(&chip) {
+/// node_exporter's cleaning of a chip name: lower case, anything but `[a-z0-9:_]` made `_`, and
+/// no `_` at either end.
+fn clean(name: &str) -> String {
+    let lower = name.to_lowercase();
+    let replaced: String = lower
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | ':' | '_' => c,
+            _ => '_',
+        })
+        .collect();
+    replaced.trim_matches('_').to_owned()
+}
+
+/// Temperatures and fans of every chip in `<sys>/class/hwmon`, with the annotations node_exporter
+/// dashboards join on: the chip's human-readable name and each sensor's label.
+pub fn collect_hwmon(sys: &Path, sources: &mut Sources, out: &mut BatchBuilder) {
+    let (mut temperatures, mut fans) = (false, false);
+    for dir in read_dir_sorted(&sys.join("class/hwmon")) {
+        let chip = chip_label(&dir);
+        if let Some(name) = read_trimmed(&dir.join("name")).map(|n| clean(&n)) {
+            out.push(CHIP_NAME, &[("chip", &chip), ("chip_name", &name)], 1.0);
+        }
+        for entry in read_dir_sorted(&dir) {
             let file = file_name(&entry);
-            let Some(fan) = file.strip_suffix("_input").filter(|f| f.starts_with("fan")) else {
+            let Some(sensor) = file.strip_suffix("_input") else {
                 continue;
             };
-            if let Some(rpm) = read_trimmed(&entry).and_then(|v| v.parse::<f64>().ok()) {
-                fans.push((name.clone(), fan.to_owned(), rpm));
+            let number = |suffix: &str| {
+                read_trimmed(&dir.join(format!("{sensor}_{suffix}")))
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            let labels = [("chip", chip.as_str()), ("sensor", sensor)];
+            if sensor.starts_with("temp") {
+                let Some(millidegrees) = number("input") else {
+                    continue;
+                };
+                temperatures = true;
+                out.push(TEMPERATURE, &labels, millidegrees / 1000.0);
+                if let Some(crit) = number("crit") {
+                    out.push(TEMPERATURE_CRITICAL, &labels, crit / 1000.0);
+                }
+            } else if sensor.starts_with("fan") {
+                let Some(rpm) = number("input") else {
+                    continue;
+                };
+                fans = true;
+                out.push(FAN, &labels, rpm);
+            } else {
+                continue;
+            }
+            if let Some(label) = read_trimmed(&dir.join(format!("{sensor}_label"))) {
+                let labels = [
+                    ("chip", chip.as_str()),
+                    ("label", &label),
+                    ("sensor", sensor),
+                ];
+                out.push(SENSOR_LABEL, &labels, 1.0);
             }
         }
     }
-    if fans.is_empty() {
-        sources.unavailable("fans", "no fan sensors in /sys/class/hwmon", out);
-        return;
+    if temperatures {
+        sources.available("temperatures", out);
+    } else {
+        sources.unavailable(
+            "temperatures",
+            "no temperature sensors in /sys/class/hwmon",
+            out,
+        );
     }
-    sources.available("fans", out);
-    for (chip, fan, rpm) in fans {
-        out.push(FAN, &[("chip", &chip), ("sensor", &fan)], rpm);
+    if fans {
+        sources.available("fans", out);
+    } else {
+        sources.unavailable("fans", "no fan sensors in /sys/class/hwmon", out);
     }
 }
 
@@ -193,6 +257,29 @@ mod tests {
         write(root, "class/hwmon/hwmon0/name", "thinkpad\n");
         write(root, "class/hwmon/hwmon0/fan1_input", "2950\n");
         write(root, "class/hwmon/hwmon0/temp1_input", "45000\n");
+        write(root, "class/hwmon/hwmon0/temp1_crit", "98000\n");
+        write(root, "class/hwmon/hwmon0/temp1_label", "CPU\n");
+        // A chip with a device: named from the device's path, as node_exporter names it.
+        write(
+            root,
+            "devices/platform/coretemp.0/hwmon/hwmon1/name",
+            "coretemp\n",
+        );
+        write(
+            root,
+            "devices/platform/coretemp.0/hwmon/hwmon1/temp2_input",
+            "51500\n",
+        );
+        std::os::unix::fs::symlink(
+            root.join("devices/platform/coretemp.0"),
+            root.join("devices/platform/coretemp.0/hwmon/hwmon1/device"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            root.join("devices/platform/coretemp.0/hwmon/hwmon1"),
+            root.join("class/hwmon/hwmon1"),
+        )
+        .unwrap();
         write(root, "class/power_supply/AC/type", "Mains\n");
         write(root, "class/power_supply/BAT0/type", "Battery\n");
         write(root, "class/power_supply/BAT0/status", "Discharging\n");
@@ -207,11 +294,23 @@ mod tests {
 
         let mut sources = Sources::default();
         let mut out = BatchBuilder::new(1_000);
-        collect_fans(root, &mut sources, &mut out);
+        collect_hwmon(root, &mut sources, &mut out);
         collect_batteries(root, &mut sources, &mut out);
         let record = out.finish();
         let fan = [("chip", "thinkpad"), ("sensor", "fan1")];
         assert_eq!(value(&record, "node_hwmon_fan_rpm", &fan), Some(2950.0));
+        let cpu = [("chip", "thinkpad"), ("sensor", "temp1")];
+        assert_eq!(value(&record, "node_hwmon_temp_celsius", &cpu), Some(45.0));
+        assert_eq!(
+            value(&record, "node_hwmon_temp_crit_celsius", &cpu),
+            Some(98.0)
+        );
+        let label = [("chip", "thinkpad"), ("sensor", "temp1"), ("label", "CPU")];
+        assert_eq!(value(&record, "node_hwmon_sensor_label", &label), Some(1.0));
+        let core = [("chip", "platform_coretemp_0"), ("sensor", "temp2")];
+        assert_eq!(value(&record, "node_hwmon_temp_celsius", &core), Some(51.5));
+        let names = [("chip", "platform_coretemp_0"), ("chip_name", "coretemp")];
+        assert_eq!(value(&record, "node_hwmon_chip_names", &names), Some(1.0));
         let bat = [("battery", "BAT0")];
         assert_eq!(
             value(&record, "node_battery_charge_ratio", &bat),
@@ -233,6 +332,7 @@ mod tests {
         assert_eq!(state("charging"), Some(0.0));
         let available = |s| value(&record, "hcmon_agent_source_available", &[("source", s)]);
         assert_eq!(available("fans"), Some(1.0));
+        assert_eq!(available("temperatures"), Some(1.0));
         assert_eq!(available("battery"), Some(1.0));
     }
 
@@ -241,17 +341,18 @@ mod tests {
         let sys = tempfile::tempdir().unwrap();
         let mut sources = Sources::default();
         let mut out = BatchBuilder::new(1_000);
-        collect_fans(sys.path(), &mut sources, &mut out);
+        collect_hwmon(sys.path(), &mut sources, &mut out);
         collect_batteries(sys.path(), &mut sources, &mut out);
         let record = out.finish();
         let available = |s| value(&record, "hcmon_agent_source_available", &[("source", s)]);
+        assert_eq!(available("temperatures"), Some(0.0));
         assert_eq!(available("fans"), Some(0.0));
         assert_eq!(available("battery"), Some(0.0));
         assert_eq!(value(&record, "node_hwmon_fan_rpm", &[]), None);
         assert_eq!(
             record.series.len(),
-            2,
-            "nothing but the two availability flags"
+            3,
+            "nothing but the three availability flags"
         );
     }
 }

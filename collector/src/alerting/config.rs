@@ -3,9 +3,11 @@
 //! checks what the types cannot and names the offending key.
 
 use super::escalation::{EscalationPolicy, Tier};
+use super::evaluate::{AGENT_DISCONNECTED, AGENT_SILENT};
 use super::ids::Target;
 use super::notify::{ChannelConfig, LogConfig, RetryPolicy};
 use super::policy::Severity;
+use super::rule_files::{self, RuleFileError, RuleGroup};
 use super::rules::ThresholdRule;
 use crate::analytics::anomaly::Severity as AnomalySeverity;
 use hcmon_common::secret::{self, Secret, SecretError};
@@ -47,6 +49,14 @@ pub struct AlertingConfig {
     pub forecast_rules: Vec<ForecastRule>,
     /// Silent agents and series.
     pub missing_data: MissingDataConfig,
+    /// Prometheus rule files (`groups:` / `rules:` YAML) whose alerting rules are evaluated
+    /// beside these: paths or globs (`/etc/hcmon/rules/*.yml`), as given (a relative one from
+    /// the collector's working directory).
+    pub rule_files: Vec<String>,
+    /// The groups of `rule_files`, read by [`AlertingConfig::load_rule_files`] (which
+    /// `CollectorConfig::from_file` calls); `None` until then, and while `rule_files` is empty.
+    #[serde(skip)]
+    pub rule_groups: Option<Vec<RuleGroup>>,
     /// Labels whose values form an alert's group (one notification per group and window).
     pub group_by: Vec<String>,
     /// Alerts of one group that fire within this window are sent as one notification.
@@ -95,6 +105,8 @@ impl Default for AlertingConfig {
             anomaly_rules: Vec::new(),
             forecast_rules: Vec::new(),
             missing_data: MissingDataConfig::default(),
+            rule_files: Vec::new(),
+            rule_groups: None,
             group_by: vec!["node".into()],
             group_window: Duration::from_secs(60),
             flap_window: Duration::from_secs(30 * 60),
@@ -270,6 +282,75 @@ impl AlertingConfig {
         )
     }
 
+    /// Reads and checks the files `rule_files` names.
+    pub fn load_rule_files(&mut self) -> Result<(), RuleFileError> {
+        if self.rule_files.is_empty() {
+            return Ok(());
+        }
+        self.rule_groups = Some(rule_files::load(&self.rule_files)?);
+        Ok(())
+    }
+
+    /// The groups read from `rule_files`.
+    pub fn file_rule_groups(&self) -> &[RuleGroup] {
+        self.rule_groups.as_deref().unwrap_or_default()
+    }
+
+    /// Refuses rule-file alerts named like a TOML rule: both would judge the same alerts.
+    fn validate_rule_files(&self) -> Result<(), InvalidSetting> {
+        let key = "alerting.rule_files".to_owned();
+        if !self.rule_files.is_empty() && self.rule_groups.is_none() {
+            return Err(InvalidSetting::new(
+                key,
+                "the files are not read yet: call AlertingConfig::load_rule_files \
+                 (CollectorConfig::from_file does)",
+            ));
+        }
+        let mut toml_rules: Vec<(String, &str)> = Vec::new();
+        toml_rules.extend(
+            self.threshold_rules()
+                .into_iter()
+                .map(|r| (r.name, "[[alerting.rules]]")),
+        );
+        toml_rules.extend(
+            self.anomaly_rules
+                .iter()
+                .map(|r| (r.name.clone(), "[[alerting.anomaly_rules]]")),
+        );
+        toml_rules.extend(
+            self.all_forecast_rules()
+                .into_iter()
+                .map(|r| (r.name, "[[alerting.forecast_rules]]")),
+        );
+        toml_rules.extend(
+            self.missing_data
+                .series
+                .iter()
+                .map(|r| (r.name.clone(), "[[alerting.missing_data.series]]")),
+        );
+        toml_rules.extend(
+            [AGENT_SILENT, AGENT_DISCONNECTED].map(|n| (n.to_owned(), "[alerting.missing_data]")),
+        );
+        for group in self.file_rule_groups() {
+            for rule in &group.rules {
+                if let Some((_, section)) = toml_rules.iter().find(|(n, _)| *n == rule.alert) {
+                    return Err(InvalidSetting::new(
+                        key,
+                        format!(
+                            "{}, group {:?}: alert {:?} is also a rule of {section} (your own or \
+                             a shipped one); hcmon tells alerts apart by name, so rename one \
+                             (`default_rules = false` drops the shipped ones)",
+                            group.file.display(),
+                            group.name,
+                            rule.alert
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Channels in force: the configured ones, or one log channel.
     pub fn all_channels(&self) -> Vec<ChannelConfig> {
         if !self.channels.is_empty() {
@@ -346,6 +427,7 @@ impl AlertingConfig {
                 );
             }
         }
+        self.validate_rule_files()?;
         if self.missing_data.intervals == 0 {
             return invalid(
                 "alerting.missing_data.intervals".into(),
@@ -499,6 +581,53 @@ mod tests {
         );
         let err = toml::from_str::<AlertingConfig>("group_windw = \"1m\"").unwrap_err();
         assert!(err.to_string().contains("group_windw"), "{err}");
+    }
+
+    #[test]
+    fn rule_files_must_be_read_and_must_not_reuse_toml_rule_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cpu.yml");
+        std::fs::write(
+            &file,
+            "groups:\n- name: cpu\n  rules:\n  - alert: HighCpu\n    expr: node_cpu_usage_ratio > 0.9\n",
+        )
+        .unwrap();
+        let mut config = parse(&format!(
+            "rule_files = [{:?}]\n",
+            file.display().to_string()
+        ));
+        let err = config.validate().unwrap_err();
+        assert!(err.problem.contains("not read yet"), "{err}");
+        config.load_rule_files().unwrap();
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.key, "alerting.rule_files");
+        assert!(
+            err.problem.contains(
+                "cpu.yml, group \"cpu\": alert \"HighCpu\" is also a rule of [[alerting.rules]]"
+            ),
+            "{err}"
+        );
+        config.default_rules = false;
+        config.validate().unwrap();
+        assert_eq!(config.file_rule_groups()[0].rules[0].alert, "HighCpu");
+    }
+
+    /// The shipped rule file loads beside the shipped rules (`promtool check rules` passes on it
+    /// too: tests/tests/rule_files.rs).
+    #[test]
+    fn the_shipped_rule_file_loads_beside_the_shipped_rules() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/rules/hcmon-node.rules.yml");
+        let mut config = AlertingConfig {
+            rule_files: vec![path.display().to_string()],
+            ..AlertingConfig::default()
+        };
+        config.load_rule_files().unwrap();
+        config.validate().unwrap();
+        let groups = config.file_rule_groups();
+        assert_eq!(groups[0].name, "hcmon-node");
+        assert!(groups[0].rules.len() >= 5);
+        super::super::evaluate::RuleSet::new(&config).unwrap();
     }
 
     #[test]

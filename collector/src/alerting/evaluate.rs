@@ -8,6 +8,7 @@ use super::config::{AlertingConfig, AnomalyRule, ForecastRule, MissingSeriesRule
 use super::lifecycle::{Direction, LifecycleRules, Threshold};
 use super::notify::Evidence;
 use super::policy::Severity;
+use super::rule_files::evaluate::CompiledGroup;
 use super::rules::ThresholdRule;
 use crate::analytics::anomaly::Severity as AnomalySeverity;
 use crate::analytics::trend::{Bound, TrendConfig, fit_line};
@@ -45,6 +46,8 @@ pub struct RuleSet {
     pub anomaly: Vec<(AnomalyRule, Selector)>,
     pub forecast: Vec<(ForecastRule, Selector)>,
     pub missing_series: Vec<(MissingSeriesRule, Selector)>,
+    /// The groups of the rule files, each evaluated on its interval.
+    pub files: Vec<CompiledGroup>,
     flap_window_ms: i64,
     flap_max_changes: usize,
     pub agents: bool,
@@ -160,6 +163,14 @@ impl RuleSet {
                 .series
                 .iter()
                 .map(|r| Ok((r.clone(), compile(&r.name, &r.selector)?)))
+                .collect::<Result<_, RuleError>>()?,
+            files: config
+                .file_rule_groups()
+                .iter()
+                .map(|group| {
+                    CompiledGroup::compile(group, config.evaluation_interval)
+                        .map_err(|(rule, source)| RuleError::Expr { rule, source })
+                })
                 .collect::<Result<_, RuleError>>()?,
             flap_window_ms: ms(config.flap_window),
             flap_max_changes: config.flap_max_changes,

@@ -20,6 +20,7 @@ pub mod notify;
 pub mod policy;
 pub mod records;
 mod rounds;
+pub mod rule_files;
 pub mod rules;
 pub mod service;
 pub mod store;

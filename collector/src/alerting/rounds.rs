@@ -1,18 +1,60 @@
 //! The rules the clock drives rather than arriving samples: missing data (agents silent or
 //! disconnected, watched series silent), anomaly verdicts, threshold rules over functions
-//! (`rate(...)`) and forecasts. Each round returns observations for the book; the last two
+//! (`rate(...)`), forecasts, and the groups of rule files, each on its own interval. Each round returns observations for the book; the last two
 //! read the store, on the blocking pool, and a panic there is logged and counted and the
 //! round's observations are left out (the next round evaluates again).
 
 use super::activity::Arrivals;
 use super::book::Observation;
 use super::evaluate::{RuleSet, SampleRule};
+use super::rule_files::evaluate::{CompiledGroup, KeptFiring};
 use crate::anomaly_watch::AnomalyWatch;
 use crate::catalog::SeriesCatalog;
+use crate::query::{Metric, QueryError};
 use crate::storage::Tsdb;
 use crate::tasks;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
+
+/// One rule's result in a rule-file group's round.
+pub(super) type FileRuleResult = Result<Vec<(Metric, f64)>, QueryError>;
+
+/// When each rule-file group was last evaluated, and which alerts its rules keep firing.
+pub(super) struct FileSchedule {
+    last: Vec<Option<Instant>>,
+    kept: Vec<Vec<KeptFiring>>,
+}
+
+impl FileSchedule {
+    pub(super) fn new(groups: &[CompiledGroup]) -> Self {
+        Self {
+            last: vec![None; groups.len()],
+            kept: groups
+                .iter()
+                .map(|g| g.rules.iter().map(|_| KeptFiring::default()).collect())
+                .collect(),
+        }
+    }
+
+    /// The groups whose interval has passed since their last round (all at the first call);
+    /// they count as evaluated at `now`.
+    pub(super) fn due(&mut self, groups: &[CompiledGroup], now: Instant) -> Vec<usize> {
+        let mut due = Vec::new();
+        for (i, (group, last)) in groups.iter().zip(&mut self.last).enumerate() {
+            if last.is_none_or(|t| now.duration_since(t) >= group.interval) {
+                *last = Some(now);
+                due.push(i);
+            }
+        }
+        due
+    }
+
+    /// What rule `rule` of group `group` keeps firing.
+    pub(super) fn kept(&mut self, group: usize, rule: usize) -> &mut KeptFiring {
+        &mut self.kept[group][rule]
+    }
+}
 
 /// The rules and what they read.
 pub(super) struct Rounds {
@@ -133,6 +175,25 @@ impl Rounds {
             }
         }
         out
+    }
+
+    /// Rule-file group `group` at `now`: each rule's instant query, in the group's order. Empty
+    /// when the evaluation panicked (logged and counted; the next round tries again).
+    pub(super) async fn file_group(&self, group: usize, now: i64) -> Vec<FileRuleResult> {
+        let (tsdb, catalog, rules) = (self.tsdb.clone(), self.catalog.clone(), self.rules.clone());
+        tasks::blocking("alert-rule-file-evaluation", move || {
+            let source = crate::query::StoreSource { catalog, tsdb };
+            rules.files[group]
+                .rules
+                .iter()
+                .map(|rule| {
+                    crate::query::evaluate(&source, &rule.expr, now, now, 1000)
+                        .map(|(value, _)| value.into_samples())
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// Forecast rules over each matching series' recent history.

@@ -13,7 +13,9 @@
 
 use super::ack_link::AckSigner;
 use super::activity::Arrivals;
-use super::book::{AckLinks, AlertBook, BookConfig, Changes, ChannelPolicy, Observation, Outgoing};
+use super::book::{
+    AckLinks, AlertBook, AlertRecord, BookConfig, Changes, ChannelPolicy, Observation, Outgoing,
+};
 use super::config::AlertingConfig;
 use super::delivery::{Delivered, Workers};
 use super::evaluate::{RuleError, RuleSet, SampleRule};
@@ -23,7 +25,8 @@ pub use super::handle::{Alerting, AlertingError};
 use super::ids::AlertId;
 pub use super::metrics::AlertMetrics;
 use super::notify::{ChannelError, Channels, NotifyMetrics};
-use super::rounds::Rounds;
+use super::rounds::{FileRuleResult, FileSchedule, Rounds};
+use super::rule_files::evaluate::is_open;
 use super::store;
 pub use super::view::AlertView;
 use super::view::{AlertsView, Published};
@@ -66,6 +69,8 @@ pub enum OpenError {
 pub struct AlertService {
     book: AlertBook,
     rounds: Rounds,
+    /// Rule-file groups' rounds.
+    schedule: FileSchedule,
     config: AlertingConfig,
     clock: Clock,
     channels: Arc<Channels>,
@@ -159,6 +164,7 @@ impl AlertService {
         }
         let service = Self {
             book,
+            schedule: FileSchedule::new(&rules.files),
             rounds: Rounds {
                 rules,
                 tsdb: deps.tsdb,
@@ -177,6 +183,9 @@ impl AlertService {
             activity: Arrivals::new(&deps.nodes),
             correlate: Vec::new(),
         };
+        // The API and the `ALERTS` writer see the stored alerts and silences from the start,
+        // not from the first change after it: an empty view would read as every alert resolved.
+        service.publish(service.now());
         Ok((service, handle, alert_feed))
     }
 
@@ -201,9 +210,6 @@ impl AlertService {
         let mut delivered = Vec::new();
         let mut arrived = Vec::new();
         workers.dispatch(std::mem::take(&mut self.outbox));
-        // The API shows the stored alerts and silences from the start, not from the first
-        // change after it.
-        self.publish(self.now());
         loop {
             tokio::select! {
                 biased;
@@ -234,6 +240,12 @@ impl AlertService {
                         last_evaluation = Some(Instant::now());
                         let now = self.now();
                         self.observe(self.rounds.functions(now).await, now);
+                    }
+                    let rules = self.rounds.rules.clone();
+                    for group in self.schedule.due(&rules.files, Instant::now()) {
+                        let now = self.now();
+                        let results = self.rounds.file_group(group, now).await;
+                        self.file_group(group, results, now);
                     }
                     if last_forecast.is_none_or(|t| t.elapsed() >= forecast_every) {
                         last_forecast = Some(Instant::now());
@@ -266,6 +278,35 @@ impl AlertService {
     fn observe(&mut self, observations: Vec<Observation>, now: i64) {
         for obs in observations {
             self.book.observe(obs, now);
+        }
+    }
+
+    /// Feeds one round of rule-file group `group` to the book: each rule's result with the
+    /// alerts of that rule still open, so those gone from the result resolve.
+    fn file_group(&mut self, group: usize, results: Vec<FileRuleResult>, now: i64) {
+        let rules = self.rounds.rules.clone();
+        let compiled = &rules.files[group];
+        let flap = rules.flap_rules();
+        for (i, (rule, result)) in compiled.rules.iter().zip(results).enumerate() {
+            let result = match result {
+                Ok(result) => result,
+                Err(error) => {
+                    tracing::warn!(
+                        rule = %rule.rule.alert,
+                        group = %compiled.name,
+                        %error,
+                        "alert rule could not be evaluated"
+                    );
+                    continue;
+                }
+            };
+            let open: Vec<&AlertRecord> = self
+                .book
+                .alerts()
+                .filter(|a| a.alertname == rule.rule.alert && is_open(a))
+                .collect();
+            let observations = rule.observe(flap, result, &open, self.schedule.kept(group, i), now);
+            self.observe(observations, now);
         }
     }
 

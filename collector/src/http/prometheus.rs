@@ -19,9 +19,6 @@ use axum::routing::get;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// The job every agent is listed under, as node_exporter's targets usually are.
-const AGENT_JOB: &str = "node";
-
 /// How Go writes a time never set; Prometheus answers it for a target never scraped.
 const NEVER: &str = "0001-01-01T00:00:00Z";
 
@@ -238,7 +235,7 @@ async fn query_exemplars(params: Params) -> Result<Response, ApiError> {
 }
 
 /// `GET /api/v1/targets[?state=active|dropped|any][&scrapePool=]`: each agent as an active
-/// target of the job `node`, up while its stream is open. Remote-write senders push and are
+/// target of its job (`node` unless configured), up while its stream is open. Remote-write senders push and are
 /// no targets.
 async fn targets(
     State(state): State<ApiState>,
@@ -248,10 +245,13 @@ async fn targets(
     let active = params.choice("state", &states)?.unwrap_or(true);
     let pool = params.get("scrapePool");
     let nodes = state.ingest.node_statuses().await;
-    let active_targets = if active && pool.is_none_or(|p| p == AGENT_JOB) {
-        nodes.into_iter().map(target).collect()
-    } else {
-        Vec::new()
+    let active_targets = match active {
+        true => nodes
+            .into_iter()
+            .filter(|node| pool.is_none_or(|p| p == node.target.job))
+            .map(target)
+            .collect(),
+        false => Vec::new(),
     };
     Ok(success(Targets {
         active_targets,
@@ -262,8 +262,8 @@ async fn targets(
 
 fn target(node: NodeStatus) -> ActiveTarget {
     let labels = BTreeMap::from([
-        ("instance".to_owned(), node.node.clone()),
-        ("job".to_owned(), AGENT_JOB.to_owned()),
+        ("instance".to_owned(), node.target.instance.clone()),
+        ("job".to_owned(), node.target.job.clone()),
     ]);
     let health = match (node.connected, node.last_batch_at_ms) {
         (true, _) => TargetHealth::Up,
@@ -281,7 +281,7 @@ fn target(node: NodeStatus) -> ActiveTarget {
     ActiveTarget {
         discovered_labels: labels.clone(),
         labels,
-        scrape_pool: AGENT_JOB.to_owned(),
+        scrape_pool: node.target.job.clone(),
         scrape_url: String::new(),
         global_url: String::new(),
         last_error,

@@ -1,6 +1,6 @@
 //! `GET /api/v1/rules`: the collector's alert rules in Prometheus' shape, one group per kind
-//! of rule (thresholds, anomalies, forecasts, missing data), each rule with its open alerts.
-//! hcmon has no recording rules.
+//! of TOML rule (thresholds, anomalies, forecasts, missing data) and the groups of the rule
+//! files as the files name them, each rule with its open alerts. hcmon has no recording rules.
 
 use super::ApiState;
 use super::error::{ApiError, Feature, success};
@@ -30,15 +30,25 @@ struct RuleSummary {
     query: String,
     /// `for`.
     hold: Duration,
+    keep_firing_for: Duration,
     labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+/// A group of rules as `/api/v1/rules` lists it.
+#[derive(Debug, Clone, PartialEq)]
+struct GroupSummary {
+    name: String,
+    /// Where its rules are written: a config section or a rule file.
+    file: String,
+    interval: Duration,
+    rules: Vec<RuleSummary>,
 }
 
 /// The alert rules in force, grouped as `/api/v1/rules` shows them: read from the config once.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertRules {
-    /// (group name, where it is configured, rules).
-    groups: Vec<(&'static str, &'static str, Vec<RuleSummary>)>,
-    interval: Duration,
+    groups: Vec<GroupSummary>,
 }
 
 impl AlertRules {
@@ -47,7 +57,9 @@ impl AlertRules {
             name: name.to_owned(),
             query,
             hold,
+            keep_firing_for: Duration::ZERO,
             labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
         };
         let thresholds = config
             .threshold_rules()
@@ -117,15 +129,38 @@ impl AlertRules {
                 .insert("severity".into(), r.severity.name().into());
             summary
         }));
-        Self {
-            groups: vec![
-                ("thresholds", "[[alerting.rules]]", thresholds),
-                ("anomalies", "[[alerting.anomaly_rules]]", anomalies),
-                ("forecasts", "[[alerting.forecast_rules]]", forecasts),
-                ("missing_data", "[alerting.missing_data]", silent),
-            ],
+        let toml_group = |name: &str, file: &str, rules| GroupSummary {
+            name: name.to_owned(),
+            file: file.to_owned(),
             interval: config.evaluation_interval,
-        }
+            rules,
+        };
+        let mut groups = vec![
+            toml_group("thresholds", "[[alerting.rules]]", thresholds),
+            toml_group("anomalies", "[[alerting.anomaly_rules]]", anomalies),
+            toml_group("forecasts", "[[alerting.forecast_rules]]", forecasts),
+            toml_group("missing_data", "[alerting.missing_data]", silent),
+        ];
+        groups.extend(config.file_rule_groups().iter().map(|g| {
+            GroupSummary {
+                name: g.name.clone(),
+                file: g.file.display().to_string(),
+                interval: g.interval.unwrap_or(config.evaluation_interval),
+                rules: g
+                    .rules
+                    .iter()
+                    .map(|r| RuleSummary {
+                        name: r.alert.clone(),
+                        query: r.expr.clone(),
+                        hold: r.hold,
+                        keep_firing_for: r.keep_firing_for,
+                        labels: r.labels.clone(),
+                        annotations: r.annotations.clone(),
+                    })
+                    .collect(),
+            }
+        }));
+        Self { groups }
     }
 }
 
@@ -151,16 +186,17 @@ async fn rules(
         .groups
         .iter()
         .filter(|_| recording != Some(true))
-        .filter(|(group, _, _)| groups.is_empty() || groups.contains(group))
-        .map(|(group, file, members)| RuleGroup {
-            name: (*group).to_owned(),
-            file: (*file).to_owned(),
-            rules: members
+        .filter(|group| groups.is_empty() || groups.contains(&group.name.as_str()))
+        .map(|group| RuleGroup {
+            name: group.name.clone(),
+            file: group.file.clone(),
+            rules: group
+                .rules
                 .iter()
                 .filter(|r| names.is_empty() || names.contains(&r.name.as_str()))
                 .map(|r| alerting_rule(r, &view.alerts))
                 .collect(),
-            interval: rules.interval.as_secs_f64(),
+            interval: group.interval.as_secs_f64(),
             limit: 0,
             evaluation_time: 0.0,
             last_evaluation: NEVER.to_owned(),
@@ -208,9 +244,9 @@ fn alerting_rule(rule: &RuleSummary, alerts: &[AlertView]) -> AlertingRule {
         name: rule.name.clone(),
         query: rule.query.clone(),
         duration: rule.hold.as_secs_f64(),
-        keep_firing_for: 0.0,
+        keep_firing_for: rule.keep_firing_for.as_secs_f64(),
         labels: rule.labels.clone(),
-        annotations: BTreeMap::new(),
+        annotations: rule.annotations.clone(),
         alerts,
         health: "ok".to_owned(),
         last_error: String::new(),
@@ -227,14 +263,14 @@ mod tests {
     #[test]
     fn the_shipped_rules_are_grouped_by_kind_and_phrased_as_promql() {
         let rules = AlertRules::new(&AlertingConfig::default());
-        let names: Vec<&str> = rules.groups.iter().map(|g| g.0).collect();
+        let names: Vec<&str> = rules.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(
             names,
             ["thresholds", "anomalies", "forecasts", "missing_data"]
         );
         let shipped = &crate::alerting::rules::ThresholdRule::defaults()[0];
         let summary = rules.groups[0]
-            .2
+            .rules
             .iter()
             .find(|r| r.name == shipped.name)
             .unwrap();
@@ -243,13 +279,46 @@ mod tests {
             summary.query.starts_with(&shipped.selector) && summary.query.ends_with(&level),
             "{summary:?}"
         );
-        let fill = &rules.groups[2].2[0];
+        let fill = &rules.groups[2].rules[0];
         assert!(
             fill.query.starts_with("predict_linear(")
                 && fill.query.ends_with("[21600s], 86400) >= 0.95"),
             "{fill:?}"
         );
-        let silent: Vec<&str> = rules.groups[3].2.iter().map(|r| r.name.as_str()).collect();
+        let silent: Vec<&str> = rules.groups[3]
+            .rules
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
         assert_eq!(silent, [AGENT_SILENT, AGENT_DISCONNECTED]);
+    }
+
+    #[test]
+    fn rule_file_groups_follow_with_their_own_names_and_intervals() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hosts.yml");
+        std::fs::write(
+            &file,
+            "groups:\n- name: hosts\n  interval: 1m\n  rules:\n  - alert: NodeDown\n    expr: up == 0\n    for: 2m\n    keep_firing_for: 30s\n    labels: {severity: critical}\n    annotations: {summary: '{{ $labels.node }} down'}\n",
+        )
+        .unwrap();
+        let mut config = AlertingConfig {
+            rule_files: vec![file.display().to_string()],
+            ..AlertingConfig::default()
+        };
+        config.load_rule_files().unwrap();
+        let rules = AlertRules::new(&config);
+        let hosts = rules.groups.last().unwrap();
+        assert_eq!(
+            (hosts.name.as_str(), hosts.file.as_str(), hosts.interval),
+            ("hosts", file.to_str().unwrap(), Duration::from_secs(60))
+        );
+        let down = alerting_rule(&hosts.rules[0], &[]);
+        assert_eq!(
+            (down.query.as_str(), down.duration, down.keep_firing_for),
+            ("up == 0", 120.0, 30.0)
+        );
+        assert_eq!(down.labels["severity"], "critical");
+        assert_eq!(down.annotations["summary"], "{{ $labels.node }} down");
     }
 }

@@ -98,7 +98,10 @@ async fn a_definition_creates_its_series_only_with_a_sample() {
         vec![sample(1, 0.5)],
     );
     assert_eq!(svc.ingest(&mut stream, first).await.unwrap(), 1);
-    assert_eq!(names(&svc), vec![r#"used{disk="sda",node="nas"}"#]);
+    assert_eq!(
+        names(&svc),
+        vec![r#"used{disk="sda",instance="nas",job="node",node="nas"}"#]
+    );
 
     // Its first sample, batches later, creates the other, with the help it was defined with.
     svc.ingest(&mut stream, batch(2, vec![], vec![sample(2, 0.7)]))

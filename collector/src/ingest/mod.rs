@@ -52,10 +52,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+pub use validate::TargetLabels;
 use validate::{Interned, validate, validate_registration};
 
 struct Session {
     node: String,
+    /// The `job` and `instance` labels this registration asked for.
+    target: TargetLabels,
 }
 
 pub struct IngestService {
@@ -90,6 +93,7 @@ pub struct IngestStream {
     service: Arc<IngestService>,
     id: u64,
     node: String,
+    target: TargetLabels,
     session: String,
     interned: HashMap<u32, Interned>,
     replaced: CancellationToken,
@@ -160,6 +164,10 @@ pub struct NodeStatus {
     pub last_durable_seq: u64,
     /// Batches the node's agents declared skipped: they never reached the collector.
     pub lost_batches: u64,
+    /// The `job` and `instance` its series carry: from its newest registration since the
+    /// collector started, else the defaults.
+    #[serde(flatten)]
+    pub target: TargetLabels,
 }
 
 /// What ingest admits: the limits on batches and series, and the agents' shared secret.
@@ -278,6 +286,7 @@ impl IngestService {
             return self.refused("", error);
         }
         let node = req.node_name.clone();
+        let target = TargetLabels::new(&node, &req.job, &req.instance);
         if let Err(error) = peer.admit(&node, self.enrollment.as_deref()) {
             return self.refused(&node, error);
         }
@@ -314,7 +323,11 @@ impl IngestService {
         let session_id = crate::secure_random::hex::<16>()?;
         let mut sessions = lock(&self.sessions);
         sessions.retain(|_, s| s.node != node);
-        sessions.insert(session_id.clone(), Session { node: node.clone() });
+        let session = Session {
+            node: node.clone(),
+            target,
+        };
+        sessions.insert(session_id.clone(), session);
         tracing::info!(%node, spool_epoch = req.spool_epoch, last_durable_seq = record.last_durable_seq, "agent registered");
         Ok(RegisterResponse {
             session_id,
@@ -346,8 +359,8 @@ impl IngestService {
         let Some(session_id) = session_id else {
             return self.refused("", IngestError::MissingSession);
         };
-        let node = match lock(&self.sessions).get(session_id) {
-            Some(s) => s.node.clone(),
+        let (node, target) = match lock(&self.sessions).get(session_id) {
+            Some(s) => (s.node.clone(), s.target.clone()),
             None => return self.refused("", IngestError::UnknownSession),
         };
         if let Err(error) = peer.admit(&node, self.enrollment.as_deref()) {
@@ -397,6 +410,7 @@ impl IngestService {
             service: self.clone(),
             id,
             node,
+            target,
             session: session_id.to_owned(),
             interned: HashMap::new(),
             replaced,
@@ -454,6 +468,7 @@ impl IngestService {
         let valid = match validate(
             batch,
             &stream.node,
+            &stream.target,
             &stream.interned,
             &self.limits,
             now,
@@ -606,10 +621,20 @@ impl IngestService {
             .map(|(n, c)| (n.clone(), c.clone()))
             .collect();
         let connected: Vec<String> = lock(&self.streams).keys().cloned().collect();
+        // Registering drops a node's older sessions: at most one per node.
+        let targets: HashMap<String, TargetLabels> = lock(&self.sessions)
+            .values()
+            .map(|s| (s.node.clone(), s.target.clone()))
+            .collect();
         let mut out = Vec::with_capacity(cells.len());
         for (node, cell) in cells {
             let record = cell.lock().await.clone();
+            let target = targets
+                .get(&node)
+                .cloned()
+                .unwrap_or_else(|| TargetLabels::new(&node, "", ""));
             out.push(NodeStatus {
+                target,
                 connected: connected.contains(&node),
                 node,
                 agent_version: record.agent_version,
@@ -968,6 +993,16 @@ mod tests {
         };
         let err = register("nas".into(), control).await.unwrap_err();
         assert!(err.to_string().contains("host.os_name"), "{err}");
+        let long_job = RegisterRequest {
+            node_name: "nas".into(),
+            job: "j".repeat(300),
+            ..Default::default()
+        };
+        let err = svc
+            .register(long_job, &PeerIdentity::Plaintext)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("job is 300 bytes"), "{err}");
         assert!(svc.node_statuses().await.is_empty(), "no node was recorded");
     }
 

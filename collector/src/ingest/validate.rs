@@ -32,6 +32,32 @@ pub struct NewSeries {
     pub help: String,
 }
 
+/// The `job` and `instance` labels the collector adds to an agent's series, as Prometheus adds
+/// them to what it scrapes, so rules and dashboards written for node_exporter select the agent's
+/// series. They come with the registration, not the batches: they cost no bytes per series or
+/// sample on the wire or in the agent's spool.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TargetLabels {
+    pub job: String,
+    pub instance: String,
+}
+
+/// The job of an agent that names none: the one node_exporter's scrape configs use.
+const DEFAULT_JOB: &str = "node";
+
+impl TargetLabels {
+    /// The labels a registration asks for; an empty field (and an agent older than these fields)
+    /// takes the default: job `node`, instance the node name.
+    pub fn new(node: &str, job: &str, instance: &str) -> Self {
+        let or =
+            |value: &str, default: &str| if value.is_empty() { default } else { value }.to_owned();
+        Self {
+            job: or(job, DEFAULT_JOB),
+            instance: or(instance, node),
+        }
+    }
+}
+
 /// A batch that passed validation.
 #[derive(Debug)]
 pub struct ValidBatch {
@@ -60,6 +86,8 @@ pub fn validate_registration(req: &RegisterRequest) -> Result<(), IngestError> {
     let host = req.host.as_ref().unwrap_or(&default);
     let facts = [
         ("agent_version", &req.agent_version),
+        ("job", &req.job),
+        ("instance", &req.instance),
         ("host.hostname", &host.hostname),
         ("host.os_name", &host.os_name),
         ("host.os_version", &host.os_version),
@@ -83,12 +111,14 @@ pub fn validate_registration(req: &RegisterRequest) -> Result<(), IngestError> {
     Ok(())
 }
 
-/// Checks a batch. `node` becomes the `node` label of every new series. A resend of a batch
-/// already stored (`resend`) has only its series definitions checked: its samples were accepted
-/// once and will not be stored again, so the clock may have moved past them.
+/// Checks a batch. `node` becomes the `node` label of every new series, and `target` its `job`
+/// and `instance` labels unless the series sets its own (as Prometheus' `honor_labels`). A resend
+/// of a batch already stored (`resend`) has only its series definitions checked: its samples were
+/// accepted once and will not be stored again, so the clock may have moved past them.
 pub fn validate(
     batch: Batch,
     node: &str,
+    target: &TargetLabels,
     interned: &HashMap<u32, Interned>,
     limits: &IngestLimits,
     now_ms: i64,
@@ -126,18 +156,31 @@ pub fn validate(
         if interned.contains_key(&id) || new_kinds.contains_key(&id) {
             return Err(IngestError::DuplicateSeriesId { seq, id });
         }
+        let sets = |name: &str| def.labels.iter().any(|label| label.name == name);
+        let target_labels: Vec<(&str, &str)> =
+            [("job", &target.job), ("instance", &target.instance)]
+                .into_iter()
+                .filter(|(name, _)| !sets(name))
+                .map(|(name, value)| (name, value.as_str()))
+                .collect();
         let labels = def.labels.iter();
         let labels = labels.map(|l| (l.name.as_bytes(), l.value.as_bytes()));
-        // +2 for the metric name and the node label the collector adds.
-        check_series(limits, def.name.as_bytes(), labels, 2, def.help.as_bytes()).map_err(
-            |source| IngestError::SeriesOverLimit {
-                seq,
-                id,
-                name: limits::excerpt(def.name.as_bytes()),
-                source,
-            },
-        )?;
-        if def.labels.iter().any(|label| label.name == "node") {
+        // The metric name and the node label count too, with the target labels added.
+        let implied = 2 + target_labels.len();
+        check_series(
+            limits,
+            def.name.as_bytes(),
+            labels,
+            implied,
+            def.help.as_bytes(),
+        )
+        .map_err(|source| IngestError::SeriesOverLimit {
+            seq,
+            id,
+            name: limits::excerpt(def.name.as_bytes()),
+            source,
+        })?;
+        if sets("node") {
             return Err(IngestError::ReservedLabel { seq, id });
         }
         if let Err(source) = crate::telemetry::check_metric_name(&def.name) {
@@ -154,7 +197,12 @@ pub fn validate(
             .labels
             .into_iter()
             .map(|l| (l.name, l.value))
-            .chain([("node".to_owned(), node.to_owned())]);
+            .chain([("node".to_owned(), node.to_owned())])
+            .chain(
+                target_labels
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value.to_owned())),
+            );
         let labels = Labels::new(&def.name, pairs)
             .map_err(|source| IngestError::InvalidSeries { seq, id, source })?;
         new_kinds.insert(id, (kind, labels.clone()));
@@ -284,6 +332,7 @@ mod tests {
         let err = validate(
             batch,
             "a",
+            &TargetLabels::new("a", "", ""),
             &HashMap::new(),
             &IngestLimits::default(),
             NOW,
@@ -295,10 +344,11 @@ mod tests {
     }
 
     #[test]
-    fn accepts_a_good_batch_and_adds_the_node_label() {
+    fn accepts_a_good_batch_and_adds_the_node_job_and_instance_labels() {
         let valid = validate(
             good(),
             "nas",
+            &TargetLabels::new("nas", "", ""),
             &HashMap::new(),
             &IngestLimits::default(),
             NOW,
@@ -306,7 +356,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(valid.samples, vec![(1, NOW, 0.5)]);
-        assert_eq!(valid.new_series[0].labels.get("node"), Some("nas"));
+        let labels = &valid.new_series[0].labels;
+        assert_eq!(labels.get("node"), Some("nas"));
+        assert_eq!(labels.get("job"), Some("node"));
+        assert_eq!(labels.get("instance"), Some("nas"));
+    }
+
+    #[test]
+    fn configured_target_labels_apply_unless_the_series_sets_its_own() {
+        let mut batch = good();
+        batch.new_series.push(SeriesDef {
+            id: 2,
+            labels: vec![Label {
+                name: "instance".into(),
+                value: "redis:6379".into(),
+            }],
+            ..def(2, "redis_up", WireKind::Gauge)
+        });
+        batch.samples.push(samples(2, &[NOW], &[1.0]));
+        let target = TargetLabels::new("nas", "hosts", "nas.lan:9100");
+        let limits = IngestLimits::default();
+        let valid = validate(batch, "nas", &target, &HashMap::new(), &limits, NOW, false).unwrap();
+        let labels = |i: usize| &valid.new_series[i].labels;
+        assert_eq!(labels(0).get("job"), Some("hosts"));
+        assert_eq!(labels(0).get("instance"), Some("nas.lan:9100"));
+        assert_eq!(labels(1).get("job"), Some("hosts"));
+        assert_eq!(labels(1).get("instance"), Some("redis:6379"));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The walk over the syntax tree: each node evaluated at every step of the query at once.
 
 use super::context::{Budget, Ctx, wrong_type};
-use super::value::{Metric, RangeInput, Samples, Val, Value, drop_name};
+use super::value::{Metric, RangeInput, Samples, Series, Val, Value, drop_name};
 use super::{DEFAULT_SUBQUERY_STEP_MS, QueryError, SeriesSource, Source, aggregate, binary};
 use super::{functions, plan};
 use promql_parser::parser::{Expr, SubqueryExpr};
 use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 
 /// Evaluates a whole query.
 pub(super) fn run(
@@ -81,20 +82,61 @@ fn eval(ctx: &Ctx, expr: &Expr) -> Result<Val, QueryError> {
                     drop_name(&mut s.metric);
                     s.values.iter_mut().flatten().for_each(|v| *v = -*v);
                 }
-                Val::Vector(series)
+                Val::Vector(merge_alike(series)?)
             }
             other => return Err(wrong_type("unary minus", &other)),
         },
         Expr::VectorSelector(vs) => Val::Vector(plan::instant_selector(ctx, vs, false)?),
         Expr::MatrixSelector(ms) => Val::Range(plan::range_selector(ctx, ms)?),
         Expr::Subquery(sq) => Val::Range(subquery(ctx, sq)?),
-        Expr::Binary(b) => binary::eval_binary(ctx, b)?,
+        // Operators and functions may drop `__name__` or rewrite labels; aggregations make
+        // one series per group and selectors one per stored series, so they need no merging.
+        Expr::Binary(b) => merge_alike_vector(binary::eval_binary(ctx, b)?)?,
         Expr::Aggregate(a) => aggregate::eval(ctx, a)?,
-        Expr::Call(call) => functions::eval(ctx, call)?,
+        Expr::Call(call) => merge_alike_vector(functions::eval(ctx, call)?)?,
         Expr::Extension(_) => {
             return Err(QueryError::Unsupported("an extension expression".into()));
         }
     })
+}
+
+/// [`merge_alike`] for a value that may be an instant vector.
+fn merge_alike_vector(value: Val) -> Result<Val, QueryError> {
+    match value {
+        Val::Vector(series) => Ok(Val::Vector(merge_alike(series)?)),
+        other => Ok(other),
+    }
+}
+
+/// Prometheus' rule for a node's output: series that end up with the same labels (`__name__`
+/// dropped, `label_replace`) are one series where their steps do not overlap, and an error
+/// where both have a value at the same step.
+fn merge_alike(series: Vec<Series>) -> Result<Vec<Series>, QueryError> {
+    // Most outputs have no two series alike: checked first, without copying labels.
+    let mut seen = HashSet::with_capacity(series.len());
+    if series.iter().all(|s| seen.insert(&s.metric)) {
+        return Ok(series);
+    }
+    let mut out: Vec<Series> = Vec::with_capacity(series.len());
+    let mut index: HashMap<Metric, usize> = HashMap::new();
+    for s in series {
+        let Some(&i) = index.get(&s.metric) else {
+            index.insert(s.metric.clone(), out.len());
+            out.push(s);
+            continue;
+        };
+        for (slot, value) in out[i].values.iter_mut().zip(s.values) {
+            if value.is_some() {
+                if slot.is_some() {
+                    return Err(QueryError::Execution(
+                        "vector cannot contain metrics with the same labelset".into(),
+                    ));
+                }
+                *slot = value;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `expr[range:step]`: the inner expression evaluated as a range query whose steps are multiples

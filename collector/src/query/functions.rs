@@ -185,21 +185,47 @@ fn clamp(ctx: &Ctx, call: &Call) -> Result<Val, QueryError> {
     Ok(Val::Vector(series))
 }
 
-/// A date function of Unix seconds, in UTC.
+/// A date function of Unix seconds, in UTC, over the proleptic Gregorian calendar without
+/// bounds on the year (Go's `time`, which Prometheus uses, has none that matter: `year(vector(1e12))`
+/// is 33658).
 fn date_part(name: &str, seconds: f64) -> f64 {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(seconds as i64) else {
+    if !seconds.is_finite() {
         return f64::NAN;
-    };
-    f64::from(match name {
-        "day_of_month" => u16::from(t.day()),
-        "day_of_week" => u16::from(t.weekday().number_days_from_sunday()),
-        "day_of_year" => t.ordinal(),
-        "days_in_month" => u16::from(t.month().length(t.year())),
-        "hour" => u16::from(t.hour()),
-        "minute" => u16::from(t.minute()),
-        "month" => u16::from(u8::from(t.month())),
-        _ => return f64::from(t.year()),
-    })
+    }
+    // Truncated toward zero, as Go's int64(v).
+    let seconds = seconds as i64;
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let february = if leap { 29 } else { 28 };
+    let month_days = [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    (match name {
+        "day_of_month" => day,
+        // 1970-01-01 was a Thursday; Sunday is 0.
+        "day_of_week" => (days + 4).rem_euclid(7),
+        "day_of_year" => month_days[..(month - 1) as usize].iter().sum::<i64>() + day,
+        "days_in_month" => month_days[(month - 1) as usize],
+        "hour" => of_day / 3600,
+        "minute" => of_day % 3600 / 60,
+        "month" => month,
+        _ => year,
+    }) as f64
+}
+
+/// Year, month (1–12) and day (1–31) of a count of days since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Classic-bucket `histogram_quantile`, as Prometheus' `bucketQuantile`: buckets grouped by
@@ -309,11 +335,14 @@ fn label_name_arg(ctx: &Ctx, call: &Call, i: usize) -> Result<String, QueryError
     Ok(name)
 }
 
-/// Sets or (when empty) removes `label` on every series; merges series that end up alike.
-fn relabel(series: Vec<Series>, f: impl Fn(&Metric) -> Option<String>, label: &str) -> Vec<Series> {
-    let mut out: Vec<Series> = Vec::new();
-    let mut index: HashMap<Metric, usize> = HashMap::new();
-    for mut s in series {
+/// Sets or (when empty) removes `label` on every series; the evaluator merges series that end
+/// up alike, or refuses them where they overlap.
+fn relabel(
+    mut series: Vec<Series>,
+    f: impl Fn(&Metric) -> Option<String>,
+    label: &str,
+) -> Vec<Series> {
+    for s in &mut series {
         if let Some(value) = f(&s.metric) {
             if value.is_empty() {
                 s.metric.remove(label);
@@ -321,21 +350,8 @@ fn relabel(series: Vec<Series>, f: impl Fn(&Metric) -> Option<String>, label: &s
                 s.metric.insert(label.to_owned(), value);
             }
         }
-        match index.get(&s.metric) {
-            Some(&o) => {
-                for (slot, v) in out[o].values.iter_mut().zip(s.values) {
-                    if v.is_some() {
-                        *slot = v;
-                    }
-                }
-            }
-            None => {
-                index.insert(s.metric.clone(), out.len());
-                out.push(s);
-            }
-        }
     }
-    out
+    series
 }
 
 fn label_replace(ctx: &Ctx, call: &Call) -> Result<Val, QueryError> {
@@ -409,5 +425,20 @@ mod tests {
             "1970-01-01 was a Thursday"
         );
         assert_eq!(date_part("days_in_month", 2_678_400.0), 28.0, "1970-02-01");
+        // 2024-02-29 23:59:59, a leap day, and the second before 1970.
+        let leap = 1_709_251_199.0;
+        for (part, expected) in [
+            ("year", 2024.0),
+            ("month", 2.0),
+            ("day_of_month", 29.0),
+            ("day_of_year", 60.0),
+            ("hour", 23.0),
+            ("minute", 59.0),
+        ] {
+            assert_eq!(date_part(part, leap), expected, "{part}");
+        }
+        assert_eq!(date_part("year", -1.0), 1969.0);
+        assert_eq!(date_part("day_of_week", -1.0), 3.0);
+        assert_eq!(date_part("year", 1e12), 33_658.0);
     }
 }

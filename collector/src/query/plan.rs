@@ -79,6 +79,11 @@ fn ends(ctx: &Ctx, vs: &VectorSelector) -> Vec<i64> {
 /// An instant vector selector at each step: the newest sample in `(t - 5m, t]`, unless it is a
 /// staleness marker. With `timestamps`, the value is the sample's time in seconds
 /// (`timestamp(x)`).
+///
+/// Raw samples answer wherever raw retention still holds them. At aligned times (see
+/// [`pick_resolution`]), a step whose lookback reaches before the series' oldest raw sample read
+/// takes the newest rollup bucket before it instead, if that bucket's newest sample is inside the
+/// lookback: what raw retention deleted, the rollups still hold.
 pub(super) fn instant_selector(
     ctx: &Ctx,
     vs: &VectorSelector,
@@ -91,36 +96,51 @@ pub(super) fn instant_selector(
         _ => None,
     };
     let (lo, hi) = bounds(&ends);
+    let from = lo - LOOKBACK_MS + 1;
     let mut out = Vec::new();
+    let (mut used_raw, mut used_rollup) = (false, false);
     for meta in select(ctx, vs)? {
-        let values: Vec<Option<f64>> = match resolution {
-            Some(r) => {
-                // At each step, the newest value of the bucket that ends at it.
-                let buckets = ctx
-                    .source
-                    .rollup(meta.id, r, r.bucket(lo - 1), r.bucket(hi - 1))?;
-                ctx.charge(buckets.len())?;
-                let by_start: BTreeMap<i64, Aggregate> = buckets.into_iter().collect();
-                ends.iter()
-                    .map(|t| by_start.get(&r.bucket(t - 1)).map(|a| a.last))
-                    .collect()
+        let samples = ctx.source.raw(meta.id, from, hi)?;
+        ctx.charge(samples.len())?;
+        used_raw |= !samples.is_empty();
+        let mut values: Vec<Option<f64>> = ends
+            .iter()
+            .map(|&t| {
+                let at = samples.partition_point(|s| s.0 <= t).checked_sub(1)?;
+                let (ts, v) = samples[at];
+                (t - ts < LOOKBACK_MS && !is_stale(v)).then_some(if timestamps {
+                    ts as f64 / 1000.0
+                } else {
+                    v
+                })
+            })
+            .collect();
+        // Where raw begins after the first lookback starts, older steps may find in the
+        // rollups what raw retention deleted (or nothing, for a series that began then).
+        let raw_from = samples.first().map_or(i64::MAX, |s| s.0);
+        if let Some(r) = resolution
+            && raw_from > from
+        {
+            let last = (hi - 1).min(raw_from.saturating_add(LOOKBACK_MS));
+            let buckets =
+                ctx.source
+                    .rollup(meta.id, r, r.bucket(lo - LOOKBACK_MS), r.bucket(last))?;
+            ctx.charge(buckets.len())?;
+            for (slot, &t) in values.iter_mut().zip(&ends) {
+                if slot.is_some() || t - LOOKBACK_MS >= raw_from {
+                    continue;
+                }
+                // Buckets end on aligned times, so those starting before `t` end by `t`.
+                let before = buckets.partition_point(|b| b.0 < t);
+                let Some((_, newest)) = buckets[..before].last() else {
+                    continue;
+                };
+                if t - newest.last_ts < LOOKBACK_MS && newest.last_ts < raw_from {
+                    *slot = Some(newest.last);
+                    used_rollup = true;
+                }
             }
-            None => {
-                let samples = ctx.source.raw(meta.id, lo - LOOKBACK_MS + 1, hi)?;
-                ctx.charge(samples.len())?;
-                ends.iter()
-                    .map(|&t| {
-                        let at = samples.partition_point(|s| s.0 <= t).checked_sub(1)?;
-                        let (ts, v) = samples[at];
-                        (t - ts < LOOKBACK_MS && !is_stale(v)).then_some(if timestamps {
-                            ts as f64 / 1000.0
-                        } else {
-                            v
-                        })
-                    })
-                    .collect()
-            }
-        };
+        }
         if values.iter().any(Option::is_some) {
             out.push(Series {
                 metric: metric(&meta),
@@ -128,7 +148,12 @@ pub(super) fn instant_selector(
             });
         }
     }
-    ctx.used(resolution.map_or(Source::Raw, Source::Rollup));
+    if let (true, Some(r)) = (used_rollup, resolution) {
+        ctx.used(Source::Rollup(r));
+    }
+    if used_raw || !used_rollup {
+        ctx.used(Source::Raw);
+    }
     Ok(out)
 }
 
@@ -186,6 +211,20 @@ fn from_aggregate(function: &str, agg: &Aggregate) -> f64 {
     }
 }
 
+/// The rollup resolution a function over `ms` may read: the coarsest that divides the
+/// evaluation start (less the offset), the step and the range; none with `@` or rollups off.
+fn range_resolution(ctx: &Ctx, ms: &MatrixSelector) -> Option<Resolution> {
+    if ms.vs.at.is_some() || !ctx.rollups {
+        return None;
+    }
+    let offset = ctx.offset_ms(ms.vs.offset.as_ref());
+    pick_resolution(
+        ctx.start - offset,
+        ctx.step,
+        Some(ms.range.as_millis() as i64),
+    )
+}
+
 /// `function(selector[range])` from the coarsest rollup that fits, or `None` when raw samples
 /// must answer (a function rollups cannot answer exactly, `@`, or unaligned times).
 pub(super) fn rollup_range_function(
@@ -193,14 +232,11 @@ pub(super) fn rollup_range_function(
     function: &str,
     ms: &MatrixSelector,
 ) -> Result<Option<Vec<Series>>, QueryError> {
-    if !FROM_AGGREGATES.contains(&function) || ms.vs.at.is_some() || !ctx.rollups {
-        return Ok(None);
-    }
-    let range = ms.range.as_millis() as i64;
-    let offset = ctx.offset_ms(ms.vs.offset.as_ref());
-    let Some(r) = pick_resolution(ctx.start - offset, ctx.step, Some(range)) else {
+    let resolution = range_resolution(ctx, ms);
+    let Some(r) = resolution.filter(|_| FROM_AGGREGATES.contains(&function)) else {
         return Ok(None);
     };
+    let range = ms.range.as_millis() as i64;
     let ends = ends(ctx, &ms.vs);
     let (lo, hi) = bounds(&ends);
     let mut out = Vec::new();
@@ -252,14 +288,11 @@ pub(super) fn counter_selector(
     function: &str,
     ms: &MatrixSelector,
 ) -> Result<Option<CounterInput>, QueryError> {
-    if !matches!(function, "rate" | "increase") || ms.vs.at.is_some() || !ctx.rollups {
-        return Ok(None);
-    }
-    let range = ms.range.as_millis() as i64;
-    let offset = ctx.offset_ms(ms.vs.offset.as_ref());
-    let Some(r) = pick_resolution(ctx.start - offset, ctx.step, Some(range)) else {
+    let resolution = range_resolution(ctx, ms);
+    let Some(r) = resolution.filter(|_| matches!(function, "rate" | "increase")) else {
         return Ok(None);
     };
+    let range = ms.range.as_millis() as i64;
     let ends = ends(ctx, &ms.vs);
     let (lo, hi) = bounds(&ends);
     let mut series = Vec::new();

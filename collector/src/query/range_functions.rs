@@ -53,6 +53,7 @@ pub(super) fn eval(ctx: &Ctx, name: &str, args: &[Box<Expr>]) -> Result<Val, Que
         return Ok(Val::Vector(absent_over_time(&input, matrix)));
     }
     let keep_name = name == "last_over_time";
+    let times: Vec<i64> = ctx.times().collect();
     let mut out = Vec::new();
     for (n, s) in input.series.iter().enumerate() {
         let values: Vec<Option<f64>> = (0..input.ends.len())
@@ -66,7 +67,7 @@ pub(super) fn eval(ctx: &Ctx, name: &str, args: &[Box<Expr>]) -> Result<Val, Que
                 }
                 let window = input.window(&s.points, i);
                 let p = param.as_ref().map_or(f64::NAN, |p| p[i]);
-                apply(name, window, &input, i, p)
+                apply(name, window, &input, i, p, times[i])
             })
             .collect();
         if values.iter().any(Option::is_some) {
@@ -130,8 +131,16 @@ fn selector_labels(matchers: &[promql_parser::label::Matcher]) -> Metric {
 }
 
 /// One function over one window. `param` is `quantile_over_time`'s φ or `predict_linear`'s
-/// seconds ahead.
-fn apply(name: &str, w: &[(i64, f64)], input: &RangeInput, i: usize, param: f64) -> Option<f64> {
+/// seconds ahead; `now` is the step's evaluation time, from which `predict_linear` predicts
+/// even when `offset` or `@` moved the window (as Prometheus does).
+fn apply(
+    name: &str,
+    w: &[(i64, f64)],
+    input: &RangeInput,
+    i: usize,
+    param: f64,
+    now: i64,
+) -> Option<f64> {
     let values = || w.iter().map(|p| p.1);
     let end = input.ends[i];
     Some(match name {
@@ -162,7 +171,7 @@ fn apply(name: &str, w: &[(i64, f64)], input: &RangeInput, i: usize, param: f64)
             if w.len() < 2 {
                 return None;
             }
-            let (slope, intercept) = linear_regression(w, end);
+            let (slope, intercept) = linear_regression(w, now);
             intercept + slope * param
         }
         "resets" => {

@@ -387,6 +387,11 @@ fn absent_offset_at_and_subqueries() {
     assert_eq!(at(&f, &format!("{sel} offset -10m"), t)[0].1, 42_000.0);
     let pinned = format!("{sel} @ {}", (T0 + 600_000) / 1000);
     assert_eq!(at(&f, &pinned, t)[0].1, 6_000.0);
+    // predict_linear predicts from the evaluation time, wherever offset or @ put the window.
+    for moved in ["offset 10m", "@ 1699920600"] {
+        let predicted = at(&f, &format!("predict_linear({sel}[5m] {moved}, 60)"), t);
+        assert!(close(predicted[0].1, 36_600.0), "{moved}: {predicted:?}");
+    }
     let (start, _) = run(&f, &format!("{sel} @ start()"), t, t + 600_000, 60_000);
     let Value::Vector(start) = start else {
         panic!()
@@ -406,6 +411,43 @@ fn absent_offset_at_and_subqueries() {
 }
 
 #[test]
+fn series_made_alike_merge_where_apart_and_are_refused_where_they_overlap() {
+    let f = fixture();
+    let t = T0 + HOUR;
+    let expr = |q: &str| parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    // Both `bytes_total` series become alike at the same step; `-bytes_total` loses the name
+    // but keeps the nodes apart.
+    for alike in [
+        r#"label_replace(bytes_total, "node", "x", "node", ".*")"#,
+        r#"label_join(bytes_total, "node", "", "nope")"#,
+        r#"-{__name__=~"bytes_total|temp", node="a"}"#,
+        r#"{__name__=~"bytes_total|temp", node="a"} * 2"#,
+        r#"rate({__name__=~"bytes_total|temp", node="a"}[5m])"#,
+    ] {
+        let error = evaluate(&f, &expr(alike), t, t, 1).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "vector cannot contain metrics with the same labelset",
+            "{alike}"
+        );
+    }
+    assert_eq!(at(&f, "-bytes_total", t).len(), 2);
+    // Node a's counter below 36,000 (before T0 + 1 h) and node b's above 72,000 (after it),
+    // made alike: one series, with a gap just after T0 + 1 h where neither passes. (Steps 5 s
+    // off the minute, so raw samples answer.)
+    let apart = r#"label_replace(bytes_total{node="a"} < 36000 or bytes_total{node="b"} > 72000, "node", "x", "node", ".*")"#;
+    let (start, end) = (t - HOUR / 2 + 5_000, t + HOUR / 2 + 5_000);
+    let (value, _) = run(&f, apart, start, end, 600_000);
+    let Value::Vector(series) = value else {
+        panic!("{value:?}")
+    };
+    assert_eq!(series.len(), 1, "{series:?}");
+    let times: Vec<i64> = series[0].1.iter().map(|p| p.0).collect();
+    assert_eq!(times.len(), 6, "{times:?}");
+    assert!(!times.contains(&(t + 5_000)), "{times:?}");
+}
+
+#[test]
 fn a_query_loading_too_much_is_refused() {
     let f = fixture();
     let t = T0 + HOUR;
@@ -416,4 +458,75 @@ fn a_query_loading_too_much_is_refused() {
         "query processing would load too many samples into memory in query execution"
     );
     assert!(evaluate_limited(&f, &expr, t, t, 1, 1000).is_ok());
+}
+
+/// The fixture with no raw samples and no rollup buckets in `[gap.0, gap.1)`, as a target that
+/// was down for a while leaves them.
+struct Gapped {
+    store: StoreSource,
+    gap: (i64, i64),
+}
+
+impl SeriesSource for Gapped {
+    fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>> {
+        self.store.select(selector)
+    }
+    fn raw(&self, id: SeriesId, start: i64, end: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+        let mut raw = self.store.raw(id, start, end)?;
+        raw.retain(|s| !(self.gap.0..self.gap.1).contains(&s.0));
+        Ok(raw)
+    }
+    fn rollup(
+        &self,
+        id: SeriesId,
+        res: Resolution,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
+        let mut buckets = self.store.rollup(id, res, start, end)?;
+        buckets.retain(|b| !(self.gap.0..self.gap.1).contains(&b.1.last_ts));
+        Ok(buckets)
+    }
+}
+
+#[test]
+fn instant_selectors_at_aligned_steps_look_back_five_minutes() {
+    let t = T0 + HOUR;
+    let gapped = Gapped {
+        store: fixture(),
+        gap: (t, t + 3 * 60_000),
+    };
+    let (value, src) = run(&gapped, r#"temp{node="a"}"#, t, t + 10 * 60_000, 60_000);
+    assert_eq!(src, Source::Raw);
+    let Value::Vector(series) = value else {
+        panic!("{value:?}")
+    };
+    // Every step has a value: inside the 3 min gap, the newest sample before it.
+    assert_eq!(series[0].1.len(), 11, "{series:?}");
+    for &(step, v) in &series[0].1 {
+        assert_eq!(v, at(&gapped, r#"temp{node="a"}"#, step)[0].1, "{step}");
+    }
+
+    // Older than raw retention, the newest rollup bucket answers where its newest sample is
+    // inside the lookback.
+    let trimmed = RawTrimmed {
+        store: fixture(),
+        raw_from: T0 + 2 * HOUR + 30_000,
+    };
+    let (value, src) = run(
+        &trimmed,
+        r#"temp{node="a"}"#,
+        T0 + HOUR,
+        T0 + 3 * HOUR,
+        HOUR,
+    );
+    assert_eq!(src, Source::Raw, "raw anywhere makes the answer raw");
+    let Value::Vector(series) = value else {
+        panic!("{value:?}")
+    };
+    // The samples 10 s before T0 + 1h and T0 + 2h (indices 359 and 719: 5), then raw (1079: 5).
+    assert_eq!(
+        series[0].1,
+        vec![(T0 + HOUR, 5.0), (T0 + 2 * HOUR, 5.0), (T0 + 3 * HOUR, 5.0)]
+    );
 }

@@ -643,6 +643,35 @@ mod tests {
     }
 
     #[test]
+    fn family_records_keep_every_declared_type() {
+        for kind in [
+            FamilyType::Unknown,
+            FamilyType::Counter,
+            FamilyType::Gauge,
+            FamilyType::Histogram,
+            FamilyType::GaugeHistogram,
+            FamilyType::Summary,
+            FamilyType::Info,
+            FamilyType::StateSet,
+        ] {
+            let meta = FamilyMeta {
+                kind,
+                help: "Help.".into(),
+                unit: "seconds".into(),
+            };
+            let bytes = FamilyRecordV1::from(&meta).encode();
+            assert_eq!(
+                FamilyMeta::from(FamilyRecordV1::decode(&bytes).unwrap()),
+                meta
+            );
+        }
+        // The stored spelling is the format: a newer version reads this one.
+        let written = br#"{"format":1,"record":{"kind":"gaugehistogram","help":"","unit":""}}"#;
+        let meta = FamilyMeta::from(FamilyRecordV1::decode(written).unwrap());
+        assert_eq!(meta.kind, FamilyType::GaugeHistogram);
+    }
+
+    #[test]
     fn unreadable_values_are_corruption_naming_the_table() {
         fn check<R: Record + std::fmt::Debug>(bytes: &[u8], expected: &str) {
             match R::decode(bytes) {

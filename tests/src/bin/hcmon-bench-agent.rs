@@ -10,6 +10,7 @@
 #![allow(clippy::print_stdout)]
 
 use anyhow::{Context, bail};
+use hcmon_tests::bench::clock_ticks;
 use hcmon_tests::{Agent, Collector, bin_path_in};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -65,16 +66,6 @@ fn usage(pid: u32) -> anyhow::Result<(f64, f64, f64)> {
         kib("VmRSS:") / 1024.0,
         kib("VmHWM:") / 1024.0,
     ))
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 struct KillOnDrop(Child);

@@ -142,13 +142,23 @@ impl Facts {
             Some(summary) => format!("{}: {summary}", alert.name()),
             None => alert.name().to_owned(),
         };
+        let node = alert.labels.get("node");
+        // An agent's series carry `job` and `instance` beside `node`; at their defaults they
+        // repeat what "node nas" says.
+        let default = |k: &str, v: &str| match k {
+            "instance" => node.is_some_and(|n| n == v),
+            "job" => node.is_some() && v == "node",
+            _ => false,
+        };
         let others: Vec<String> = alert
             .labels
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "node" | "severity"))
+            .filter(|(k, v)| {
+                !matches!(k.as_str(), "alertname" | "node" | "severity") && !default(k, v)
+            })
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let place = match (alert.labels.get("node"), others.is_empty()) {
+        let place = match (node, others.is_empty()) {
             (Some(node), true) => format!("node {node}"),
             (Some(node), false) => format!("node {node} ({})", others.join(", ")),
             (None, false) => others.join(", "),
@@ -469,6 +479,9 @@ pub(crate) mod tests {
         let mut disk = alert("DiskFilling", "nas", Severity::Critical);
         disk.labels
             .insert("mountpoint".to_owned(), "/data".to_owned());
+        // An agent's defaults, which the place leaves out as saying "node nas" again.
+        disk.labels.insert("job".to_owned(), "node".to_owned());
+        disk.labels.insert("instance".to_owned(), "nas".to_owned());
         disk.evidence = Evidence {
             threshold: None,
             expected: Some((10.0, 60.0)),

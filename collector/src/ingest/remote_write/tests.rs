@@ -468,7 +468,13 @@ fn declared_types_help_and_units_are_kept_instead_of_guessed() {
 }
 
 /// One 2.0 series: labels, samples, metadata type and help, and how many native histograms.
-type V2Series<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)], i32, &'a str, u64);
+type V2Series<'a> = (
+    &'a [(&'a str, &'a str)],
+    &'a [(i64, f64)],
+    i32,
+    &'a str,
+    u64,
+);
 
 /// A 2.0 request: symbols, then series as label pairs with their samples and metadata.
 fn v2_body(series: &[V2Series]) -> Vec<u8> {
