@@ -244,9 +244,16 @@ impl Collector {
                 Ok(())
             });
         }
+        let context = recorded::Context {
+            max_series: config.limits.max_series,
+            alert_tick: config.alerting.tick,
+            alert_evaluation: config.alerting.evaluation_interval,
+            staleness: config.metrics_staleness,
+        };
         recorded::start(
             &tasks,
-            &config,
+            &config.recorded,
+            context,
             recorded::Sources {
                 tsdb: tsdb.clone(),
                 catalog: catalog.clone(),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["upkeep", "config", "fuzzing"],
     &["http"],
-    &["forget", "api"],
+    &["forget", "api", "recorded"],
     &["alerting"],
     &["anomaly_watch", "node_forest", "analysis", "replay"],
     &["ingest"],

@@ -3,7 +3,6 @@
 //! checks what the types cannot and names the offending key.
 
 use super::escalation::{EscalationPolicy, Tier};
-use super::evaluate::{AGENT_DISCONNECTED, AGENT_SILENT};
 use super::ids::Target;
 use super::notify::{ChannelConfig, LogConfig, RetryPolicy};
 use super::policy::Severity;
@@ -15,6 +14,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Alert names of the built-in missing-data rules.
+pub const AGENT_SILENT: &str = "AgentSilent";
+pub const AGENT_DISCONNECTED: &str = "AgentDisconnected";
 
 /// A setting of `[alerting]` that cannot be used: its key, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

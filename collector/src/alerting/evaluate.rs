@@ -4,7 +4,9 @@
 //! trends and silences it measured.
 
 use super::book::Observation;
-use super::config::{AlertingConfig, AnomalyRule, ForecastRule, MissingSeriesRule};
+use super::config::{
+    AGENT_DISCONNECTED, AGENT_SILENT, AlertingConfig, AnomalyRule, ForecastRule, MissingSeriesRule,
+};
 use super::lifecycle::{Direction, LifecycleRules, Threshold};
 use super::notify::Evidence;
 use super::policy::Severity;
@@ -17,10 +19,6 @@ use crate::query::{Expr, QueryError};
 use hcmon_common::{Labels, Selector, SelectorError};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Alert names of the built-in missing-data rules.
-pub const AGENT_SILENT: &str = "AgentSilent";
-pub const AGENT_DISCONNECTED: &str = "AgentDisconnected";
 
 /// A threshold rule, compiled: plain selectors are judged on every arriving sample; function
 /// selectors (`rate(...)`) on the evaluation interval.

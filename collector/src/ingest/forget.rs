@@ -10,6 +10,9 @@
 
 use super::{IngestService, lock};
 use crate::storage::{SeriesId, StoreError};
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// Runs store or catalog work on the blocking pool, off the async workers; a panic there is
 /// a failed write (logged and counted by `tasks`).
@@ -19,6 +22,45 @@ async fn blocking<T: Send + 'static>(
     crate::tasks::blocking("forget-node", work)
         .await
         .map_err(|panicked| ForgetError::Store(StoreError::Write(panicked.into())))
+}
+
+/// How long a forgotten node's name keeps the collector's own writers from writing about it:
+/// longer than any of their rounds takes between reading the nodes and storing.
+const FORGOTTEN_FOR: Duration = Duration::from_secs(600);
+
+/// Keeps the collector's own writers (`recorded/`) from creating series of a node that is being
+/// or was just forgotten: they read the nodes, then define series a moment later, and a
+/// forgetting in between would see its deleted series come back. A writer defines series under
+/// [`ForgetGate::define`], shared; forgetting removes a node's series holding the gate
+/// exclusively, after naming the node forgotten, so a writer either finished before the removal
+/// (which takes its series too) or sees the name and leaves the node out.
+#[derive(Default)]
+pub struct ForgetGate {
+    gate: RwLock<()>,
+    forgotten: Mutex<HashMap<String, Instant>>,
+}
+
+impl ForgetGate {
+    /// Runs `define` with a test of whether a node was forgotten recently; no node's series
+    /// are removed meanwhile.
+    pub fn define<R>(&self, define: impl FnOnce(&dyn Fn(&str) -> bool) -> R) -> R {
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let forgotten = lock(&self.forgotten);
+        define(&|node| forgotten.contains_key(node))
+    }
+
+    /// Names `node` forgotten, and lets names forgotten long ago go.
+    pub fn forgetting(&self, node: &str) {
+        let now = Instant::now();
+        let mut forgotten = lock(&self.forgotten);
+        forgotten.retain(|_, at| now.duration_since(*at) < FORGOTTEN_FOR);
+        forgotten.insert(node.to_owned(), now);
+    }
+
+    /// A node registered again: the writers may write about it.
+    pub(super) fn registered(&self, node: &str) {
+        lock(&self.forgotten).remove(node);
+    }
 }
 
 /// Why a node could not be forgotten.
@@ -70,6 +112,7 @@ impl IngestService {
         if lock(&self.streams).contains_key(node) {
             return Err(ForgetError::Connected(node.to_owned()));
         }
+        self.forget_gate.forgetting(node);
         if cell.is_some() {
             let (tsdb, name) = (self.tsdb.clone(), node.to_owned());
             blocking(move || tsdb.delete_node(&name)).await??;
@@ -96,12 +139,14 @@ impl IngestService {
     /// the cache only if the catalog still has it, under the same lock: no entry can outlive
     /// the removal and send later writes to a deleted series.
     async fn forget_series(&self, node: &str) -> Result<Vec<SeriesId>, ForgetError> {
-        let (catalog, cache_owner, name) = (
+        let (catalog, cache_owner, gate, name) = (
             self.catalog.clone(),
             self.remote_write_cache.clone(),
+            self.forget_gate.clone(),
             node.to_owned(),
         );
         let ids = blocking(move || {
+            let _exclusive = gate.gate.write().unwrap_or_else(|p| p.into_inner());
             let mut cache = cache_owner.write().unwrap_or_else(|p| p.into_inner());
             let ids = catalog.remove_node_series(&name);
             // Dropping the whole cache is simple; it refills on the next writes.

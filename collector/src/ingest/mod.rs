@@ -33,7 +33,7 @@ pub(crate) mod validate;
 mod creation_tests;
 
 pub use error::{IngestError, Refusal};
-pub use forget::{ForgetError, Forgotten, SeriesFate};
+pub use forget::{ForgetError, ForgetGate, Forgotten, SeriesFate};
 pub use limits::IngestLimits;
 pub use observer::{BatchObserver, Observers, StoredBatch};
 pub use peer::PeerIdentity;
@@ -81,6 +81,8 @@ pub struct IngestService {
     next_stream: AtomicU64,
     /// Remote-write series by their raw label bytes, so known series skip label parsing.
     remote_write_cache: Arc<std::sync::RwLock<rustc_hash::FxHashMap<Vec<u8>, SeriesId>>>,
+    /// Shared with the collector's own writers (see `forget.rs`).
+    forget_gate: Arc<ForgetGate>,
     /// Told about every stored batch (alert rules, live anomaly detection).
     observers: Observers,
     /// Nodes without an open stream → since when (collector start for nodes not seen since).
@@ -218,6 +220,7 @@ impl IngestService {
             streams: Mutex::new(HashMap::new()),
             next_stream: AtomicU64::new(0),
             remote_write_cache: Default::default(),
+            forget_gate: Default::default(),
             observers,
             disconnected: Mutex::new(disconnected),
         })
@@ -328,6 +331,7 @@ impl IngestService {
             target,
         };
         sessions.insert(session_id.clone(), session);
+        self.forget_gate.registered(&node);
         tracing::info!(%node, spool_epoch = req.spool_epoch, last_durable_seq = record.last_durable_seq, "agent registered");
         Ok(RegisterResponse {
             session_id,
@@ -615,6 +619,11 @@ impl IngestService {
     }
 
     /// Every node ever seen, with whether it is streaming now.
+    /// What keeps the collector's own writers from writing about a node being forgotten.
+    pub fn forget_gate(&self) -> Arc<ForgetGate> {
+        self.forget_gate.clone()
+    }
+
     pub async fn node_statuses(&self) -> Vec<NodeStatus> {
         let cells: Vec<_> = lock(&self.nodes)
             .iter()

@@ -27,7 +27,6 @@ use crate::alerting::handle::Alerting;
 use crate::anomaly_watch::AnomalyWatch;
 use crate::catalog::SeriesCatalog;
 use crate::clock::Clock;
-use crate::config::CollectorConfig;
 use crate::ingest::{IngestService, NodeStatus};
 use crate::node_forest::NodeForests;
 use crate::storage::Tsdb;
@@ -89,9 +88,21 @@ pub struct Sources {
     pub clock: Clock,
 }
 
-/// Spawns the writers `config` asks for on `tasks`; they stop with the tree's shutdown.
-pub fn start(tasks: &TaskTree, config: &CollectorConfig, sources: Sources) {
-    let settings = &config.recorded;
+/// What the writers take from the rest of the collector's config.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// `limits.max_series`: collector-written series count against it.
+    pub max_series: usize,
+    /// `alerting.tick` and `alerting.evaluation_interval`: when ALERTS are looked at and
+    /// rewritten.
+    pub alert_tick: Duration,
+    pub alert_evaluation: Duration,
+    /// `metrics_staleness`: an anomaly verdict older than this is no longer current.
+    pub staleness: Duration,
+}
+
+/// Spawns the writers `settings` asks for on `tasks`; they stop with the tree's shutdown.
+pub fn start(tasks: &TaskTree, settings: &RecordedConfig, context: Context, sources: Sources) {
     if !settings.enabled {
         return;
     }
@@ -108,7 +119,8 @@ pub fn start(tasks: &TaskTree, config: &CollectorConfig, sources: Sources) {
     let writer = Arc::new(Writer::new(
         tsdb,
         catalog.clone(),
-        config.limits.max_series,
+        ingest.forget_gate(),
+        context.max_series,
         metrics::RecordedMetrics::new(&metrics.registry),
         metrics.series.clone(),
     ));
@@ -129,7 +141,7 @@ pub fn start(tasks: &TaskTree, config: &CollectorConfig, sources: Sources) {
 
     if let Some(alerting) = alerting {
         let (w, c, s) = (writer.clone(), clock.clone(), shutdown.clone());
-        let timing = (config.alerting.tick, config.alerting.evaluation_interval);
+        let timing = (context.alert_tick, context.alert_evaluation);
         tasks.spawn("recorded-alerts", Role::Helper, async move {
             let families = [alerts::ALERTS, alerts::ALERTS_FOR_STATE];
             let tracked = Tracked::start(w, "recorded-alerts", &families).await;
@@ -145,7 +157,7 @@ pub fn start(tasks: &TaskTree, config: &CollectorConfig, sources: Sources) {
             watch,
             forests,
         };
-        let timing = (settings.anomaly_interval, config.metrics_staleness);
+        let timing = (settings.anomaly_interval, context.staleness);
         tasks.spawn("recorded-anomaly", Role::Helper, async move {
             let families = [anomaly::NODE_SCORE, anomaly::ANOMALOUS_SERIES];
             let tracked = Tracked::start(writer, "recorded-anomaly", &families).await;

@@ -10,6 +10,7 @@
 
 use super::metrics::RecordedMetrics;
 use crate::catalog::{CapRefusal, ResolveError, SeriesCaps, SeriesCatalog, SeriesDefinition};
+use crate::ingest::ForgetGate;
 use crate::storage::{MetricKind, STALE_MARKER, Sample, SeriesId, StoreError, Tsdb};
 use crate::tasks;
 use hcmon_common::{LabelError, Labels, METRIC_NAME_LABEL, MatchOp, Matcher, Selector};
@@ -81,6 +82,8 @@ pub struct Written {
 pub struct Writer {
     tsdb: Arc<Tsdb>,
     catalog: Arc<SeriesCatalog>,
+    /// Nodes being forgotten get no new series.
+    gate: Arc<ForgetGate>,
     caps: SeriesCaps,
     metrics: RecordedMetrics,
     /// The collector's series count, kept current as ingest keeps it.
@@ -93,6 +96,7 @@ impl Writer {
     pub fn new(
         tsdb: Arc<Tsdb>,
         catalog: Arc<SeriesCatalog>,
+        gate: Arc<ForgetGate>,
         max_series: usize,
         metrics: RecordedMetrics,
         series_gauge: prometheus::IntGauge,
@@ -100,6 +104,7 @@ impl Writer {
         Self {
             tsdb,
             catalog,
+            gate,
             caps: SeriesCaps {
                 per_node: usize::MAX,
                 total: max_series,
@@ -110,13 +115,30 @@ impl Writer {
     }
 
     /// Stores `samples` at `at_ms`, creating their series as needed, and a staleness marker
-    /// for each series of `ended` that exists (none is created only to end it). Blocking.
+    /// for each series of `ended` that exists (none is created only to end it). Samples of a
+    /// node being forgotten are left out. Blocking.
     pub fn write(
         &self,
         samples: &[Recorded],
         ended: &[Labels],
         at_ms: i64,
     ) -> Result<Written, WriteError> {
+        self.gate
+            .define(|forgotten| self.define_and_write(samples, ended, at_ms, forgotten))
+    }
+
+    fn define_and_write(
+        &self,
+        samples: &[Recorded],
+        ended: &[Labels],
+        at_ms: i64,
+        forgotten: &dyn Fn(&str) -> bool,
+    ) -> Result<Written, WriteError> {
+        let kept: Vec<&Recorded> = samples
+            .iter()
+            .filter(|s| !s.labels.get("node").is_some_and(forgotten))
+            .collect();
+        let samples = kept.as_slice();
         let mut ids: Vec<Option<SeriesId>> = samples
             .iter()
             .map(|s| self.catalog.lookup(&s.labels))
@@ -306,6 +328,7 @@ mod tests {
         Arc::new(Writer::new(
             Arc::new(tsdb),
             Arc::new(SeriesCatalog::new(series)),
+            Default::default(),
             2,
             RecordedMetrics::new(&registry),
             prometheus::IntGauge::new("series", "Series.").unwrap(),
@@ -340,6 +363,18 @@ mod tests {
         assert_eq!(written.samples, 1);
         assert!(written.refused.is_some());
         assert_eq!(latest(&writer, "b"), Some((3_000, 1.0)));
+    }
+
+    #[test]
+    fn a_node_being_forgotten_gets_no_series_until_it_registers_again() {
+        let writer = writer();
+        writer.gate.forgetting("gone");
+        let written = writer
+            .write(&[sample("gone"), sample("here")], &[], 1_000)
+            .unwrap();
+        assert_eq!(written.samples, 1);
+        assert!(writer.catalog.lookup(&labels("gone")).is_none());
+        assert_eq!(latest(&writer, "here"), Some((1_000, 1.0)));
     }
 
     #[tokio::test]
