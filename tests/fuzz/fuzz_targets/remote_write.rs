@@ -1,11 +1,11 @@
 //! The remote-write reader: a request body through `IngestService::remote_write`, the entry the
 //! HTTP handler calls, on an in-memory store. The first byte picks how the rest arrives:
 //! snappy-compressed here, so the protobuf reader sees arbitrary bytes, or as is, so the snappy
-//! decoder does.
+//! decoder does; and which message it is read as, remote write 1.0 or 2.0.
 #![no_main]
 
 use hcmon_collector::catalog::SeriesCatalog;
-use hcmon_collector::ingest::{Admission, IngestService, Observers};
+use hcmon_collector::ingest::{Admission, IngestService, Observers, Protocol};
 use hcmon_collector::storage::{MemoryKv, StorageConfig, Tsdb};
 use hcmon_collector::telemetry::CollectorMetrics;
 use std::sync::{Arc, LazyLock};
@@ -38,5 +38,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         },
         _ => rest.to_vec(),
     };
-    let _ = INGEST.remote_write(&body);
+    let protocol = match mode & 2 {
+        0 => Protocol::V1,
+        _ => Protocol::V2,
+    };
+    let _ = INGEST.remote_write(protocol, &body);
 });
