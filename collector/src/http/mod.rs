@@ -593,9 +593,11 @@ mod tests {
             }
         };
         tokio::join!(slowloris, normal);
-        // The connection task counts the cut once the connection has ended.
+        // The connection task counts the cut once the connection has ended. The normal
+        // client's kept-alive connection, idle past the same timeout, may be counted too:
+        // hyper times out waiting for the headers of a next request alike.
         for _ in 0..500 {
-            if refused(&metrics, "http", "header_read_timeout") == 1 {
+            if refused(&metrics, "http", "header_read_timeout") >= 1 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
