@@ -420,6 +420,7 @@ impl IngestService {
             fits.is_ok()
                 .then(|| (family_of(name, declared.kind).as_bytes(), declared))
         });
+        // Only what changes anything is turned into owned declarations.
         let declared: Vec<(&str, FamilyMeta)> = request
             .families
             .iter()
@@ -427,6 +428,10 @@ impl IngestService {
             .chain(per_series)
             .filter_map(|(family, declared)| {
                 let family = std::str::from_utf8(family).ok()?;
+                let Declared { kind, help, unit } = declared;
+                if self.tsdb.already_declared(family, kind, help, unit) {
+                    return None;
+                }
                 let meta = FamilyMeta {
                     kind: declared.kind,
                     help: String::from_utf8_lossy(declared.help).into_owned(),

@@ -5,7 +5,7 @@
 use super::Tsdb;
 use crate::storage::kv::{Kv, KvBatch, Table};
 use crate::storage::records::{FamilyRecordV1, Record};
-use crate::storage::{FamilyMeta, StoreError};
+use crate::storage::{FamilyMeta, FamilyType, StoreError};
 use std::collections::HashMap;
 
 /// Reads every stored family; an unreadable record is logged and skipped (the sender's next
@@ -40,6 +40,17 @@ impl Tsdb {
             .cloned()
     }
 
+    /// Whether declaring `kind`, `help` and `unit` for `name` would change nothing: checked
+    /// without allocating, as 2.0 senders repeat every series' metadata in every request.
+    pub fn already_declared(&self, name: &str, kind: FamilyType, help: &[u8], unit: &[u8]) -> bool {
+        let families = self.families.read().unwrap_or_else(|p| p.into_inner());
+        families.get(name).is_some_and(|known| {
+            (kind == known.kind || kind == FamilyType::Unknown)
+                && known.help.as_bytes() == help
+                && known.unit.as_bytes() == unit
+        })
+    }
+
     /// Every declared family, by name.
     pub fn families(&self) -> Vec<(String, FamilyMeta)> {
         let families = self.families.read().unwrap_or_else(|p| p.into_inner());
@@ -64,7 +75,7 @@ impl Tsdb {
                 .into_iter()
                 .filter_map(|(name, mut meta)| {
                     let old = known.get(name);
-                    if meta.kind == crate::storage::FamilyType::Unknown
+                    if meta.kind == FamilyType::Unknown
                         && let Some(old) = old
                     {
                         meta.kind = old.kind;
@@ -121,6 +132,11 @@ mod tests {
         ];
         assert_eq!(db.declare_families(declared.clone()).unwrap(), 2);
         assert_eq!(db.declare_families(declared).unwrap(), 0, "unchanged");
+        assert!(db.already_declared("up", FamilyType::Gauge, b"", b""));
+        assert!(db.already_declared("up", FamilyType::Unknown, b"", b""));
+        assert!(!db.already_declared("up", FamilyType::Counter, b"", b""));
+        assert!(!db.already_declared("up", FamilyType::Gauge, b"Other.", b""));
+        assert!(!db.already_declared("nothing", FamilyType::Gauge, b"", b""));
         // A declaration without a type keeps the known one; new help is taken.
         let untyped = [("up", meta(FamilyType::Unknown, "Target up."))];
         assert_eq!(db.declare_families(untyped).unwrap(), 1);
