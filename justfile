@@ -52,8 +52,23 @@ bench-alerts *ARGS:
 hostile *ARGS:
     ./deploy/dev.sh hostile {{ARGS}}
 
+# Live stream latency: 20 WebSocket clients subscribed like node pages while samples are
+# remote-written; p50/p99/max from the write's answer (and from before sending) to arrival.
+bench-stream *ARGS:
+    ./deploy/dev.sh bench-stream {{ARGS}}
+
+# Export: 10 M samples exported as CSV and xlsx (and 1 M, to compare), with the collector's
+# resident memory sampled throughout: samples per second, bytes, peak RSS growth.
+bench-export *ARGS:
+    ./deploy/dev.sh bench-export {{ARGS}}
+
+# Dashboard weight: bytes and requests of the fleet and node pages with a cold cache, and the
+# time to the first chart with points, in headless Chromium (median of 5 loads).
+bench-page:
+    ./deploy/dev.sh bench-page
+
 # All benchmarks.
-bench: bench-ingest bench-query bench-agent bench-engines bench-alerts
+bench: bench-ingest bench-query bench-agent bench-engines bench-alerts bench-stream bench-export bench-page
 
 # Exposure scores of the systemd units (`systemd-analyze security`, 0 best, 10 worst) and
 # what still counts against each.

@@ -11,8 +11,14 @@
 #   deploy/dev.sh bench-agent [ARGS]    release build, then the agent's footprint beside
 #                        Debian's prometheus-node-exporter
 #   deploy/dev.sh bench-engines         the online anomaly ensemble's samples per second
+#   deploy/dev.sh bench-page            debug build, then the dashboard's page weight and time to
+#                        first chart (headless Chromium, cold cache, two agents)
+#   deploy/dev.sh bench-export [ARGS]   release build, then 10 M and 1 M samples exported as CSV
+#                        and Excel with the collector's memory growth
 #   deploy/dev.sh bench-alerts [ARGS]   release build, then sample → firing alert latency,
 #                        idle and under ingest load
+#   deploy/dev.sh bench-stream [ARGS]   release build, then sample → WebSocket latency of the
+#                        live stream with 20 open node pages (--clients, --seconds, --rate)
 #   deploy/dev.sh hostile [ARGS]        release build, then ten kinds of hostile traffic against a
 #                        TLS collector while a healthy agent streams (--seconds N, default 120)
 #   deploy/dev.sh security  systemd-analyze's exposure score of both systemd units (no build)
@@ -85,11 +91,24 @@ MSG
 }
 
 # promtool checks the exposition; the agent's probe tests talk to real Redis and memcached; the
-# alerting tests forward to a real Alertmanager.
-TEST_PACKAGES=(libclang-dev prometheus redis-server memcached prometheus-alertmanager)
+# alerting tests forward to a real Alertmanager; the dashboard's tests drive headless Chromium.
+TEST_PACKAGES=(libclang-dev prometheus redis-server memcached prometheus-alertmanager chromium)
+
+# Node and playwright-core for the dashboard's browser tests (tests/browser): Debian's nodejs and
+# npm unless a node with its npm is there already, then `npm ci` whenever node_modules is missing
+# or was installed from another package-lock.json.
+browser_deps() {
+  command -v npm >/dev/null || ensure_packages nodejs npm
+  local dir=tests/browser
+  cmp -s "$dir/package-lock.json" "$dir/node_modules/.hcmon-lock" 2>/dev/null && return 0
+  log "npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund >/dev/null)
+  cp "$dir/package-lock.json" "$dir/node_modules/.hcmon-lock"
+}
 
 run_tests() {
   ensure_packages "${TEST_PACKAGES[@]}"
+  browser_deps
   build
   if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --profile "${NEXTEST_PROFILE:-default}"
@@ -127,11 +146,27 @@ bench_agent() {
   "$CARGO_TARGET_DIR/release/hcmon-bench-agent" "$@"
 }
 
+# 10 M samples (1,000 series × 10,000) exported as CSV and Excel, and 1 M beside it: samples per
+# second, bytes, and the collector's peak memory growth during each export.
+bench_export() {
+  ensure_packages libclang-dev
+  setup_target_dir
+  cargo build --release --locked --workspace --bins
+  "$CARGO_TARGET_DIR/release/hcmon-bench-export" "$@"
+}
+
 bench_alerts() {
   ensure_packages libclang-dev
   setup_target_dir
   cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
   "$CARGO_TARGET_DIR/release/hcmon-bench-alerts" "$@"
+}
+
+bench_stream() {
+  ensure_packages libclang-dev
+  setup_target_dir
+  cargo build --release --locked --workspace --bins
+  "$CARGO_TARGET_DIR/release/hcmon-bench-stream" "$@"
 }
 
 # Ten kinds of hostile traffic at a TLS collector for --seconds (default 120) while a healthy
@@ -143,6 +178,37 @@ hostile() {
   cargo build --release --locked --workspace --bins
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   "$CARGO_TARGET_DIR/release/hcmon-hostile" "$@"
+}
+
+# The dashboard's page weight and time to first chart (tests/browser/page-weight.mjs) against a
+# debug collector with two agents (alpha, beta) on free ports, in a folder removed afterwards.
+bench_page() {
+  ensure_packages chromium
+  browser_deps
+  build
+  local bin="$CARGO_TARGET_DIR/debug" line="" node
+  # Globals, not locals: the EXIT trap runs after this function has returned.
+  bench_dir=$(mktemp -d)
+  bench_pids=()
+  trap 'kill "${bench_pids[@]}" 2>/dev/null; wait; rm -rf "$bench_dir"' EXIT INT TERM
+  "$bin/hcmon-collector" --data-dir "$bench_dir/collector" --grpc-listen 127.0.0.1:0 \
+    --http-listen 127.0.0.1:0 2>"$bench_dir/collector.log" &
+  bench_pids+=($!)
+  for _ in $(seq 600); do
+    line=$(grep -m1 'collector ready' "$bench_dir/collector.log" || true)
+    [ -n "$line" ] && break
+    sleep 0.1
+  done
+  [ -n "$line" ] || { cat "$bench_dir/collector.log" >&2; exit 1; }
+  local grpc=${line##*grpc=} http=${line##*http=}
+  grpc=${grpc%% *} http=${http%% *}
+  for node in alpha beta; do
+    "$bin/hcmon-agent" --collector "http://$grpc" --node-name "$node" \
+      --spool-dir "$bench_dir/spool-$node" 2>"$bench_dir/agent-$node.log" &
+    bench_pids+=($!)
+  done
+  HCMON_URL="http://$http" HCMON_TOKEN=$(cat "$bench_dir/collector/admin.token") \
+    HCMON_NODES=alpha,beta node tests/browser/page-weight.mjs
 }
 
 bench_engines() {
@@ -233,11 +299,14 @@ case "${1:-}" in
   bench-agent) shift; bench_agent "$@" ;;
   bench-alerts) shift; bench_alerts "$@" ;;
   bench-query) shift; bench_query "$@" ;;
+  bench-export) shift; bench_export "$@" ;;
+  bench-stream) shift; bench_stream "$@" ;;
   bench-engines) bench_engines ;;
+  bench-page) bench_page ;;
   hostile) shift; hostile "$@" ;;
   soak) soak ;;
   sizes) sizes "${2:-HEAD}" ;;
   security) security ;;
   fuzz) fuzz "${2:-60}" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-alerts|bench-query|hostile" >&2; exit 2 ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-page|bench-alerts|bench-query|bench-export|bench-stream|hostile" >&2; exit 2 ;;
 esac

@@ -8,15 +8,19 @@ pub mod analytics;
 pub mod anomaly_watch;
 pub mod api;
 pub mod audit;
+pub mod before_after;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
+pub mod export;
 pub mod forget;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod json_f64;
+pub mod live;
 pub mod node_forest;
 pub mod outbound;
 pub mod pki;
@@ -56,6 +60,7 @@ pub struct Collector {
     watch: Option<Arc<AnomalyWatch>>,
     forests: Option<Arc<NodeForests>>,
     alerts: Option<(AlertService, Alerting)>,
+    live: Arc<live::LiveHub>,
     metrics: Arc<CollectorMetrics>,
     access: Arc<access::AccessControl>,
     /// The CA, certificates and TLS of both listeners; `None` when `[tls] enabled = false`.
@@ -147,6 +152,8 @@ impl Collector {
             }
             false => None,
         };
+        let live = live::LiveHub::new(catalog.clone());
+        observers.push(live.clone());
         let ingest = IngestService::new(
             tsdb.clone(),
             catalog.clone(),
@@ -169,6 +176,7 @@ impl Collector {
             watch,
             forests,
             alerts,
+            live,
             metrics,
             access: Arc::new(access),
             trust,
@@ -202,6 +210,7 @@ impl Collector {
             watch,
             forests,
             alerts,
+            live,
             metrics,
             access,
             trust,
@@ -265,6 +274,13 @@ impl Collector {
                 clock: clock.clone(),
             },
         );
+        let live_events = live
+            .clone()
+            .run(alerting.clone(), watch.clone(), shutdown.clone());
+        tasks.spawn("live-stream", Role::Helper, async move {
+            live_events.await;
+            Ok(())
+        });
         let http_limits = config.server.http.clone();
         let audit = Arc::new(audit::AuditLog::open(tsdb.clone())?);
         let enrollment = trust.as_ref().map(|t| t.enrollment.clone());
@@ -286,6 +302,7 @@ impl Collector {
                     started_ms: clock(),
                     rules: http::AlertRules::new(&config.alerting),
                 }),
+                live,
             },
             http_limits.clone(),
         );

@@ -15,6 +15,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls::pki_types::ServerName;
+use std::io::Write;
 use std::pin::pin;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -103,13 +104,49 @@ impl OutboundClient {
         self.send(&endpoint, request, max_body).await
     }
 
+    /// Sends `method` to the absolute `url` with `headers` and no body; a success's body is
+    /// written to `out` as it arrives (a download of any size), another answer's first
+    /// `max_body` bytes are kept in the [`Answer`]. A body that breaks off is an error.
+    pub async fn download(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        out: &mut (dyn Write + Send),
+        max_body: usize,
+    ) -> Result<Answer, OutboundError> {
+        let refused = |detail: String| OutboundError::Request {
+            authority: url.to_owned(),
+            detail,
+        };
+        let endpoint = HttpEndpoint::parse(url).map_err(|e| refused(e.to_string()))?;
+        let mut request = Request::builder()
+            .method(method)
+            .uri(endpoint.path_and_query())
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| refused(e.to_string()))?;
+        request.headers_mut().extend(headers);
+        let body = BodyTo::Write { out, max_body };
+        self.send_to(&endpoint, request, body).await
+    }
+
     /// Sends `request` (its URI holds only the path and query) to `endpoint`, reading at most
     /// `max_body` bytes of the answer's body.
     pub async fn send(
         &self,
         endpoint: &HttpEndpoint,
-        mut request: Request<Full<Bytes>>,
+        request: Request<Full<Bytes>>,
         max_body: usize,
+    ) -> Result<Answer, OutboundError> {
+        self.send_to(endpoint, request, BodyTo::Keep(max_body))
+            .await
+    }
+
+    async fn send_to(
+        &self,
+        endpoint: &HttpEndpoint,
+        mut request: Request<Full<Bytes>>,
+        body: BodyTo<'_>,
     ) -> Result<Answer, OutboundError> {
         let authority = endpoint.authority().to_owned();
         let headers = request.headers_mut();
@@ -147,30 +184,56 @@ impl OutboundClient {
                     authority: authority.clone(),
                     detail: e.to_string(),
                 })?;
-            exchange(tls, request, max_body).await
+            exchange(tls, request, body).await
         } else {
-            exchange(tcp, request, max_body).await
+            exchange(tcp, request, body).await
         };
-        exchanged.map_err(|e| OutboundError::Exchange {
-            authority,
-            detail: e.to_string(),
-        })
+        exchanged.map_err(|detail| OutboundError::Exchange { authority, detail })
     }
 }
 
-/// Sends the request over `io` and reads the status, headers and the start of the body.
+/// What to do with an answer's body.
+enum BodyTo<'a> {
+    /// Keep its first bytes, at most this many.
+    Keep(usize),
+    /// A success's: write it to `out`, all of it; another answer's: keep `max_body` bytes.
+    Write {
+        out: &'a mut (dyn Write + Send),
+        max_body: usize,
+    },
+}
+
+/// Sends the request over `io` and reads the status, headers and the body as `body` says.
 async fn exchange<S>(
     io: S,
     request: Request<Full<Bytes>>,
-    max_body: usize,
-) -> Result<Answer, hyper::Error>
+    body_to: BodyTo<'_>,
+) -> Result<Answer, String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
     let response = async move {
-        let response = sender.send_request(request).await?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
         let (parts, mut body) = response.into_parts();
+        let max_body = match body_to {
+            BodyTo::Write { out, .. } if parts.status.is_success() => {
+                while let Some(frame) = body.frame().await {
+                    let frame = frame.map_err(|e| format!("the answer broke off: {e}"))?;
+                    if let Some(data) = frame.data_ref() {
+                        out.write_all(data)
+                            .map_err(|e| format!("cannot write the answer: {e}"))?;
+                    }
+                }
+                0
+            }
+            BodyTo::Write { max_body, .. } | BodyTo::Keep(max_body) => max_body,
+        };
         // The status decides; a body that breaks off or runs long still leaves an answer.
         let mut start = Vec::new();
         while start.len() < max_body {

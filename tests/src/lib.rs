@@ -514,3 +514,86 @@ pub fn settled_count(counter: &[(i64, f64)]) -> Option<(i64, f64)> {
         .find(|(ts, _)| ts.rem_euclid(60_000) >= 10_000)
         .copied()
 }
+
+/// A WebSocket client of the collector's live stream (`/api/v1/stream`).
+pub type StreamSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the live stream of the collector at `http`, sending `header` (`Authorization`,
+/// `Cookie`) with the upgrade request when given.
+pub async fn open_stream(
+    http: SocketAddr,
+    header: Option<(&str, String)>,
+) -> Result<StreamSocket, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{http}/api/v1/stream").into_client_request()?;
+    if let Some((name, value)) = header {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+        let value = http::HeaderValue::from_str(&value).expect("a header value");
+        request.headers_mut().insert(name, value);
+    }
+    let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+    Ok(socket)
+}
+
+/// The next JSON text frame of a live stream within `timeout` (pings and pongs skipped).
+pub async fn next_stream_message(
+    socket: &mut StreamSocket,
+    timeout: Duration,
+) -> anyhow::Result<Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .context("no stream message in time")?
+            .context("the stream ended")??;
+        match frame {
+            Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            Message::Close(frame) => bail!("the stream was closed: {frame:?}"),
+            Message::Binary(_) => bail!("a binary frame on the stream"),
+        }
+    }
+}
+
+/// Sends one JSON text frame on a live stream.
+pub async fn send_stream_message(socket: &mut StreamSocket, message: &Value) -> anyhow::Result<()> {
+    use futures_util::SinkExt;
+    let text = serde_json::to_string(message)?;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(text.into()))
+        .await?;
+    Ok(())
+}
+
+/// One sample of [`write_request`]: metric name, other labels, Unix ms, value.
+pub type WrittenSample<'a> = (&'a str, &'a [(&'a str, &'a str)], i64, f64);
+
+/// A remote-write request of one sample per series.
+pub fn write_request(samples: &[WrittenSample]) -> hcmon_proto::prometheus::WriteRequest {
+    use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+    let timeseries = samples
+        .iter()
+        .map(|(name, labels, timestamp, value)| {
+            let mut pairs: Vec<(&str, &str)> = vec![("__name__", name)];
+            pairs.extend(labels.iter().copied());
+            pairs.sort();
+            TimeSeries {
+                labels: pairs
+                    .into_iter()
+                    .map(|(name, value)| Label {
+                        name: name.to_owned(),
+                        value: value.to_owned(),
+                    })
+                    .collect(),
+                samples: vec![Sample {
+                    value: *value,
+                    timestamp: *timestamp,
+                }],
+            }
+        })
+        .collect();
+    WriteRequest { timeseries }
+}

@@ -229,22 +229,32 @@ async fn the_login_link_sets_a_cookie_that_alone_then_logs_the_browser_in() -> a
     let link = format!("http://{}/?token={token}", collector.http);
     assert!(line.contains(&link), "{line}");
 
-    let browser = reqwest::Client::new();
+    // Followed by hand: the answer itself must carry the cookie and send the browser on.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let opened = browser.get(&link).send().await?;
+    assert_eq!(opened.status(), 303);
     let cookie = opened.headers()["set-cookie"].to_str()?.to_owned();
     assert_eq!(
         cookie,
         format!("hcmon_token={token}; HttpOnly; SameSite=Strict; Path=/")
     );
-    // The link lands on a page that says so and links what the collector serves.
+    // The token leaves the address bar: the link lands on the dashboard at `/`, which the
+    // cookie alone opens.
+    assert_eq!(opened.headers()["location"].to_str()?, "/");
+    let home = browser
+        .get(format!("http://{}/", collector.http))
+        .header("Cookie", format!("hcmon_token={token}"))
+        .send()
+        .await?;
     assert!(
-        opened.headers()["content-type"]
+        home.headers()["content-type"]
             .to_str()?
             .starts_with("text/html")
     );
-    let page = opened.text().await?;
-    assert!(page.contains("You are logged in"), "{page}");
-    assert!(page.contains("href=\"/api/v1/agents\""), "{page}");
+    let page = home.text().await?;
+    assert!(page.contains("/assets/"), "{page}");
     let url = format!("http://{}/api/v1/query?query=up", collector.http);
     let with_cookie = browser
         .get(&url)

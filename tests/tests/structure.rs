@@ -11,11 +11,17 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["upkeep", "config", "fuzzing"],
     &["http"],
-    &["forget", "api", "recorded"],
+    &["forget", "api", "recorded", "live"],
     &["alerting"],
-    &["anomaly_watch", "node_forest", "analysis", "replay"],
+    &[
+        "anomaly_watch",
+        "node_forest",
+        "analysis",
+        "replay",
+        "before_after",
+    ],
     &["ingest"],
-    &["query"],
+    &["query", "export"],
     &["catalog"],
     &["pki"],
     &["audit", "access"],
@@ -28,6 +34,7 @@ const LAYERS: &[&[&str]] = &[
         "json_f64",
         "secure_random",
         "outbound",
+        "dashboard",
     ],
 ];
 

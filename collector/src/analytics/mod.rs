@@ -8,11 +8,13 @@
 //! - [`trend`]: least-squares trends, forecasts, time-to-threshold, period detection and
 //!   seasonal smoothing.
 //! - [`correlation`]: lagged Pearson correlation between series.
+//! - [`compare`]: before/after comparison of windows of a series, and experiment criteria.
 //! - [`budget`]: how a caller stops the engines whose cost grows faster than their input.
 //! - `stats.rs`: the numerics they share (Student-t and sample quantiles).
 
 pub mod anomaly;
 pub mod budget;
+pub mod compare;
 pub mod correlation;
 pub mod forest;
 mod stats;

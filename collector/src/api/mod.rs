@@ -7,9 +7,13 @@ pub mod admin;
 pub mod agents;
 pub mod alerts;
 pub mod analytics;
+pub mod annotations;
+pub mod compare;
 pub mod pki;
 pub mod prometheus;
 pub mod query;
+pub mod session;
+pub mod stream;
 pub mod tokens;
 
 use serde::{Deserialize, Serialize};

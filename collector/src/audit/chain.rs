@@ -71,6 +71,20 @@ pub enum AuditEvent {
     RevokeToken { token: String },
     /// A request whose token was missing or not taken, and why.
     FailedAuthentication { reason: String },
+    /// An annotation made; its id when the call succeeded.
+    CreateAnnotation {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        annotation: Option<String>,
+    },
+    /// An annotation deleted.
+    DeleteAnnotation { annotation: String },
+    /// An experiment made; its id when the call succeeded.
+    CreateExperiment {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        experiment: Option<String>,
+    },
+    /// An experiment deleted.
+    DeleteExperiment { experiment: String },
 }
 
 /// What the caller of an append supplies; the log adds the number, time and chain.

@@ -85,7 +85,8 @@ fn active_at(record: &AlertRecord) -> i64 {
     }
 }
 
-fn alert_response(view: &AlertView) -> api::AlertResponse {
+/// One alert as `GET /api/v1/alerts` lists it (and the live stream sends it).
+pub(super) fn alert_response(view: &AlertView) -> api::AlertResponse {
     let record = &view.record;
     let episode = record.episode.as_ref();
     let acknowledged = match &record.lifecycle.state {

@@ -8,6 +8,7 @@ use super::params::{Params, millis};
 use super::{ApiState, metric};
 use crate::analysis::{read_windows, related::related_series};
 use crate::analytics::correlation::{CorrelationConfig, Related, correlated_pairs};
+use crate::anomaly_watch::LatestVerdict;
 use crate::api::analytics::{
     CorrelatedPair, DetectorFired, FeatureShare, Forecast, NodeAnomaly, RelatedSeries,
     SeasonalForecast, SeriesAnomaly, TimeToLimit, Trend,
@@ -108,27 +109,36 @@ async fn anomalies(
     }
     let data: Vec<SeriesAnomaly> = found
         .into_iter()
-        .map(|(m, v)| SeriesAnomaly {
-            metric: metric(&m.labels),
-            timestamp: v.timestamp_ms as f64 / 1000.0,
-            value: v.value,
-            score: v.score,
-            is_anomaly: v.is_anomaly,
-            severity: v.severity.name().to_owned(),
-            learning: v.learning,
-            detectors: v
-                .fired
-                .iter()
-                .map(|d| DetectorFired {
-                    detector: d.detector.name().to_owned(),
-                    strength: d.strength,
-                    expected: [JsonF64(d.expected.0), JsonF64(d.expected.1)],
-                })
-                .collect(),
-            related: related.remove(&m.id),
-        })
+        .map(|(m, v)| series_anomaly(m, &v, related.remove(&m.id)))
         .collect();
     Ok(success(data))
+}
+
+/// A series' verdict as `/api/v1/anomalies` lists it (and the live stream sends it).
+pub(super) fn series_anomaly(
+    m: &SeriesMeta,
+    v: &LatestVerdict,
+    related: Option<Vec<RelatedSeries>>,
+) -> SeriesAnomaly {
+    SeriesAnomaly {
+        metric: metric(&m.labels),
+        timestamp: v.timestamp_ms as f64 / 1000.0,
+        value: v.value,
+        score: v.score,
+        is_anomaly: v.is_anomaly,
+        severity: v.severity.name().to_owned(),
+        learning: v.learning,
+        detectors: v
+            .fired
+            .iter()
+            .map(|d| DetectorFired {
+                detector: d.detector.name().to_owned(),
+                strength: d.strength,
+                expected: [JsonF64(d.expected.0), JsonF64(d.expected.1)],
+            })
+            .collect(),
+        related,
+    }
 }
 
 /// Every node's newest Isolation Forest verdict over its feature vector, with each feature's

@@ -11,6 +11,8 @@ use super::params::QueryParams;
 use super::{ApiState, blocking};
 use crate::api::ApiResponse;
 use crate::api::alerts::SilenceResponse;
+use crate::api::annotations::Annotation;
+use crate::api::compare::Experiment;
 use crate::api::pki::EnrollmentGrant;
 use crate::api::tokens::CreatedToken;
 use crate::audit::{AuditEvent, AuditRecord, Entry};
@@ -52,6 +54,10 @@ enum Call {
     RevokeToken,
     IssueEnrollmentToken,
     RevokeNode,
+    CreateAnnotation,
+    DeleteAnnotation,
+    CreateExperiment,
+    DeleteExperiment,
 }
 
 impl Call {
@@ -74,6 +80,10 @@ impl Call {
             ("POST", ["pki", "nodes", _, "revoke"]) => {
                 (Call::RevokeNode, "/api/v1/pki/nodes/{node}/revoke")
             }
+            ("POST", ["annotations"]) => (Call::CreateAnnotation, "/api/v1/annotations"),
+            ("DELETE", ["annotations", _]) => (Call::DeleteAnnotation, "/api/v1/annotations/{id}"),
+            ("POST", ["experiments"]) => (Call::CreateExperiment, "/api/v1/experiments"),
+            ("DELETE", ["experiments", _]) => (Call::DeleteExperiment, "/api/v1/experiments/{id}"),
             _ => return None,
         })
     }
@@ -123,6 +133,24 @@ pub async fn record(State(state): State<ApiState>, mut request: Request, next: N
             (AuditEvent::IssueEnrollmentToken { node }, response)
         }
         Call::RevokeNode => (AuditEvent::RevokeNode { node: target }, response),
+        Call::CreateAnnotation => {
+            let (made, response) = answer::<Annotation>(response).await;
+            let annotation = made.map(|a| a.id);
+            (AuditEvent::CreateAnnotation { annotation }, response)
+        }
+        Call::DeleteAnnotation => (
+            AuditEvent::DeleteAnnotation { annotation: target },
+            response,
+        ),
+        Call::CreateExperiment => {
+            let (made, response) = answer::<Experiment>(response).await;
+            let experiment = made.map(|e| e.id);
+            (AuditEvent::CreateExperiment { experiment }, response)
+        }
+        Call::DeleteExperiment => (
+            AuditEvent::DeleteExperiment { experiment: target },
+            response,
+        ),
     };
     let entry = Entry {
         who,

@@ -12,9 +12,13 @@ mod agents;
 mod alerts;
 mod analysis;
 mod analytics;
+mod annotations;
 mod audit;
 mod auth;
+mod compare;
+mod dashboard;
 mod error;
+mod export;
 mod exposition;
 mod federate;
 mod limits;
@@ -27,6 +31,7 @@ mod query;
 mod remote_write;
 mod rules;
 mod server;
+mod stream;
 mod tokens;
 
 pub use self::prometheus::Runtime;
@@ -71,6 +76,8 @@ pub struct ApiState {
     pub clock: crate::clock::Clock,
     /// What the status and rules endpoints report (see `prometheus.rs`).
     pub runtime: Arc<Runtime>,
+    /// The live stream's hub (`stream.rs`).
+    pub live: Arc<crate::live::LiveHub>,
 }
 
 /// Every route, held to `limits`: sizes everywhere, time and concurrency on the query-type
@@ -82,16 +89,21 @@ pub fn router(state: ApiState, limits: HttpLimits) -> Router {
     Router::new()
         .merge(metrics::routes())
         .merge(admin::routes())
+        .merge(dashboard::routes())
+        .merge(auth::routes())
         .merge(query::routes().route_layer(queries.clone()))
         .merge(agents::routes())
         .merge(analytics::routes().route_layer(queries.clone()))
         .merge(alerts::routes())
+        .merge(annotations::routes())
+        .merge(compare::routes().route_layer(queries.clone()))
         .merge(remote_write::routes())
         .merge(audit::routes())
         .merge(pki::routes())
         .merge(tokens::routes())
         .merge(prometheus::routes())
         .merge(rules::routes())
+        .merge(stream::routes())
         .merge(federate::routes().route_layer(queries))
         .layer(from_fn_with_state(state.clone(), audit::record))
         .layer(Extension(Analyses::new()))
@@ -198,6 +210,7 @@ mod tests {
             clock.clone(),
             Default::default(),
         );
+        let live = crate::live::LiveHub::new(catalog.clone());
         let state = ApiState {
             tsdb,
             catalog,
@@ -215,6 +228,7 @@ mod tests {
                 started_ms: 1_700_000_000_000,
                 rules: Default::default(),
             }),
+            live,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

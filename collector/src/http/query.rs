@@ -1,21 +1,19 @@
 //! Prometheus' query API (`/api/v1/query`, `/query_range`, `/series`, `/labels`,
-//! `/label/{name}/values`, whose handlers are in `listing.rs`) and VictoriaMetrics' export
-//! (`/api/v1/export`).
+//! `/label/{name}/values`, whose handlers are in `listing.rs`); the export (`/api/v1/export`),
+//! under the same limits, is in `export.rs`.
 //!
 //! Range answers are written by hand rather than through [`crate::api::query::Matrix`]: they run
 //! to millions of points, and a JSON value per point would cost more than reading them. A test
-//! holds the hand-written JSON to that type. Exports are written a series (one
-//! [`ExportLine`]) at a time.
+//! holds the hand-written JSON to that type.
 
 use super::error::{ApiError, success};
 use super::params::{Params, millis};
-use super::{ApiState, blocking, listing, metric};
+use super::{ApiState, blocking, export, listing};
 use crate::api::query::{
-    ExportLine, InstantValue, InstantVector, Matrix, RangeSeries, ResultType, VectorSample,
+    InstantValue, InstantVector, Matrix, RangeSeries, ResultType, VectorSample,
 };
 use crate::json_f64::non_finite_text;
 use crate::query::{self, MAX_POINTS, Value};
-use crate::storage::StoreError;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -28,9 +26,9 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/query_range", get(query_range).post(query_range))
         .route("/api/v1/query", get(query_instant).post(query_instant))
         .route("/api/v1/series", get(listing::series).post(listing::series))
-        .route("/api/v1/export", get(export).post(export))
         .route("/api/v1/labels", get(listing::labels).post(listing::labels))
         .route("/api/v1/label/{name}/values", get(listing::label_values))
+        .merge(export::routes())
 }
 
 /// The response header naming the resolution that answered a query (`raw`, `1m`, …).
@@ -224,37 +222,6 @@ async fn query_instant(
         HeaderValue::from_static(source.name()),
     );
     Ok(response)
-}
-
-/// VictoriaMetrics' export format: one [`ExportLine`] per series and line.
-async fn export(State(state): State<ApiState>, params: Params) -> Result<Response, ApiError> {
-    let selectors = params.matches()?;
-    let start = params.time_ms("start")?.unwrap_or(i64::MIN);
-    let end = params.time_ms("end")?.unwrap_or(i64::MAX);
-    let series = state.select(&selectors);
-    let tsdb = state.tsdb.clone();
-    // Reading and encoding a series at a time, off the async workers: an export may span the
-    // whole history of many series.
-    let body = blocking("/api/v1/export", move || {
-        let mut body = String::new();
-        for meta in series {
-            let samples = tsdb.read_raw(meta.id, start, end)?;
-            if samples.is_empty() {
-                continue;
-            }
-            let (timestamps, values) = samples.into_iter().unzip();
-            let line = ExportLine {
-                metric: metric(&meta.labels),
-                values,
-                timestamps,
-            };
-            body.push_str(&serde_json::to_string(&line).expect("plain data serialises"));
-            body.push('\n');
-        }
-        Ok::<_, StoreError>(body)
-    })
-    .await??;
-    Ok(([(header::CONTENT_TYPE, "application/stream+json")], body).into_response())
 }
 
 #[cfg(test)]

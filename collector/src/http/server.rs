@@ -3,7 +3,8 @@
 //! address (`ConnectInfo`). A client that takes longer than `header_read_timeout` to finish its
 //! TLS handshake or to send its headers (slowloris) has its connection closed and counted. At
 //! shutdown the listener stops accepting and every connection ends after the request it is
-//! serving.
+//! serving. A WebSocket upgrade (the live stream, `stream.rs`) hands its connection over to the
+//! stream's own task, which closes it at shutdown.
 
 use super::limits::HttpLimits;
 use crate::tasks::{Role, TaskTree};
@@ -91,7 +92,8 @@ async fn drive<I, S>(
     S::ResBody: 'static,
     <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let connection = http.serve_connection(io, service);
+    // With upgrades: the live stream (`stream.rs`) takes its connection over as a WebSocket.
+    let connection = http.serve_connection(io, service).with_upgrades();
     let mut connection = std::pin::pin!(connection);
     let ended = tokio::select! {
         ended = connection.as_mut() => ended,

@@ -35,10 +35,14 @@ pub enum Table {
     Pki,
     /// metric family name → its type, help and unit, as remote-write senders declare them
     Families,
+    /// annotation id (time-ordered) → a marked moment or span (see `before_after/`)
+    Annotations,
+    /// experiment id (time-ordered) → a named experiment and its criterion (see `before_after/`)
+    Experiments,
 }
 
 impl Table {
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 17] = [
         Table::Series,
         Table::Nodes,
         Table::NodeSequences,
@@ -54,6 +58,8 @@ impl Table {
         Table::Tokens,
         Table::Pki,
         Table::Families,
+        Table::Annotations,
+        Table::Experiments,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +79,8 @@ impl Table {
             Table::Tokens => "tokens",
             Table::Pki => "pki",
             Table::Families => "families",
+            Table::Annotations => "annotations",
+            Table::Experiments => "experiments",
         }
     }
 }

@@ -74,6 +74,52 @@ impl Api {
         self.call(Method::DELETE, path, &query, None).await
     }
 
+    /// GETs a path with URL-encoded `query`, writing the answer's body to `out` as it arrives
+    /// (an export of any size). No time limit: a large download takes as long as it takes.
+    pub async fn download(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        out: &mut (dyn std::io::Write + Send),
+    ) -> anyhow::Result<()> {
+        let url = format!(
+            "{}{path}?{}",
+            self.base,
+            serde_urlencoded::to_string(query)?
+        );
+        let answer = self
+            .client
+            .download(Method::GET, &url, self.headers.clone(), out, 1 << 20)
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.check(answer.status, &answer.body)
+    }
+
+    /// The error for a call that got no answer.
+    fn unreachable(&self, error: impl std::fmt::Display) -> anyhow::Error {
+        let hint = match self.base.starts_with("http://") {
+            true => " (if the collector has TLS on, use --url https://…)",
+            false => "",
+        };
+        anyhow::anyhow!("cannot reach the collector at {}: {error}{hint}", self.base)
+    }
+
+    /// An error carrying the collector's message, and advice for 401 and 403, unless `status`
+    /// is a success.
+    fn check(&self, status: http::StatusCode, body: &[u8]) -> anyhow::Result<()> {
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = String::from_utf8_lossy(body).into_owned();
+        let message = serde_json::from_str::<ErrorResponse>(&body)
+            .map(|e| e.error)
+            .unwrap_or(body);
+        match auth::advice(status) {
+            Some(advice) => bail!("collector answered {status}: {message}\n{advice}"),
+            None => bail!("collector answered {status}: {message}"),
+        }
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -101,24 +147,8 @@ impl Api {
                     self.base
                 )
             })?
-            .map_err(|e| {
-                let hint = match self.base.starts_with("http://") {
-                    true => " (if the collector has TLS on, use --url https://…)",
-                    false => "",
-                };
-                anyhow::anyhow!("cannot reach the collector at {}: {e}{hint}", self.base)
-            })?;
-        let status = answer.status;
-        let body = String::from_utf8_lossy(&answer.body).into_owned();
-        if !status.is_success() {
-            let message = serde_json::from_str::<ErrorResponse>(&body)
-                .map(|e| e.error)
-                .unwrap_or(body);
-            match auth::advice(status) {
-                Some(advice) => bail!("collector answered {status}: {message}\n{advice}"),
-                None => bail!("collector answered {status}: {message}"),
-            }
-        }
-        Ok(body)
+            .map_err(|e| self.unreachable(e))?;
+        self.check(answer.status, &answer.body)?;
+        Ok(String::from_utf8_lossy(&answer.body).into_owned())
     }
 }

@@ -5,6 +5,8 @@
 
 mod api;
 mod auth;
+mod before_after;
+mod export;
 mod pki;
 mod tokens;
 
@@ -111,14 +113,9 @@ enum Command {
         #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
         step: Duration,
     },
-    /// Every raw sample of matching series as JSON lines (VictoriaMetrics' export format).
-    Export {
-        /// PromQL-style selector.
-        selector: String,
-        /// How far back to export, e.g. 1h; everything when omitted.
-        #[arg(long, value_parser = humantime::parse_duration)]
-        since: Option<Duration>,
-    },
+    /// Series over a range as JSON lines (VictoriaMetrics' format), CSV, JSON or Excel, raw or
+    /// aggregated to a step, e.g. `hcmon export --match up --since 1h --format csv`.
+    Export(export::ExportArgs),
     /// The audit log: every state-changing call (who, what, target, outcome, client address),
     /// oldest first.
     Audit {
@@ -133,6 +130,24 @@ enum Command {
         /// Print the records as JSON lines, as they are exported.
         #[arg(long)]
         json: bool,
+    },
+    /// Mark a moment or span, e.g. `hcmon mark "deployed v2" --tag deploy`; prints its id.
+    Mark(before_after::MarkArgs),
+    /// Annotations overlapping a range [default: all].
+    Annotations {
+        /// RFC 3339 or Unix seconds.
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long)]
+        end: Option<String>,
+    },
+    /// Compare series over two windows (or before and after an annotation), most changed
+    /// first, e.g. `hcmon compare --node nas --annotation ID --window 1h`.
+    Compare(before_after::CompareArgs),
+    /// Experiments: create, list, show (whether the criterion was met), delete.
+    Experiment {
+        #[command(subcommand)]
+        command: before_after::ExperimentCommand,
     },
     /// Back-test the anomaly engine (live defaults) on a CSV of `timestamp,value` rows, or on
     /// one stored series: writes `timestamp,value,anomaly_score,is_anomaly,severity,detectors`,
@@ -216,6 +231,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Alerts { command } => alerts(&api, command).await?,
         Command::Tokens { command } => tokens::run(&api, command).await?,
+        Command::Mark(args) => before_after::mark(&api, args, now).await?,
+        Command::Annotations { start, end } => before_after::annotations(&api, start, end).await?,
+        Command::Compare(args) => before_after::compare(&api, args).await?,
+        Command::Experiment { command } => before_after::experiment(&api, command).await?,
         Command::Enroll { node, ttl, out } => pki::enroll(&api, node, ttl, out.as_deref()).await?,
         Command::Nodes => pki::nodes(&api).await?,
         Command::Revoke { node } => pki::revoke(&api, &node).await?,
@@ -311,13 +330,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Export { selector, since } => {
-            let mut query = vec![("match[]", selector)];
-            if let Some(since) = since {
-                query.push(("start", format!("{:.3}", now - since.as_secs_f64())));
-            }
-            print!("{}", api.get("/api/v1/export", query).await?);
-        }
+        Command::Export(args) => export::run(&api, args, now).await?,
         Command::Replay {
             input,
             series,
@@ -367,11 +380,22 @@ async fn stored_rows(
         ("start", format!("{:.3}", now - since.as_secs_f64())),
     ];
     let body = api.get("/api/v1/export", query).await?;
-    let series: Vec<ExportLine> = body
+    let lines: Vec<ExportLine> = body
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
         .context("the collector's export is not JSON lines")?;
+    // A long series comes in several lines, one after another.
+    let mut series: Vec<ExportLine> = Vec::new();
+    for line in lines {
+        match series.last_mut() {
+            Some(last) if last.metric == line.metric => {
+                last.values.extend(line.values);
+                last.timestamps.extend(line.timestamps);
+            }
+            _ => series.push(line),
+        }
+    }
     let [one] = series.as_slice() else {
         let names: Vec<String> = series.iter().map(|s| format_labels(&s.metric)).collect();
         bail!(
@@ -523,6 +547,14 @@ fn print_audit(records: &[AuditRecord], json: bool) -> anyhow::Result<()> {
             AuditEvent::CreateToken { token } => ("token", token.as_deref().unwrap_or("-")),
             AuditEvent::RevokeToken { token } => ("revoke-token", token.as_str()),
             AuditEvent::FailedAuthentication { reason } => ("auth-failed", reason.as_str()),
+            AuditEvent::CreateAnnotation { annotation } => {
+                ("mark", annotation.as_deref().unwrap_or("-"))
+            }
+            AuditEvent::DeleteAnnotation { annotation } => ("unmark", annotation.as_str()),
+            AuditEvent::CreateExperiment { experiment } => {
+                ("experiment", experiment.as_deref().unwrap_or("-"))
+            }
+            AuditEvent::DeleteExperiment { experiment } => ("del-experiment", experiment.as_str()),
         };
         // A time before 1970 shows as 1970.
         let at = Duration::from_millis(u64::try_from(r.at_ms).unwrap_or(0));
