@@ -160,7 +160,8 @@ async fn a_level_shift_at_a_mark_ranks_first_and_meets_its_experiment() -> anyho
         .get_json("/api/v1/compare", &around(("node", "alpha".into())))
         .await?;
     let data = &answer["data"];
-    assert_eq!(data["before"]["end_ms"], mark_ms - 1, "{data}");
+    // Half-open windows: the mark ends the before window and starts the after one.
+    assert_eq!(data["before"]["end_ms"], mark_ms, "{data}");
     assert_eq!(data["after"]["start_ms"], mark_ms);
     assert!(data["method"].as_str().unwrap().contains("Mann-Whitney"));
     let rows = data["series"].as_array().unwrap();

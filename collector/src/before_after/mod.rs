@@ -31,7 +31,8 @@ use crate::storage::StoreError;
 /// Latest time an id can hold: 12 hex digits of milliseconds (the year 10889).
 const MAX_ID_TIME_MS: i64 = (1 << 48) - 1;
 
-/// A time range, both ends included, in Unix ms.
+/// A time range in Unix ms, from `start_ms` included to `end_ms` excluded, so a sample on the
+/// line between a before and an after window counts in the after window only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub start_ms: i64,

@@ -137,7 +137,7 @@ async fn compare(State(state): State<ApiState>, params: Params) -> Result<Respon
             let end = mark.end_ms.unwrap_or(mark.time_ms);
             let before = Window {
                 start_ms: mark.time_ms - width,
-                end_ms: mark.time_ms - 1,
+                end_ms: mark.time_ms,
             };
             let after = Window {
                 start_ms: end,
