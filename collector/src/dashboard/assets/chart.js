@@ -164,18 +164,27 @@ export class Chart {
 
   /** uPlot's columns: the times of every series, each series' value at them; `undefined`
    * where a series has no point at another's time (uPlot draws across it), `null` for a
-   * value that is not a number (a gap). */
+   * value that is not a number and just after the last point before a gap in the series'
+   * own data (a collector or agent that was down), so no line is drawn where nothing was
+   * measured. */
   aligned() {
     const times = new Set();
+    const breaks = this.series.map(s => gapStarts(s.points));
     for (const s of this.series) for (const [t] of s.points) times.add(t);
+    for (const b of breaks) for (const [t] of b) times.add(t);
     const xs = [...times].sort((a, b) => a - b);
     const index = new Map(xs.map((t, i) => [t, i]));
     const data = [xs.map(t => t / 1000)];
-    for (const s of this.series) {
+    this.series.forEach((s, k) => {
       const ys = new Array(xs.length).fill(undefined);
       for (const [t, v] of s.points) ys[index.get(t)] = isFinite(v) ? v : null;
+      // The whole gap is null, not only its first time: uPlot joins a line across
+      // `undefined` from the last value before the null to the first after the gap.
+      for (const [from, to] of breaks[k]) {
+        for (let i = index.get(from); i < xs.length && xs[i] < to; i++) if (ys[i] === undefined) ys[i] = null;
+      }
       data.push(ys);
-    }
+    });
     return data;
   }
 
@@ -317,6 +326,19 @@ export class Chart {
     window.removeEventListener("themechange", this.onTheme);
     this.plot?.destroy();
   }
+}
+
+/** The gaps in `points` longer than three of the series' usual intervals (the median between
+ * its points), each as [just after the point before it, the point after it] in ms: where its
+ * line must not be drawn. */
+function gapStarts(points) {
+  if (points.length < 3) return [];
+  const steps = [];
+  for (let i = 1; i < points.length; i++) steps.push(points[i][0] - points[i - 1][0]);
+  const usual = steps.slice().sort((a, b) => a - b)[steps.length >> 1];
+  const out = [];
+  steps.forEach((d, i) => { if (d > 3 * usual) out.push([points[i][0] + 1, points[i + 1][0]]); });
+  return out;
 }
 
 /** How many of `ys[i0..=i1]` are numbers. */
