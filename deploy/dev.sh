@@ -80,6 +80,7 @@ run() {
   cat >&2 <<MSG
 
 hcmon is running (Ctrl-C stops it). Look at:
+  the dashboard, through the "log in at http://127.0.0.1:9464/?token=..." link the collector logs
   http://127.0.0.1:9464/metrics                       Prometheus exposition of every series
   http://127.0.0.1:9464/api/v1/agents                 connected agents
   http://127.0.0.1:9464/api/v1/query_range?query=node_cpu_usage_ratio&start=$(($(date +%s) - 600))&end=$(($(date +%s) + 600))&step=10

@@ -65,6 +65,10 @@ pub fn fmt_value(v: f64) -> String {
     }
     let text = if v.abs() >= 100.0 {
         format!("{v:.0}")
+    } else if v != 0.0 && v.abs() < 0.1 {
+        // Three significant digits, so a small threshold (1e-4) does not read as 0.
+        let decimals = (2 - v.abs().log10().floor() as i32).clamp(3, 15) as usize;
+        format!("{v:.decimals$}")
     } else {
         format!("{v:.3}")
     };
@@ -594,5 +598,9 @@ mod tests {
         assert_eq!(human(f64::INFINITY), "never");
         assert_eq!(fmt_value(0.8500000001), "0.85");
         assert_eq!(fmt_value(1234.56), "1235");
+        assert_eq!(fmt_value(0.0001), "0.0001");
+        assert_eq!(fmt_value(0.036123), "0.0361");
+        assert_eq!(fmt_value(-0.00123456), "-0.00123");
+        assert_eq!(fmt_value(0.0), "0");
     }
 }
