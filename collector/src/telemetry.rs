@@ -89,6 +89,8 @@ pub struct CollectorMetrics {
     pub analyses_stopped: IntCounterVec,
     pub exposition_hidden_series: IntGauge,
     pub refused_requests: IntCounterVec,
+    pub live_connections: IntGauge,
+    pub live_dropped_messages: IntCounter,
 }
 
 impl CollectorMetrics {
@@ -184,6 +186,14 @@ impl CollectorMetrics {
                 "hcmon_collector_refused_requests_total",
                 "Requests and connections a listener (http, grpc) refused under its limits, by reason: the limit's config key (max_body_bytes, max_streams, ...), or header_read_timeout for a connection closed because its headers came too slowly.",
                 &["listener", "reason"],
+            ),
+            live_connections: r.gauge(
+                "hcmon_collector_live_connections",
+                "Open /api/v1/stream WebSocket connections (dashboard pages).",
+            ),
+            live_dropped_messages: r.counter(
+                "hcmon_collector_live_dropped_messages_total",
+                "Stored batches and events live connections lost because they fell behind (each told `lagged`).",
             ),
             registry: registry.clone(),
         };

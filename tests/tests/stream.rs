@@ -88,6 +88,14 @@ async fn samples_alerts_and_errors_reach_authenticated_sockets() -> anyhow::Resu
         next_stream_message(&mut memory, Duration::from_secs(10)).await?["type"],
         "hello"
     );
+    // Operators see the open connections in `/metrics`.
+    let exposition = collector.get("/metrics").await?;
+    assert!(
+        exposition
+            .lines()
+            .any(|l| l == "hcmon_collector_live_connections 2"),
+        "{exposition}"
+    );
 
     // Bad frames are answered, and the connection stays open.
     send_stream_message(

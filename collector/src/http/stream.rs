@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::{ApiState, metric};
 use crate::api::stream::{ClientMessage, ServerMessage, StreamPoint, StreamSeries};
 use crate::live::{Delivery, Feed, LiveEvent, Received};
+use crate::telemetry::CollectorMetrics;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
@@ -43,12 +44,38 @@ async fn upgrade(
     State(state): State<ApiState>,
     socket: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let feed = (state.live.connect()).map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let now_ms = state.now_ms();
+    let feed = state.live.connect().map_err(|e| {
+        let refused = &state.metrics.refused_requests;
+        refused
+            .with_label_values(&["http", "live_connections"])
+            .inc();
+        ApiError::Unavailable(e.to_string())
+    })?;
+    let (now_ms, metrics) = (state.now_ms(), state.metrics.clone());
     Ok(socket
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| serve(socket, feed, now_ms)))
+        .on_upgrade(move |socket| async move {
+            let open = OpenConnection::counted(metrics);
+            serve(socket, feed, now_ms, &open.0).await;
+        }))
+}
+
+/// A connection counted in `hcmon_collector_live_connections` until dropped, however its task
+/// ends.
+struct OpenConnection(std::sync::Arc<CollectorMetrics>);
+
+impl OpenConnection {
+    fn counted(metrics: std::sync::Arc<CollectorMetrics>) -> Self {
+        metrics.live_connections.inc();
+        Self(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.live_connections.dec();
+    }
 }
 
 /// What woke the connection's loop.
@@ -65,11 +92,11 @@ enum Step {
 /// Why the loop stops: the close frame to send, if any.
 type Stop = Option<(u16, &'static str)>;
 
-async fn serve(mut socket: WebSocket, mut feed: Feed, now_ms: i64) {
+async fn serve(mut socket: WebSocket, mut feed: Feed, now_ms: i64, metrics: &CollectorMetrics) {
     let closing = feed.closing();
     let stop = match send(&mut socket, &ServerMessage::Hello { now_ms }).await {
         Ok(()) => {
-            let Err(stop) = run(&mut socket, &mut feed, closing).await;
+            let Err(stop) = run(&mut socket, &mut feed, closing, metrics).await;
             stop
         }
         Err(stop) => stop,
@@ -88,6 +115,7 @@ async fn run(
     socket: &mut WebSocket,
     feed: &mut Feed,
     closing: tokio_util::sync::CancellationToken,
+    metrics: &CollectorMetrics,
 ) -> Result<Infallible, Stop> {
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut heard = Instant::now();
@@ -124,6 +152,7 @@ async fn run(
             }
             Step::Fed(Received::Event(event)) => send(socket, &event_message(&event)).await?,
             Step::Fed(Received::Lagged(dropped)) => {
+                metrics.live_dropped_messages.inc_by(dropped);
                 flush(socket, feed).await?;
                 send(socket, &ServerMessage::Lagged { dropped }).await?;
             }
