@@ -90,17 +90,7 @@ impl OutboundClient {
         body: Vec<u8>,
         max_body: usize,
     ) -> Result<Answer, OutboundError> {
-        let refused = |detail: String| OutboundError::Request {
-            authority: url.to_owned(),
-            detail,
-        };
-        let endpoint = HttpEndpoint::parse(url).map_err(|e| refused(e.to_string()))?;
-        let mut request = Request::builder()
-            .method(method)
-            .uri(endpoint.path_and_query())
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| refused(e.to_string()))?;
-        request.headers_mut().extend(headers);
+        let (endpoint, request) = request_to(method, url, headers, Bytes::from(body))?;
         self.send(&endpoint, request, max_body).await
     }
 
@@ -115,17 +105,7 @@ impl OutboundClient {
         out: &mut (dyn Write + Send),
         max_body: usize,
     ) -> Result<Answer, OutboundError> {
-        let refused = |detail: String| OutboundError::Request {
-            authority: url.to_owned(),
-            detail,
-        };
-        let endpoint = HttpEndpoint::parse(url).map_err(|e| refused(e.to_string()))?;
-        let mut request = Request::builder()
-            .method(method)
-            .uri(endpoint.path_and_query())
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| refused(e.to_string()))?;
-        request.headers_mut().extend(headers);
+        let (endpoint, request) = request_to(method, url, headers, Bytes::new())?;
         let body = BodyTo::Write { out, max_body };
         self.send_to(&endpoint, request, body).await
     }
@@ -262,4 +242,26 @@ where
         answer = &mut response => answer,
         _ = &mut connection => response.await,
     }
+}
+
+/// The absolute `url` taken apart, and a request to it (its URI only the path and query) with
+/// `headers` and `body`.
+fn request_to(
+    method: Method,
+    url: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(HttpEndpoint, Request<Full<Bytes>>), OutboundError> {
+    let refused = |detail: String| OutboundError::Request {
+        authority: url.to_owned(),
+        detail,
+    };
+    let endpoint = HttpEndpoint::parse(url).map_err(|e| refused(e.to_string()))?;
+    let mut request = Request::builder()
+        .method(method)
+        .uri(endpoint.path_and_query())
+        .body(Full::new(body))
+        .map_err(|e| refused(e.to_string()))?;
+    request.headers_mut().extend(headers);
+    Ok((endpoint, request))
 }
