@@ -62,13 +62,18 @@ bench-stream *ARGS:
 bench-export *ARGS:
     ./deploy/dev.sh bench-export {{ARGS}}
 
+# Reports: a monthly report over 50 simulated nodes (30 days) and 100 SLOs, generated and rendered
+# as PDF and HTML, timed (target under 3 s). Extra arguments go to hcmon-bench-report.
+bench-report *ARGS:
+    ./deploy/dev.sh bench-report {{ARGS}}
+
 # Dashboard weight: bytes and requests of the fleet and node pages with a cold cache, and the
 # time to the first chart with points, in headless Chromium (median of 5 loads).
 bench-page:
     ./deploy/dev.sh bench-page
 
 # All benchmarks.
-bench: bench-ingest bench-query bench-agent bench-engines bench-alerts bench-stream bench-export bench-page
+bench: bench-ingest bench-query bench-agent bench-engines bench-alerts bench-stream bench-export bench-report bench-page
 
 # Exposure scores of the systemd units (`systemd-analyze security`, 0 best, 10 worst) and
 # what still counts against each.

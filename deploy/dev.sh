@@ -19,6 +19,8 @@
 #                        idle and under ingest load
 #   deploy/dev.sh bench-stream [ARGS]   release build, then sample → WebSocket latency of the
 #                        live stream with 20 open node pages (--clients, --seconds, --rate)
+#   deploy/dev.sh bench-report [ARGS]   release build, then a monthly report generated and
+#                        rendered (PDF, HTML) over 50 nodes and 100 SLOs, timed
 #   deploy/dev.sh hostile [ARGS]        release build, then ten kinds of hostile traffic against a
 #                        TLS collector while a healthy agent streams (--seconds N, default 120)
 #   deploy/dev.sh security  systemd-analyze's exposure score of both systemd units (no build)
@@ -93,7 +95,7 @@ MSG
 
 # promtool checks the exposition; the agent's probe tests talk to real Redis and memcached; the
 # alerting tests forward to a real Alertmanager; the dashboard's tests drive headless Chromium.
-TEST_PACKAGES=(libclang-dev prometheus redis-server memcached prometheus-alertmanager chromium)
+TEST_PACKAGES=(libclang-dev prometheus redis-server memcached prometheus-alertmanager chromium poppler-utils)
 
 # Node and playwright-core for the dashboard's browser tests (tests/browser): Debian's nodejs and
 # npm unless a node with its npm is there already, then `npm ci` whenever node_modules is missing
@@ -161,6 +163,15 @@ bench_alerts() {
   setup_target_dir
   cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
   "$CARGO_TARGET_DIR/release/hcmon-bench-alerts" "$@"
+}
+
+# A monthly report over 50 simulated nodes' 30 days and 100 SLOs: the time to generate it and to
+# render it as PDF and HTML (target: under 3 s in all).
+bench_report() {
+  ensure_packages libclang-dev
+  setup_target_dir
+  cargo build --release --locked -p hcmon-tests --bin hcmon-bench-report
+  "$CARGO_TARGET_DIR/release/hcmon-bench-report" "$@"
 }
 
 bench_stream() {
@@ -302,6 +313,7 @@ case "${1:-}" in
   bench-query) shift; bench_query "$@" ;;
   bench-export) shift; bench_export "$@" ;;
   bench-stream) shift; bench_stream "$@" ;;
+  bench-report) shift; bench_report "$@" ;;
   bench-engines) bench_engines ;;
   bench-page) bench_page ;;
   hostile) shift; hostile "$@" ;;
@@ -309,5 +321,5 @@ case "${1:-}" in
   sizes) sizes "${2:-HEAD}" ;;
   security) security ;;
   fuzz) fuzz "${2:-60}" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-page|bench-alerts|bench-query|bench-export|bench-stream|hostile" >&2; exit 2 ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|hostile" >&2; exit 2 ;;
 esac

@@ -216,6 +216,23 @@ async fn run_tier(
     }
 }
 
+/// Starts the probes' schedule on a thread with its own single-threaded runtime; it ends
+/// with `shutdown`.
+fn spawn_probes(
+    probes: Probes,
+    interval: Duration,
+    output: &Arc<Output>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (output, shutdown) = (output.clone(), shutdown.clone());
+    Ok(std::thread::Builder::new()
+        .name("probes".into())
+        .spawn(move || runtime.block_on(run_tier(probes, interval, &output, &shutdown)))?)
+}
+
 /// This process's resident bytes and CPU seconds, from `/proc/self`.
 fn own_usage() -> Option<(f64, f64)> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -253,11 +270,11 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
     } else {
         None
     };
-    let output = Output {
+    let output = Arc::new(Output {
         spool: Arc::new(Mutex::new(spool)),
         new_batch: Arc::new(Notify::new()),
         samples_total: AtomicU64::new(0),
-    };
+    });
     let endpoint = collector_endpoint(&config.collector)?;
     let renewal = tls.as_ref().map(|tls| {
         tokio::spawn(
@@ -299,19 +316,32 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
         sources: Sources::default(),
     };
     let probes = Probes::new(&config.probes);
-    let run_probes = async {
-        if !probes.is_empty() {
-            run_tier(probes, config.probe_interval, &output, &shutdown).await;
-        }
+    // The probes run on a thread of their own: a tier's collection reads /proc and sysinfo
+    // without yielding, and a probe run due meanwhile would be skipped. A skipped run is a
+    // missing event in an SLO's availability, and the skips fall wherever collection is slow,
+    // not evenly between good and bad runs.
+    let probe_thread = match probes.is_empty() {
+        true => None,
+        false => Some(spawn_probes(
+            probes,
+            config.probe_interval,
+            &output,
+            &shutdown,
+        )?),
     };
-    // One task, interleaved: the tiers only wait on timers and the probes on sockets, so the
-    // agent needs no thread per tier.
+    // One task, interleaved: the tiers only wait on timers, so they need no thread each.
     tokio::join!(
         run_tier(basic, config.interval, &output, &shutdown),
         run_tier(detailed, config.detailed_interval, &output, &shutdown),
         run_tier(extended, config.extended_interval, &output, &shutdown),
-        run_probes,
     );
+    if let Some(thread) = probe_thread
+        && tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .is_ok_and(|joined| joined.is_err())
+    {
+        tracing::error!("the probes' thread panicked");
+    }
     delivery.await?;
     if let Some(renewal) = renewal {
         renewal.await?;

@@ -8,6 +8,8 @@ use crate::ingest::IngestLimits;
 use crate::ingest::grpc::GrpcLimits;
 use crate::pki::TlsConfig;
 use crate::recorded::RecordedConfig;
+use crate::report::config::ReportsConfig;
+use crate::slo::SloConfig;
 use crate::storage::StorageConfig;
 use hcmon_common::secret::{self, Secret, SecretError};
 use serde::Deserialize;
@@ -53,6 +55,10 @@ pub struct CollectorConfig {
     pub auth: AuthConfig,
     /// The series the collector writes about itself: `up`, `ALERTS`, anomaly verdicts.
     pub recorded: RecordedConfig,
+    /// Service level objectives: time zone, defaults, declared objectives, maintenance.
+    pub slo: SloConfig,
+    /// Scheduled SLA reports: which are made, who gets them by email, how many are kept.
+    pub reports: ReportsConfig,
 }
 
 impl Default for CollectorConfig {
@@ -73,6 +79,8 @@ impl Default for CollectorConfig {
             alerting: AlertingConfig::default(),
             auth: AuthConfig::default(),
             recorded: RecordedConfig::default(),
+            slo: SloConfig::default(),
+            reports: ReportsConfig::default(),
         }
     }
 }
@@ -366,6 +374,16 @@ impl CollectorConfig {
             })?;
         self.alerting
             .validate()
+            .map_err(|e| ConfigError::InvalidAt {
+                key: e.key,
+                problem: e.problem,
+            })?;
+        self.slo.validate().map_err(|e| ConfigError::InvalidAt {
+            key: e.key,
+            problem: e.problem,
+        })?;
+        self.reports
+            .validate(&self.alerting)
             .map_err(|e| ConfigError::InvalidAt {
                 key: e.key,
                 problem: e.problem,

@@ -27,7 +27,9 @@ pub mod pki;
 pub mod query;
 pub mod recorded;
 pub mod replay;
+pub mod report;
 pub mod secure_random;
+pub mod slo;
 pub mod storage;
 pub mod tasks;
 pub mod telemetry;
@@ -60,6 +62,8 @@ pub struct Collector {
     watch: Option<Arc<AnomalyWatch>>,
     forests: Option<Arc<NodeForests>>,
     alerts: Option<(AlertService, Alerting)>,
+    /// The SLOs in force; `None` when `[slo] enabled = false`.
+    objectives: Option<Arc<slo::objectives::Objectives>>,
     live: Arc<live::LiveHub>,
     metrics: Arc<CollectorMetrics>,
     access: Arc<access::AccessControl>,
@@ -134,6 +138,15 @@ impl Collector {
                 catalog.clone(),
             ))
         });
+        let objectives = match config.slo.enabled {
+            true => Some(Arc::new(slo::objectives::Objectives::open(
+                config.slo.clone(),
+                alerting::evaluate::latency_warnings(&config.alerting),
+                tsdb.clone(),
+                catalog.clone(),
+            )?)),
+            false => None,
+        };
         let alerts = match config.alerting.enabled {
             true => {
                 let http_addr = http.local_addr()?;
@@ -145,6 +158,7 @@ impl Collector {
                     registry: metrics.registry.clone(),
                     clock: clock.clone(),
                     http_url: Some(http_url(http_addr, trust.is_some())),
+                    slo: objectives.clone(),
                 };
                 let (service, handle, feed) = AlertService::open(config.alerting.clone(), deps)?;
                 observers.push(feed);
@@ -176,6 +190,7 @@ impl Collector {
             watch,
             forests,
             alerts,
+            objectives,
             live,
             metrics,
             access: Arc::new(access),
@@ -210,6 +225,7 @@ impl Collector {
             watch,
             forests,
             alerts,
+            objectives,
             live,
             metrics,
             access,
@@ -281,6 +297,24 @@ impl Collector {
             live_events.await;
             Ok(())
         });
+        let reports = objectives
+            .as_ref()
+            .map(|objectives| report::handle::ReportHandle {
+                objectives: objectives.clone(),
+                tsdb: tsdb.clone(),
+                catalog: catalog.clone(),
+                alerting: alerting.clone(),
+                store: report::store::ReportStore::new(tsdb.clone(), config.reports.retention()),
+                forecast_alerts: config
+                    .alerting
+                    .all_forecast_rules()
+                    .into_iter()
+                    .map(|rule| rule.name)
+                    .collect(),
+            });
+        if let Some(handle) = &reports {
+            start_reports(&tasks, handle.clone(), &config, clock.clone(), &metrics);
+        }
         let http_limits = config.server.http.clone();
         let audit = Arc::new(audit::AuditLog::open(tsdb.clone())?);
         let enrollment = trust.as_ref().map(|t| t.enrollment.clone());
@@ -303,6 +337,8 @@ impl Collector {
                     rules: http::AlertRules::new(&config.alerting),
                 }),
                 live,
+                slo: objectives.clone(),
+                reports,
             },
             http_limits.clone(),
         );
@@ -364,6 +400,40 @@ impl Collector {
         match tasks.failure() {
             Some(reason) => Err(anyhow::anyhow!(reason)),
             None => Ok(()),
+        }
+    }
+}
+
+/// Spawns the scheduled reports' task, unless `[reports] enabled = false`. A helper: without
+/// it the collector goes on, and on-demand reports still work.
+fn start_reports(
+    tasks: &TaskTree,
+    handle: report::handle::ReportHandle,
+    config: &CollectorConfig,
+    clock: Clock,
+    metrics: &CollectorMetrics,
+) {
+    let scheduler = report::task::Scheduler::new(
+        handle,
+        &config.reports,
+        &config.alerting,
+        clock,
+        &metrics.registry,
+    );
+    match scheduler {
+        Ok(Some(scheduler)) => {
+            let shutdown = tasks.shutdown().clone();
+            tasks.spawn("reports", Role::Helper, async move {
+                scheduler.run(shutdown).await;
+                Ok(())
+            });
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "scheduled reports are off: their mail channels cannot be built"
+            );
         }
     }
 }

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["upkeep", "config", "fuzzing"],
     &["http"],
-    &["forget", "api", "recorded", "live"],
+    &["forget", "api", "recorded", "live", "report"],
     &["alerting"],
+    &["slo"],
     &[
         "anomaly_watch",
         "node_forest",

@@ -13,10 +13,12 @@ use super::policy::Severity;
 use super::rule_files::evaluate::CompiledGroup;
 use super::rules::ThresholdRule;
 use crate::analytics::anomaly::Severity as AnomalySeverity;
+use crate::analytics::slo::{Budget, BurnSeverity, BurnVerdict};
 use crate::analytics::trend::{Bound, TrendConfig, fit_line};
 use crate::anomaly_watch::LatestVerdict;
 use crate::query::{Expr, QueryError};
-use hcmon_common::{Labels, Selector, SelectorError};
+use crate::slo::SloDefinition;
+use hcmon_common::{Labels, MatchOp, Selector, SelectorError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -97,6 +99,58 @@ fn annotations(summary: String, description: String) -> BTreeMap<String, String>
         ("summary".to_owned(), summary),
         ("description".to_owned(), description),
     ])
+}
+
+/// The alert an SLO's budget burning too fast raises.
+pub const SLO_BURN_RATE: &str = "SloBurnRate";
+
+/// What a burn-rate alert says of the budget of the SLO's current period: what is left, and
+/// how long that lasts at the long window's rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetLeft {
+    pub budget: Budget,
+    pub exhausted_in_ms: Option<i64>,
+}
+
+/// The warning levels of threshold rules on probe duration metrics (metric name → seconds),
+/// the thresholds of the default latency SLOs. A metric with several rules takes the lowest.
+pub fn latency_warnings(config: &AlertingConfig) -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    for rule in config.threshold_rules() {
+        let (Some(warning), Direction::Above) = (rule.warning, rule.direction) else {
+            continue;
+        };
+        let Ok(selector) = Selector::parse(&rule.selector) else {
+            continue;
+        };
+        let name = selector
+            .matchers
+            .iter()
+            .find(|m| m.name == hcmon_common::METRIC_NAME_LABEL && m.op == MatchOp::Equal);
+        if let Some(name) = name.filter(|m| m.value.ends_with("_duration_seconds")) {
+            let level = out.entry(name.value.clone()).or_insert(warning);
+            *level = level.min(warning);
+        }
+    }
+    out
+}
+
+/// The labels of an SLO's burn-rate alert over `window`: the SLO, the window, and the node
+/// when the SLO's selector names exactly one.
+pub fn slo_burn_labels(slo: &SloDefinition, window: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        ("slo".to_owned(), slo.name.to_string()),
+        ("window".to_owned(), window.to_owned()),
+    ]);
+    if let Ok(Some(selector)) = slo.matchers()
+        && let Some(node) = selector
+            .matchers
+            .iter()
+            .find(|m| m.name == "node" && m.op == MatchOp::Equal)
+    {
+        labels.insert("node".to_owned(), node.value.clone());
+    }
+    labels
 }
 
 /// A configured rule that cannot be compiled.
@@ -394,6 +448,99 @@ impl RuleSet {
         })
     }
 
+    /// An SLO's burn-rate rule judged on its two windows: fires (critical for a page, warning
+    /// for a ticket) when both burn the budget at the rule's factor or faster. `left` is the
+    /// current period's budget, when it was worked out (only while burning).
+    pub fn slo_burn(
+        &self,
+        slo: &SloDefinition,
+        verdict: &BurnVerdict,
+        left: Option<BudgetLeft>,
+    ) -> Observation {
+        let rule = &verdict.rule;
+        let window = rule.window_label();
+        let short = human(rule.short_ms as f64 / 1000.0);
+        let rate = |r: Option<f64>| {
+            r.map_or_else(|| "no data".to_owned(), |r| format!("{}x", fmt_value(r)))
+        };
+        let severity = match rule.severity {
+            BurnSeverity::Page => Severity::Critical,
+            BurnSeverity::Ticket => Severity::Warning,
+        };
+        let budget = match left {
+            Some(left) => {
+                let exhaustion = match left.exhausted_in_ms {
+                    Some(ms) if left.budget.remaining > 0.0 => {
+                        format!("exhausted in {} at this rate", human(ms as f64 / 1000.0))
+                    }
+                    _ if left.budget.remaining <= 0.0 => "already exhausted".to_owned(),
+                    _ => "not being spent".to_owned(),
+                };
+                format!(
+                    "{:.1}% of the {} budget left, {exhaustion}",
+                    left.budget.remaining * 100.0,
+                    slo.period
+                )
+            }
+            None => format!("budget of the {} period not worked out", slo.period),
+        };
+        Observation {
+            alertname: SLO_BURN_RATE.to_owned(),
+            labels: slo_burn_labels(slo, &window),
+            value: verdict.long_rate.unwrap_or(0.0),
+            rules: self.lifecycle(
+                Threshold {
+                    direction: Direction::Above,
+                    fire: 1.0,
+                    recover: 0.0,
+                },
+                0,
+            ),
+            severity: verdict.firing.then_some(severity),
+            annotations: annotations(
+                format!(
+                    "SLO {} burns its error budget at {} over {window} ({} over {short}); {budget}",
+                    slo.name,
+                    rate(verdict.long_rate),
+                    rate(verdict.short_rate)
+                ),
+                format!(
+                    "Target {}: the budget burns too fast when both the {window} and the {short} window burn at {}x or more (the whole {} budget would last 1/{} of the period).",
+                    fmt_value(slo.target),
+                    fmt_value(rule.factor),
+                    slo.period,
+                    fmt_value(rule.factor)
+                ),
+            ),
+            evidence: Evidence {
+                threshold: Some(rule.factor),
+                details: vec![budget],
+                ..Evidence::default()
+            },
+            inhibits_node: false,
+            judged: Some(f64::from(u8::from(verdict.firing))),
+        }
+    }
+
+    /// Resolves an open burn-rate alert (`labels`) whose SLO is gone.
+    pub fn slo_burn_gone(&self, labels: BTreeMap<String, String>) -> Observation {
+        let slo = labels.get("slo").cloned().unwrap_or_default();
+        Observation {
+            alertname: SLO_BURN_RATE.to_owned(),
+            labels,
+            value: 0.0,
+            rules: self.flap_rules(),
+            severity: None,
+            annotations: annotations(
+                format!("SLO {slo} no longer exists"),
+                "The SLO was deleted or its SLI no longer counts samples.".to_owned(),
+            ),
+            evidence: Evidence::default(),
+            inhibits_node: false,
+            judged: Some(0.0),
+        }
+    }
+
     /// How long a node or series may stay silent, given its usual interval.
     pub fn silence_limit_ms(&self, interval_ms: i64) -> i64 {
         (interval_ms * i64::from(self.intervals)).max(self.min_silence_ms)
@@ -587,6 +734,98 @@ mod tests {
         );
         let flat: Vec<(i64, f64)> = (0..360).map(|i| (i * 60_000, 0.5)).collect();
         assert_eq!(rules.forecast(0, &disk, &flat).unwrap().severity, None);
+    }
+
+    #[test]
+    fn slo_burn_observations_page_or_ticket_and_say_what_is_left() {
+        use crate::analytics::slo::{BurnRule, Tally, budget, burn_rules, judge};
+        use crate::slo::{Origin, Sli};
+        let rules = RuleSet::new(&AlertingConfig::default()).unwrap();
+        let slo = SloDefinition::new(
+            "probe:web:availability".parse().unwrap(),
+            "{name=\"web\",node=\"nas\"}",
+            Sli::Availability {
+                source: crate::slo::AvailabilitySource::Probe,
+                retries: 0,
+            },
+            Origin::Default,
+        );
+        let tally = |good: f64, bad: f64| Tally {
+            good,
+            bad,
+            ..Tally::default()
+        };
+        let [page, _, ticket]: [BurnRule; 3] = burn_rules(30 * 86_400_000).try_into().unwrap();
+        // 60 of 360 runs good over the hour, none of the last 30: 300/360 bad against the 5 %
+        // allowed is 16.67x; 30/30 is 20x.
+        let verdict = judge(&page, &tally(60.0, 300.0), &tally(0.0, 30.0), 0.95, 10.0);
+        assert!(verdict.firing);
+        // Budget of the period: 1000 runs, 300 bad against 50 allowed: overspent sixfold.
+        let left = BudgetLeft {
+            budget: budget(&tally(700.0, 300.0), 0.95),
+            exhausted_in_ms: Some(0),
+        };
+        let obs = rules.slo_burn(&slo, &verdict, Some(left));
+        assert_eq!(obs.alertname, SLO_BURN_RATE);
+        assert_eq!(obs.severity, Some(Severity::Critical));
+        assert_eq!(obs.judged, Some(1.0));
+        assert_eq!(
+            obs.labels,
+            BTreeMap::from([
+                ("node".to_owned(), "nas".to_owned()),
+                ("slo".to_owned(), "probe:web:availability".to_owned()),
+                ("window".to_owned(), "1h".to_owned()),
+            ])
+        );
+        assert!(
+            (obs.value - 300.0 / 360.0 / 0.05).abs() < 1e-9,
+            "{}",
+            obs.value
+        );
+        let summary = &obs.annotations["summary"];
+        assert!(
+            summary.contains("16.667x over 1h (20x over 5m)")
+                && summary.contains("-500.0% of the 30d budget left, already exhausted"),
+            "{summary}"
+        );
+        // A ticket is a warning; too few events never fire.
+        let slow = judge(&ticket, &tally(90.0, 9.0), &tally(9.0, 1.0), 0.95, 10.0);
+        assert!(slow.firing);
+        let obs = rules.slo_burn(&slo, &slow, None);
+        assert_eq!(
+            (obs.severity, obs.labels["window"].as_str()),
+            (Some(Severity::Warning), "3d")
+        );
+        assert!(obs.annotations["summary"].contains("not worked out"));
+        let few = judge(&page, &tally(0.0, 5.0), &tally(0.0, 5.0), 0.95, 10.0);
+        assert_eq!(rules.slo_burn(&slo, &few, None).severity, None);
+        assert_eq!(rules.slo_burn(&slo, &few, None).judged, Some(0.0));
+        let gone = rules.slo_burn_gone(obs.labels.clone());
+        assert_eq!((gone.severity, gone.judged), (None, Some(0.0)));
+    }
+
+    #[test]
+    fn latency_warnings_come_from_rules_on_probe_durations() {
+        let rules: BTreeMap<String, Vec<super::super::rules::ThresholdRule>> = toml::from_str(
+            r#"
+            rules = [
+              { name = "SlowWeb", selector = 'http_check_duration_seconds{name="web"}', direction = "above", warning = 0.8 },
+              { name = "SlowerWeb", selector = "http_check_duration_seconds", direction = "above", warning = 0.5 },
+              { name = "Cpu", selector = "node_cpu_usage_ratio", direction = "above", warning = 0.7 },
+              { name = "Hits", selector = "redis_duration_seconds", direction = "below", warning = 0.1 },
+            ]
+            "#,
+        )
+        .unwrap();
+        let config = AlertingConfig {
+            default_rules: false,
+            rules: rules["rules"].clone(),
+            ..AlertingConfig::default()
+        };
+        assert_eq!(
+            latency_warnings(&config),
+            BTreeMap::from([("http_check_duration_seconds".to_owned(), 0.5)])
+        );
     }
 
     #[test]

@@ -1,19 +1,24 @@
 //! The rules the clock drives rather than arriving samples: missing data (agents silent or
 //! disconnected, watched series silent), anomaly verdicts, threshold rules over functions
-//! (`rate(...)`), forecasts, and the groups of rule files, each on its own interval. Each round returns observations for the book; the last two
-//! read the store, on the blocking pool, and a panic there is logged and counted and the
-//! round's observations are left out (the next round evaluates again).
+//! (`rate(...)`), forecasts, the groups of rule files, each on its own interval, and the SLOs'
+//! burn rates. Each round returns observations for the book; those that read the store do
+//! so on the blocking pool, and a panic there is logged and counted and the round's
+//! observations are left out (the next round evaluates again).
 
 use super::activity::Arrivals;
 use super::book::Observation;
-use super::evaluate::{RuleSet, SampleRule};
+use super::evaluate::{BudgetLeft, RuleSet, SampleRule};
 use super::rule_files::evaluate::{CompiledGroup, KeptFiring};
+use crate::analytics::slo::{Tally, Window, budget, burn_rules, judge, time_to_exhaustion_ms};
 use crate::anomaly_watch::AnomalyWatch;
 use crate::catalog::SeriesCatalog;
 use crate::query::{Metric, QueryError};
+use crate::slo::maintenance::SilenceSpan;
+use crate::slo::objectives::Objectives;
+use crate::slo::{EvalContext, SloDefinition, SloError, tally};
 use crate::storage::Tsdb;
 use crate::tasks;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -62,6 +67,8 @@ pub(super) struct Rounds {
     pub(super) tsdb: Arc<Tsdb>,
     pub(super) catalog: Arc<SeriesCatalog>,
     pub(super) watch: Option<Arc<AnomalyWatch>>,
+    /// The SLOs whose burn rates are judged; `None` when `[slo] enabled = false`.
+    pub(super) slo: Option<Arc<Objectives>>,
     /// Verdicts older than this are not judged: alerts are about now.
     pub(super) max_lag_ms: i64,
 }
@@ -220,4 +227,103 @@ impl Rounds {
         .await
         .unwrap_or_default()
     }
+
+    /// The burn-rate rules of every SLO that counts samples, over windows ending at `now`
+    /// (maintenance from the config, annotations and `silences`), as a job for a task of its
+    /// own: it reads days of samples per SLO, so the alerting loop does not wait for it. `None`
+    /// without SLOs.
+    pub(super) fn slo_burn(
+        &self,
+        silences: Vec<SilenceSpan>,
+        now: i64,
+    ) -> Option<impl Future<Output = Option<BurnRound>> + Send + 'static> {
+        let objectives = self.slo.clone()?;
+        let rules = self.rules.clone();
+        Some(slo_burn_round(objectives, rules, silences, now))
+    }
+}
+
+/// What a burn-rate round found: observations, and the names of the SLOs it judged.
+pub(super) type BurnRound = (Vec<Observation>, BTreeSet<String>);
+
+/// See [`Rounds::slo_burn`]: the observations, with the names of the SLOs judged so alerts of
+/// SLOs that are gone can be resolved; `None` when the round panicked.
+async fn slo_burn_round(
+    objectives: Arc<Objectives>,
+    rules: Arc<RuleSet>,
+    silences: Vec<SilenceSpan>,
+    now: i64,
+) -> Option<BurnRound> {
+    tasks::blocking("slo-burn-rate-evaluation", move || {
+        let mut out = Vec::new();
+        let mut judged = BTreeSet::new();
+        for slo in objectives.list() {
+            if !slo.sli.is_sample_based() {
+                continue;
+            }
+            judged.insert(slo.name.to_string());
+            match burn_observations(&objectives, &rules, &slo, &silences, now) {
+                Ok(observations) => out.extend(observations),
+                Err(error) => {
+                    tracing::warn!(slo = %slo.name, %error, "SLO burn rate could not be evaluated")
+                }
+            }
+        }
+        (out, judged)
+    })
+    .await
+    .ok()
+}
+
+/// One SLO's burn-rate observations at `now`, one per rule of its period. Blocking.
+fn burn_observations(
+    objectives: &Objectives,
+    rules: &RuleSet,
+    slo: &SloDefinition,
+    silences: &[SilenceSpan],
+    now: i64,
+) -> Result<Vec<Observation>, SloError> {
+    let period_ms = slo.period.nominal_ms();
+    let burn = burn_rules(period_ms);
+    let zone = objectives.zone();
+    let period = slo.period.containing(now, zone);
+    let longest = burn.iter().map(|r| r.long_ms).max().unwrap_or(0);
+    let span = Window::new((now - longest).min(period.start_ms), now);
+    let maintenance = objectives.maintenance(silences, span)?;
+    let ctx = EvalContext {
+        maintenance: &maintenance,
+        incidents: &[],
+        zone,
+        now_ms: now,
+    };
+    let source = objectives.source();
+    let count = |ms: i64| -> Result<Tally, SloError> {
+        tally(&source, slo, Window::new(now - ms, now), &ctx)
+    };
+    let min_events = objectives.config().burn_rate_min_events;
+    let mut verdicts = Vec::with_capacity(burn.len());
+    for rule in &burn {
+        let (long, short) = (count(rule.long_ms)?, count(rule.short_ms)?);
+        verdicts.push(judge(rule, &long, &short, slo.target, min_events));
+    }
+    // The period's budget only matters, and is only worth reading, while something burns.
+    let left = match verdicts.iter().any(|v| v.firing) {
+        true => {
+            let spent = tally(&source, slo, Window::new(period.start_ms, now), &ctx)?;
+            Some(budget(&spent, slo.target))
+        }
+        false => None,
+    };
+    Ok(verdicts
+        .iter()
+        .map(|verdict| {
+            let left = left.map(|budget| BudgetLeft {
+                budget,
+                exhausted_in_ms: verdict
+                    .long_rate
+                    .and_then(|rate| time_to_exhaustion_ms(&budget, rate, period_ms)),
+            });
+            rules.slo_burn(slo, verdict, left)
+        })
+        .collect())
 }

@@ -15,17 +15,18 @@ use super::ack_link::AckSigner;
 use super::activity::Arrivals;
 use super::book::{
     AckLinks, AlertBook, AlertRecord, BookConfig, Changes, ChannelPolicy, Observation, Outgoing,
+    SilenceRecord,
 };
 use super::config::AlertingConfig;
 use super::delivery::{Delivered, Workers};
-use super::evaluate::{RuleError, RuleSet, SampleRule};
+use super::evaluate::{RuleError, RuleSet, SLO_BURN_RATE, SampleRule};
 use super::feed::{AlertFeed, Arrival};
 use super::handle::Command;
 pub use super::handle::{Alerting, AlertingError};
 use super::ids::AlertId;
 pub use super::metrics::AlertMetrics;
 use super::notify::{ChannelError, Channels, NotifyMetrics};
-use super::rounds::{FileRuleResult, FileSchedule, Rounds};
+use super::rounds::{BurnRound, FileRuleResult, FileSchedule, Rounds};
 use super::rule_files::evaluate::is_open;
 use super::store;
 pub use super::view::AlertView;
@@ -37,7 +38,7 @@ use crate::clock::Clock;
 use crate::ingest::IngestService;
 use crate::storage::{NodeRecord, SeriesMeta, StoreError, Tsdb};
 use crate::tasks::{self, Role, TaskTree};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -52,6 +53,8 @@ pub struct Dependencies {
     pub clock: Clock,
     /// Used for ack links when `external_url` is not set.
     pub http_url: Option<String>,
+    /// The SLOs whose burn rates raise `SloBurnRate`; `None` when `[slo] enabled = false`.
+    pub slo: Option<Arc<crate::slo::objectives::Objectives>>,
 }
 
 /// Why the alerting service could not start.
@@ -170,6 +173,7 @@ impl AlertService {
                 tsdb: deps.tsdb,
                 catalog: deps.catalog,
                 watch: deps.watch,
+                slo: deps.slo,
                 max_lag_ms,
             },
             config,
@@ -201,6 +205,11 @@ impl AlertService {
         let shutdown = tasks.shutdown().clone();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Delivered>();
         let (related_tx, mut related_rx) = mpsc::unbounded_channel::<(AlertId, Vec<String>)>();
+        // The SLO burn-rate round runs beside the loop, one at a time, at most once a minute
+        // (its shortest window is 5 minutes): it reads days of samples per SLO.
+        let (burn_tx, mut burn_rx) = mpsc::unbounded_channel::<Option<BurnRound>>();
+        let mut burn_running = false;
+        let mut last_burn: Option<Instant> = None;
         let workers = Workers::start(&self.channels, &tasks, &done_tx);
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -222,6 +231,12 @@ impl AlertService {
                 }
                 Some(command) = self.commands.recv() => self.command(command),
                 Some((id, related)) = related_rx.recv() => self.book.set_related(&id, related),
+                Some(found) = burn_rx.recv() => {
+                    burn_running = false;
+                    if let Some((observations, judged)) = found {
+                        self.slo_burn(observations, judged);
+                    }
+                }
                 Some(done) = done_rx.recv() => {
                     let now = self.now();
                     self.book.delivered(&done.outgoing, &done.report, now);
@@ -240,6 +255,10 @@ impl AlertService {
                         last_evaluation = Some(Instant::now());
                         let now = self.now();
                         self.observe(self.rounds.functions(now).await, now);
+                    }
+                    if !burn_running && last_burn.is_none_or(|t| t.elapsed() >= forecast_every) {
+                        last_burn = Some(Instant::now());
+                        burn_running = self.start_slo_burn(&tasks, &burn_tx);
                     }
                     let rules = self.rounds.rules.clone();
                     for group in self.schedule.due(&rules.files, Instant::now()) {
@@ -279,6 +298,43 @@ impl AlertService {
         for obs in observations {
             self.book.observe(obs, now);
         }
+    }
+
+    /// Starts the SLOs' burn-rate round on a task of its own, its result sent to `found`;
+    /// false when there are no SLOs.
+    fn start_slo_burn(
+        &self,
+        tasks: &TaskTree,
+        found: &mpsc::UnboundedSender<Option<BurnRound>>,
+    ) -> bool {
+        let silences = self
+            .book
+            .silences()
+            .filter_map(SilenceRecord::maintenance_span)
+            .collect();
+        let Some(round) = self.rounds.slo_burn(silences, self.now()) else {
+            return false;
+        };
+        let found = found.clone();
+        tasks.spawn("slo-burn-rate-evaluation", Role::Helper, async move {
+            let _ = found.send(round.await);
+            Ok(())
+        });
+        true
+    }
+
+    /// What a burn-rate round found; open burn-rate alerts of SLOs no longer judged resolve.
+    fn slo_burn(&mut self, observations: Vec<Observation>, judged: BTreeSet<String>) {
+        let now = self.now();
+        self.observe(observations, now);
+        let gone: Vec<_> = self
+            .book
+            .alerts()
+            .filter(|a| a.alertname == SLO_BURN_RATE && is_open(a))
+            .filter(|a| a.labels.get("slo").is_none_or(|slo| !judged.contains(slo)))
+            .map(|a| self.rounds.rules.slo_burn_gone(a.labels.clone()))
+            .collect();
+        self.observe(gone, now);
     }
 
     /// Feeds one round of rule-file group `group` to the book: each rule's result with the

@@ -20,10 +20,12 @@ use super::book::{
     AlertRecord, BookState, Changes, Incident, IncidentEvent, Outgoing, SilenceRecord,
 };
 use super::ids::IncidentId;
+use super::policy::Severity;
 use super::records::{
     AlertRecordV2, BookStateRecordV2, IncidentEventRecordV2, IncidentRecordV2, OutboxRecordV2,
     Record, RecordKind, SilenceRecordV2, decode, encode,
 };
+use crate::analytics::slo::{IncidentFact, IncidentSeverity, Window};
 use crate::storage::{Kv, KvBatch, StoreError, Table};
 
 const STATE: &[u8] = b"state";
@@ -280,6 +282,45 @@ pub fn incidents(kv: &dyn Kv, limit: usize) -> Result<Vec<Incident>, StoreError>
     Ok(all)
 }
 
+/// The incidents that started in `range`, as SLOs and reports count them, oldest first.
+/// Incident keys are by alert, not by time, so this reads every incident head (small records,
+/// one per episode) and keeps those in range.
+pub fn incident_facts(kv: &dyn Kv, range: Window) -> Result<Vec<IncidentFact>, StoreError> {
+    let mut facts: Vec<IncidentFact> = scan_prefix::<IncidentRecordV2>(kv, b"i/")?
+        .into_iter()
+        .filter(|i| range.contains(i.started_ms))
+        .map(fact)
+        .collect();
+    facts.sort_by(|a, b| {
+        a.started_ms
+            .cmp(&b.started_ms)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(facts)
+}
+
+/// An incident as the SLO engine sees it: named by its `alertname`.
+fn fact(incident: Incident) -> IncidentFact {
+    let alert = incident
+        .labels
+        .get("alertname")
+        .cloned()
+        .unwrap_or_else(|| incident.alert.to_string());
+    IncidentFact {
+        id: incident.id.to_string(),
+        alert,
+        labels: incident.labels,
+        severity: match incident.severity {
+            Severity::Warning => IncidentSeverity::Warning,
+            Severity::Error => IncidentSeverity::Error,
+            Severity::Critical => IncidentSeverity::Critical,
+        },
+        started_ms: incident.started_ms,
+        acknowledged_ms: incident.acknowledged.map(|(at, _)| at),
+        resolved_ms: incident.resolved_ms,
+    }
+}
+
 /// One incident and its history, oldest event first.
 pub fn incident(
     kv: &dyn Kv,
@@ -382,6 +423,34 @@ mod tests {
             value: f64::INFINITY,
         };
         assert!(events.iter().any(|e| e.what == resolved), "{events:?}");
+    }
+
+    #[test]
+    fn incident_facts_are_the_incidents_started_in_range_named_by_alertname() {
+        let kv = MemoryKv::default();
+        let mut first = book(load(&kv).unwrap());
+        first.observe(forecast(3_600.0), NOW);
+        persist(&kv, &mut first);
+        first.observe(forecast(f64::INFINITY), NOW + 60_000);
+        persist(&kv, &mut first);
+
+        let facts = incident_facts(&kv, Window::new(NOW, NOW + 1)).unwrap();
+        assert_eq!(facts.len(), 1);
+        let fact = &facts[0];
+        assert_eq!(
+            (fact.alert.as_str(), fact.severity),
+            ("DiskWillFill", IncidentSeverity::Warning)
+        );
+        assert_eq!(
+            (fact.started_ms, fact.resolved_ms, fact.acknowledged_ms),
+            (NOW, Some(NOW + 60_000), None)
+        );
+        assert_eq!(fact.labels.get("node").map(String::as_str), Some("nas"));
+        assert!(
+            incident_facts(&kv, Window::new(NOW + 1, NOW + 2))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     fn incident_with(kv: &MemoryKv, id: &IncidentId) -> (Incident, Vec<IncidentEvent>) {

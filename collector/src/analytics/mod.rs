@@ -10,6 +10,7 @@
 //! - [`correlation`]: lagged Pearson correlation between series.
 //! - [`compare`]: before/after comparison of windows of a series, and experiment criteria.
 //! - [`budget`]: how a caller stops the engines whose cost grows faster than their input.
+//! - [`slo`]: SLO arithmetic: calendar periods, tallies, error budgets, burn rates.
 //! - `stats.rs`: the numerics they share (Student-t and sample quantiles).
 
 pub mod anomaly;
@@ -17,6 +18,7 @@ pub mod budget;
 pub mod compare;
 pub mod correlation;
 pub mod forest;
+pub mod slo;
 mod stats;
 #[cfg(test)]
 mod test_support;

@@ -48,6 +48,19 @@ pub(crate) fn t_critical(confidence: f64, df: usize) -> f64 {
     0.5 * (low + high)
 }
 
+/// The two-sided p-value of a Student-t statistic: P(|T| ≥ |t|) for `df` degrees of freedom
+/// (0.05 at t = 2.228 with 10; 1 at t = 0). NaN for a NaN `t` or `df` 0.
+pub(crate) fn t_two_sided_p(t: f64, df: usize) -> f64 {
+    if t.is_nan() || df == 0 {
+        return f64::NAN;
+    }
+    if t.is_infinite() {
+        return 0.0;
+    }
+    let nu = df.min(MAX_DF) as f64;
+    regularized_beta(nu / (nu + t * t), nu / 2.0, 0.5)
+}
+
 /// The regularized incomplete beta function I_x(a, b), by its continued fraction (Lentz's
 /// method), on the side where that converges quickly.
 fn regularized_beta(x: f64, a: f64, b: f64) -> f64 {
@@ -151,6 +164,16 @@ mod tests {
         assert_eq!(t_critical(0.0, 5), 0.0);
         assert_eq!(t_critical(1.0, 5), f64::INFINITY);
         assert_eq!(t_critical(0.95, 0), f64::INFINITY);
+    }
+
+    #[test]
+    fn t_two_sided_p_inverts_the_critical_values() {
+        assert_close(t_two_sided_p(2.2281, 10), 0.05, 1e-4, "t 2.2281 df 10");
+        assert_close(t_two_sided_p(-12.7062, 1), 0.05, 1e-4, "t -12.7062 df 1");
+        assert_close(t_two_sided_p(1.95996, 10_000_000), 0.05, 1e-4, "normal");
+        assert_close(t_two_sided_p(0.0, 5), 1.0, 1e-12, "t 0");
+        assert_eq!(t_two_sided_p(f64::INFINITY, 5), 0.0);
+        assert!(t_two_sided_p(1.0, 0).is_nan());
     }
 
     #[test]

@@ -166,6 +166,9 @@ pub struct NewSilence {
     pub created_by: String,
     #[serde(default)]
     pub comment: String,
+    /// Planned maintenance: the time it covers also leaves the SLOs' denominators.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maintenance: bool,
 }
 
 /// A silence in `GET /api/v1/silences` and `POST /api/v1/silences`' answer.
@@ -184,6 +187,9 @@ pub struct SilenceResponse {
     pub comment: String,
     /// `pending`, `active` or `expired`.
     pub status: String,
+    /// Planned maintenance (leaves the SLOs' denominators).
+    #[serde(default)]
+    pub maintenance: bool,
 }
 
 /// `DELETE /api/v1/silences/{id}`'s answer.

@@ -12,7 +12,9 @@ pub mod compare;
 pub mod pki;
 pub mod prometheus;
 pub mod query;
+pub mod reports;
 pub mod session;
+pub mod slo;
 pub mod stream;
 pub mod tokens;
 

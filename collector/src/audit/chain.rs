@@ -85,6 +85,18 @@ pub enum AuditEvent {
     },
     /// An experiment deleted.
     DeleteExperiment { experiment: String },
+    /// An SLO created or replaced through the API; its name when the call succeeded.
+    CreateSlo {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slo: Option<String>,
+    },
+    /// SLOs imported from OpenSLO YAML: the names created or replaced.
+    ImportSlos {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        slos: Vec<String>,
+    },
+    /// An SLO deleted.
+    DeleteSlo { slo: String },
 }
 
 /// What the caller of an append supplies; the log adds the number, time and chain.

@@ -232,6 +232,7 @@ fn silence_response(s: &SilenceRecord, now_ms: i64) -> api::SilenceResponse {
         created_by: s.created_by.clone(),
         comment: s.comment.clone(),
         status: s.status(now_ms).to_owned(),
+        maintenance: s.maintenance,
     }
 }
 
@@ -304,6 +305,7 @@ async fn create_silence(
         created_by: new.created_by,
         comment: new.comment,
         created_ms: now,
+        maintenance: new.maintenance,
     };
     // Checked here too, so a bad selector is a 400 with the reason, not a conflict.
     record

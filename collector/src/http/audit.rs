@@ -14,6 +14,7 @@ use crate::api::alerts::SilenceResponse;
 use crate::api::annotations::Annotation;
 use crate::api::compare::Experiment;
 use crate::api::pki::EnrollmentGrant;
+use crate::api::slo::{Definition as SloDefinition, ImportedSlos};
 use crate::api::tokens::CreatedToken;
 use crate::audit::{AuditEvent, AuditRecord, Entry};
 use axum::body::{Body, to_bytes};
@@ -58,6 +59,9 @@ enum Call {
     DeleteAnnotation,
     CreateExperiment,
     DeleteExperiment,
+    CreateSlo,
+    ImportSlos,
+    DeleteSlo,
 }
 
 impl Call {
@@ -84,6 +88,9 @@ impl Call {
             ("DELETE", ["annotations", _]) => (Call::DeleteAnnotation, "/api/v1/annotations/{id}"),
             ("POST", ["experiments"]) => (Call::CreateExperiment, "/api/v1/experiments"),
             ("DELETE", ["experiments", _]) => (Call::DeleteExperiment, "/api/v1/experiments/{id}"),
+            ("POST", ["slos"]) => (Call::CreateSlo, "/api/v1/slos"),
+            ("POST", ["slos", "openslo"]) => (Call::ImportSlos, "/api/v1/slos/openslo"),
+            ("DELETE", ["slos", _]) => (Call::DeleteSlo, "/api/v1/slos/{name}"),
             _ => return None,
         })
     }
@@ -151,6 +158,17 @@ pub async fn record(State(state): State<ApiState>, mut request: Request, next: N
             AuditEvent::DeleteExperiment { experiment: target },
             response,
         ),
+        Call::CreateSlo => {
+            let (made, response) = answer::<SloDefinition>(response).await;
+            let slo = made.map(|d| d.name);
+            (AuditEvent::CreateSlo { slo }, response)
+        }
+        Call::ImportSlos => {
+            let (made, response) = answer::<ImportedSlos>(response).await;
+            let slos = made.map(|i| i.created).unwrap_or_default();
+            (AuditEvent::ImportSlos { slos }, response)
+        }
+        Call::DeleteSlo => (AuditEvent::DeleteSlo { slo: target }, response),
     };
     let entry = Entry {
         who,

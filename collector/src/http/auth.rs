@@ -96,6 +96,7 @@ pub fn required(method: &Method, path: &str, signed: bool) -> Required {
         ("DELETE", ["silences", _]) => Operate,
         ("DELETE", ["agents", _]) => Administer,
         ("POST" | "DELETE", ["annotations", ..] | ["experiments", ..]) => Operate,
+        ("POST" | "DELETE", ["slos", ..]) => Operate,
         // Queries may be sent as forms.
         (
             "POST",
@@ -561,9 +562,28 @@ mod tests {
                 "/api/v1/experiments/e1",
                 Required::Token(Operate),
             ),
+            (
+                Method::GET,
+                "/api/v1/slos/web/intervals",
+                Required::Token(Read),
+            ),
+            (Method::GET, "/api/v1/slos/openslo", Required::Token(Read)),
+            (
+                Method::POST,
+                "/api/v1/slos/openslo",
+                Required::Token(Operate),
+            ),
+            (Method::DELETE, "/api/v1/slos/web", Required::Token(Operate)),
             (Method::GET, "/api/v1/compare", Required::Token(Read)),
             (Method::POST, "/api/v1/compare", Required::Token(Read)),
             (Method::POST, "/api/v1/export", Required::Token(Read)),
+            (Method::GET, "/api/v1/report", Required::Token(Read)),
+            (Method::GET, "/api/v1/reports", Required::Token(Read)),
+            (
+                Method::GET,
+                "/api/v1/reports/daily-2026-11-29",
+                Required::Token(Read),
+            ),
             (Method::GET, "/api/v1/nothing", Required::Token(Read)),
             (Method::PUT, "/api/v1/nothing", Required::Token(Administer)),
             (Method::POST, "/elsewhere", Required::Token(Administer)),

@@ -29,8 +29,10 @@ mod pki;
 mod prometheus;
 mod query;
 mod remote_write;
+mod reports;
 mod rules;
 mod server;
+mod slo;
 mod stream;
 mod tokens;
 
@@ -78,6 +80,11 @@ pub struct ApiState {
     pub runtime: Arc<Runtime>,
     /// The live stream's hub (`stream.rs`).
     pub live: Arc<crate::live::LiveHub>,
+    /// The SLOs in force (`slo.rs`); `None` when `[slo] enabled = false`.
+    pub slo: Option<Arc<crate::slo::objectives::Objectives>>,
+    /// Reports on demand and the stored scheduled ones (`reports.rs`); `None` when
+    /// `[slo] enabled = false`.
+    pub reports: Option<crate::report::handle::ReportHandle>,
 }
 
 /// Every route, held to `limits`: sizes everywhere, time and concurrency on the query-type
@@ -86,6 +93,7 @@ pub fn router(state: ApiState, limits: HttpLimits) -> Router {
     let body_limit = DefaultBodyLimit::max(limits.max_body_bytes);
     let guard = limits::Guard::new(limits, state.metrics.clone());
     let queries = from_fn_with_state(guard.clone(), limits::limit_queries);
+    let (report_making, report_listing) = reports::routes();
     Router::new()
         .merge(metrics::routes())
         .merge(admin::routes())
@@ -97,6 +105,9 @@ pub fn router(state: ApiState, limits: HttpLimits) -> Router {
         .merge(alerts::routes())
         .merge(annotations::routes())
         .merge(compare::routes().route_layer(queries.clone()))
+        .merge(report_making.route_layer(queries.clone()))
+        .merge(report_listing)
+        .merge(slo::routes().route_layer(queries.clone()))
         .merge(remote_write::routes())
         .merge(audit::routes())
         .merge(pki::routes())
@@ -229,6 +240,8 @@ mod tests {
                 rules: Default::default(),
             }),
             live,
+            slo: None,
+            reports: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

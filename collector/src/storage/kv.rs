@@ -39,10 +39,14 @@ pub enum Table {
     Annotations,
     /// experiment id (time-ordered) → a named experiment and its criterion (see `before_after/`)
     Experiments,
+    /// SLO name → an SLO created through the API (see `slo/store.rs`)
+    Slos,
+    /// report kind ‖ window start (big-endian) → a scheduled report (see `report/store.rs`)
+    Reports,
 }
 
 impl Table {
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 19] = [
         Table::Series,
         Table::Nodes,
         Table::NodeSequences,
@@ -60,6 +64,8 @@ impl Table {
         Table::Families,
         Table::Annotations,
         Table::Experiments,
+        Table::Slos,
+        Table::Reports,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +87,8 @@ impl Table {
             Table::Families => "families",
             Table::Annotations => "annotations",
             Table::Experiments => "experiments",
+            Table::Slos => "slos",
+            Table::Reports => "reports",
         }
     }
 }

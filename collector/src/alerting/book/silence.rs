@@ -6,6 +6,7 @@
 use super::{AlertBook, AlertRecord, BookError};
 use crate::alerting::ids::{AlertId, SilenceId};
 use crate::alerting::policy::Silence;
+use crate::slo::maintenance::SilenceSpan;
 use hcmon_common::{Labels, Selector, SelectorError};
 use std::collections::BTreeMap;
 
@@ -24,6 +25,9 @@ pub struct SilenceRecord {
     pub created_by: String,
     pub comment: String,
     pub created_ms: i64,
+    /// Planned maintenance: besides muting alerts, the time it covers leaves the SLOs'
+    /// denominators (see `slo::maintenance`).
+    pub maintenance: bool,
 }
 
 /// Why a silence cannot be used.
@@ -60,6 +64,20 @@ impl SilenceRecord {
             from_ms: self.starts_ms,
             until_ms: self.ends_ms,
             daily: self.daily,
+        })
+    }
+
+    /// The silence as the SLOs see it, when it is marked as maintenance.
+    pub fn maintenance_span(&self) -> Option<SilenceSpan> {
+        self.maintenance.then(|| SilenceSpan {
+            starts_ms: self.starts_ms,
+            ends_ms: self.ends_ms,
+            daily: self.daily,
+            matchers: self.matchers.clone(),
+            reason: match self.comment.is_empty() {
+                true => format!("silence {} by {}", self.id, self.created_by),
+                false => format!("silence {}: {}", self.id, self.comment),
+            },
         })
     }
 

@@ -321,6 +321,7 @@ fn silences_mute_and_an_expired_silence_lets_the_alert_through() {
             created_by: "alice".into(),
             comment: "upgrade".into(),
             created_ms: h.now,
+            maintenance: false,
         })
         .unwrap();
     h.observe("HighCpu", "nas", 0.95);

@@ -75,12 +75,70 @@ impl SmtpNotifier {
         let message = message
             .body(render::text(n))
             .map_err(|e| SendError::Permanent(format!("building the message: {e}")))?;
+        self.deliver(message).await
+    }
+
+    async fn deliver(&self, message: Message) -> Result<(), SendError> {
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_permanent() => {
                 Err(SendError::Permanent(format!("SMTP {}: {e}", self.server)))
             }
             Err(e) => Err(SendError::Transient(format!("SMTP {}: {e}", self.server))),
+        }
+    }
+}
+
+/// An email channel sending mail that is not an alert notification (the scheduled reports):
+/// the channel's transport, TLS, AUTH and `From:`, one try per [`ChannelMailer::send`].
+pub struct ChannelMailer(SmtpNotifier);
+
+/// Why one try to send failed; `permanent` when the server refused the message or the
+/// credentials, so another try cannot help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct MailFailure {
+    pub permanent: bool,
+    pub message: String,
+}
+
+impl ChannelMailer {
+    /// The mailer of the email channel `channel` (`config` is its `[email]`); reads `ca_file`.
+    pub fn new(channel: &str, config: &EmailConfig) -> Result<Self, ChannelError> {
+        SmtpNotifier::new(&format!("channels.{channel}"), config).map(Self)
+    }
+
+    /// The channel's `From:`.
+    pub fn from(&self) -> &Mailbox {
+        &self.0.from
+    }
+
+    /// The channel's own `To:` mailboxes.
+    pub fn to(&self) -> &[Mailbox] {
+        &self.0.to
+    }
+
+    /// One try, bounded by the notifications' send timeout.
+    pub async fn send(&self, message: Message) -> Result<(), MailFailure> {
+        let outcome = tokio::time::timeout(super::SEND_TIMEOUT, self.0.deliver(message)).await;
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(SendError::Permanent(message))) => Err(MailFailure {
+                permanent: true,
+                message,
+            }),
+            Ok(Err(SendError::Transient(message))) => Err(MailFailure {
+                permanent: false,
+                message,
+            }),
+            Err(_) => Err(MailFailure {
+                permanent: false,
+                message: format!(
+                    "SMTP {}: no answer within {:?}",
+                    self.0.server,
+                    super::SEND_TIMEOUT
+                ),
+            }),
         }
     }
 }

@@ -20,6 +20,7 @@ pub use config::{
     AlertmanagerConfig, ChannelConfig, ChannelError, EmailConfig, EmailTls, LogConfig, RetryPolicy,
     SlackConfig, WebhookConfig,
 };
+pub use email::{ChannelMailer, MailFailure};
 
 use crate::alerting::ids::AlertId;
 use crate::alerting::lifecycle::StateKind;

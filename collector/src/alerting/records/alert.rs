@@ -229,6 +229,9 @@ pub struct SilenceRecordV2 {
     comment: String,
     #[serde(default)]
     created_ms: i64,
+    /// Added with SLOs; records written before read as not maintenance.
+    #[serde(default)]
+    maintenance: bool,
 }
 
 impl Record for SilenceRecordV2 {
@@ -245,6 +248,7 @@ impl Record for SilenceRecordV2 {
             created_by: s.created_by.clone(),
             comment: s.comment.clone(),
             created_ms: s.created_ms,
+            maintenance: s.maintenance,
         }
     }
 
@@ -258,6 +262,7 @@ impl Record for SilenceRecordV2 {
             created_by: self.created_by,
             comment: self.comment,
             created_ms: self.created_ms,
+            maintenance: self.maintenance,
         })
     }
 }

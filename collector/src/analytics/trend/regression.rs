@@ -11,6 +11,7 @@
 //! two passes: the means first, then sums of the samples centred on them.
 
 use super::MIN_FIT_SAMPLES;
+use crate::analytics::stats::t_two_sided_p;
 
 /// A straight line fitted by least squares, with what is needed to say how far to trust it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,6 +44,19 @@ impl Fit {
     /// The line's value at `ts_ms`.
     pub fn value_at(&self, ts_ms: i64) -> f64 {
         self.intercept + self.slope * secs_between(self.origin_ms, ts_ms)
+    }
+
+    /// The two-sided p-value of the t-test of "no trend" (slope = 0), with n − 2 degrees of
+    /// freedom: below 0.05, the slope is significant at the 5 % level. A line through every
+    /// sample has no error to test against: 0 when it slopes, 1 when it is flat.
+    pub fn slope_p_value(&self) -> f64 {
+        if self.slope_se > 0.0 {
+            t_two_sided_p(self.slope / self.slope_se, self.n - 2)
+        } else if self.slope == 0.0 {
+            1.0
+        } else {
+            0.0
+        }
     }
 }
 
@@ -127,6 +141,25 @@ mod tests {
         check(60_000, 0.0, 7.0);
         check(15_000, 1e-6, 0.5);
         check(250, 4e6, -2e9);
+    }
+
+    #[test]
+    fn slope_p_value_is_the_t_test_of_no_trend() {
+        // x = 0..3 s, y = 0, 1, 1, 2: slope 3/5, SSE 2 − 0.6·3 = 0.2, s = √0.1,
+        // SE = √0.1/√5, t = 3√2; with 2 degrees of freedom p = 1 − t/√(t² + 2) = 1 − 3/√10.
+        let fit = fit_line(&[
+            (T0, 0.0),
+            (T0 + 1000, 1.0),
+            (T0 + 2000, 1.0),
+            (T0 + 3000, 2.0),
+        ])
+        .unwrap();
+        assert_close(fit.slope, 0.6, 1e-12, "slope");
+        assert_close(fit.slope_p_value(), 1.0 - 3.0 / 10f64.sqrt(), 1e-9, "p");
+        let exact = fit_line(&series(5, 1000, |t| 2.0 * t)).unwrap();
+        assert!(exact.slope_p_value() < 1e-9, "a perfect slope");
+        let flat = fit_line(&series(5, 1000, |_| 1.0)).unwrap();
+        assert_eq!(flat.slope_p_value(), 1.0);
     }
 
     #[test]

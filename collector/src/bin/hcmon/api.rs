@@ -69,6 +69,17 @@ impl Api {
         self.call(Method::POST, path, &[], Some(body)).await
     }
 
+    /// POSTs `body` as it is, labelled `content_type` (e.g. YAML).
+    pub async fn post_body(
+        &self,
+        path: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<String> {
+        self.call_as(Method::POST, path, &[], Some((content_type, body)))
+            .await
+    }
+
     /// DELETEs a path with URL-encoded `query`.
     pub async fn delete(&self, path: &str, query: Vec<(&str, String)>) -> anyhow::Result<String> {
         self.call(Method::DELETE, path, &query, None).await
@@ -127,18 +138,28 @@ impl Api {
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<String> {
+        let body = body.map(|b| ("application/json", b));
+        self.call_as(method, path, query, body).await
+    }
+
+    async fn call_as(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> anyhow::Result<String> {
         let mut url = format!("{}{path}", self.base);
         if !query.is_empty() {
             url.push('?');
             url.push_str(&serde_urlencoded::to_string(query)?);
         }
         let mut headers = self.headers.clone();
-        if body.is_some() {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some((content_type, _)) = &body {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         }
-        let exchange =
-            self.client
-                .call(method, &url, headers, body.unwrap_or_default(), usize::MAX);
+        let body = body.map(|(_, b)| b).unwrap_or_default();
+        let exchange = self.client.call(method, &url, headers, body, usize::MAX);
         let answer = tokio::time::timeout(TIMEOUT, exchange)
             .await
             .map_err(|_| {

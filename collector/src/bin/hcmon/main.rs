@@ -8,6 +8,8 @@ mod auth;
 mod before_after;
 mod export;
 mod pki;
+mod report;
+mod slo;
 mod tokens;
 
 use anyhow::{Context, bail};
@@ -83,6 +85,12 @@ enum Command {
     Nodes,
     /// Revoke a node's certificates: its agent is cut off at once and cannot renew.
     Revoke { node: String },
+    /// SLOs: compliance and error budget, the intervals behind them, create, delete, and
+    /// OpenSLO YAML import and export.
+    Slo {
+        #[command(subcommand)]
+        command: slo::SloCommand,
+    },
     /// Alerts: list, show, acknowledge, silence.
     Alerts {
         #[command(subcommand)]
@@ -149,6 +157,14 @@ enum Command {
         #[command(subcommand)]
         command: before_after::ExperimentCommand,
     },
+    /// An SLA report over a range, made now, e.g.
+    /// `hcmon report --from 2026-11-01T00:00:00Z --to 2026-12-01T00:00:00Z --format pdf -o nov.pdf`.
+    Report(report::ReportArgs),
+    /// The stored scheduled reports (daily, weekly, monthly): list, get.
+    Reports {
+        #[command(subcommand)]
+        command: report::ReportsCommand,
+    },
     /// Back-test the anomaly engine (live defaults) on a CSV of `timestamp,value` rows, or on
     /// one stored series: writes `timestamp,value,anomaly_score,is_anomaly,severity,detectors`,
     /// one row per input row. With `--input` no collector is needed.
@@ -212,6 +228,9 @@ enum AlertsCommand {
         /// Who silences [default: $USER, else "operator"].
         #[arg(long, env = "USER", default_value = "operator")]
         by: String,
+        /// Planned maintenance: the time it covers also leaves the SLOs' denominators.
+        #[arg(long)]
+        maintenance: bool,
     },
     /// Silences, active, pending and expired.
     Silences,
@@ -230,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command {
         Command::Alerts { command } => alerts(&api, command).await?,
+        Command::Slo { command } => slo::run(&api, command).await?,
         Command::Tokens { command } => tokens::run(&api, command).await?,
         Command::Mark(args) => before_after::mark(&api, args, now).await?,
         Command::Annotations { start, end } => before_after::annotations(&api, start, end).await?,
@@ -331,6 +351,8 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Export(args) => export::run(&api, args, now).await?,
+        Command::Report(args) => report::report(&api, args).await?,
+        Command::Reports { command } => report::reports(&api, command).await?,
         Command::Replay {
             input,
             series,
@@ -476,6 +498,7 @@ async fn alerts(api: &Api, command: AlertsCommand) -> anyhow::Result<()> {
             daily,
             comment,
             by,
+            maintenance,
         } => {
             let request = NewSilence {
                 matchers,
@@ -485,6 +508,7 @@ async fn alerts(api: &Api, command: AlertsCommand) -> anyhow::Result<()> {
                 daily,
                 created_by: by,
                 comment,
+                maintenance,
             };
             let s: SilenceResponse = data(&api.post("/api/v1/silences", &request).await?)?;
             println!(
@@ -532,6 +556,10 @@ fn print_audit(records: &[AuditRecord], json: bool) -> anyhow::Result<()> {
         "SEQ", "TIME", "WHO", "CLIENT", "WHAT", "TARGET"
     );
     for r in records {
+        let imported = match &r.event {
+            AuditEvent::ImportSlos { slos } if !slos.is_empty() => slos.join(","),
+            _ => "-".to_owned(),
+        };
         let (what, target) = match &r.event {
             AuditEvent::AckAlert { alert } => ("ack", alert.as_str()),
             AuditEvent::CreateSilence { silence } => ("silence", silence.as_deref().unwrap_or("-")),
@@ -555,6 +583,9 @@ fn print_audit(records: &[AuditRecord], json: bool) -> anyhow::Result<()> {
                 ("experiment", experiment.as_deref().unwrap_or("-"))
             }
             AuditEvent::DeleteExperiment { experiment } => ("del-experiment", experiment.as_str()),
+            AuditEvent::CreateSlo { slo } => ("slo", slo.as_deref().unwrap_or("-")),
+            AuditEvent::ImportSlos { .. } => ("import-slos", imported.as_str()),
+            AuditEvent::DeleteSlo { slo } => ("del-slo", slo.as_str()),
         };
         // A time before 1970 shows as 1970.
         let at = Duration::from_millis(u64::try_from(r.at_ms).unwrap_or(0));
