@@ -9,7 +9,9 @@ use super::activity::Arrivals;
 use super::book::Observation;
 use super::evaluate::{BudgetLeft, RuleSet, SampleRule};
 use super::rule_files::evaluate::{CompiledGroup, KeptFiring};
-use crate::analytics::slo::{Tally, Window, budget, burn_rules, judge, time_to_exhaustion_ms};
+use crate::analytics::slo::{
+    Budgeting, Tally, Window, budget, burn_rules, judge, time_to_exhaustion_ms,
+};
 use crate::anomaly_watch::AnomalyWatch;
 use crate::catalog::SeriesCatalog;
 use crate::query::{Metric, QueryError};
@@ -300,7 +302,13 @@ fn burn_observations(
     let count = |ms: i64| -> Result<Tally, SloError> {
         tally(&source, slo, Window::new(now - ms, now), &ctx)
     };
-    let min_events = objectives.config().burn_rate_min_events;
+    // The guard counts runs or slices; a time-slice tally counts milliseconds.
+    let min_events = match slo.budgeting {
+        Budgeting::Occurrences => objectives.config().burn_rate_min_events,
+        Budgeting::Timeslices { slice_ms, .. } => {
+            objectives.config().burn_rate_min_events * slice_ms as f64
+        }
+    };
     let mut verdicts = Vec::with_capacity(burn.len());
     for rule in &burn {
         let (long, short) = (count(rule.long_ms)?, count(rule.short_ms)?);

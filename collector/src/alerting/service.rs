@@ -205,8 +205,8 @@ impl AlertService {
         let shutdown = tasks.shutdown().clone();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Delivered>();
         let (related_tx, mut related_rx) = mpsc::unbounded_channel::<(AlertId, Vec<String>)>();
-        // The SLO burn-rate round runs beside the loop, one at a time, at most once a minute
-        // (its shortest window is 5 minutes): it reads days of samples per SLO.
+        // The SLO burn-rate round runs beside the loop, one at a time, every evaluation
+        // interval at most: it reads days of samples per SLO, and the loop must not wait.
         let (burn_tx, mut burn_rx) = mpsc::unbounded_channel::<Option<BurnRound>>();
         let mut burn_running = false;
         let mut last_burn: Option<Instant> = None;
@@ -256,7 +256,9 @@ impl AlertService {
                         let now = self.now();
                         self.observe(self.rounds.functions(now).await, now);
                     }
-                    if !burn_running && last_burn.is_none_or(|t| t.elapsed() >= forecast_every) {
+                    if !burn_running
+                        && last_burn.is_none_or(|t| t.elapsed() >= self.config.evaluation_interval)
+                    {
                         last_burn = Some(Instant::now());
                         burn_running = self.start_slo_burn(&tasks, &burn_tx);
                     }

@@ -46,8 +46,8 @@ pub struct SloConfig {
     pub objectives: Vec<ObjectiveConfig>,
     /// Planned maintenance: out of every matching SLO's denominator.
     pub maintenance: Vec<MaintenanceConfig>,
-    /// Burn-rate alerts stay quiet until the long window counted this many valid events, so a
-    /// few failed runs of a rarely probed service do not page.
+    /// Burn-rate alerts stay quiet until the long window counted this many valid events (probe
+    /// runs, or time slices), so a few failed runs of a rarely probed service do not page.
     pub burn_rate_min_events: f64,
 }
 
