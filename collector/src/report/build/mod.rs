@@ -18,7 +18,7 @@ mod forecast;
 mod incidents;
 mod patterns;
 mod recommend;
-mod text;
+pub(crate) mod text;
 mod trends;
 
 use crate::analytics::slo::response::Measure;

@@ -31,8 +31,9 @@ pub(super) fn points(share: f64) -> String {
     format!("{text} points")
 }
 
-/// A duration for people: "42 s", "4.5 min", "38 min", "2 h 05 min", "3 d 4 h".
-pub(super) fn duration(ms: f64) -> String {
+/// A duration for people: "42 s", "4.5 min", "38 min", "2 h 05 min", "3 d 4 h". The
+/// renderers word durations with it too, so a finding and its table read alike.
+pub(crate) fn duration(ms: f64) -> String {
     let secs = (ms.abs() / 1000.0).round() as i64;
     let sign = if ms < 0.0 && secs > 0 { "-" } else { "" };
     let body = if secs < 60 {

@@ -37,27 +37,12 @@ pub(super) fn number(value: Option<f64>, decimals: usize) -> String {
     }
 }
 
-/// A duration for people: "42 s", "4.5 min", "38 min", "2 h 05 min", "3 d 4 h".
+/// A duration for people ("42 s", "2 h 05 min"), worded as the report's own findings word it.
 pub(super) fn duration(ms: Option<f64>) -> String {
-    let Some(ms) = ms.filter(|v| v.is_finite()) else {
-        return NONE.to_owned();
-    };
-    let sign = if ms < 0.0 { "-" } else { "" };
-    let secs = (ms.abs() / 1000.0).round() as i64;
-    let body = if secs < 60 {
-        format!("{secs} s")
-    } else if secs < 600 {
-        format!("{:.1} min", secs as f64 / 60.0)
-    } else if secs < 3600 {
-        format!("{} min", (secs as f64 / 60.0).round() as i64)
-    } else if secs < 48 * 3600 {
-        let minutes = (secs as f64 / 60.0).round() as i64;
-        format!("{} h {:02} min", minutes / 60, minutes % 60)
-    } else {
-        let hours = (secs as f64 / 3600.0).round() as i64;
-        format!("{} d {} h", hours / 24, hours % 24)
-    };
-    format!("{sign}{body}")
+    match ms.filter(|v| v.is_finite()) {
+        Some(ms) => crate::report::build::text::duration(ms),
+        None => NONE.to_owned(),
+    }
 }
 
 /// A date in the zone: "2026-11-03".

@@ -162,9 +162,12 @@ pub(super) fn compliance(report: &Report, audience: Audience) -> Table {
                     opt_raw(r.burn_rate),
                 ),
                 Cell::figure(
-                    r.time_to_exhaustion_ms
-                        .map(|t| format::duration(Some(t as f64)))
-                        .unwrap_or_else(|| "not burning".to_owned()),
+                    match r.time_to_exhaustion_ms {
+                        // Nothing left to burn: "0 s" would read as a figure.
+                        Some(t) if t <= 0 => "exhausted".to_owned(),
+                        Some(t) => format::duration(Some(t as f64)),
+                        None => "not burning".to_owned(),
+                    },
                     opt_ms(r.time_to_exhaustion_ms),
                 ),
                 Cell::figure(breaches, breaches_raw),
