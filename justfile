@@ -67,6 +67,18 @@ bench-export *ARGS:
 bench-report *ARGS:
     ./deploy/dev.sh bench-report {{ARGS}}
 
+# The live anomaly engine (`hcmon replay`) on labelled CSVs, scored at the shipped threshold and at
+# the best one: DIR defaults to ../shared/detection/smd.
+bench-detection *ARGS:
+    ./deploy/dev.sh bench-detection {{ARGS}}
+
+# Per-node models: the Isolation Forest and the One-Class SVM streamed over the labelled corpus in
+# ../shared/detection (each machine's metrics side by side, retrained daily on the last week),
+# scored by score.py at the live threshold 0.5 and at the best one after the fact.
+# Extra arguments go to hcmon-bench-node-models.
+bench-node-models *ARGS:
+    ./deploy/dev.sh bench-node-models {{ARGS}}
+
 # Dashboard weight: bytes and requests of the fleet and node pages with a cold cache, and the
 # time to the first chart with points, in headless Chromium (median of 5 loads).
 bench-page:

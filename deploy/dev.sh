@@ -21,6 +21,10 @@
 #                        live stream with 20 open node pages (--clients, --seconds, --rate)
 #   deploy/dev.sh bench-report [ARGS]   release build, then a monthly report generated and
 #                        rendered (PDF, HTML) over 50 nodes and 100 SLOs, timed
+#   deploy/dev.sh bench-detection [DIR] [SCORER]  release build, then `hcmon replay` over labelled
+#                        CSVs scored by score.py at the shipped and the best threshold
+#   deploy/dev.sh bench-node-models [ARGS]  release build, then the per-node models (Isolation
+#                        Forest, One-Class SVM) streamed over ../shared/detection/smd and scored
 #   deploy/dev.sh hostile [ARGS]        release build, then ten kinds of hostile traffic against a
 #                        TLS collector while a healthy agent streams (--seconds N, default 120)
 #   deploy/dev.sh security  systemd-analyze's exposure score of both systemd units (no build)
@@ -181,6 +185,54 @@ bench_stream() {
   "$CARGO_TARGET_DIR/release/hcmon-bench-stream" "$@"
 }
 
+# `hcmon replay` over a directory of labelled CSVs (`timestamp,value,label`; default the corpus
+# in ../shared/detection/smd): the label column is stripped so the detector never sees it, every
+# file is replayed with the live defaults, and score.py scores the verdicts at the shipped
+# threshold and at the best one found after the fact (an upper bound, not a setting).
+bench_detection() {
+  ensure_packages libclang-dev python3
+  setup_target_dir
+  local labels="${1:-../shared/detection/smd}"
+  local scorer="${2:-../shared/detection/score.py}"
+  local threshold
+  threshold=$(sed -n 's/^score_threshold *= *\([0-9.]*\).*/\1/p' deploy/hcmon-collector.toml | head -1)
+  threshold="${threshold:-0.6}"
+  cargo build --release --locked -p hcmon-collector --bin hcmon
+  local work="${TMPDIR:-/tmp}/hcmon-bench-detection"
+  rm -rf "$work" && mkdir -p "$work/input" "$work/out"
+  local started=$SECONDS
+  for f in "$labels"/*.csv; do
+    local name
+    name=$(basename "$f")
+    cut -d, -f1,2 "$f" > "$work/input/$name"
+    "$CARGO_TARGET_DIR/release/hcmon" replay --input "$work/input/$name" --output "$work/out/$name" > /dev/null
+  done
+  log "replayed $(ls "$work/out" | wc -l) files in $((SECONDS - started)) s"
+  log "at the shipped threshold ($threshold)"
+  python3 "$scorer" --labels "$labels" --results "$work/out" --threshold "$threshold" | tail -1
+  log "at the best threshold (after the fact)"
+  python3 "$scorer" --labels "$labels" --results "$work/out" --optimize | tail -1
+  rm -rf "$work"
+}
+
+# The per-node models on the labelled corpus in ../shared/detection: each machine's metrics side
+# by side, streamed through both models (train on the probation, retrain daily on the last week),
+# then scored by score.py at the live threshold (0.5) and at the best one found after the fact
+# (an upper bound, not a setting). Extra arguments go to hcmon-bench-node-models.
+bench_node_models() {
+  ensure_packages libclang-dev python3
+  setup_target_dir
+  cargo build --release --locked -p hcmon-tests --bin hcmon-bench-node-models
+  local out="${TMPDIR:-/tmp}/hcmon-bench-node-models"
+  "$CARGO_TARGET_DIR/release/hcmon-bench-node-models" --output "$out" "$@"
+  for model in isolation_forest one_class_svm; do
+    log "$model at threshold 0.5"
+    python3 ../shared/detection/score.py --labels "$out/labels" --results "$out/results/$model" --threshold 0.5
+    log "$model at the best threshold (after the fact)"
+    python3 ../shared/detection/score.py --labels "$out/labels" --results "$out/results/$model" --optimize
+  done
+}
+
 # Ten kinds of hostile traffic at a TLS collector for --seconds (default 120) while a healthy
 # agent streams; its 2,000 idle connections and the slowloris ones need open files, for it and
 # the collector it starts: the soft limit is raised to the hard one.
@@ -314,6 +366,8 @@ case "${1:-}" in
   bench-export) shift; bench_export "$@" ;;
   bench-stream) shift; bench_stream "$@" ;;
   bench-report) shift; bench_report "$@" ;;
+  bench-node-models) shift; bench_node_models "$@" ;;
+  bench-detection) shift; bench_detection "$@" ;;
   bench-engines) bench_engines ;;
   bench-page) bench_page ;;
   hostile) shift; hostile "$@" ;;
@@ -321,5 +375,5 @@ case "${1:-}" in
   sizes) sizes "${2:-HEAD}" ;;
   security) security ;;
   fuzz) fuzz "${2:-60}" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|hostile" >&2; exit 2 ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|bench-node-models|bench-detection|hostile" >&2; exit 2 ;;
 esac

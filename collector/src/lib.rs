@@ -154,6 +154,7 @@ impl Collector {
                     tsdb: tsdb.clone(),
                     catalog: catalog.clone(),
                     watch: watch.clone(),
+                    forests: forests.clone(),
                     nodes: nodes.clone(),
                     registry: metrics.registry.clone(),
                     clock: clock.clone(),

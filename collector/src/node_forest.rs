@@ -1,12 +1,13 @@
-//! Multivariate anomaly detection per node: an Isolation Forest over one feature vector per
-//! minute (CPU, memory, disk IO, network, and the cache probe's latency, hit ratio and errors),
+//! Multivariate anomaly detection per node: an Isolation Forest (or, with `method =
+//! "one_class_svm"`, a One-Class SVM) over one feature vector per minute (CPU, memory, disk IO, network, and the cache probe's latency, hit ratio and errors),
 //! trained in the background on the 1-minute rollups of the training window and retrained
 //! periodically; the newest complete minute is scored after every training and every minute.
 //!
 //! It catches combinations the per-series detectors cannot see, such as high CPU with no
 //! network traffic. Reads come from the store, never from the ingest path.
 
-use crate::analytics::forest::{ForestConfig, IsolationForest};
+use crate::analytics::forest::{ForestConfig, IsolationForest, NodeModelMethod, TrainError};
+use crate::analytics::ocsvm::OneClassSvm;
 use crate::catalog::SeriesCatalog;
 use crate::storage::{Aggregate, MetricKind, Resolution, StoreError, Tsdb};
 use hcmon_common::Selector;
@@ -42,10 +43,71 @@ pub struct NodeVerdict {
     pub features: Vec<(&'static str, f64, f64)>,
     pub trained_at_ms: i64,
     pub training_rows: usize,
+    /// The kind of model that judged it.
+    pub method: NodeModelMethod,
+}
+
+/// The name of a model kind, as `method` in `[analytics.forest]` spells it.
+pub fn method_name(method: NodeModelMethod) -> &'static str {
+    match method {
+        NodeModelMethod::IsolationForest => "isolation_forest",
+        NodeModelMethod::OneClassSvm => "one_class_svm",
+    }
+}
+
+/// A node's trained model, of the kind `method` chose: both score in `[0, 1]` and explain a
+/// vector by feature shares, so the verdict reads the same.
+enum NodeModel {
+    Forest(IsolationForest),
+    Svm(OneClassSvm),
+}
+
+impl NodeModel {
+    fn train(rows: &[Vec<f64>], config: &ForestConfig) -> Result<Self, TrainError> {
+        Ok(match config.method {
+            NodeModelMethod::IsolationForest => Self::Forest(IsolationForest::train(rows, config)?),
+            NodeModelMethod::OneClassSvm => Self::Svm(OneClassSvm::train(rows, config)?),
+        })
+    }
+
+    fn method(&self) -> NodeModelMethod {
+        match self {
+            Self::Forest(_) => NodeModelMethod::IsolationForest,
+            Self::Svm(_) => NodeModelMethod::OneClassSvm,
+        }
+    }
+
+    fn score(&self, row: &[f64]) -> f64 {
+        match self {
+            Self::Forest(m) => m.score(row),
+            Self::Svm(m) => m.score(row),
+        }
+    }
+
+    fn is_anomaly(&self, score: f64) -> bool {
+        match self {
+            Self::Forest(m) => m.is_anomaly(score),
+            Self::Svm(m) => m.is_anomaly(score),
+        }
+    }
+
+    fn explain(&self, row: &[f64]) -> Vec<(usize, f64)> {
+        match self {
+            Self::Forest(m) => m.explain(row),
+            Self::Svm(m) => m.explain(row),
+        }
+    }
+
+    fn training_rows(&self) -> usize {
+        match self {
+            Self::Forest(m) => m.training_rows(),
+            Self::Svm(m) => m.training_rows(),
+        }
+    }
 }
 
 struct Model {
-    forest: IsolationForest,
+    model: NodeModel,
     features: Vec<&'static str>,
     trained_at_ms: i64,
 }
@@ -143,12 +205,12 @@ impl NodeForests {
                 continue;
             }
             let matrix: Vec<Vec<f64>> = rows.into_iter().map(|(_, r)| r).collect();
-            match IsolationForest::train(&matrix, &self.config) {
-                Ok(forest) => {
+            match NodeModel::train(&matrix, &self.config) {
+                Ok(model) => {
                     lock(&self.models).insert(
                         node.clone(),
                         Model {
-                            forest,
+                            model,
                             features: names,
                             trained_at_ms: now_ms,
                         },
@@ -187,18 +249,19 @@ impl NodeForests {
                 .map(|f| by_name.get(f).and_then(|m| m.get(&minute)).copied())
                 .collect();
             let Some(row) = row else { continue };
-            let score = model.forest.score(&row);
-            let shares = model.forest.explain(&row);
+            let score = model.model.score(&row);
+            let shares = model.model.explain(&row);
             let verdict = NodeVerdict {
                 minute_ms: minute,
                 score,
-                is_anomaly: model.forest.is_anomaly(score),
+                is_anomaly: model.model.is_anomaly(score),
                 features: shares
                     .into_iter()
                     .map(|(i, share)| (model.features[i], row[i], share))
                     .collect(),
                 trained_at_ms: model.trained_at_ms,
-                training_rows: model.forest.training_rows(),
+                training_rows: model.model.training_rows(),
+                method: model.model.method(),
             };
             drop(models);
             lock(&self.verdicts).insert(node, verdict);

@@ -48,6 +48,8 @@ pub struct AlertingConfig {
     pub rules: Vec<ThresholdRule>,
     /// Alerts from the anomaly engine's verdicts.
     pub anomaly_rules: Vec<AnomalyRule>,
+    /// Alerts from each node's multivariate model (`[analytics.forest]`).
+    pub node_rules: Vec<NodeRule>,
     /// Alerts when a trend will cross a limit within a horizon.
     pub forecast_rules: Vec<ForecastRule>,
     /// Silent agents and series.
@@ -106,6 +108,7 @@ impl Default for AlertingConfig {
             default_rules: true,
             rules: Vec::new(),
             anomaly_rules: Vec::new(),
+            node_rules: Vec::new(),
             forecast_rules: Vec::new(),
             missing_data: MissingDataConfig::default(),
             rule_files: Vec::new(),
@@ -174,6 +177,53 @@ pub struct AnomalyRule {
 
 fn default_anomaly_severity() -> AnomalySeverity {
     AnomalySeverity::High
+}
+
+/// `[[alerting.node_rules]]`: fires while a node's multivariate model (`[analytics.forest]`)
+/// scores the node's newest minute at `min_score` or more; the alert names the features that
+/// made the minute unusual.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRule {
+    pub name: String,
+    /// The nodes judged: a regular expression their name matches in full (as `node=~` does);
+    /// every node when absent.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// The least score that fires, above 0.5 (an ordinary minute's score) and at most 1; the
+    /// alert resolves once the score is back to [`NODE_RECOVERY_MARGIN`] below it.
+    #[serde(default = "default_min_score")]
+    pub min_score: f64,
+    /// How long the node must stay unusual before the alert fires.
+    #[serde(with = "humantime_serde", default)]
+    pub r#for: Duration,
+    #[serde(default = "default_node_severity")]
+    pub severity: Severity,
+}
+
+/// How far below `min_score` a node's score must fall before its alert resolves: a score
+/// hovering at the level does not fire and resolve every minute.
+pub const NODE_RECOVERY_MARGIN: f64 = 0.05;
+
+fn default_min_score() -> f64 {
+    0.7
+}
+
+fn default_node_severity() -> Severity {
+    Severity::Warning
+}
+
+impl NodeRule {
+    /// Shipped: `NodeAnomaly`, any node scoring 0.7 or more, as a warning.
+    pub fn defaults() -> Vec<Self> {
+        vec![Self {
+            name: "NodeAnomaly".into(),
+            node: None,
+            min_score: default_min_score(),
+            r#for: Duration::ZERO,
+            severity: default_node_severity(),
+        }]
+    }
 }
 
 /// `[[alerting.forecast_rules]]`: fires when the trend of a matching series will reach `limit`
@@ -277,6 +327,16 @@ impl AlertingConfig {
         )
     }
 
+    /// Node rules in force: the shipped `NodeAnomaly` (unless switched off), replaced by name
+    /// by the configured ones. They judge nothing while `[analytics] enabled = false`.
+    pub fn all_node_rules(&self) -> Vec<NodeRule> {
+        merge(
+            self.default_rules.then(NodeRule::defaults),
+            &self.node_rules,
+            |r| &r.name,
+        )
+    }
+
     pub fn all_forecast_rules(&self) -> Vec<ForecastRule> {
         merge(
             self.default_rules.then(ForecastRule::defaults),
@@ -319,6 +379,11 @@ impl AlertingConfig {
             self.anomaly_rules
                 .iter()
                 .map(|r| (r.name.clone(), "[[alerting.anomaly_rules]]")),
+        );
+        toml_rules.extend(
+            self.all_node_rules()
+                .into_iter()
+                .map(|r| (r.name, "[[alerting.node_rules]]")),
         );
         toml_rules.extend(
             self.all_forecast_rules()
@@ -415,6 +480,23 @@ impl AlertingConfig {
             rule_name(format!("alerting.{list}[{i}].name"), name)?;
             hcmon_common::Selector::parse(selector)
                 .map_err(|e| InvalidSetting::new(format!("alerting.{list}[{i}].selector"), e))?;
+        }
+        for (i, rule) in self.node_rules.iter().enumerate() {
+            rule_name(format!("alerting.node_rules[{i}].name"), &rule.name)?;
+            if let Some(node) = &rule.node {
+                hcmon_common::Matcher::new("node", hcmon_common::MatchOp::Regex, node).map_err(
+                    |e| InvalidSetting::new(format!("alerting.node_rules[{i}].node"), e),
+                )?;
+            }
+            if !(rule.min_score > 0.5 && rule.min_score <= 1.0) {
+                return invalid(
+                    format!("alerting.node_rules[{i}].min_score"),
+                    format!(
+                        "{} must be above 0.5 (an ordinary minute's score) and at most 1",
+                        rule.min_score
+                    ),
+                );
+            }
         }
         for (i, rule) in self.forecast_rules.iter().enumerate() {
             if !rule.limit.is_finite() {

@@ -16,6 +16,7 @@ pub mod handle;
 pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
+pub mod node_rules;
 pub mod notify;
 pub mod policy;
 pub mod records;

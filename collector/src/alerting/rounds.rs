@@ -1,19 +1,21 @@
 //! The rules the clock drives rather than arriving samples: missing data (agents silent or
-//! disconnected, watched series silent), anomaly verdicts, threshold rules over functions
-//! (`rate(...)`), forecasts, the groups of rule files, each on its own interval, and the SLOs'
-//! burn rates. Each round returns observations for the book; those that read the store do
+//! disconnected, watched series silent), anomaly verdicts, node models' verdicts, threshold
+//! rules over functions (`rate(...)`), forecasts, the groups of rule files, each on its own
+//! interval, and the SLOs' burn rates. Each round returns observations for the book; those that read the store do
 //! so on the blocking pool, and a panic there is logged and counted and the round's
 //! observations are left out (the next round evaluates again).
 
 use super::activity::Arrivals;
 use super::book::Observation;
 use super::evaluate::{BudgetLeft, RuleSet, SampleRule};
+use super::node_rules::NodeRules;
 use super::rule_files::evaluate::{CompiledGroup, KeptFiring};
 use crate::analytics::slo::{
     Budgeting, Tally, Window, budget, burn_rules, judge, time_to_exhaustion_ms,
 };
 use crate::anomaly_watch::AnomalyWatch;
 use crate::catalog::SeriesCatalog;
+use crate::node_forest::{NodeForests, NodeVerdict};
 use crate::query::{Metric, QueryError};
 use crate::slo::maintenance::SilenceSpan;
 use crate::slo::objectives::Objectives;
@@ -69,6 +71,9 @@ pub(super) struct Rounds {
     pub(super) tsdb: Arc<Tsdb>,
     pub(super) catalog: Arc<SeriesCatalog>,
     pub(super) watch: Option<Arc<AnomalyWatch>>,
+    /// The node models whose verdicts node rules judge; `None` with analytics off.
+    pub(super) forests: Option<Arc<NodeForests>>,
+    pub(super) node_rules: NodeRules,
     /// The SLOs whose burn rates are judged; `None` when `[slo] enabled = false`.
     pub(super) slo: Option<Arc<Objectives>>,
     /// Verdicts older than this are not judged: alerts are about now.
@@ -129,6 +134,14 @@ impl Rounds {
             }
         }
         out
+    }
+
+    /// Every node's newest verdict from its model; none with analytics off.
+    pub(super) fn node_verdicts(&self) -> BTreeMap<String, NodeVerdict> {
+        self.forests
+            .as_ref()
+            .map(|f| f.verdicts())
+            .unwrap_or_default()
     }
 
     /// Threshold rules over functions (`rate(...)`), evaluated at `now`.

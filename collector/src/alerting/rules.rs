@@ -1,6 +1,7 @@
 //! Static threshold rules with warning, error and critical levels, a pending duration and a
-//! recovery margin, and the defaults shipped for host resources and cache probes. Pure: a rule
-//! turns a value into the severity it breaches, and into the thresholds the lifecycle uses.
+//! recovery margin, and the defaults shipped for host resources (CPU, memory, filesystems, disk
+//! and link saturation), cache probes and HTTP response time. Pure: a rule turns a value into
+//! the severity it breaches, and into the thresholds the lifecycle uses.
 
 use super::lifecycle::{Direction, Threshold};
 use super::policy::Severity;
@@ -84,7 +85,22 @@ impl ThresholdRule {
         }
     }
 
-    /// The defaults for host resources (three levels) and cache probes (warning and error).
+    fn one_level(
+        name: &str,
+        selector: &str,
+        direction: Direction,
+        warning: f64,
+        margin: f64,
+    ) -> Self {
+        Self {
+            error: None,
+            critical: None,
+            ..Self::rule(name, selector, direction, [warning; 3], margin)
+        }
+    }
+
+    /// The defaults for host resources (three levels), cache probes (warning and error) and
+    /// HTTP response time (warning).
     pub fn defaults() -> Vec<Self> {
         use Direction::{Above, Below};
         vec![
@@ -130,6 +146,41 @@ impl ThresholdRule {
                 [0.05, 0.1],
                 0.01,
             ),
+            // Share of wall time a disk had at least one I/O in flight, per device.
+            Self::rule(
+                "HighDiskIo",
+                "rate(node_disk_io_time_seconds_total[5m])",
+                Above,
+                [0.70, 0.85, 0.95],
+                0.05,
+            ),
+            // Share of the negotiated link speed, per interface. Default matching pairs the
+            // counter with the speed of the same node and device; interfaces the agent reports
+            // no speed for (loopback, bridges, tunnels) have no pair, so no value and no alert.
+            Self::rule(
+                "HighNetworkReceive",
+                "rate(node_network_receive_bytes_total[5m]) / node_network_speed_bytes",
+                Above,
+                [0.70, 0.85, 0.95],
+                0.05,
+            ),
+            Self::rule(
+                "HighNetworkTransmit",
+                "rate(node_network_transmit_bytes_total[5m]) / node_network_speed_bytes",
+                Above,
+                [0.70, 0.85, 0.95],
+                0.05,
+            ),
+            // The Redis probe sends the ratio only when maxmemory is set. Memcached is left
+            // out: it always has a limit and fills it by design, evicting the oldest items.
+            Self::two_levels(
+                "HighCacheMemory",
+                "redis_memory_used_ratio",
+                Above,
+                [0.8, 0.9],
+                0.05,
+            ),
+            Self::one_level("SlowHttp", "http_check_duration_seconds", Above, 2.0, 0.2),
         ]
     }
 
@@ -232,6 +283,37 @@ mod tests {
         let t = cpu.threshold(Severity::Error).unwrap();
         assert_eq!((t.fire, t.recover), (0.85, 0.80));
         assert!(cpu.selector().is_some());
+    }
+
+    #[test]
+    fn saturation_cache_memory_and_http_defaults_fire_at_their_levels() {
+        let rules = ThresholdRule::defaults();
+        let rule = |name: &str| rules.iter().find(|r| r.name == name).unwrap();
+        for name in ["HighDiskIo", "HighNetworkReceive", "HighNetworkTransmit"] {
+            let busy = rule(name);
+            assert_eq!(busy.breached(0.69), None, "{name}");
+            assert_eq!(busy.breached(0.70), Some(Severity::Warning), "{name}");
+            assert_eq!(busy.breached(0.85), Some(Severity::Error), "{name}");
+            assert_eq!(busy.breached(0.95), Some(Severity::Critical), "{name}");
+            let t = busy.threshold(Severity::Critical).unwrap();
+            assert_eq!((t.fire, t.recover), (0.95, 0.90), "{name}");
+            assert_eq!(busy.r#for, Duration::from_secs(120), "{name}");
+            // Judged on the evaluation interval, as rates must be.
+            assert!(busy.selector().is_none(), "{name}");
+        }
+        let memory = rule("HighCacheMemory");
+        assert_eq!(memory.breached(0.79), None);
+        assert_eq!(memory.breached(0.8), Some(Severity::Warning));
+        assert_eq!(memory.breached(0.9), Some(Severity::Error));
+        assert_eq!(memory.breached(1.2), Some(Severity::Error));
+        assert_eq!(memory.threshold(Severity::Critical), None);
+        let http = rule("SlowHttp");
+        assert_eq!(http.breached(1.9), None);
+        assert_eq!(http.breached(2.0), Some(Severity::Warning));
+        assert_eq!(http.breached(30.0), Some(Severity::Warning));
+        let t = http.threshold(Severity::Warning).unwrap();
+        assert_eq!((t.fire, t.recover), (2.0, 1.8));
+        assert!(http.selector().is_some() && memory.selector().is_some());
     }
 
     #[test]

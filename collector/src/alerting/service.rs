@@ -25,6 +25,7 @@ use super::handle::Command;
 pub use super::handle::{Alerting, AlertingError};
 use super::ids::AlertId;
 pub use super::metrics::AlertMetrics;
+use super::node_rules::NodeRules;
 use super::notify::{ChannelError, Channels, NotifyMetrics};
 use super::rounds::{BurnRound, FileRuleResult, FileSchedule, Rounds};
 use super::rule_files::evaluate::is_open;
@@ -48,6 +49,8 @@ pub struct Dependencies {
     pub tsdb: Arc<Tsdb>,
     pub catalog: Arc<SeriesCatalog>,
     pub watch: Option<Arc<AnomalyWatch>>,
+    /// The node models whose verdicts `[[alerting.node_rules]]` judge; `None` with analytics off.
+    pub forests: Option<Arc<crate::node_forest::NodeForests>>,
     pub nodes: Vec<(String, NodeRecord)>,
     pub registry: prometheus::Registry,
     pub clock: Clock,
@@ -86,6 +89,9 @@ pub struct AlertService {
     activity: Arrivals,
     /// Alerts that just fired on a series, waiting for their related series.
     correlate: Vec<(AlertId, Arc<SeriesMeta>)>,
+    /// When the service started judging node verdicts: the models train and score again
+    /// after a restart, so a node without any verdict yet keeps its alert for a while.
+    started_ms: i64,
 }
 
 impl AlertService {
@@ -96,6 +102,7 @@ impl AlertService {
         deps: Dependencies,
     ) -> Result<(Self, Alerting, Arc<AlertFeed>), OpenError> {
         let rules = Arc::new(RuleSet::new(&config)?);
+        let node_rules = NodeRules::new(&config)?;
         let channel_configs = config.all_channels();
         let channels = Channels::new(
             &channel_configs,
@@ -165,6 +172,7 @@ impl AlertService {
                 "delivering notifications queued before the restart"
             );
         }
+        let started_ms = (deps.clock)();
         let service = Self {
             book,
             schedule: FileSchedule::new(&rules.files),
@@ -173,6 +181,8 @@ impl AlertService {
                 tsdb: deps.tsdb,
                 catalog: deps.catalog,
                 watch: deps.watch,
+                forests: deps.forests,
+                node_rules,
                 slo: deps.slo,
                 max_lag_ms,
             },
@@ -186,6 +196,7 @@ impl AlertService {
             outbox: loaded.outbox,
             activity: Arrivals::new(&deps.nodes),
             correlate: Vec::new(),
+            started_ms,
         };
         // The API and the `ALERTS` writer see the stored alerts and silences from the start,
         // not from the first change after it: an empty view would read as every alert resolved.
@@ -251,6 +262,7 @@ impl AlertService {
                     let missing = self.rounds.missing_data(&self.activity, &disconnected, now);
                     self.observe(missing, now);
                     self.observe(self.rounds.anomalies(now), now);
+                    self.node_verdicts(now);
                     if last_evaluation.is_none_or(|t| t.elapsed() >= self.config.evaluation_interval) {
                         last_evaluation = Some(Instant::now());
                         let now = self.now();
@@ -337,6 +349,19 @@ impl AlertService {
             .map(|a| self.rounds.rules.slo_burn_gone(a.labels.clone()))
             .collect();
         self.observe(gone, now);
+    }
+
+    /// Node rules over every node's newest verdict; open node alerts without a fresh verdict
+    /// resolve.
+    fn node_verdicts(&mut self, now: i64) {
+        let verdicts = self.rounds.node_verdicts();
+        let observations = self.rounds.node_rules.judge(
+            &verdicts,
+            self.book.alerts().filter(|a| is_open(a)),
+            now,
+            self.started_ms,
+        );
+        self.observe(observations, now);
     }
 
     /// Feeds one round of rule-file group `group` to the book: each rule's result with the

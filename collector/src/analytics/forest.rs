@@ -123,6 +123,20 @@ pub struct ForestConfig {
     pub retrain_every: Duration,
     /// Seed for the random sampling and splits; `None` draws a fresh seed per training.
     pub seed: Option<u64>,
+    /// Which model each node gets; `contamination`, `min_training_samples` and the schedule
+    /// apply to both.
+    pub method: NodeModelMethod,
+}
+
+/// The per-node model, `method` in `[analytics.forest]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeModelMethod {
+    /// This module's [`IsolationForest`].
+    #[default]
+    IsolationForest,
+    /// The One-Class SVM of `ocsvm.rs`: RBF kernel, ν = `contamination`.
+    OneClassSvm,
 }
 
 impl Default for ForestConfig {
@@ -135,6 +149,7 @@ impl Default for ForestConfig {
             training_window: Duration::from_secs(86_400),
             retrain_every: Duration::from_secs(3600),
             seed: None,
+            method: NodeModelMethod::IsolationForest,
         }
     }
 }
@@ -476,6 +491,12 @@ impl IsolationForest {
             .collect();
         shares.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         shares
+    }
+
+    /// The score above which [`Self::is_anomaly`] holds: the `1 − contamination` quantile of the
+    /// training rows' scores.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
     }
 
     /// Rows the forest was trained on.
@@ -1241,6 +1262,18 @@ mod tests {
         assert_eq!(forest.trees.len(), 100);
         let s = forest.score(&data[..8]);
         assert!(s > 0.0 && s < 1.0);
+    }
+
+    #[test]
+    fn method_deserializes_by_its_snake_case_name() {
+        let config: ForestConfig = toml::from_str("method = \"one_class_svm\"").unwrap();
+        assert_eq!(config.method, NodeModelMethod::OneClassSvm);
+        let config: ForestConfig = toml::from_str("method = \"isolation_forest\"").unwrap();
+        assert_eq!(config.method, NodeModelMethod::IsolationForest);
+        let err = toml::from_str::<ForestConfig>("method = \"svm\"").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("method"), "{message}");
+        assert!(message.contains("one_class_svm"), "{message}");
     }
 
     #[test]

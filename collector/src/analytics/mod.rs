@@ -5,6 +5,7 @@
 //! - [`anomaly`]: online per-series detectors (O(1) time and memory per sample) and the ensemble
 //!   that turns their outputs into one score, a severity and the evidence.
 //! - [`forest`]: Isolation Forest over a node's feature vectors, trained in the background.
+//! - [`ocsvm`]: One-Class SVM over the same vectors, the forest's alternative.
 //! - [`trend`]: least-squares trends, forecasts, time-to-threshold, period detection and
 //!   seasonal smoothing.
 //! - [`correlation`]: lagged Pearson correlation between series.
@@ -18,6 +19,7 @@ pub mod budget;
 pub mod compare;
 pub mod correlation;
 pub mod forest;
+pub mod ocsvm;
 pub mod slo;
 mod stats;
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub struct DetectorFired {
     pub expected: [crate::json_f64::JsonF64; 2],
 }
 
-/// One node's newest Isolation Forest verdict in `GET /api/v1/node_anomalies`.
+/// One node's newest model verdict in `GET /api/v1/node_anomalies`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeAnomaly {
     pub node: String,
@@ -51,6 +51,9 @@ pub struct NodeAnomaly {
     /// Unix seconds.
     pub trained_at: f64,
     pub training_rows: usize,
+    /// The model that judged it: `isolation_forest` or `one_class_svm`.
+    #[serde(default)]
+    pub method: String,
 }
 
 /// A feature's value in the scored minute and its share of the isolation.

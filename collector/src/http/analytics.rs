@@ -166,6 +166,7 @@ async fn node_anomalies(State(state): State<ApiState>) -> Result<Response, ApiEr
                 .collect(),
             trained_at: v.trained_at_ms as f64 / 1000.0,
             training_rows: v.training_rows,
+            method: crate::node_forest::method_name(v.method).to_owned(),
         })
         .collect();
     Ok(success(data))

@@ -260,7 +260,7 @@ pub fn render_node_verdicts(
     let families: [NodeFamily; 2] = [
         (
             NODE_ANOMALY_SCORE,
-            "Isolation Forest score (0..1) of a node's newest complete minute over CPU, memory, disk IO, network and cache probes.",
+            "Model score (0..1; Isolation Forest or One-Class SVM) of a node's newest complete minute over CPU, memory, disk IO, network and cache probes.",
             |v| v.score,
         ),
         (

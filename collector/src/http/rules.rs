@@ -1,5 +1,5 @@
 //! `GET /api/v1/rules`: the collector's alert rules in Prometheus' shape, one group per kind
-//! of TOML rule (thresholds, anomalies, forecasts, missing data) and the groups of the rule
+//! of TOML rule (thresholds, anomalies, forecasts, missing data, node models) and the groups of the rule
 //! files as the files name them, each rule with its open alerts. hcmon has no recording rules.
 
 use super::ApiState;
@@ -109,6 +109,27 @@ impl AlertRules {
                 summary
             })
             .collect();
+        let nodes = config
+            .all_node_rules()
+            .into_iter()
+            .map(|r| {
+                let matcher = r
+                    .node
+                    .as_ref()
+                    .map(|re| format!("{{node=~{re:?}}}"))
+                    .unwrap_or_default();
+                let query = format!(
+                    "{}{matcher} >= {}",
+                    crate::telemetry::NODE_ANOMALY_SCORE,
+                    fmt_value(r.min_score)
+                );
+                let mut summary = rule(&r.name, query, r.r#for);
+                summary
+                    .labels
+                    .insert("severity".into(), r.severity.name().into());
+                summary
+            })
+            .collect();
         let missing = &config.missing_data;
         let mut silent: Vec<RuleSummary> = Vec::new();
         if missing.agents {
@@ -141,6 +162,7 @@ impl AlertRules {
             toml_group("anomalies", "[[alerting.anomaly_rules]]", anomalies),
             toml_group("forecasts", "[[alerting.forecast_rules]]", forecasts),
             toml_group("missing_data", "[alerting.missing_data]", silent),
+            toml_group("nodes", "[[alerting.node_rules]]", nodes),
         ];
         groups.extend(config.file_rule_groups().iter().map(|g| {
             GroupSummary {
@@ -267,7 +289,18 @@ mod tests {
         let names: Vec<&str> = rules.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(
             names,
-            ["thresholds", "anomalies", "forecasts", "missing_data"]
+            [
+                "thresholds",
+                "anomalies",
+                "forecasts",
+                "missing_data",
+                "nodes"
+            ]
+        );
+        let node = &rules.groups[4].rules[0];
+        assert_eq!(
+            (node.name.as_str(), node.query.as_str()),
+            ("NodeAnomaly", "hcmon_node_anomaly_score >= 0.7")
         );
         let shipped = &crate::alerting::rules::ThresholdRule::defaults()[0];
         let summary = rules.groups[0]

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 pub const NODE_SCORE: Family = Family {
     name: crate::telemetry::NODE_ANOMALY_SCORE,
-    help: "Isolation Forest score (0..1) of a node's newest complete minute, once per verdict (written by the collector).",
+    help: "Model score (0..1; Isolation Forest or One-Class SVM) of a node's newest complete minute, once per verdict (written by the collector).",
 };
 
 pub const ANOMALOUS_SERIES: Family = Family {
@@ -178,6 +178,7 @@ mod tests {
             features: Vec::new(),
             trained_at_ms: 0,
             training_rows: 0,
+            method: crate::analytics::forest::NodeModelMethod::IsolationForest,
         }
     }
 
