@@ -205,7 +205,12 @@ bench_detection() {
     local name
     name=$(basename "$f")
     cut -d, -f1,2 "$f" > "$work/input/$name"
-    "$CARGO_TARGET_DIR/release/hcmon" replay --input "$work/input/$name" --output "$work/out/$name" > /dev/null
+    # Each replay prints a one-line summary; only a failure's message is worth showing.
+    if ! "$CARGO_TARGET_DIR/release/hcmon" replay --input "$work/input/$name" \
+      --output "$work/out/$name" > /dev/null 2> "$work/replay.err"; then
+      cat "$work/replay.err" >&2
+      return 1
+    fi
   done
   log "replayed $(ls "$work/out" | wc -l) files in $((SECONDS - started)) s"
   log "at the shipped threshold ($threshold)"
