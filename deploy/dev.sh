@@ -196,7 +196,7 @@ bench_detection() {
   local scorer="${2:-../shared/detection/score.py}"
   local threshold
   threshold=$(sed -n 's/^score_threshold *= *\([0-9.]*\).*/\1/p' deploy/hcmon-collector.toml | head -1)
-  threshold="${threshold:-0.6}"
+  threshold="${threshold:-0.5}"
   cargo build --release --locked -p hcmon-collector --bin hcmon
   local work="${TMPDIR:-/tmp}/hcmon-bench-detection"
   rm -rf "$work" && mkdir -p "$work/input" "$work/out"

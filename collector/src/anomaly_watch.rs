@@ -51,7 +51,10 @@ pub struct LatestVerdict {
     pub timestamp_ms: i64,
     pub value: f64,
     pub score: f64,
+    /// The series is in an anomalous episode: from the sample that was its detection until
+    /// the series re-arms (back to its baseline, or settled on a new one).
     pub is_anomaly: bool,
+    /// The episode's severity (from its highest score); `None` outside an episode.
     pub severity: Severity,
     pub learning: bool,
     /// Detectors that fired, strongest first, with their expected ranges.
@@ -151,7 +154,7 @@ impl AnomalyWatch {
                     timestamp_ms: s.timestamp_ms,
                     value: s.value,
                     score: v.score,
-                    is_anomaly: v.is_anomaly,
+                    is_anomaly: v.episode.is_some(),
                     severity: v.severity,
                     learning: v.learning,
                     fired,
@@ -226,7 +229,7 @@ mod tests {
         }]);
         let spike = watch.latest(b).unwrap();
         assert!(spike.is_anomaly && spike.severity == Severity::Critical);
-        assert!(spike.fired.iter().any(|d| d.detector == Detector::ZScore));
+        assert!(spike.fired.iter().any(|d| d.detector == Detector::Level));
         assert!(
             !watch.latest(a).unwrap().is_anomaly,
             "other series unaffected"

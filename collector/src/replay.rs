@@ -281,7 +281,7 @@ mod tests {
         let spike: Vec<&str> = lines[151].split(',').collect();
         assert_eq!(spike[3], "true", "{}", lines[151]);
         assert_eq!(spike[4], "critical");
-        assert!(spike[5].split(';').any(|d| d == "zscore"));
+        assert!(spike[5].split(';').any(|d| d == "level"));
         assert_eq!(lines[1].split(',').nth(3), Some("false"), "learning rows");
     }
 }

@@ -122,8 +122,8 @@ async fn a_spike_is_listed_with_evidence_and_exposed_as_a_score() -> anyhow::Res
     let detectors = entry["detectors"].as_array().unwrap();
     let zscore = detectors
         .iter()
-        .find(|d| d["detector"] == "zscore")
-        .expect("the z-score detector fired");
+        .find(|d| d["detector"] == "level")
+        .expect("the level detector fired");
     let expected_high = zscore["expected"][1].as_f64().unwrap();
     assert!(expected_high < 0.01, "expected range {zscore}");
 

@@ -227,7 +227,6 @@ impl NodeRules {
 mod tests {
     use super::*;
     use crate::alerting::book::{AlertBook, BookConfig, BookState};
-    use crate::alerting::escalation::EscalationPolicy;
     use crate::alerting::lifecycle::StateKind;
     use crate::alerting::policy::Severity;
     use crate::analytics::forest::NodeModelMethod;
@@ -259,17 +258,8 @@ mod tests {
     }
 
     fn book() -> AlertBook {
-        let config = BookConfig {
-            group_by: vec!["node".into()],
-            group_window_ms: 0,
-            channels: Vec::new(),
-            recipients: BTreeMap::new(),
-            escalation: EscalationPolicy { tiers: Vec::new() },
-            escalation_min_severity: Severity::Error,
-            ack_links: None,
-        };
         AlertBook::restore(
-            config,
+            BookConfig::bare(),
             Vec::new(),
             Vec::new(),
             Vec::new(),

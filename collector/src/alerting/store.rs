@@ -340,7 +340,6 @@ pub fn incident(
 mod tests {
     use super::*;
     use crate::alerting::book::{AlertBook, BookConfig, Happened, Observation};
-    use crate::alerting::escalation::EscalationPolicy;
     use crate::alerting::lifecycle::{Direction, LifecycleRules, Threshold};
     use crate::alerting::notify::Evidence;
     use crate::alerting::policy::Severity;
@@ -352,13 +351,8 @@ mod tests {
 
     fn book(loaded: Loaded) -> AlertBook {
         let config = BookConfig {
-            group_by: vec!["node".into()],
             group_window_ms: 60_000,
-            channels: Vec::new(),
-            recipients: BTreeMap::new(),
-            escalation: EscalationPolicy::default(),
-            escalation_min_severity: Severity::Error,
-            ack_links: None,
+            ..BookConfig::bare()
         };
         AlertBook::restore(
             config,

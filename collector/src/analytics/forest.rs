@@ -341,19 +341,10 @@ impl IsolationForest {
     /// empty rows, or a non-finite value.
     pub fn train<R: AsRef<[f64]>>(rows: &[R], config: &ForestConfig) -> Result<Self, TrainError> {
         config.validate()?;
-        check_row_count(rows.len(), config)?;
-        let dims = rows[0].as_ref().len();
+        let dims = check_rows(rows, config)?;
         let mut data = Vec::with_capacity(rows.len() * dims);
-        for (row, values) in rows.iter().enumerate() {
-            let values = values.as_ref();
-            if values.len() != dims {
-                return Err(TrainError::DimensionMismatch {
-                    row,
-                    expected: dims,
-                    found: values.len(),
-                });
-            }
-            data.extend_from_slice(values);
+        for values in rows {
+            data.extend_from_slice(values.as_ref());
         }
         Self::train_flat(&data, dims, config)
     }
@@ -513,6 +504,37 @@ impl IsolationForest {
             x.len()
         );
     }
+}
+
+/// Checks training rows for either node model: enough of them, all of one non-zero length,
+/// every value finite. Returns that length.
+pub(crate) fn check_rows<R: AsRef<[f64]>>(
+    rows: &[R],
+    config: &ForestConfig,
+) -> Result<usize, TrainError> {
+    check_row_count(rows.len(), config)?;
+    let dims = rows[0].as_ref().len();
+    if dims == 0 {
+        return Err(TrainError::NoFeatures);
+    }
+    for (row, values) in rows.iter().enumerate() {
+        let values = values.as_ref();
+        if values.len() != dims {
+            return Err(TrainError::DimensionMismatch {
+                row,
+                expected: dims,
+                found: values.len(),
+            });
+        }
+        if let Some(feature) = values.iter().position(|v| !v.is_finite()) {
+            return Err(TrainError::NonFinite {
+                row,
+                feature,
+                value: values[feature],
+            });
+        }
+    }
+    Ok(dims)
 }
 
 fn check_row_count(rows: usize, config: &ForestConfig) -> Result<(), TrainError> {

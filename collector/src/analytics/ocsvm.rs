@@ -73,7 +73,7 @@
 //! log space, so a point far beyond every kernel's reach is still explained by its nearest
 //! support vectors.
 
-use super::forest::{ForestConfig, TrainError};
+use super::forest::{ForestConfig, TrainError, check_rows};
 use super::stats::quantile_sorted;
 
 /// Most training rows the solver works on; more are subsampled evenly.
@@ -121,34 +121,7 @@ impl OneClassSvm {
     /// empty rows, or a non-finite value.
     pub fn train<R: AsRef<[f64]>>(rows: &[R], config: &ForestConfig) -> Result<Self, TrainError> {
         config.validate()?;
-        if rows.len() < config.min_training_samples {
-            return Err(TrainError::TooFewRows {
-                rows: rows.len(),
-                needed: config.min_training_samples,
-            });
-        }
-        let dims = rows[0].as_ref().len();
-        if dims == 0 {
-            return Err(TrainError::NoFeatures);
-        }
-        for (row, values) in rows.iter().enumerate() {
-            let values = values.as_ref();
-            if values.len() != dims {
-                return Err(TrainError::DimensionMismatch {
-                    row,
-                    expected: dims,
-                    found: values.len(),
-                });
-            }
-            if let Some(feature) = values.iter().position(|v| !v.is_finite()) {
-                return Err(TrainError::NonFinite {
-                    row,
-                    feature,
-                    value: values[feature],
-                });
-            }
-        }
-
+        let dims = check_rows(rows, config)?;
         let (center, inverse_scale) = standardizer(rows, dims);
         let mut model = Self {
             dims,

@@ -65,6 +65,23 @@ pub struct BookConfig {
     pub ack_links: Option<Box<dyn AckLinks>>,
 }
 
+#[cfg(test)]
+impl BookConfig {
+    /// Grouped by node, no grouping window, channels, recipients or escalation tiers: the
+    /// policy the rule tests judge against.
+    pub(crate) fn bare() -> Self {
+        Self {
+            group_by: vec!["node".into()],
+            group_window_ms: 0,
+            channels: Vec::new(),
+            recipients: BTreeMap::new(),
+            escalation: EscalationPolicy { tiers: Vec::new() },
+            escalation_min_severity: Severity::Error,
+            ack_links: None,
+        }
+    }
+}
+
 /// One rule's verdict on one thing it watches, at one moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {

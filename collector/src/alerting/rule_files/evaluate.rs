@@ -172,7 +172,6 @@ impl CompiledRule {
 mod tests {
     use super::*;
     use crate::alerting::book::{AlertBook, BookConfig, BookState};
-    use crate::alerting::escalation::EscalationPolicy;
     use crate::alerting::lifecycle::{Direction, Threshold};
     use crate::alerting::policy::Severity;
     use crate::catalog::{SeriesCaps, SeriesCatalog, SeriesDefinition};
@@ -231,20 +230,14 @@ mod tests {
         group.rules[0].clone()
     }
 
-    fn config() -> BookConfig {
-        BookConfig {
-            group_by: vec!["node".into()],
-            group_window_ms: 0,
-            channels: Vec::new(),
-            recipients: BTreeMap::new(),
-            escalation: EscalationPolicy { tiers: Vec::new() },
-            escalation_min_severity: Severity::Error,
-            ack_links: None,
-        }
-    }
-
     fn book() -> AlertBook {
-        AlertBook::restore(config(), vec![], vec![], vec![], BookState::default())
+        AlertBook::restore(
+            BookConfig::bare(),
+            vec![],
+            vec![],
+            vec![],
+            BookState::default(),
+        )
     }
 
     fn flap() -> LifecycleRules {
@@ -431,7 +424,13 @@ groups:
         );
         assert_eq!(states(&before)[0].2, "firing");
         let alerts: Vec<AlertRecord> = before.alerts().cloned().collect();
-        let mut after = AlertBook::restore(config(), alerts, vec![], vec![], BookState::default());
+        let mut after = AlertBook::restore(
+            BookConfig::bare(),
+            alerts,
+            vec![],
+            vec![],
+            BookState::default(),
+        );
         round(
             &rule,
             &source,

@@ -1,60 +1,60 @@
-//! The ensemble: what each detector said about a sample ([`DetectorOutput`]) turned into one
-//! [`Verdict`]: a score in 0..1, whether it is an anomaly, a [`Severity`] and the evidence.
+//! From evidence to verdict: the surprise of a sample (−log₁₀ of its tail probability, from
+//! the calibrators) becomes a score in 0..1, and [`EpisodeGate`] turns scores into one
+//! detection per event.
 //!
-//! Each detector reports a *strength* s = |deviation| / threshold (s ≥ 1 means it fired). The
-//! score is the weighted mean of f(s) = s²/(1 + s²) over the detectors that are ready (one at its
-//! threshold contributes 0.5 of its weight; several far past theirs approach 1), or 0.8·f(s) of
-//! the strongest detector when that is higher, so one detector far past its threshold (the drift
-//! detector on a slow leak) can carry the verdict alone. A sample is anomalous when the score
-//! reaches `score_threshold` and at least `min_votes` detectors fired, or one fired at twice its
-//! threshold. A mature seasonal profile that says "normal for this hour" (within 1.5 bands)
-//! scales the score by 0.6, so all but extreme deviations at the usual time (the nightly backup)
-//! stay quiet.
+//! The score is surprise / 6, capped at 1: 0.5 means this series produces evidence this strong
+//! once in a thousand samples in its normal state, 1 once in a million or less. Because the
+//! tail is learnt per series, the same threshold means the same false-alarm rate on a quiet
+//! gauge, a heavy-tailed latency and a bursty network counter.
+//!
+//! An anomaly is an *episode*, not a sample: the sample whose score first reaches the
+//! threshold is the detection (`is_anomaly`), and the series then stays in the episode, its
+//! score held below the threshold, until it re-arms: when the share of its samples in the tail
+//! of their distribution is back to about normal (it has returned to its baseline or the
+//! baselines have settled on the new level), or after `MAX_EPISODE` samples. Alert rules fire
+//! for the whole episode; replay and the detection benchmark see one detection per event,
+//! which is what a person paged would want.
 
-use super::AnomalyConfig;
 use std::fmt;
+
+/// Surprise (−log₁₀ of the tail probability) at which the score reaches 1.
+const CERTAIN_SURPRISE: f64 = 6.0;
+/// Weight of each sample in the recent share of samples in the tail.
+const TAIL_RATE_ALPHA: f64 = 0.02;
+/// The share of samples in the tail (2 % in the normal state) at which an episode ends.
+const REARM_TAIL_RATE: f64 = 0.04;
+/// Longest episode, in samples: a series that stays abnormal is reported again after this.
+const MAX_EPISODE: u32 = 1000;
+
+/// The score of a sample with this surprise.
+pub(super) fn score_of(surprise: f64) -> f64 {
+    (surprise / CERTAIN_SURPRISE).clamp(0.0, 1.0)
+}
+
+/// The surprise a score stands for (its inverse), to compare a detector with the threshold.
+pub(super) fn surprise_of(score: f64) -> f64 {
+    score * CERTAIN_SURPRISE
+}
 
 /// One of the ensemble's detectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Detector {
-    ZScore,
-    Mad,
-    Iqr,
-    MovingAverage,
-    AdaptiveThreshold,
-    Drift,
+    /// Distance from the recent level, in recent standard deviations.
+    Level,
+    /// Distance from the usual value at this time of day and weekday.
     Seasonal,
+    /// Accumulated small deviations from a slow baseline (CUSUM).
+    Drift,
 }
 
 impl Detector {
-    pub const ALL: [Detector; 7] = [
-        Detector::ZScore,
-        Detector::Mad,
-        Detector::Iqr,
-        Detector::MovingAverage,
-        Detector::AdaptiveThreshold,
-        Detector::Drift,
-        Detector::Seasonal,
-    ];
+    pub const ALL: [Detector; 3] = [Detector::Level, Detector::Seasonal, Detector::Drift];
 
     pub fn name(self) -> &'static str {
         match self {
-            Detector::ZScore => "zscore",
-            Detector::Mad => "mad",
-            Detector::Iqr => "iqr",
-            Detector::MovingAverage => "moving_average",
-            Detector::AdaptiveThreshold => "adaptive_threshold",
-            Detector::Drift => "drift",
+            Detector::Level => "level",
             Detector::Seasonal => "seasonal",
-        }
-    }
-
-    /// Share of the ensemble score. The seasonal baseline weighs most: it knows the time of day.
-    fn weight(self) -> f64 {
-        match self {
-            Detector::Seasonal => 1.5,
-            Detector::Mad | Detector::Iqr => 0.75,
-            _ => 1.0,
+            Detector::Drift => "drift",
         }
     }
 }
@@ -65,7 +65,7 @@ impl fmt::Display for Detector {
     }
 }
 
-/// How bad an anomaly is, from its score.
+/// How bad an anomaly is, from the highest score of its episode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -77,13 +77,13 @@ pub enum Severity {
 }
 
 impl Severity {
-    fn of(score: f64, anomalous: bool) -> Self {
-        match (anomalous, score) {
-            (false, _) => Severity::None,
-            (true, s) if s >= 0.95 => Severity::Critical,
-            (true, s) if s >= 0.85 => Severity::High,
-            (true, s) if s >= 0.7 => Severity::Medium,
-            (true, _) => Severity::Low,
+    /// The severity of an anomaly whose score reached `peak`.
+    fn of(peak: f64) -> Self {
+        match peak {
+            s if s >= 0.95 => Severity::Critical,
+            s if s >= 0.85 => Severity::High,
+            s if s >= 0.7 => Severity::Medium,
+            _ => Severity::Low,
         }
     }
 
@@ -108,7 +108,9 @@ impl fmt::Display for Severity {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectorOutput {
     pub detector: Detector,
-    /// |deviation| / threshold: 1 or more means the detector fired.
+    /// Distance from the expected value in bands (`sensitivity` standard deviations) for the
+    /// level and seasonal detectors, surprise relative to the score threshold's for drift: 1
+    /// or more means the detector fired.
     pub strength: f64,
     /// The range the detector expected the value in.
     pub expected: (f64, f64),
@@ -130,7 +132,7 @@ pub struct Evidence {
 impl Evidence {
     pub(super) fn new() -> Self {
         let empty = DetectorOutput {
-            detector: Detector::ZScore,
+            detector: Detector::Level,
             strength: 0.0,
             expected: (0.0, 0.0),
         };
@@ -154,16 +156,37 @@ impl std::ops::Deref for Evidence {
     }
 }
 
+/// An anomalous episode in progress.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Episode {
+    /// Time of the sample that was the detection.
+    pub started_ms: i64,
+    /// Highest score of the episode so far.
+    pub peak_score: f64,
+    /// Samples since the detection.
+    pub samples: u32,
+}
+
+impl Episode {
+    pub fn severity(&self) -> Severity {
+        Severity::of(self.peak_score)
+    }
+}
+
 /// The ensemble's verdict on one sample, with its evidence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub value: f64,
-    /// 0..1.
+    /// 0..1; held below the threshold during an episode after its detection.
     pub score: f64,
+    /// This sample is the detection of an anomalous episode (one per event).
     pub is_anomaly: bool,
+    /// The episode's severity while one is in progress, `None` otherwise.
     pub severity: Severity,
     /// Not enough history yet: nothing can fire.
     pub learning: bool,
+    /// The anomalous episode this sample belongs to, from its detection until it re-arms.
+    pub episode: Option<Episode>,
     /// Every ready detector's output (those that fired have strength ≥ 1).
     pub detectors: Evidence,
 }
@@ -177,49 +200,115 @@ impl Verdict {
     }
 }
 
-/// The verdict on `value` from the ready detectors' outputs.
-pub(super) fn ensemble(
-    value: f64,
-    learning: bool,
-    detectors: Evidence,
-    config: &AnomalyConfig,
-) -> Verdict {
-    if learning || detectors.is_empty() {
-        return Verdict {
-            value,
-            score: 0.0,
-            is_anomaly: false,
-            severity: Severity::None,
-            learning,
-            detectors,
-        };
+/// One detection per event: holds a series in its episode until it re-arms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct EpisodeGate {
+    episode: Option<Episode>,
+    /// Recent share of samples in the tail of each evidence (point, drift).
+    tail_rates: [f64; 2],
+}
+
+/// What the gate made of a sample.
+pub(super) struct Gated {
+    pub(super) score: f64,
+    pub(super) detection: bool,
+    pub(super) episode: Option<Episode>,
+}
+
+impl EpisodeGate {
+    pub(super) fn new() -> Self {
+        Self {
+            episode: None,
+            tail_rates: [REARM_TAIL_RATE / 2.0; 2],
+        }
     }
-    let f = |s: f64| s * s / (1.0 + s * s);
-    let (mut weighted, mut weights) = (0.0f64, 0.0f64);
-    for d in detectors.iter() {
-        let w = d.detector.weight();
-        weighted += w * f(d.strength);
-        weights += w;
+
+    /// Judges a sample at `timestamp_ms` with `score`; `in_tail` says whether each evidence
+    /// (point, drift) was in the tail of its distribution on this series.
+    pub(super) fn judge(
+        &mut self,
+        timestamp_ms: i64,
+        score: f64,
+        in_tail: [bool; 2],
+        threshold: f64,
+    ) -> Gated {
+        for (rate, in_tail) in self.tail_rates.iter_mut().zip(in_tail) {
+            *rate += TAIL_RATE_ALPHA * (f64::from(u8::from(in_tail)) - *rate);
+        }
+        let calm = self.tail_rates.iter().all(|r| *r <= REARM_TAIL_RATE);
+        match &mut self.episode {
+            None if score >= threshold => {
+                let episode = Episode {
+                    started_ms: timestamp_ms,
+                    peak_score: score,
+                    samples: 0,
+                };
+                self.episode = Some(episode);
+                Gated {
+                    score,
+                    detection: true,
+                    episode: Some(episode),
+                }
+            }
+            None => Gated {
+                score,
+                detection: false,
+                episode: None,
+            },
+            Some(episode) => {
+                episode.samples += 1;
+                episode.peak_score = episode.peak_score.max(score);
+                let mut current = Some(*episode);
+                if calm || episode.samples >= MAX_EPISODE {
+                    // Re-armed: this sample is the first after the episode.
+                    self.episode = None;
+                    current = None;
+                }
+                Gated {
+                    // Already reported: below the threshold, so the score column of a replay
+                    // shows one detection per event.
+                    score: score.min(threshold * 0.99),
+                    detection: false,
+                    episode: current,
+                }
+            }
+        }
     }
-    let strongest = detectors.iter().map(|d| d.strength).fold(0.0, f64::max);
-    let mut score = (weighted / weights).max(0.8 * f(strongest));
-    let votes = detectors.iter().filter(|d| d.fired()).count();
-    // Within 1.5 bands (4.5 sd at the default sensitivity) of this hour's usual value.
-    let seasonal_normal = detectors
-        .iter()
-        .any(|d| d.detector == Detector::Seasonal && d.strength < 1.5);
-    if seasonal_normal {
-        // Normal for this hour of this weekday: only an extreme deviation still counts.
-        score *= 0.6;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_detection_per_episode_then_rearmed() {
+        let mut gate = EpisodeGate::new();
+        let first = gate.judge(0, 0.9, [true, false], 0.5);
+        assert!(first.detection && first.score == 0.9);
+        // A level shift: 50 samples in the tail, all with high scores, reported once.
+        for t in 1..50 {
+            let g = gate.judge(t, 0.9, [true, false], 0.5);
+            assert!(!g.detection && g.score < 0.5 && g.episode.is_some());
+        }
+        // Back to normal: the episode ends once the tail share is back to about normal.
+        let calm = (50..400)
+            .take_while(|t| gate.judge(*t, 0.1, [false, false], 0.5).episode.is_some())
+            .count();
+        assert!(
+            (20..300).contains(&calm),
+            "re-armed after {calm} calm samples"
+        );
+        assert!(
+            gate.judge(500, 0.8, [true, false], 0.5).detection,
+            "a new event is news"
+        );
     }
-    let is_anomaly =
-        score >= config.score_threshold && (votes >= config.min_votes || strongest >= 2.0);
-    Verdict {
-        value,
-        score,
-        is_anomaly,
-        severity: Severity::of(score, is_anomaly),
-        learning,
-        detectors,
+
+    #[test]
+    fn a_single_spike_rearms_at_once() {
+        let mut gate = EpisodeGate::new();
+        assert!(gate.judge(0, 1.0, [true, false], 0.5).detection);
+        gate.judge(1, 0.1, [false, false], 0.5);
+        assert!(gate.judge(2, 1.0, [true, false], 0.5).detection);
     }
 }

@@ -1,14 +1,16 @@
-//! Online anomaly detection for one series: detectors that each cost O(1) per sample, and an
-//! ensemble that turns their outputs into one score in 0..1, a severity, and the evidence behind
-//! it. `detectors.rs` holds the detectors and [`SeriesDetector`], which feeds them a series;
-//! `ensemble.rs` the verdict ([`Verdict`], [`Severity`]) and how it is reached. This file holds
-//! their shared tuning, [`AnomalyConfig`].
+//! Online anomaly detection for one series, O(1) time and under 2 KiB of state per series:
+//! models of what the series should do (`models.rs`), evidence calibrated into a tail
+//! probability learnt on the series itself (`calibration.rs`), a score and one detection per
+//! event (`ensemble.rs`), and [`SeriesDetector`], which runs them on every sample
+//! (`series.rs`). This file holds their shared tuning, [`AnomalyConfig`].
 
-mod detectors;
+mod calibration;
 mod ensemble;
+mod models;
+mod series;
 
-pub use detectors::SeriesDetector;
-pub use ensemble::{Detector, DetectorOutput, Evidence, Severity, Verdict};
+pub use ensemble::{Detector, DetectorOutput, Episode, Evidence, Severity, Verdict};
+pub use series::SeriesDetector;
 
 use serde::Deserialize;
 
@@ -17,33 +19,25 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnomalyConfig {
-    /// Distance from the expected value, in standard deviations (or robust equivalents), at
-    /// which a detector fires.
+    /// Width, in standard deviations, of the expected range each detector shows with its
+    /// evidence, and of the band the recent level learns within (an outlier moves it no more
+    /// than a value at the band's edge).
     pub sensitivity: f64,
-    /// Weight of each new sample in the z-score's exponentially weighted mean and variance.
-    /// Small values make a slow baseline that also sees drifts.
+    /// Weight of each new sample in the recent level's exponentially weighted mean and
+    /// variance: about 1/alpha samples of memory.
     pub ewma_alpha: f64,
-    /// Samples in the robust (median/MAD, IQR) and moving-average windows.
-    pub window: usize,
-    /// Tukey's fence multiplier for the IQR detector.
-    pub iqr_multiplier: f64,
-    /// How fast the adaptive threshold follows the series (0..1).
-    pub adaptation_rate: f64,
     /// Samples a series needs before any detector may fire; until then it is "learning".
     pub min_samples: u64,
-    /// Days a seasonal slot must have been observed on before it may veto or fire.
+    /// Days a time-of-day slot must have been observed on before it counts.
     pub seasonal_min_days: u32,
-    /// Offset of local time from UTC in minutes, for the hour-of-day and day-of-week profiles.
+    /// Offset of local time from UTC in minutes, for the time-of-day and weekday profiles.
     pub utc_offset_minutes: i32,
     /// Weight of each new sample in the drift detector's slow baseline.
     pub drift_alpha: f64,
-    /// CUSUM decision interval, in standard deviations of accumulated excess: higher is slower
-    /// and quieter.
-    pub drift_threshold: f64,
-    /// Ensemble score (0..1) at which a sample is anomalous.
+    /// Score (0..1) at which an episode is detected. The score is calibrated per series:
+    /// 0.5 means evidence this strong comes once in a thousand samples of the series' normal
+    /// behaviour, 0.67 once in ten thousand, 1 once in a million.
     pub score_threshold: f64,
-    /// Detectors that must fire together for an anomaly.
-    pub min_votes: usize,
 }
 
 impl Default for AnomalyConfig {
@@ -51,16 +45,11 @@ impl Default for AnomalyConfig {
         Self {
             sensitivity: 3.0,
             ewma_alpha: 0.05,
-            window: 50,
-            iqr_multiplier: 1.5,
-            adaptation_rate: 0.1,
             min_samples: 30,
             seasonal_min_days: 2,
             utc_offset_minutes: 0,
             drift_alpha: 0.005,
-            drift_threshold: 8.0,
-            score_threshold: 0.6,
-            min_votes: 2,
+            score_threshold: 0.5,
         }
     }
 }
@@ -82,29 +71,12 @@ impl AnomalyConfig {
             ));
         }
         unit("ewma_alpha", self.ewma_alpha)?;
-        unit("adaptation_rate", self.adaptation_rate)?;
         unit("drift_alpha", self.drift_alpha)?;
-        if !(self.drift_threshold.is_finite() && self.drift_threshold > 0.0) {
-            return Err(format!(
-                "drift_threshold: {} must be positive",
-                self.drift_threshold
-            ));
-        }
         unit("score_threshold", self.score_threshold)?;
-        if !(4..=10_000).contains(&self.window) {
-            return Err(format!("window: {} must be 4..=10000 samples", self.window));
-        }
-        if !(self.iqr_multiplier.is_finite() && self.iqr_multiplier > 0.0) {
+        if self.seasonal_min_days == 0 || self.seasonal_min_days > 255 {
             return Err(format!(
-                "iqr_multiplier: {} must be positive",
-                self.iqr_multiplier
-            ));
-        }
-        if self.min_votes == 0 || self.min_votes > Detector::ALL.len() {
-            return Err(format!(
-                "min_votes: {} must be 1..={}",
-                self.min_votes,
-                Detector::ALL.len()
+                "seasonal_min_days: {} must be 1..=255",
+                self.seasonal_min_days
             ));
         }
         if self.utc_offset_minutes.abs() > 14 * 60 {
@@ -124,15 +96,15 @@ mod tests {
     #[test]
     fn config_errors_name_the_key() {
         let bad = AnomalyConfig {
-            window: 2,
+            score_threshold: 1.5,
             ..AnomalyConfig::default()
         };
-        assert!(bad.validate().unwrap_err().starts_with("window"));
+        assert!(bad.validate().unwrap_err().starts_with("score_threshold"));
         let bad = AnomalyConfig {
-            min_votes: 9,
+            seasonal_min_days: 0,
             ..AnomalyConfig::default()
         };
-        assert!(bad.validate().unwrap_err().starts_with("min_votes"));
+        assert!(bad.validate().unwrap_err().starts_with("seasonal_min_days"));
         AnomalyConfig::default().validate().unwrap();
     }
 }

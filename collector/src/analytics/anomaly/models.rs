@@ -1,0 +1,289 @@
+//! What a series is expected to do next, three ways, each O(1) per sample:
+//!
+//! - [`Ewma`]: the recent level and spread (exponentially weighted mean and variance);
+//! - [`SeasonalProfile`]: the usual value at this time of day (96 quarter-hour slots, each with
+//!   its own mean and spread) shifted by how this weekday usually differs. Slots are wall-clock
+//!   phases, not sample counts, so the profile learns the same shape at 10 s, 1 min, 5 min or
+//!   1 h steps; a slot's spread covers what happens inside it, so a sharp edge (a square wave,
+//!   a cron job starting at :07) is expected in its slot rather than fought;
+//! - [`Cusum`]: a two-sided CUSUM of standardised distance from a slow baseline, which adds up
+//!   deviations too small to see one by one (a slow leak).
+
+/// Exponentially weighted mean and variance (West's incremental form).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Ewma {
+    pub(super) mean: f64,
+    var: f64,
+    initialised: bool,
+}
+
+impl Ewma {
+    pub(super) fn update(&mut self, x: f64, alpha: f64) {
+        if !self.initialised {
+            *self = Ewma {
+                mean: x,
+                var: 0.0,
+                initialised: true,
+            };
+            return;
+        }
+        let diff = x - self.mean;
+        let incr = alpha * diff;
+        self.mean += incr;
+        self.var = (1.0 - alpha) * (self.var + diff * incr);
+    }
+
+    pub(super) fn sd(&self) -> f64 {
+        self.var.max(0.0).sqrt()
+    }
+}
+
+/// A spread that is never zero: a constant series would otherwise make any change an infinite
+/// deviation. The floor is a millionth of the level, or 1e-9 near zero.
+pub(super) fn floor_spread(spread: f64, level: f64) -> f64 {
+    spread.max(level.abs() * 1e-6).max(1e-9)
+}
+
+/// Two-sided CUSUM of standardised deviations from a slow baseline.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Cusum {
+    pub(super) baseline: Ewma,
+    /// Mean absolute difference between consecutive samples: the noise level, blind to slow
+    /// change. A spread measured around the slow baseline would grow with the very drift it
+    /// should reveal.
+    step: f64,
+    previous: Option<f64>,
+    high: f64,
+    low: f64,
+}
+
+/// Allowance per sample, in standard deviations: deviations smaller than this never add up.
+/// 1.5 rather than the textbook 0.5: the slow baseline trails an ordinary daily ramp by about a
+/// standard deviation, which must not accumulate into a "drift" before the seasonal profile
+/// has learnt the day.
+const CUSUM_SLACK: f64 = 1.5;
+
+impl Cusum {
+    /// The noise's standard deviation: E|x₍ₜ₎ − x₍ₜ₋₁₎| = 2σ/√π for independent noise.
+    pub(super) fn sd(&self) -> f64 {
+        floor_spread(self.step * 0.886_226_9, self.baseline.mean)
+    }
+
+    /// The sums after a sample `z` standard deviations from the expected value, without
+    /// keeping them (the sample is judged before it is learnt).
+    pub(super) fn peek(&self, z: f64) -> (f64, f64) {
+        (
+            (self.high + z - CUSUM_SLACK).max(0.0),
+            (self.low - z - CUSUM_SLACK).max(0.0),
+        )
+    }
+
+    pub(super) fn set(&mut self, (high, low): (f64, f64)) {
+        (self.high, self.low) = (high, low);
+    }
+
+    /// Learns the noise level and the slow baseline from `x`; `clip` bands (in noise standard
+    /// deviations) winsorise the baseline once `warm`.
+    pub(super) fn learn(
+        &mut self,
+        x: f64,
+        step_alpha: f64,
+        base_alpha: f64,
+        clip: f64,
+        warm: bool,
+    ) {
+        if let Some(previous) = self.previous {
+            let diff = (x - previous).abs();
+            // A spike is two large steps; counting them whole would blind the detector.
+            let diff = if self.step > 0.0 {
+                diff.min(4.0 * self.step)
+            } else {
+                diff
+            };
+            self.step += step_alpha * (diff - self.step);
+        }
+        self.previous = Some(x);
+        if warm {
+            let sd = self.sd();
+            let mean = self.baseline.mean;
+            self.baseline
+                .update(x.clamp(mean - clip * sd, mean + clip * sd), base_alpha);
+        } else {
+            // While learning, the baseline is fast, so it starts from the series' real level.
+            self.baseline.update(x, step_alpha);
+        }
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+const SLOT_MS: i64 = 15 * 60_000;
+const SLOTS: usize = (DAY_MS / SLOT_MS) as usize;
+
+/// One quarter-hour of the day (or one weekday): mean and variance in f32 (a profile is a
+/// coarse expectation; 96 of them must fit the per-series budget), how many samples it has
+/// learnt from and on how many separate visits (days, or weeks for weekdays).
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    mean: f32,
+    var: f32,
+    samples: u16,
+    visits: u8,
+    /// How much closer this slot's mean has come to the samples than the recent level did
+    /// (mean absolute error of the level minus the slot's): positive where the time of day
+    /// explains the series better than its recent past.
+    gain: f32,
+}
+
+impl Slot {
+    /// Learns `x` with weight at least `alpha`: a plain running mean for the first samples,
+    /// so a slot starts from its real average rather than its first value.
+    fn learn(&mut self, x: f64, alpha: f64) {
+        let n = f64::from(self.samples) + 1.0;
+        let a = alpha.max(1.0 / n);
+        let (mean, var) = (f64::from(self.mean), f64::from(self.var));
+        let diff = x - mean;
+        let incr = a * diff;
+        self.mean = (mean + incr) as f32;
+        self.var = ((1.0 - a) * (var + diff * incr)) as f32;
+        self.samples = self.samples.saturating_add(1);
+    }
+
+    fn enter(&mut self) {
+        self.visits = self.visits.saturating_add(1);
+    }
+}
+
+/// What the seasonal profile expects of a sample: value and spread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Expectation {
+    pub(super) value: f64,
+    pub(super) sd: f64,
+    /// How much closer to the samples this slot's mean has come than the recent level, in
+    /// mean absolute error: positive where the time of day predicts better.
+    pub(super) gain: f64,
+}
+
+/// The daily shape of a series and its weekday offsets, by wall-clock phase.
+#[derive(Debug, Clone)]
+pub(super) struct SeasonalProfile {
+    slots: [Slot; SLOTS],
+    /// Mean difference of each weekday (0 = Monday) from the daily shape.
+    weekdays: [Slot; 7],
+    /// Slot and weekday of the previous sample, to count visits.
+    last: Option<(u8, u8)>,
+    /// Typical interval between samples, ms (an exponentially weighted mean).
+    step_ms: f64,
+    last_ms: Option<i64>,
+}
+
+impl SeasonalProfile {
+    pub(super) fn new() -> Self {
+        Self {
+            slots: [Slot::default(); SLOTS],
+            weekdays: [Slot::default(); 7],
+            last: None,
+            step_ms: 0.0,
+            last_ms: None,
+        }
+    }
+
+    fn phase(local_ms: i64) -> (usize, usize) {
+        let day = local_ms.div_euclid(DAY_MS);
+        let slot = local_ms.rem_euclid(DAY_MS) / SLOT_MS;
+        // 1970-01-01 was a Thursday; 0 = Monday.
+        (slot as usize, (day + 3).rem_euclid(7) as usize)
+    }
+
+    /// The expectation for a sample at `local_ms`, once its slot has been seen on `min_days`
+    /// days (and its weekday on two weeks, for the weekday offset).
+    pub(super) fn expect(&self, local_ms: i64, min_days: u32) -> Option<Expectation> {
+        let (slot, weekday) = Self::phase(local_ms);
+        let s = &self.slots[slot];
+        if u32::from(s.visits) < min_days.max(1) {
+            return None;
+        }
+        let mut value = f64::from(s.mean);
+        let w = &self.weekdays[weekday];
+        if w.visits >= 2 {
+            value += f64::from(w.mean);
+        }
+        let sd = floor_spread(f64::from(s.var).max(0.0).sqrt(), value);
+        Some(Expectation {
+            value,
+            sd,
+            gain: f64::from(s.gain),
+        })
+    }
+
+    /// Learns `x` at `local_ms`.
+    pub(super) fn learn(&mut self, local_ms: i64, x: f64, level_error: f64) {
+        if let Some(last) = self.last_ms {
+            let gap = (local_ms - last) as f64;
+            if gap > 0.0 {
+                self.step_ms = if self.step_ms == 0.0 {
+                    gap
+                } else {
+                    self.step_ms + 0.05 * (gap - self.step_ms)
+                };
+            }
+        }
+        self.last_ms = Some(local_ms);
+        let (slot, weekday) = Self::phase(local_ms);
+        let here = (slot as u8, weekday as u8);
+        if self.last.map(|(s, _)| s) != Some(here.0) {
+            self.slots[slot].enter();
+        }
+        if self.last.map(|(_, w)| w) != Some(here.1) {
+            self.weekdays[weekday].enter();
+        }
+        self.last = Some(here);
+        // A slot remembers about its last three days, whatever the step: ~3 visits' worth of
+        // samples.
+        let per_visit = (SLOT_MS as f64 / self.step_ms.max(1.0)).max(1.0);
+        let slot_alpha = 1.0 / (3.0 * per_visit);
+        let before = f64::from(self.slots[slot].mean);
+        if self.slots[slot].samples > 0 {
+            let s = &mut self.slots[slot];
+            let gain = level_error - (x - before).abs();
+            s.gain += (slot_alpha.max(0.1 / per_visit) * (gain - f64::from(s.gain))) as f32;
+        }
+        self.slots[slot].learn(x, slot_alpha);
+        if self.slots[slot].visits >= 2 {
+            // The weekday offset is this weekday's mean distance from the daily shape, over
+            // about its last two occurrences.
+            let per_day = (DAY_MS as f64 / self.step_ms.max(1.0)).max(1.0);
+            self.weekdays[weekday].learn(x - before, 1.0 / (2.0 * per_day));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learns_a_square_wave_at_any_step() {
+        for step_ms in [10_000, 60_000, 300_000, 3_600_000] {
+            let mut profile = SeasonalProfile::new();
+            // High from 08:05 to 19:35 every day.
+            let value = |t: i64| {
+                let minute = t.rem_euclid(DAY_MS) / 60_000;
+                if (8 * 60 + 5..19 * 60 + 35).contains(&minute) {
+                    100.0
+                } else {
+                    10.0
+                }
+            };
+            let days = 5;
+            for i in 0..days * DAY_MS / step_ms {
+                profile.learn(i * step_ms, value(i * step_ms), 1.0);
+            }
+            let day = days * DAY_MS;
+            for t in (day..day + DAY_MS).step_by(step_ms as usize) {
+                let e = profile.expect(t, 2).expect("mature");
+                let z = (value(t) - e.value).abs() / e.sd;
+                assert!(z < 2.0, "step {step_ms}: z {z} at {t}");
+            }
+        }
+    }
+}
