@@ -373,9 +373,18 @@ async fn scheduled_reports_are_mailed_once_with_the_pdf_attached() -> anyhow::Re
     let text = pdf_text(&pdf_path)?;
     assert!(!text.trim().is_empty(), "pdftotext read nothing");
 
-    // Listed as mailed, and downloadable.
-    let list = hcmon(&collector, &["reports", "list"])?;
-    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    // Listed as mailed, and downloadable. The sink has the mails once the SMTP exchange is
+    // over, a moment before the collector records them as sent: wait for that.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let list = loop {
+        let list = hcmon(&collector, &["reports", "list"])?;
+        let list = String::from_utf8_lossy(&list.stdout).into_owned();
+        let all_mailed = list.lines().skip(1).all(|l| l.trim_end().ends_with("yes"));
+        if all_mailed || std::time::Instant::now() > deadline {
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let daily_id = format!("daily-{yesterday}");
     let line = list
         .lines()
