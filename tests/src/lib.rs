@@ -4,6 +4,7 @@
 //! The binaries must be built first (`cargo build --bins`); the README's test command does so.
 
 pub mod bench;
+pub mod clocked;
 pub mod hostile;
 pub mod load;
 pub mod node;
@@ -32,6 +33,18 @@ pub fn bin_path(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The `hcmon` CLI pointed at a collector: its HTTP address and its data folder (where the
+/// CLI finds the admin token).
+pub fn hcmon_command(http: SocketAddr, data_dir: &Path) -> Command {
+    let mut command = Command::new(bin_path("hcmon"));
+    command
+        .arg("--url")
+        .arg(format!("http://{http}"))
+        .arg("--data-dir")
+        .arg(data_dir);
+    command
 }
 
 /// Path of a workspace binary beside the running executable: for binaries of this crate (the

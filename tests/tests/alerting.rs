@@ -4,205 +4,45 @@
 //! Debian's Alertmanager. The test clock drives 15/30/60-minute escalations in milliseconds;
 //! everything else (timers, stores, deliveries) is what runs in production.
 
-use hcmon_collector::Collector;
-use hcmon_collector::config::CollectorConfig;
-use hcmon_tests::node::ScriptedNode;
+use hcmon_tests::clocked::ClockedCollector as Rig;
 use hcmon_tests::receivers::{Alertmanager, HttpReceiver, RecordedRequest, SmtpSink};
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(15);
 const MIN: i64 = 60_000;
 
-/// A collector running in this process on a clock the test moves.
-struct Rig {
-    clock: Arc<AtomicI64>,
-    http: SocketAddr,
-    /// Sends the admin token the collector wrote to its data folder.
-    client: reqwest::Client,
-    data_dir: std::path::PathBuf,
-    grpc: SocketAddr,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Rig {
-    async fn start(data_dir: &Path, toml: &str, clock: Arc<AtomicI64>) -> anyhow::Result<Self> {
-        let mut config: CollectorConfig = toml::from_str(toml)?;
-        config.data_dir = data_dir.to_owned();
-        config.grpc_listen = "127.0.0.1:0".parse()?;
-        config.http_listen = "127.0.0.1:0".parse()?;
-        config.validate()?;
-        let now = clock.clone();
-        let collector =
-            Collector::open(config, Arc::new(move || now.load(Ordering::SeqCst))).await?;
-        let (http, grpc) = (collector.http_addr(), collector.grpc_addr());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(collector.run(shutdown.clone(), Duration::from_secs(5)));
-        let token = std::fs::read_to_string(data_dir.join("admin.token"))?;
-        let client = hcmon_tests::client_with(token.trim())?;
-        Ok(Self {
-            clock,
-            http,
-            client,
-            data_dir: data_dir.to_owned(),
-            grpc,
-            shutdown,
-            task,
-        })
-    }
-
-    async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.task.await?
-    }
-
-    fn now(&self) -> i64 {
-        self.clock.load(Ordering::SeqCst)
-    }
-
-    /// Moves the clock in steps, giving the collector's timers a moment at each.
-    async fn advance(&self, ms: i64) {
-        let step = 60_000.min(ms.max(1));
-        let end = self.now() + ms;
-        while self.now() < end {
-            let next = (self.now() + step).min(end);
-            self.clock.store(next, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
-
-    async fn node(&self, name: &str) -> anyhow::Result<ScriptedNode> {
-        ScriptedNode::connect(&format!("http://{}", self.grpc), name).await
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let body = self
-            .client
-            .get(format!("http://{}{path}", self.http))
-            .send()
-            .await?
-            .text()
-            .await?;
-        Ok(serde_json::from_str(&body)?)
-    }
-
-    async fn alerts(&self) -> anyhow::Result<Vec<Value>> {
-        self.list_alerts("/api/v1/alerts").await
-    }
-
-    async fn list_alerts(&self, path: &str) -> anyhow::Result<Vec<Value>> {
-        let body = self.get(path).await?;
-        Ok(body["data"]["alerts"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
-    }
-
-    /// Waits until the API shows the alert `name` on `node` in hcmon state `state` (resolved
-    /// ones included).
-    async fn wait_alert(&self, name: &str, node: &str, state: &str) -> anyhow::Result<Value> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let all = self.list_alerts("/api/v1/alerts?all=true").await?;
-            let found = all.into_iter().find(|a| {
-                a["labels"]["alertname"] == name
-                    && a["labels"]["node"] == node
-                    && a["hcmonState"] == state
-            });
-            if let Some(alert) = found {
-                return Ok(alert);
-            }
-            if tokio::time::Instant::now() > deadline {
-                anyhow::bail!(
-                    "{name} on {node} never became {state}: {:#?}",
-                    self.list_alerts("/api/v1/alerts?all=true").await?
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Runs the `hcmon` CLI against this collector.
-    fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = std::process::Command::new(hcmon_tests::bin_path("hcmon"))
-            .arg("--url")
-            .arg(format!("http://{}", self.http))
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(args)
-            .env("USER", "carol")
-            .output()?;
-        anyhow::ensure!(
-            output.status.success(),
-            "hcmon {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(String::from_utf8(output.stdout)?)
-    }
-}
-
-impl Rig {
-    /// Runs the `hcmon` CLI, expecting it to fail; returns what it said on stderr.
-    fn cli_refused(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = std::process::Command::new(hcmon_tests::bin_path("hcmon"))
-            .arg("--url")
-            .arg(format!("http://{}", self.http))
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(args)
-            .output()?;
-        anyhow::ensure!(!output.status.success(), "hcmon {args:?} succeeded");
-        Ok(String::from_utf8(output.stderr)?)
-    }
-
-    /// POSTs JSON; the status and the answer.
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-        let response = self
-            .client
-            .post(format!("http://{}{path}", self.http))
-            .json(&body)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        Ok((status, serde_json::from_str(&response.text().await?)?))
-    }
-
-    /// Sends `(minutes from now, value)` samples of `node_filesystem_used_ratio{node="nas",
-    /// mountpoint="/"}` by Prometheus remote write.
-    async fn remote_write_disk(&self, samples: &[(i64, f64)]) -> anyhow::Result<()> {
-        use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
-        let label = |name: &str, value: &str| Label {
-            name: name.into(),
-            value: value.into(),
-        };
-        let now = self.now();
-        let request = WriteRequest {
-            timeseries: vec![TimeSeries {
-                labels: vec![
-                    label("__name__", "node_filesystem_used_ratio"),
-                    label("mountpoint", "/"),
-                    label("node", "nas"),
-                ],
-                samples: samples
-                    .iter()
-                    .map(|&(minutes, value)| Sample {
-                        value,
-                        timestamp: now + minutes * MIN,
-                    })
-                    .collect(),
-            }],
-        };
-        let (status, body) = hcmon_tests::remote_write(&self.client, self.http, &request).await?;
-        anyhow::ensure!(status == 204, "{body}");
-        Ok(())
-    }
+/// Sends `(minutes from now, value)` samples of `node_filesystem_used_ratio{node="nas",
+/// mountpoint="/"}` by Prometheus remote write.
+async fn remote_write_disk(rig: &Rig, samples: &[(i64, f64)]) -> anyhow::Result<()> {
+    use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+    let label = |name: &str, value: &str| Label {
+        name: name.into(),
+        value: value.into(),
+    };
+    let now = rig.now();
+    let request = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![
+                label("__name__", "node_filesystem_used_ratio"),
+                label("mountpoint", "/"),
+                label("node", "nas"),
+            ],
+            samples: samples
+                .iter()
+                .map(|&(minutes, value)| Sample {
+                    value,
+                    timestamp: now + minutes * MIN,
+                })
+                .collect(),
+        }],
+    };
+    let (status, body) = hcmon_tests::remote_write(&rig.client, rig.http, &request).await?;
+    anyhow::ensure!(status == 204, "{body}");
+    Ok(())
 }
 
 /// Receivers and the config that points the collector at them.
@@ -893,7 +733,7 @@ async fn a_resolved_disk_forecast_does_not_stop_the_collector_from_starting() ->
     // Two hours of a root filesystem filling by 0.3 % a minute: full in about 1.5 h.
     let rig = Rig::start(&data, &toml, clock.clone()).await?;
     let rising: Vec<(i64, f64)> = (-120..=0).map(|m| (m, 0.66 + m as f64 * 0.003)).collect();
-    rig.remote_write_disk(&rising).await?;
+    remote_write_disk(&rig, &rising).await?;
     rig.stop().await?;
 
     let rig = Rig::start(&data, &toml, clock.clone()).await?;
@@ -905,7 +745,7 @@ async fn a_resolved_disk_forecast_does_not_stop_the_collector_from_starting() ->
     // Two hours later the disk was cleaned up and stays at 10 %.
     rig.advance(120 * MIN).await;
     let low: Vec<(i64, f64)> = (-119..=0).map(|m| (m, 0.10)).collect();
-    rig.remote_write_disk(&low).await?;
+    remote_write_disk(&rig, &low).await?;
     rig.stop().await?;
 
     let rig = Rig::start(&data, &toml, clock.clone()).await?;

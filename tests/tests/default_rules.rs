@@ -3,14 +3,12 @@
 //! sends over the real gRPC protocol, evaluates its default rules (rates and ratios through the
 //! PromQL engine on the stored samples) and shows the alerts on its API.
 
-use hcmon_collector::Collector;
-use hcmon_collector::config::CollectorConfig;
+use hcmon_tests::clocked::ClockedCollector;
 use hcmon_tests::node::{Gauge, ScriptedNode};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const MIN: i64 = 60_000;
 const WAIT: Duration = Duration::from_secs(20);
@@ -128,23 +126,13 @@ fn find<'a>(all: &'a [Value], name: &str, key: &str, value: &str) -> Option<&'a 
 async fn saturation_cache_memory_and_slow_http_fire_per_device_at_their_levels()
 -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut config: CollectorConfig = toml::from_str(CONFIG)?;
-    config.data_dir = dir.path().join("data");
-    config.grpc_listen = "127.0.0.1:0".parse()?;
-    config.http_listen = "127.0.0.1:0".parse()?;
-    config.validate()?;
     let start = {
         let now = hcmon_tests::now_s() as i64 * 1000;
         now - now % MIN
     };
     let clock = Arc::new(AtomicI64::new(start));
-    let now = clock.clone();
-    let collector = Collector::open(config, Arc::new(move || now.load(Ordering::SeqCst))).await?;
-    let (http, grpc) = (collector.http_addr(), collector.grpc_addr());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(collector.run(shutdown.clone(), Duration::from_secs(5)));
-    let token = std::fs::read_to_string(dir.path().join("data/admin.token"))?;
-    let client = hcmon_tests::client_with(token.trim())?;
+    let rig = ClockedCollector::start(&dir.path().join("data"), CONFIG, clock.clone()).await?;
+    let (http, grpc, client) = (rig.http, rig.grpc, rig.client.clone());
     let mut nas = ScriptedNode::connect(&format!("http://{grpc}"), "nas").await?;
 
     // A sample a minute for twelve minutes: past the 5-minute rate window and the 2-minute
@@ -224,6 +212,5 @@ async fn saturation_cache_memory_and_slow_http_fire_per_device_at_their_levels()
         .collect();
     assert_eq!(active.len(), expected.len(), "{active:#?}");
 
-    shutdown.cancel();
-    task.await?
+    rig.stop().await
 }

@@ -8,17 +8,14 @@
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use hcmon_collector::Collector as InProcess;
-use hcmon_collector::config::CollectorConfig;
+use hcmon_tests::clocked::ClockedCollector;
 use hcmon_tests::node::ScriptedNode;
 use hcmon_tests::receivers::HttpReceiver;
 use hcmon_tests::{Agent, Collector};
 use serde_json::Value;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -59,11 +56,7 @@ impl Target {
 
 /// Runs `hcmon` against `collector`; its stdout, or an error with its stderr.
 fn hcmon(collector: &Collector, args: &[&str]) -> anyhow::Result<String> {
-    let output = std::process::Command::new(hcmon_tests::bin_path("hcmon"))
-        .arg("--url")
-        .arg(format!("http://{}", collector.http))
-        .arg("--data-dir")
-        .arg(&collector.data_dir)
+    let output = hcmon_tests::hcmon_command(collector.http, &collector.data_dir)
         .args(args)
         .output()?;
     anyhow::ensure!(
@@ -76,11 +69,7 @@ fn hcmon(collector: &Collector, args: &[&str]) -> anyhow::Result<String> {
 
 /// Runs `hcmon`, expecting it to fail; its stderr.
 fn hcmon_refused(collector: &Collector, args: &[&str]) -> anyhow::Result<String> {
-    let output = std::process::Command::new(hcmon_tests::bin_path("hcmon"))
-        .arg("--url")
-        .arg(format!("http://{}", collector.http))
-        .arg("--data-dir")
-        .arg(&collector.data_dir)
+    let output = hcmon_tests::hcmon_command(collector.http, &collector.data_dir)
         .args(args)
         .output()?;
     anyhow::ensure!(!output.status.success(), "hcmon {args:?} succeeded");
@@ -311,54 +300,6 @@ name = "web"
 
 const MIN: i64 = 60_000;
 
-/// A collector in this process on a clock the test moves.
-struct Rig {
-    http: std::net::SocketAddr,
-    grpc: std::net::SocketAddr,
-    client: reqwest::Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Rig {
-    async fn start(data_dir: &Path, toml: &str, clock: Arc<AtomicI64>) -> anyhow::Result<Self> {
-        let mut config: CollectorConfig = toml::from_str(toml)?;
-        config.data_dir = data_dir.to_owned();
-        config.grpc_listen = "127.0.0.1:0".parse()?;
-        config.http_listen = "127.0.0.1:0".parse()?;
-        config.validate()?;
-        let now = clock.clone();
-        let collector =
-            InProcess::open(config, Arc::new(move || now.load(Ordering::SeqCst))).await?;
-        let (http, grpc) = (collector.http_addr(), collector.grpc_addr());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(collector.run(shutdown.clone(), Duration::from_secs(5)));
-        let token = std::fs::read_to_string(data_dir.join("admin.token"))?;
-        let client = hcmon_tests::client_with(token.trim())?;
-        Ok(Self {
-            http,
-            grpc,
-            client,
-            shutdown,
-            task,
-        })
-    }
-
-    async fn alerts(&self) -> anyhow::Result<Vec<Value>> {
-        let body: Value = self
-            .client
-            .get(format!("http://{}/api/v1/alerts", self.http))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(body["data"]["alerts"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_of_a_probed_target_fires_slo_burn_rate() -> anyhow::Result<()> {
     let hook = HttpReceiver::start().await?;
@@ -393,7 +334,7 @@ url = "{url}"
         .as_millis() as i64;
     let start = now - now % MIN - 2 * 60 * MIN;
     let clock = Arc::new(AtomicI64::new(start));
-    let rig = Rig::start(&dir.path().join("data"), &toml, clock.clone()).await?;
+    let rig = ClockedCollector::start(&dir.path().join("data"), &toml, clock.clone()).await?;
     let mut node = ScriptedNode::connect(&format!("http://{}", rig.grpc), "shop").await?;
     // An hour of a probe every 10 s: up for 10 minutes, then down for 50. Over the last hour
     // 300 of 360 runs failed: 83 % bad against the 5 % a 0.95 target allows, a burn rate of
@@ -458,6 +399,5 @@ url = "{url}"
     let sent = hook.wait_for(1, WAIT).await?;
     let text = String::from_utf8_lossy(&sent[0].body).to_string();
     assert!(text.contains("SloBurnRate"), "{text}");
-    rig.shutdown.cancel();
-    rig.task.await?
+    rig.stop().await
 }

@@ -37,6 +37,8 @@ struct Args {
     output: PathBuf,
     window: usize,
     retrain: usize,
+    /// The models' `contamination` (ν for the SVM); the live default unless given.
+    contamination: f64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -45,6 +47,7 @@ fn parse_args() -> anyhow::Result<Args> {
         output: std::env::temp_dir().join("hcmon-bench-node-models"),
         window: 10_080,
         retrain: 1_440,
+        contamination: ForestConfig::default().contamination,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,10 +56,16 @@ fn parse_args() -> anyhow::Result<Args> {
             "--output" => args.output = value()?.into(),
             "--window" => args.window = value()?.parse().context("--window (rows)")?,
             "--retrain" => args.retrain = value()?.parse().context("--retrain (rows)")?,
+            "--contamination" => {
+                args.contamination = value()?
+                    .parse()
+                    .context("--contamination (a share of rows)")?;
+            }
             "--help" => {
                 println!(
                     "hcmon-bench-node-models [DIR (../shared/detection/smd)] [--output DIR] \
-                     [--window ROWS (10080)] [--retrain ROWS (1440)]\nStreams each machine's \
+                     [--window ROWS (10080)] [--retrain ROWS (1440)] [--contamination SHARE \
+                     (the live default)]\nStreams each machine's \
                      metrics through the Isolation Forest and the One-Class SVM and writes \
                      labels/ and results/<model>/ for score.py."
                 );
@@ -287,8 +296,12 @@ fn main() -> anyhow::Result<()> {
     let machines = read_machines(&args.input)?;
     let config = ForestConfig {
         seed: Some(42),
+        contamination: args.contamination,
         ..ForestConfig::default()
     };
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--contamination: {e}"))?;
     let labels_dir = args.output.join("labels");
     std::fs::create_dir_all(&labels_dir).with_context(|| format!("creating {labels_dir:?}"))?;
     for (name, machine) in &machines {
