@@ -20,8 +20,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct AnomalyConfig {
     /// Width, in standard deviations, of the expected range each detector shows with its
-    /// evidence, and of the band the recent level learns within (an outlier moves it no more
-    /// than a value at the band's edge).
+    /// evidence, and of the band the drift detector's slow baseline learns within (an outlier
+    /// moves it no more than a value at the band's edge).
     pub sensitivity: f64,
     /// Weight of each new sample in the recent level's exponentially weighted mean and
     /// variance: about 1/alpha samples of memory.
