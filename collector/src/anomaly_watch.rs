@@ -50,6 +50,9 @@ impl Default for AnalyticsConfig {
 pub struct LatestVerdict {
     pub timestamp_ms: i64,
     pub value: f64,
+    /// 0..1: during an episode its highest score so far (the engine holds later samples'
+    /// scores below the threshold so each event is detected once; a series listed as anomalous
+    /// shows how anomalous it got), otherwise the sample's own.
     pub score: f64,
     /// The series is in an anomalous episode: from the sample that was its detection until
     /// the series re-arms (back to its baseline, or settled on a new one).
@@ -153,7 +156,7 @@ impl AnomalyWatch {
                 watched.latest = Some(LatestVerdict {
                     timestamp_ms: s.timestamp_ms,
                     value: s.value,
-                    score: v.score,
+                    score: v.episode.map_or(v.score, |e| e.peak_score),
                     is_anomaly: v.episode.is_some(),
                     severity: v.severity,
                     learning: v.learning,
