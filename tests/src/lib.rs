@@ -610,3 +610,70 @@ pub fn write_request(samples: &[WrittenSample]) -> hcmon_proto::prometheus::Writ
         .collect();
     WriteRequest { timeseries }
 }
+
+/// Remote-writes 400 minutes of node "nas" where CPU and received bytes always moved together,
+/// the newest minute busy (CPU 0.75) with almost no traffic: each value ordinary on its own,
+/// only a node model sees the combination. Returns that minute's start.
+pub async fn write_busy_silent_node(collector: &Collector) -> anyhow::Result<i64> {
+    let now = (now_s() * 1000.0) as i64;
+    let last_minute = now - now % 60_000 - 60_000;
+    let minutes = 400;
+    let first = last_minute - (minutes - 1) * 60_000;
+    let mut seed = 11u64;
+    let mut uniform = move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut cpu, mut memory, mut network) = (Vec::new(), Vec::new(), Vec::new());
+    let mut received = 0.0;
+    for m in 0..minutes {
+        let load = 0.2 + 0.6 * uniform();
+        let last = m == minutes - 1;
+        let timestamp = first + m * 60_000 + 30_000;
+        let cpu_value = if last { 0.75 } else { load + 0.02 * uniform() };
+        let rate = if last {
+            1e3
+        } else {
+            1e6 * load + 1e4 * uniform()
+        };
+        received += rate * 60.0;
+        cpu.push(hcmon_proto::prometheus::Sample {
+            value: cpu_value,
+            timestamp,
+        });
+        memory.push(hcmon_proto::prometheus::Sample {
+            value: 0.5 + 0.01 * uniform(),
+            timestamp,
+        });
+        network.push(hcmon_proto::prometheus::Sample {
+            value: received,
+            timestamp,
+        });
+    }
+    let series = [
+        ("node_cpu_usage_ratio", cpu),
+        ("node_memory_used_ratio", memory),
+        ("node_network_receive_bytes_total", network),
+    ];
+    let request = hcmon_proto::prometheus::WriteRequest {
+        timeseries: series
+            .into_iter()
+            .map(|(name, samples)| hcmon_proto::prometheus::TimeSeries {
+                labels: vec![
+                    hcmon_proto::prometheus::Label {
+                        name: "__name__".into(),
+                        value: name.into(),
+                    },
+                    hcmon_proto::prometheus::Label {
+                        name: "node".into(),
+                        value: "nas".into(),
+                    },
+                ],
+                samples,
+            })
+            .collect(),
+    };
+    let (status, body) = remote_write(&collector.client()?, collector.http, &request).await?;
+    anyhow::ensure!(status == 204, "{body}");
+    Ok(last_minute)
+}

@@ -325,45 +325,7 @@ async fn the_node_model_flags_an_unusual_combination() -> anyhow::Result<()> {
         &dir.path().join("collector"),
         "[analytics.forest]\nretrain_every = \"1s\"\nmin_training_samples = 300\nseed = 7\n",
     )?;
-    let now = (now_s() * 1000.0) as i64;
-    let last_minute = now - now % 60_000 - 60_000;
-    let minutes = 400;
-    let first = last_minute - (minutes - 1) * 60_000;
-    let mut seed = 11u64;
-    let mut uniform = move || {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        (seed >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let (mut cpu, mut memory, mut network) = (Vec::new(), Vec::new(), Vec::new());
-    let mut received = 0.0;
-    for m in 0..minutes {
-        let load = 0.2 + 0.6 * uniform();
-        let last = m == minutes - 1;
-        // One sample a minute, mid-minute; the last minute is busy yet silent on the network.
-        let t = first + m * 60_000 + 30_000;
-        let cpu_value = if last { 0.75 } else { load + 0.02 * uniform() };
-        let rate = if last {
-            1e3
-        } else {
-            1e6 * load + 1e4 * uniform()
-        };
-        received += rate * 60.0;
-        cpu.push(Sample {
-            value: cpu_value,
-            timestamp: t,
-        });
-        memory.push(Sample {
-            value: 0.5 + 0.01 * uniform(),
-            timestamp: t,
-        });
-        network.push(Sample {
-            value: received,
-            timestamp: t,
-        });
-    }
-    write_series(&collector, "node_cpu_usage_ratio", cpu).await?;
-    write_series(&collector, "node_memory_used_ratio", memory).await?;
-    write_series(&collector, "node_network_receive_bytes_total", network).await?;
+    let last_minute = hcmon_tests::write_busy_silent_node(&collector).await?;
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let verdict = loop {

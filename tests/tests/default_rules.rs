@@ -4,7 +4,7 @@
 //! PromQL engine on the stored samples) and shows the alerts on its API.
 
 use hcmon_tests::clocked::ClockedCollector;
-use hcmon_tests::node::{Gauge, ScriptedNode};
+use hcmon_tests::node::Gauge;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -99,23 +99,6 @@ fn samples(i: i64) -> Vec<Sample> {
     .into()
 }
 
-/// Every alert the collector shows, resolved ones included.
-async fn alerts(
-    client: &reqwest::Client,
-    http: std::net::SocketAddr,
-) -> anyhow::Result<Vec<Value>> {
-    let body: Value = client
-        .get(format!("http://{http}/api/v1/alerts?all=true"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(body["data"]["alerts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
-}
-
 /// The alert `name` whose label `key` is `value`, if any.
 fn find<'a>(all: &'a [Value], name: &str, key: &str, value: &str) -> Option<&'a Value> {
     all.iter()
@@ -132,8 +115,7 @@ async fn saturation_cache_memory_and_slow_http_fire_per_device_at_their_levels()
     };
     let clock = Arc::new(AtomicI64::new(start));
     let rig = ClockedCollector::start(&dir.path().join("data"), CONFIG, clock.clone()).await?;
-    let (http, grpc, client) = (rig.http, rig.grpc, rig.client.clone());
-    let mut nas = ScriptedNode::connect(&format!("http://{grpc}"), "nas").await?;
+    let mut nas = rig.node("nas").await?;
 
     // A sample a minute for twelve minutes: past the 5-minute rate window and the 2-minute
     // pending duration. Each minute stays on the clock long enough to be evaluated.
@@ -159,7 +141,7 @@ async fn saturation_cache_memory_and_slow_http_fire_per_device_at_their_levels()
     ];
     let deadline = tokio::time::Instant::now() + WAIT;
     let all = loop {
-        let all = alerts(&client, http).await?;
+        let all = rig.list_alerts("/api/v1/alerts?all=true").await?;
         let firing = expected.iter().all(|(name, key, value, severity)| {
             find(&all, name, key, value).is_some_and(|a| {
                 a["hcmonState"] == "firing" && a["labels"]["severity"] == *severity

@@ -3,12 +3,9 @@
 //! silent on the network, and the shipped `NodeAnomaly` rule fires in `/api/v1/alerts` with each
 //! feature's value and share of the anomaly, with either model `method`.
 
-use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
-use hcmon_tests::{Collector, now_s};
+use hcmon_tests::Collector;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-const MIN: i64 = 60_000;
 
 /// Quick training on the written history; node-down alerts off (the node is remote-written).
 fn config(method: &str) -> String {
@@ -17,73 +14,6 @@ fn config(method: &str) -> String {
          method = \"{method}\"\n\n[alerting]\ntick = \"50ms\"\n\n[alerting.missing_data]\n\
          agents = false\n"
     )
-}
-
-/// 400 minutes of node "nas" where CPU and received bytes move together, the newest minute
-/// busy (CPU 0.75) with almost no traffic; returns that minute's start.
-async fn write_history(collector: &Collector) -> anyhow::Result<i64> {
-    let now = (now_s() * 1000.0) as i64;
-    let last_minute = now - now % MIN - MIN;
-    let minutes = 400;
-    let first = last_minute - (minutes - 1) * MIN;
-    let mut seed = 11u64;
-    let mut uniform = move || {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        (seed >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let (mut cpu, mut memory, mut network) = (Vec::new(), Vec::new(), Vec::new());
-    let mut received = 0.0;
-    for m in 0..minutes {
-        let load = 0.2 + 0.6 * uniform();
-        let last = m == minutes - 1;
-        let timestamp = first + m * MIN + 30_000;
-        let cpu_value = if last { 0.75 } else { load + 0.02 * uniform() };
-        let rate = if last {
-            1e3
-        } else {
-            1e6 * load + 1e4 * uniform()
-        };
-        received += rate * 60.0;
-        cpu.push(Sample {
-            value: cpu_value,
-            timestamp,
-        });
-        memory.push(Sample {
-            value: 0.5 + 0.01 * uniform(),
-            timestamp,
-        });
-        network.push(Sample {
-            value: received,
-            timestamp,
-        });
-    }
-    let series = [
-        ("node_cpu_usage_ratio", cpu),
-        ("node_memory_used_ratio", memory),
-        ("node_network_receive_bytes_total", network),
-    ];
-    let request = WriteRequest {
-        timeseries: series
-            .into_iter()
-            .map(|(name, samples)| TimeSeries {
-                labels: vec![
-                    Label {
-                        name: "__name__".into(),
-                        value: name.into(),
-                    },
-                    Label {
-                        name: "node".into(),
-                        value: "nas".into(),
-                    },
-                ],
-                samples,
-            })
-            .collect(),
-    };
-    let (status, body) =
-        hcmon_tests::remote_write(&collector.client()?, collector.http, &request).await?;
-    anyhow::ensure!(status == 204, "{body}");
-    Ok(last_minute)
 }
 
 /// Waits for a firing `NodeAnomaly` alert on nas.
@@ -114,7 +44,7 @@ async fn node_alert(collector: &Collector) -> anyhow::Result<Value> {
 async fn fires_with_feature_shares(method: &str) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let collector = Collector::start_with_config(&dir.path().join("collector"), &config(method))?;
-    let last_minute = write_history(&collector).await?;
+    let last_minute = hcmon_tests::write_busy_silent_node(&collector).await?;
     let alert = node_alert(&collector).await?;
     assert_eq!(alert["labels"]["severity"], "warning", "{alert}");
     assert_eq!(alert["evidence"]["threshold"], 0.7, "{alert}");

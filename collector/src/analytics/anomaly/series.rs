@@ -247,13 +247,18 @@ mod tests {
         }
     }
 
-    fn run(values: &[f64], events: &[Event]) -> Outcome {
+    /// Whether each sample of `values`, 10 s apart, was a detection.
+    fn detections_of(values: &[f64]) -> Vec<bool> {
         let mut detector = SeriesDetector::new(AnomalyConfig::default());
-        let flags: Vec<bool> = values
+        values
             .iter()
             .enumerate()
             .map(|(i, v)| detector.observe(T0 + i as i64 * STEP_MS, *v).is_anomaly)
-            .collect();
+            .collect()
+    }
+
+    fn run(values: &[f64], events: &[Event]) -> Outcome {
+        let flags = detections_of(values);
         let owned = |i: usize| events.iter().any(|e| i >= e.at && i <= e.at + e.settle);
         let detected = events
             .iter()
@@ -382,12 +387,7 @@ mod tests {
         for v in &mut values[backup(last, 14)..backup(last, 15)] {
             *v += 10.0;
         }
-        let mut detector = SeriesDetector::new(AnomalyConfig::default());
-        let flags: Vec<bool> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| detector.observe(T0 + i as i64 * STEP_MS, *v).is_anomaly)
-            .collect();
+        let flags = detections_of(&values);
         let flagged = |from: usize, to: usize| flags[from..to].iter().filter(|f| **f).count();
         assert!(
             flagged(backup(0, 2), backup(0, 2) + 3) > 0,
