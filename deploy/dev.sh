@@ -3,6 +3,7 @@
 #   deploy/dev.sh run    build, then run a collector and a local agent in the foreground
 #   deploy/dev.sh test   build, then run every test (unit and multi-process)
 #   deploy/dev.sh ci     formatting and lint gates, then `test`
+#   deploy/dev.sh python-deps  the tests' foreign Python clients into tests/python/.venv
 #   deploy/dev.sh soak   the soak test: kill -9 every minute under hostile load (minutes)
 #   deploy/dev.sh bench-ingest [ARGS]   release build, then the ingest benchmark against
 #                        VictoriaMetrics and Prometheus (installed from Debian)
@@ -113,9 +114,23 @@ browser_deps() {
   cp "$dir/package-lock.json" "$dir/node_modules/.hcmon-lock"
 }
 
+# The foreign clients of tests/python/requirements.txt (the OpenTelemetry Python SDK, statsd)
+# in tests/python/.venv, made again whenever requirements.txt changes.
+python_deps() {
+  ensure_packages python3 python3-venv
+  local dir=tests/python
+  cmp -s "$dir/requirements.txt" "$dir/.venv/.hcmon-requirements" 2>/dev/null && return 0
+  log "pip install into $dir/.venv"
+  rm -rf "$dir/.venv"
+  python3 -m venv "$dir/.venv"
+  "$dir/.venv/bin/pip" install -q --disable-pip-version-check -r "$dir/requirements.txt"
+  cp "$dir/requirements.txt" "$dir/.venv/.hcmon-requirements"
+}
+
 run_tests() {
   ensure_packages "${TEST_PACKAGES[@]}"
   browser_deps
+  python_deps
   build
   if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --profile "${NEXTEST_PROFILE:-default}"
@@ -364,6 +379,7 @@ case "${1:-}" in
   test) run_tests ;;
   ci) ci ;;
   build) build ;;
+  python-deps) python_deps ;;
   bench-ingest) shift; bench_ingest "$@" ;;
   bench-agent) shift; bench_agent "$@" ;;
   bench-alerts) shift; bench_alerts "$@" ;;
@@ -380,5 +396,5 @@ case "${1:-}" in
   sizes) sizes "${2:-HEAD}" ;;
   security) security ;;
   fuzz) fuzz "${2:-60}" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|bench-node-models|bench-detection|hostile" >&2; exit 2 ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|python-deps|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|bench-node-models|bench-detection|hostile" >&2; exit 2 ;;
 esac

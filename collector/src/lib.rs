@@ -329,7 +329,7 @@ impl Collector {
                 alerting,
                 metrics: metrics.clone(),
                 audit: audit.clone(),
-                access,
+                access: access.clone(),
                 enrollment: enrollment.clone(),
                 metrics_staleness: config.metrics_staleness,
                 clock: clock.clone(),
@@ -350,6 +350,12 @@ impl Collector {
             Ok(())
         });
         let grpc_shutdown = shutdown.clone().cancelled_owned();
+        let otlp_service = ingest::otlp_grpc::OtlpGrpc::server(
+            ingest.clone(),
+            access.clone(),
+            metrics.clone(),
+            clock.clone(),
+        );
         let grpc_service = GrpcIngest::server(ingest, tasks.clone());
         let enrollment_service = enrollment
             .map(|enrollment| pki::grpc::EnrollmentService::server(enrollment, audit, clock));
@@ -358,6 +364,7 @@ impl Collector {
             .grpc
             .server()
             .add_service(grpc_service)
+            .add_service(otlp_service)
             .add_optional_service(enrollment_service);
         match trust {
             Some(trust) => {

@@ -81,6 +81,7 @@ pub struct CollectorMetrics {
     pub batch_write_seconds: Histogram,
     pub samples_too_old: IntCounter,
     pub remote_write_requests: IntCounterVec,
+    pub otlp_requests: IntCounterVec,
     pub storage_bytes: IntGaugeVec,
     pub head_series: IntGauge,
     pub head_samples: IntGauge,
@@ -151,6 +152,11 @@ impl CollectorMetrics {
                 "hcmon_collector_remote_write_requests_total",
                 "Prometheus remote-write requests, by outcome.",
                 &["outcome"],
+            ),
+            otlp_requests: r.counter_vec(
+                "hcmon_collector_otlp_requests_total",
+                "OTLP metrics export requests, by transport (grpc, http) and outcome (ok, partial, refused, failed).",
+                &["transport", "outcome"],
             ),
             storage_bytes: r.gauge_vec(
                 "hcmon_collector_storage_bytes",
@@ -279,6 +285,7 @@ mod tests {
             family.with_label_values(&["x"]).inc();
         }
         metrics.storage_bytes.with_label_values(&["x"]).set(1);
+        metrics.otlp_requests.with_label_values(&["x", "y"]).inc();
         metrics
             .refused_requests
             .with_label_values(&["x", "y"])

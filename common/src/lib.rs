@@ -6,6 +6,7 @@
 pub mod endpoint;
 pub mod enrollment;
 pub mod labels;
+pub mod otlp;
 pub mod secret;
 pub mod selector;
 

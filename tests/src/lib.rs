@@ -35,6 +35,25 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
+/// The Python with the foreign clients of `tests/python/requirements.txt` (the OpenTelemetry
+/// SDK, `statsd`), which `deploy/dev.sh test` installs into `tests/python/.venv`.
+pub fn python() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/.venv/bin/python");
+    assert!(
+        path.exists(),
+        "{} is missing: run `deploy/dev.sh test` (or `deploy/dev.sh python-deps`) once",
+        path.display()
+    );
+    path
+}
+
+/// A script of `tests/python`.
+pub fn python_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(name)
+}
+
 /// The `hcmon` CLI pointed at a collector: its HTTP address and its data folder (where the
 /// CLI finds the admin token).
 pub fn hcmon_command(http: SocketAddr, data_dir: &Path) -> Command {

@@ -81,6 +81,10 @@ pub fn required(method: &Method, path: &str, signed: bool) -> Required {
     if read && (matches!(path, "/" | "/login") || path.starts_with("/assets/")) {
         return Required::Open;
     }
+    // OTLP/HTTP's fixed path, where SDKs export metrics.
+    if *method == Method::POST && path == "/v1/metrics" {
+        return Required::Token(Write);
+    }
     let Some(rest) = path.strip_prefix("/api/v1/") else {
         return Required::Token(if read { Read } else { Administer });
     };

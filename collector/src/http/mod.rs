@@ -24,6 +24,7 @@ mod federate;
 mod limits;
 mod listing;
 mod metrics;
+mod otlp;
 mod params;
 mod pki;
 mod prometheus;
@@ -109,6 +110,7 @@ pub fn router(state: ApiState, limits: HttpLimits) -> Router {
         .merge(report_listing)
         .merge(slo::routes().route_layer(queries.clone()))
         .merge(remote_write::routes())
+        .merge(otlp::routes())
         .merge(audit::routes())
         .merge(pki::routes())
         .merge(tokens::routes())

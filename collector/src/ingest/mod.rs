@@ -23,6 +23,8 @@ mod forget;
 pub mod grpc;
 mod limits;
 mod observer;
+mod otlp;
+pub mod otlp_grpc;
 mod peer;
 mod remote_write;
 mod sequence;
@@ -36,6 +38,7 @@ pub use error::{IngestError, Refusal};
 pub use forget::{ForgetError, ForgetGate, Forgotten, SeriesFate};
 pub use limits::IngestLimits;
 pub use observer::{BatchObserver, Observers, StoredBatch};
+pub use otlp::OtlpOutcome;
 pub use peer::PeerIdentity;
 pub use remote_write::{Protocol, RemoteWriteError, RemoteWriteOutcome};
 
@@ -81,6 +84,8 @@ pub struct IngestService {
     next_stream: AtomicU64,
     /// Remote-write series by their raw label bytes, so known series skip label parsing.
     remote_write_cache: Arc<std::sync::RwLock<rustc_hash::FxHashMap<Vec<u8>, SeriesId>>>,
+    /// Running totals of OTLP delta series (see `ingest/otlp.rs`).
+    otlp_deltas: Mutex<hcmon_common::otlp::DeltaSums>,
     /// Shared with the collector's own writers (see `forget.rs`).
     forget_gate: Arc<ForgetGate>,
     /// Told about every stored batch (alert rules, live anomaly detection).
@@ -220,6 +225,7 @@ impl IngestService {
             streams: Mutex::new(HashMap::new()),
             next_stream: AtomicU64::new(0),
             remote_write_cache: Default::default(),
+            otlp_deltas: Mutex::new(hcmon_common::otlp::DeltaSums::new(otlp::MAX_DELTA_SERIES)),
             forget_gate: Default::default(),
             observers,
             disconnected: Mutex::new(disconnected),

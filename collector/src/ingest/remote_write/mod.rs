@@ -14,7 +14,7 @@
 //!   series concerned, the same way. Refusals of the whole request are for what cannot be read
 //!   or is over a request limit (samples per request, metadata over a length limit).
 
-mod wire;
+pub(super) mod wire;
 
 use super::IngestService;
 use super::events::RemoteWriteRejected;
@@ -26,7 +26,7 @@ use crate::storage::{
 use hcmon_common::{LabelError, Labels, METRIC_NAME_LABEL};
 use std::fmt;
 pub use wire::Protocol;
-use wire::{Declared, WireRequest};
+pub(super) use wire::{Declared, WireRequest, WireSeries};
 
 /// Largest decompressed request accepted.
 const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
@@ -236,6 +236,15 @@ impl IngestService {
                 },
                 detail: e.to_owned(),
             })?;
+        self.store_wire(request)
+    }
+
+    /// Stores a request read into the wire form: remote write's, or OTLP's translated
+    /// (`ingest/otlp.rs`).
+    pub(super) fn store_wire(
+        &self,
+        request: WireRequest<'_>,
+    ) -> Result<RemoteWriteOutcome, RemoteWriteError> {
         let count = request.samples.len();
         if count > self.limits.max_samples_per_batch {
             return Err(RemoteWriteError::TooManySamples {

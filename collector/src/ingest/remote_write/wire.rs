@@ -19,7 +19,7 @@ pub enum Protocol {
 
 /// What a sender declared about a family or series.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Declared<'a> {
+pub(in crate::ingest) struct Declared<'a> {
     pub kind: FamilyType,
     pub help: &'a [u8],
     pub unit: &'a [u8],
@@ -27,7 +27,7 @@ pub(super) struct Declared<'a> {
 
 /// One series of a request: its ranges in [`WireRequest::labels`] and
 /// [`WireRequest::samples`].
-pub(super) struct WireSeries<'a> {
+pub(in crate::ingest) struct WireSeries<'a> {
     pub labels: Range<usize>,
     pub samples: Range<usize>,
     /// 2.0's metadata of the series, when the sender set a type, help or unit.
@@ -38,7 +38,7 @@ pub(super) struct WireSeries<'a> {
 
 /// A request read in place.
 #[derive(Default)]
-pub(super) struct WireRequest<'a> {
+pub(in crate::ingest) struct WireRequest<'a> {
     pub series: Vec<WireSeries<'a>>,
     pub labels: Vec<(&'a [u8], &'a [u8])>,
     /// (timestamp ms, value)
