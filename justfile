@@ -39,6 +39,11 @@ bench-agent *ARGS:
 bench-engines:
     ./deploy/dev.sh bench-engines
 
+# What recording a metric costs an application with the Rust client (agent/client), beside an
+# unbuffered StatsD client measured in the same run.
+bench-client:
+    ./deploy/dev.sh bench-client
+
 # Alert latency: a threshold-crossing sample until /api/v1/alerts lists it firing, idle and
 # with agents streaming at full speed. Extra arguments go to hcmon-bench-alerts.
 bench-alerts *ARGS:

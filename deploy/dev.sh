@@ -12,6 +12,7 @@
 #   deploy/dev.sh bench-agent [ARGS]    release build, then the agent's footprint beside
 #                        Debian's prometheus-node-exporter
 #   deploy/dev.sh bench-engines         the online anomaly ensemble's samples per second
+#   deploy/dev.sh bench-client          the Rust client's cost per recorded metric
 #   deploy/dev.sh bench-page            debug build, then the dashboard's page weight and time to
 #                        first chart (headless Chromium, cold cache, two agents)
 #   deploy/dev.sh bench-export [ARGS]   release build, then 10 M and 1 M samples exported as CSV
@@ -301,6 +302,11 @@ bench_engines() {
   cargo bench --locked -p hcmon-collector --bench engines
 }
 
+bench_client() {
+  setup_target_dir
+  cargo bench --locked -p hcmon-client --bench record
+}
+
 # The soak test: real time, two agents, hostile remote writes, kill -9 every minute; prints its
 # figures. HCMON_SOAK_MINUTES sets how many minutes (and restarts), default 5.
 soak() {
@@ -390,11 +396,12 @@ case "${1:-}" in
   bench-node-models) shift; bench_node_models "$@" ;;
   bench-detection) shift; bench_detection "$@" ;;
   bench-engines) bench_engines ;;
+  bench-client) bench_client ;;
   bench-page) bench_page ;;
   hostile) shift; hostile "$@" ;;
   soak) soak ;;
   sizes) sizes "${2:-HEAD}" ;;
   security) security ;;
   fuzz) fuzz "${2:-60}" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|python-deps|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|bench-node-models|bench-detection|hostile" >&2; exit 2 ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|python-deps|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-client|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|bench-node-models|bench-detection|hostile" >&2; exit 2 ;;
 esac

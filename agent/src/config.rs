@@ -1,5 +1,6 @@
 //! The agent's configuration file. Every field has a default, so no file is needed to start.
 
+use crate::apps::AppsConfig;
 use crate::probe::{ProbeConfigError, ProbesConfig};
 use hcmon_common::enrollment::EnrollmentToken;
 use hcmon_common::secret::{self, Secret, SecretError};
@@ -57,6 +58,8 @@ pub struct AgentConfig {
     pub spool_max_bytes: u64,
     /// Application probes: Redis, memcached, HTTP and TCP checks.
     pub probes: ProbesConfig,
+    /// Applications' own metrics: StatsD and OTLP listeners on loopback.
+    pub apps: AppsConfig,
 }
 
 impl Default for AgentConfig {
@@ -79,6 +82,7 @@ impl Default for AgentConfig {
             probe_interval: Duration::from_secs(10),
             spool_max_bytes: 256 << 20,
             probes: ProbesConfig::default(),
+            apps: AppsConfig::default(),
         }
     }
 }
@@ -196,6 +200,9 @@ impl AgentConfig {
             });
         }
         self.probes.validate().map_err(ConfigError::Probes)?;
+        self.apps
+            .validate()
+            .map_err(|(key, problem)| ConfigError::Invalid { key, problem })?;
         // The collector's rule for these labels, checked here so a bad value fails at start.
         for (key, value) in [("job", &self.job), ("instance", &self.instance)] {
             let problem = if value.len() > MAX_HOST_FACT_BYTES {

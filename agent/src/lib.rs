@@ -4,6 +4,7 @@
 //! Architecture invariant: the agent never blocks collection on the network. The collection
 //! loop only appends to the spool; the sender drains it independently.
 
+pub mod apps;
 pub mod collect;
 pub mod config;
 pub mod enrollment;
@@ -97,7 +98,7 @@ fn host_facts() -> HostFacts {
 /// collector's chunk encoding stores in about one bit. Following the wall clock each time means a
 /// clock step moves the grid instead of drifting from it, and a slow collection skips points
 /// rather than bunching them.
-fn next_collection(now_ms: i64, interval_ms: i64, last_ms: Option<i64>) -> i64 {
+pub(crate) fn next_collection(now_ms: i64, interval_ms: i64, last_ms: Option<i64>) -> i64 {
     let grid = (now_ms.div_euclid(interval_ms) + 1) * interval_ms;
     match last_ms {
         Some(last) => grid.max(last + interval_ms),
@@ -105,7 +106,7 @@ fn next_collection(now_ms: i64, interval_ms: i64, last_ms: Option<i64>) -> i64 {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -301,6 +302,11 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
         tls,
     };
     let delivery = tokio::spawn(sender.run());
+    let app_sink = apps::Sink {
+        spool: output.spool.clone(),
+        new_batch: output.new_batch.clone(),
+    };
+    let app_tasks = apps::start(&config.apps, app_sink, &shutdown).await;
 
     let root = Path::new("/");
     let basic = Basic {
@@ -341,6 +347,11 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
             .is_ok_and(|joined| joined.is_err())
     {
         tracing::error!("the probes' thread panicked");
+    }
+    for task in app_tasks {
+        if let Err(error) = task.await {
+            tracing::error!(%error, "an application listener's task failed");
+        }
     }
     delivery.await?;
     if let Some(renewal) = renewal {

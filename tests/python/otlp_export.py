@@ -1,7 +1,7 @@
 """Exports a fixed set of metrics with the OpenTelemetry Python SDK, as an application would.
 
     otlp_export.py --protocol grpc|http --endpoint URL --service NAME [--token T] [--delta]
-                   [--rounds N]
+                   [--rounds N] [--pause SECONDS]
 
 Each round adds 5 to the counter `orders.placed` ({order}, attribute shop=eu), records 0.1,
 0.2 and 3 seconds in the histogram `request.duration` (s), moves the up-down counter
@@ -12,6 +12,7 @@ temporality. Exits non-zero if an export fails.
 
 import argparse
 import sys
+import time
 
 from opentelemetry.sdk.metrics import (
     Counter,
@@ -36,6 +37,7 @@ def main():
     parser.add_argument("--token", default="")
     parser.add_argument("--delta", action="store_true")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--pause", type=float, default=0.0)
     args = parser.parse_args()
 
     headers = {"authorization": f"Bearer {args.token}"} if args.token else {}
@@ -81,6 +83,7 @@ def main():
         pool.add(3)
         pool.add(-1)
         ok = reader.force_flush(timeout_millis=10_000) and ok
+        time.sleep(args.pause)
     provider.shutdown()
     if not ok:
         print("an export failed", file=sys.stderr)

@@ -232,3 +232,234 @@ async fn otlp_http_refusals_say_why() -> anyhow::Result<()> {
     expect(&collector, "jobs_done_total{job=\"json-app\"}", 12.0).await?;
     Ok(())
 }
+
+/// A collector and an agent whose application listeners are on free loopback ports, flushing
+/// StatsD every second.
+struct AppNode {
+    _dir: tempfile::TempDir,
+    collector: Collector,
+    agent: hcmon_tests::Agent,
+    statsd: u16,
+    otlp_grpc: u16,
+    otlp_http: u16,
+}
+
+impl AppNode {
+    async fn start(extra: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let collector = Collector::start(&dir.path().join("collector"), 0, 0)?;
+        let (statsd, otlp_grpc, otlp_http) = (free_port(), free_port(), free_port());
+        let config = format!(
+            "interval = \"1s\"\n[apps]\ninterval = \"1s\"\nstatsd_listen = \"127.0.0.1:{statsd}\"\notlp_grpc_listen = \"127.0.0.1:{otlp_grpc}\"\notlp_http_listen = \"127.0.0.1:{otlp_http}\"\n{extra}"
+        );
+        let mut agent = hcmon_tests::Agent::start_with_config(
+            &collector.grpc_url(),
+            "appnode",
+            &dir.path().join("spool"),
+            &config,
+        )?;
+        agent
+            .process
+            .wait_for_log("otlp_http_listen: listening", Duration::from_secs(20))?;
+        Ok(Self {
+            _dir: dir,
+            collector,
+            agent,
+            statsd,
+            otlp_grpc,
+            otlp_http,
+        })
+    }
+}
+
+fn free_port() -> u16 {
+    hcmon_tests::bench::free_port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn applications_push_through_the_agent_with_every_client() -> anyhow::Result<()> {
+    let node = AppNode::start("max_series_per_app = 50\n").await?;
+    let grpc = format!("http://127.0.0.1:{}", node.otlp_grpc);
+    let http = format!("http://127.0.0.1:{}/v1/metrics", node.otlp_http);
+    tokio::task::block_in_place(|| {
+        export(&[
+            "--protocol",
+            "grpc",
+            "--endpoint",
+            &grpc,
+            "--service",
+            "agent-grpc",
+        ])?;
+        export(&[
+            "--protocol",
+            "http",
+            "--endpoint",
+            &http,
+            "--service",
+            "agent-http",
+            "--delta",
+            "--rounds",
+            "2",
+        ])
+    })?;
+    let port = node.statsd.to_string();
+    let output = Command::new(python())
+        .arg(python_script("statsd_send.py"))
+        .arg(&port)
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "statsd_send.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // StatsD over TCP, as a line sender writes it.
+    {
+        use std::io::Write;
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", node.statsd))?;
+        tcp.write_all(b"tcpapp.jobs:4|c|#service:tcp-app\ntcpapp.jobs:not-a-number|c\n")?;
+        // Past its budget of 50 series, the greedy application's new series are refused.
+        for i in 0..60 {
+            writeln!(tcp, "greedy.hits:1|c|#service:greedy,user:u{i}")?;
+        }
+    }
+    // The repo's Rust client.
+    {
+        let monitor = hcmon_client::Monitor::builder("rust-app")
+            .agent(&format!("127.0.0.1:{}", node.statsd))
+            .labels(&["region"])
+            .build();
+        monitor.record_metric(
+            "rust_app.depth",
+            3.0,
+            &[("region", "eu"), ("request", "r-9")],
+        );
+        monitor.increment("rust_app.runs", 1.0, &[]);
+        drop(monitor.timer("rust_app.step"));
+        monitor.flush();
+        assert_eq!(monitor.dropped(), 0);
+    }
+
+    let c = &node.collector;
+    // Through the agent, every series carries the node.
+    for job in ["agent-grpc"] {
+        expect(
+            c,
+            &format!("queue_depth{{job=\"{job}\",node=\"appnode\"}}"),
+            7.0,
+        )
+        .await?;
+    }
+    expect_rounds(c, "agent-grpc", 1.0).await?;
+    expect_rounds(c, "agent-http", 2.0).await?;
+    expect(c, "pyapp_hits_total{job=\"statsd\"}", 3.0).await?;
+    expect(c, "pyapp_temp{job=\"statsd\"}", 21.5).await?;
+    expect(c, "pyapp_work_count{job=\"statsd\"}", 1.0).await?;
+    expect(c, "pyapp_work_sum{job=\"statsd\"}", 0.25).await?;
+    expect(c, "pyapp_work{job=\"statsd\",quantile=\"0.5\"}", 0.25).await?;
+    expect(
+        c,
+        "pyclient_queue_depth{job=\"py-client\",region=\"eu\"}",
+        7.0,
+    )
+    .await?;
+    expect(c, "pyclient_orders_total{job=\"py-client\"}", 2.0).await?;
+    expect(c, "pyclient_work_count{job=\"py-client\"}", 1.0).await?;
+    expect(c, "tcpapp_jobs_total{job=\"tcp-app\"}", 4.0).await?;
+    expect(c, "rust_app_depth{job=\"rust-app\",region=\"eu\"}", 3.0).await?;
+    expect(c, "rust_app_runs_total{job=\"rust-app\"}", 1.0).await?;
+    expect(c, "rust_app_step_count{job=\"rust-app\"}", 1.0).await?;
+    // The bad line is counted; annotations never became labels.
+    expect(
+        c,
+        "hcmon_agent_statsd_bad_lines_total{node=\"appnode\"}",
+        1.0,
+    )
+    .await?;
+    expect(
+        c,
+        "count(pyclient_queue_depth{order_id!=\"\"}) or vector(0)",
+        0.0,
+    )
+    .await?;
+    // The budget: 50 greedy series, 10 refused and said so.
+    expect(c, "count(greedy_hits_total)", 50.0).await?;
+    expect(c, "hcmon_agent_app_series{app=\"greedy\"}", 50.0).await?;
+    expect(
+        c,
+        "hcmon_agent_app_refused_samples_total{app=\"greedy\"}",
+        10.0,
+    )
+    .await?;
+    let mut agent = node.agent;
+    agent
+        .process
+        .wait_for_log("past its cardinality budget", Duration::from_secs(10))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn collector_kill9_while_an_application_pushes_through_the_agent_loses_nothing()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("collector");
+    let mut collector = Collector::start(&data, 0, 0)?;
+    let (grpc_port, http_port) = (collector.grpc.port(), collector.http.port());
+    let otlp_grpc = free_port();
+    let config = format!(
+        "interval = \"1s\"\n[apps]\nstatsd_listen = \"\"\notlp_http_listen = \"\"\notlp_grpc_listen = \"127.0.0.1:{otlp_grpc}\"\n"
+    );
+    let mut agent = hcmon_tests::Agent::start_with_config(
+        &collector.grpc_url(),
+        "pusher",
+        &dir.path().join("spool"),
+        &config,
+    )?;
+    agent
+        .process
+        .wait_for_log("otlp_grpc_listen: listening", Duration::from_secs(20))?;
+    // 20 exports, 0.3 s apart, each spooled by the agent before it is answered.
+    let rounds = 20;
+    let mut app = Command::new(python())
+        .arg(python_script("otlp_export.py"))
+        .args([
+            "--protocol",
+            "grpc",
+            "--service",
+            "pusher-app",
+            "--pause",
+            "0.3",
+        ])
+        .args(["--endpoint", &format!("http://127.0.0.1:{otlp_grpc}")])
+        .args(["--rounds", &rounds.to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    collector.process.kill9();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let collector = Collector::start(&data, grpc_port, http_port)?;
+    let status = tokio::task::block_in_place(|| app.wait())?;
+    anyhow::ensure!(status.success(), "the application's exports failed");
+    // Every export is stored once: one point per round and one more from the SDK's final
+    // export at shutdown, the last one the total of 20 rounds.
+    let exports = f64::from(rounds + 1);
+    let job = "job=\"pusher-app\",node=\"pusher\"";
+    expect(
+        &collector,
+        &format!("orders_placed_total{{{job}}}"),
+        5.0 * f64::from(rounds),
+    )
+    .await?;
+    expect(
+        &collector,
+        &format!("count_over_time(orders_placed_total{{{job}}}[10m])"),
+        exports,
+    )
+    .await?;
+    expect(
+        &collector,
+        &format!("count_over_time(request_duration_seconds_count{{{job}}}[10m])"),
+        exports,
+    )
+    .await?;
+    Ok(())
+}
