@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 const SAMPLES: Metric = Metric::counter(
     "hcmon_agent_samples_total",
-    "Samples this agent process has produced, this batch's included.",
+    "Samples of this node's own metrics this agent process has produced, this batch's included (applications' are in hcmon_agent_app_samples_total).",
 );
 const SPOOL_BATCHES: Metric = Metric::gauge(
     "hcmon_agent_spool_batches",
@@ -137,6 +137,7 @@ trait Tier {
 struct Basic {
     tier: BasicTier,
     sources: Sources,
+    apps: apps::AppFigures,
 }
 
 impl Tier for Basic {
@@ -149,6 +150,7 @@ impl Tier for Basic {
         out.push(SPOOL_OLDEST_AGE, &[], age as f64 / 1000.0);
         out.push(SPOOL_DROPPED_BATCHES, &[], stats.dropped_batches as f64);
         out.push(SPOOL_DROPPED_BYTES, &[], stats.dropped_bytes as f64);
+        self.apps.push(out);
         if let Some((resident, cpu)) = own_usage() {
             out.push(RESIDENT, &[], resident);
             out.push(CPU_SECONDS, &[], cpu);
@@ -305,13 +307,15 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
     let app_sink = apps::Sink {
         spool: output.spool.clone(),
         new_batch: output.new_batch.clone(),
+        samples: Default::default(),
     };
-    let app_tasks = apps::start(&config.apps, app_sink, &shutdown).await;
+    let (app_tasks, app_figures) = apps::start(&config.apps, app_sink, &shutdown).await;
 
     let root = Path::new("/");
     let basic = Basic {
         tier: BasicTier::new(root)?,
         sources: Sources::default(),
+        apps: app_figures,
     };
     let detailed = Detailed {
         tier: DetailedTier::new(root)?,

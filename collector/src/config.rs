@@ -7,6 +7,7 @@ use crate::http::HttpLimits;
 use crate::ingest::IngestLimits;
 use crate::ingest::grpc::GrpcLimits;
 use crate::pki::TlsConfig;
+use crate::quality::QualityConfig;
 use crate::recorded::RecordedConfig;
 use crate::report::config::ReportsConfig;
 use crate::slo::SloConfig;
@@ -59,6 +60,8 @@ pub struct CollectorConfig {
     pub slo: SloConfig,
     /// Scheduled SLA reports: which are made, who gets them by email, how many are kept.
     pub reports: ReportsConfig,
+    /// Data-quality scores: whether, over what window, how often.
+    pub quality: QualityConfig,
 }
 
 impl Default for CollectorConfig {
@@ -81,6 +84,7 @@ impl Default for CollectorConfig {
             recorded: RecordedConfig::default(),
             slo: SloConfig::default(),
             reports: ReportsConfig::default(),
+            quality: QualityConfig::default(),
         }
     }
 }
@@ -358,6 +362,12 @@ impl CollectorConfig {
         self.validate_exposure()?;
         validate_storage(&self.storage)?;
         validate_recorded(&self.recorded)?;
+        self.quality
+            .validate()
+            .map_err(|problem| ConfigError::Invalid {
+                key: "quality",
+                problem,
+            })?;
         self.analytics
             .anomaly
             .validate()

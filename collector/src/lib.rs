@@ -24,6 +24,7 @@ pub mod live;
 pub mod node_forest;
 pub mod outbound;
 pub mod pki;
+pub mod quality;
 pub mod query;
 pub mod recorded;
 pub mod replay;
@@ -65,6 +66,8 @@ pub struct Collector {
     /// The SLOs in force; `None` when `[slo] enabled = false`.
     objectives: Option<Arc<slo::objectives::Objectives>>,
     live: Arc<live::LiveHub>,
+    /// Data-quality scores; `None` when `[quality] enabled = false`.
+    quality: Option<Arc<quality::QualityTracker>>,
     metrics: Arc<CollectorMetrics>,
     access: Arc<access::AccessControl>,
     /// The CA, certificates and TLS of both listeners; `None` when `[tls] enabled = false`.
@@ -122,6 +125,16 @@ impl Collector {
         // Every observer of stored batches exists before ingest does, which gets them all at
         // construction: see `ingest/observer.rs`.
         let mut observers: Vec<Arc<dyn BatchObserver>> = Vec::new();
+        let quality = config.quality.enabled.then(|| {
+            let tracker = quality::QualityTracker::new(
+                catalog.clone(),
+                clock.clone(),
+                config.quality.window.as_millis() as i64,
+                config.quality.worst_series,
+            );
+            observers.push(tracker.clone());
+            tracker
+        });
         let watch = match config.analytics.enabled {
             true => {
                 let watch = AnomalyWatch::start(config.analytics.anomaly.clone())
@@ -193,6 +206,7 @@ impl Collector {
             alerts,
             objectives,
             live,
+            quality,
             metrics,
             access: Arc::new(access),
             trust,
@@ -228,6 +242,7 @@ impl Collector {
             alerts,
             objectives,
             live,
+            quality,
             metrics,
             access,
             trust,
@@ -275,6 +290,7 @@ impl Collector {
             alert_tick: config.alerting.tick,
             alert_evaluation: config.alerting.evaluation_interval,
             staleness: config.metrics_staleness,
+            quality_interval: config.quality.interval,
         };
         recorded::start(
             &tasks,
@@ -287,6 +303,7 @@ impl Collector {
                 alerting: alerting.clone(),
                 watch: watch.clone(),
                 forests: forests.clone(),
+                quality: quality.clone(),
                 metrics: metrics.clone(),
                 clock: clock.clone(),
             },
@@ -340,6 +357,7 @@ impl Collector {
                 live,
                 slo: objectives.clone(),
                 reports,
+                quality: quality.clone(),
             },
             http_limits.clone(),
         );

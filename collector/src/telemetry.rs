@@ -29,12 +29,19 @@ pub const ANOMALY_LEARNING: &str = "hcmon_anomaly_learning";
 pub const NODE_ANOMALY_SCORE: &str = "hcmon_node_anomaly_score";
 /// The per-node Isolation Forest verdict on `/metrics`.
 pub const NODE_ANOMALY: &str = "hcmon_node_anomaly";
-/// The families `/metrics` renders from analytics verdicts rather than from the registry.
-pub const VERDICT_FAMILIES: [&str; 4] = [
+/// The per-node data-quality score per dimension on `/metrics`, from the newest evaluation.
+pub const DATA_QUALITY_SCORE: &str = "hcmon_data_quality_score";
+/// The worst series' overall data-quality score on `/metrics`.
+pub const DATA_QUALITY_SERIES_SCORE: &str = "hcmon_data_quality_series_score";
+/// The families `/metrics` renders from analytics verdicts and quality evaluations rather than
+/// from the registry.
+pub const VERDICT_FAMILIES: [&str; 6] = [
     ANOMALY_SCORE,
     ANOMALY_LEARNING,
     NODE_ANOMALY_SCORE,
     NODE_ANOMALY,
+    DATA_QUALITY_SCORE,
+    DATA_QUALITY_SERIES_SCORE,
 ];
 
 /// A metric name kept for the collector's own metrics, refused on ingest.

@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "anomaly_watch",
         "node_forest",
+        "quality",
         "analysis",
         "replay",
         "before_after",

@@ -28,7 +28,7 @@ use budget::SeriesBudget;
 use serde::Deserialize;
 use statsd_listen::StatsdCounts;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -107,16 +107,62 @@ impl AppsConfig {
 pub struct Sink {
     pub spool: Arc<Mutex<Spool>>,
     pub new_batch: Arc<Notify>,
+    /// Application samples spooled, for `hcmon_agent_app_samples_total`.
+    pub samples: Arc<AtomicU64>,
 }
 
 impl Sink {
     pub fn write(&self, record: &SpoolRecord) -> Result<u64, SpoolError> {
         let seq = spool::lock(&self.spool).append(record)?;
+        let samples: usize = record.samples.iter().map(|s| s.values.len()).sum();
+        self.samples.fetch_add(samples as u64, Ordering::Relaxed);
         self.new_batch.notify_one();
         Ok(seq)
     }
 }
 
+/// The apps' own figures, pushed by the basic tier with the agent's other figures (so they are
+/// counted in `hcmon_agent_samples_total` like them).
+pub struct AppFigures {
+    aggregator: Arc<Mutex<StatsdAggregator>>,
+    budget: Arc<Mutex<SeriesBudget>>,
+    counts: Arc<StatsdCounts>,
+    samples: Arc<AtomicU64>,
+}
+
+impl AppFigures {
+    pub fn push(&self, out: &mut BatchBuilder) {
+        let mut aggregator = self.aggregator.lock().unwrap_or_else(|p| p.into_inner());
+        out.push(
+            APP_SAMPLES,
+            &[],
+            self.samples.load(Ordering::Relaxed) as f64,
+        );
+        out.push(STATSD_LINES, &[], aggregator.lines() as f64);
+        out.push(
+            STATSD_BAD_LINES,
+            &[],
+            self.counts.bad_lines.load(Ordering::Relaxed) as f64,
+        );
+        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        let mut per_app: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
+        for (app, n) in aggregator.budget().series().chain(budget.series()) {
+            per_app.entry(app.to_owned()).or_default().0 += n;
+        }
+        for (app, n) in aggregator.budget().refused().chain(budget.refused()) {
+            per_app.entry(app.to_owned()).or_default().1 += n;
+        }
+        for (app, (series, refused)) in per_app {
+            out.push(APP_SERIES, &[("app", app.as_str())], series as f64);
+            out.push(APP_REFUSED, &[("app", app.as_str())], refused as f64);
+        }
+    }
+}
+
+const APP_SAMPLES: Metric = Metric::counter(
+    "hcmon_agent_app_samples_total",
+    "Samples of applications' own metrics (StatsD, OTLP) this agent process has spooled.",
+);
 const STATSD_LINES: Metric = Metric::counter(
     "hcmon_agent_statsd_lines_total",
     "StatsD lines this agent process has aggregated.",
@@ -160,7 +206,7 @@ pub async fn start(
     config: &AppsConfig,
     sink: Sink,
     shutdown: &CancellationToken,
-) -> Vec<JoinHandle<()>> {
+) -> (Vec<JoinHandle<()>>, AppFigures) {
     let mut tasks = Vec::new();
     let budget = Arc::new(Mutex::new(SeriesBudget::new(config.max_series_per_app)));
     let aggregator = Arc::new(Mutex::new(StatsdAggregator::new(config.max_series_per_app)));
@@ -221,23 +267,27 @@ pub async fn start(
             shutdown.clone(),
         )));
     }
+    let figures = AppFigures {
+        aggregator: aggregator.clone(),
+        budget: budget.clone(),
+        counts,
+        samples: sink.samples.clone(),
+    };
     let flush = Flush {
         interval: config.interval,
         aggregator,
         budget,
-        counts,
         sink,
     };
     tasks.push(tokio::spawn(flush.run(shutdown.clone())));
-    tasks
+    (tasks, figures)
 }
 
-/// Writes StatsD's aggregates and the apps' own figures on the interval grid.
+/// Writes StatsD's aggregates on the interval grid, and warns of budget refusals.
 struct Flush {
     interval: Duration,
     aggregator: Arc<Mutex<StatsdAggregator>>,
     budget: Arc<Mutex<SeriesBudget>>,
-    counts: Arc<StatsdCounts>,
     sink: Sink,
 }
 
@@ -262,10 +312,9 @@ impl Flush {
     }
 
     fn write(&self, at_ms: i64) {
-        let (series, lines) = {
+        let series = {
             let mut aggregator = self.aggregator.lock().unwrap_or_else(|p| p.into_inner());
             let series = aggregator.flush(at_ms);
-            let lines = aggregator.lines();
             let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
             for (app, example) in aggregator
                 .budget()
@@ -275,33 +324,9 @@ impl Flush {
             {
                 tracing::warn!(%app, refused = %example, max = budget.max_per_app(), "application past its cardinality budget ([apps] max_series_per_app): new series refused");
             }
-            (series, lines)
+            series
         };
-        let mut own = BatchBuilder::new(at_ms);
-        own.push(STATSD_LINES, &[], lines as f64);
-        own.push(
-            STATSD_BAD_LINES,
-            &[],
-            self.counts.bad_lines.load(Ordering::Relaxed) as f64,
-        );
-        {
-            let mut aggregator = self.aggregator.lock().unwrap_or_else(|p| p.into_inner());
-            let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-            let mut per_app: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
-            for (app, n) in aggregator.budget().series().chain(budget.series()) {
-                per_app.entry(app.to_owned()).or_default().0 += n;
-            }
-            for (app, n) in aggregator.budget().refused().chain(budget.refused()) {
-                per_app.entry(app.to_owned()).or_default().1 += n;
-            }
-            for (app, (series, refused)) in per_app {
-                own.push(APP_SERIES, &[("app", app.as_str())], series as f64);
-                own.push(APP_REFUSED, &[("app", app.as_str())], refused as f64);
-            }
-        }
-        let mut records = record::records(series, |_| String::new());
-        records.push(own.finish());
-        for record in records {
+        for record in record::records(series, |_| String::new()) {
             if let Err(error) = self.sink.write(&record) {
                 tracing::error!(%error, "cannot spool application metrics; these samples are lost");
             }

@@ -280,6 +280,60 @@ pub fn render_node_verdicts(
     }
 }
 
+/// Renders the newest data-quality evaluation: `hcmon_data_quality_score{node, dimension}` for
+/// every agent node (the five dimensions and `overall`), and
+/// `hcmon_data_quality_series_score{node, series}` for each node's worst series only, so the
+/// family stays as small as the node count.
+pub fn render_quality(report: &crate::quality::QualityReport, out: &mut String) {
+    use crate::quality::Dimension;
+    use crate::telemetry::{DATA_QUALITY_SCORE, DATA_QUALITY_SERIES_SCORE};
+    let nodes: Vec<_> = report
+        .nodes
+        .iter()
+        .filter(|n| n.node != crate::quality::tracker::REMOTE)
+        .collect();
+    if nodes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {DATA_QUALITY_SCORE} Data-quality score (0..1) of a node's data per dimension (completeness, consistency, accuracy, timeliness, validity) and overall, over the quality window."
+    );
+    let _ = writeln!(out, "# TYPE {DATA_QUALITY_SCORE} gauge");
+    for node in &nodes {
+        let scores = Dimension::ALL
+            .iter()
+            .map(|d| (d.as_str(), node.scores.get(*d)))
+            .chain([("overall", node.overall)]);
+        for (dimension, score) in scores {
+            let _ = write!(
+                out,
+                "{DATA_QUALITY_SCORE}{{node=\"{}\",dimension=\"{dimension}\"}} ",
+                escape_label_value(&node.node)
+            );
+            push_sample_value(out, score);
+            out.push('\n');
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {DATA_QUALITY_SERIES_SCORE} Overall data-quality score (0..1) of each node's worst series ([quality] worst_series per node)."
+    );
+    let _ = writeln!(out, "# TYPE {DATA_QUALITY_SERIES_SCORE} gauge");
+    for node in &nodes {
+        for series in &node.worst {
+            let _ = write!(
+                out,
+                "{DATA_QUALITY_SERIES_SCORE}{{node=\"{}\",series=\"{}\"}} ",
+                escape_label_value(&node.node),
+                escape_label_value(&series.series)
+            );
+            push_sample_value(out, series.overall);
+            out.push('\n');
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

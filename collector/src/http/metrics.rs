@@ -54,6 +54,9 @@ fn render(state: &ApiState) -> String {
     let help = |family: &str| state.tsdb.family(family).map(|f| f.help);
     let hidden = exposition::render(&series, options, own, help, &mut body);
     state.metrics.exposition_hidden_series.set(hidden as i64);
+    if let Some(quality) = &state.quality {
+        exposition::render_quality(&quality.latest(), &mut body);
+    }
     if let Some(watch) = &state.watch {
         let verdicts: Vec<_> = series
             .iter()

@@ -28,6 +28,7 @@ mod otlp;
 mod params;
 mod pki;
 mod prometheus;
+mod quality;
 mod query;
 mod remote_write;
 mod reports;
@@ -86,6 +87,8 @@ pub struct ApiState {
     /// Reports on demand and the stored scheduled ones (`reports.rs`); `None` when
     /// `[slo] enabled = false`.
     pub reports: Option<crate::report::handle::ReportHandle>,
+    /// Data-quality scores (`quality.rs`); `None` when `[quality] enabled = false`.
+    pub quality: Option<Arc<crate::quality::QualityTracker>>,
 }
 
 /// Every route, held to `limits`: sizes everywhere, time and concurrency on the query-type
@@ -111,6 +114,7 @@ pub fn router(state: ApiState, limits: HttpLimits) -> Router {
         .merge(slo::routes().route_layer(queries.clone()))
         .merge(remote_write::routes())
         .merge(otlp::routes())
+        .merge(quality::routes())
         .merge(audit::routes())
         .merge(pki::routes())
         .merge(tokens::routes())
@@ -244,6 +248,7 @@ mod tests {
             live,
             slo: None,
             reports: None,
+            quality: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

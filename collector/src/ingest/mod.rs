@@ -440,8 +440,24 @@ impl IngestService {
         tracing::warn!(%node, "node revoked: its streams are cut off");
     }
 
-    /// Validates, stores durably and returns the sequence number to ack.
+    /// Validates, stores durably and returns the sequence number to ack. A batch refused as
+    /// invalid is told to the observers (data quality counts it against the node).
     pub async fn ingest(
+        &self,
+        stream: &mut IngestStream,
+        batch: Batch,
+    ) -> Result<u64, IngestError> {
+        let samples: usize = batch.samples.iter().map(|s| s.values.len()).sum();
+        let outcome = self.ingest_batch(stream, batch).await;
+        if let Err(error) = &outcome
+            && error.refusal() == Refusal::Invalid
+        {
+            self.observers.refused(Some(&stream.node), samples);
+        }
+        outcome
+    }
+
+    async fn ingest_batch(
         &self,
         stream: &mut IngestStream,
         batch: Batch,

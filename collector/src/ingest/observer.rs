@@ -22,6 +22,9 @@ pub struct StoredBatch {
 /// stored order): it must return quickly and never block on I/O; anything slow is queued.
 pub trait BatchObserver: Send + Sync {
     fn stored(&self, batch: &StoredBatch);
+
+    /// A batch of `samples` samples from `node` was refused as invalid (nothing stored).
+    fn refused(&self, _node: Option<&str>, _samples: usize) {}
 }
 
 /// The observers of one collector, told in the order they were given.
@@ -31,6 +34,13 @@ pub struct Observers(Vec<Arc<dyn BatchObserver>>);
 impl Observers {
     pub fn new(observers: Vec<Arc<dyn BatchObserver>>) -> Self {
         Self(observers)
+    }
+
+    /// Tells every observer a batch was refused as invalid.
+    pub fn refused(&self, node: Option<&str>, samples: usize) {
+        for observer in &self.0 {
+            observer.refused(node, samples);
+        }
     }
 
     /// Tells every observer about `samples`, just made durable.

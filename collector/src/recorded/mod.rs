@@ -1,7 +1,7 @@
 //! The series the collector writes about itself, as Prometheus does, so dashboards and alert
 //! rules written for Prometheus find them: `up` per agent (`up.rs`), `ALERTS` and
-//! `ALERTS_FOR_STATE` per open alert (`alerts.rs`), and the anomaly verdicts per node
-//! (`anomaly.rs`). Each kind is a tracked helper task of its own that stops with the collector.
+//! `ALERTS_FOR_STATE` per open alert (`alerts.rs`), the anomaly verdicts per node
+//! (`anomaly.rs`), and the data-quality scores per node (`quality.rs`). Each kind is a tracked helper task of its own that stops with the collector.
 //!
 //! Invariants:
 //! - They are stored like every other series (`writer.rs`): defined through the catalog, appended
@@ -20,6 +20,7 @@
 pub mod alerts;
 pub mod anomaly;
 pub mod metrics;
+pub mod quality;
 pub mod up;
 pub mod writer;
 
@@ -84,6 +85,7 @@ pub struct Sources {
     pub alerting: Option<Alerting>,
     pub watch: Option<Arc<AnomalyWatch>>,
     pub forests: Option<Arc<NodeForests>>,
+    pub quality: Option<Arc<crate::quality::QualityTracker>>,
     pub metrics: Arc<CollectorMetrics>,
     pub clock: Clock,
 }
@@ -99,13 +101,12 @@ pub struct Context {
     pub alert_evaluation: Duration,
     /// `metrics_staleness`: an anomaly verdict older than this is no longer current.
     pub staleness: Duration,
+    /// `quality.interval`: how often data quality is evaluated and its scores written.
+    pub quality_interval: Duration,
 }
 
 /// Spawns the writers `settings` asks for on `tasks`; they stop with the tree's shutdown.
 pub fn start(tasks: &TaskTree, settings: &RecordedConfig, context: Context, sources: Sources) {
-    if !settings.enabled {
-        return;
-    }
     let Sources {
         tsdb,
         catalog,
@@ -113,6 +114,7 @@ pub fn start(tasks: &TaskTree, settings: &RecordedConfig, context: Context, sour
         alerting,
         watch,
         forests,
+        quality,
         metrics,
         clock,
     } = sources;
@@ -125,6 +127,24 @@ pub fn start(tasks: &TaskTree, settings: &RecordedConfig, context: Context, sour
         metrics.series.clone(),
     ));
     let shutdown = tasks.shutdown().clone();
+
+    // Data quality is evaluated even when nothing is recorded: its scores feed /metrics, the
+    // API and the alert rules.
+    if let Some(tracker) = quality {
+        let (i, c, s) = (ingest.clone(), clock.clone(), shutdown.clone());
+        let (w, interval, record) = (writer.clone(), context.quality_interval, settings.enabled);
+        tasks.spawn("recorded-quality", Role::Helper, async move {
+            let tracked = match record {
+                true => Some(Tracked::start(w, "recorded-quality", &[quality::SCORE]).await),
+                false => None,
+            };
+            quality::run(tracker, i, tracked, c, interval, s).await;
+            Ok(())
+        });
+    }
+    if !settings.enabled {
+        return;
+    }
 
     let (w, i, c, s) = (
         writer.clone(),

@@ -1,0 +1,218 @@
+//! `QualityTracker`: the ingest observer that keeps every series' quality counts, and each
+//! node's batch lags and refusals, for the evaluation (`evaluate.rs`).
+//!
+//! It runs on the ingest path under the node's lock, so it does per sample one hash lookup
+//! and a few compares (`series.rs`); names and labels are read from the catalog once, when a
+//! series is first seen. Remote-written and OTLP series (no node) are kept under
+//! [`REMOTE`].
+
+use super::evaluate::{self, NodeReport, QualityReport};
+use super::node::{LAG_BOUNDS_MS, NodeQuality};
+use super::series::{BACKFILL_AFTER_MS, SeriesQuality, ValueClass, labels_valid};
+use crate::catalog::SeriesCatalog;
+use crate::clock::Clock;
+use crate::ingest::{BatchObserver, StoredBatch};
+use crate::storage::{MetricKind, SeriesId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Where series without a node (remote write, OTLP to the collector) are kept.
+pub const REMOTE: &str = "";
+
+pub struct QualityTracker {
+    catalog: Arc<SeriesCatalog>,
+    clock: Clock,
+    half_ms: i64,
+    worst_series: usize,
+    nodes: RwLock<HashMap<String, Arc<Mutex<NodeQuality>>>>,
+    latest: RwLock<Arc<QualityReport>>,
+}
+
+impl QualityTracker {
+    pub fn new(
+        catalog: Arc<SeriesCatalog>,
+        clock: Clock,
+        window_ms: i64,
+        worst_series: usize,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            catalog,
+            clock,
+            half_ms: (window_ms / 2).max(1),
+            worst_series,
+            nodes: RwLock::new(HashMap::new()),
+            latest: RwLock::new(Arc::new(QualityReport::default())),
+        })
+    }
+
+    fn node(&self, node: &str) -> Arc<Mutex<NodeQuality>> {
+        if let Some(found) = self
+            .nodes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(node)
+        {
+            return found.clone();
+        }
+        self.nodes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(node.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    fn new_series(&self, id: SeriesId) -> SeriesQuality {
+        match self.catalog.get(id) {
+            Some(meta) => SeriesQuality::new(
+                ValueClass::of(meta.labels.metric_name()),
+                meta.kind == MetricKind::Counter,
+                labels_valid(meta.labels.without_name()),
+            ),
+            None => SeriesQuality::new(ValueClass::Any, false, true),
+        }
+    }
+
+    /// Counts samples ingest refused from `node` (a batch refused as invalid).
+    fn count_refused(&self, node: Option<&str>, samples: usize) {
+        let now = (self.clock)();
+        let node = self.node(node.unwrap_or(REMOTE));
+        let mut node = node.lock().unwrap_or_else(|p| p.into_inner());
+        let half = node.half(now.div_euclid(self.half_ms));
+        half.refused_samples = half.refused_samples.saturating_add(samples as u32);
+    }
+
+    /// Forgets a node (taken out of ingest).
+    pub fn forget(&self, node: &str) {
+        self.nodes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(node);
+    }
+
+    /// Works out every node's report now (blocking: it reads the catalog), keeps it as the
+    /// latest and returns it.
+    pub fn evaluate(&self) -> Arc<QualityReport> {
+        let now = (self.clock)();
+        let nodes: Vec<(String, Arc<Mutex<NodeQuality>>)> = self
+            .nodes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(n, q)| (n.clone(), q.clone()))
+            .collect();
+        let mut reports: Vec<NodeReport> = Vec::with_capacity(nodes.len());
+        for (name, quality) in nodes {
+            let quality = quality.lock().unwrap_or_else(|p| p.into_inner());
+            let mut report = evaluate::node(
+                &name,
+                &quality,
+                &self.catalog,
+                now,
+                self.half_ms,
+                self.worst_series,
+            );
+            report.recommendations = super::recommend::recommendations(&report);
+            reports.push(report);
+        }
+        reports.sort_by(|a, b| a.node.cmp(&b.node));
+        let mut low_confidence: Vec<SeriesId> = reports
+            .iter()
+            .flat_map(|r| r.low_confidence.iter().copied())
+            .collect();
+        low_confidence.sort();
+        let report = Arc::new(QualityReport {
+            evaluated_ms: now,
+            window_ms: self.half_ms * 2,
+            nodes: reports,
+            low_confidence,
+        });
+        *self.latest.write().unwrap_or_else(|p| p.into_inner()) = report.clone();
+        report
+    }
+
+    /// The reports of the series `ids`, evaluated now (blocking: it reads the catalog); a
+    /// series not seen since the collector started has none.
+    pub fn series(&self, ids: &[SeriesId]) -> Vec<evaluate::SeriesReport> {
+        let now = (self.clock)();
+        let nodes: Vec<Arc<Mutex<NodeQuality>>> = self
+            .nodes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for quality in nodes {
+            let quality = quality.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend(evaluate::series(
+                &quality,
+                ids,
+                &self.catalog,
+                now,
+                self.half_ms,
+            ));
+        }
+        out.sort_by(|a, b| {
+            a.overall
+                .total_cmp(&b.overall)
+                .then(a.series.cmp(&b.series))
+        });
+        out
+    }
+
+    /// The window's half, for callers reading stored history at the same span.
+    pub fn window_ms(&self) -> i64 {
+        self.half_ms * 2
+    }
+
+    /// The newest evaluation.
+    pub fn latest(&self) -> Arc<QualityReport> {
+        self.latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether anomaly verdicts on `series` can be trusted: its completeness and validity were
+    /// at their thresholds at the newest evaluation (a series not evaluated yet is trusted).
+    pub fn confident(&self, series: SeriesId) -> bool {
+        self.latest().low_confidence.binary_search(&series).is_err()
+    }
+}
+
+impl BatchObserver for QualityTracker {
+    fn stored(&self, batch: &StoredBatch) {
+        let Some(newest) = batch.samples.iter().map(|s| s.timestamp_ms).max() else {
+            return;
+        };
+        let arrival = (self.clock)();
+        let node = self.node(batch.node.as_deref().unwrap_or(REMOTE));
+        let mut node = node.lock().unwrap_or_else(|p| p.into_inner());
+        let lag = arrival - newest;
+        if lag <= BACKFILL_AFTER_MS {
+            let half = node.half(arrival.div_euclid(self.half_ms));
+            let bucket = LAG_BOUNDS_MS
+                .iter()
+                .position(|&bound| lag <= bound)
+                .unwrap_or(LAG_BOUNDS_MS.len());
+            half.lags[bucket] = half.lags[bucket].saturating_add(1);
+            half.min_lag_ms = Some(half.min_lag_ms.map_or(lag, |m| m.min(lag)));
+        }
+        let half_ms = self.half_ms;
+        for sample in batch.samples.iter() {
+            let state = match node.series.get_mut(&sample.series) {
+                Some(state) => state,
+                None => node
+                    .series
+                    .entry(sample.series)
+                    .or_insert_with(|| self.new_series(sample.series)),
+            };
+            state.observe(sample.timestamp_ms, sample.value, arrival, half_ms);
+        }
+    }
+
+    fn refused(&self, node: Option<&str>, samples: usize) {
+        self.count_refused(node, samples);
+    }
+}
