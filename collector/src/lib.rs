@@ -173,6 +173,7 @@ impl Collector {
                     clock: clock.clone(),
                     http_url: Some(http_url(http_addr, trust.is_some())),
                     slo: objectives.clone(),
+                    quality: quality.clone(),
                 };
                 let (service, handle, feed) = AlertService::open(config.alerting.clone(), deps)?;
                 observers.push(feed);

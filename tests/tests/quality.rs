@@ -14,6 +14,11 @@ const CONFIG: &str = r#"
 [quality]
 window = "1h"
 interval = "1s"
+
+# The shipped rule, without its 10 minutes of patience.
+[[alerting.quality_rules]]
+name = "DataQualityLow"
+for = "0s"
 "#;
 
 const STEP: i64 = 10_000;
@@ -178,5 +183,42 @@ async fn each_node_scores_for_what_is_wrong_with_its_data_and_says_why() -> anyh
         anyhow::ensure!(Instant::now() < deadline, "no stored score: {answer}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // A quality drop is an alert, naming the dimension and the cause.
+    let alert = rig.wait_alert("DataQualityLow", "gappy", "firing").await?;
+    assert_eq!(alert["labels"]["dimension"], "completeness", "{alert}");
+    let summary = alert["annotations"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with("node gappy: data completeness 0.8")
+            && summary.contains("% of expected samples missing"),
+        "{alert}"
+    );
+    let alerts = rig.alerts().await?;
+    assert!(
+        !alerts.iter().any(|a| a["labels"]["node"] == "good"),
+        "the healthy node has no quality alert: {alerts:?}"
+    );
+
+    // Anomaly verdicts on the gappy node's series are low-confidence; the healthy node's are not.
+    let verdicts = rig
+        .get("/api/v1/anomalies?match[]={__name__=~\"node_.*\"}")
+        .await?;
+    let low = |node: &str| -> Vec<bool> {
+        verdicts["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["metric"]["node"] == node)
+            .map(|v| v["low_confidence"].as_bool().unwrap())
+            .collect()
+    };
+    assert!(
+        !low("gappy").is_empty() && low("gappy").iter().all(|l| *l),
+        "{verdicts}"
+    );
+    assert!(
+        !low("good").is_empty() && low("good").iter().all(|l| !l),
+        "{verdicts}"
+    );
     rig.stop().await
 }

@@ -52,6 +52,8 @@ pub struct AlertingConfig {
     pub node_rules: Vec<NodeRule>,
     /// Alerts when a trend will cross a limit within a horizon.
     pub forecast_rules: Vec<ForecastRule>,
+    /// Alerts when a node's data quality drops below a threshold (`[quality]`).
+    pub quality_rules: Vec<QualityRule>,
     /// Silent agents and series.
     pub missing_data: MissingDataConfig,
     /// Prometheus rule files (`groups:` / `rules:` YAML) whose alerting rules are evaluated
@@ -110,6 +112,7 @@ impl Default for AlertingConfig {
             anomaly_rules: Vec::new(),
             node_rules: Vec::new(),
             forecast_rules: Vec::new(),
+            quality_rules: Vec::new(),
             missing_data: MissingDataConfig::default(),
             rule_files: Vec::new(),
             rule_groups: None,
@@ -226,6 +229,83 @@ impl NodeRule {
     }
 }
 
+/// Which score a quality rule judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityScore {
+    /// Every dimension, each against its own threshold: one alert per node and dimension.
+    Each,
+    Completeness,
+    Consistency,
+    Accuracy,
+    Timeliness,
+    Validity,
+    /// The weighted overall score.
+    Overall,
+}
+
+impl QualityScore {
+    /// The dimension judged; `None` for `each` and `overall`.
+    pub fn dimension(self) -> Option<crate::quality::Dimension> {
+        use crate::quality::Dimension;
+        match self {
+            QualityScore::Completeness => Some(Dimension::Completeness),
+            QualityScore::Consistency => Some(Dimension::Consistency),
+            QualityScore::Accuracy => Some(Dimension::Accuracy),
+            QualityScore::Timeliness => Some(Dimension::Timeliness),
+            QualityScore::Validity => Some(Dimension::Validity),
+            QualityScore::Each | QualityScore::Overall => None,
+        }
+    }
+}
+
+/// `[[alerting.quality_rules]]`: fires while a node's data-quality score is below `below`
+/// (by default the dimension's own threshold, 0.9 for the overall score) for `for`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityRule {
+    pub name: String,
+    /// The nodes judged: a regular expression their name matches in full; every node when
+    /// absent.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// `each` (default: every dimension against its own threshold), one dimension, or
+    /// `overall`.
+    #[serde(default = "default_quality_score")]
+    pub score: QualityScore,
+    /// The score below which it fires; the dimension's threshold when absent.
+    #[serde(default)]
+    pub below: Option<f64>,
+    /// How long the score must stay low before the alert fires.
+    #[serde(with = "humantime_serde", default = "default_quality_for")]
+    pub r#for: Duration,
+    #[serde(default = "default_node_severity")]
+    pub severity: Severity,
+}
+
+fn default_quality_score() -> QualityScore {
+    QualityScore::Each
+}
+
+fn default_quality_for() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+
+impl QualityRule {
+    /// Shipped: `DataQualityLow`, any node's dimension below its threshold for 10 minutes, as
+    /// a warning.
+    pub fn defaults() -> Vec<Self> {
+        vec![Self {
+            name: "DataQualityLow".into(),
+            node: None,
+            score: QualityScore::Each,
+            below: None,
+            r#for: default_quality_for(),
+            severity: default_node_severity(),
+        }]
+    }
+}
+
 /// `[[alerting.forecast_rules]]`: fires when the trend of a matching series will reach `limit`
 /// within `horizon`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -337,6 +417,16 @@ impl AlertingConfig {
         )
     }
 
+    /// Quality rules in force: the shipped `DataQualityLow` (unless switched off), replaced by
+    /// name by the configured ones. They judge nothing while `[quality] enabled = false`.
+    pub fn all_quality_rules(&self) -> Vec<QualityRule> {
+        merge(
+            self.default_rules.then(QualityRule::defaults),
+            &self.quality_rules,
+            |r| &r.name,
+        )
+    }
+
     pub fn all_forecast_rules(&self) -> Vec<ForecastRule> {
         merge(
             self.default_rules.then(ForecastRule::defaults),
@@ -389,6 +479,11 @@ impl AlertingConfig {
             self.all_forecast_rules()
                 .into_iter()
                 .map(|r| (r.name, "[[alerting.forecast_rules]]")),
+        );
+        toml_rules.extend(
+            self.all_quality_rules()
+                .into_iter()
+                .map(|r| (r.name, "[[alerting.quality_rules]]")),
         );
         toml_rules.extend(
             self.missing_data
@@ -495,6 +590,22 @@ impl AlertingConfig {
                         "{} must be above 0.5 (an ordinary minute's score) and at most 1",
                         rule.min_score
                     ),
+                );
+            }
+        }
+        for (i, rule) in self.quality_rules.iter().enumerate() {
+            rule_name(format!("alerting.quality_rules[{i}].name"), &rule.name)?;
+            if let Some(node) = &rule.node {
+                hcmon_common::Matcher::new("node", hcmon_common::MatchOp::Regex, node).map_err(
+                    |e| InvalidSetting::new(format!("alerting.quality_rules[{i}].node"), e),
+                )?;
+            }
+            if let Some(below) = rule.below
+                && !(below > 0.0 && below <= 1.0)
+            {
+                return invalid(
+                    format!("alerting.quality_rules[{i}].below"),
+                    format!("{below} must be a score above 0 and at most 1"),
                 );
             }
         }

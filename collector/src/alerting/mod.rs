@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod node_rules;
 pub mod notify;
 pub mod policy;
+pub mod quality_rules;
 pub mod records;
 mod rounds;
 pub mod rule_files;

@@ -74,6 +74,10 @@ pub(super) struct Rounds {
     /// The node models whose verdicts node rules judge; `None` with analytics off.
     pub(super) forests: Option<Arc<NodeForests>>,
     pub(super) node_rules: NodeRules,
+    /// Data quality: judged by the quality rules, and marking anomaly verdicts on low-quality
+    /// series low-confidence (they do not fire); `None` when `[quality] enabled = false`.
+    pub(super) quality: Option<Arc<crate::quality::QualityTracker>>,
+    pub(super) quality_rules: super::quality_rules::QualityRules,
     /// The SLOs whose burn rates are judged; `None` when `[slo] enabled = false`.
     pub(super) slo: Option<Arc<Objectives>>,
     /// Verdicts older than this are not judged: alerts are about now.
@@ -126,9 +130,13 @@ impl Rounds {
         let mut out = Vec::new();
         for (i, (_, selector)) in self.rules.anomaly.iter().enumerate() {
             for meta in self.catalog.select(selector) {
-                if let Some(verdict) = watch.latest(meta.id)
+                if let Some(mut verdict) = watch.latest(meta.id)
                     && now - verdict.timestamp_ms <= self.max_lag_ms
                 {
+                    if self.quality.as_ref().is_some_and(|q| !q.confident(meta.id)) {
+                        // Low-confidence: judged as no anomaly, so it neither fires nor pages.
+                        verdict.is_anomaly = false;
+                    }
                     out.push(self.rules.anomaly(i, &meta.labels, &verdict));
                 }
             }

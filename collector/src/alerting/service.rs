@@ -58,6 +58,9 @@ pub struct Dependencies {
     pub http_url: Option<String>,
     /// The SLOs whose burn rates raise `SloBurnRate`; `None` when `[slo] enabled = false`.
     pub slo: Option<Arc<crate::slo::objectives::Objectives>>,
+    /// Data-quality scores, judged by `[[alerting.quality_rules]]` and marking anomaly
+    /// verdicts low-confidence; `None` when `[quality] enabled = false`.
+    pub quality: Option<Arc<crate::quality::QualityTracker>>,
 }
 
 /// Why the alerting service could not start.
@@ -103,6 +106,7 @@ impl AlertService {
     ) -> Result<(Self, Alerting, Arc<AlertFeed>), OpenError> {
         let rules = Arc::new(RuleSet::new(&config)?);
         let node_rules = NodeRules::new(&config)?;
+        let quality_rules = super::quality_rules::QualityRules::new(&config)?;
         let channel_configs = config.all_channels();
         let channels = Channels::new(
             &channel_configs,
@@ -183,6 +187,8 @@ impl AlertService {
                 watch: deps.watch,
                 forests: deps.forests,
                 node_rules,
+                quality: deps.quality,
+                quality_rules,
                 slo: deps.slo,
                 max_lag_ms,
             },
@@ -263,6 +269,7 @@ impl AlertService {
                     self.observe(missing, now);
                     self.observe(self.rounds.anomalies(now), now);
                     self.node_verdicts(now);
+                    self.quality_scores();
                     if last_evaluation.is_none_or(|t| t.elapsed() >= self.config.evaluation_interval) {
                         last_evaluation = Some(Instant::now());
                         let now = self.now();
@@ -362,6 +369,23 @@ impl AlertService {
             self.started_ms,
         );
         self.observe(observations, now);
+    }
+
+    /// Quality rules over every node's newest data-quality scores; open quality alerts of
+    /// nodes no longer evaluated resolve.
+    fn quality_scores(&mut self) {
+        let Some(quality) = &self.rounds.quality else {
+            return;
+        };
+        let report = quality.latest();
+        if report.evaluated_ms == 0 {
+            return;
+        }
+        let observations = self
+            .rounds
+            .quality_rules
+            .judge(&report, self.book.alerts().filter(|a| is_open(a)));
+        self.observe(observations, report.evaluated_ms);
     }
 
     /// Feeds one round of rule-file group `group` to the book: each rule's result with the

@@ -25,6 +25,11 @@ pub struct SeriesAnomaly {
     pub detectors: Vec<DetectorFired>,
     /// With `related=true`, the series that moved with an anomaly; `null` otherwise.
     pub related: Option<Vec<RelatedSeries>>,
+    /// The series' data is incomplete or invalid (its completeness or validity below its
+    /// threshold, `/api/v1/quality`): the verdict is low-confidence and anomaly rules do not
+    /// fire on it.
+    #[serde(default)]
+    pub low_confidence: bool,
 }
 
 /// A detector that fired, with the range it expected.

@@ -109,7 +109,10 @@ async fn anomalies(
     }
     let data: Vec<SeriesAnomaly> = found
         .into_iter()
-        .map(|(m, v)| series_anomaly(m, &v, related.remove(&m.id)))
+        .map(|(m, v)| {
+            let low = state.quality.as_ref().is_some_and(|q| !q.confident(m.id));
+            series_anomaly(m, &v, related.remove(&m.id), low)
+        })
         .collect();
     Ok(success(data))
 }
@@ -119,6 +122,7 @@ pub(super) fn series_anomaly(
     m: &SeriesMeta,
     v: &LatestVerdict,
     related: Option<Vec<RelatedSeries>>,
+    low_confidence: bool,
 ) -> SeriesAnomaly {
     SeriesAnomaly {
         metric: metric(&m.labels),
@@ -138,6 +142,7 @@ pub(super) fn series_anomaly(
             })
             .collect(),
         related,
+        low_confidence,
     }
 }
 

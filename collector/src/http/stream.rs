@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::{ApiState, metric};
 use crate::api::stream::{ClientMessage, ServerMessage, StreamPoint, StreamSeries};
 use crate::live::{Delivery, Feed, LiveEvent, Received};
+use crate::quality::QualityTracker;
 use crate::telemetry::CollectorMetrics;
 use axum::Router;
 use axum::extract::State;
@@ -52,12 +53,13 @@ async fn upgrade(
         ApiError::Unavailable(e.to_string())
     })?;
     let (now_ms, metrics) = (state.now_ms(), state.metrics.clone());
+    let quality = state.quality.clone();
     Ok(socket
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
             let open = OpenConnection::counted(metrics);
-            serve(socket, feed, now_ms, &open.0).await;
+            serve(socket, feed, now_ms, &open.0, quality.as_deref()).await;
         }))
 }
 
@@ -92,11 +94,18 @@ enum Step {
 /// Why the loop stops: the close frame to send, if any.
 type Stop = Option<(u16, &'static str)>;
 
-async fn serve(mut socket: WebSocket, mut feed: Feed, now_ms: i64, metrics: &CollectorMetrics) {
+/// `quality` marks anomaly verdicts on series with low-quality data as low-confidence.
+async fn serve(
+    mut socket: WebSocket,
+    mut feed: Feed,
+    now_ms: i64,
+    metrics: &CollectorMetrics,
+    quality: Option<&QualityTracker>,
+) {
     let closing = feed.closing();
     let stop = match send(&mut socket, &ServerMessage::Hello { now_ms }).await {
         Ok(()) => {
-            let Err(stop) = run(&mut socket, &mut feed, closing, metrics).await;
+            let Err(stop) = run(&mut socket, &mut feed, closing, metrics, quality).await;
             stop
         }
         Err(stop) => stop,
@@ -116,6 +125,7 @@ async fn run(
     feed: &mut Feed,
     closing: tokio_util::sync::CancellationToken,
     metrics: &CollectorMetrics,
+    quality: Option<&QualityTracker>,
 ) -> Result<Infallible, Stop> {
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut heard = Instant::now();
@@ -150,7 +160,9 @@ async fn run(
                     flush(socket, feed).await?;
                 }
             }
-            Step::Fed(Received::Event(event)) => send(socket, &event_message(&event)).await?,
+            Step::Fed(Received::Event(event)) => {
+                send(socket, &event_message(&event, quality)).await?
+            }
             Step::Fed(Received::Lagged(dropped)) => {
                 metrics.live_dropped_messages.inc_by(dropped);
                 flush(socket, feed).await?;
@@ -236,14 +248,19 @@ fn samples_message(delivery: Delivery) -> ServerMessage {
     }
 }
 
-fn event_message(event: &LiveEvent) -> ServerMessage {
+fn event_message(event: &LiveEvent, quality: Option<&QualityTracker>) -> ServerMessage {
     match event {
         LiveEvent::Alert(view) => ServerMessage::Alert {
             alert: Box::new(super::alerts::alert_response(view)),
         },
         LiveEvent::Anomaly { series, verdict } => ServerMessage::Anomaly {
             metric: metric(&series.labels),
-            verdict: Box::new(super::analytics::series_anomaly(series, verdict, None)),
+            verdict: Box::new(super::analytics::series_anomaly(
+                series,
+                verdict,
+                None,
+                quality.is_some_and(|q| !q.confident(series.id)),
+            )),
         },
     }
 }
