@@ -100,6 +100,7 @@ pub fn generate(
             },
         })
         .collect();
+    let coverage = coverage(sources, window);
     Ok(build::build(&BuildInput {
         kind,
         window,
@@ -108,7 +109,54 @@ pub fn generate(
         slos,
         incidents: &incidents,
         forecast_alerts: &sources.forecast_alerts,
+        coverage: &coverage,
     }))
+}
+
+/// Per node, its stored data-quality scores over `window` as coverage rows. A node whose
+/// scores cannot be read is left out (and logged): coverage is context, not the report's core.
+fn coverage(sources: &ReportSources, window: Window) -> Vec<super::model::CoverageRow> {
+    use hcmon_common::{MatchOp, Matcher, Selector};
+    let Ok(name) = Matcher::new(
+        "__name__",
+        MatchOp::Equal,
+        crate::telemetry::DATA_QUALITY_SCORE,
+    ) else {
+        return Vec::new();
+    };
+    let mut nodes: std::collections::BTreeMap<String, build::coverage::NodeScores> =
+        Default::default();
+    for meta in sources.catalog.select(&Selector {
+        matchers: vec![name],
+    }) {
+        let (Some(node), Some(dimension)) = (meta.labels.get("node"), meta.labels.get("dimension"))
+        else {
+            continue;
+        };
+        if dimension != "completeness" && dimension != "overall" {
+            continue;
+        }
+        let samples = match sources.tsdb.read_raw(meta.id, window.start_ms, window.end_ms - 1) {
+            Ok(samples) => samples,
+            Err(error) => {
+                tracing::warn!(%node, %error, "data coverage of a node left out of the report");
+                continue;
+            }
+        };
+        let scores = nodes
+            .entry(node.to_owned())
+            .or_insert_with(|| build::coverage::NodeScores {
+                node: node.to_owned(),
+                completeness: Vec::new(),
+                overall: Vec::new(),
+            });
+        let values = samples.iter().map(|&(_, v)| v).filter(|v| v.is_finite());
+        match dimension {
+            "completeness" => scores.completeness.extend(values),
+            _ => scores.overall.extend(values),
+        }
+    }
+    build::coverage::rows(nodes.into_values().collect())
 }
 
 /// `work` on every item, in order, on up to [`MAX_WORKERS`] threads. SLOs are independent and

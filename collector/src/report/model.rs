@@ -116,6 +116,26 @@ pub struct Report {
     pub forecast: Vec<ForecastRow>,
     /// At most five, most important first, each backed by the figures above.
     pub recommendations: Vec<Recommendation>,
+    /// Per node, how much of its data arrived and how good it was over the window (the stored
+    /// data-quality scores). Reports made before this section have none.
+    #[serde(default)]
+    pub coverage: Vec<CoverageRow>,
+}
+
+/// One node's data coverage over a report's window, from its stored quality evaluations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoverageRow {
+    pub node: String,
+    /// Evaluations in the window.
+    pub evaluations: usize,
+    /// Mean completeness: the share of expected samples that arrived.
+    pub coverage: f64,
+    /// Mean overall quality score.
+    pub quality: f64,
+    /// Lowest overall quality score.
+    pub lowest: f64,
+    /// Share of evaluations with the overall score below its threshold.
+    pub below_threshold: f64,
 }
 
 /// Which sections a report has (a renderer shows exactly these).
@@ -130,6 +150,9 @@ pub struct Sections {
     pub patterns: bool,
     pub recommendations: bool,
     pub forecast: bool,
+    /// Data coverage per node; every kind has it (reports stored before it have not).
+    #[serde(default)]
+    pub coverage: bool,
 }
 
 impl Sections {
@@ -140,6 +163,7 @@ impl Sections {
             compliance: true,
             response: true,
             trends: true,
+            coverage: true,
             ..Sections::default()
         };
         match kind {
@@ -168,6 +192,7 @@ impl Sections {
                 patterns: true,
                 recommendations: true,
                 forecast: true,
+                coverage: true,
             },
         }
     }

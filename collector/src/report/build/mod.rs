@@ -14,6 +14,7 @@
 //! left empty in the report.
 
 mod compliance;
+pub mod coverage;
 mod forecast;
 mod incidents;
 mod patterns;
@@ -65,6 +66,8 @@ pub struct BuildInput<'a> {
     /// Names of the alerting rules that forecast a resource reaching its limit (e.g.
     /// "DiskWillFill").
     pub forecast_alerts: &'a [String],
+    /// Per node, data coverage over the window (`coverage::rows`).
+    pub coverage: &'a [super::model::CoverageRow],
 }
 
 /// The 30 calendar days of `zone` ending with the day that holds the window's last instant
@@ -200,6 +203,7 @@ pub fn build(input: &BuildInput) -> Report {
         ),
         forecast: keep(sections.forecast, forecasts),
         recommendations: keep(sections.recommendations, recommendations),
+        coverage: keep(sections.coverage, input.coverage.to_vec()),
     }
 }
 
@@ -372,6 +376,7 @@ mod tests {
                 .collect(),
             incidents: &incidents,
             forecast_alerts: &[],
+            coverage: &[],
         };
 
         let monthly = build(&input(ReportKind::Monthly, november));
@@ -490,6 +495,7 @@ mod tests {
             slos: Vec::new(),
             incidents: &[],
             forecast_alerts: &[],
+            coverage: &[],
         });
         assert_eq!(
             report.summary.headline,
@@ -520,6 +526,7 @@ mod tests {
             }],
             incidents: &[],
             forecast_alerts: &[],
+            coverage: &[],
         });
         assert_eq!(report.compliance[0].status, Status::NoData);
         assert_eq!(report.compliance[0].policy, "Not evaluated: query failed");

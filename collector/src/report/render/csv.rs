@@ -25,6 +25,7 @@ fn all(report: &Report) -> Vec<Table> {
         tables::by_hour(report, who),
         tables::by_weekday(report, who),
         tables::trends(report),
+        tables::coverage(report),
         tables::patterns(report, &zone),
         tables::forecast(report, who),
         tables::forecast_points(report),

@@ -61,6 +61,8 @@ footer { margin-top: 32px; color: var(--muted); font-size: 0.8em; border-top: 1p
 "#;
 
 /// How to read the trends table (it has no title of its own).
+/// How to read the data-coverage table.
+pub(super) const COVERAGE_NOTE: &str = "Per node, the share of its expected samples that arrived (completeness at each series' interval) and the mean, lowest and below-threshold share of its overall data-quality score, from the collector's evaluations over the window. Figures above rest on this data.";
 pub(super) const TRENDS_NOTE: &str = "Slopes over the last 30 days of daily values (least squares); a direction is called only when the slope is significant (p < 0.05).";
 /// How to read the patterns table.
 pub(super) const PATTERNS_NOTE: &str = "Alerts on the same node that started at least 3 times at the same hour of day or on the same weekday.";
@@ -316,6 +318,15 @@ pub(super) fn render(report: &Report) -> Result<String, RenderError> {
             escape(TRENDS_NOTE)
         );
         table(&mut out, &tables::trends(report), false);
+        out.push_str("</section>");
+    }
+    if s.coverage {
+        let _ = write!(
+            out,
+            "<section id=\"coverage\"><h2>Data coverage</h2><p class=\"meta\">{}</p>",
+            escape(COVERAGE_NOTE)
+        );
+        table(&mut out, &tables::coverage(report), false);
         out.push_str("</section>");
     }
     if s.patterns {

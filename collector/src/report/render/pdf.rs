@@ -24,7 +24,7 @@ use super::RenderError;
 use super::charts::{self, Chart, Place};
 use super::fonts::{self, Metrics};
 use super::format;
-use super::html::{PATTERNS_NOTE, TRENDS_NOTE, incident_facts, policies, tiles};
+use super::html::{COVERAGE_NOTE, PATTERNS_NOTE, TRENDS_NOTE, incident_facts, policies, tiles};
 use super::pdf_layout::{CONTENT_W, Flow, INK, MARGIN_X, MUTED, Op, PAGE_H, PAGE_W, Rgb, Tile};
 use super::tables::{self, Audience};
 
@@ -118,6 +118,11 @@ fn layout(report: &Report, zone: &Zone, metrics: &Metrics, charts: &[Chart]) -> 
         section(&mut flow, "Trends");
         flow.paragraph(TRENDS_NOTE, 8.5, MUTED);
         flow.table(&tables::trends(report), false);
+    }
+    if s.coverage {
+        section(&mut flow, "Data coverage");
+        flow.paragraph(COVERAGE_NOTE, 8.5, MUTED);
+        flow.table(&tables::coverage(report), false);
     }
     if s.patterns {
         section(&mut flow, "Patterns");

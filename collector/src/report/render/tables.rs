@@ -513,6 +513,44 @@ pub(super) fn trends(report: &Report) -> Table {
     }
 }
 
+/// Per node, the share of its expected samples that arrived and the quality of its data
+/// (`[quality]`), worst coverage first.
+pub(super) fn coverage(report: &Report) -> Table {
+    Table {
+        id: "coverage",
+        title: "Data coverage",
+        columns: vec![
+            col("Node", "node"),
+            num("Coverage", "coverage"),
+            num("Mean quality", "quality"),
+            num("Lowest quality", "lowest"),
+            num("Time below 0.90", "below_threshold"),
+            num("Evaluations", "evaluations"),
+        ],
+        rows: report
+            .coverage
+            .iter()
+            .map(|c| {
+                let tone = |good: bool| if good { Tone::Good } else { Tone::Bad };
+                vec![
+                    Cell::text(&c.node),
+                    Cell::figure(format::percent(Some(c.coverage)), c.coverage.to_string())
+                        .toned(tone(c.coverage >= 0.95)),
+                    Cell::figure(format::number(Some(c.quality), 3), c.quality.to_string())
+                        .toned(tone(c.quality >= 0.90)),
+                    Cell::figure(format::number(Some(c.lowest), 2), c.lowest.to_string()),
+                    Cell::figure(
+                        format::percent(Some(c.below_threshold)),
+                        c.below_threshold.to_string(),
+                    ),
+                    Cell::text(c.evaluations.to_string()),
+                ]
+            })
+            .collect(),
+        empty: "No data-quality evaluations in this window ([quality] enabled = false, or no agent reported).",
+    }
+}
+
 pub(super) fn patterns(report: &Report, zone: &Zone) -> Table {
     Table {
         id: "patterns",

@@ -5,7 +5,7 @@
 use crate::analytics::slo::response::Measure;
 use crate::analytics::slo::{IncidentSeverity, Status, Window, distribution};
 use crate::report::model::{
-    Band, ComplianceRow, DayPoint, Direction, ForecastRow, IncidentRow, IncidentStats, PatternKind,
+    Band, ComplianceRow, CoverageRow, DayPoint, Direction, ForecastRow, IncidentRow, IncidentStats, PatternKind,
     PatternRow, Priority, Recommendation, Report, ReportKind, ResponseRow, Sections, Summary,
     TrendRow, TrendUnit,
 };
@@ -331,6 +331,24 @@ pub(super) fn report() -> Report {
                 recommendation: "Route night-time critical alerts to the on-call phone instead of e-mail.".to_owned(),
                 expected_impact: "Night MTTA down to the 15-minute target.".to_owned(),
                 confidence: 0.72,
+            },
+        ],
+        coverage: vec![
+            CoverageRow {
+                node: "build-agent-03".to_owned(),
+                evaluations: 43_200,
+                coverage: 0.9412,
+                quality: 0.9305,
+                lowest: 0.41,
+                below_threshold: 0.062,
+            },
+            CoverageRow {
+                node: "nas".to_owned(),
+                evaluations: 43_200,
+                coverage: 0.9981,
+                quality: 0.9876,
+                lowest: 0.88,
+                below_threshold: 0.003,
             },
         ],
     }
