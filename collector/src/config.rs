@@ -10,6 +10,7 @@ use crate::pki::TlsConfig;
 use crate::quality::QualityConfig;
 use crate::recorded::RecordedConfig;
 use crate::report::config::ReportsConfig;
+use crate::self_tracing::TracesConfig;
 use crate::slo::SloConfig;
 use crate::storage::StorageConfig;
 use hcmon_common::secret::{self, Secret, SecretError};
@@ -62,6 +63,8 @@ pub struct CollectorConfig {
     pub reports: ReportsConfig,
     /// Data-quality scores: whether, over what window, how often.
     pub quality: QualityConfig,
+    /// The collector's own traces, exported over OTLP when an endpoint is set.
+    pub traces: TracesConfig,
 }
 
 impl Default for CollectorConfig {
@@ -85,6 +88,7 @@ impl Default for CollectorConfig {
             slo: SloConfig::default(),
             reports: ReportsConfig::default(),
             quality: QualityConfig::default(),
+            traces: TracesConfig::default(),
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod recorded;
 pub mod replay;
 pub mod report;
 pub mod secure_random;
+pub mod self_tracing;
 pub mod slo;
 pub mod storage;
 pub mod tasks;

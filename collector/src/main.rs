@@ -54,12 +54,6 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log)?)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-
     let mut config = match &args.config {
         Some(path) => CollectorConfig::from_file(path)?,
         None => CollectorConfig::default(),
@@ -73,6 +67,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(addr) = args.http_listen {
         config.http_listen = addr;
     }
+    // The log (and, with `[traces] otlp_endpoint`, the span export) starts once the config is
+    // read, since the config says where spans go; reading it logs nothing.
+    let self_tracing = start_logging(&args.log, &config)?;
     if let Some(Command::InitTls { names }) = &args.command {
         let listen = [config.grpc_listen, config.http_listen];
         let path = hcmon_collector::pki::setup::init_server_certificate(
@@ -116,7 +113,36 @@ async fn main() -> anyhow::Result<()> {
         signal = wait_for_signal() => signal?,
     }
     shutdown.cancel();
-    run.await
+    let ended = run.await;
+    if let Some(pipeline) = self_tracing {
+        pipeline.shutdown();
+    }
+    ended
+}
+
+/// Logs to stderr through `filter`, and exports spans when `[traces]` says where.
+fn start_logging(
+    filter: &str,
+    config: &CollectorConfig,
+) -> anyhow::Result<Option<hcmon_collector::self_tracing::SelfTracing>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let registry = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::try_new(filter)?)
+        .with(fmt);
+    let (layer, pipeline) = match hcmon_collector::self_tracing::SelfTracing::start(&config.traces)?
+    {
+        Some((layer, pipeline)) => (Some(layer), Some(pipeline)),
+        None => (None, None),
+    };
+    registry.with(layer).init();
+    if let Some(endpoint) = pipeline.as_ref().map(|_| &config.traces.otlp_endpoint) {
+        tracing::info!(%endpoint, "exporting the collector's traces over OTLP");
+    }
+    Ok(pipeline)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How one queued notification's delivery went.
 pub(super) struct Delivered {
@@ -82,9 +83,24 @@ async fn deliver_in_order(
                 None => return,
             },
         };
+        // One span per notification, with the alerts it tells about (exported with
+        // `[traces]`).
+        let alerts: Vec<String> = outgoing
+            .notification
+            .alerts
+            .iter()
+            .map(|a| a.id.to_string())
+            .collect();
+        let span = tracing::info_span!(
+            "notification_delivery",
+            channel = %channel,
+            kind = ?outgoing.notification.kind,
+            alert_ids = %alerts.join(","),
+            group = %outgoing.notification.group,
+        );
         let report = tokio::select! {
             _ = shutdown.cancelled() => return,
-            report = channels.deliver(&channel, &outgoing.notification) => report,
+            report = channels.deliver(&channel, &outgoing.notification).instrument(span) => report,
         };
         let _ = done.send(Delivered { outgoing, report });
     }

@@ -43,6 +43,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// Everything the service needs from the rest of the collector.
 pub struct Dependencies {
@@ -260,38 +261,44 @@ impl AlertService {
                     delivered.push(done.outgoing.seq);
                 }
                 _ = tick.tick() => {
-                    let now = self.now();
-                    let disconnected = match self.rounds.rules.agents {
-                        true => ingest.disconnected_nodes().into_iter().collect(),
-                        false => BTreeMap::new(),
-                    };
-                    let missing = self.rounds.missing_data(&self.activity, &disconnected, now);
-                    self.observe(missing, now);
-                    self.observe(self.rounds.anomalies(now), now);
-                    self.node_verdicts(now);
-                    self.quality_scores();
-                    if last_evaluation.is_none_or(|t| t.elapsed() >= self.config.evaluation_interval) {
-                        last_evaluation = Some(Instant::now());
+                    // One span per evaluation round (exported with `[traces]`).
+                    let round = tracing::info_span!("rule_evaluation");
+                    async {
                         let now = self.now();
-                        self.observe(self.rounds.functions(now).await, now);
+                        let disconnected = match self.rounds.rules.agents {
+                            true => ingest.disconnected_nodes().into_iter().collect(),
+                            false => BTreeMap::new(),
+                        };
+                        let missing = self.rounds.missing_data(&self.activity, &disconnected, now);
+                        self.observe(missing, now);
+                        self.observe(self.rounds.anomalies(now), now);
+                        self.node_verdicts(now);
+                        self.quality_scores();
+                        if last_evaluation.is_none_or(|t| t.elapsed() >= self.config.evaluation_interval) {
+                            last_evaluation = Some(Instant::now());
+                            let now = self.now();
+                            self.observe(self.rounds.functions(now).await, now);
+                        }
+                        if !burn_running
+                            && last_burn.is_none_or(|t| t.elapsed() >= self.config.evaluation_interval)
+                        {
+                            last_burn = Some(Instant::now());
+                            burn_running = self.start_slo_burn(&tasks, &burn_tx);
+                        }
+                        let rules = self.rounds.rules.clone();
+                        for group in self.schedule.due(&rules.files, Instant::now()) {
+                            let now = self.now();
+                            let results = self.rounds.file_group(group, now).await;
+                            self.file_group(group, results, now);
+                        }
+                        if last_forecast.is_none_or(|t| t.elapsed() >= forecast_every) {
+                            last_forecast = Some(Instant::now());
+                            let now = self.now();
+                            self.observe(self.rounds.forecasts(now).await, now);
+                        }
                     }
-                    if !burn_running
-                        && last_burn.is_none_or(|t| t.elapsed() >= self.config.evaluation_interval)
-                    {
-                        last_burn = Some(Instant::now());
-                        burn_running = self.start_slo_burn(&tasks, &burn_tx);
-                    }
-                    let rules = self.rounds.rules.clone();
-                    for group in self.schedule.due(&rules.files, Instant::now()) {
-                        let now = self.now();
-                        let results = self.rounds.file_group(group, now).await;
-                        self.file_group(group, results, now);
-                    }
-                    if last_forecast.is_none_or(|t| t.elapsed() >= forecast_every) {
-                        last_forecast = Some(Instant::now());
-                        let now = self.now();
-                        self.observe(self.rounds.forecasts(now).await, now);
-                    }
+                    .instrument(round)
+                    .await;
                 }
             }
             self.find_related(&tasks, &related_tx);

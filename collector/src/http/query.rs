@@ -43,12 +43,14 @@ async fn run_query(
     end: i64,
     step: i64,
 ) -> Result<(Value, query::Source), ApiError> {
+    let span = tracing::info_span!("query", endpoint, query = %text, start, end, step);
     let expr = query::parse(text)?;
     let source = query::StoreSource {
         catalog: state.catalog.clone(),
         tsdb: state.tsdb.clone(),
     };
     let evaluated = blocking(endpoint, move || {
+        let _entered = span.entered();
         query::evaluate(&source, &expr, start, end, step)
     })
     .await?;

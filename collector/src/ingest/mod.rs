@@ -448,7 +448,13 @@ impl IngestService {
         batch: Batch,
     ) -> Result<u64, IngestError> {
         let samples: usize = batch.samples.iter().map(|s| s.values.len()).sum();
-        let outcome = self.ingest_batch(stream, batch).await;
+        let span = tracing::info_span!(
+            "ingest_batch",
+            node = %stream.node,
+            seq = batch.seq,
+            samples,
+        );
+        let outcome = tracing::Instrument::instrument(self.ingest_batch(stream, batch), span).await;
         if let Err(error) = &outcome
             && error.refusal() == Refusal::Invalid
         {

@@ -136,7 +136,10 @@ fn coverage(sources: &ReportSources, window: Window) -> Vec<super::model::Covera
         if dimension != "completeness" && dimension != "overall" {
             continue;
         }
-        let samples = match sources.tsdb.read_raw(meta.id, window.start_ms, window.end_ms - 1) {
+        let samples = match sources
+            .tsdb
+            .read_raw(meta.id, window.start_ms, window.end_ms - 1)
+        {
             Ok(samples) => samples,
             Err(error) => {
                 tracing::warn!(%node, %error, "data coverage of a node left out of the report");

@@ -5,9 +5,9 @@
 use crate::analytics::slo::response::Measure;
 use crate::analytics::slo::{IncidentSeverity, Status, Window, distribution};
 use crate::report::model::{
-    Band, ComplianceRow, CoverageRow, DayPoint, Direction, ForecastRow, IncidentRow, IncidentStats, PatternKind,
-    PatternRow, Priority, Recommendation, Report, ReportKind, ResponseRow, Sections, Summary,
-    TrendRow, TrendUnit,
+    Band, ComplianceRow, CoverageRow, DayPoint, Direction, ForecastRow, IncidentRow, IncidentStats,
+    PatternKind, PatternRow, Priority, Recommendation, Report, ReportKind, ResponseRow, Sections,
+    Summary, TrendRow, TrendUnit,
 };
 
 pub(super) const DAY: i64 = 86_400_000;
