@@ -295,8 +295,28 @@ await step('a comparison across the injected level shift ranks that series first
   return `${ranked.length} series ranked, first ${ranked[0]}`;
 });
 
+await step(`the quality page scores ${alpha} and ${beta} in five dimensions`, async () => {
+  await page.goto(route('quality'));
+  const found = [];
+  for (const node of [alpha, beta]) {
+    const card = await page
+      .waitForSelector(`[data-testid=quality-node][data-node="${node}"]`, { timeout: 20_000 })
+      .catch(async () => {
+        const listed = await page.$$eval('[data-testid=quality-node]', (els) => els.map((e) => e.dataset.node));
+        throw new Error(`no quality card for ${node}; cards: ${JSON.stringify(listed)}`);
+      });
+    const scores = await card.$$eval('tbody td', (tds) => tds.map((td) => td.textContent.trim()));
+    if (scores.length !== 5 || scores.some((s) => Number.isNaN(Number(s)))) {
+      throw new Error(`${node}'s card shows ${JSON.stringify(scores)}, not five scores`);
+    }
+    found.push(`${node} ${scores.join('/')}`);
+  }
+  await screenshot(page, 'quality');
+  return found.join(', ');
+});
+
 await step('every page renders (screenshots at 1280×900, phone width and dark)', async () => {
-  const pages = ['fleet', `node/${alpha}`, 'alerts', 'anomalies', 'trends', 'explore?q=node_cpu_usage_ratio&range=1h', 'compare', 'experiments'];
+  const pages = ['fleet', `node/${alpha}`, 'alerts', 'anomalies', 'quality', 'trends', 'explore?q=node_cpu_usage_ratio&range=1h', 'compare', 'experiments'];
   for (const hash of pages) {
     await page.goto(route(hash));
     await page.waitForSelector('body[data-live=open]', { timeout: 10_000 }).catch(() => {});

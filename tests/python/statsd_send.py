@@ -1,4 +1,5 @@
-"""Sends StatsD metrics to an agent two ways, as applications do:
+"""Sends StatsD metrics to an agent two ways, as applications do, then records with no agent
+listening (which must neither block nor raise):
 
     statsd_send.py PORT
 
@@ -32,3 +33,11 @@ with timer(monitor, "pyclient.work"):
 monitor.close()
 assert monitor.annotations("pyclient.queue_depth") == {"order_id": "A-1"}
 assert monitor.dropped == 0, monitor.dropped
+
+# With no agent listening, recording neither blocks nor raises.
+nobody = Monitor("py-client", agent=("127.0.0.1", 9))
+for i in range(10_000):
+    nobody.record_metric("pyclient.unsent", i, {"note": "x"})
+with timer(nobody, "pyclient.unsent_timer"):
+    pass
+nobody.close()

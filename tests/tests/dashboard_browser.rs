@@ -30,6 +30,9 @@ name = "BrowserTestMemory"
 selector = "node_memory_used_ratio"
 direction = "above"
 warning = 0.0001
+
+[quality]
+interval = "1s"
 "#;
 
 /// What the script needs: its folder, or why it cannot run here.

@@ -52,6 +52,10 @@ const FILES: &[(&str, &[u8])] = &[
         "pages/anomalies.js",
         include_bytes!("assets/pages/anomalies.js"),
     ),
+    (
+        "pages/quality.js",
+        include_bytes!("assets/pages/quality.js"),
+    ),
     ("pages/trends.js", include_bytes!("assets/pages/trends.js")),
     (
         "pages/explore.js",

@@ -584,16 +584,3 @@ pub fn node(
 
 /// The lag bucket above the last bound.
 const BACKFILL_BOUND_MS: i64 = super::series::BACKFILL_AFTER_MS;
-
-impl Counts {
-    fn add(&mut self, other: &Counts) {
-        self.received += other.received;
-        self.judged += other.judged;
-        self.backwards += other.backwards;
-        self.duplicates += other.duplicates;
-        self.impossible += other.impossible;
-        self.on_time += other.on_time;
-        self.late += other.late;
-        self.backfill += other.backfill;
-    }
-}

@@ -8,7 +8,7 @@
 
 use super::evaluate::{self, NodeReport, QualityReport};
 use super::node::{LAG_BOUNDS_MS, NodeQuality};
-use super::series::{BACKFILL_AFTER_MS, SeriesQuality, ValueClass, labels_valid};
+use super::series::{Arrival, BACKFILL_AFTER_MS, SeriesQuality, ValueClass, labels_valid};
 use crate::catalog::SeriesCatalog;
 use crate::clock::Clock;
 use crate::ingest::{BatchObserver, StoredBatch};
@@ -200,15 +200,17 @@ impl BatchObserver for QualityTracker {
             half.min_lag_ms = Some(half.min_lag_ms.map_or(lag, |m| m.min(lag)));
         }
         let half_ms = self.half_ms;
-        for sample in batch.samples.iter() {
-            let state = match node.series.get_mut(&sample.series) {
+        let arrived = Arrival::at(arrival, half_ms);
+        // A batch holds its samples grouped by series: one lookup per series.
+        for run in batch.samples.chunk_by(|a, b| a.series == b.series) {
+            let id = run[0].series;
+            let state = match node.series.get_mut(&id) {
                 Some(state) => state,
-                None => node
-                    .series
-                    .entry(sample.series)
-                    .or_insert_with(|| self.new_series(sample.series)),
+                None => node.series.entry(id).or_insert_with(|| self.new_series(id)),
             };
-            state.observe(sample.timestamp_ms, sample.value, arrival, half_ms);
+            for sample in run {
+                state.observe(sample.timestamp_ms, sample.value, arrived, half_ms);
+            }
         }
     }
 

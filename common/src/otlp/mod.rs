@@ -288,7 +288,15 @@ struct Point<'a> {
     flags: u32,
 }
 
-impl Point<'_> {
+impl<'a> Point<'a> {
+    fn new(attributes: &'a [KeyValue], time_unix_nano: u64, flags: u32) -> Self {
+        Self {
+            attributes,
+            time_unix_nano,
+            flags,
+        }
+    }
+
     fn timestamp(&self, now_ms: i64) -> i64 {
         match self.time_unix_nano {
             0 => now_ms,
@@ -430,11 +438,7 @@ pub fn translate(
                     | metric::Data::Sum(Sum { data_points, .. }) => {
                         let counter = kind == FamilyKind::Counter;
                         for p in data_points {
-                            let point = Point {
-                                attributes: &p.attributes,
-                                time_unix_nano: p.time_unix_nano,
-                                flags: p.flags,
-                            };
+                            let point = Point::new(&p.attributes, p.time_unix_nano, p.flags);
                             let Some(value) = number(p).or(point.stale().then_some(0.0)) else {
                                 no_value += 1;
                                 continue;
@@ -446,39 +450,32 @@ pub fn translate(
                             }
                         }
                     }
-                    metric::Data::Histogram(h) => {
-                        for p in &h.data_points {
-                            let point = Point {
-                                attributes: &p.attributes,
-                                time_unix_nano: p.time_unix_nano,
-                                flags: p.flags,
-                            };
-                            let series = distribution(
-                                &name,
-                                labels_of(point.attributes),
-                                buckets::explicit(p),
-                                p.sum,
-                                p.count,
-                            );
-                            if !emit(&mut set, &mut latest, &point, now_ms, delta, series) {
-                                dropped += 1;
-                            }
-                        }
-                    }
-                    metric::Data::ExponentialHistogram(h) => {
-                        for p in &h.data_points {
-                            let point = Point {
-                                attributes: &p.attributes,
-                                time_unix_nano: p.time_unix_nano,
-                                flags: p.flags,
-                            };
-                            let series = distribution(
-                                &name,
-                                labels_of(point.attributes),
-                                buckets::exponential(p),
-                                p.sum,
-                                p.count,
-                            );
+                    metric::Data::Histogram(_) | metric::Data::ExponentialHistogram(_) => {
+                        // Either kind as (point, cumulative buckets, sum, count).
+                        let points: Vec<_> = match data {
+                            metric::Data::Histogram(h) => h
+                                .data_points
+                                .iter()
+                                .map(|p| {
+                                    let point =
+                                        Point::new(&p.attributes, p.time_unix_nano, p.flags);
+                                    (point, buckets::explicit(p), p.sum, p.count)
+                                })
+                                .collect(),
+                            metric::Data::ExponentialHistogram(h) => h
+                                .data_points
+                                .iter()
+                                .map(|p| {
+                                    let point =
+                                        Point::new(&p.attributes, p.time_unix_nano, p.flags);
+                                    (point, buckets::exponential(p), p.sum, p.count)
+                                })
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        for (point, cumulative, sum, count) in points {
+                            let labels = labels_of(point.attributes);
+                            let series = distribution(&name, labels, cumulative, sum, count);
                             if !emit(&mut set, &mut latest, &point, now_ms, delta, series) {
                                 dropped += 1;
                             }
@@ -486,11 +483,7 @@ pub fn translate(
                     }
                     metric::Data::Summary(s) => {
                         for p in &s.data_points {
-                            let point = Point {
-                                attributes: &p.attributes,
-                                time_unix_nano: p.time_unix_nano,
-                                flags: p.flags,
-                            };
+                            let point = Point::new(&p.attributes, p.time_unix_nano, p.flags);
                             let labels = labels_of(point.attributes);
                             let mut series = Vec::with_capacity(p.quantile_values.len() + 2);
                             for q in &p.quantile_values {

@@ -257,16 +257,20 @@ fn start_hcmon(
 }
 
 /// Nanoseconds per sample the data-quality tracker spends on the ingest path: the same data
-/// handed to it as ingest does (one batch per host and point, every sample stored), timed in
+/// handed to it as ingest does (the fake agents' batches, every sample stored), timed in
 /// this process so nothing else shares the measurement; the best of three passes over fresh
 /// trackers, as the first pays for creating each series' state.
 fn quality_cost(shapes: &[AgentShape], points: usize) -> f64 {
     use hcmon_collector::ingest::{BatchObserver, StoredBatch};
     use hcmon_collector::quality::QualityTracker;
     use hcmon_collector::storage::{Sample, SeriesId};
+    // The batches the fake agents send: each host's points in runs of `points_per_batch`,
+    // grouped by series, as ingest stores and hands them on.
     let series = shapes.first().map_or(0, |s| s.series);
-    let batches: Vec<StoredBatch> = (0..points)
-        .flat_map(|point| {
+    let per_batch = shapes.first().map_or(1, |s| s.points_per_batch).max(1);
+    let batches: Vec<StoredBatch> = (0..points.div_ceil(per_batch))
+        .flat_map(|b| {
+            let run = b * per_batch..((b + 1) * per_batch).min(points);
             shapes
                 .iter()
                 .enumerate()
@@ -274,10 +278,12 @@ fn quality_cost(shapes: &[AgentShape], points: usize) -> f64 {
                     node: Some(shape.node.clone()),
                     samples: Arc::new(
                         (0..series)
-                            .map(|s| Sample {
-                                series: SeriesId((h * series + s) as u64 + 1),
-                                timestamp_ms: shape.timestamp(point),
-                                value: shape.value(s, point),
+                            .flat_map(|s| {
+                                run.clone().map(move |point| Sample {
+                                    series: SeriesId((h * series + s) as u64 + 1),
+                                    timestamp_ms: shape.timestamp(point),
+                                    value: shape.value(s, point),
+                                })
                             })
                             .collect(),
                     ),

@@ -175,7 +175,7 @@ export function nodeState(agent, now = Date.now()) {
 }
 
 // ---- router -------------------------------------------------------------------------------
-const PAGES = ["fleet", "node", "alerts", "anomalies", "trends", "explore", "compare", "experiments"];
+const PAGES = ["fleet", "node", "alerts", "anomalies", "quality", "trends", "explore", "compare", "experiments"];
 export const live = new Live();
 let current = null;
 

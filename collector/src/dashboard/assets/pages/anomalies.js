@@ -48,7 +48,8 @@ function verdictTable(verdicts, onOpen) {
         el("td", {}, el("button", { type: "button", class: "link", onclick: () => onOpen(v) }, text)),
         el("td", { class: "num" }, fmt(v.value)),
         el("td", { class: "num" }, number(v.score)),
-        el("td", {}, el("span", { class: `badge ${v.is_anomaly ? "firing" : ""}` }, v.learning ? "learning" : v.severity)),
+        el("td", {}, el("span", { class: `badge ${v.is_anomaly ? "firing" : ""}` }, v.learning ? "learning" : v.severity),
+          v.low_confidence ? el("span", { class: "badge warning", title: "the series' data is incomplete or invalid: this verdict does not page" }, "low confidence") : null),
         el("td", { class: "small" }, v.detectors.map(d => `${d.detector} (${number(d.strength)}; expected ${fmt(d.expected[0])} – ${fmt(d.expected[1])})`).join(", ") || "–"),
         el("td", {}, time(v.timestamp * 1000)));
     }))));
