@@ -117,7 +117,7 @@ impl Counts {
     }
 
     fn add_judged(&mut self, other: &Counts) {
-        self.judged += other.judged;
+        self.judged = self.judged.saturating_add(other.judged);
         self.backwards += other.backwards;
         self.duplicates += other.duplicates;
         self.impossible += other.impossible;
@@ -204,71 +204,95 @@ impl SeriesQuality {
         }
     }
 
-    /// Records one stored sample that arrived at `arrival_ms`.
+    /// Records one stored sample that arrived at `arrival`.
+    #[cfg(test)]
     pub fn observe(&mut self, timestamp_ms: i64, value: f64, arrival: Arrival, half_ms: i64) {
+        self.observe_run(std::iter::once((timestamp_ms, value)), arrival, half_ms);
+    }
+
+    /// Records a run of stored samples of this series, (timestamp, value) in stored order,
+    /// that arrived together at `arrival`. The counts are kept in locals and added to their
+    /// half-windows once per run: this runs on the ingest path.
+    pub fn observe_run(
+        &mut self,
+        samples: impl Iterator<Item = (i64, f64)>,
+        arrival: Arrival,
+        half_ms: i64,
+    ) {
         let half_ms = half_ms.max(1);
-        // A 64-bit division costs more than the rest of this function: most samples fall in
-        // the current half, found by two multiplications.
-        let current = self.by_sample[0].index;
-        let half = if (current * half_ms..(current + 1) * half_ms).contains(&timestamp_ms) {
-            current
-        } else {
-            timestamp_ms.div_euclid(half_ms)
-        };
-        if let Some(counts) = slot(&mut self.by_sample, half) {
-            counts.received = counts.received.saturating_add(1);
-        }
-        let arrival_ms = arrival.ms;
-        let mut ignored = Counts::default();
-        let judged = match slot(&mut self.by_arrival, arrival.half) {
-            Some(counts) => counts,
-            // Arrival times only go back with the collector's clock: not worth a count.
-            None => &mut ignored,
-        };
-        judged.judged = judged.judged.saturating_add(1);
-        if !self.class.possible(value) {
-            judged.impossible += 1;
-        }
-        let lag = arrival_ms - timestamp_ms;
-        if lag > BACKFILL_AFTER_MS {
-            judged.backfill += 1;
-        } else if lag <= self.interval_ms.max(1_000) + ON_TIME_SLACK_MS {
-            judged.on_time += 1;
-        } else {
-            judged.late += 1;
-        }
-        if self.last_ms == i64::MIN {
-            self.first_ms = timestamp_ms;
-        } else if timestamp_ms == self.last_ms {
-            if value.to_bits() != self.last_value.to_bits() {
-                judged.duplicates += 1;
+        let mut judged = Counts::default();
+        // Samples by sample-time half: most runs fall in one, found without a division.
+        let (mut half, mut received) = (self.by_sample[0].index, 0u32);
+        let on_time_within = self.interval_ms.max(1_000) + ON_TIME_SLACK_MS;
+        for (timestamp_ms, value) in samples {
+            if !(half * half_ms..(half + 1) * half_ms).contains(&timestamp_ms) {
+                self.add_received(half, received);
+                (half, received) = (timestamp_ms.div_euclid(half_ms), 0);
             }
-        } else if timestamp_ms > self.last_ms {
-            let step = timestamp_ms - self.last_ms;
-            if self.counter && value < self.last_value && value > self.last_value * 0.1 {
-                // A reset drops to (near) zero; a counter that loses a little went backwards.
-                judged.backwards += 1;
+            received += 1;
+            judged.judged += 1;
+            if !self.class.possible(value) {
+                judged.impossible += 1;
             }
-            if self.interval_ms > 0 && step * 2 > self.interval_ms * 3 {
-                let missing = (step / self.interval_ms - 1).clamp(0, i64::from(u32::MAX)) as u32;
-                if missing > 0 {
-                    if self.gaps.len() == GAPS_KEPT {
-                        self.gaps.remove(0);
-                    }
-                    self.gaps.push(Gap {
-                        after_ms: self.last_ms,
-                        before_ms: timestamp_ms,
-                        missing,
-                    });
+            let lag = arrival.ms - timestamp_ms;
+            if lag > BACKFILL_AFTER_MS {
+                judged.backfill += 1;
+            } else if lag <= on_time_within {
+                judged.on_time += 1;
+            } else {
+                judged.late += 1;
+            }
+            if self.last_ms == i64::MIN {
+                self.first_ms = timestamp_ms;
+            } else if timestamp_ms == self.last_ms {
+                if value.to_bits() != self.last_value.to_bits() {
+                    judged.duplicates += 1;
                 }
+            } else if timestamp_ms > self.last_ms {
+                self.step(timestamp_ms, value, &mut judged);
             }
-            if step >= MIN_INTERVAL_MS && (self.interval_ms == 0 || step < self.interval_ms) {
-                self.interval_ms = step;
+            if timestamp_ms >= self.last_ms {
+                self.last_ms = timestamp_ms;
+                self.last_value = value;
             }
         }
-        if timestamp_ms >= self.last_ms {
-            self.last_ms = timestamp_ms;
-            self.last_value = value;
+        self.add_received(half, received);
+        // Arrival times only go back with the collector's clock: such counts are dropped.
+        if let Some(counts) = slot(&mut self.by_arrival, arrival.half) {
+            counts.add_judged(&judged);
+        }
+    }
+
+    fn add_received(&mut self, half: i64, received: u32) {
+        if received > 0
+            && let Some(counts) = slot(&mut self.by_sample, half)
+        {
+            counts.received = counts.received.saturating_add(received);
+        }
+    }
+
+    /// A sample after the last one: counters going backwards, gaps, the interval.
+    fn step(&mut self, timestamp_ms: i64, value: f64, judged: &mut Counts) {
+        let step = timestamp_ms - self.last_ms;
+        if self.counter && value < self.last_value && value > self.last_value * 0.1 {
+            // A reset drops to (near) zero; a counter that loses a little went backwards.
+            judged.backwards += 1;
+        }
+        if self.interval_ms > 0 && step * 2 > self.interval_ms * 3 {
+            let missing = (step / self.interval_ms - 1).clamp(0, i64::from(u32::MAX)) as u32;
+            if missing > 0 {
+                if self.gaps.len() == GAPS_KEPT {
+                    self.gaps.remove(0);
+                }
+                self.gaps.push(Gap {
+                    after_ms: self.last_ms,
+                    before_ms: timestamp_ms,
+                    missing,
+                });
+            }
+        }
+        if step >= MIN_INTERVAL_MS && (self.interval_ms == 0 || step < self.interval_ms) {
+            self.interval_ms = step;
         }
     }
 

@@ -208,9 +208,8 @@ impl BatchObserver for QualityTracker {
                 Some(state) => state,
                 None => node.series.entry(id).or_insert_with(|| self.new_series(id)),
             };
-            for sample in run {
-                state.observe(sample.timestamp_ms, sample.value, arrived, half_ms);
-            }
+            let samples = run.iter().map(|s| (s.timestamp_ms, s.value));
+            state.observe_run(samples, arrived, half_ms);
         }
     }
 
