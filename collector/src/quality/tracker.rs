@@ -82,16 +82,11 @@ impl QualityTracker {
         half.refused_samples = half.refused_samples.saturating_add(samples as u32);
     }
 
-    /// Forgets a node (taken out of ingest).
-    pub fn forget(&self, node: &str) {
-        self.nodes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(node);
-    }
-
     /// Works out every node's report now (blocking: it reads the catalog), keeps it as the
-    /// latest and returns it.
+    /// latest and returns it. Series with nothing in the window are forgotten first (a
+    /// process that left the top ten, a deleted series), and so are nodes left with none (a
+    /// forgotten agent), so the tracker's memory follows the live series, not every series
+    /// ever seen.
     pub fn evaluate(&self) -> Arc<QualityReport> {
         let now = (self.clock)();
         let nodes: Vec<(String, Arc<Mutex<NodeQuality>>)> = self
@@ -103,7 +98,14 @@ impl QualityTracker {
             .collect();
         let mut reports: Vec<NodeReport> = Vec::with_capacity(nodes.len());
         for (name, quality) in nodes {
-            let quality = quality.lock().unwrap_or_else(|p| p.into_inner());
+            let mut quality = quality.lock().unwrap_or_else(|p| p.into_inner());
+            let window_start = (now.div_euclid(self.half_ms) - 1) * self.half_ms;
+            quality.series.retain(|_, s| s.last_ms >= window_start);
+            if quality.series.is_empty() {
+                drop(quality);
+                self.drop_if_empty(&name);
+                continue;
+            }
             let mut report = evaluate::node(
                 &name,
                 &quality,
@@ -166,6 +168,20 @@ impl QualityTracker {
         self.half_ms * 2
     }
 
+    /// Removes node `name` if it still has no series (a batch may have arrived meanwhile).
+    fn drop_if_empty(&self, name: &str) {
+        let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+        let empty = nodes.get(name).is_some_and(|q| {
+            q.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .series
+                .is_empty()
+        });
+        if empty {
+            nodes.remove(name);
+        }
+    }
+
     /// The newest evaluation.
     pub fn latest(&self) -> Arc<QualityReport> {
         self.latest
@@ -215,5 +231,49 @@ impl BatchObserver for QualityTracker {
 
     fn refused(&self, node: Option<&str>, samples: usize) {
         self.count_refused(node, samples);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Sample;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn series_and_nodes_without_data_in_the_window_are_forgotten() {
+        let now = Arc::new(AtomicI64::new(1_000 * HOUR));
+        let clock = now.clone();
+        let tracker = QualityTracker::new(
+            Arc::new(SeriesCatalog::new(Vec::new())),
+            Arc::new(move || clock.load(Ordering::SeqCst)),
+            HOUR,
+            10,
+        );
+        let batch = |node: &str, series: u64, ts: i64| StoredBatch {
+            node: Some(node.to_owned()),
+            samples: Arc::new(vec![Sample {
+                series: SeriesId(series),
+                timestamp_ms: ts,
+                value: 1.0,
+            }]),
+        };
+        let t = now.load(Ordering::SeqCst);
+        tracker.stored(&batch("nas", 1, t));
+        tracker.stored(&batch("gone", 2, t));
+        assert_eq!(tracker.evaluate().nodes.len(), 2);
+        // Two hours on, only nas still reports.
+        now.store(t + 2 * HOUR, Ordering::SeqCst);
+        tracker.stored(&batch("nas", 3, t + 2 * HOUR));
+        let report = tracker.evaluate();
+        assert_eq!(report.nodes.len(), 1);
+        assert_eq!(report.nodes[0].node, "nas");
+        assert_eq!(
+            report.nodes[0].series, 1,
+            "series 1 had nothing in the window"
+        );
+        assert_eq!(tracker.nodes.read().unwrap().len(), 1);
     }
 }
