@@ -305,7 +305,7 @@ await step(`the quality page scores ${alpha} and ${beta} in five dimensions`, as
         const listed = await page.$$eval('[data-testid=quality-node]', (els) => els.map((e) => e.dataset.node));
         throw new Error(`no quality card for ${node}; cards: ${JSON.stringify(listed)}`);
       });
-    const scores = await card.$$eval('tbody td', (tds) => tds.map((td) => td.textContent.trim()));
+    const scores = await card.$$eval('[data-testid=quality-dimension] td:nth-of-type(1)', (tds) => tds.map((td) => td.textContent.trim()));
     if (scores.length !== 5 || scores.some((s) => Number.isNaN(Number(s)))) {
       throw new Error(`${node}'s card shows ${JSON.stringify(scores)}, not five scores`);
     }

@@ -37,6 +37,7 @@ const LAYERS: &[&[&str]] = &[
         "secure_random",
         "outbound",
         "dashboard",
+        "self_tracing",
     ],
 ];
 

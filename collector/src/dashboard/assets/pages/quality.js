@@ -33,9 +33,13 @@ export async function render(main, { signal }) {
   }
 }
 
-function scoreCell(score, threshold) {
+/** One dimension's row: its score against its threshold. */
+function dimensionRow(name, score, threshold) {
   const ok = score >= threshold;
-  return el("td", { class: "num" }, el("span", { class: `badge ${ok ? "connected" : "firing"}` }, number(score)));
+  return el("tr", { "data-testid": "quality-dimension", dataset: { dimension: name } },
+    el("th", { scope: "row" }, name),
+    el("td", { class: "num" }, el("span", { class: `badge ${ok ? "connected" : "firing"}` }, number(score))),
+    el("td", { class: "num muted" }, `≥ ${number(threshold)}`));
 }
 
 function nodeCard(n) {
@@ -46,7 +50,7 @@ function nodeCard(n) {
     : "no trend yet";
   const facts = [
     `overall ${number(n.overall)}`,
-    `${n.received} of ${n.expected} samples`,
+    n.expected > 0 ? `${n.received} of ${n.expected} samples` : "interval not learnt yet",
     n.lag_p99_ms != null ? `p99 lag ≤ ${number(n.lag_p99_ms / 1000)} s` : null,
     n.clock_offset_ms != null ? `clock ${n.clock_offset_ms > 0 ? "+" : ""}${number(n.clock_offset_ms / 1000)} s` : null,
     trend,
@@ -56,8 +60,8 @@ function nodeCard(n) {
       el("span", { class: `badge ${failing ? "firing" : "connected"}` }, failing ? `failing: ${n.failing.join(", ")}` : "good")),
     el("p", { class: "muted small" }, facts),
     el("div", { class: "table-wrap" }, el("table", {},
-      el("thead", {}, el("tr", {}, DIMENSIONS.map(d => el("th", { scope: "col" }, d)))),
-      el("tbody", {}, el("tr", {}, DIMENSIONS.map(d => scoreCell(n.scores[d], thresholds[d])))))),
+      el("thead", {}, el("tr", {}, ["Dimension", "Score", "Threshold"].map(h => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, DIMENSIONS.map(d => dimensionRow(d, n.scores[d], thresholds[d]))))),
     n.recommendations.length
       ? el("ul", { class: "small", "data-testid": "recommendations" }, n.recommendations.map(r => el("li", {}, r)))
       : el("p", { class: "muted small" }, "Nothing to fix."),
