@@ -82,8 +82,9 @@ async fn each_node_scores_for_what_is_wrong_with_its_data_and_says_why() -> anyh
         let healthy = [
             ("node_cpu_usage_ratio", &[][..], 0.25),
             ("node_cpu_core_usage_ratio", cpu0, 0.3),
-            ("node_memory_MemAvailable_bytes", &[][..], 2e9),
+            ("node_memory_MemAvailable_bytes", &[][..], 6e9),
             ("node_memory_MemTotal_bytes", &[][..], 8e9),
+            ("node_memory_used_ratio", &[][..], 0.25),
         ];
         good.send(t, &healthy).await?;
         // Its clock runs 4.2 s ahead of the collector's.
@@ -100,6 +101,21 @@ async fn each_node_scores_for_what_is_wrong_with_its_data_and_says_why() -> anyh
             ("node_cpu_core_usage_ratio", &[("cpu", "cpu0")][..], 0.3),
             ("node_memory_MemAvailable_bytes", &[][..], 9e9),
             ("node_memory_MemTotal_bytes", &[][..], 8e9),
+            (
+                "node_filesystem_avail_bytes",
+                &[("mountpoint", "/srv")][..],
+                30.0,
+            ),
+            (
+                "node_filesystem_size_bytes",
+                &[("mountpoint", "/srv")][..],
+                100.0,
+            ),
+            (
+                "node_filesystem_used_ratio",
+                &[("mountpoint", "/srv")][..],
+                0.2,
+            ),
         ];
         bad.send(t, &broken).await?;
     }
@@ -135,7 +151,21 @@ async fn each_node_scores_for_what_is_wrong_with_its_data_and_says_why() -> anyh
     }
     let text = recommendations(&bad);
     assert!(text.contains("node_cpu_usage_ratio"), "{bad}");
-    assert!(text.contains("MemAvailable"), "{bad}");
+    assert!(
+        text.contains("node_filesystem_used_ratio (0.2) is not 1 − node_filesystem_avail_bytes ÷ node_filesystem_size_bytes (0.7000) on /srv"),
+        "{bad}"
+    );
+    let contradict = bad["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "values_contradict")
+        .unwrap();
+    assert_eq!(
+        (contradict["failed"].as_u64(), contradict["of"].as_u64()),
+        (Some(2), Some(3)),
+        "{bad}"
+    );
     assert!(text.contains("label value outside its schema"), "{bad}");
     let worst = &bad["worst"][0];
     assert!(worst["overall"].as_f64().unwrap() < 0.9, "{bad}");
@@ -195,7 +225,9 @@ async fn each_node_scores_for_what_is_wrong_with_its_data_and_says_why() -> anyh
     );
     let alerts = rig.alerts().await?;
     assert!(
-        !alerts.iter().any(|a| a["labels"]["node"] == "good"),
+        !alerts
+            .iter()
+            .any(|a| a["labels"]["node"] == "good" && a["labels"]["alertname"] == "DataQualityLow"),
         "the healthy node has no quality alert: {alerts:?}"
     );
 

@@ -8,7 +8,7 @@
 //!   retired, so an outage counts as missing data.
 //! - **Consistency**: counters that went backwards without a reset and duplicates with another
 //!   value, per sample; and per node, values that contradict each other (available memory or
-//!   filesystem space above the total).
+//!   filesystem space above the total, a used ratio that is not 1 − available ÷ total).
 //! - **Accuracy**: impossible values for the series' unit; per node, the clock offset
 //!   estimated from the smallest batch lag (1 s is free, a minute or more scores 0).
 //! - **Timeliness**: live samples arriving within their interval plus 2 s; back-fill (over
@@ -152,6 +152,74 @@ const PART_OF_WHOLE: [(&str, &str, &str); 4] = [
         "mountpoint",
     ),
 ];
+
+/// A ratio and the parts it is computed from, `ratio = 1 − available ÷ total`, as the agent
+/// computes its used ratios in the same collection: the three must agree to a point.
+const RATIO_OF_PARTS: [(&str, &str, &str); 2] = [
+    (
+        "node_memory_used_ratio",
+        "node_memory_MemAvailable_bytes",
+        "node_memory_MemTotal_bytes",
+    ),
+    (
+        "node_filesystem_used_ratio",
+        "node_filesystem_avail_bytes",
+        "node_filesystem_size_bytes",
+    ),
+];
+
+/// How far a ratio may stray from what its parts give (rounding, a part read a moment apart).
+const RATIO_TOLERANCE: f64 = 0.01;
+
+/// Among a node's newest values, keyed by (metric name, mountpoint): the pairs checked, those
+/// that contradict each other (a part above its whole, a ratio its parts do not give), and
+/// the first contradiction as a person reads it.
+fn contradictions(last: &HashMap<(String, String), f64>) -> (u64, u64, Option<String>) {
+    let (mut pairs, mut found, mut example) = (0u64, 0u64, None);
+    let on = |mountpoint: &str| match mountpoint.is_empty() {
+        true => String::new(),
+        false => format!(" on {mountpoint}"),
+    };
+    let get = |name: &str, mountpoint: &str| last.get(&(name.to_owned(), mountpoint.to_owned()));
+    // In name order, so the example named is the same at every evaluation.
+    let mut sorted: Vec<_> = last.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    for ((name, mountpoint), &value) in sorted {
+        for (part, whole, _) in PART_OF_WHOLE.iter().filter(|(p, ..)| p == name) {
+            let Some(&total) = get(whole, mountpoint) else {
+                continue;
+            };
+            pairs += 1;
+            if value > total {
+                found += 1;
+                example.get_or_insert_with(|| {
+                    format!("{part} ({value}) above {whole} ({total}){}", on(mountpoint))
+                });
+            }
+        }
+        for (ratio, available, total) in RATIO_OF_PARTS.iter().filter(|(r, ..)| r == name) {
+            let (Some(&avail), Some(&size)) = (get(available, mountpoint), get(total, mountpoint))
+            else {
+                continue;
+            };
+            if size <= 0.0 {
+                continue;
+            }
+            pairs += 1;
+            let implied = 1.0 - avail / size;
+            if (value - implied).abs() > RATIO_TOLERANCE {
+                found += 1;
+                example.get_or_insert_with(|| {
+                    format!(
+                        "{ratio} ({value}) is not 1 − {available} ÷ {total} ({implied:.4}){}",
+                        on(mountpoint)
+                    )
+                });
+            }
+        }
+    }
+    (pairs, found, example)
+}
 
 /// The series text and (name, pairing label value) of a series.
 struct Named {
@@ -393,30 +461,9 @@ pub fn node(
         gaps.extend(report.gaps.iter().cloned());
         reports.push(report);
     }
-    // Values that contradict each other.
-    let (mut pairs, mut contradictions) = (0u64, 0u64);
-    for (part, whole, _) in PART_OF_WHOLE {
-        for ((name, mountpoint), &value) in &last_values {
-            if name != part {
-                continue;
-            }
-            if let Some(&total) = last_values.get(&(whole.to_owned(), mountpoint.clone())) {
-                pairs += 1;
-                if value > total {
-                    contradictions += 1;
-                    examples.entry("values_contradict").or_insert((
-                        1,
-                        format!(
-                            "{part} ({value}) above {whole} ({total}){}",
-                            match mountpoint.is_empty() {
-                                true => String::new(),
-                                false => format!(" on {mountpoint}"),
-                            }
-                        ),
-                    ));
-                }
-            }
-        }
+    let (pairs, contradictions, example) = contradictions(&last_values);
+    if let Some(example) = example {
+        examples.insert("values_contradict", (1, example));
     }
     // Batches: lag percentile, clock offset, refusals.
     let half = now_ms.div_euclid(half_ms);
@@ -584,3 +631,39 @@ pub fn node(
 
 /// The lag bucket above the last bound.
 const BACKFILL_BOUND_MS: i64 = super::series::BACKFILL_AFTER_MS;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &str, f64)]) -> HashMap<(String, String), f64> {
+        pairs
+            .iter()
+            .map(|(n, m, v)| (((*n).to_owned(), (*m).to_owned()), *v))
+            .collect()
+    }
+
+    #[test]
+    fn parts_above_wholes_and_ratios_their_parts_do_not_give_contradict() {
+        let consistent = values(&[
+            ("node_memory_MemAvailable_bytes", "", 2e9),
+            ("node_memory_MemTotal_bytes", "", 8e9),
+            ("node_memory_used_ratio", "", 0.75),
+            ("node_filesystem_avail_bytes", "/", 30.0),
+            ("node_filesystem_size_bytes", "/", 100.0),
+            ("node_filesystem_used_ratio", "/", 0.7),
+        ]);
+        assert_eq!(contradictions(&consistent), (4, 0, None));
+        let broken = values(&[
+            ("node_filesystem_avail_bytes", "/srv", 30.0),
+            ("node_filesystem_size_bytes", "/srv", 100.0),
+            ("node_filesystem_used_ratio", "/srv", 0.2),
+        ]);
+        let (pairs, found, example) = contradictions(&broken);
+        assert_eq!((pairs, found), (2, 1));
+        assert_eq!(
+            example.unwrap(),
+            "node_filesystem_used_ratio (0.2) is not 1 − node_filesystem_avail_bytes ÷ node_filesystem_size_bytes (0.7000) on /srv"
+        );
+    }
+}
