@@ -174,6 +174,23 @@ impl AnomalyWatch {
     }
 
     /// Series watched and how many of them are still learning.
+    /// Bytes of per-series state: each watched series' detector and newest verdict, with its
+    /// key, as laid out in memory (the verdict's detector list on the heap included).
+    pub fn state_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(SeriesId, Watched)>();
+        (0..SHARDS)
+            .map(|i| {
+                let shard = self.shard(i);
+                shard.len() * entry
+                    + shard
+                        .values()
+                        .filter_map(|w| w.latest.as_ref())
+                        .map(|v| v.fired.capacity() * std::mem::size_of::<DetectorOutput>())
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
     pub fn counts(&self) -> (usize, usize) {
         let (mut watched, mut learning) = (0, 0);
         for i in 0..SHARDS {

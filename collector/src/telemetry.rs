@@ -83,6 +83,8 @@ pub struct CollectorMetrics {
     pub connected_agents: IntGauge,
     pub anomaly_series: IntGauge,
     pub anomaly_learning_series: IntGauge,
+    pub quality_series: IntGauge,
+    pub state_bytes: IntGaugeVec,
     pub anomaly_skipped_samples: IntCounter,
     pub series: IntGauge,
     pub batch_write_seconds: Histogram,
@@ -138,6 +140,15 @@ impl CollectorMetrics {
             anomaly_learning_series: r.gauge(
                 "hcmon_collector_anomaly_learning_series",
                 "Series still learning: too little history for their detectors to fire.",
+            ),
+            quality_series: r.gauge(
+                "hcmon_collector_quality_series",
+                "Series the data-quality tracker keeps counts for (those with data in its window).",
+            ),
+            state_bytes: r.gauge_vec(
+                "hcmon_collector_state_bytes",
+                "Bytes of per-series state an in-memory engine holds (anomaly, quality), from its types' sizes.",
+                &["engine"],
             ),
             anomaly_skipped_samples: r.counter(
                 "hcmon_collector_anomaly_skipped_samples_total",
@@ -292,6 +303,7 @@ mod tests {
             family.with_label_values(&["x"]).inc();
         }
         metrics.storage_bytes.with_label_values(&["x"]).set(1);
+        metrics.state_bytes.with_label_values(&["x"]).set(1);
         metrics.otlp_requests.with_label_values(&["x", "y"]).inc();
         metrics
             .refused_requests

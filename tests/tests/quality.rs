@@ -199,6 +199,20 @@ async fn each_node_scores_for_what_is_wrong_with_its_data_and_says_why() -> anyh
             "hcmon_data_quality_series_score{node=\"bad\",series=\"node_cpu_usage_ratio{"
         )
     );
+    // What the tracker holds is sized: four nodes' series, a few hundred bytes each.
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let series = gauge("hcmon_collector_quality_series ");
+    assert!((20.0..=40.0).contains(&series), "{series}");
+    let bytes = gauge("hcmon_collector_state_bytes{engine=\"quality\"}");
+    assert!(
+        bytes > series * 100.0 && bytes < series * 1_000.0,
+        "{bytes} bytes for {series} series"
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let query = format!(

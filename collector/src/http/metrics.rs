@@ -56,6 +56,13 @@ fn render(state: &ApiState) -> String {
     state.metrics.exposition_hidden_series.set(hidden as i64);
     if let Some(quality) = &state.quality {
         exposition::render_quality(&quality.latest(), &mut body);
+        let (series, bytes) = quality.state();
+        state.metrics.quality_series.set(series as i64);
+        state
+            .metrics
+            .state_bytes
+            .with_label_values(&["quality"])
+            .set(bytes as i64);
     }
     if let Some(watch) = &state.watch {
         let verdicts: Vec<_> = series
@@ -72,6 +79,11 @@ fn render(state: &ApiState) -> String {
             .metrics
             .anomaly_skipped_samples
             .inc_by(skipped.saturating_sub(counted));
+        state
+            .metrics
+            .state_bytes
+            .with_label_values(&["anomaly"])
+            .set(watch.state_bytes() as i64);
         let (watched, learning) = watch.counts();
         state.metrics.anomaly_series.set(watched as i64);
         state.metrics.anomaly_learning_series.set(learning as i64);

@@ -182,6 +182,32 @@ impl QualityTracker {
         }
     }
 
+    /// Series tracked, and the bytes of their state as laid out in memory (gaps included).
+    pub fn state(&self) -> (usize, usize) {
+        let nodes: Vec<Arc<Mutex<NodeQuality>>> = self
+            .nodes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let entry = std::mem::size_of::<(SeriesId, SeriesQuality)>();
+        let gap = std::mem::size_of::<super::series::Gap>();
+        let (mut series, mut bytes) = (0, 0);
+        for node in nodes {
+            let node = node.lock().unwrap_or_else(|p| p.into_inner());
+            series += node.series.len();
+            bytes += std::mem::size_of::<NodeQuality>()
+                + node.series.len() * entry
+                + node
+                    .series
+                    .values()
+                    .map(|s| s.gaps.capacity() * gap)
+                    .sum::<usize>();
+        }
+        (series, bytes)
+    }
+
     /// The newest evaluation.
     pub fn latest(&self) -> Arc<QualityReport> {
         self.latest
