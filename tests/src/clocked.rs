@@ -79,15 +79,19 @@ impl ClockedCollector {
         ScriptedNode::connect(&format!("http://{}", self.grpc), name).await
     }
 
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let body = self
+    /// The body of `GET path` as text (`/metrics`).
+    pub async fn text(&self, path: &str) -> anyhow::Result<String> {
+        Ok(self
             .client
             .get(format!("http://{}{path}", self.http))
             .send()
             .await?
             .text()
-            .await?;
-        Ok(serde_json::from_str(&body)?)
+            .await?)
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(serde_json::from_str(&self.text(path).await?)?)
     }
 
     pub async fn alerts(&self) -> anyhow::Result<Vec<Value>> {

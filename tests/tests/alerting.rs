@@ -840,13 +840,7 @@ async fn records_from_older_versions_load_and_an_unreadable_one_is_set_aside() -
     let rig = Rig::start(&data, SHIPPED, clock_at(now)).await?;
     let alert = rig.wait_alert("DiskWillFill", "nas", "resolved").await?;
     assert_eq!(alert["value"], "NaN", "a legacy null is an unknown value");
-    let metrics = rig
-        .client
-        .get(format!("http://{}/metrics", rig.http))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = rig.text("/metrics").await?;
     assert!(
         metrics.contains("hcmon_collector_quarantined_records_total{record=\"alert\"} 1"),
         "{metrics}"
@@ -867,13 +861,7 @@ async fn records_from_older_versions_load_and_an_unreadable_one_is_set_aside() -
 
     // Set aside, not deleted: the next start has nothing left to set aside.
     let rig = Rig::start(&data, SHIPPED, clock_at(now)).await?;
-    let metrics = rig
-        .client
-        .get(format!("http://{}/metrics", rig.http))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = rig.text("/metrics").await?;
     assert!(
         metrics.contains("hcmon_collector_quarantined_records_total{record=\"alert\"} 0"),
         "{metrics}"
@@ -946,13 +934,7 @@ warning = 1e12
 
 /// The value of `hcmon_collector_task_panics_total{task}` on `/metrics`.
 async fn task_panics(rig: &Rig, task: &str) -> anyhow::Result<f64> {
-    let text = rig
-        .client
-        .get(format!("http://{}/metrics", rig.http))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = rig.text("/metrics").await?;
     let line = format!("hcmon_collector_task_panics_total{{task=\"{task}\"}} ");
     Ok(text
         .lines()

@@ -236,7 +236,7 @@ async fn otlp_http_refusals_say_why() -> anyhow::Result<()> {
 /// A collector and an agent whose application listeners are on free loopback ports, flushing
 /// StatsD every second.
 struct AppNode {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     collector: Collector,
     agent: hcmon_tests::Agent,
     statsd: u16,
@@ -262,7 +262,7 @@ impl AppNode {
             .process
             .wait_for_log("otlp_http_listen: listening", Duration::from_secs(20))?;
         Ok(Self {
-            _dir: dir,
+            dir,
             collector,
             agent,
             statsd,
@@ -384,23 +384,10 @@ async fn applications_push_through_the_agent_with_every_client() -> anyhow::Resu
 #[tokio::test(flavor = "multi_thread")]
 async fn collector_kill9_while_an_application_pushes_through_the_agent_loses_nothing()
 -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("collector");
-    let mut collector = Collector::start(&data, 0, 0)?;
-    let (grpc_port, http_port) = (collector.grpc.port(), collector.http.port());
-    let otlp_grpc = free_port();
-    let config = format!(
-        "interval = \"1s\"\n[apps]\nstatsd_listen = \"\"\notlp_http_listen = \"\"\notlp_grpc_listen = \"127.0.0.1:{otlp_grpc}\"\n"
-    );
-    let mut agent = hcmon_tests::Agent::start_with_config(
-        &collector.grpc_url(),
-        "pusher",
-        &dir.path().join("spool"),
-        &config,
-    )?;
-    agent
-        .process
-        .wait_for_log("otlp_grpc_listen: listening", Duration::from_secs(20))?;
+    let mut node = AppNode::start("").await?;
+    let data = node.dir.path().join("collector");
+    let (grpc_port, http_port) = (node.collector.grpc.port(), node.collector.http.port());
+    let otlp_grpc = node.otlp_grpc;
     // 20 exports, 0.3 s apart, each spooled by the agent before it is answered.
     let rounds = 20;
     let mut app = Command::new(python())
@@ -415,32 +402,32 @@ async fn collector_kill9_while_an_application_pushes_through_the_agent_loses_not
         ])
         .args(["--endpoint", &format!("http://127.0.0.1:{otlp_grpc}")])
         .args(["--rounds", &rounds.to_string()])
-        .stderr(std::process::Stdio::piped())
         .spawn()?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    collector.process.kill9();
+    node.collector.process.kill9();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let collector = Collector::start(&data, grpc_port, http_port)?;
+    node.collector = Collector::start(&data, grpc_port, http_port)?;
+    let collector = &node.collector;
     let status = tokio::task::block_in_place(|| app.wait())?;
     anyhow::ensure!(status.success(), "the application's exports failed");
     // Every export is stored once: one point per round and one more from the SDK's final
     // export at shutdown, the last one the total of 20 rounds.
     let exports = f64::from(rounds + 1);
-    let job = "job=\"pusher-app\",node=\"pusher\"";
+    let job = "job=\"pusher-app\",node=\"appnode\"";
     expect(
-        &collector,
+        collector,
         &format!("orders_placed_total{{{job}}}"),
         5.0 * f64::from(rounds),
     )
     .await?;
     expect(
-        &collector,
+        collector,
         &format!("count_over_time(orders_placed_total{{{job}}}[10m])"),
         exports,
     )
     .await?;
     expect(
-        &collector,
+        collector,
         &format!("count_over_time(request_duration_seconds_count{{{job}}}[10m])"),
         exports,
     )

@@ -178,13 +178,7 @@ async fn each_node_scores_for_what_is_wrong_with_its_data_and_says_why() -> anyh
     assert!((score(ratio, "accuracy") - 0.5).abs() < 0.01, "{series}");
 
     // /metrics shows the newest scores; PromQL the stored history.
-    let metrics = rig
-        .client
-        .get(format!("http://{}/metrics", rig.http))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = rig.text("/metrics").await?;
     assert!(
         metrics.contains("hcmon_data_quality_score{node=\"gappy\",dimension=\"completeness\"} 0.8"),
         "{}",

@@ -201,17 +201,9 @@ async fn store(
     body: &axum::body::Bytes,
 ) -> Result<OtlpOutcome, Failure> {
     let encoding = encoding(headers)?;
-    let token = identity.map(|Extension(identity)| identity.token_id);
     let writes = &state.access.writes;
-    if let Some(token) = &token
-        && let Err(retry_after) = writes.admit(token, Instant::now())
-    {
-        state
-            .metrics
-            .refused_requests
-            .with_label_values(&["http", "write_samples_per_second"])
-            .inc();
-        return Err(Failure {
+    let token =
+        super::remote_write::admit_write(state, identity).map_err(|retry_after| Failure {
             retry_after: Some(retry_after),
             ..failure(
                 encoding,
@@ -221,8 +213,7 @@ async fn store(
                     writes.rate()
                 ),
             )
-        });
-    }
+        })?;
     let request = decode(encoding, body)?;
     let ingest = state.ingest.clone();
     let stored = blocking("/v1/metrics", move || ingest.otlp(&request))

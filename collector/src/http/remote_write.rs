@@ -59,6 +59,26 @@ fn protocol(headers: &HeaderMap) -> Result<Protocol, ApiError> {
     }
 }
 
+/// The writing token's id, once its write rate admits another request (`Err`: when to retry;
+/// the refusal is counted). Remote write and OTLP/HTTP share the rate.
+pub(super) fn admit_write(
+    state: &ApiState,
+    identity: Option<Extension<Identity>>,
+) -> Result<Option<crate::access::TokenId>, std::time::Duration> {
+    let token = identity.map(|Extension(identity)| identity.token_id);
+    if let Some(token) = &token
+        && let Err(retry_after) = state.access.writes.admit(token, Instant::now())
+    {
+        state
+            .metrics
+            .refused_requests
+            .with_label_values(&["http", "write_samples_per_second"])
+            .inc();
+        return Err(retry_after);
+    }
+    Ok(token)
+}
+
 /// Held to the token's write rate (`[auth] write_samples_per_second`, see
 /// `access/write_rate.rs`): over it, 429 with `Retry-After`, counted as a refusal.
 async fn remote_write(
@@ -68,19 +88,11 @@ async fn remote_write(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let protocol = protocol(&headers)?;
-    let token = identity.map(|Extension(identity)| identity.token_id);
+    let token = admit_write(&state, identity).map_err(|retry_after| {
+        let limit = state.access.writes.rate();
+        ApiError::WriteRateLimited { limit, retry_after }
+    })?;
     let writes = &state.access.writes;
-    if let Some(token) = &token
-        && let Err(retry_after) = writes.admit(token, Instant::now())
-    {
-        state
-            .metrics
-            .refused_requests
-            .with_label_values(&["http", "write_samples_per_second"])
-            .inc();
-        let limit = writes.rate();
-        return Err(ApiError::WriteRateLimited { limit, retry_after });
-    }
     let ingest = state.ingest.clone();
     let outcome = blocking("/api/v1/write", move || {
         ingest.remote_write(protocol, &body)

@@ -56,8 +56,6 @@ pub struct SeriesGap {
 /// One series' scores.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SeriesReport {
-    #[serde(skip)]
-    pub id: SeriesId,
     pub series: String,
     pub scores: Scores,
     pub overall: f64,
@@ -354,7 +352,6 @@ fn evaluate_series(
         .collect();
     Some(Evaluated {
         report: SeriesReport {
-            id,
             series: named.text.clone(),
             overall: scores.overall(),
             scores,

@@ -89,13 +89,7 @@ impl QualityTracker {
     /// ever seen.
     pub fn evaluate(&self) -> Arc<QualityReport> {
         let now = (self.clock)();
-        let nodes: Vec<(String, Arc<Mutex<NodeQuality>>)> = self
-            .nodes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(n, q)| (n.clone(), q.clone()))
-            .collect();
+        let nodes = self.snapshot();
         let mut reports: Vec<NodeReport> = Vec::with_capacity(nodes.len());
         for (name, quality) in nodes {
             let mut quality = quality.lock().unwrap_or_else(|p| p.into_inner());
@@ -137,15 +131,9 @@ impl QualityTracker {
     /// series not seen since the collector started has none.
     pub fn series(&self, ids: &[SeriesId]) -> Vec<evaluate::SeriesReport> {
         let now = (self.clock)();
-        let nodes: Vec<Arc<Mutex<NodeQuality>>> = self
-            .nodes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let nodes = self.snapshot();
         let mut out = Vec::new();
-        for quality in nodes {
+        for (_, quality) in nodes {
             let quality = quality.lock().unwrap_or_else(|p| p.into_inner());
             out.extend(evaluate::series(
                 &quality,
@@ -163,9 +151,14 @@ impl QualityTracker {
         out
     }
 
-    /// The window's half, for callers reading stored history at the same span.
-    pub fn window_ms(&self) -> i64 {
-        self.half_ms * 2
+    /// Every node's state, taken out of the map's lock so one node is locked at a time.
+    fn snapshot(&self) -> Vec<(String, Arc<Mutex<NodeQuality>>)> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(n, q)| (n.clone(), q.clone()))
+            .collect()
     }
 
     /// Removes node `name` if it still has no series (a batch may have arrived meanwhile).
@@ -184,17 +177,11 @@ impl QualityTracker {
 
     /// Series tracked, and the bytes of their state as laid out in memory (gaps included).
     pub fn state(&self) -> (usize, usize) {
-        let nodes: Vec<Arc<Mutex<NodeQuality>>> = self
-            .nodes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let nodes = self.snapshot();
         let entry = std::mem::size_of::<(SeriesId, SeriesQuality)>();
         let gap = std::mem::size_of::<super::series::Gap>();
         let (mut series, mut bytes) = (0, 0);
-        for node in nodes {
+        for (_, node) in nodes {
             let node = node.lock().unwrap_or_else(|p| p.into_inner());
             series += node.series.len();
             bytes += std::mem::size_of::<NodeQuality>()
