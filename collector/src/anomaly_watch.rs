@@ -3,25 +3,32 @@
 //! `/api/v1/anomalies`.
 //!
 //! The detectors are the pure ones of [`crate::analytics::anomaly`], with the same defaults as
-//! `hcmon replay`. Ingest hands each stored batch to the watch (a [`BatchObserver`]), which queues it
-//! for one worker thread: acks never wait for the detectors, and one thread keeps every series'
-//! samples in the order they were stored. When the queue is full (the detectors cannot keep up)
-//! the batch is skipped and counted, never blocking ingest. Detector state is in memory only;
-//! after a restart each series learns again for `min_samples` samples.
+//! `hcmon replay`. Ingest hands each stored batch to the watch (a [`BatchObserver`]), which
+//! queues it for its workers, one per core. Invariants:
+//! - Each series belongs to one worker (by [`SeriesId::shard`]), and every worker takes the
+//!   batches in the order they were queued, so a series' samples are judged in stored order.
+//! - No stored sample is skipped. Acks do not wait for the detectors while the backlog (samples
+//!   queued and not yet judged by every worker) is under `[analytics] backlog_samples`; a batch
+//!   that would pass it waits on the ingest path until the workers catch up, so a saturating
+//!   load slows ingest to the detectors' pace instead of leaving samples unjudged. The backlog,
+//!   the age of its oldest batch (the lag) and the time ingest waited are on `/metrics`.
+//! - Detector state is in memory only; after a restart each series learns again for
+//!   `min_samples` samples.
 
 use crate::analytics::anomaly::{AnomalyConfig, DetectorOutput, SeriesDetector, Severity};
 use crate::ingest::{BatchObserver, StoredBatch};
 use crate::storage::{Sample, SeriesId};
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
-const SHARDS: usize = 16;
-/// Batches waiting for the worker before new ones are skipped.
-const QUEUE_BATCHES: usize = 4096;
+/// Most workers: [`SeriesId::shard`] spreads series over at most 16.
+const MAX_WORKERS: usize = 16;
 
 /// `[analytics]` in the collector's config.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -29,6 +36,9 @@ const QUEUE_BATCHES: usize = 4096;
 pub struct AnalyticsConfig {
     /// Run the online anomaly detectors on every stored sample.
     pub enabled: bool,
+    /// Most stored samples waiting for the detectors before ingest waits for them (24 bytes
+    /// each): bounds both the lag and the memory the backlog holds.
+    pub backlog_samples: usize,
     /// Detector and ensemble tuning, shared with `hcmon replay`.
     pub anomaly: AnomalyConfig,
     /// The per-node Isolation Forest, trained in the background on 1-minute rollups.
@@ -39,6 +49,7 @@ impl Default for AnalyticsConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            backlog_samples: 1_000_000,
             anomaly: AnomalyConfig::default(),
             forest: crate::analytics::forest::ForestConfig::default(),
         }
@@ -69,118 +80,234 @@ struct Watched {
     latest: Option<LatestVerdict>,
 }
 
+/// A stored batch on its way through every worker.
+struct Job {
+    id: u64,
+    samples: Arc<Vec<Sample>>,
+    /// Workers that have not judged their part yet.
+    left: AtomicUsize,
+}
+
+/// The batches queued and not yet judged by every worker.
+#[derive(Default)]
+struct Queued {
+    samples: usize,
+    next_id: u64,
+    /// When each unfinished batch was queued, by id (ids grow with time, so the first is the
+    /// oldest, whatever order the workers finish in).
+    since: BTreeMap<u64, Instant>,
+}
+
+/// What `/metrics` reports of the backlog.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BacklogFigures {
+    pub samples: usize,
+    /// Age of the oldest batch not yet judged by every worker; zero when none waits.
+    pub lag: Duration,
+    /// Total time ingest waited for room in the backlog.
+    pub waited: Duration,
+    pub workers: usize,
+}
+
 pub struct AnomalyWatch {
     config: AnomalyConfig,
+    /// One map per worker, holding that worker's series.
     shards: Vec<Mutex<FxHashMap<SeriesId, Watched>>>,
-    queue: Mutex<Option<SyncSender<Arc<Vec<Sample>>>>>,
-    skipped_samples: AtomicU64,
+    capacity: usize,
+    queued: Mutex<Queued>,
+    /// Signalled whenever a batch is finished.
+    drained: Condvar,
+    waited_ns: AtomicU64,
+    /// Unset without workers: [`observe`](Self::observe) judges synchronously.
+    workers: OnceLock<Vec<Sender<Arc<Job>>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl AnomalyWatch {
-    /// A watch without a worker: [`observe`](Self::observe) judges synchronously.
-    pub fn new(config: AnomalyConfig) -> Self {
+    /// A watch with `shards` maps and no worker: [`observe`](Self::observe) judges
+    /// synchronously.
+    fn with_shards(config: AnomalyConfig, shards: usize, capacity: usize) -> Self {
         Self {
             config,
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            queue: Mutex::new(None),
-            skipped_samples: AtomicU64::new(0),
+            shards: (0..shards).map(|_| Mutex::default()).collect(),
+            capacity: capacity.max(1),
+            queued: Mutex::default(),
+            drained: Condvar::new(),
+            waited_ns: AtomicU64::new(0),
+            workers: OnceLock::new(),
         }
     }
 
-    /// A watch with its worker thread, which lives as long as the watch.
-    pub fn start(config: AnomalyConfig) -> std::io::Result<Arc<Self>> {
-        let watch = Arc::new(Self::new(config));
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Arc<Vec<Sample>>>(QUEUE_BATCHES);
-        let weak = Arc::downgrade(&watch);
-        std::thread::Builder::new()
-            .name("anomaly-watch".into())
-            .spawn(move || {
-                for batch in receiver {
-                    let Some(watch) = weak.upgrade() else { return };
-                    // A panic on one batch is logged and counted; the worker goes on with the
-                    // next, so detection never stops silently.
-                    let judged =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| watch.observe(&batch)));
-                    if let Err(payload) = judged {
-                        crate::tasks::report_panic("anomaly-watch", &*payload);
+    /// A watch without workers: [`observe`](Self::observe) judges synchronously.
+    pub fn new(config: AnomalyConfig) -> Self {
+        Self::with_shards(config, 1, usize::MAX)
+    }
+
+    /// A watch with one worker thread per core (`workers` of them when given), which live as
+    /// long as the watch.
+    pub fn start(
+        config: AnomalyConfig,
+        backlog_samples: usize,
+        workers: Option<usize>,
+    ) -> std::io::Result<Arc<Self>> {
+        let count = workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, MAX_WORKERS);
+        let watch = Arc::new(Self::with_shards(config, count, backlog_samples));
+        let mut senders = Vec::with_capacity(count);
+        for index in 0..count {
+            let (sender, receiver) = std::sync::mpsc::channel::<Arc<Job>>();
+            let weak = Arc::downgrade(&watch);
+            std::thread::Builder::new()
+                .name(format!("anomaly-{index}"))
+                .spawn(move || {
+                    for job in receiver {
+                        let Some(watch) = weak.upgrade() else { return };
+                        // A panic on one batch is logged and counted; the worker goes on with
+                        // the next, so detection never stops silently.
+                        let judged = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            watch.judge_shard(index, &job.samples)
+                        }));
+                        if let Err(payload) = judged {
+                            crate::tasks::report_panic("anomaly-watch", &*payload);
+                        }
+                        watch.finished(&job);
                     }
-                }
-            })?;
-        *watch.queue.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
+                })?;
+            senders.push(sender);
+        }
+        let _ = watch.workers.set(senders);
         Ok(watch)
     }
 
-    /// Queues stored samples for the worker (judged synchronously without one); skips and
-    /// counts them when the queue is full.
+    /// Queues stored samples for the workers (judged synchronously without them), first
+    /// waiting while the backlog has no room for them.
     fn submit(&self, samples: &Arc<Vec<Sample>>) {
-        let sender = self.queue.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match sender {
-            None => self.observe(samples),
-            Some(sender) => match sender.try_send(samples.clone()) {
-                Ok(()) => {}
-                Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => {
-                    self.skipped_samples
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                }
-            },
+        if samples.is_empty() {
+            return;
+        }
+        let Some(workers) = self.workers.get() else {
+            return self.observe(samples);
+        };
+        let mut queued = lock(&self.queued);
+        if queued.samples > 0 && queued.samples + samples.len() > self.capacity {
+            let waiting = Instant::now();
+            while queued.samples > 0 && queued.samples + samples.len() > self.capacity {
+                queued = self.drained.wait(queued).unwrap_or_else(|p| p.into_inner());
+            }
+            self.waited_ns
+                .fetch_add(waiting.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+        let id = queued.next_id;
+        queued.next_id += 1;
+        queued.samples += samples.len();
+        queued.since.insert(id, Instant::now());
+        let job = Arc::new(Job {
+            id,
+            samples: samples.clone(),
+            left: AtomicUsize::new(workers.len()),
+        });
+        // Sent under the queue's lock, so every worker sees the batches in one order.
+        for worker in workers.iter() {
+            if worker.send(job.clone()).is_err() {
+                // A worker gone (the watch is being dropped): its part counts as done.
+                self.finished(&job);
+            }
         }
     }
 
-    /// Samples skipped because the detectors were behind.
-    pub fn skipped_samples(&self) -> u64 {
-        self.skipped_samples.load(Ordering::Relaxed)
+    /// One worker's part of a batch is done; the last frees its room in the backlog.
+    fn finished(&self, job: &Job) {
+        if job.left.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let mut queued = lock(&self.queued);
+        queued.samples -= job.samples.len();
+        queued.since.remove(&job.id);
+        drop(queued);
+        self.drained.notify_all();
     }
 
-    fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, FxHashMap<SeriesId, Watched>> {
-        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    /// The backlog as `/metrics` shows it.
+    pub fn backlog(&self) -> BacklogFigures {
+        let queued = lock(&self.queued);
+        BacklogFigures {
+            samples: queued.samples,
+            lag: queued
+                .since
+                .first_key_value()
+                .map_or(Duration::ZERO, |(_, since)| since.elapsed()),
+            waited: Duration::from_nanos(self.waited_ns.load(Ordering::Relaxed)),
+            workers: self.workers.get().map_or(0, Vec::len),
+        }
     }
 
-    /// Judges stored samples, in order per series. Samples of one series arrive in runs (a
-    /// batch groups them), so each run takes its shard's lock once.
+    fn shard_of(&self, series: SeriesId) -> usize {
+        series.shard(self.shards.len())
+    }
+
+    /// Judges stored samples, in order per series (all shards, on the caller's thread).
     pub fn observe(&self, samples: &[Sample]) {
         for run in samples.chunk_by(|a, b| a.series == b.series) {
-            let series = run[0].series;
-            let mut shard = self.shard(series.shard(SHARDS));
-            let watched = shard.entry(series).or_insert_with(|| Watched {
-                detector: SeriesDetector::new(self.config.clone()),
-                latest: None,
+            let mut shard = lock(&self.shards[self.shard_of(run[0].series)]);
+            self.judge_run(&mut shard, run);
+        }
+    }
+
+    /// Judges the samples of one shard's series: its lock is taken once per batch.
+    fn judge_shard(&self, index: usize, samples: &[Sample]) {
+        let mut shard = lock(&self.shards[index]);
+        for run in samples.chunk_by(|a, b| a.series == b.series) {
+            if self.shard_of(run[0].series) == index {
+                self.judge_run(&mut shard, run);
+            }
+        }
+    }
+
+    /// Samples of one series go through its detector; the last one's verdict is kept.
+    fn judge_run(&self, shard: &mut FxHashMap<SeriesId, Watched>, run: &[Sample]) {
+        let watched = shard.entry(run[0].series).or_insert_with(|| Watched {
+            detector: SeriesDetector::new(self.config.clone()),
+            latest: None,
+        });
+        let mut last = None;
+        for s in run {
+            last = Some((s, watched.detector.observe(s.timestamp_ms, s.value)));
+        }
+        if let Some((s, v)) = last {
+            let mut fired: Vec<DetectorOutput> =
+                v.detectors.iter().filter(|d| d.fired()).copied().collect();
+            fired.sort_by(|a, b| b.strength.total_cmp(&a.strength));
+            watched.latest = Some(LatestVerdict {
+                timestamp_ms: s.timestamp_ms,
+                value: s.value,
+                score: v.episode.map_or(v.score, |e| e.peak_score),
+                is_anomaly: v.episode.is_some(),
+                severity: v.severity,
+                learning: v.learning,
+                fired,
             });
-            let mut last = None;
-            for s in run {
-                last = Some((s, watched.detector.observe(s.timestamp_ms, s.value)));
-            }
-            if let Some((s, v)) = last {
-                let mut fired: Vec<DetectorOutput> =
-                    v.detectors.iter().filter(|d| d.fired()).copied().collect();
-                fired.sort_by(|a, b| b.strength.total_cmp(&a.strength));
-                watched.latest = Some(LatestVerdict {
-                    timestamp_ms: s.timestamp_ms,
-                    value: s.value,
-                    score: v.episode.map_or(v.score, |e| e.peak_score),
-                    is_anomaly: v.episode.is_some(),
-                    severity: v.severity,
-                    learning: v.learning,
-                    fired,
-                });
-            }
         }
     }
 
     /// The newest verdict on a series, if it has had any sample since start.
     pub fn latest(&self, series: SeriesId) -> Option<LatestVerdict> {
-        self.shard(series.shard(SHARDS))
+        lock(&self.shards[self.shard_of(series)])
             .get(&series)
             .and_then(|w| w.latest.clone())
     }
 
-    /// Series watched and how many of them are still learning.
     /// Bytes of per-series state: each watched series' detector and newest verdict, with its
     /// key, as laid out in memory (the verdict's detector list on the heap included).
     pub fn state_bytes(&self) -> usize {
         let entry = std::mem::size_of::<(SeriesId, Watched)>();
-        (0..SHARDS)
-            .map(|i| {
-                let shard = self.shard(i);
+        self.shards
+            .iter()
+            .map(|shard| {
+                let shard = lock(shard);
                 shard.len() * entry
                     + shard
                         .values()
@@ -191,10 +318,11 @@ impl AnomalyWatch {
             .sum()
     }
 
+    /// Series watched and how many of them are still learning.
     pub fn counts(&self) -> (usize, usize) {
         let (mut watched, mut learning) = (0, 0);
-        for i in 0..SHARDS {
-            let shard = self.shard(i);
+        for shard in &self.shards {
+            let shard = lock(shard);
             watched += shard.len();
             learning += shard.values().filter(|w| w.detector.learning()).count();
         }
@@ -255,5 +383,65 @@ mod tests {
             "other series unaffected"
         );
         assert!(watch.latest(SeriesId(3)).is_none());
+    }
+
+    /// Batches of `series` series × 10 samples each, the `n`th batch's samples following the
+    /// previous one's in time; series 7 spikes in the last.
+    fn batches(n: usize, series: u64) -> Vec<Arc<Vec<Sample>>> {
+        (0..n)
+            .map(|b| {
+                let samples = (0..series)
+                    .flat_map(|id| {
+                        (0..10).map(move |i| {
+                            let step = (b * 10 + i) as i64;
+                            let spike = b == n - 1 && i == 9 && id == 7;
+                            Sample {
+                                series: SeriesId(id),
+                                timestamp_ms: 1_700_000_000_000 + step * 10_000,
+                                value: if spike {
+                                    500.0
+                                } else {
+                                    10.0 + (step % 7) as f64 * 0.1
+                                },
+                            }
+                        })
+                    })
+                    .collect();
+                Arc::new(samples)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn workers_judge_every_sample_in_order_and_a_full_backlog_waits_instead_of_skipping() {
+        // A backlog of one batch: every submit past the first waits for the workers.
+        let sync = AnomalyWatch::new(AnomalyConfig::default());
+        let watch = AnomalyWatch::start(AnomalyConfig::default(), 1, Some(3)).unwrap();
+        let all = batches(40, 50);
+        for batch in &all {
+            sync.observe(batch);
+            watch.stored(&StoredBatch {
+                node: None,
+                samples: batch.clone(),
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while watch.backlog().samples > 0 {
+            assert!(Instant::now() < deadline, "the workers never caught up");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let backlog = watch.backlog();
+        assert_eq!((backlog.workers, backlog.lag), (3, Duration::ZERO));
+        assert!(backlog.waited > Duration::ZERO, "ingest waited for room");
+        assert_eq!(watch.counts(), (50, 0));
+        for id in 0..50 {
+            // The same verdicts as one thread judging in order: nothing skipped or reordered.
+            assert_eq!(
+                watch.latest(SeriesId(id)),
+                sync.latest(SeriesId(id)),
+                "series {id}"
+            );
+        }
+        assert!(watch.latest(SeriesId(7)).unwrap().is_anomaly);
     }
 }

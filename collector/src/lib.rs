@@ -91,7 +91,7 @@ impl Collector {
             .map_err(|e| {
                 anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
             })?;
-        let kv = RocksKv::open(&config.data_dir, config.storage.cache_bytes)?;
+        let kv = RocksKv::open(&config.data_dir, config.storage.memory_bytes)?;
         let storage::Recovered {
             tsdb,
             series,
@@ -138,8 +138,12 @@ impl Collector {
         });
         let watch = match config.analytics.enabled {
             true => {
-                let watch = AnomalyWatch::start(config.analytics.anomaly.clone())
-                    .map_err(|e| anyhow::anyhow!("cannot start the anomaly worker: {e}"))?;
+                let watch = AnomalyWatch::start(
+                    config.analytics.anomaly.clone(),
+                    config.analytics.backlog_samples,
+                    None,
+                )
+                .map_err(|e| anyhow::anyhow!("cannot start the anomaly workers: {e}"))?;
                 observers.push(watch.clone());
                 Some(watch)
             }

@@ -85,13 +85,17 @@ pub struct CollectorMetrics {
     pub anomaly_learning_series: IntGauge,
     pub quality_series: IntGauge,
     pub state_bytes: IntGaugeVec,
-    pub anomaly_skipped_samples: IntCounter,
+    pub anomaly_backlog_samples: IntGauge,
+    pub anomaly_lag_seconds: prometheus::Gauge,
+    pub anomaly_waited_seconds: prometheus::Counter,
+    pub anomaly_workers: IntGauge,
     pub series: IntGauge,
     pub batch_write_seconds: Histogram,
     pub samples_too_old: IntCounter,
     pub remote_write_requests: IntCounterVec,
     pub otlp_requests: IntCounterVec,
     pub storage_bytes: IntGaugeVec,
+    pub storage_memory_bytes: IntGaugeVec,
     pub head_series: IntGauge,
     pub head_samples: IntGauge,
     pub chunks_written: IntGauge,
@@ -150,9 +154,21 @@ impl CollectorMetrics {
                 "Bytes of per-series state an in-memory engine holds (anomaly, quality), from its types' sizes.",
                 &["engine"],
             ),
-            anomaly_skipped_samples: r.counter(
-                "hcmon_collector_anomaly_skipped_samples_total",
-                "Stored samples the live anomaly detectors skipped because they were behind.",
+            anomaly_backlog_samples: r.gauge(
+                "hcmon_collector_anomaly_backlog_samples",
+                "Stored samples queued for the live anomaly detectors and not yet judged.",
+            ),
+            anomaly_lag_seconds: r.add(prometheus::Gauge::new(
+                "hcmon_collector_anomaly_lag_seconds",
+                "Age of the oldest stored batch the live anomaly detectors have not finished; 0 when caught up.",
+            )),
+            anomaly_waited_seconds: r.add(prometheus::Counter::new(
+                "hcmon_collector_anomaly_backpressure_seconds_total",
+                "Time ingest waited for room in the anomaly detectors' backlog ([analytics] backlog_samples) rather than skip samples.",
+            )),
+            anomaly_workers: r.gauge(
+                "hcmon_collector_anomaly_workers",
+                "Threads running the live anomaly detectors, each owning a share of the series.",
             ),
             series: r.gauge("hcmon_collector_series", "Series known to the collector."),
             batch_write_seconds: r.histogram(
@@ -180,6 +196,11 @@ impl CollectorMetrics {
                 "hcmon_collector_storage_bytes",
                 "Bytes on disk per storage table.",
                 &["table"],
+            ),
+            storage_memory_bytes: r.gauge_vec(
+                "hcmon_collector_storage_memory_bytes",
+                "Memory the storage holds: kind=cache (RocksDB's block cache, memtables charged to it, within [storage] memory_bytes), memtables, head (open chunks encoded, late samples, chunks waiting for a checkpoint).",
+                &["kind"],
             ),
             head_series: r.gauge(
                 "hcmon_collector_head_series",

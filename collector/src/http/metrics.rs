@@ -73,12 +73,15 @@ fn render(state: &ApiState) -> String {
         if let Some(forests) = &state.forests {
             exposition::render_node_verdicts(&forests.verdicts(), &mut body);
         }
-        let skipped = watch.skipped_samples();
-        let counted = state.metrics.anomaly_skipped_samples.get();
-        state
-            .metrics
-            .anomaly_skipped_samples
-            .inc_by(skipped.saturating_sub(counted));
+        let backlog = watch.backlog();
+        let metrics = &state.metrics;
+        metrics.anomaly_backlog_samples.set(backlog.samples as i64);
+        metrics.anomaly_lag_seconds.set(backlog.lag.as_secs_f64());
+        let counted = metrics.anomaly_waited_seconds.get();
+        metrics
+            .anomaly_waited_seconds
+            .inc_by((backlog.waited.as_secs_f64() - counted).max(0.0));
+        metrics.anomaly_workers.set(backlog.workers as i64);
         state
             .metrics
             .state_bytes
@@ -95,6 +98,17 @@ fn render(state: &ApiState) -> String {
         .metrics
         .chunks_written
         .set(stats.chunks_written as i64);
+    for (kind, bytes) in [
+        ("cache", stats.kv_memory.cache as usize),
+        ("memtables", stats.kv_memory.memtables as usize),
+        ("head", stats.head_bytes),
+    ] {
+        state
+            .metrics
+            .storage_memory_bytes
+            .with_label_values(&[kind])
+            .set(bytes as i64);
+    }
     for (table, bytes) in state.tsdb.table_sizes() {
         state
             .metrics

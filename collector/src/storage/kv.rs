@@ -135,6 +135,15 @@ impl KvBatch {
 /// Visitor for [`Kv::scan`]: return `false` to stop.
 pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> bool + 'a;
 
+/// What a backend's memory budget holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvMemory {
+    /// The block cache's use, the write buffers' charge included when they are charged to it.
+    pub cache: u64,
+    /// Write buffers (memtables).
+    pub memtables: u64,
+}
+
 pub trait Kv: Send + Sync + 'static {
     /// Applies a batch atomically. With `durable`, it survives a crash once this returns.
     fn write(&self, batch: KvBatch, durable: bool) -> Result<(), StoreError>;
@@ -161,6 +170,10 @@ pub trait Kv: Send + Sync + 'static {
     }
     /// Compacts a table now, reclaiming space of deleted ranges.
     fn compact(&self, table: Table) -> Result<(), StoreError>;
+    /// Memory the backend holds for its caches and write buffers.
+    fn memory(&self) -> KvMemory {
+        KvMemory::default()
+    }
     /// Persists everything buffered (memtables) and syncs.
     fn flush(&self) -> Result<(), StoreError>;
 

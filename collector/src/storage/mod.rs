@@ -14,13 +14,14 @@
 mod chunk;
 mod kv;
 mod memory;
+mod open_chunk;
 mod records;
 mod rocks;
 mod rollup;
 mod tsdb;
 
 pub use chunk::{ChunkDecodeError, decode_chunk, encode_chunk};
-pub use kv::{Kv, KvBatch, Table};
+pub use kv::{Kv, KvBatch, KvMemory, Table};
 pub use memory::MemoryKv;
 pub use rocks::RocksKv;
 pub use rollup::{Aggregate, Resolution};

@@ -1,31 +1,48 @@
 //! The RocksDB [`Kv`]: the only module that knows RocksDB. One column family per [`Table`].
 
 use super::StoreError;
-use super::kv::{Kv, KvBatch, KvOp, Table, Visit};
+use super::kv::{Kv, KvBatch, KvMemory, KvOp, Table, Visit};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
-    Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
+    Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions,
 };
 use std::path::Path;
 
 pub struct RocksKv {
     db: DB,
+    cache: Cache,
+    write_buffers: WriteBufferManager,
 }
 
 impl RocksKv {
-    /// Opens (or creates) the database under `path`. `cache_bytes` bounds the block cache.
-    pub fn open(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+    /// Opens (or creates) the database under `path`, its memory bounded by `memory_bytes`:
+    /// one block cache of that size, to which every memtable is charged (through a write
+    /// buffer manager holding them to half of it, flushing the largest when they pass it), with
+    /// index and filter blocks inside the cache too. So block cache + memtables stay within
+    /// the one budget, however many tables are being written.
+    pub fn open(path: &Path, memory_bytes: usize) -> Result<Self, StoreError> {
+        let memory_bytes = memory_bytes.max(8 << 20);
+        let cache = Cache::new_lru_cache(memory_bytes);
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+            memory_bytes / 2,
+            false,
+            cache.clone(),
+        );
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        opts.set_max_total_wal_size(128 << 20);
+        opts.set_max_total_wal_size(64 << 20);
         opts.set_keep_log_file_num(4);
         opts.increase_parallelism(2);
-        let cache = Cache::new_lru_cache(cache_bytes);
+        opts.set_write_buffer_manager(&write_buffers);
+        // A memtable may be as large as the budget allows; the manager flushes before that.
+        let buffer = |share: usize| (memory_bytes / share).max(1 << 20);
         let families = Table::ALL.map(|table| {
             let mut cf = Options::default();
             let mut block = BlockBasedOptions::default();
             block.set_block_cache(&cache);
+            block.set_cache_index_and_filter_blocks(true);
+            block.set_pin_l0_filter_and_index_blocks_in_cache(true);
             cf.set_block_based_table_factory(&block);
             match table {
                 // Chunks are already compressed by their codec; zstd at the bottom squeezes the
@@ -33,17 +50,17 @@ impl RocksKv {
                 Table::Chunks => {
                     cf.set_compression_type(DBCompressionType::Lz4);
                     cf.set_bottommost_compression_type(DBCompressionType::Zstd);
-                    cf.set_write_buffer_size(32 << 20);
+                    cf.set_write_buffer_size(buffer(8));
                 }
                 // WAL records live minutes: a large memtable lets most die before a flush.
                 Table::Wal => {
                     cf.set_compression_type(DBCompressionType::Lz4);
-                    cf.set_write_buffer_size(64 << 20);
+                    cf.set_write_buffer_size(buffer(4));
                 }
                 _ => {
                     cf.set_compression_type(DBCompressionType::Lz4);
                     cf.set_bottommost_compression_type(DBCompressionType::Zstd);
-                    cf.set_write_buffer_size(16 << 20);
+                    cf.set_write_buffer_size(buffer(16));
                 }
             }
             ColumnFamilyDescriptor::new(table.name(), cf)
@@ -52,7 +69,11 @@ impl RocksKv {
             path: path.to_owned(),
             source: Box::new(e),
         })?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            cache,
+            write_buffers,
+        })
     }
 
     fn cf(&self, table: Table) -> &ColumnFamily {
@@ -115,6 +136,13 @@ impl Kv for RocksKv {
                 .unwrap_or(0)
         };
         prop("rocksdb.live-sst-files-size") + prop("rocksdb.size-all-mem-tables")
+    }
+
+    fn memory(&self) -> KvMemory {
+        KvMemory {
+            cache: self.cache.get_usage() as u64,
+            memtables: self.write_buffers.get_usage() as u64,
+        }
     }
 
     fn compact(&self, table: Table) -> Result<(), StoreError> {

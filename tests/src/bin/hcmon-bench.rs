@@ -529,14 +529,21 @@ async fn bench_hcmon_grpc(
         }
     };
     if features.analytics {
-        // Samples the detectors skipped would make this row look cheaper than it is.
+        // The detectors judge every sample; when they fall behind, ingest waits for them, and
+        // that wait is part of this row's wall time.
         let url = format!("http://127.0.0.1:{http}/metrics");
         let exposition = client_for(&url).get(url).send().await?.text().await?;
-        let skipped = exposition
-            .lines()
-            .find_map(|l| l.strip_prefix("hcmon_collector_anomaly_skipped_samples_total "))
-            .unwrap_or("?");
-        note.push_str(&format!("; detectors skipped {skipped} samples"));
+        let figure = |name: &str| {
+            exposition
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ').map(str::to_owned))
+                .unwrap_or_else(|| "?".into())
+        };
+        note.push_str(&format!(
+            "; {} detector workers, ingest waited {} s for them",
+            figure("hcmon_collector_anomaly_workers"),
+            figure("hcmon_collector_anomaly_backpressure_seconds_total"),
+        ));
     }
     let row = Row {
         name: name.into(),

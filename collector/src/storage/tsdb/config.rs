@@ -18,8 +18,10 @@ pub struct StorageConfig {
     /// How often the head is checkpointed (bounds WAL replay at start-up).
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: Duration,
-    /// RocksDB block cache size in bytes.
-    pub cache_bytes: usize,
+    /// RocksDB's memory, bytes: its block cache, with the memtables charged to it (held to
+    /// half). `cache_bytes` is the name it had when it bounded the block cache alone.
+    #[serde(alias = "cache_bytes")]
+    pub memory_bytes: usize,
     /// How long each resolution is kept.
     pub retention: RetentionConfig,
 }
@@ -31,7 +33,7 @@ impl Default for StorageConfig {
             max_chunk_span: Duration::from_secs(2 * 3600),
             out_of_order_window: Duration::from_secs(3600),
             checkpoint_interval: Duration::from_secs(120),
-            cache_bytes: 64 << 20,
+            memory_bytes: 64 << 20,
             retention: RetentionConfig::default(),
         }
     }

@@ -9,6 +9,7 @@ use super::StorageConfig;
 use super::keys::day_of;
 use crate::storage::chunk::{decode_chunk, encode_chunk};
 use crate::storage::kv::Table;
+use crate::storage::open_chunk::OpenChunk;
 use crate::storage::rollup::{Aggregate, Resolution, counter_increase};
 use crate::storage::{Sample, SeriesId, StoreError, is_stale_marker};
 use rustc_hash::FxHashMap;
@@ -17,8 +18,8 @@ use std::collections::HashSet;
 /// One series' state in the head.
 #[derive(Default)]
 pub(super) struct SeriesHead {
-    /// The open chunk, strictly increasing timestamps.
-    pub(super) open: Vec<(i64, f64)>,
+    /// The open chunk, strictly increasing timestamps, encoded as it grows.
+    pub(super) open: OpenChunk,
     /// Samples that arrived at or before `last_ts`, kept until the next checkpoint.
     pub(super) late: Vec<(i64, f64)>,
     /// Newest in-order sample (never a staleness marker: see [`SeriesHead::newest_ts`]).
@@ -74,7 +75,7 @@ pub(super) fn encode_head(head: &SeriesHead) -> Vec<u8> {
         }
     }
     if !head.open.is_empty() {
-        out.extend_from_slice(&encode_chunk(&head.open));
+        out.extend_from_slice(&encode_chunk(&head.open.samples()));
     }
     out
 }
@@ -111,7 +112,7 @@ fn decode(bytes: &[u8]) -> Option<SeriesHead> {
         }
     }
     if pos < bytes.len() {
-        head.open = decode_chunk(&bytes[pos..]).ok()?;
+        head.open = OpenChunk::from_samples(&decode_chunk(&bytes[pos..]).ok()?);
     }
     Some(head)
 }
@@ -120,14 +121,14 @@ impl SeriesHead {
     /// The newest in-order time: of the newest sample, or of a staleness marker after it,
     /// which sits only in the open chunk (so the open chunk stays in time order).
     pub(super) fn newest_ts(&self) -> Option<i64> {
-        let marker = self.open.last().map(|&(ts, _)| ts);
+        let marker = self.open.newest().map(|(ts, _)| ts);
         self.last.map(|(ts, _)| ts).max(marker)
     }
 
     /// The newest sample, unless a staleness marker in the open chunk ended the series after it.
     pub(super) fn current(&self) -> Option<(i64, f64)> {
-        match self.open.last() {
-            Some(&(_, v)) if is_stale_marker(v) => None,
+        match self.open.newest() {
+            Some((_, v)) if is_stale_marker(v) => None,
             _ => self.last,
         }
     }
@@ -147,7 +148,7 @@ impl SeriesHead {
     /// long, or would cross midnight UTC.
     fn make_room(&mut self, series: SeriesId, ts: i64, config: &StorageConfig) -> Option<OutChunk> {
         let max_span = config.max_chunk_span.as_millis() as i64;
-        let full = self.open.first().is_some_and(|&(first, _)| {
+        let full = self.open.first_ts().is_some_and(|first| {
             self.open.len() >= config.max_chunk_samples
                 || ts - first >= max_span
                 || day_of(ts) != day_of(first)
@@ -157,9 +158,8 @@ impl SeriesHead {
 
     /// Encodes the open chunk into an outbox chunk, leaving the open chunk empty.
     pub(super) fn seal(&mut self, series: SeriesId) -> Option<OutChunk> {
-        let first_ts = self.open.first()?.0;
-        let bytes = encode_chunk(&self.open);
-        self.open.clear();
+        let first_ts = self.open.first_ts()?;
+        let bytes = encode_chunk(&std::mem::take(&mut self.open).samples());
         Some(OutChunk {
             series,
             first_ts,
@@ -201,14 +201,14 @@ impl Shard {
                 // older than the newest time ends nothing and is dropped.
                 if head.newest_ts().is_none_or(|newest| ts > newest) {
                     chunks.extend(head.make_room(series, ts, config));
-                    head.open.push((ts, value));
+                    head.open.push(ts, value);
                 }
                 continue;
             }
             match head.newest_ts() {
-                Some(newest) if ts == newest && head.open.last().is_some_and(|l| l.0 == ts) => {
+                Some(newest) if ts == newest && head.open.newest().is_some_and(|l| l.0 == ts) => {
                     // A repeat of the newest sample (a client retry): the new value wins.
-                    *head.open.last_mut().expect("checked") = (ts, value);
+                    head.open.replace_newest(value);
                     head.last = Some((ts, value));
                     continue;
                 }
@@ -236,7 +236,7 @@ impl Shard {
             }
             chunks.extend(head.make_room(series, ts, config));
             let increase = counter_increase(head.last.map(|l| l.1), value);
-            head.open.push((ts, value));
+            head.open.push(ts, value);
             head.last = Some((ts, value));
             for res in Resolution::ALL {
                 let bucket = res.bucket(ts);
@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn snapshots_round_trip_and_garbage_is_corruption_of_the_head_table() {
         let mut head = SeriesHead {
-            open: vec![(1000, 1.5), (2000, 2.5)],
+            open: OpenChunk::from_samples(&[(1000, 1.5), (2000, 2.5)]),
             last: Some((2000, 2.5)),
             ..SeriesHead::default()
         };

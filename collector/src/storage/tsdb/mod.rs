@@ -76,9 +76,9 @@ mod write;
 
 pub use config::{RetentionConfig, StorageConfig};
 
-use super::kv::{Kv, Table};
+use super::kv::{Kv, KvMemory, Table};
 use super::{FamilyMeta, NodeRecord, SeriesId, SeriesMeta, StoreError};
-use head::Shard;
+use head::{SeriesHead, Shard};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
@@ -98,6 +98,11 @@ pub struct AppendOutcome {
 pub struct TsdbStats {
     pub head_series: usize,
     pub head_samples: usize,
+    /// Bytes the head holds: per series its state, open chunk (encoded) and late samples,
+    /// and the sealed chunks waiting for the next checkpoint.
+    pub head_bytes: usize,
+    /// What the key-value store's memory budget holds now.
+    pub kv_memory: KvMemory,
     pub chunks_written: u64,
     pub checkpoints: u64,
 }
@@ -188,8 +193,10 @@ impl Tsdb {
         let mut stats = TsdbStats {
             chunks_written: self.chunks_written.load(Ordering::Relaxed),
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            kv_memory: self.kv.memory(),
             ..TsdbStats::default()
         };
+        let entry = std::mem::size_of::<(SeriesId, SeriesHead)>();
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             stats.head_series += shard.heads.len();
@@ -198,6 +205,17 @@ impl Tsdb {
                 .values()
                 .map(|h| h.open.len() + h.late.len())
                 .sum::<usize>();
+            stats.head_bytes += shard.heads.len() * entry
+                + shard
+                    .heads
+                    .values()
+                    .map(|h| h.open.heap_bytes() + h.late.capacity() * 16)
+                    .sum::<usize>()
+                + shard
+                    .chunks
+                    .iter()
+                    .map(|c| c.bytes.capacity())
+                    .sum::<usize>();
         }
         stats
     }

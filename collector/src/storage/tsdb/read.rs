@@ -132,6 +132,7 @@ impl Tsdb {
                 // Late samples arrived after the open chunk's: for a repeated time they win.
                 out.extend(
                     head.open
+                        .samples()
                         .iter()
                         .chain(&head.late)
                         .filter(|s| s.0 >= start && s.0 <= end),
