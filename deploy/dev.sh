@@ -101,7 +101,7 @@ MSG
 
 # promtool checks the exposition; the agent's probe tests talk to real Redis and memcached; the
 # alerting tests forward to a real Alertmanager; the dashboard's tests drive headless Chromium.
-TEST_PACKAGES=(libclang-dev prometheus redis-server memcached prometheus-alertmanager chromium poppler-utils)
+TEST_PACKAGES=(libclang-dev prometheus victoria-metrics redis-server memcached prometheus-alertmanager chromium poppler-utils)
 
 # Node and playwright-core for the dashboard's browser tests (tests/browser): Debian's nodejs and
 # npm unless a node with its npm is there already, then `npm ci` whenever node_modules is missing

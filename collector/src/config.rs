@@ -3,6 +3,7 @@
 use crate::access::AuthConfig;
 use crate::alerting::config::AlertingConfig;
 use crate::anomaly_watch::AnalyticsConfig;
+use crate::forward::DestinationConfig;
 use crate::http::HttpLimits;
 use crate::ingest::IngestLimits;
 use crate::ingest::grpc::GrpcLimits;
@@ -65,6 +66,8 @@ pub struct CollectorConfig {
     pub quality: QualityConfig,
     /// The collector's own traces, exported over OTLP when an endpoint is set.
     pub traces: TracesConfig,
+    /// Prometheus remote-write receivers every stored sample is forwarded to.
+    pub remote_write_out: Vec<DestinationConfig>,
 }
 
 impl Default for CollectorConfig {
@@ -89,6 +92,7 @@ impl Default for CollectorConfig {
             reports: ReportsConfig::default(),
             quality: QualityConfig::default(),
             traces: TracesConfig::default(),
+            remote_write_out: Vec::new(),
         }
     }
 }
@@ -341,6 +345,9 @@ impl CollectorConfig {
             &mut self.agent_token_file,
             std::fs::read_to_string,
         )?;
+        for destination in &mut self.remote_write_out {
+            destination.load_secrets()?;
+        }
         self.alerting.load_secrets()
     }
 
@@ -363,6 +370,12 @@ impl CollectorConfig {
         }
         validate_limits(&self.limits)?;
         validate_server(&self.server)?;
+        crate::forward::config::validate(&self.remote_write_out).map_err(|problem| {
+            ConfigError::Invalid {
+                key: "remote_write_out",
+                problem,
+            }
+        })?;
         self.validate_exposure()?;
         validate_storage(&self.storage)?;
         validate_recorded(&self.recorded)?;

@@ -15,6 +15,7 @@ pub mod config;
 pub mod dashboard;
 pub mod export;
 pub mod forget;
+pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
@@ -69,6 +70,8 @@ pub struct Collector {
     live: Arc<live::LiveHub>,
     /// Data-quality scores; `None` when `[quality] enabled = false`.
     quality: Option<Arc<quality::QualityTracker>>,
+    /// `[[remote_write_out]]`, each with its WAL reader open.
+    destinations: Vec<forward::Destination>,
     metrics: Arc<CollectorMetrics>,
     access: Arc<access::AccessControl>,
     /// The CA, certificates and TLS of both listeners; `None` when `[tls] enabled = false`.
@@ -117,6 +120,20 @@ impl Collector {
         catalog.start_ids_at(tsdb.first_free_series_id());
         let metrics = Arc::new(CollectorMetrics::new());
         tasks::register(&metrics.registry)?;
+        // Each destination's WAL reader is open before anything could checkpoint, so the
+        // records it has not sent are kept.
+        let destinations = config
+            .remote_write_out
+            .iter()
+            .map(|destination| {
+                forward::Destination::open(
+                    destination.clone(),
+                    tsdb.clone(),
+                    catalog.clone(),
+                    metrics.clone(),
+                )
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let grpc = TcpListener::bind(config.grpc_listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen for gRPC on {}: {e}", config.grpc_listen)
         })?;
@@ -213,6 +230,7 @@ impl Collector {
             objectives,
             live,
             quality,
+            destinations,
             metrics,
             access: Arc::new(access),
             trust,
@@ -249,6 +267,7 @@ impl Collector {
             objectives,
             live,
             quality,
+            destinations,
             metrics,
             access,
             trust,
@@ -271,6 +290,13 @@ impl Collector {
             upkeep::maintain_storage(db, upkeep_clock, token).await;
             Ok(())
         });
+        for destination in destinations {
+            let token = shutdown.clone();
+            tasks.spawn("remote-write-out", Role::Helper, async move {
+                destination.run(token).await;
+                Ok(())
+            });
+        }
         if !config.forget_nodes_after.is_zero() {
             let forgetting = forget::forget_idle_nodes(
                 ingest.clone(),

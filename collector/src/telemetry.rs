@@ -96,6 +96,12 @@ pub struct CollectorMetrics {
     pub otlp_requests: IntCounterVec,
     pub storage_bytes: IntGaugeVec,
     pub storage_memory_bytes: IntGaugeVec,
+    pub forward_samples: IntCounterVec,
+    pub forward_filtered_samples: IntCounterVec,
+    pub forward_dropped_samples: IntCounterVec,
+    pub forward_failures: IntCounterVec,
+    pub forward_backlog_bytes: IntGaugeVec,
+    pub forward_lag_seconds: prometheus::GaugeVec,
     pub head_series: IntGauge,
     pub head_samples: IntGauge,
     pub chunks_written: IntGauge,
@@ -202,6 +208,38 @@ impl CollectorMetrics {
                 "Memory the storage holds: kind=cache (RocksDB's block cache, memtables charged to it, within [storage] memory_bytes), memtables, head (open chunks encoded, late samples, chunks waiting for a checkpoint).",
                 &["kind"],
             ),
+            forward_samples: r.counter_vec(
+                "hcmon_collector_remote_write_out_samples_total",
+                "Stored samples a remote-write destination accepted.",
+                &["destination"],
+            ),
+            forward_filtered_samples: r.counter_vec(
+                "hcmon_collector_remote_write_out_filtered_samples_total",
+                "Stored samples a destination's relabel rules left out (or of series deleted since).",
+                &["destination"],
+            ),
+            forward_dropped_samples: r.counter_vec(
+                "hcmon_collector_remote_write_out_dropped_samples_total",
+                "Samples given up: reason=refused (the receiver answered 4xx), backlog_full (behind by more than max_backlog_bytes).",
+                &["destination", "reason"],
+            ),
+            forward_failures: r.counter_vec(
+                "hcmon_collector_remote_write_out_failed_requests_total",
+                "Requests to retry: reason=transport, timeout, status_429, status_5xx, protocol (2.0 refused, falling back to 1.0).",
+                &["destination", "reason"],
+            ),
+            forward_backlog_bytes: r.gauge_vec(
+                "hcmon_collector_remote_write_out_backlog_bytes",
+                "Bytes of stored batches (WAL records) a destination has not been sent yet.",
+                &["destination"],
+            ),
+            forward_lag_seconds: r.add(prometheus::GaugeVec::new(
+                Opts::new(
+                    "hcmon_collector_remote_write_out_lag_seconds",
+                    "Time since a destination last had every stored sample; 0 when caught up.",
+                ),
+                &["destination"],
+            )),
             head_series: r.gauge(
                 "hcmon_collector_head_series",
                 "Series with state in the in-memory head.",

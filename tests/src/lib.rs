@@ -151,6 +151,22 @@ impl Process {
         self.log.lock().expect("log lock").join("\n")
     }
 
+    /// SIGTERM, then waits for the process to exit (SIGKILL after 30 s).
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -198,6 +214,43 @@ impl Prometheus {
             "Server is ready to receive web requests",
             Duration::from_secs(60),
         )?;
+        Ok(Self { process, addr })
+    }
+
+    /// The URL of a path of its HTTP API.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// Debian's VictoriaMetrics single-node server (`/usr/bin/victoria-metrics`) on a loopback
+/// port, its data in a folder of the caller's; killed when dropped.
+pub struct VictoriaMetrics {
+    pub process: Process,
+    pub addr: SocketAddr,
+}
+
+impl VictoriaMetrics {
+    /// Starts it on `addr` (a free port when `None`; the same one to restart it) with `extra`
+    /// flags; returns once it serves.
+    pub fn start(dir: &Path, addr: Option<SocketAddr>, extra: &[&str]) -> anyhow::Result<Self> {
+        Command::new("victoria-metrics")
+            .arg("-version")
+            .output()
+            .context("victoria-metrics is required (Debian package `victoria-metrics`)")?;
+        let addr = match addr {
+            Some(addr) => addr,
+            None => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?,
+        };
+        let mut process = Process::spawn(
+            "victoria-metrics",
+            Command::new("victoria-metrics")
+                .arg(format!("-storageDataPath={}", dir.display()))
+                .arg(format!("-httpListenAddr={addr}"))
+                .arg("-retentionPeriod=100y")
+                .args(extra),
+        );
+        process.wait_for_log("starting http server at", Duration::from_secs(60))?;
         Ok(Self { process, addr })
     }
 

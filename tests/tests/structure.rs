@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "replay",
         "before_after",
     ],
-    &["ingest"],
+    &["ingest", "forward"],
     &["query", "export"],
     &["catalog"],
     &["pki"],

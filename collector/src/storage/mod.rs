@@ -25,7 +25,9 @@ pub use kv::{Kv, KvBatch, KvMemory, Table};
 pub use memory::MemoryKv;
 pub use rocks::RocksKv;
 pub use rollup::{Aggregate, Resolution};
-pub use tsdb::{AppendOutcome, Recovered, RetentionConfig, StorageConfig, Tsdb, TsdbStats};
+pub use tsdb::{
+    AppendOutcome, Recovered, RetentionConfig, StorageConfig, Tsdb, TsdbStats, WalRecord,
+};
 
 use hcmon_common::Labels;
 use serde::{Deserialize, Serialize};

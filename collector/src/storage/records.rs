@@ -367,6 +367,17 @@ impl CheckpointRecordV1 {
     }
 }
 
+/// `meta` `wal_reader/<name>`: the last WAL id a durable reader finished.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct WalReaderRecordV1 {
+    pub(super) position: u64,
+}
+
+impl Record for WalReaderRecordV1 {
+    const TABLE: Table = Table::Meta;
+    const WHAT: &'static str = "WAL reader record";
+}
+
 /// `meta` `deleted_series`: ids of deleted series.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct DeletedSeriesRecordV1 {

@@ -119,7 +119,8 @@ impl Tsdb {
             wal_position: wal_upto,
         };
         batch.put(Table::Meta, META_CHECKPOINT, position.encode());
-        batch.delete_range(Table::Wal, id_key(0), id_key(wal_upto + 1));
+        let deletable = self.wal_deletable(wal_upto);
+        batch.delete_range(Table::Wal, id_key(0), id_key(deletable.saturating_add(1)));
         self.kv.write(batch, true)?;
 
         // Buckets changed by late samples are recomputed from raw data, which is idempotent. The

@@ -58,6 +58,9 @@ fn field<const N: usize>(table: Table, key: &[u8], at: usize) -> Result<[u8; N],
         .ok_or_else(|| bad_key(table, key, "too short"))
 }
 
+/// Every key of a table keyed by names or 8-byte ids sorts below this.
+pub(super) const SCAN_END: &[u8] = &[0xff; 9];
+
 /// The key of a `series`, `head` or `wal` entry: its id.
 pub(super) fn id_key(id: u64) -> [u8; 8] {
     id.to_be_bytes()

@@ -24,6 +24,8 @@
 //!   checkpoint takes it exclusively to cut, so its snapshot covers exactly WAL ids ≤ its position.
 //! - Reads hold `flush_gate` (shared); a checkpoint holds it exclusively from draining outboxes
 //!   until their contents are written, so a read sees every sample in the head or on disk.
+//! - A checkpoint keeps the WAL records a durable WAL reader has not finished
+//!   (`wal_readers.rs`); recovery replays only those after the checkpoint position.
 //! - Lock order: `checkpointing` → `flush_gate` → `append_gate` → one shard at a time.
 //! - A checkpoint that fails after draining the head marks the engine failed: writes are refused
 //!   until a restart, which recovers from the WAL the failed checkpoint did not delete.
@@ -57,7 +59,8 @@
 //! `keys` (key layouts, checked parsing), `wal` (WAL record codec), `head` (shards, applying
 //! samples, head snapshot codec), `recovery` (open), `write` (appends, series and node
 //! records), `families` (declared family metadata), `read` (chunks merged with the head),
-//! `checkpoint`, `retention` (retention, disk budget, series deletion), `config`.
+//! `checkpoint`, `retention` (retention, disk budget, series deletion), `wal_readers` (durable
+//! readers of the WAL, remote write's outbox), `config`.
 
 mod checkpoint;
 mod config;
@@ -72,14 +75,16 @@ mod retention;
 #[cfg(test)]
 mod testing;
 mod wal;
+mod wal_readers;
 mod write;
 
 pub use config::{RetentionConfig, StorageConfig};
+pub use wal_readers::WalRecord;
 
 use super::kv::{Kv, KvMemory, Table};
 use super::{FamilyMeta, NodeRecord, SeriesId, SeriesMeta, StoreError};
 use head::{SeriesHead, Shard};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
@@ -121,6 +126,11 @@ pub struct Tsdb {
     config: StorageConfig,
     shards: Vec<Mutex<Shard>>,
     next_wal_id: AtomicU64,
+    /// WAL ids assigned whose write has not settled (see `wal_readers.rs`).
+    wal_pending: Mutex<BTreeSet<u64>>,
+    /// Each durable WAL reader's cursor: checkpoints keep the records after the lowest.
+    wal_readers: Mutex<HashMap<String, u64>>,
+    wal_bytes_written: AtomicU64,
     append_gate: RwLock<()>,
     flush_gate: RwLock<()>,
     /// Serialises checkpoints (the periodic task, shutdown, admin flush).

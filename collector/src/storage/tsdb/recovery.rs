@@ -3,7 +3,8 @@
 
 use super::head::{Shard, decode_head};
 use super::keys::{
-    META_CHECKPOINT, META_DELETED_SERIES, META_STALE_ROLLUPS, id_key, parse_id, parse_node_name,
+    META_CHECKPOINT, META_DELETED_SERIES, META_STALE_ROLLUPS, SCAN_END, id_key, parse_id,
+    parse_node_name,
 };
 use super::wal::decode_wal;
 use super::{Recovered, SHARDS, StorageConfig, Tsdb};
@@ -16,9 +17,6 @@ use crate::storage::{NodeRecord, NodeSequence, SeriesId, SeriesMeta, StoreError}
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
-
-/// Every key of a table keyed by names or 8-byte ids sorts below this.
-const SCAN_END: &[u8] = &[0xff; 9];
 
 impl Tsdb {
     /// Opens the engine: loads series, nodes and head snapshots, and replays the WAL.
@@ -35,6 +33,9 @@ impl Tsdb {
             config,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             next_wal_id: AtomicU64::new(1),
+            wal_pending: Mutex::default(),
+            wal_readers: Mutex::default(),
+            wal_bytes_written: AtomicU64::new(0),
             append_gate: RwLock::new(()),
             flush_gate: RwLock::new(()),
             checkpointing: Mutex::new(()),

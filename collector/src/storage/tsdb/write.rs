@@ -57,14 +57,30 @@ impl Tsdb {
             );
         }
         let _gate = self.append_gate.read().unwrap_or_else(|p| p.into_inner());
+        let mut wal_id = None;
         if !accepted.is_empty() {
+            let record = encode_wal(&accepted);
+            let mut pending = self.wal_pending.lock().unwrap_or_else(|p| p.into_inner());
             let id = self.next_wal_id.fetch_add(1, Ordering::SeqCst);
-            batch.put(Table::Wal, id_key(id), encode_wal(&accepted));
+            pending.insert(id);
+            drop(pending);
+            self.wal_bytes_written
+                .fetch_add(record.len() as u64, Ordering::Relaxed);
+            batch.put(Table::Wal, id_key(id), record);
+            wal_id = Some(id);
         }
         if batch.is_empty() {
             return Ok(outcome);
         }
-        self.kv.write(batch, true)?;
+        let written = self.kv.write(batch, true);
+        if let Some(id) = wal_id {
+            // Settled either way: a failed write left no record for a reader to wait for.
+            self.wal_pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        }
+        written?;
         self.apply(&accepted);
         Ok(outcome)
     }
