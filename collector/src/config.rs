@@ -440,6 +440,26 @@ mod tests {
     }
 
     #[test]
+    fn the_scale_out_example_and_its_rules_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/scale-out");
+        let config = CollectorConfig::from_file(&dir.join("collector.toml")).unwrap();
+        assert_eq!(config.remote_write_out.len(), 1);
+        assert_eq!(config.remote_write_out[0].relabel.len(), 1);
+        // With its rules file, as the comment in it says.
+        let text = std::fs::read_to_string(dir.join("collector.toml")).unwrap();
+        let rules = format!("rule_files = [{:?}]", dir.join("rules.yml").display());
+        let installed = text.replace(
+            r#"# rule_files = ["/etc/hcmon/rules/scale-out.yml"]"#,
+            &rules,
+        );
+        assert_ne!(installed, text);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), installed).unwrap();
+        let config = CollectorConfig::from_file(file.path()).unwrap();
+        assert_eq!(config.alerting.file_rule_groups()[0].rules.len(), 2);
+    }
+
+    #[test]
     fn zero_intervals_and_sizes_are_refused_with_the_key_named() {
         for (toml, key) in [
             (
