@@ -49,6 +49,14 @@ bench-client:
 bench-alerts *ARGS:
     ./deploy/dev.sh bench-alerts {{ARGS}}
 
+# A fleet on one collector: 1,000 simulated agents sending the real agent's series (collected
+# here through the agent's code) at the real tier intervals, plus 50 back-filling an hour of
+# spool; prints ack p50/p99, alert evaluation delay, memory per agent, then kills the collector
+# with -9 under load and checks every acked sample is stored. Not in CI (several minutes).
+# Extra arguments go to hcmon-bench-fleet (--agents, --backfill, --minutes).
+bench-fleet *ARGS:
+    ./deploy/dev.sh bench-fleet {{ARGS}}
+
 # Hostile traffic: a TLS collector under ten kinds of attack at once (no TLS, bad certificates,
 # wrong node names, token guessing, slowloris, oversized bodies, 2,000 idle connections, a
 # cardinality bomb, malformed protobuf, garbage remote write) while a healthy agent streams;

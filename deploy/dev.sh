@@ -19,6 +19,8 @@
 #                        and Excel with the collector's memory growth
 #   deploy/dev.sh bench-alerts [ARGS]   release build, then sample → firing alert latency,
 #                        idle and under ingest load
+#   deploy/dev.sh bench-fleet [ARGS]    release build, then 1,000 agents + 50 back-filling on
+#                        one collector: ack latency, alert delay, memory per agent, kill -9
 #   deploy/dev.sh bench-stream [ARGS]   release build, then sample → WebSocket latency of the
 #                        live stream with 20 open node pages (--clients, --seconds, --rate)
 #   deploy/dev.sh bench-report [ARGS]   release build, then a monthly report generated and
@@ -176,6 +178,15 @@ bench_export() {
   setup_target_dir
   cargo build --release --locked --workspace --bins
   "$CARGO_TARGET_DIR/release/hcmon-bench-export" "$@"
+}
+
+# 1,000 simulated agents with the real agent's series at the real tier intervals, plus 50
+# back-filling an hour, on one collector with everything on; then kill -9 under that load.
+bench_fleet() {
+  ensure_packages libclang-dev
+  setup_target_dir
+  cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
+  "$CARGO_TARGET_DIR/release/hcmon-bench-fleet" "$@"
 }
 
 bench_alerts() {
@@ -389,6 +400,7 @@ case "${1:-}" in
   bench-ingest) shift; bench_ingest "$@" ;;
   bench-agent) shift; bench_agent "$@" ;;
   bench-alerts) shift; bench_alerts "$@" ;;
+  bench-fleet) shift; bench_fleet "$@" ;;
   bench-query) shift; bench_query "$@" ;;
   bench-export) shift; bench_export "$@" ;;
   bench-stream) shift; bench_stream "$@" ;;

@@ -295,6 +295,17 @@ impl Collector {
         Self::start_with(binary, data_dir, 0, 0, extra)
     }
 
+    /// Starts the collector binary at `binary` on the given loopback ports (0 picks one), so
+    /// a restart can come back where its clients look for it.
+    pub fn start_binary_on(
+        binary: &Path,
+        data_dir: &Path,
+        ports: (u16, u16),
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
+        Self::start_with(binary, data_dir, ports.0, ports.1, extra)
+    }
+
     /// Starts a collector on free ports with a config file holding `toml` (written beside
     /// `data_dir`).
     pub fn start_with_config(data_dir: &Path, toml: &str) -> anyhow::Result<Self> {
