@@ -93,6 +93,8 @@ pub struct AlertService {
     activity: Arrivals,
     /// Alerts that just fired on a series, waiting for their related series.
     correlate: Vec<(AlertId, Arc<SeriesMeta>)>,
+    /// Bounds the related-series searches running at once (see `find_related`).
+    related_searches: Arc<tokio::sync::Semaphore>,
     /// When the service started judging node verdicts: the models train and score again
     /// after a restart, so a node without any verdict yet keeps its alert for a while.
     started_ms: i64,
@@ -203,6 +205,7 @@ impl AlertService {
             outbox: loaded.outbox,
             activity: Arrivals::new(&deps.nodes),
             correlate: Vec::new(),
+            related_searches: Arc::new(tokio::sync::Semaphore::new(1)),
             started_ms,
         };
         // The API and the `ALERTS` writer see the stored alerts and silences from the start,
@@ -483,12 +486,18 @@ impl AlertService {
     ) {
         let at = self.now();
         for (id, target) in std::mem::take(&mut self.correlate) {
-            let (tsdb, catalog, found) = (
+            let (tsdb, catalog, found, permits) = (
                 self.rounds.tsdb.clone(),
                 self.rounds.catalog.clone(),
                 found.clone(),
+                self.related_searches.clone(),
             );
             tasks.spawn("alert-related-series", Role::Helper, async move {
+                // One search at a time: a storm of alerts queues here instead of taking
+                // every blocking thread and core at once.
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return Ok(());
+                };
                 let related = tasks::blocking("alert-related-series", move || {
                     related_series(&tsdb, &catalog, &target, at)
                 })

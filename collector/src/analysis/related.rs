@@ -10,6 +10,9 @@ use crate::analytics::correlation::{
 };
 use crate::catalog::SeriesCatalog;
 use crate::storage::{SeriesMeta, Tsdb};
+use hcmon_common::{MatchOp, Matcher, Selector};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The series that moved with `anchor` over the `window` before `at_ms`, strongest first (at
@@ -28,14 +31,7 @@ pub fn related_series(
 ) -> Result<Vec<Related>, AnalysisError> {
     let config = CorrelationConfig::default();
     let (start_ms, end_ms) = span(at_ms, window, config.max_lag);
-    let node = anchor.labels.get("node").unwrap_or_default();
-    let mut candidates: Vec<_> = catalog
-        .all()
-        .into_iter()
-        .filter(|m| m.id != anchor.id)
-        .collect();
-    candidates.sort_by_key(|m| m.labels.get("node").unwrap_or_default() != node);
-    candidates.truncate(config.max_candidates);
+    let candidates = candidates(catalog, anchor, config.max_candidates);
     let samples = tsdb.read_raw(anchor.id, start_ms, end_ms)?;
     let anchor = SeriesWindow::new(anchor.labels.to_string(), samples);
     // One unreadable candidate (a corrupt chunk) is left out, not the whole answer.
@@ -50,6 +46,40 @@ pub fn related_series(
         }
     }
     Ok(rank_related_within(&anchor, &windows, &config, budget)?)
+}
+
+/// The series an anomaly of `anchor` is compared with, at most `max`: its node's own series,
+/// then the same metric on other nodes, then (while there is room) the rest. Found through
+/// the catalog's index, so in a fleet the cost follows the candidates, not every series known.
+fn candidates(catalog: &SeriesCatalog, anchor: &SeriesMeta, max: usize) -> Vec<Arc<SeriesMeta>> {
+    let equal = |name: &str, value: &str| {
+        Matcher::new(name, MatchOp::Equal, value)
+            .ok()
+            .map(|m| Selector { matchers: vec![m] })
+    };
+    let node = anchor.labels.get("node").unwrap_or_default();
+    let mut seen = HashSet::from([anchor.id]);
+    let mut out = Vec::new();
+    let mut take = |found: Vec<Arc<SeriesMeta>>, out: &mut Vec<Arc<SeriesMeta>>| {
+        for meta in found {
+            if out.len() >= max {
+                return;
+            }
+            if seen.insert(meta.id) {
+                out.push(meta);
+            }
+        }
+    };
+    let same_node = equal("node", node).map(|s| catalog.select(&s)).unwrap_or_default();
+    take(same_node, &mut out);
+    let same_metric = equal("__name__", anchor.labels.metric_name())
+        .map(|s| catalog.select(&s))
+        .unwrap_or_default();
+    take(same_metric, &mut out);
+    if out.len() < max && catalog.len() <= max.saturating_mul(4) {
+        take(catalog.all(), &mut out);
+    }
+    out
 }
 
 /// `[at − window − lag, at + lag]`, saturating: `at_ms` and `window` may come from a request.

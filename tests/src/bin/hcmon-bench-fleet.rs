@@ -108,6 +108,8 @@ async fn real_tiers() -> anyhow::Result<Vec<Tier>> {
 struct Stats {
     /// Ack latencies of live batches (sent on their tick), microseconds.
     live_acks: Mutex<Vec<u64>>,
+    /// Of live batches that define their tier's series on a new stream (series creation).
+    defining_acks: Mutex<Vec<u64>>,
     backfill_acks: Mutex<Vec<u64>>,
     reconnects: AtomicU64,
 }
@@ -220,7 +222,7 @@ async fn session(
     let mut inbound = client.stream(request).await?.into_inner();
     // Every series is defined by the first batch of its tier on this stream.
     let mut defined = vec![false; tiers.len()];
-    let mut sent: VecDeque<(u64, Instant, bool)> = VecDeque::new();
+    let mut sent: VecDeque<(u64, Instant, &Mutex<Vec<u64>>)> = VecDeque::new();
     let mut next_tick = (now_ms() / 10_000 + 1) * 10_000;
     loop {
         if stop.load(Ordering::Relaxed) && agent.spool.is_empty() {
@@ -232,6 +234,7 @@ async fn session(
                 break;
             }
             let mut batch = batch.clone();
+            let mut target = if *live { &stats.live_acks } else { &stats.backfill_acks };
             for (i, tier) in tiers.iter().enumerate() {
                 let mine = batch.samples.first().is_some_and(|s| {
                     s.series_id >= tier.first_id
@@ -240,25 +243,27 @@ async fn session(
                 if mine && !defined[i] {
                     batch.new_series = tier.series.clone();
                     defined[i] = true;
+                    if *live {
+                        target = &stats.defining_acks;
+                    }
                 }
             }
             tx.send(AgentMessage {
                 kind: Some(agent_message::Kind::Batch(batch)),
             })
             .await?;
-            sent.push_back((*seq, Instant::now(), *live));
+            sent.push_back((*seq, Instant::now(), target));
         }
         let wait = Duration::from_millis((next_tick - now_ms()).max(0) as u64);
         tokio::select! {
             message = inbound.message() => {
                 let Some(message) = message? else { return Err("stream closed".into()) };
                 if let Some(collector_message::Kind::Ack(ack)) = message.kind {
-                    while let Some(&(seq, at, live)) = sent.front() {
+                    while let Some(&(seq, at, target)) = sent.front() {
                         if seq > ack.seq {
                             break;
                         }
                         let micros = at.elapsed().as_micros() as u64;
-                        let target = if live { &stats.live_acks } else { &stats.backfill_acks };
                         target.lock().expect("stats lock").push(micros);
                         sent.pop_front();
                     }
@@ -422,11 +427,14 @@ async fn main() -> anyhow::Result<()> {
     let state = metrics(&client, &base, "hcmon_collector_state_bytes").await?;
     let storage = metrics(&client, &base, "hcmon_collector_storage_memory_bytes").await?;
     let series = metrics(&client, &base, "hcmon_collector_series ").await?;
+    let alerts = metrics(&client, &base, "hcmon_collector_alerts{").await?;
 
     let mut live = std::mem::take(&mut *stats.live_acks.lock().expect("stats lock"));
     live.sort_unstable();
     let mut backfill = stats.backfill_acks.lock().expect("stats lock").clone();
     backfill.sort_unstable();
+    let mut defining = stats.defining_acks.lock().expect("stats lock").clone();
+    defining.sort_unstable();
     println!(
         "live agents' ack latency over {} min: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} batches)",
         args.minutes,
@@ -434,6 +442,12 @@ async fn main() -> anyhow::Result<()> {
         percentile(&live, 0.99),
         percentile(&live, 1.0),
         live.len()
+    );
+    println!(
+        "  batches creating their series (a tier's first on a new stream): p50 {:.1} ms, p99 {:.1} ms ({} batches)",
+        percentile(&defining, 0.5),
+        percentile(&defining, 0.99),
+        defining.len()
     );
     println!(
         "back-filling agents' ack latency: p50 {:.1} ms, p99 {:.1} ms ({} batches)",
@@ -461,7 +475,7 @@ async fn main() -> anyhow::Result<()> {
             value / 1024.0 / agents
         );
     }
-    for (name, value) in &anomaly {
+    for (name, value) in anomaly.iter().chain(&alerts) {
         println!("  {name} = {value}");
     }
 
@@ -503,7 +517,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let stored: std::collections::HashMap<String, f64> = answer["data"]["result"]
         .as_array()
-        .context("a vector")?
+        .with_context(|| format!("the count query answered {answer}"))?
         .iter()
         .filter_map(|r| {
             Some((

@@ -322,6 +322,29 @@ async fn hcmon_compact(http: u16) -> anyhow::Result<(u64, u64, u64, u64)> {
     Ok((data, index, rollups, encoded))
 }
 
+/// Where hcmon's memory is once the data is in, from its own `/metrics`: RocksDB's budget
+/// (cache, memtables), the head, and each per-series engine's state.
+async fn memory_breakdown(http: u16) -> anyhow::Result<String> {
+    let url = format!("http://127.0.0.1:{http}/metrics");
+    let text = client_for(&url).get(url).send().await?.text().await?;
+    let parts: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            let label = |metric: &str, key: &str| {
+                name.strip_prefix(metric)?
+                    .strip_prefix(&format!("{{{key}=\""))?
+                    .strip_suffix("\"}")
+                    .map(str::to_owned)
+            };
+            let what = label("hcmon_collector_storage_memory_bytes", "kind")
+                .or_else(|| label("hcmon_collector_state_bytes", "engine"))?;
+            Some(format!("{what} {:.1} MiB", value.parse::<f64>().ok()? / 1048576.0))
+        })
+        .collect();
+    Ok(format!("memory once ingested: {}", parts.join(", ")))
+}
+
 /// The collector's CA, signing each fake agent's certificate itself: enrollment happens once
 /// per node and is not what the bench measures.
 struct AgentCa {
@@ -519,6 +542,9 @@ async fn bench_hcmon_grpc(
         percentile(&probe, 0.99),
         probe.len()
     );
+    if !matches!(run, GrpcRun::MutualTls) {
+        println!("{name}: {}", memory_breakdown(http).await?);
+    }
     // The HTTP API is on TLS too there, and the data stored is the plaintext run's.
     let (data, index, mut note) = match run {
         GrpcRun::MutualTls => (0, 0, "disk: the same data as plaintext gRPC".to_owned()),
