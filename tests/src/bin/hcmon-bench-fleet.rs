@@ -499,33 +499,14 @@ async fn main() -> anyhow::Result<()> {
         acked += agent.acked_samples;
         per_node.push((agent.node, agent.acked_samples));
     }
-    // Every acked sample stored once: per node, stored samples equal acked samples.
-    let client = collector.client()?;
-    let base = format!("http://{}", collector.http);
-    let answer: serde_json::Value = client
-        .get(format!("{base}/api/v1/query"))
-        .query(&[
-            (
-                "query",
-                "sum by (node) (count_over_time({node=~\"fleet-.*|backfill-.*\"}[2h]))".to_owned(),
-            ),
-            ("time", format!("{}", now_s() + 1.0)),
-        ])
-        .send()
-        .await?
-        .json()
-        .await?;
-    let stored: std::collections::HashMap<String, f64> = answer["data"]["result"]
-        .as_array()
-        .with_context(|| format!("the count query answered {answer}"))?
-        .iter()
-        .filter_map(|r| {
-            Some((
-                r["metric"]["node"].as_str()?.to_owned(),
-                r["value"][1].as_str()?.parse().ok()?,
-            ))
-        })
-        .collect();
+    // Every acked sample stored: per node, the samples exported (each series' samples, one per
+    // timestamp) are at least those acked.
+    let mut stored: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    for line in collector.export("{node=~\"fleet-.*|backfill-.*\"}").await? {
+        let node = line["metric"]["node"].as_str().unwrap_or_default().to_owned();
+        let samples = line["values"].as_array().map_or(0, Vec::len);
+        *stored.entry(node).or_default() += samples as f64;
+    }
     let mut wrong = 0;
     for (node, samples) in &per_node {
         // The collector adds its own series per node (up, quality scores): at least the acked.
