@@ -239,11 +239,17 @@ impl AlertService {
         let forecast_every = self.config.evaluation_interval.max(Duration::from_secs(60));
         let mut delivered = Vec::new();
         let mut arrived = Vec::new();
+        // The published view costs O(alerts): when only new values arrived (a fleet's samples,
+        // no state change), it is made at most every `COALESCE` rather than per arrival.
+        let mut last_publish = Instant::now();
+        let mut view_behind = false;
         workers.dispatch(std::mem::take(&mut self.outbox));
         loop {
+            let mut ticked = false;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(COALESCE), if view_behind => {}
                 Some(arrival) = self.feed.recv() => {
                     arrived.push(self.apply(arrival));
                     while let Ok(more) = self.feed.try_recv() {
@@ -264,6 +270,7 @@ impl AlertService {
                     delivered.push(done.outgoing.seq);
                 }
                 _ = tick.tick() => {
+                    ticked = true;
                     // One span per evaluation round (exported with `[traces]`).
                     let round = tracing::info_span!("rule_evaluation");
                     async {
@@ -313,10 +320,16 @@ impl AlertService {
                 if !self.write(changes, done, &workers, &tasks).await {
                     return;
                 }
-                self.publish(now);
-            } else if !arrived.is_empty() {
-                self.publish(now);
+            } else if arrived.is_empty() && !view_behind {
+                continue;
+            } else if !ticked && last_publish.elapsed() < COALESCE {
+                // Only new values: shown at the next publication, at most `COALESCE` away.
+                view_behind = true;
+                continue;
             }
+            self.publish(now);
+            last_publish = Instant::now();
+            view_behind = false;
             for at in arrived.drain(..) {
                 self.metrics
                     .evaluation_delay
@@ -557,6 +570,9 @@ impl AlertService {
         self.view.set(view);
     }
 }
+
+/// Longest new values wait to be published when nothing changed state (see `run`).
+const COALESCE: Duration = Duration::from_millis(200);
 
 /// How far back an alert's related series are looked for.
 const RELATED_WINDOW: Duration = Duration::from_secs(30 * 60);

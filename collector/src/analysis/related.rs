@@ -70,7 +70,9 @@ fn candidates(catalog: &SeriesCatalog, anchor: &SeriesMeta, max: usize) -> Vec<A
             }
         }
     };
-    let same_node = equal("node", node).map(|s| catalog.select(&s)).unwrap_or_default();
+    let same_node = equal("node", node)
+        .map(|s| catalog.select(&s))
+        .unwrap_or_default();
     take(same_node, &mut out);
     let same_metric = equal("__name__", anchor.labels.metric_name())
         .map(|s| catalog.select(&s))

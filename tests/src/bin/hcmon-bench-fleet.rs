@@ -234,7 +234,11 @@ async fn session(
                 break;
             }
             let mut batch = batch.clone();
-            let mut target = if *live { &stats.live_acks } else { &stats.backfill_acks };
+            let mut target = if *live {
+                &stats.live_acks
+            } else {
+                &stats.backfill_acks
+            };
             for (i, tier) in tiers.iter().enumerate() {
                 let mine = batch.samples.first().is_some_and(|s| {
                     s.series_id >= tier.first_id
@@ -503,7 +507,10 @@ async fn main() -> anyhow::Result<()> {
     // timestamp) are at least those acked.
     let mut stored: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
     for line in collector.export("{node=~\"fleet-.*|backfill-.*\"}").await? {
-        let node = line["metric"]["node"].as_str().unwrap_or_default().to_owned();
+        let node = line["metric"]["node"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let samples = line["values"].as_array().map_or(0, Vec::len);
         *stored.entry(node).or_default() += samples as f64;
     }

@@ -339,7 +339,10 @@ async fn memory_breakdown(http: u16) -> anyhow::Result<String> {
             };
             let what = label("hcmon_collector_storage_memory_bytes", "kind")
                 .or_else(|| label("hcmon_collector_state_bytes", "engine"))?;
-            Some(format!("{what} {:.1} MiB", value.parse::<f64>().ok()? / 1048576.0))
+            Some(format!(
+                "{what} {:.1} MiB",
+                value.parse::<f64>().ok()? / 1048576.0
+            ))
         })
         .collect();
     Ok(format!("memory once ingested: {}", parts.join(", ")))
