@@ -21,6 +21,7 @@ use crate::storage::{MetricKind, SeriesId, SeriesMeta, StoreError, Tsdb};
 use hcmon_common::{Labels, MatchOp, Selector};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 /// Label sets looked up per read-lock hold.
@@ -32,7 +33,10 @@ const NODE_LABEL: &str = "node";
 
 #[derive(Default)]
 struct Inner {
-    by_labels: HashMap<Labels, SeriesId>,
+    /// Label set → id, through the label set's hash: the labels themselves live once, in
+    /// `by_id` (a map keyed by `Labels` would hold a second copy of every series' strings).
+    by_labels: HashMap<u64, Vec<SeriesId>>,
+    hasher: std::hash::RandomState,
     by_id: HashMap<SeriesId, Arc<SeriesMeta>>,
     /// label name → label value → ids, each list sorted (ids only grow).
     postings: HashMap<String, HashMap<String, Vec<SeriesId>>>,
@@ -46,6 +50,24 @@ struct Inner {
 }
 
 impl Inner {
+    /// The id of a series with exactly these labels.
+    fn find(&self, labels: &Labels) -> Option<SeriesId> {
+        let ids = self.by_labels.get(&self.hasher.hash_one(labels))?;
+        ids.iter()
+            .copied()
+            .find(|id| self.by_id.get(id).is_some_and(|m| m.labels == *labels))
+    }
+
+    fn unindex(&mut self, labels: &Labels, id: SeriesId) {
+        let hash = self.hasher.hash_one(labels);
+        if let Some(ids) = self.by_labels.get_mut(&hash) {
+            ids.retain(|&i| i != id);
+            if ids.is_empty() {
+                self.by_labels.remove(&hash);
+            }
+        }
+    }
+
     fn insert(&mut self, meta: SeriesMeta) {
         for (name, value) in meta.labels.iter() {
             self.postings
@@ -59,7 +81,8 @@ impl Inner {
             .entry(meta.labels.metric_name().to_owned())
             .or_insert(meta.kind);
         self.next_id = self.next_id.max(meta.id.0 + 1);
-        self.by_labels.insert(meta.labels.clone(), meta.id);
+        let hash = self.hasher.hash_one(&meta.labels);
+        self.by_labels.entry(hash).or_default().push(meta.id);
         self.by_id.insert(meta.id, Arc::new(meta));
     }
 
@@ -282,7 +305,7 @@ impl SeriesCatalog {
 
     /// The id of a known series.
     pub fn lookup(&self, labels: &Labels) -> Option<SeriesId> {
-        self.read().by_labels.get(labels).copied()
+        self.read().find(labels)
     }
 
     /// A known series by id.
@@ -332,7 +355,7 @@ impl SeriesCatalog {
         for (start, chunk) in (0..).step_by(LOOKUP_CHUNK).zip(defs.chunks(LOOKUP_CHUNK)) {
             let inner = self.read();
             for (i, def) in (start..).zip(chunk) {
-                if let Some(&id) = inner.by_labels.get(&def.labels) {
+                if let Some(id) = inner.find(&def.labels) {
                     ids[i] = Some(id);
                     continue;
                 }
@@ -370,7 +393,7 @@ impl SeriesCatalog {
                 for &i in chunk {
                     let def = &defs[i];
                     // Another writer may have created it since it was admitted.
-                    if let Some(&id) = inner.by_labels.get(&def.labels) {
+                    if let Some(id) = inner.find(&def.labels) {
                         ids[i] = Some(id);
                         continue;
                     }
@@ -416,8 +439,8 @@ impl SeriesCatalog {
         let inner = self.read();
         let mut new = Vec::with_capacity(missing.len());
         for &i in missing {
-            match inner.by_labels.get(&defs[i].labels) {
-                Some(&id) => ids[i] = Some(id),
+            match inner.find(&defs[i].labels) {
+                Some(id) => ids[i] = Some(id),
                 None => new.push(i),
             }
         }
@@ -595,6 +618,53 @@ impl SeriesCatalog {
         out
     }
 
+    /// Bytes the catalog holds, from its types' layout and its strings' and lists' capacities
+    /// (hash tables counted at their entries, without their spare slots): each series' labels
+    /// and help, its label set's hash, and its ids in the postings.
+    pub fn state_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let inner = self.read();
+        let labels = |l: &Labels| {
+            size_of::<Labels>()
+                + l.len() * size_of::<(String, String)>()
+                + l.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>()
+        };
+        let series: usize = inner
+            .by_id
+            .values()
+            .map(|m| {
+                size_of::<(SeriesId, Arc<SeriesMeta>)>()
+                    + 16
+                    + size_of::<SeriesMeta>()
+                    + labels(&m.labels)
+                    - size_of::<Labels>()
+                    + m.help.capacity()
+            })
+            .sum();
+        let by_labels: usize = inner
+            .by_labels
+            .values()
+            .map(|ids| size_of::<(u64, Vec<SeriesId>)>() + ids.capacity() * size_of::<SeriesId>())
+            .sum();
+        let postings: usize = inner
+            .postings
+            .iter()
+            .map(|(name, values)| {
+                size_of::<(String, HashMap<String, Vec<SeriesId>>)>()
+                    + name.capacity()
+                    + values
+                        .iter()
+                        .map(|(value, ids)| {
+                            size_of::<(String, Vec<SeriesId>)>()
+                                + value.capacity()
+                                + ids.capacity() * size_of::<SeriesId>()
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        series + by_labels + postings
+    }
+
     /// Number of series known.
     pub fn len(&self) -> usize {
         self.read().by_id.len()
@@ -631,7 +701,7 @@ impl SeriesCatalog {
             let Some(meta) = inner.by_id.remove(id) else {
                 continue;
             };
-            inner.by_labels.remove(&meta.labels);
+            inner.unindex(&meta.labels, meta.id);
             let metric = meta.labels.metric_name();
             let still_named = inner
                 .postings

@@ -157,7 +157,7 @@ impl CollectorMetrics {
             ),
             state_bytes: r.gauge_vec(
                 "hcmon_collector_state_bytes",
-                "Bytes of per-series state an in-memory engine holds (anomaly, quality), from its types' sizes.",
+                "Bytes of per-series state held in memory: engine=anomaly, quality, catalog (labels, help, postings), from their types' sizes.",
                 &["engine"],
             ),
             anomaly_backlog_samples: r.gauge(

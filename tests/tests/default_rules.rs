@@ -24,6 +24,11 @@ evaluation_interval = "50ms"
 
 [alerting.missing_data]
 agents = false
+
+# The default SLOs' burn-rate alerts would join the count below whenever their round (in the
+# background, every evaluation interval) ends before the last threshold alert fires.
+[slo]
+enabled = false
 "#;
 
 /// 1 Gbit/s, as the agent reports a negotiated speed of 1000 Mb/s.

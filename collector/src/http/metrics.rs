@@ -91,6 +91,11 @@ fn render(state: &ApiState) -> String {
         state.metrics.anomaly_series.set(watched as i64);
         state.metrics.anomaly_learning_series.set(learning as i64);
     }
+    state
+        .metrics
+        .state_bytes
+        .with_label_values(&["catalog"])
+        .set(state.catalog.state_bytes() as i64);
     let stats = state.tsdb.stats();
     state.metrics.head_series.set(stats.head_series as i64);
     state.metrics.head_samples.set(stats.head_samples as i64);
