@@ -76,16 +76,8 @@ impl Server {
     }
 
     pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if crate::terminate(&mut self.child) {
+            return;
         }
         eprintln!(
             "{} did not stop within 30 s of SIGTERM; killing it",

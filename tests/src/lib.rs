@@ -153,18 +153,9 @@ impl Process {
 
     /// SIGTERM, then waits for the process to exit (SIGKILL after 30 s).
     pub fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !terminate(&mut self.child) {
+            self.kill9();
         }
-        self.kill9();
     }
 
     /// SIGKILL, as a crash would.
@@ -221,6 +212,36 @@ impl Prometheus {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+}
+
+/// Polls `check` every 250 ms until it holds, or fails naming `what` once `patience` runs out.
+pub async fn eventually<F, Fut>(patience: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + patience;
+    while !check().await? {
+        anyhow::ensure!(Instant::now() < deadline, "{what}: not within {patience:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
+/// SIGTERM, then waits up to 30 s for `child` to exit; false if it did not.
+pub fn terminate(child: &mut std::process::Child) -> bool {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// Debian's VictoriaMetrics single-node server (`/usr/bin/victoria-metrics`) on a loopback

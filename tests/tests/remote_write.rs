@@ -5,7 +5,7 @@
 
 use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 use hcmon_proto::prometheus_v2 as v2;
-use hcmon_tests::{Collector, Prometheus, now_s};
+use hcmon_tests::{Collector, Prometheus, eventually, now_s};
 use prost::Message;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -57,20 +57,6 @@ async fn instant(collector: &Collector, query: &str) -> anyhow::Result<Vec<Value
         .as_array()
         .cloned()
         .unwrap_or_default())
-}
-
-/// Polls `check` every 250 ms until it holds or `patience` runs out.
-async fn eventually<F, Fut>(patience: Duration, what: &str, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = Instant::now() + patience;
-    while !check().await? {
-        anyhow::ensure!(Instant::now() < deadline, "{what}: not within {patience:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]

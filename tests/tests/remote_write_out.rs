@@ -5,27 +5,14 @@
 //! restarted, VictoriaMetrics holds every acknowledged sample exactly once.
 
 use hcmon_tests::{
-    Collector, Prometheus, VictoriaMetrics, WrittenSample, now_s, remote_write, write_request,
+    Collector, Prometheus, VictoriaMetrics, WrittenSample, eventually, now_s, remote_write,
+    write_request,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const HOSTS: usize = 10;
-
-/// Polls `check` every 250 ms until it holds or `patience` runs out.
-async fn eventually<F, Fut>(patience: Duration, what: &str, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = Instant::now() + patience;
-    while !check().await? {
-        anyhow::ensure!(Instant::now() < deadline, "{what}: not within {patience:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Ok(())
-}
 
 /// Writes step `i` of every series into the collector at `collector`, retrying until it is
 /// answered 2xx (as a remote-write sender does): after this returns, the samples are acked.
