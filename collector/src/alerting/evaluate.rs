@@ -18,7 +18,7 @@ use crate::analytics::trend::{Bound, TrendConfig, fit_line};
 use crate::anomaly_watch::LatestVerdict;
 use crate::query::{Expr, QueryError};
 use crate::slo::SloDefinition;
-use hcmon_common::{Labels, MatchOp, Selector, SelectorError};
+use hcmon_common::{Labels, MatchOp, Matcher, Selector, SelectorError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -162,6 +162,17 @@ pub enum RuleError {
     Selector { rule: String, source: SelectorError },
     #[error("rule {0}: no level set")]
     NoLevel(String),
+}
+
+/// The `node` regex of a per-node rule (node model or data quality), compiled; none matches
+/// every node.
+pub fn node_matcher(rule: &str, node: Option<&str>) -> Result<Option<Matcher>, RuleError> {
+    node.map(|re| Matcher::new("node", MatchOp::Regex, re))
+        .transpose()
+        .map_err(|source| RuleError::Selector {
+            rule: rule.to_owned(),
+            source,
+        })
 }
 
 impl RuleSet {

@@ -9,11 +9,11 @@
 
 use super::book::{AlertRecord, Observation};
 use super::config::{AlertingConfig, NODE_RECOVERY_MARGIN, NodeRule};
-use super::evaluate::{RuleError, fmt_value, human};
+use super::evaluate::{RuleError, fmt_value, human, node_matcher};
 use super::lifecycle::{Direction, LifecycleRules, Threshold};
 use super::notify::Evidence;
 use crate::node_forest::{NodeVerdict, method_name};
-use hcmon_common::{MatchOp, Matcher};
+use hcmon_common::Matcher;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A verdict on a minute that started longer ago than this no longer counts. Scoring runs
@@ -154,15 +154,7 @@ impl NodeRules {
             .all_node_rules()
             .into_iter()
             .map(|rule| {
-                let node = rule
-                    .node
-                    .as_deref()
-                    .map(|re| Matcher::new("node", MatchOp::Regex, re))
-                    .transpose()
-                    .map_err(|source| RuleError::Selector {
-                        rule: rule.name.clone(),
-                        source,
-                    })?;
+                let node = node_matcher(&rule.name, rule.node.as_deref())?;
                 let lifecycle = LifecycleRules {
                     threshold: Threshold {
                         direction: Direction::Above,

@@ -8,11 +8,11 @@
 
 use super::book::{AlertRecord, Observation};
 use super::config::{AlertingConfig, QualityRule, QualityScore};
-use super::evaluate::{RuleError, fmt_value};
+use super::evaluate::{RuleError, fmt_value, node_matcher};
 use super::lifecycle::{Direction, LifecycleRules, Threshold};
 use super::notify::Evidence;
 use crate::quality::{Dimension, NodeReport, QualityReport};
-use hcmon_common::{MatchOp, Matcher};
+use hcmon_common::Matcher;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How far above its threshold a score must climb back before the alert resolves.
@@ -155,15 +155,7 @@ impl QualityRules {
             .all_quality_rules()
             .into_iter()
             .map(|rule| {
-                let node = rule
-                    .node
-                    .as_deref()
-                    .map(|re| Matcher::new("node", MatchOp::Regex, re))
-                    .transpose()
-                    .map_err(|source| RuleError::Selector {
-                        rule: rule.name.clone(),
-                        source,
-                    })?;
+                let node = node_matcher(&rule.name, rule.node.as_deref())?;
                 Ok(CompiledQualityRule {
                     for_ms: rule.r#for.as_millis() as i64,
                     flap: (
