@@ -14,8 +14,10 @@ use std::time::Duration;
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// gRPC URL of the collector: `https://host:port` (mutual TLS, after enrollment) or
-    /// `http://host:port` (plaintext, for a collector on the same machine).
-    pub collector: String,
+    /// `http://host:port` (plaintext, for a collector on the same machine). A list of two (an
+    /// HA pair) sends every batch to each, with a cursor of its own in the spool.
+    #[serde(deserialize_with = "one_or_many")]
+    pub collector: Vec<String>,
     /// This node's name, the `node` label of every series; empty means the host name.
     pub node_name: String,
     /// The `job` label of every series, as Prometheus labels what it scrapes (node_exporter's
@@ -65,7 +67,7 @@ pub struct AgentConfig {
 impl Default for AgentConfig {
     fn default() -> Self {
         Self {
-            collector: "http://127.0.0.1:4317".into(),
+            collector: vec!["http://127.0.0.1:4317".into()],
             node_name: String::new(),
             job: "node".into(),
             instance: String::new(),
@@ -84,6 +86,27 @@ impl Default for AgentConfig {
             probes: ProbesConfig::default(),
             apps: AppsConfig::default(),
         }
+    }
+}
+
+fn is_tls(url: &str) -> bool {
+    url.starts_with("https://")
+}
+
+/// `collector = "url"` or `collector = ["url", "url"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    match OneOrMany::deserialize(d) {
+        Ok(OneOrMany::One(url)) => Ok(vec![url]),
+        Ok(OneOrMany::Many(urls)) => Ok(urls),
+        Err(_) => Err(serde::de::Error::custom(
+            "expected a URL string, or a list of URL strings for an HA pair",
+        )),
     }
 }
 
@@ -141,9 +164,9 @@ impl AgentConfig {
         )
     }
 
-    /// Whether the collector is reached over TLS.
+    /// Whether any collector is reached over TLS.
     pub fn uses_tls(&self) -> bool {
-        self.collector.starts_with("https://")
+        self.collector.iter().any(|url| is_tls(url))
     }
 
     /// The parsed `enroll_token`, if one is set.
@@ -161,17 +184,30 @@ impl AgentConfig {
 
     /// Checks values the types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let uri = self.collector.parse::<tonic::transport::Uri>();
-        if !(self.uses_tls() || self.collector.starts_with("http://"))
-            || uri.as_ref().map_or(true, |uri| uri.host().is_none())
-        {
+        if self.collector.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "collector",
-                problem: format!(
-                    "{:?} is not a URL like https://collector.lan:4317 (or http://127.0.0.1:4317)",
-                    self.collector
-                ),
+                problem: "no collector is named; give one URL, like \"https://collector.lan:4317\", or a list of two for an HA pair".into(),
             });
+        }
+        for (i, url) in self.collector.iter().enumerate() {
+            let uri = url.parse::<tonic::transport::Uri>();
+            if !(is_tls(url) || url.starts_with("http://"))
+                || uri.as_ref().map_or(true, |uri| uri.host().is_none())
+            {
+                return Err(ConfigError::Invalid {
+                    key: "collector",
+                    problem: format!(
+                        "{url:?} is not a URL like https://collector.lan:4317 (or http://127.0.0.1:4317)"
+                    ),
+                });
+            }
+            if self.collector[..i].contains(url) {
+                return Err(ConfigError::Invalid {
+                    key: "collector",
+                    problem: format!("{url:?} is named twice; each collector is listed once"),
+                });
+            }
         }
         self.enrollment_token()?;
         let intervals = [
@@ -312,7 +348,7 @@ mod tests {
         let err = toml::from_str::<AgentConfig>("interval = \"often\"").unwrap_err();
         assert!(err.to_string().contains("interval"), "{err}");
         let config = AgentConfig {
-            collector: "collector:4317".into(),
+            collector: vec!["collector:4317".into()],
             ..AgentConfig::default()
         };
         assert!(
@@ -331,10 +367,30 @@ mod tests {
             assert!(err.contains("`node_name`"), "{bad}: {err}");
         }
         let config = AgentConfig {
-            collector: "https://collector:4317".into(),
+            collector: vec!["https://collector:4317".into()],
             ..AgentConfig::default()
         };
         config.validate().unwrap();
+        let pair: AgentConfig =
+            toml::from_str("collector = [\"https://a:4317\", \"https://b:4317\"]").unwrap();
+        pair.validate().unwrap();
+        assert_eq!(pair.collector.len(), 2);
+        for (text, expected) in [
+            ("collector = []", "no collector is named"),
+            (
+                "collector = [\"https://a:4317\", \"https://a:4317\"]",
+                "named twice",
+            ),
+        ] {
+            let config: AgentConfig = toml::from_str(text).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(
+                err.contains("`collector`") && err.contains(expected),
+                "{err}"
+            );
+        }
+        let err = toml::from_str::<AgentConfig>("collector = 4317").unwrap_err();
+        assert!(err.to_string().contains("a list of URL strings"), "{err}");
         let config = AgentConfig {
             enroll_token: Secret::new("hce1.abc"),
             ..AgentConfig::default()

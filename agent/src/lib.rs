@@ -19,8 +19,8 @@ use config::AgentConfig;
 use hcmon_proto::v1::HostFacts;
 use probe::Probes;
 use renewal::Renewal;
-use sender::{NOT_ENROLLED, Sender, SenderTls, collector_endpoint};
-use spool::Spool;
+use sender::{NOT_ENROLLED, Sender, SenderTls, SenderWakers, collector_endpoint};
+use spool::{ReaderId, Spool};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,6 +45,10 @@ const SPOOL_OLDEST_AGE: Metric = Metric::gauge(
     "Age of the oldest batch waiting in the spool (0 when it is empty).",
 )
 .with_decimals(3);
+const SPOOL_BEHIND: Metric = Metric::gauge(
+    "hcmon_agent_spool_unacked_batches",
+    "Batches in the spool this collector has not acknowledged yet (with two collectors, an HA pair).",
+);
 const SPOOL_DROPPED_BATCHES: Metric = Metric::counter(
     "hcmon_agent_spool_dropped_batches_total",
     "Batches this agent process dropped, oldest first, to keep the spool under spool_max_bytes.",
@@ -115,7 +119,9 @@ pub(crate) fn now_ms() -> i64 {
 /// What every tier shares: where batches go and how the sender is woken.
 struct Output {
     spool: Arc<Mutex<Spool>>,
-    new_batch: Arc<Notify>,
+    new_batch: Arc<SenderWakers>,
+    /// Each collector's URL and cursor, reported apart when there are two.
+    readers: Vec<(String, ReaderId)>,
     samples_total: AtomicU64,
 }
 
@@ -123,7 +129,7 @@ impl Output {
     fn spool(&self, batch: BatchBuilder) {
         let appended = spool::lock(&self.spool).append(&batch.finish());
         match appended {
-            Ok(_) => self.new_batch.notify_one(),
+            Ok(_) => self.new_batch.wake(),
             Err(error) => tracing::error!(%error, "cannot spool a batch; these samples are lost"),
         }
     }
@@ -148,6 +154,13 @@ impl Tier for Basic {
         out.push(SPOOL_BYTES, &[], stats.bytes as f64);
         let age = stats.oldest_ms.map_or(0, |t| (now_ms() - t).max(0));
         out.push(SPOOL_OLDEST_AGE, &[], age as f64 / 1000.0);
+        if output.readers.len() > 1 {
+            let spool = spool::lock(&output.spool);
+            for (url, reader) in &output.readers {
+                let behind = spool.pending_for(*reader) as f64;
+                out.push(SPOOL_BEHIND, &[("collector", url)], behind);
+            }
+        }
         out.push(SPOOL_DROPPED_BATCHES, &[], stats.dropped_batches as f64);
         out.push(SPOOL_DROPPED_BYTES, &[], stats.dropped_bytes as f64);
         self.apps.push(out);
@@ -260,7 +273,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
     let spool = Spool::open(&config.spool_dir, config.spool_max_bytes)?;
     tracing::info!(
         %node,
-        collector = %config.collector,
+        collector = %config.collector.join(", "),
         spool = %config.spool_dir.display(),
         pending = spool.stats().batches,
         interval = ?config.interval,
@@ -273,16 +286,45 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
     } else {
         None
     };
+    let spool = Arc::new(Mutex::new(spool));
+    // One sender per collector, each with its own cursor in the spool and its own wake-up.
+    let mut wakers = SenderWakers::default();
+    let mut senders = Vec::new();
+    let mut tls_endpoints = Vec::new();
+    for url in &config.collector {
+        let endpoint = collector_endpoint(url)?;
+        let tls = tls.clone().filter(|_| url.starts_with("https://"));
+        if tls.is_some() {
+            tls_endpoints.push(endpoint);
+        }
+        senders.push(Sender {
+            collector_url: url.clone(),
+            node_name: node.clone(),
+            job: config.job.clone(),
+            instance: config.instance.clone(),
+            token: config.token.expose().to_owned(),
+            host: host_facts(),
+            reader: spool::lock(&spool).add_reader(),
+            spool: spool.clone(),
+            new_batch: wakers.add(),
+            shutdown: shutdown.clone(),
+            tls,
+        });
+    }
+    let readers = senders
+        .iter()
+        .map(|sender| (sender.collector_url.clone(), sender.reader))
+        .collect();
     let output = Arc::new(Output {
-        spool: Arc::new(Mutex::new(spool)),
-        new_batch: Arc::new(Notify::new()),
+        spool,
+        readers,
+        new_batch: Arc::new(wakers),
         samples_total: AtomicU64::new(0),
     });
-    let endpoint = collector_endpoint(&config.collector)?;
     let renewal = tls.as_ref().map(|tls| {
         tokio::spawn(
             Renewal {
-                endpoint,
+                endpoints: tls_endpoints,
                 identity_dir: tls.identity_dir.clone(),
                 ca_file: tls.ca_file.clone(),
                 enrolled: tls.enrolled.clone(),
@@ -291,19 +333,10 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
             .run(),
         )
     });
-    let sender = Sender {
-        collector_url: config.collector.clone(),
-        node_name: node,
-        job: config.job.clone(),
-        instance: config.instance.clone(),
-        token: config.token.expose().to_owned(),
-        host: host_facts(),
-        spool: output.spool.clone(),
-        new_batch: output.new_batch.clone(),
-        shutdown: shutdown.clone(),
-        tls,
-    };
-    let delivery = tokio::spawn(sender.run());
+    let deliveries: Vec<_> = senders
+        .into_iter()
+        .map(|sender| tokio::spawn(sender.run()))
+        .collect();
     let app_sink = apps::Sink {
         spool: output.spool.clone(),
         new_batch: output.new_batch.clone(),
@@ -357,7 +390,9 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
             tracing::error!(%error, "an application listener's task failed");
         }
     }
-    delivery.await?;
+    for delivery in deliveries {
+        delivery.await?;
+    }
     if let Some(renewal) = renewal {
         renewal.await?;
     }
@@ -383,6 +418,7 @@ fn tls_settings(config: &AgentConfig) -> anyhow::Result<SenderTls> {
         ca_file: config.ca_file.clone(),
         enroll_token: token,
         enrolled: Arc::new(Notify::new()),
+        enrolling: Default::default(),
     })
 }
 

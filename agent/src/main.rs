@@ -19,9 +19,10 @@ struct Args {
     #[arg(long, short, env = "HCMON_AGENT_CONFIG")]
     config: Option<PathBuf>,
     /// gRPC URL of the collector, e.g. https://collector.lan:4317 (mutual TLS) or
-    /// http://127.0.0.1:4317 (a collector on this machine).
-    #[arg(long, env = "HCMON_COLLECTOR")]
-    collector: Option<String>,
+    /// http://127.0.0.1:4317 (a collector on this machine). Two, comma-separated or the flag
+    /// given twice, for an HA pair: every batch goes to each.
+    #[arg(long, env = "HCMON_COLLECTOR", value_delimiter = ',')]
+    collector: Vec<String>,
     /// Name of this node in every series' `node` label [default: the host name].
     #[arg(long, env = "HCMON_NODE_NAME")]
     node_name: Option<String>,
@@ -55,8 +56,8 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => AgentConfig::from_file(path)?,
         None => AgentConfig::default(),
     };
-    if let Some(url) = args.collector {
-        config.collector = url;
+    if !args.collector.is_empty() {
+        config.collector = args.collector;
     }
     if let Some(name) = args.node_name {
         config.node_name = name;

@@ -1,7 +1,8 @@
 //! Renews the node's certificate at two thirds of its lifetime, beside the running stream: the
 //! new key and certificate replace the stored ones, and the sender picks them up at its next
 //! connection, so streaming never pauses for a renewal. A failed renewal keeps the current
-//! identity and tries again with backoff, well before the certificate expires.
+//! identity and tries again with backoff, well before the certificate expires. With an HA pair
+//! (which shares one CA) the collectors are asked in turn, so one being down does not stop it.
 
 use crate::enrollment::{self, EnrollError};
 use crate::tls::Identity;
@@ -19,7 +20,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const RECHECK: Duration = Duration::from_secs(3600);
 
 pub struct Renewal {
-    pub endpoint: Endpoint,
+    /// The `https://` collectors, asked in this order.
+    pub endpoints: Vec<Endpoint>,
     pub identity_dir: PathBuf,
     pub ca_file: Option<PathBuf>,
     /// Signalled by the sender once it has enrolled the node.
@@ -76,9 +78,31 @@ impl Renewal {
     }
 
     async fn renew(&self, current: &Identity) -> Result<(), EnrollError> {
-        let renewed = tokio::select! {
-            renewed = enrollment::renew(&self.endpoint, current, self.ca_file.as_deref(), &self.identity_dir) => renewed?,
-            _ = self.shutdown.cancelled() => return Ok(()),
+        let mut renewed = None;
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            let answer = tokio::select! {
+                answer = enrollment::renew(endpoint, current, self.ca_file.as_deref(), &self.identity_dir) => answer,
+                _ = self.shutdown.cancelled() => return Ok(()),
+            };
+            match answer {
+                Ok(identity) => {
+                    renewed = Some(identity);
+                    break;
+                }
+                // A revoked certificate is revoked on both, and the last error is the one told.
+                Err(error)
+                    if matches!(error, EnrollError::Revoked(_))
+                        || i + 1 == self.endpoints.len() =>
+                {
+                    return Err(error);
+                }
+                Err(error) => {
+                    tracing::info!(%error, "cannot renew at this collector; asking the next");
+                }
+            }
+        }
+        let Some(renewed) = renewed else {
+            return Ok(());
         };
         tracing::info!(
             node = %renewed.node_name,
@@ -107,7 +131,7 @@ mod tests {
             .unwrap();
         assert!(enrolled.renewal_due(SystemTime::now()));
         let renewal = |shutdown: &CancellationToken| Renewal {
-            endpoint: endpoint.clone(),
+            endpoints: vec![endpoint.clone()],
             identity_dir: dir.path().to_owned(),
             ca_file: None,
             enrolled: Arc::new(Notify::new()),

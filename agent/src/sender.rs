@@ -7,7 +7,7 @@
 //! certificate is used from the next connection on), enrolling the node first when it has none.
 
 use crate::enrollment::{self, EnrollError, with_causes};
-use crate::spool::{Spool, SpoolError, SpoolRecord, lock};
+use crate::spool::{ReaderId, Spool, SpoolError, SpoolRecord, lock};
 use crate::tls::{self, Identity, IdentityError, TlsConfigError};
 use hcmon_common::enrollment::EnrollmentToken;
 use hcmon_proto::v1::ingest_client::IngestClient;
@@ -42,13 +42,38 @@ pub struct Sender {
     pub token: String,
     pub host: HostFacts,
     pub spool: Arc<Mutex<Spool>>,
+    /// This collector's cursor in the spool.
+    pub reader: ReaderId,
+    /// Woken when a batch is spooled (through [`SenderWakers`]).
     pub new_batch: Arc<Notify>,
     pub shutdown: CancellationToken,
     /// Set for an `https://` collector.
     pub tls: Option<SenderTls>,
 }
 
-/// How the sender authenticates to an `https://` collector.
+/// Wakes every sender (one per collector) when a batch is spooled. Each has its own [`Notify`]:
+/// one shared would wake only one of them.
+#[derive(Default)]
+pub struct SenderWakers(Vec<Arc<Notify>>);
+
+impl SenderWakers {
+    /// A new sender's wake-up.
+    pub fn add(&mut self) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        self.0.push(notify.clone());
+        notify
+    }
+
+    pub fn wake(&self) {
+        for notify in &self.0 {
+            notify.notify_one();
+        }
+    }
+}
+
+/// How the sender authenticates to an `https://` collector. The senders of an HA pair share one
+/// (cloned): one identity, enrolled once.
+#[derive(Clone)]
 pub struct SenderTls {
     /// Where the node's key and certificates are stored.
     pub identity_dir: PathBuf,
@@ -58,6 +83,8 @@ pub struct SenderTls {
     pub enroll_token: Option<EnrollmentToken>,
     /// Signalled once the sender has enrolled the node.
     pub enrolled: Arc<Notify>,
+    /// Held while enrolling, so the senders of a pair do not both spend the one-time token.
+    pub enrolling: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What a node with an `https://` collector and no certificate is told.
@@ -270,7 +297,7 @@ impl Sender {
             }
         }
         // Batches the collector already holds (their acks were lost) need not be resent.
-        lock(&self.spool).ack(registration.last_durable_seq)?;
+        lock(&self.spool).ack(self.reader, registration.last_durable_seq)?;
 
         let (tx, rx) = mpsc::channel::<AgentMessage>(WINDOW as usize);
         let mut request = Request::new(ReceiverStream::new(rx));
@@ -318,7 +345,7 @@ impl Sender {
                     Ok(Some(CollectorMessage { kind: Some(collector_message::Kind::Ack(ack)) })) => {
                         // Never delete what was not sent, whatever the collector says.
                         let acked = ack.seq.min(last_sent);
-                        lock(&self.spool).ack(acked)?;
+                        lock(&self.spool).ack(self.reader, acked)?;
                         last_acked = last_acked.max(acked);
                     }
                     Ok(Some(_)) => {}
@@ -343,21 +370,12 @@ impl Sender {
         let identity = match Identity::load(&settings.identity_dir)? {
             Some(identity) => identity,
             None => {
-                let token = settings
-                    .enroll_token
-                    .as_ref()
-                    .ok_or(SendError::NotEnrolled)?;
-                let identity =
-                    enrollment::enroll(endpoint, token, &self.node_name, &settings.identity_dir)
-                        .await?;
-                tracing::info!(
-                    node = %identity.node_name,
-                    expires = %humantime::format_rfc3339_seconds(identity.not_after),
-                    identity_dir = %settings.identity_dir.display(),
-                    "enrolled: this node's certificate is stored and the token is no longer needed"
-                );
-                settings.enrolled.notify_one();
-                identity
+                let _enrolling = settings.enrolling.lock().await;
+                match Identity::load(&settings.identity_dir)? {
+                    // The other sender of a pair enrolled the node meanwhile.
+                    Some(identity) => identity,
+                    None => self.enroll(endpoint, settings).await?,
+                }
             }
         };
         if identity.node_name != self.node_name {
@@ -371,6 +389,28 @@ impl Sender {
         tls::connect(endpoint, config)
             .await
             .map_err(SendError::Connect)
+    }
+
+    /// Enrolls the node with the one-time token, storing its identity.
+    async fn enroll(
+        &self,
+        endpoint: &Endpoint,
+        settings: &SenderTls,
+    ) -> Result<Identity, SendError> {
+        let token = settings
+            .enroll_token
+            .as_ref()
+            .ok_or(SendError::NotEnrolled)?;
+        let identity =
+            enrollment::enroll(endpoint, token, &self.node_name, &settings.identity_dir).await?;
+        tracing::info!(
+            node = %identity.node_name,
+            expires = %humantime::format_rfc3339_seconds(identity.not_after),
+            identity_dir = %settings.identity_dir.display(),
+            "enrolled: this node's certificate is stored and the token is no longer needed"
+        );
+        settings.enrolled.notify_one();
+        Ok(identity)
     }
 
     /// Registers the node and its spool; `None` on shutdown.
@@ -522,6 +562,7 @@ mod tests {
     }
 
     fn sender(url: String, spool: Arc<Mutex<Spool>>, tls: Option<SenderTls>) -> Sender {
+        let reader = lock(&spool).add_reader();
         Sender {
             collector_url: url,
             node_name: "nas".into(),
@@ -530,6 +571,7 @@ mod tests {
             token: String::new(),
             host: HostFacts::default(),
             spool,
+            reader,
             new_batch: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
             tls,
@@ -565,6 +607,7 @@ mod tests {
             ca_file: None,
             enroll_token,
             enrolled: Arc::new(Notify::new()),
+            enrolling: Default::default(),
         };
 
         let lonely = sender(url.clone(), spool.clone(), Some(tls(None)));
@@ -623,7 +666,8 @@ mod tests {
     async fn a_spool_whose_numbering_went_back_continues_under_a_new_epoch() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = spooled(dir.path(), u64::MAX, 3);
-        spool.ack(1).unwrap();
+        let earlier = spool.add_reader();
+        spool.ack(earlier, 1).unwrap();
         let old = spool.epoch();
         let fake = FakeCollector::default();
         // The collector holds batch 10 of this epoch: the spool was restored from a snapshot
@@ -636,6 +680,61 @@ mod tests {
         assert_ne!(new, old);
         assert_eq!(*fake.registrations.lock().unwrap(), [(old, 2), (new, 2)]);
         assert_eq!(*fake.batches.lock().unwrap(), [(new, 2, 0), (new, 3, 0)]);
+    }
+
+    /// Runs `sender` until its collector has acknowledged everything in `spool`.
+    async fn run_until_acked(sender: Sender, spool: &Arc<Mutex<Spool>>) {
+        let (shutdown, reader) = (sender.shutdown.clone(), sender.reader);
+        let running = tokio::spawn(sender.run());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while lock(spool).pending_for(reader) > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the sender delivers"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        running.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn each_collector_of_a_pair_gets_every_batch_at_its_own_pace() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Arc::new(Mutex::new(spooled(dir.path(), u64::MAX, 3)));
+        let (first, second) = (FakeCollector::default(), FakeCollector::default());
+        let serve = |fake: &FakeCollector| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let server = tonic::transport::Server::builder()
+                .add_service(IngestServer::new(fake.clone()))
+                .serve_with_incoming(TcpListenerStream::new(listener));
+            (url, tokio::spawn(server))
+        };
+        let (first_url, first_server) = serve(&first);
+        let (second_url, second_server) = serve(&second);
+        // Both senders exist from the start, as in the agent; the second collector is down
+        // while the first takes everything.
+        let to_first = sender(first_url, spool.clone(), None);
+        let to_second = sender(second_url, spool.clone(), None);
+        let second_reader = to_second.reader;
+        run_until_acked(to_first, &spool).await;
+        assert_eq!(lock(&spool).stats().batches, 3, "kept for the second");
+        assert_eq!(lock(&spool).pending_for(second_reader), 3);
+
+        run_until_acked(to_second, &spool).await;
+        assert_eq!(lock(&spool).stats().batches, 0, "both hold them: deleted");
+        let seqs = |fake: &FakeCollector| -> Vec<u64> {
+            fake.batches.lock().unwrap().iter().map(|b| b.1).collect()
+        };
+        assert_eq!(
+            (seqs(&first), seqs(&second)),
+            (vec![1, 2, 3], vec![1, 2, 3])
+        );
+        first_server.abort();
+        second_server.abort();
     }
 
     #[test]

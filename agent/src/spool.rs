@@ -22,10 +22,15 @@
 //!   issued after that point, and reissues them. The sender notices at registration (the
 //!   collector holds a number at or above `next_seq`) and calls [`Spool::start_new_epoch`]
 //!   before sending anything, so the collector never sees one number twice within an epoch.
-//! - A batch is deleted only by [`Spool::ack`] (the collector holds it durably), set aside by
+//! - A batch is deleted only by [`Spool::ack`] once every reader (one per collector the agent
+//!   ships to, see [`Spool::add_reader`]) has it acknowledged, set aside by
 //!   [`Spool::set_aside`] (the collector refused it as invalid, so resending cannot help), or
 //!   dropped by [`Spool::append`] when the spool would outgrow its size bound: then the oldest
 //!   batches go first, and every drop is counted (batches and bytes) for the agent's metrics.
+//! - Readers' cursors live in memory only: at each registration the collector says what it
+//!   holds, which sets the cursor again. Until a collector has answered once, its cursor is 0 and
+//!   the spool keeps everything for it (within its size bound), so one collector's outage never
+//!   holds the other back and never costs it data the bound did not.
 //! - The epoch is random and made with the spool; a new spool (fresh install, wiped dir) gets a
 //!   new epoch, telling the collector that numbering starts again. A new epoch is also taken,
 //!   keeping the numbering, when the numbering went back in time (above).
@@ -102,7 +107,13 @@ pub struct Spool {
     pending_bytes: u64,
     dropped_batches: u64,
     dropped_bytes: u64,
+    /// Per reader, the highest number its collector acknowledged (0: none yet).
+    cursors: Vec<u64>,
 }
+
+/// One collector's place in the spool, from [`Spool::add_reader`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderId(usize);
 
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -187,6 +198,7 @@ impl Spool {
             pending,
             dropped_batches: 0,
             dropped_bytes: 0,
+            cursors: Vec::new(),
         };
         spool.write_state()?;
         Ok(spool)
@@ -282,10 +294,20 @@ impl Spool {
         self.pending.range(after + 1..).map(|(&seq, _)| seq)
     }
 
-    /// Deletes every batch up to and including `seq`: the collector holds them durably.
-    pub fn ack(&mut self, seq: u64) -> Result<(), SpoolError> {
+    /// A new reader: a collector the batches go to, acknowledging them on its own.
+    pub fn add_reader(&mut self) -> ReaderId {
+        self.cursors.push(0);
+        ReaderId(self.cursors.len() - 1)
+    }
+
+    /// `reader`'s collector holds every batch up to and including `seq` durably; batches every
+    /// reader holds are deleted.
+    pub fn ack(&mut self, reader: ReaderId, seq: u64) -> Result<(), SpoolError> {
+        let cursor = &mut self.cursors[reader.0];
+        *cursor = (*cursor).max(seq);
+        let held_by_all = self.cursors.iter().copied().min().unwrap_or(0);
         while let Some((&oldest, &info)) = self.pending.first_key_value() {
-            if oldest > seq {
+            if oldest > held_by_all {
                 break;
             }
             self.remove_file(oldest)?;
@@ -310,6 +332,11 @@ impl Spool {
         create_private_dir(&rejected).map_err(io_err(&rejected))?;
         let from = self.batch_path(seq);
         fs::rename(&from, rejected.join(format!("{seq:020}.pb"))).map_err(io_err(&from))
+    }
+
+    /// Batches `reader`'s collector has not acknowledged yet.
+    pub fn pending_for(&self, reader: ReaderId) -> usize {
+        self.pending_after(self.cursors[reader.0]).count()
     }
 
     pub fn stats(&self) -> SpoolStats {
@@ -415,14 +442,16 @@ mod tests {
             assert_eq!(spool.append(&record(1.0)).unwrap(), 1);
             assert_eq!(spool.append(&record(2.0)).unwrap(), 2);
             assert_eq!(spool.append(&record(3.0)).unwrap(), 3);
-            spool.ack(1).unwrap();
+            let reader = spool.add_reader();
+            spool.ack(reader, 1).unwrap();
             spool.epoch()
         };
         let mut spool = Spool::open(dir.path(), u64::MAX).unwrap();
         assert_eq!(spool.epoch(), epoch);
         assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(spool.read(3).unwrap(), record(3.0));
-        spool.ack(3).unwrap();
+        let reader = spool.add_reader();
+        spool.ack(reader, 3).unwrap();
         let stats = spool.stats();
         assert_eq!((stats.batches, stats.bytes, stats.oldest_ms), (0, 0, None));
         drop(spool);
@@ -468,7 +497,8 @@ mod tests {
         for v in 1..=3 {
             spool.append(&record(f64::from(v))).unwrap();
         }
-        spool.ack(1).unwrap();
+        let reader = spool.add_reader();
+        spool.ack(reader, 1).unwrap();
         assert_eq!((spool.first_seq(), spool.next_seq()), (2, 4));
         let old = spool.epoch();
         let new = spool.start_new_epoch().unwrap();
@@ -480,12 +510,38 @@ mod tests {
         assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(spool.read(2).unwrap(), record(2.0));
         assert_eq!(spool.append(&record(4.0)).unwrap(), 4);
-        spool.ack(4).unwrap();
+        let reader = spool.add_reader();
+        spool.ack(reader, 4).unwrap();
         assert_eq!(
             spool.first_seq(),
             5,
             "with nothing pending, the next number"
         );
+    }
+
+    #[test]
+    fn a_batch_is_deleted_once_every_collector_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        let (a, b) = (spool.add_reader(), spool.add_reader());
+        for v in 1..=4 {
+            spool.append(&record(f64::from(v))).unwrap();
+        }
+        spool.ack(a, 3).unwrap();
+        assert_eq!(
+            spool.pending_after(0).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4],
+            "the other collector has none yet"
+        );
+        assert_eq!((spool.pending_for(a), spool.pending_for(b)), (1, 4));
+        spool.ack(b, 2).unwrap();
+        assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![3, 4]);
+        assert!(!spool.batch_path(2).exists());
+        // An older registration answer does not move a cursor back.
+        spool.ack(a, 1).unwrap();
+        spool.ack(b, 4).unwrap();
+        assert_eq!(spool.pending_after(0).collect::<Vec<_>>(), vec![4]);
+        assert_eq!((spool.pending_for(a), spool.pending_for(b)), (1, 0));
     }
 
     #[test]

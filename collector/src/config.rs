@@ -68,6 +68,8 @@ pub struct CollectorConfig {
     pub traces: TracesConfig,
     /// Prometheus remote-write receivers every stored sample is forwarded to.
     pub remote_write_out: Vec<DestinationConfig>,
+    /// `[pair]`: this collector's half of an HA pair (one leader delivers notifications).
+    pub pair: crate::pair::config::PairConfig,
 }
 
 impl Default for CollectorConfig {
@@ -93,6 +95,7 @@ impl Default for CollectorConfig {
             quality: QualityConfig::default(),
             traces: TracesConfig::default(),
             remote_write_out: Vec::new(),
+            pair: Default::default(),
         }
     }
 }
@@ -348,6 +351,7 @@ impl CollectorConfig {
         for destination in &mut self.remote_write_out {
             destination.load_secrets()?;
         }
+        self.pair.load_secrets()?;
         self.alerting.load_secrets()
     }
 
@@ -376,6 +380,12 @@ impl CollectorConfig {
                 problem,
             }
         })?;
+        self.pair
+            .validate()
+            .map_err(|problem| ConfigError::Invalid {
+                key: "pair",
+                problem,
+            })?;
         self.validate_exposure()?;
         validate_storage(&self.storage)?;
         validate_recorded(&self.recorded)?;

@@ -24,6 +24,7 @@ pub mod json_f64;
 pub mod live;
 pub mod node_forest;
 pub mod outbound;
+pub mod pair;
 pub mod pki;
 pub mod quality;
 pub mod query;
@@ -72,6 +73,8 @@ pub struct Collector {
     quality: Option<Arc<quality::QualityTracker>>,
     /// `[[remote_write_out]]`, each with its WAL reader open.
     destinations: Vec<forward::Destination>,
+    /// This collector's half of an HA pair; `None` outside a pair.
+    pair: Option<Arc<pair::Pair>>,
     metrics: Arc<CollectorMetrics>,
     access: Arc<access::AccessControl>,
     /// The CA, certificates and TLS of both listeners; `None` when `[tls] enabled = false`.
@@ -182,6 +185,10 @@ impl Collector {
             )?)),
             false => None,
         };
+        let pair = config
+            .pair
+            .enabled()
+            .then(|| pair::Pair::new(&config.pair, clock.clone(), &metrics.registry));
         let alerts = match config.alerting.enabled {
             true => {
                 let http_addr = http.local_addr()?;
@@ -196,6 +203,7 @@ impl Collector {
                     http_url: Some(http_url(http_addr, trust.is_some())),
                     slo: objectives.clone(),
                     quality: quality.clone(),
+                    pair: pair.clone(),
                 };
                 let (service, handle, feed) = AlertService::open(config.alerting.clone(), deps)?;
                 observers.push(feed);
@@ -231,6 +239,7 @@ impl Collector {
             live,
             quality,
             destinations,
+            pair,
             metrics,
             access: Arc::new(access),
             trust,
@@ -268,6 +277,7 @@ impl Collector {
             live,
             quality,
             destinations,
+            pair,
             metrics,
             access,
             trust,
@@ -290,6 +300,9 @@ impl Collector {
             upkeep::maintain_storage(db, upkeep_clock, token).await;
             Ok(())
         });
+        if let Some(pair) = &pair {
+            pair::start(pair.clone(), &tasks)?;
+        }
         for destination in destinations {
             let token = shutdown.clone();
             tasks.spawn("remote-write-out", Role::Helper, async move {
@@ -390,6 +403,7 @@ impl Collector {
                 slo: objectives.clone(),
                 reports,
                 quality: quality.clone(),
+                pair: pair.clone(),
             },
             http_limits.clone(),
         );

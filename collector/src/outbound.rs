@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls::pki_types::ServerName;
 use std::io::Write;
+use std::path::Path;
 use std::pin::pin;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -64,6 +65,28 @@ impl OutboundClient {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         Self::trusting(roots, user_agent)
+    }
+
+    /// Trusting the public web PKI and, when given, the CA certificates (PEM) in `ca_file`: for
+    /// a server whose certificate a private CA signed (another collector's, a company's).
+    pub fn with_ca_file(ca_file: Option<&Path>, user_agent: &'static str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA file {}", path.display()))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.with_context(|| format!("{} is not PEM", path.display()))?;
+                roots
+                    .add(cert)
+                    .with_context(|| format!("{} holds an unusable certificate", path.display()))?;
+            }
+        }
+        Ok(Self::trusting(roots, user_agent)?)
     }
 
     /// Trusting only `roots`, e.g. a collector's own CA.

@@ -28,7 +28,7 @@ const LAYERS: &[&[&str]] = &[
     &["pki"],
     &["audit", "access"],
     &["storage"],
-    &["analytics"],
+    &["analytics", "pair"],
     &[
         "clock",
         "tasks",

@@ -31,7 +31,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -106,7 +105,7 @@ impl AppsConfig {
 #[derive(Clone)]
 pub struct Sink {
     pub spool: Arc<Mutex<Spool>>,
-    pub new_batch: Arc<Notify>,
+    pub new_batch: Arc<crate::sender::SenderWakers>,
     /// Application samples spooled, for `hcmon_agent_app_samples_total`.
     pub samples: Arc<AtomicU64>,
 }
@@ -116,7 +115,7 @@ impl Sink {
         let seq = spool::lock(&self.spool).append(record)?;
         let samples: usize = record.samples.iter().map(|s| s.values.len()).sum();
         self.samples.fetch_add(samples as u64, Ordering::Relaxed);
-        self.new_batch.notify_one();
+        self.new_batch.wake();
         Ok(seq)
     }
 }

@@ -3,9 +3,15 @@
 //! the service's loop, which records it and removes the outbox entry. A slow channel holds up
 //! only itself. On shutdown a delivery in flight is abandoned: it stays in the outbox and is
 //! sent on start.
+//!
+//! In an HA pair each notification first waits for the pair's clearance (`pair`): the leader
+//! delivers it unless the peer's log shows it delivered; a follower holds it until the leader's
+//! log covers it, or until it leads itself.
 
 use super::book::Outgoing;
-use super::notify::{Channels, DeliveryReport};
+use super::notify::{Channels, DeliveryReport, Notification};
+use crate::pair::log::DeliveryKey;
+use crate::pair::{Clearance, Pair};
 use crate::tasks::{Role, TaskTree};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +22,30 @@ use tracing::Instrument;
 /// How one queued notification's delivery went.
 pub(super) struct Delivered {
     pub(super) outgoing: Outgoing,
-    pub(super) report: DeliveryReport,
+    pub(super) outcome: Outcome,
+}
+
+pub(super) enum Outcome {
+    /// Delivered here, or given up on.
+    Here(DeliveryReport),
+    /// The pair's other collector delivered it (`true`), or was left to.
+    HandedToPeer { by_peer: bool },
+}
+
+/// The keys the pair matches a notification by: one per alert in it (see `pair::log`).
+fn delivery_keys(channel: &str, notification: &Notification) -> Vec<DeliveryKey> {
+    let kind = format!("{:?}", notification.kind);
+    if notification.alerts.is_empty() {
+        return vec![DeliveryKey::of(&[channel, &kind, &notification.group])];
+    }
+    notification
+        .alerts
+        .iter()
+        .map(|alert| {
+            let state = format!("{:?}", alert.state);
+            DeliveryKey::of(&[channel, &kind, alert.id.as_str(), &state])
+        })
+        .collect()
 }
 
 /// The channel workers' queues.
@@ -28,6 +57,7 @@ impl Workers {
     /// Starts one worker per channel in `tasks`; each reports to `done`.
     pub(super) fn start(
         channels: &Arc<Channels>,
+        pair: Option<Arc<Pair>>,
         tasks: &TaskTree,
         done: &mpsc::UnboundedSender<Delivered>,
     ) -> Self {
@@ -37,6 +67,7 @@ impl Workers {
             let delivering = deliver_in_order(
                 config.name.clone(),
                 channels.clone(),
+                pair.clone(),
                 rx,
                 done.clone(),
                 tasks.shutdown().clone(),
@@ -71,6 +102,7 @@ impl Workers {
 async fn deliver_in_order(
     channel: String,
     channels: Arc<Channels>,
+    pair: Option<Arc<Pair>>,
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
     done: mpsc::UnboundedSender<Delivered>,
     shutdown: CancellationToken,
@@ -98,10 +130,34 @@ async fn deliver_in_order(
             alert_ids = %alerts.join(","),
             group = %outgoing.notification.group,
         );
+        let keys = delivery_keys(&channel, &outgoing.notification);
+        if let Some(pair) = &pair {
+            let at_ms = outgoing.notification.at_ms;
+            let clearance = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                clearance = pair.clear(&keys, at_ms) => clearance,
+            };
+            let by_peer = match clearance {
+                Clearance::Deliver => None,
+                Clearance::DeliveredByPeer => Some(true),
+                Clearance::LeftToPeer => Some(false),
+            };
+            if let Some(by_peer) = by_peer {
+                let outcome = Outcome::HandedToPeer { by_peer };
+                let _ = done.send(Delivered { outgoing, outcome });
+                continue;
+            }
+        }
         let report = tokio::select! {
             _ = shutdown.cancelled() => return,
             report = channels.deliver(&channel, &outgoing.notification).instrument(span) => report,
         };
-        let _ = done.send(Delivered { outgoing, report });
+        if let Some(pair) = &pair
+            && report.delivered
+        {
+            pair.delivered(&keys, outgoing.notification.at_ms);
+        }
+        let outcome = Outcome::Here(report);
+        let _ = done.send(Delivered { outgoing, outcome });
     }
 }

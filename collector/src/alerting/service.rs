@@ -18,7 +18,7 @@ use super::book::{
     SilenceRecord,
 };
 use super::config::AlertingConfig;
-use super::delivery::{Delivered, Workers};
+use super::delivery::{Delivered, Outcome, Workers};
 use super::evaluate::{RuleError, RuleSet, SLO_BURN_RATE, SampleRule};
 use super::feed::{AlertFeed, Arrival};
 use super::handle::Command;
@@ -62,6 +62,8 @@ pub struct Dependencies {
     /// Data-quality scores, judged by `[[alerting.quality_rules]]` and marking anomaly
     /// verdicts low-confidence; `None` when `[quality] enabled = false`.
     pub quality: Option<Arc<crate::quality::QualityTracker>>,
+    /// The HA pair that shares out delivery; `None` outside a pair.
+    pub pair: Option<Arc<crate::pair::Pair>>,
 }
 
 /// Why the alerting service could not start.
@@ -98,6 +100,7 @@ pub struct AlertService {
     /// When the service started judging node verdicts: the models train and score again
     /// after a restart, so a node without any verdict yet keeps its alert for a while.
     started_ms: i64,
+    pair: Option<Arc<crate::pair::Pair>>,
 }
 
 impl AlertService {
@@ -207,6 +210,7 @@ impl AlertService {
             correlate: Vec::new(),
             related_searches: Arc::new(tokio::sync::Semaphore::new(1)),
             started_ms,
+            pair: deps.pair,
         };
         // The API and the `ALERTS` writer see the stored alerts and silences from the start,
         // not from the first change after it: an empty view would read as every alert resolved.
@@ -231,7 +235,7 @@ impl AlertService {
         let (burn_tx, mut burn_rx) = mpsc::unbounded_channel::<Option<BurnRound>>();
         let mut burn_running = false;
         let mut last_burn: Option<Instant> = None;
-        let workers = Workers::start(&self.channels, &tasks, &done_tx);
+        let workers = Workers::start(&self.channels, self.pair.clone(), &tasks, &done_tx);
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_evaluation: Option<Instant> = None;
@@ -266,7 +270,12 @@ impl AlertService {
                 }
                 Some(done) = done_rx.recv() => {
                     let now = self.now();
-                    self.book.delivered(&done.outgoing, &done.report, now);
+                    match &done.outcome {
+                        Outcome::Here(report) => self.book.delivered(&done.outgoing, report, now),
+                        Outcome::HandedToPeer { by_peer } => {
+                            self.book.handed_to_peer(&done.outgoing, *by_peer, now)
+                        }
+                    }
                     delivered.push(done.outgoing.seq);
                 }
                 _ = tick.tick() => {

@@ -264,6 +264,13 @@ pub enum Happened {
         attempts: u32,
         errors: Vec<String>,
     },
+    /// Not delivered by this collector of an HA pair: the other one delivered it (`by_peer`),
+    /// or was left to.
+    HandedToPeer {
+        channel: String,
+        kind: NotificationKind,
+        by_peer: bool,
+    },
     Muted {
         reason: String,
     },

@@ -379,6 +379,15 @@ fn happened(what: &Happened) -> api::Happened {
             attempts,
             errors,
         },
+        Happened::HandedToPeer {
+            channel,
+            kind,
+            by_peer,
+        } => api::Happened::HandedToPeer {
+            channel,
+            kind: notification_kind(kind),
+            by_peer,
+        },
         Happened::Muted { reason } => api::Happened::Muted { reason },
         Happened::Escalated { tier, recipients } => api::Happened::Escalated { tier, recipients },
         Happened::Acknowledged { by } => api::Happened::Acknowledged { by },

@@ -25,6 +25,7 @@ mod limits;
 mod listing;
 mod metrics;
 mod otlp;
+mod pair;
 mod params;
 mod pki;
 mod prometheus;
@@ -89,6 +90,8 @@ pub struct ApiState {
     pub reports: Option<crate::report::handle::ReportHandle>,
     /// Data-quality scores (`quality.rs`); `None` when `[quality] enabled = false`.
     pub quality: Option<Arc<crate::quality::QualityTracker>>,
+    /// This collector's half of an HA pair (`pair.rs`); `None` outside a pair.
+    pub pair: Option<Arc<crate::pair::Pair>>,
 }
 
 /// Every route, held to `limits`: sizes everywhere, time and concurrency on the query-type
@@ -115,6 +118,7 @@ pub fn router(state: ApiState, limits: HttpLimits) -> Router {
         .merge(remote_write::routes())
         .merge(otlp::routes())
         .merge(quality::routes())
+        .merge(pair::routes())
         .merge(audit::routes())
         .merge(pki::routes())
         .merge(tokens::routes())
@@ -249,6 +253,7 @@ mod tests {
             slo: None,
             reports: None,
             quality: None,
+            pair: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

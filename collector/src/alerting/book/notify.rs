@@ -428,6 +428,20 @@ impl AlertBook {
     }
 
     /// Records how a queued notification's delivery went, in each incident it told about.
+    /// The pair's other collector delivered `outgoing` (`by_peer`), or was left to.
+    pub fn handed_to_peer(&mut self, outgoing: &Outgoing, by_peer: bool, now_ms: i64) {
+        let kind = outgoing.notification.kind;
+        for incident in &outgoing.incidents {
+            let channel = outgoing.channel.clone();
+            let what = Happened::HandedToPeer {
+                channel,
+                kind,
+                by_peer,
+            };
+            self.event(incident, now_ms, what);
+        }
+    }
+
     pub fn delivered(&mut self, outgoing: &Outgoing, report: &DeliveryReport, now_ms: i64) {
         let (channel, kind) = (&outgoing.channel, outgoing.notification.kind);
         for incident in &outgoing.incidents {

@@ -87,6 +87,11 @@ enum HappenedV2 {
         #[serde(default)]
         errors: Vec<String>,
     },
+    HandedToPeer {
+        channel: String,
+        kind: NotificationKindV2,
+        by_peer: bool,
+    },
     Muted {
         reason: String,
     },
@@ -149,6 +154,15 @@ impl From<&Happened> for HappenedV2 {
                 attempts,
                 errors,
             },
+            Happened::HandedToPeer {
+                channel,
+                kind,
+                by_peer,
+            } => HappenedV2::HandedToPeer {
+                channel,
+                kind: kind.into(),
+                by_peer,
+            },
             Happened::Muted { reason } => HappenedV2::Muted { reason },
             Happened::Escalated { tier, recipients } => HappenedV2::Escalated { tier, recipients },
             Happened::Acknowledged { by } => HappenedV2::Acknowledged { by },
@@ -201,6 +215,15 @@ impl From<HappenedV2> for Happened {
                 kind: kind.into(),
                 attempts,
                 errors,
+            },
+            HappenedV2::HandedToPeer {
+                channel,
+                kind,
+                by_peer,
+            } => Happened::HandedToPeer {
+                channel,
+                kind: kind.into(),
+                by_peer,
             },
             HappenedV2::Muted { reason } => Happened::Muted { reason },
             HappenedV2::Escalated { tier, recipients } => Happened::Escalated { tier, recipients },

@@ -9,9 +9,6 @@ use hcmon_collector::api::ErrorResponse;
 use hcmon_collector::outbound::OutboundClient;
 use http::Method;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
-use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
@@ -33,20 +30,8 @@ impl Api {
         token: Option<HeaderValue>,
         ca_file: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        let mut roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        if let Some(path) = ca_file {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("cannot read the CA file {}", path.display()))?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.with_context(|| format!("{} is not PEM", path.display()))?;
-                roots
-                    .add(cert)
-                    .with_context(|| format!("{} holds an unusable certificate", path.display()))?;
-            }
-        }
-        let client = OutboundClient::trusting(roots, concat!("hcmon/", env!("CARGO_PKG_VERSION")))?;
+        let client =
+            OutboundClient::with_ca_file(ca_file, concat!("hcmon/", env!("CARGO_PKG_VERSION")))?;
         let mut headers = HeaderMap::new();
         if let Some(token) = token {
             headers.insert(AUTHORIZATION, token);
