@@ -24,7 +24,7 @@ enabled = false
 
 [pair]
 member = "{member}"
-peer = "http://{peer_http}"
+peer = "http://127.0.0.1:{peer_port}"
 peer_token_file = "{token}"
 lease = "3s"
 hold = "60s"
@@ -53,7 +53,7 @@ name = "pager"
 [alerting.channels.webhook]
 url = "{url}"
 "#,
-        peer_http = format!("127.0.0.1:{}", peer_http.1),
+        peer_port = peer_http.1,
         token = peer_data.join("admin.token").display(),
         url = pager.url()
     )
