@@ -389,6 +389,10 @@ mod tests {
                 "{err}"
             );
         }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ha-pair/agent.toml");
+        let example = AgentConfig::from_file(&path).unwrap();
+        example.validate().unwrap();
+        assert_eq!(example.collector.len(), 2);
         let err = toml::from_str::<AgentConfig>("collector = 4317").unwrap_err();
         assert!(err.to_string().contains("a list of URL strings"), "{err}");
         let config = AgentConfig {

@@ -450,6 +450,30 @@ mod tests {
     }
 
     #[test]
+    fn the_ha_pair_examples_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ha-pair");
+        for (file, member) in [("collector-a.toml", "a"), ("collector-b.toml", "b")] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap();
+            // The token file is the operator's to make; its key is checked without it.
+            let text = text.replace("peer_token_file", "# peer_token_file");
+            let config: CollectorConfig = toml::from_str(&text).unwrap();
+            config.pair.validate().unwrap();
+            assert_eq!(config.pair.member, member);
+            assert!(config.pair.enabled());
+        }
+        let bad = CollectorConfig {
+            pair: crate::pair::config::PairConfig {
+                member: "a".into(),
+                peer: "collector-b:9464".into(),
+                ..Default::default()
+            },
+            ..CollectorConfig::default()
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("`pair`") && err.contains("peer"), "{err}");
+    }
+
+    #[test]
     fn the_scale_out_example_and_its_rules_load() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/scale-out");
         let config = CollectorConfig::from_file(&dir.join("collector.toml")).unwrap();
