@@ -288,3 +288,29 @@ fn request_to(
     request.headers_mut().extend(headers);
     Ok((endpoint, request))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_that_cannot_be_used_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone.pem");
+        let err = OutboundClient::with_ca_file(Some(&missing), "test")
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("gone.pem"), "{err:#}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(
+            &junk,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = OutboundClient::with_ca_file(Some(&junk), "test")
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("junk.pem"), "{err:#}");
+        assert!(OutboundClient::with_ca_file(None, "test").is_ok());
+    }
+}

@@ -81,6 +81,14 @@ pub fn now_s() -> f64 {
         .as_secs_f64()
 }
 
+/// Unix time now, in milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
+
 /// A child process whose stderr is collected; killed (SIGKILL) when dropped.
 pub struct Process {
     name: String,

@@ -7,13 +7,10 @@ use hcmon_proto::v1::{
     RegisterRequest, SESSION_METADATA_KEY, SeriesDef, SeriesSamples,
 };
 use hcmon_tests::node::send_one_batch;
-use hcmon_tests::{Agent, Collector, now_s, points};
+use hcmon_tests::now_ms;
+use hcmon_tests::{Agent, Collector, points};
 use std::time::Duration;
 use tonic::{Code, Request, Status};
-
-fn now_ms() -> i64 {
-    (now_s() * 1000.0) as i64
-}
 
 fn def(id: u32, name: &str) -> SeriesDef {
     SeriesDef {

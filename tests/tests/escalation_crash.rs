@@ -4,6 +4,7 @@
 
 use hcmon_tests::Collector;
 use hcmon_tests::node::ScriptedNode;
+use hcmon_tests::now_ms;
 use hcmon_tests::receivers::HttpReceiver;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -60,13 +61,6 @@ url = "{url}"
 "#,
         url = pager.url()
     )
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as i64
 }
 
 /// The escalation tier of each notification the pager got, in arrival order.

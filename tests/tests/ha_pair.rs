@@ -3,6 +3,7 @@
 //! and every page goes out once, across a kill -9 of the leader, its hand-over, and its return.
 
 use hcmon_tests::node::ScriptedNode;
+use hcmon_tests::now_ms;
 use hcmon_tests::receivers::HttpReceiver;
 use hcmon_tests::{Agent, Collector, bin_path, eventually};
 use serde_json::Value;
@@ -57,13 +58,6 @@ url = "{url}"
         token = peer_data.join("admin.token").display(),
         url = pager.url()
     )
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as i64
 }
 
 /// (kind, node) of every page received, in order.

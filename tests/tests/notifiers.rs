@@ -11,19 +11,13 @@ use hcmon_collector::alerting::notify::{
 };
 use hcmon_collector::alerting::policy::Severity;
 use hcmon_common::Secret;
+use hcmon_tests::now_ms;
 use hcmon_tests::receivers::{Alertmanager, HttpReceiver, SmtpCredentials, SmtpSink};
 use prometheus::{Encoder, Registry, TextEncoder};
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn now_ms() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    i64::try_from(since_epoch.as_millis()).expect("ms fit i64")
-}
 
 /// HighCpu firing on `nas` for 12 minutes, with evidence and an ack link.
 fn notification(kind: NotificationKind) -> Notification {

@@ -8,6 +8,7 @@
 use hcmon_collector::Collector;
 use hcmon_collector::config::CollectorConfig;
 use hcmon_tests::node::ScriptedNode;
+use hcmon_tests::now_ms;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -117,10 +118,6 @@ impl Rig {
 
 fn value(element: &Value) -> &str {
     element["value"][1].as_str().unwrap_or_default()
-}
-
-fn now_ms() -> i64 {
-    (hcmon_tests::now_s() * 1000.0) as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,15 +5,12 @@
 
 use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 use hcmon_proto::prometheus_v2 as v2;
+use hcmon_tests::now_ms;
 use hcmon_tests::{Collector, Prometheus, eventually, now_s};
 use prost::Message;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn now_ms() -> i64 {
-    (now_s() * 1000.0) as i64
-}
 
 /// What the scrape target serves: a gauge and a histogram with their metadata.
 const TARGET_METRICS: &str = "\

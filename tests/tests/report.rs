@@ -12,6 +12,7 @@
 
 use anyhow::{Context, bail};
 use base64::Engine;
+use hcmon_tests::now_ms;
 use hcmon_tests::receivers::{ReceivedMail, SmtpSink};
 use hcmon_tests::{Agent, Collector, bin_path};
 use serde_json::Value;
@@ -21,16 +22,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 const PROBE_INTERVAL_MS: i64 = 500;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as i64
-}
 
 fn hcmon(collector: &Collector, args: &[&str]) -> anyhow::Result<Output> {
     let output = Command::new(bin_path("hcmon"))

@@ -4,7 +4,8 @@
 use hcmon_proto::v1::ingest_client::IngestClient;
 use hcmon_proto::v1::{Batch, MetricKind, RegisterRequest, SeriesDef, SeriesSamples};
 use hcmon_tests::node::send_one_batch;
-use hcmon_tests::{Agent, Collector, now_s, points};
+use hcmon_tests::now_ms;
+use hcmon_tests::{Agent, Collector, points};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,10 +14,6 @@ use tonic::{Code, Status};
 
 const JUMP: u64 = 1_000_000_000_000_000;
 const AGENT_SERIES: &str = "hcmon_agent_samples_total{node=\"real\"}";
-
-fn now_ms() -> i64 {
-    (now_s() * 1000.0) as i64
-}
 
 /// The spool epoch from an agent's state file: what a peer would need to pass for its spool.
 fn spool_state(spool: &Path) -> anyhow::Result<(u64, u64)> {

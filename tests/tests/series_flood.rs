@@ -4,13 +4,10 @@
 
 use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 use hcmon_tests::node::ScriptedNode;
-use hcmon_tests::{Collector, now_s, points};
+use hcmon_tests::now_ms;
+use hcmon_tests::{Collector, points};
 use prost::Message;
 use std::time::Duration;
-
-fn now_ms() -> i64 {
-    (now_s() * 1000.0) as i64
-}
 
 /// One remote-write body of `count` new series `flood{shard, i}`, one sample each.
 fn flood(shard: usize, count: usize, timestamp: i64) -> Vec<u8> {

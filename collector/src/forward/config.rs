@@ -36,6 +36,10 @@ pub struct DestinationConfig {
     pub bearer_token: Option<Secret>,
     #[serde(default)]
     pub bearer_token_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for an `https://` receiver besides the public ones: a
+    /// company's or a cluster's own CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Most samples in one request.
     #[serde(default = "default_max_samples")]
     pub max_samples_per_send: usize,

@@ -71,8 +71,11 @@ impl Destination {
         let cursor = tsdb.open_wal_reader(&reader)?;
         let backlog_at_open = tsdb.wal_bytes_after(cursor)?;
         let written_at_open = tsdb.wal_bytes_written();
-        let client =
-            OutboundClient::public(concat!("hcmon-collector/", env!("CARGO_PKG_VERSION")))?;
+        let client = OutboundClient::with_ca_file(
+            config.ca_file.as_deref(),
+            concat!("hcmon-collector/", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(|e| anyhow::anyhow!("remote_write_out {:?}: ca_file: {e:#}", config.name))?;
         Ok(Self {
             protocol: config.protocol,
             config,
