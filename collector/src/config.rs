@@ -70,6 +70,9 @@ pub struct CollectorConfig {
     pub remote_write_out: Vec<DestinationConfig>,
     /// `[pair]`: this collector's half of an HA pair (one leader delivers notifications).
     pub pair: crate::pair::config::PairConfig,
+    /// `[history]`: a Prometheus-compatible query API the on-demand engines read before this
+    /// collector's oldest sample (trend, correlation, related series).
+    pub history: crate::analysis::history::HistoryConfig,
 }
 
 impl Default for CollectorConfig {
@@ -96,6 +99,7 @@ impl Default for CollectorConfig {
             traces: TracesConfig::default(),
             remote_write_out: Vec::new(),
             pair: Default::default(),
+            history: Default::default(),
         }
     }
 }
@@ -352,6 +356,7 @@ impl CollectorConfig {
             destination.load_secrets()?;
         }
         self.pair.load_secrets()?;
+        self.history.load_secrets()?;
         self.alerting.load_secrets()
     }
 
@@ -384,6 +389,12 @@ impl CollectorConfig {
             .validate()
             .map_err(|problem| ConfigError::Invalid {
                 key: "pair",
+                problem,
+            })?;
+        self.history
+            .validate()
+            .map_err(|problem| ConfigError::Invalid {
+                key: "history",
                 problem,
             })?;
         self.validate_exposure()?;

@@ -404,6 +404,10 @@ impl Collector {
                 reports,
                 quality: quality.clone(),
                 pair: pair.clone(),
+                history: Arc::new(analysis::history::History::new(
+                    tsdb.clone(),
+                    &config.history,
+                )?),
             },
             http_limits.clone(),
         );

@@ -521,7 +521,7 @@ impl AlertService {
                     return Ok(());
                 };
                 let related = tasks::blocking("alert-related-series", move || {
-                    related_series(&tsdb, &catalog, &target, at)
+                    related_series(tsdb, &catalog, &target, at)
                 })
                 .await?;
                 let _ = found.send((id, related));
@@ -591,14 +591,15 @@ const RELATED_SHOWN: usize = 3;
 /// The series that moved with `target` before `at`, phrased for people, strongest first: the
 /// ranking `/api/v1/related` answers with, the node's own series first.
 fn related_series(
-    tsdb: &Tsdb,
+    tsdb: Arc<Tsdb>,
     catalog: &SeriesCatalog,
     target: &SeriesMeta,
     at: i64,
 ) -> Vec<String> {
     let budget = Budget::UNLIMITED;
+    let history = crate::analysis::history::History::local(tsdb);
     match crate::analysis::related::related_series(
-        tsdb,
+        &history,
         catalog,
         target,
         at,

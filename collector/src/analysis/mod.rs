@@ -3,11 +3,13 @@
 //! off the async workers. Layer: above ingest, query, catalog and storage; below `http/` and
 //! `alerting/`. No transport, no alerting.
 
+pub mod history;
 pub mod related;
 
 use crate::analytics::budget::{Budget, Interrupted};
 use crate::analytics::correlation::SeriesWindow;
-use crate::storage::{SeriesMeta, StoreError, Tsdb};
+use crate::storage::{SeriesMeta, StoreError};
+use history::History;
 
 /// Why an analysis ended without an answer.
 #[derive(Debug, thiserror::Error)]
@@ -16,12 +18,14 @@ pub enum AnalysisError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
+    #[error(transparent)]
+    History(#[from] history::HistoryError),
 }
 
-/// The samples of each of `series` over `[start_ms, end_ms]`, each named by its labels, asking
-/// `budget` before each read.
+/// The samples of each of `series` over `[start_ms, end_ms]` (from the remote history too, when
+/// configured), each named by its labels, asking `budget` before each read.
 pub fn read_windows<'a>(
-    tsdb: &Tsdb,
+    history: &History,
     series: impl IntoIterator<Item = &'a SeriesMeta>,
     start_ms: i64,
     end_ms: i64,
@@ -31,7 +35,7 @@ pub fn read_windows<'a>(
         .into_iter()
         .map(|meta| {
             budget.check()?;
-            let samples = tsdb.read_raw(meta.id, start_ms, end_ms)?;
+            let samples = history.read_raw(meta, start_ms, end_ms)?;
             Ok(SeriesWindow::new(meta.labels.to_string(), samples))
         })
         .collect()

@@ -3,13 +3,14 @@
 //! candidates' stored windows and ranks the candidates by lagged correlation
 //! ([`rank_related_within`]).
 
+use super::history::History;
 use super::{AnalysisError, read_windows};
 use crate::analytics::budget::Budget;
 use crate::analytics::correlation::{
     CorrelationConfig, Related, SeriesWindow, rank_related_within,
 };
 use crate::catalog::SeriesCatalog;
-use crate::storage::{SeriesMeta, Tsdb};
+use crate::storage::SeriesMeta;
 use hcmon_common::{MatchOp, Matcher, Selector};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use std::time::Duration;
 /// is), cut at `max_candidates`. `budget` is asked before each read and each candidate.
 /// Blocking.
 pub fn related_series(
-    tsdb: &Tsdb,
+    history: &History,
     catalog: &SeriesCatalog,
     anchor: &SeriesMeta,
     at_ms: i64,
@@ -32,14 +33,17 @@ pub fn related_series(
     let config = CorrelationConfig::default();
     let (start_ms, end_ms) = span(at_ms, window, config.max_lag);
     let candidates = candidates(catalog, anchor, config.max_candidates);
-    let samples = tsdb.read_raw(anchor.id, start_ms, end_ms)?;
+    let samples = history.read_raw(anchor, start_ms, end_ms)?;
     let anchor = SeriesWindow::new(anchor.labels.to_string(), samples);
     // One unreadable candidate (a corrupt chunk) is left out, not the whole answer.
     let mut windows = Vec::with_capacity(candidates.len());
     for meta in &candidates {
-        match read_windows(tsdb, [&**meta], start_ms, end_ms, budget) {
+        match read_windows(history, [&**meta], start_ms, end_ms, budget) {
             Ok(window) => windows.extend(window),
             Err(AnalysisError::Store(error)) => {
+                tracing::warn!(series = %meta.labels, %error, "related series: a candidate could not be read; left out")
+            }
+            Err(AnalysisError::History(error)) => {
                 tracing::warn!(series = %meta.labels, %error, "related series: a candidate could not be read; left out")
             }
             Err(interrupted) => return Err(interrupted),
@@ -96,7 +100,7 @@ fn span(at_ms: i64, window: Duration, lag: Duration) -> (i64, i64) {
 mod tests {
     use super::*;
     use crate::catalog::{SeriesCaps, SeriesDefinition};
-    use crate::storage::{MemoryKv, MetricKind, Sample, StorageConfig};
+    use crate::storage::{MemoryKv, MetricKind, Sample, StorageConfig, Tsdb};
     use hcmon_common::Labels;
 
     const MINUTE: Duration = Duration::from_secs(60);
@@ -137,13 +141,14 @@ mod tests {
     #[test]
     fn ranks_the_series_that_moved_with_the_anchor_and_stops_when_told() {
         let (tsdb, catalog) = store();
+        let history = History::local(std::sync::Arc::new(tsdb));
         let anchor = catalog
             .all()
             .into_iter()
             .find(|m| m.labels.to_string().starts_with("cpu"))
             .unwrap();
         let found = related_series(
-            &tsdb,
+            &history,
             &catalog,
             &anchor,
             1_800_000,
@@ -157,7 +162,7 @@ mod tests {
 
         let stop = || true;
         let stopped = related_series(
-            &tsdb,
+            &history,
             &catalog,
             &anchor,
             1_800_000,

@@ -15,6 +15,7 @@
 
 use super::error::ApiError;
 use crate::analysis::AnalysisError;
+use crate::analysis::history::HistoryError;
 use crate::analytics::budget::Budget;
 use crate::telemetry::CollectorMetrics;
 use prometheus::IntGauge;
@@ -89,6 +90,9 @@ impl Analyses {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(AnalysisError::Store(e))) => Err(ApiError::Store(e)),
             Ok(Err(AnalysisError::Interrupted(_))) => Err(timeout()),
+            Ok(Err(AnalysisError::History(HistoryError::Store(e)))) => Err(ApiError::Store(e)),
+            // The remote history is another server: 503, as for a part that is down.
+            Ok(Err(AnalysisError::History(e))) => Err(ApiError::Unavailable(e.to_string())),
             Err(panicked) => Err(panicked.into()),
         }
     }

@@ -219,7 +219,7 @@ async fn trend(
     let start = end - millis(config.window);
     let series = state.select(&selectors);
     at_most_analysed(series.len())?;
-    let tsdb = state.tsdb.clone();
+    let history = state.history.clone();
     let advice = "select fewer series with match[], shorten window or raise seasonal_step";
     let data = analyses
         .run(&state.metrics, "/api/v1/trend", advice, move |budget| {
@@ -227,7 +227,7 @@ async fn trend(
             // One series at a time, so a long window holds one series' samples in memory.
             for meta in series {
                 budget.check()?;
-                let samples = tsdb.read_raw(meta.id, start, end)?;
+                let samples = history.read_raw(&meta, start, end)?;
                 let Some(fit) = fit_line(&samples) else {
                     continue;
                 };
@@ -301,13 +301,13 @@ async fn find_related(
     time: i64,
     window: Duration,
 ) -> Result<Vec<RelatedSeries>, ApiError> {
-    let (tsdb, catalog) = (state.tsdb.clone(), state.catalog.clone());
+    let (history, catalog) = (state.history.clone(), state.catalog.clone());
     let found = analyses
         .run(
             &state.metrics,
             "/api/v1/related",
             "shorten window",
-            move |budget| related_series(&tsdb, &catalog, &anchor, time, window, budget),
+            move |budget| related_series(&history, &catalog, &anchor, time, window, budget),
         )
         .await?;
     Ok(found.iter().map(related_series_response).collect())
@@ -363,7 +363,7 @@ async fn correlations(
     // Time, window (a day at most) and lag are bounded, far from overflow.
     let lag = millis(config.max_lag);
     let (start, end) = (time - millis(window) - lag, time);
-    let tsdb = state.tsdb.clone();
+    let history = state.history.clone();
     let advice = "select fewer series with match[] or shorten window";
     let pairs = analyses
         .run(
@@ -371,7 +371,8 @@ async fn correlations(
             "/api/v1/correlations",
             advice,
             move |budget| {
-                let windows = read_windows(&tsdb, series.iter().map(|m| &**m), start, end, budget)?;
+                let windows =
+                    read_windows(&history, series.iter().map(|m| &**m), start, end, budget)?;
                 Ok(correlated_pairs(&windows, &config, budget)?)
             },
         )

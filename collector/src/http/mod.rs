@@ -92,6 +92,8 @@ pub struct ApiState {
     pub quality: Option<Arc<crate::quality::QualityTracker>>,
     /// This collector's half of an HA pair (`pair.rs`); `None` outside a pair.
     pub pair: Option<Arc<crate::pair::Pair>>,
+    /// What the on-demand engines read: the store, and `[history]`'s remote API before it.
+    pub history: Arc<crate::analysis::history::History>,
 }
 
 /// Every route, held to `limits`: sizes everywhere, time and concurrency on the query-type
@@ -233,7 +235,7 @@ mod tests {
         );
         let live = crate::live::LiveHub::new(catalog.clone());
         let state = ApiState {
-            tsdb,
+            tsdb: tsdb.clone(),
             catalog,
             ingest,
             watch: None,
@@ -254,6 +256,7 @@ mod tests {
             reports: None,
             quality: None,
             pair: None,
+            history: Arc::new(crate::analysis::history::History::local(tsdb.clone())),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -1,0 +1,235 @@
+//! History for the engines beyond what this collector keeps: when `[history] remote_url` names
+//! a Prometheus-compatible query API (the VictoriaMetrics cluster or Mimir it forwards to, a
+//! Prometheus), the part of a window before this collector's oldest sample of the series is read
+//! from there. So a trend over 30 days, or a correlation over a week, works on a collector that
+//! keeps two days (`deploy/scale-out/`), or that was installed yesterday.
+//!
+//! The remote samples come from an instant query of a range selector (`series[<window>]`),
+//! which the Prometheus API answers with the raw samples, not a resampled grid. Only samples
+//! before the first local one are taken, so nothing is counted twice where both hold it.
+
+use crate::outbound::OutboundClient;
+use crate::storage::{SeriesMeta, StoreError, Tsdb};
+use hcmon_common::Secret;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue, Method};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `[history]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// The query API's base, e.g. `http://vmselect:8481/select/0/prometheus` or
+    /// `http://prometheus:9090`; empty: the engines read this collector's store only.
+    pub remote_url: String,
+    /// Sent as `Authorization: Bearer …`.
+    pub bearer_token: Option<Secret>,
+    pub bearer_token_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust besides the public ones.
+    pub ca_file: Option<PathBuf>,
+    /// Longest wait for one answer (default 30 s).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+impl HistoryConfig {
+    pub fn load_secrets(&mut self) -> Result<(), hcmon_common::secret::SecretError> {
+        hcmon_common::secret::resolve(
+            "history.bearer_token",
+            &mut self.bearer_token,
+            &mut self.bearer_token_file,
+            std::fs::read_to_string,
+        )
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.remote_url.is_empty() {
+            return Ok(());
+        }
+        hcmon_common::HttpEndpoint::parse(&self.remote_url)
+            .map(|_| ())
+            .map_err(|e| format!("remote_url: {e}"))
+    }
+}
+
+/// Why a window could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("remote history at {url}: {detail}")]
+    Remote { url: String, detail: String },
+}
+
+/// Reads windows of a series: the local store, and before its oldest sample, the remote API.
+pub struct History {
+    tsdb: Arc<Tsdb>,
+    remote: Option<Remote>,
+}
+
+struct Remote {
+    base: String,
+    client: OutboundClient,
+    headers: HeaderMap,
+    timeout: Duration,
+}
+
+/// Most bytes of one remote answer: a month of one series at 10 s is about 10 MB of JSON.
+const MAX_ANSWER: usize = 64 << 20;
+
+impl History {
+    /// This collector's store only.
+    pub fn local(tsdb: Arc<Tsdb>) -> Self {
+        Self { tsdb, remote: None }
+    }
+
+    pub fn new(tsdb: Arc<Tsdb>, config: &HistoryConfig) -> anyhow::Result<Self> {
+        if config.remote_url.is_empty() {
+            return Ok(Self::local(tsdb));
+        }
+        let client = OutboundClient::with_ca_file(
+            config.ca_file.as_deref(),
+            concat!("hcmon-collector/", env!("CARGO_PKG_VERSION")),
+        )?;
+        let mut headers = HeaderMap::new();
+        if let Some(token) = &config.bearer_token {
+            let value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
+                .map_err(|_| anyhow::anyhow!("history.bearer_token is not a valid header value"))?;
+            headers.insert(AUTHORIZATION, value);
+        }
+        Ok(Self {
+            tsdb,
+            remote: Some(Remote {
+                base: config.remote_url.trim_end_matches('/').to_owned(),
+                client,
+                headers,
+                timeout: config.timeout.unwrap_or(Duration::from_secs(30)),
+            }),
+        })
+    }
+
+    /// The samples of `meta` over `[start_ms, end_ms]`, oldest first. Blocking: run it on the
+    /// blocking pool (it waits for the remote answer there).
+    pub fn read_raw(
+        &self,
+        meta: &SeriesMeta,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<(i64, f64)>, HistoryError> {
+        let local = self.tsdb.read_raw(meta.id, start_ms, end_ms)?;
+        let Some(remote) = &self.remote else {
+            return Ok(local);
+        };
+        let first_local = local.first().map_or(end_ms + 1, |s| s.0);
+        if first_local <= start_ms {
+            return Ok(local);
+        }
+        let mut samples = remote.read(meta, start_ms, first_local - 1)?;
+        samples.extend(local);
+        Ok(samples)
+    }
+}
+
+impl Remote {
+    fn read(
+        &self,
+        meta: &SeriesMeta,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<(i64, f64)>, HistoryError> {
+        let failed = |detail: String| HistoryError::Remote {
+            url: self.base.clone(),
+            detail,
+        };
+        // The range selector ends at `time` and reaches back its length (whole ms).
+        let range_ms = (end_ms - start_ms).max(1);
+        let query = format!("{}[{range_ms}ms]", meta.labels);
+        let params = serde_urlencoded::to_string([
+            ("query", query),
+            ("time", format!("{:.3}", end_ms as f64 / 1000.0)),
+        ])
+        .map_err(|e| failed(e.to_string()))?;
+        let url = format!("{}/api/v1/query?{params}", self.base);
+        let call = self.client.call(
+            Method::GET,
+            &url,
+            self.headers.clone(),
+            Vec::new(),
+            MAX_ANSWER,
+        );
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| failed("no runtime to ask it from".into()))?;
+        let answer = handle
+            .block_on(async { tokio::time::timeout(self.timeout, call).await })
+            .map_err(|_| failed(format!("no answer within {:?}", self.timeout)))?
+            .map_err(|e| failed(e.to_string()))?;
+        if !answer.status.is_success() {
+            let body = String::from_utf8_lossy(&answer.body);
+            return Err(failed(format!(
+                "answered {}: {}",
+                answer.status,
+                body.chars().take(300).collect::<String>()
+            )));
+        }
+        let parsed: Answer = serde_json::from_slice(&answer.body)
+            .map_err(|e| failed(format!("not a Prometheus query answer: {e}")))?;
+        // The series itself when the remote holds it with exactly these labels; else (the
+        // forwarding path added labels, such as a site's) the only series the selector found.
+        let wanted: Vec<(&str, &str)> = meta.labels.iter().collect();
+        let exact = parsed.data.result.iter().find(|s| {
+            let mut labels: Vec<(&str, &str)> = s
+                .metric
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            labels.sort();
+            let mut wanted = wanted.clone();
+            wanted.sort();
+            labels == wanted
+        });
+        let series = match (exact, parsed.data.result.as_slice()) {
+            (Some(series), _) => series,
+            (None, [only]) => only,
+            (None, []) => return Ok(Vec::new()),
+            (None, several) => {
+                return Err(failed(format!(
+                    "{} series match {} there, none with exactly its labels",
+                    several.len(),
+                    meta.labels
+                )));
+            }
+        };
+        let mut samples = Vec::with_capacity(series.values.len());
+        for (t, v) in &series.values {
+            let ms = (t * 1000.0).round() as i64;
+            let value: f64 = v
+                .parse()
+                .map_err(|_| failed(format!("sample value {v:?} is not a number")))?;
+            if (start_ms..=end_ms).contains(&ms) {
+                samples.push((ms, value));
+            }
+        }
+        samples.sort_by_key(|s| s.0);
+        Ok(samples)
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    data: AnswerData,
+}
+
+#[derive(Deserialize)]
+struct AnswerData {
+    result: Vec<AnswerSeries>,
+}
+
+#[derive(Deserialize)]
+struct AnswerSeries {
+    metric: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    values: Vec<(f64, String)>,
+}

@@ -1,0 +1,101 @@
+//! The on-demand engines read history from a remote Prometheus-compatible query API before the
+//! collector's own oldest sample: a collector that has held a series for two minutes fits a
+//! trend over two days that Debian's VictoriaMetrics, started on loopback, holds.
+
+use hcmon_tests::node::ScriptedNode;
+use hcmon_tests::{Collector, VictoriaMetrics, now_ms};
+use serde_json::Value;
+use std::time::Duration;
+
+const HOUR_MS: i64 = 3_600_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trend_reaches_back_into_the_remote_history() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut vm = VictoriaMetrics::start(&dir.path().join("vm"), None, &[])?;
+    let toml = format!(
+        "[analytics]\nenabled = false\n\n[history]\nremote_url = \"{}\"\n",
+        vm.url("")
+    );
+    let collector = Collector::start_with_config(&dir.path().join("data"), &toml)?;
+
+    // The collector holds the last two minutes of the series, rising on from the remote part.
+    let now = now_ms();
+    let mut node = ScriptedNode::connect(&collector.grpc_url(), "hist").await?;
+    for (ago_min, value) in [(2, 50.0), (1, 50.02), (0, 50.03)] {
+        node.send(now - ago_min * 60_000, &[("disk_used_percent", &[], value)])
+            .await?;
+    }
+    let exported = collector
+        .export(r#"disk_used_percent{node="hist"}"#)
+        .await?;
+    anyhow::ensure!(exported.len() == 1, "one series: {exported:?}");
+    let labels = exported[0]["metric"]
+        .as_object()
+        .ok_or_else(|| anyhow::anyhow!("no labels in {exported:?}"))?
+        .iter()
+        .filter(|(k, _)| *k != "__name__")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+
+    // VictoriaMetrics holds the two days before: one sample an hour, rising by one an hour.
+    let first_local = now - 2 * 60_000;
+    let lines: String = (1..=48)
+        .map(|h| {
+            let at = first_local - h * HOUR_MS;
+            format!("disk_used_percent{{{labels}}} {} {at}\n", 50 - h)
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let imported = http
+        .post(vm.url("/api/v1/import/prometheus"))
+        .body(lines)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        imported.status().is_success(),
+        "import: {}",
+        imported.status()
+    );
+    http.get(vm.url("/internal/force_flush")).send().await?;
+
+    let client = collector.client()?;
+    let trend_url = format!("http://{}/api/v1/trend", collector.http);
+    let trend = |window: &'static str| {
+        let request = client
+            .get(&trend_url)
+            .query(&[
+                ("match[]", r#"disk_used_percent{node="hist"}"#),
+                ("window", window),
+            ])
+            .timeout(Duration::from_secs(60));
+        async move { anyhow::Ok(request.send().await?) }
+    };
+    let fitted = |answer: reqwest::Response| async move {
+        anyhow::ensure!(answer.status().is_success(), "{}", answer.status());
+        let body: Value = serde_json::from_str(&answer.text().await?)?;
+        anyhow::Ok(body["data"][0].clone())
+    };
+    // Over the last 150 s, the remote holds nothing: the collector's three samples are fitted.
+    let recent = fitted(trend("150s").await?).await?;
+    assert_eq!(recent["samples"], 3, "{recent}");
+    let two_days = fitted(trend("3d").await?).await?;
+    assert_eq!(
+        two_days["samples"], 51,
+        "48 remote and 3 local samples: {two_days}"
+    );
+    let slope_per_hour = two_days["slope_per_second"].as_f64().unwrap_or(0.0) * 3600.0;
+    assert!(
+        (0.9..1.1).contains(&slope_per_hour),
+        "the remote history's rise of one an hour dominates the fit: {slope_per_hour}"
+    );
+
+    // The remote gone: a clear 503 naming it, not a silently shorter trend.
+    vm.process.kill9();
+    let answer = trend("3d").await?;
+    assert_eq!(answer.status(), 503);
+    let text = answer.text().await?;
+    assert!(text.contains("remote history"), "{text}");
+    Ok(())
+}
