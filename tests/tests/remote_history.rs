@@ -77,7 +77,7 @@ async fn a_trend_reaches_back_into_the_remote_history() -> anyhow::Result<()> {
         let body: Value = serde_json::from_str(&answer.text().await?)?;
         anyhow::Ok(body["data"][0].clone())
     };
-    // Over the last 150 s, the remote holds nothing: the collector's three samples are fitted.
+    // Over the last 150 s the collector holds the whole window: its three samples are fitted.
     let recent = fitted(trend("150s").await?).await?;
     assert_eq!(recent["samples"], 3, "{recent}");
     let two_days = fitted(trend("3d").await?).await?;

@@ -77,6 +77,11 @@ struct Remote {
     timeout: Duration,
 }
 
+/// A window whose first local sample comes later than this after its start is missing history
+/// worth asking for. Below it the gap is the series' own interval (up to the agent's 5 min
+/// extended tier), and asking the remote on every analysis would cost a request per series.
+const MISSING_AFTER_MS: i64 = 10 * 60_000;
+
 /// Most bytes of one remote answer: a month of one series at 10 s is about 10 MB of JSON.
 const MAX_ANSWER: usize = 64 << 20;
 
@@ -124,7 +129,7 @@ impl History {
             return Ok(local);
         };
         let first_local = local.first().map_or(end_ms + 1, |s| s.0);
-        if first_local <= start_ms {
+        if first_local - start_ms <= MISSING_AFTER_MS {
             return Ok(local);
         }
         let mut samples = remote.read(meta, start_ms, first_local - 1)?;

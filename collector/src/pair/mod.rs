@@ -232,6 +232,12 @@ impl Pair {
 
     /// The peer answered.
     fn heard(&self, state: &PairState) -> Result<(), String> {
+        if state.member == self.member {
+            return Err(format!(
+                "the peer is also named {:?}: give the two collectors different `member` names",
+                self.member
+            ));
+        }
         let deliveries = state
             .deliveries
             .iter()
