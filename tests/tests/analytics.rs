@@ -509,9 +509,18 @@ async fn an_analysis_stops_when_its_client_goes_away() -> anyhow::Result<()> {
         .await?;
     // Dropping the request closes its connection.
     abandoned.abort();
+    // `/metrics` gathers the gauge and the counter one after the other, so a scrape can catch
+    // the slot freed before the stop is counted: wait for both.
     let text = collector
         .wait_for_metrics(std::time::Duration::from_secs(120), |text| {
             exposed(text, "hcmon_collector_analyses_running") == 0.0
+                && exposed(
+                    text,
+                    "hcmon_collector_analyses_stopped_total{reason=\"client_gone\"}",
+                ) + exposed(
+                    text,
+                    "hcmon_collector_analyses_stopped_total{reason=\"time_limit\"}",
+                ) >= 1.0
         })
         .await?;
     assert_eq!(
