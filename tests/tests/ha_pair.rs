@@ -112,12 +112,40 @@ async fn stored(collector: &Collector) -> anyhow::Result<Vec<i64>> {
         .collect())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pair_pages_once_across_a_leader_kill_and_both_hold_the_whole_history()
--> anyhow::Result<()> {
-    let pager = HttpReceiver::start().await?;
-    let dir = tempfile::tempdir()?;
-    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+/// One node's stream to each collector of the pair, as an agent shipping to both has.
+struct BothSides(ScriptedNode, ScriptedNode);
+
+impl BothSides {
+    async fn connect(a: &Collector, b: &Collector, node: &str) -> anyhow::Result<Self> {
+        Ok(Self(
+            ScriptedNode::connect(&a.grpc_url(), node).await?,
+            ScriptedNode::connect(&b.grpc_url(), node).await?,
+        ))
+    }
+
+    /// The same CPU sample to both.
+    async fn cpu(&mut self, value: f64) -> anyhow::Result<()> {
+        let t = now_ms();
+        self.0
+            .send(t, &[("node_cpu_usage_ratio", &[], value)])
+            .await?;
+        self.1
+            .send(t, &[("node_cpu_usage_ratio", &[], value)])
+            .await?;
+        Ok(())
+    }
+}
+
+/// Two collectors configured as a pair, started: `a` first, so it leads.
+struct Members {
+    a: Collector,
+    b: Collector,
+    ports_a: (u16, u16),
+    toml_a: String,
+}
+
+async fn start_pair(dir: &Path, pager: &HttpReceiver) -> anyhow::Result<Members> {
+    let (data_a, data_b) = (dir.join("a"), dir.join("b"));
     // A first start of each makes its admin token, which the other reads as its peer token,
     // and fixes the ports the other is told.
     let (ports_a, ports_b) = {
@@ -134,10 +162,38 @@ async fn a_pair_pages_once_across_a_leader_kill_and_both_hold_the_whole_history(
             (b.grpc.port(), b.http.port()),
         )
     };
-    let toml_a = config("a", ports_b, &data_b, &pager);
-    let toml_b = config("b", ports_a, &data_a, &pager);
-    let mut a = start(&data_a, ports_a, &toml_a)?;
+    let toml_a = config("a", ports_b, &data_b, pager);
+    let toml_b = config("b", ports_a, &data_a, pager);
+    let a = start(&data_a, ports_a, &toml_a)?;
     let b = start(&data_b, ports_b, &toml_b)?;
+    eventually(WAIT, "a leads the pair and b follows", || async {
+        Ok(
+            metric(&a, "hcmon_collector_pair_leader").await? == Some(1.0)
+                && metric(&b, "hcmon_collector_pair_leader").await? == Some(0.0)
+                && metric(&b, "hcmon_collector_pair_peer_up").await? == Some(1.0),
+        )
+    })
+    .await?;
+    Ok(Members {
+        a,
+        b,
+        ports_a,
+        toml_a,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_pages_once_across_a_leader_kill_and_both_hold_the_whole_history()
+-> anyhow::Result<()> {
+    let pager = HttpReceiver::start().await?;
+    let dir = tempfile::tempdir()?;
+    let Members {
+        mut a,
+        b,
+        ports_a,
+        toml_a,
+    } = start_pair(dir.path(), &pager).await?;
+    let data_a = dir.path().join("a");
 
     // The real agent ships to both.
     let spool = dir.path().join("spool");
@@ -154,25 +210,9 @@ async fn a_pair_pages_once_across_a_leader_kill_and_both_hold_the_whole_history(
         "1s",
     ]);
 
-    eventually(WAIT, "a leads the pair and b follows", || async {
-        Ok(
-            metric(&a, "hcmon_collector_pair_leader").await? == Some(1.0)
-                && metric(&b, "hcmon_collector_pair_leader").await? == Some(0.0)
-                && metric(&b, "hcmon_collector_pair_peer_up").await? == Some(1.0),
-        )
-    })
-    .await?;
-
     // Both judge the same samples; one page.
-    let mut web1_a = ScriptedNode::connect(&a.grpc_url(), "web1").await?;
-    let mut web1_b = ScriptedNode::connect(&b.grpc_url(), "web1").await?;
-    let t = now_ms();
-    web1_a
-        .send(t, &[("node_cpu_usage_ratio", &[], 0.99)])
-        .await?;
-    web1_b
-        .send(t, &[("node_cpu_usage_ratio", &[], 0.99)])
-        .await?;
+    let mut web1 = BothSides::connect(&a, &b, "web1").await?;
+    web1.cpu(0.99).await?;
     pager.wait_for(1, WAIT).await?;
     eventually(WAIT, "b finds the firing page in a's log", || async {
         let text = b.get("/metrics").await?;
@@ -180,13 +220,7 @@ async fn a_pair_pages_once_across_a_leader_kill_and_both_hold_the_whole_history(
             .contains("hcmon_collector_pair_notifications_total{outcome=\"delivered_by_peer\"} 1"))
     })
     .await?;
-    let t = now_ms();
-    web1_a
-        .send(t, &[("node_cpu_usage_ratio", &[], 0.2)])
-        .await?;
-    web1_b
-        .send(t, &[("node_cpu_usage_ratio", &[], 0.2)])
-        .await?;
+    web1.cpu(0.2).await?;
     eventually(WAIT, "the resolved page", || async {
         Ok(count(&pager, "resolved", "web1") >= 1)
     })
@@ -222,15 +256,8 @@ async fn a_pair_pages_once_across_a_leader_kill_and_both_hold_the_whole_history(
         )
     })
     .await?;
-    let mut web3_a = ScriptedNode::connect(&a.grpc_url(), "web3").await?;
-    let mut web3_b = ScriptedNode::connect(&b.grpc_url(), "web3").await?;
-    let t = now_ms();
-    web3_a
-        .send(t, &[("node_cpu_usage_ratio", &[], 0.99)])
-        .await?;
-    web3_b
-        .send(t, &[("node_cpu_usage_ratio", &[], 0.99)])
-        .await?;
+    let mut web3 = BothSides::connect(&a, &b, "web3").await?;
+    web3.cpu(0.99).await?;
     eventually(WAIT, "web3 is paged", || async {
         Ok(count(&pager, "firing", "web3") >= 1)
     })
@@ -267,5 +294,124 @@ async fn a_pair_pages_once_across_a_leader_kill_and_both_hold_the_whole_history(
     })
     .await?;
     agent.process.terminate();
+    Ok(())
+}
+
+/// The first alert of `node` in a collector's `GET /api/v1/alerts`.
+async fn alert_of(collector: &Collector, node: &str) -> anyhow::Result<Option<Value>> {
+    let alerts = collector.get_json("/api/v1/alerts", &[]).await?;
+    Ok(alerts["data"]["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["labels"]["node"] == node)
+        .cloned())
+}
+
+/// The status of silence `id` in a collector's `GET /api/v1/silences`.
+async fn silence_status(collector: &Collector, id: &str) -> anyhow::Result<Option<String>> {
+    let silences = collector.get_json("/api/v1/silences", &[]).await?;
+    Ok(silences["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["id"] == id)
+        .and_then(|s| s["status"].as_str().map(str::to_owned)))
+}
+
+/// What an operator tells one collector holds on the other: a silence made on the leader mutes
+/// what the follower pages after the leader died, an acknowledgement shows on both, and a
+/// silence expired while one was down reaches it when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_and_acknowledgements_made_on_one_hold_on_the_other() -> anyhow::Result<()> {
+    let pager = HttpReceiver::start().await?;
+    let dir = tempfile::tempdir()?;
+    let Members {
+        mut a,
+        b,
+        ports_a,
+        toml_a,
+    } = start_pair(dir.path(), &pager).await?;
+    let data_a = dir.path().join("a");
+
+    // A silence for db1's maintenance, made on a; b lists it.
+    let made: Value = a
+        .client()?
+        .post(format!("http://{}/api/v1/silences", a.http))
+        .json(&serde_json::json!({
+            "matchers": "{node=\"db1\"}",
+            "duration": "2h",
+            "created_by": "alice",
+            "comment": "disk swap",
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let silence = made["data"]["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(silence.len(), 16, "{made}");
+    eventually(WAIT, "b lists a's silence", || async {
+        Ok(silence_status(&b, &silence).await?.as_deref() == Some("active"))
+    })
+    .await?;
+
+    // web5 fires on both and is paged once; alice acknowledges it on a; b shows it.
+    let mut web5 = BothSides::connect(&a, &b, "web5").await?;
+    web5.cpu(0.99).await?;
+    pager.wait_for(1, WAIT).await?;
+    let id = alert_of(&a, "web5").await?.expect("web5 fires on a")["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    a.client()?
+        .post(format!("http://{}/api/v1/alerts/{id}/ack", a.http))
+        .json(&serde_json::json!({"by": "alice"}))
+        .send()
+        .await?
+        .error_for_status()?;
+    eventually(WAIT, "b shows web5 acknowledged by alice", || async {
+        let alert = alert_of(&b, "web5").await?;
+        Ok(alert.is_some_and(|a| a["acknowledged"]["by"] == "alice"))
+    })
+    .await?;
+
+    // The leader dies; db1 overheats, which only b sees. b takes the lead but pages nothing:
+    // the silence made on a holds.
+    a.process.kill9();
+    let mut db1_b = ScriptedNode::connect(&b.grpc_url(), "db1").await?;
+    db1_b
+        .send(now_ms(), &[("node_cpu_usage_ratio", &[], 0.99)])
+        .await?;
+    eventually(WAIT, "b leads, with db1 firing and muted", || async {
+        let alert = alert_of(&b, "db1").await?;
+        Ok(
+            metric(&b, "hcmon_collector_pair_leader").await? == Some(1.0)
+                && alert.is_some_and(|a| a["muted"].as_str().is_some_and(|m| m.contains(&silence))),
+        )
+    })
+    .await?;
+
+    // The maintenance ends early: expired on b while a is down. a, back, follows.
+    b.client()?
+        .delete(format!("http://{}/api/v1/silences/{silence}", b.http))
+        .send()
+        .await?
+        .error_for_status()?;
+    eventually(WAIT, "b pages db1 once the silence is expired", || async {
+        Ok(count(&pager, "firing", "db1") == 1)
+    })
+    .await?;
+    let a = start(&data_a, ports_a, &toml_a)?;
+    eventually(WAIT, "a, back, shows the silence expired", || async {
+        Ok(silence_status(&a, &silence).await?.as_deref() == Some("expired"))
+    })
+    .await?;
+
+    // Anything sent twice would arrive within a few ticks.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(count(&pager, "firing", "web5"), 1, "{:?}", pages(&pager));
+    assert_eq!(count(&pager, "firing", "db1"), 1, "{:?}", pages(&pager));
+    assert_eq!(pages(&pager).len(), 2, "{:?}", pages(&pager));
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod node_rules;
 pub mod notify;
+pub mod operator_state;
 pub mod policy;
 pub mod quality_rules;
 pub mod records;

@@ -10,6 +10,10 @@
 //!   the notifications not yet delivered, and they are delivered on start.
 //! - The book sees time only through the injected [`Clock`]; the tick merely says "look at the
 //!   clock again", so a test clock drives hour-long escalations in milliseconds.
+//! - In an HA pair, the operator state (silences, acknowledgements) is shared both ways
+//!   ([`OperatorState`]): this book's is published to the pair after each change, and the
+//!   peer's is merged in when it arrives and again each tick (an acknowledgement may arrive
+//!   before the alert fires here), going through the same durable change sets as commands.
 
 use super::ack_link::AckSigner;
 use super::activity::Arrivals;
@@ -27,6 +31,7 @@ use super::ids::AlertId;
 pub use super::metrics::AlertMetrics;
 use super::node_rules::NodeRules;
 use super::notify::{ChannelError, Channels, NotifyMetrics};
+use super::operator_state::OperatorState;
 use super::rounds::{BurnRound, FileRuleResult, FileSchedule, Rounds};
 use super::rule_files::evaluate::is_open;
 use super::store;
@@ -101,6 +106,10 @@ pub struct AlertService {
     /// after a restart, so a node without any verdict yet keeps its alert for a while.
     started_ms: i64,
     pair: Option<Arc<crate::pair::Pair>>,
+    /// The operator state last published to the pair.
+    shared: Option<OperatorState>,
+    /// The pair's peer's operator state, as last answered.
+    peer_state: Option<OperatorState>,
 }
 
 impl AlertService {
@@ -211,6 +220,8 @@ impl AlertService {
             related_searches: Arc::new(tokio::sync::Semaphore::new(1)),
             started_ms,
             pair: deps.pair,
+            shared: None,
+            peer_state: None,
         };
         // The API and the `ALERTS` writer see the stored alerts and silences from the start,
         // not from the first change after it: an empty view would read as every alert resolved.
@@ -248,6 +259,11 @@ impl AlertService {
         let mut last_publish = Instant::now();
         let mut view_behind = false;
         workers.dispatch(std::mem::take(&mut self.outbox));
+        // Outside a pair the peer's state never changes: its sender lives as long as the loop.
+        let (_no_peer, mut peer_operator) = tokio::sync::watch::channel(serde_json::Value::Null);
+        if let Some(pair) = &self.pair {
+            peer_operator = pair.peer_operator();
+        }
         loop {
             let mut ticked = false;
             tokio::select! {
@@ -261,6 +277,10 @@ impl AlertService {
                     }
                 }
                 Some(command) = self.commands.recv() => self.command(command),
+                Ok(()) = peer_operator.changed() => {
+                    let document = peer_operator.borrow_and_update().clone();
+                    self.learn_peer_state(document);
+                }
                 Some((id, related)) = related_rx.recv() => self.book.set_related(&id, related),
                 Some(found) = burn_rx.recv() => {
                     burn_running = false;
@@ -280,6 +300,7 @@ impl AlertService {
                 }
                 _ = tick.tick() => {
                     ticked = true;
+                    self.apply_peer_state();
                     // One span per evaluation round (exported with `[traces]`).
                     let round = tracing::info_span!("rule_evaluation");
                     async {
@@ -337,6 +358,7 @@ impl AlertService {
                 continue;
             }
             self.publish(now);
+            self.share_operator_state(now);
             last_publish = Instant::now();
             view_behind = false;
             for at in arrived.drain(..) {
@@ -497,6 +519,48 @@ impl AlertService {
                 let _ = reply.send(Ok(()));
             }
         }
+    }
+
+    /// Takes the peer's operator state from the pair's poll and merges it in.
+    fn learn_peer_state(&mut self, document: serde_json::Value) {
+        match serde_json::from_value::<OperatorState>(document) {
+            Ok(state) => {
+                self.peer_state = Some(state);
+                self.apply_peer_state();
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                "the other collector of the pair shares silences and acknowledgements in a form this one cannot read (another version?); they are not applied here"
+            ),
+        }
+    }
+
+    fn apply_peer_state(&mut self) {
+        let now = self.now();
+        let Some(peer) = &self.peer_state else { return };
+        let applied = peer.apply_to(&mut self.book, now);
+        if applied != Default::default() {
+            tracing::info!(
+                silences_added = applied.silences_added,
+                silences_expired = applied.silences_expired,
+                acknowledged = applied.acknowledged,
+                "applied what operators told the other collector of the pair"
+            );
+        }
+    }
+
+    /// Publishes this book's operator state to the pair, when it changed.
+    fn share_operator_state(&mut self, now: i64) {
+        let Some(pair) = &self.pair else { return };
+        let state = OperatorState::of(&self.book, now);
+        if self.shared.as_ref() == Some(&state) {
+            return;
+        }
+        match serde_json::to_value(&state) {
+            Ok(document) => pair.set_operator(document),
+            Err(error) => tracing::error!(%error, "cannot share the operator state with the pair"),
+        }
+        self.shared = Some(state);
     }
 
     /// Looks, on the blocking pool, for the series that moved with each alert that just fired;

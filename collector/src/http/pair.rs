@@ -1,5 +1,6 @@
 //! `GET /api/v1/pair/state`: this collector's half of an HA pair, as the other collector polls
-//! it (see `pair`): whether it leads, and what it delivered after the reader's cursor. With
+//! it (see `pair`): whether it leads, what it delivered after the reader's cursor, and its
+//! operator state when the reader has not seen its version (`operator=`). With
 //! `wait=`, the answer is held until there is news or the wait ends: a long poll.
 
 use super::ApiState;
@@ -26,18 +27,23 @@ async fn pair_state(State(state): State<ApiState>, params: Params) -> Result<Res
         return Err(ApiError::NotFound(NOT_PAIRED.into()));
     };
     let log = params.get("log").unwrap_or_default().to_owned();
-    let after = match params.integer("after")? {
-        Some(n) if n >= 0 => n as u64,
-        Some(_) => {
-            return Err(ApiError::BadParam {
-                name: "after",
-                message: "a cursor is 0 or more".into(),
-            });
-        }
-        None => 0,
-    };
+    let after = counter(&params, "after")?;
     let leader_seen = params.flag("leader")?;
+    let operator_seen = counter(&params, "operator")?;
     let wait = params.duration_or("wait", Duration::ZERO)?.min(MAX_WAIT);
-    pair.wait_for_news(&log, after, leader_seen, wait).await;
-    Ok(success(pair.state(&log, after)))
+    pair.wait_for_news(&log, after, leader_seen, operator_seen, wait)
+        .await;
+    Ok(success(pair.state(&log, after, operator_seen)))
+}
+
+/// A cursor or version parameter: 0 or more, 0 when absent.
+fn counter(params: &Params, name: &'static str) -> Result<u64, ApiError> {
+    match params.integer(name)? {
+        Some(n) if n >= 0 => Ok(n as u64),
+        Some(_) => Err(ApiError::BadParam {
+            name,
+            message: "must be 0 or more".into(),
+        }),
+        None => Ok(0),
+    }
 }

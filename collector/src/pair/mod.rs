@@ -14,6 +14,11 @@
 //!   are the heartbeat the lease counts.
 //! - The log is in memory, numbered under an id made at start: a restarted peer's log starts
 //!   again, and the reader sees the new id and reads it from the beginning.
+//! - Operators' commands (silences, acknowledgements) are shared as state, not as a log: each
+//!   collector publishes its operator state as a document (alerting owns its meaning; the pair
+//!   only carries it), versioned under the log id, and the poll answers with it whenever the
+//!   reader has not seen that version. A collector back from a restart so gets the peer's whole
+//!   state at once, including what operators did while it was down.
 
 pub mod config;
 pub mod leadership;
@@ -50,6 +55,12 @@ pub struct PairState {
     /// The cursor to ask from next.
     pub next: u64,
     pub deliveries: Vec<DeliveryEntry>,
+    /// The version of the answering collector's operator state (within `log`).
+    #[serde(default)]
+    pub operator_version: u64,
+    /// That state, when the reader has not seen this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +85,10 @@ struct Shared {
     leadership: Leadership,
     own: DeliveryLog,
     peer: PeerDeliveries,
+    /// This collector's operator state and its version (0: none published yet).
+    operator: (u64, serde_json::Value),
+    /// The (log, version) of the peer's operator state last handed on.
+    peer_operator_seen: (String, u64),
 }
 
 pub struct Pair {
@@ -81,8 +96,11 @@ pub struct Pair {
     log_id: String,
     hold_ms: i64,
     shared: Mutex<Shared>,
-    /// Bumped when this collector delivers or its leadership changes: wakes the long polls.
+    /// Bumped when this collector delivers, its leadership changes or its operator state
+    /// changes: wakes the long polls.
     news: watch::Sender<u64>,
+    /// The peer's operator state, as last answered.
+    peer_operator: watch::Sender<serde_json::Value>,
     clock: Clock,
     config: PairConfig,
     metrics: PairMetrics,
@@ -124,8 +142,11 @@ impl Pair {
                 leadership: Leadership::new(&config.member, config.lease.as_millis() as i64, now),
                 own: DeliveryLog::new(LOG_ENTRIES),
                 peer: PeerDeliveries::default(),
+                operator: (0, serde_json::Value::Null),
+                peer_operator_seen: (String::new(), 0),
             }),
             news: watch::Sender::new(0),
+            peer_operator: watch::Sender::new(serde_json::Value::Null),
             clock,
             config: config.clone(),
             metrics: PairMetrics {
@@ -189,11 +210,33 @@ impl Pair {
         self.news.send_modify(|n| *n += 1);
     }
 
-    /// This collector's state for a reader whose cursor is `after` in log `log`.
-    pub fn state(&self, log: &str, after: u64) -> PairState {
+    /// Publishes this collector's operator state to the peer, when it changed.
+    pub fn set_operator(&self, document: serde_json::Value) {
+        {
+            let mut shared = self.lock();
+            if shared.operator.1 == document {
+                return;
+            }
+            shared.operator = (shared.operator.0 + 1, document);
+        }
+        self.news.send_modify(|n| *n += 1);
+    }
+
+    /// The peer's operator state, as last answered (`Null` before the first answer).
+    pub fn peer_operator(&self) -> watch::Receiver<serde_json::Value> {
+        self.peer_operator.subscribe()
+    }
+
+    /// This collector's state for a reader whose cursor is `after` in log `log`, and who saw
+    /// version `operator_seen` of its operator state.
+    pub fn state(&self, log: &str, after: u64, operator_seen: u64) -> PairState {
         let shared = self.lock();
-        let from = if log == self.log_id { after } else { 1 };
+        let same_log = log == self.log_id;
+        let from = if same_log { after } else { 1 };
         let (deliveries, next) = shared.own.from(from, PAGE);
+        let (version, document) = &shared.operator;
+        let operator =
+            (*version > 0 && (!same_log || operator_seen != *version)).then(|| document.clone());
         PairState {
             member: self.member.clone(),
             leader: shared.leadership.is_leader(),
@@ -206,18 +249,28 @@ impl Pair {
                     at_ms: d.at_ms,
                 })
                 .collect(),
+            operator_version: *version,
+            operator,
         }
     }
 
-    /// Returns when the reader at `after` of log `log` has something new, the leadership
-    /// changed, or `wait` passed.
-    pub async fn wait_for_news(&self, log: &str, after: u64, leader_seen: bool, wait: Duration) {
+    /// Returns when the reader at `after` of log `log` has something new (deliveries, or an
+    /// operator state newer than `operator_seen`), the leadership changed, or `wait` passed.
+    pub async fn wait_for_news(
+        &self,
+        log: &str,
+        after: u64,
+        leader_seen: bool,
+        operator_seen: u64,
+        wait: Duration,
+    ) {
         let mut news = self.news.subscribe();
         let fresh = || {
             let shared = self.lock();
             log != self.log_id
                 || shared.own.next() > after
                 || shared.leadership.is_leader() != leader_seen
+                || shared.operator.0 != operator_seen
         };
         let deadline = tokio::time::Instant::now() + wait;
         while !fresh() {
@@ -254,6 +307,13 @@ impl Pair {
         let change = {
             let mut shared = self.lock();
             shared.peer.learn(&deliveries, now, 2 * self.hold_ms);
+            if let Some(document) = &state.operator {
+                let seen = (state.log.clone(), state.operator_version);
+                if shared.peer_operator_seen != seen {
+                    shared.peer_operator_seen = seen;
+                    self.peer_operator.send_replace(document.clone());
+                }
+            }
             shared.leadership.heard(now, &state.member, state.leader)
         };
         self.changed(change);

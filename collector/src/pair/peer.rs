@@ -44,10 +44,10 @@ pub fn start(pair: Arc<Pair>, tasks: &TaskTree) -> anyhow::Result<()> {
     let shutdown = tasks.shutdown().clone();
     tasks.spawn("pair-peer", Role::Helper, async move {
         let (mut log, mut next, mut failing) = (String::new(), 1u64, false);
-        let mut leader_seen = false;
+        let (mut leader_seen, mut operator_seen) = (false, 0u64);
         loop {
             let url = format!(
-                "{base}/api/v1/pair/state?log={log}&after={next}&leader={leader_seen}&wait={}s",
+                "{base}/api/v1/pair/state?log={log}&after={next}&leader={leader_seen}&operator={operator_seen}&wait={}s",
                 WAIT.as_secs()
             );
             let call = client.call(Method::GET, &url, headers.clone(), Vec::new(), MAX_ANSWER);
@@ -76,7 +76,8 @@ pub fn start(pair: Arc<Pair>, tasks: &TaskTree) -> anyhow::Result<()> {
                         tracing::info!(peer = %pair.config.peer, "the other collector of the pair answers again");
                     }
                     failing = false;
-                    (log, next, leader_seen) = (state.log, state.next, state.leader);
+                    (log, next, leader_seen, operator_seen) =
+                        (state.log, state.next, state.leader, state.operator_version);
                 }
                 Err(problem) => {
                     if !failing {

@@ -486,3 +486,113 @@ fn a_restart_mid_escalation_neither_repeats_nor_skips_a_tier() {
     h2.advance(60 * MIN);
     assert!(h2.take().is_empty());
 }
+
+/// The two books of an HA pair, as the pair's poll shares their operator state.
+mod pair {
+    use super::*;
+    use crate::alerting::lifecycle::AlertState;
+    use crate::alerting::operator_state::{Applied, OperatorState};
+
+    fn share(from: &Harness, to: &mut Harness) -> Applied {
+        let applied = OperatorState::of(&from.book, from.now).apply_to(&mut to.book, to.now);
+        to.tick();
+        applied
+    }
+
+    fn silence(id: &str, now: i64) -> SilenceRecord {
+        SilenceRecord {
+            id: SilenceId::from(id),
+            matchers: "HighCpu{node=\"nas\"}".into(),
+            starts_ms: now,
+            ends_ms: now + 60 * MIN,
+            daily: None,
+            created_by: "alice".into(),
+            comment: "upgrade".into(),
+            created_ms: now,
+            maintenance: false,
+        }
+    }
+
+    #[test]
+    fn a_silence_made_on_one_mutes_the_other_and_its_expiry_follows() {
+        let (mut a, mut b) = (Harness::new(10), Harness::new(10));
+        a.book.silence(silence("s1", a.now)).unwrap();
+        a.tick();
+        let applied = share(&a, &mut b);
+        assert_eq!(applied.silences_added, 1);
+        assert_eq!(
+            b.book.silences().cloned().collect::<Vec<_>>(),
+            a.book.silences().cloned().collect::<Vec<_>>()
+        );
+        // Stored like one made here: a restarted b still has it.
+        let resumed = Harness::resume(10, b.store.clone(), b.now);
+        assert_eq!(resumed.book.silences().count(), 1);
+
+        // b, alone (a is down), sees the alert fire: muted, nothing goes out.
+        b.observe("HighCpu", "nas", 0.95);
+        b.advance(30 * MIN);
+        assert!(b.take().is_empty(), "silenced on b too");
+        assert_eq!(share(&a, &mut b), Applied::default(), "nothing new");
+
+        // Expired on b: a follows, and the alert goes out from there.
+        b.book
+            .expire_silence(&SilenceId::from("s1"), b.now)
+            .unwrap();
+        b.tick();
+        a.now = b.now;
+        a.observe("HighCpu", "nas", 0.95);
+        assert!(a.take().is_empty(), "still silenced on a");
+        assert_eq!(share(&b, &mut a).silences_expired, 1);
+        a.advance(2 * MIN);
+        assert!(!a.take().is_empty(), "expiry reached a");
+        // And back again: nothing changes either side.
+        assert_eq!(share(&a, &mut b), Applied::default());
+        assert_eq!(share(&b, &mut a), Applied::default());
+    }
+
+    #[test]
+    fn an_ended_silence_the_other_no_longer_holds_is_not_brought_back() {
+        let (mut a, mut b) = (Harness::new(10), Harness::new(10));
+        let mut old = silence("old", a.now - 120 * MIN);
+        old.ends_ms = a.now - 30 * MIN;
+        a.book.silence(old).unwrap();
+        a.tick();
+        assert_eq!(share(&a, &mut b), Applied::default());
+        assert_eq!(b.book.silences().count(), 0);
+    }
+
+    #[test]
+    fn an_acknowledgement_stops_the_others_escalation_in_the_same_episode_only() {
+        let (mut a, mut b) = (Harness::new(10), Harness::new(10));
+        a.observe("HighCpu", "nas", 0.95);
+        b.advance(20_000);
+        b.observe("HighCpu", "nas", 0.95);
+        let id = a.id("HighCpu", "nas");
+        a.book.acknowledge(&id, "alice", a.now).unwrap();
+        a.tick();
+        assert_eq!(share(&a, &mut b).acknowledged, 1);
+        let alert = b.book.alert(&id).unwrap();
+        assert!(
+            matches!(&alert.lifecycle.state, AlertState::Acknowledged { by, .. } if by == "alice"),
+            "{:?}",
+            alert.lifecycle.state
+        );
+        b.take();
+        b.advance(90 * MIN);
+        assert!(
+            b.take()
+                .iter()
+                .all(|s| !matches!(s.1, NotificationKind::Escalation { .. })),
+            "b's escalation stopped"
+        );
+
+        // A later episode on b is not the one acknowledged on a.
+        let (mut a, mut b) = (Harness::new(10), Harness::new(10));
+        a.observe("HighCpu", "nas", 0.95);
+        a.book.acknowledge(&id, "alice", a.now).unwrap();
+        a.tick();
+        b.advance(30 * MIN);
+        b.observe("HighCpu", "nas", 0.95);
+        assert_eq!(share(&a, &mut b).acknowledged, 0);
+    }
+}
