@@ -75,6 +75,8 @@ pub struct Collector {
     destinations: Vec<forward::Destination>,
     /// This collector's half of an HA pair; `None` outside a pair.
     pair: Option<Arc<pair::Pair>>,
+    /// The store's history, and a remote one's before it (`[history]`).
+    history: Arc<analysis::history::History>,
     metrics: Arc<CollectorMetrics>,
     access: Arc<access::AccessControl>,
     /// The CA, certificates and TLS of both listeners; `None` when `[tls] enabled = false`.
@@ -176,13 +178,20 @@ impl Collector {
                 catalog.clone(),
             ))
         });
+        let history = Arc::new(analysis::history::History::new(
+            tsdb.clone(),
+            &config.history,
+        )?);
         let objectives = match config.slo.enabled {
-            true => Some(Arc::new(slo::objectives::Objectives::open(
-                config.slo.clone(),
-                alerting::evaluate::latency_warnings(&config.alerting),
-                tsdb.clone(),
-                catalog.clone(),
-            )?)),
+            true => Some(Arc::new(
+                slo::objectives::Objectives::open(
+                    config.slo.clone(),
+                    alerting::evaluate::latency_warnings(&config.alerting),
+                    tsdb.clone(),
+                    catalog.clone(),
+                )?
+                .with_history(history.clone()),
+            )),
             false => None,
         };
         let pair = config
@@ -240,6 +249,7 @@ impl Collector {
             quality,
             destinations,
             pair,
+            history,
             metrics,
             access: Arc::new(access),
             trust,
@@ -278,6 +288,7 @@ impl Collector {
             quality,
             destinations,
             pair,
+            history,
             metrics,
             access,
             trust,
@@ -404,10 +415,7 @@ impl Collector {
                 reports,
                 quality: quality.clone(),
                 pair: pair.clone(),
-                history: Arc::new(analysis::history::History::new(
-                    tsdb.clone(),
-                    &config.history,
-                )?),
+                history: history.clone(),
             },
             http_limits.clone(),
         );

@@ -1,4 +1,4 @@
-//! The on-demand engines read history from a remote Prometheus-compatible query API before the
+//! The engines read history from a remote Prometheus-compatible query API before the
 //! collector's own oldest sample: a collector that has held a series for two minutes fits a
 //! trend over two days that Debian's VictoriaMetrics, started on loopback, holds.
 
@@ -94,6 +94,97 @@ async fn a_trend_reaches_back_into_the_remote_history() -> anyhow::Result<()> {
     // The remote gone: a clear 503 naming it, not a silently shorter trend.
     vm.process.kill9();
     let answer = trend("3d").await?;
+    assert_eq!(answer.status(), 503);
+    let text = answer.text().await?;
+    assert!(text.contains("remote history"), "{text}");
+    Ok(())
+}
+
+/// SLOs (and the reports built on them) read the remote history too: a collector that has
+/// probed a shop for two minutes reports the outage of yesterday that VictoriaMetrics holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_slo_counts_an_outage_only_the_remote_history_holds() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut vm = VictoriaMetrics::start(&dir.path().join("vm"), None, &[])?;
+    let toml = format!(
+        "[analytics]\nenabled = false\n\n[history]\nremote_url = \"{}\"\n",
+        vm.url("")
+    );
+    let collector = Collector::start_with_config(&dir.path().join("data"), &toml)?;
+
+    let now = now_ms();
+    let mut node = ScriptedNode::connect(&collector.grpc_url(), "edge").await?;
+    for ago_min in [2, 1, 0] {
+        node.send(
+            now - ago_min * 60_000,
+            &[("http_check_up", &[("name", "shop")], 1.0)],
+        )
+        .await?;
+    }
+    let exported = collector.export(r#"http_check_up{name="shop"}"#).await?;
+    anyhow::ensure!(exported.len() == 1, "one series: {exported:?}");
+    let labels = exported[0]["metric"]
+        .as_object()
+        .ok_or_else(|| anyhow::anyhow!("no labels in {exported:?}"))?
+        .iter()
+        .filter(|(k, _)| *k != "__name__")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+
+    // The day before: a check a minute, down for the hour from 24 h before the first local one.
+    let first_local = now - 2 * 60_000;
+    let outage = (first_local - 24 * HOUR_MS)..(first_local - 23 * HOUR_MS);
+    let lines: String = (1..=2 * 24 * 60)
+        .map(|m| {
+            let at = first_local - m * 60_000;
+            let up = u8::from(!outage.contains(&at));
+            format!("http_check_up{{{labels}}} {up} {at}\n")
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let imported = http
+        .post(vm.url("/api/v1/import/prometheus"))
+        .body(lines)
+        .send()
+        .await?;
+    anyhow::ensure!(imported.status().is_success(), "{}", imported.status());
+    http.get(vm.url("/internal/force_flush")).send().await?;
+
+    let client = collector.client()?;
+    let url = format!(
+        "http://{}/api/v1/slos/probe:shop:availability",
+        collector.http
+    );
+    let figures = |from_ms: i64| {
+        let request = client
+            .get(&url)
+            .query(&[
+                ("from", format!("{:.3}", from_ms as f64 / 1000.0)),
+                ("to", format!("{:.3}", (now + 1) as f64 / 1000.0)),
+            ])
+            .timeout(Duration::from_secs(60));
+        async move { anyhow::Ok(request.send().await?) }
+    };
+    let tally = |answer: reqwest::Response| async move {
+        anyhow::ensure!(answer.status().is_success(), "{}", answer.status());
+        let body: Value = serde_json::from_str(&answer.text().await?)?;
+        let tally = &body["data"]["tally"];
+        anyhow::Ok((
+            tally["good"].as_f64().unwrap_or(f64::NAN),
+            tally["bad"].as_f64().unwrap_or(f64::NAN),
+        ))
+    };
+    // The last 150 s: the collector's own three checks.
+    let (good, bad) = tally(figures(now - 150_000).await?).await?;
+    assert_eq!((good, bad), (3.0, 0.0));
+    // Two days: the outage's 60 failed checks, from the remote history.
+    let (good, bad) = tally(figures(first_local - 2 * 24 * HOUR_MS).await?).await?;
+    assert_eq!(bad, 60.0, "the remote outage counts");
+    assert_eq!(good, (2 * 24 * 60 - 60 + 3) as f64, "every other check");
+
+    vm.process.kill9();
+    let answer = figures(first_local - 2 * 24 * HOUR_MS).await?;
     assert_eq!(answer.status(), 503);
     let text = answer.text().await?;
     assert!(text.contains("remote history"), "{text}");

@@ -7,9 +7,12 @@
 //! The remote samples come from an instant query of a range selector (`series[<window>]`),
 //! which the Prometheus API answers with the raw samples, not a resampled grid. Only samples
 //! before the first local one are taken, so nothing is counted twice where both hold it.
+//! Readers of rollups (SLOs and the reports built on them) ask where the store's history
+//! begins in rollups too ([`History::remote_before`]): raw retention ending is not missing
+//! history there.
 
 use crate::outbound::OutboundClient;
-use crate::storage::{SeriesMeta, StoreError, Tsdb};
+use crate::storage::{Resolution, SeriesMeta, StoreError, Tsdb};
 use hcmon_common::Secret;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue, Method};
@@ -116,6 +119,51 @@ impl History {
         })
     }
 
+    /// Whether a remote history is configured.
+    pub fn has_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// For readers of rollups (SLOs, reports), which reach back further than raw samples: the
+    /// remote samples of `meta` over `[start_ms, local_from)`, where `local_from` is where the
+    /// store's history of the series in `[start_ms, end_ms]` begins (its first raw sample in
+    /// its first hour, else that hour's rollup). Without a remote, or with local history
+    /// missing for at most the allowance, nothing is read and `local_from` is `start_ms`.
+    /// Blocking, like [`History::read_raw`].
+    pub fn remote_before(
+        &self,
+        meta: &SeriesMeta,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<(Vec<(i64, f64)>, i64), HistoryError> {
+        let Some(remote) = &self.remote else {
+            return Ok((Vec::new(), start_ms));
+        };
+        const HOUR_MS: i64 = 3_600_000;
+        let first_hour = self
+            .tsdb
+            .read_rollup(
+                meta.id,
+                Resolution::OneHour,
+                start_ms.div_euclid(HOUR_MS) * HOUR_MS,
+                end_ms,
+            )?
+            .first()
+            .map(|(hour, _)| *hour);
+        let local_from = match first_hour {
+            None => end_ms + 1,
+            Some(hour) => {
+                let from = hour.max(start_ms);
+                let raw = self.tsdb.read_raw(meta.id, from, hour + HOUR_MS - 1)?;
+                raw.first().map_or(from, |s| s.0)
+            }
+        };
+        if local_from - start_ms <= MISSING_AFTER_MS {
+            return Ok((Vec::new(), start_ms));
+        }
+        Ok((remote.read(meta, start_ms, local_from - 1)?, local_from))
+    }
+
     /// The samples of `meta` over `[start_ms, end_ms]`, oldest first. Blocking: run it on the
     /// blocking pool (it waits for the remote answer there).
     pub fn read_raw(
@@ -149,8 +197,8 @@ impl Remote {
             url: self.base.clone(),
             detail,
         };
-        // The range selector ends at `time` and reaches back its length (whole ms).
-        let range_ms = (end_ms - start_ms).max(1);
+        // The range selector covers `(time - range, time]`: one ms more reaches `start_ms`.
+        let range_ms = end_ms - start_ms + 1;
         let query = format!("{}[{range_ms}ms]", meta.labels);
         let params = serde_urlencoded::to_string([
             ("query", query),

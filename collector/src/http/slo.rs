@@ -48,6 +48,8 @@ impl From<SloError> for ApiError {
             e @ SloError::NotFound(_) => ApiError::NotFound(e.to_string()),
             e @ SloError::NotDeletable { .. } => ApiError::Conflict(e.to_string()),
             SloError::Store(e) => ApiError::Store(e),
+            // Another server: 503, as for a part that is down.
+            e @ SloError::RemoteHistory(_) => ApiError::Unavailable(e.to_string()),
         }
     }
 }

@@ -69,10 +69,7 @@ pub fn generate(
         .map_err(ReportError::ReadMaintenance)?;
     let incidents = crate::alerting::store::incident_facts(sources.tsdb.kv(), span)
         .map_err(ReportError::ReadIncidents)?;
-    let source = SloSource {
-        tsdb: sources.tsdb.clone(),
-        catalog: sources.catalog.clone(),
-    };
+    let source = objectives.source();
     let ctx = EvalContext {
         maintenance: &maintenance,
         incidents: &incidents,

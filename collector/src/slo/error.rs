@@ -1,5 +1,6 @@
 //! What can go wrong defining, storing or evaluating an SLO.
 
+use crate::analysis::history::HistoryError;
 use crate::storage::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +17,18 @@ pub enum SloError {
     Query { name: String, problem: String },
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
+    /// The remote history (`[history] remote_url`) did not answer as it should.
+    #[error("{0}")]
+    RemoteHistory(HistoryError),
+}
+
+impl From<HistoryError> for SloError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::Store(e) => SloError::Store(e),
+            remote => SloError::RemoteHistory(remote),
+        }
+    }
 }
 
 impl SloError {

@@ -55,8 +55,10 @@ fn store(series: &[(&str, &[(&str, &str)])], samples: Vec<(usize, i64, f64)>) ->
     for chunk in samples.chunks(5000) {
         tsdb.append(None, chunk).unwrap();
     }
+    let tsdb = Arc::new(tsdb);
     SloSource {
-        tsdb: Arc::new(tsdb),
+        history: Arc::new(crate::analysis::history::History::local(tsdb.clone())),
+        tsdb,
         catalog: Arc::new(SeriesCatalog::new(metas)),
     }
 }

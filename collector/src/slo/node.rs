@@ -125,9 +125,10 @@ fn seen(
     };
     let mut buckets = Vec::new();
     for meta in series {
-        buckets.extend(reading::buckets(
+        buckets.extend(reading::buckets_of(
             &source.tsdb,
-            meta.id,
+            &source.history,
+            meta,
             scope.observed,
             grain,
             scope.horizons,

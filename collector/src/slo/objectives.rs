@@ -11,6 +11,7 @@ use super::error::SloError;
 use super::evaluate::SloSource;
 use super::maintenance::{SilenceSpan, annotation_windows, silence_windows};
 use super::store::SloStore;
+use crate::analysis::history::History;
 use crate::analytics::slo::{MaintenanceWindow, Window, Zone};
 use crate::before_after::AnnotationStore;
 use crate::catalog::SeriesCatalog;
@@ -30,6 +31,8 @@ pub struct Objectives {
     declared: Vec<SloDefinition>,
     /// The API's, as stored; written through to the store under this lock.
     created: RwLock<BTreeMap<SloName, SloDefinition>>,
+    /// Local only unless [`Objectives::with_history`] names a remote one.
+    history: Arc<History>,
 }
 
 impl Objectives {
@@ -49,6 +52,7 @@ impl Objectives {
             .map(|def| (def.name.clone(), def))
             .collect();
         Ok(Self {
+            history: Arc::new(History::local(tsdb.clone())),
             config,
             zone,
             tsdb,
@@ -57,6 +61,12 @@ impl Objectives {
             declared,
             created: RwLock::new(created),
         })
+    }
+
+    /// Reads before the store's history from `history` (see `reading`).
+    pub fn with_history(mut self, history: Arc<History>) -> Self {
+        self.history = history;
+        self
     }
 
     /// Every SLO in force, by name.
@@ -143,6 +153,7 @@ impl Objectives {
         SloSource {
             tsdb: self.tsdb.clone(),
             catalog: self.catalog.clone(),
+            history: self.history.clone(),
         }
     }
 

@@ -88,7 +88,7 @@ pub(super) fn latency(
                     .extend(judge_events(events, &meta, budgeting, scope));
             }
             Budgeting::Timeslices { slice_ms, .. } => {
-                let values = reading::values(&source.tsdb, meta.id, scope.observed)?;
+                let values = reading::values(&source.tsdb, &source.history, &meta, scope.observed)?;
                 let mut slices = Vec::new();
                 let mut rest = values.as_slice();
                 for slice in slice_grid(scope.observed, *slice_ms) {
@@ -131,19 +131,20 @@ fn runs_of(
     let exact_times =
         matches!(budgeting, Budgeting::Timeslices { slice_ms, .. } if slice_ms % MINUTE_MS != 0);
     if exact_times {
-        let values = reading::values(&source.tsdb, meta.id, window)?;
+        let values = reading::values(&source.tsdb, &source.history, meta, window)?;
         return Ok(values
             .into_iter()
             .map(|(ts, v)| (ts, verdict.good(v)))
             .collect());
     }
-    Ok(reading::runs(
+    reading::runs(
         &source.tsdb,
-        meta.id,
+        &source.history,
+        meta,
         window,
         verdict,
         scope.horizons,
-    )?)
+    )
 }
 
 /// Judged runs of one series into intervals: one event each, or grouped into time slices.

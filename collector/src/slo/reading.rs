@@ -8,9 +8,14 @@
 //! 5-minute, then the 1-hour ones are read; there a mixed bucket whose raw samples have
 //! expired is split by its aggregate (the sum of 0/1 values is exact; a latency split is
 //! interpolated between min and max) and the order of its runs is lost.
+//!
+//! Before the store's history of a series begins, a remote history (`[history] remote_url`)
+//! gives the raw samples, when one is configured ([`History::remote_before`]).
 
+use super::error::SloError;
+use crate::analysis::history::History;
 use crate::analytics::slo::Window;
-use crate::storage::{Aggregate, Resolution, SeriesId, StoreError, Tsdb};
+use crate::storage::{Aggregate, Resolution, SeriesId, SeriesMeta, StoreError, Tsdb};
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -128,6 +133,59 @@ fn rollup(
 /// A stretch of a series: `(start, length, aggregate)`.
 pub type Bucket = (i64, i64, Aggregate);
 
+/// Where a series' samples over a window come from: the remote history's raw samples before
+/// the store's history begins, then the store over the rest of the window (`None`: nothing
+/// left for it).
+struct Split {
+    remote: Vec<(i64, f64)>,
+    local: Option<Window>,
+}
+
+impl Split {
+    fn of(history: &History, meta: &SeriesMeta, window: Window) -> Result<Self, SloError> {
+        if window.start_ms >= window.end_ms {
+            return Ok(Self {
+                remote: Vec::new(),
+                local: None,
+            });
+        }
+        let (remote, local_from) =
+            history.remote_before(meta, window.start_ms, window.end_ms - 1)?;
+        Ok(Self {
+            remote,
+            local: (local_from < window.end_ms).then(|| Window::new(local_from, window.end_ms)),
+        })
+    }
+}
+
+/// Raw samples grouped by `grain` into buckets.
+fn grouped_by(samples: &[(i64, f64)], grain: i64, out: &mut Vec<Bucket>) {
+    for chunk in samples.chunk_by(|a, b| a.0.div_euclid(grain) == b.0.div_euclid(grain)) {
+        if let Some(agg) = Aggregate::of(chunk, None) {
+            out.push((chunk[0].0.div_euclid(grain) * grain, grain, agg));
+        }
+    }
+}
+
+/// [`buckets`] of a series, the part before the store's history read from the remote one.
+pub fn buckets_of(
+    tsdb: &Tsdb,
+    history: &History,
+    meta: &SeriesMeta,
+    window: Window,
+    grain: i64,
+    h: Horizons,
+    regular: &dyn Fn(&Aggregate) -> bool,
+) -> Result<Vec<Bucket>, SloError> {
+    let split = Split::of(history, meta, window)?;
+    let mut out = Vec::new();
+    grouped_by(&split.remote, grain, &mut out);
+    if let Some(local) = split.local {
+        out.extend(buckets(tsdb, meta.id, local, grain, h, regular)?);
+    }
+    Ok(out)
+}
+
 /// What a series holds over `window`, in time order: rollup buckets, raw samples at partial
 /// buckets grouped by `grain` (which divides a minute or is a multiple of it).
 ///
@@ -216,12 +274,7 @@ fn fine(
     out: &mut Vec<Bucket>,
 ) -> Result<(), StoreError> {
     let grouped = |from: i64, to: i64, out: &mut Vec<Bucket>| -> Result<(), StoreError> {
-        let samples = raw(tsdb, id, from, to)?;
-        for chunk in samples.chunk_by(|a, b| a.0.div_euclid(grain) == b.0.div_euclid(grain)) {
-            if let Some(agg) = Aggregate::of(chunk, None) {
-                out.push((chunk[0].0.div_euclid(grain) * grain, grain, agg));
-            }
-        }
+        grouped_by(&raw(tsdb, id, from, to)?, grain, out);
         Ok(())
     };
     if part.start_ms >= part.end_ms {
@@ -240,15 +293,26 @@ fn fine(
 }
 
 /// Each run of a series in `window`, in time order, judged. Runs of a uniform bucket get
-/// evenly spread times inside it; a mixed one is read raw.
+/// evenly spread times inside it; a mixed one is read raw. Before the store's history, the
+/// remote history's samples, each judged.
 pub fn runs(
     tsdb: &Tsdb,
-    id: SeriesId,
+    history: &History,
+    meta: &SeriesMeta,
     window: Window,
     verdict: Verdict,
     h: Horizons,
-) -> Result<Vec<(i64, bool)>, StoreError> {
-    let mut out: Vec<(i64, bool)> = Vec::new();
+) -> Result<Vec<(i64, bool)>, SloError> {
+    let split = Split::of(history, meta, window)?;
+    let mut out: Vec<(i64, bool)> = split
+        .remote
+        .iter()
+        .map(|&(ts, v)| (ts, verdict.good(v)))
+        .collect();
+    let Some(window) = split.local else {
+        return Ok(out);
+    };
+    let id = meta.id;
     let uniform = |agg: &Aggregate| verdict.uniform(agg).is_some();
     for (start, len, agg) in buckets(tsdb, id, window, MINUTE_MS, h, &uniform)? {
         if agg.count == 0 {
@@ -284,9 +348,19 @@ pub fn runs(
     Ok(out)
 }
 
-/// Raw values of a series in `window` (for per-slice quantiles, which need every value).
-pub fn values(tsdb: &Tsdb, id: SeriesId, window: Window) -> Result<Vec<(i64, f64)>, StoreError> {
-    raw(tsdb, id, window.start_ms, window.end_ms)
+/// Raw values of a series in `window` (for per-slice quantiles, which need every value),
+/// before the store's history from the remote one.
+pub fn values(
+    tsdb: &Tsdb,
+    history: &History,
+    meta: &SeriesMeta,
+    window: Window,
+) -> Result<Vec<(i64, f64)>, SloError> {
+    let Split { mut remote, local } = Split::of(history, meta, window)?;
+    if let Some(local) = local {
+        remote.extend(raw(tsdb, meta.id, local.start_ms, local.end_ms)?);
+    }
+    Ok(remote)
 }
 
 #[cfg(test)]

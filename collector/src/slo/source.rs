@@ -2,6 +2,7 @@
 //! past, the local midnights intervals must not cross, and the maintenance windows.
 
 use super::reading::Horizons;
+use crate::analysis::history::History;
 use crate::analytics::slo::{Interval, MaintenanceWindow, Window};
 use crate::catalog::SeriesCatalog;
 use crate::storage::Tsdb;
@@ -13,6 +14,8 @@ use std::sync::Arc;
 pub struct SloSource {
     pub tsdb: Arc<Tsdb>,
     pub catalog: Arc<SeriesCatalog>,
+    /// Reaches before the store's history when `[history] remote_url` is set.
+    pub history: Arc<History>,
 }
 
 pub(super) struct Scope<'a> {
