@@ -307,6 +307,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
             reader: spool::lock(&spool).add_reader(),
             spool: spool.clone(),
             new_batch: wakers.add(),
+            ship_delay: sender::ship_delay(&node, config.interval),
             shutdown: shutdown.clone(),
             tls,
         });

@@ -46,9 +46,30 @@ pub struct Sender {
     pub reader: ReaderId,
     /// Woken when a batch is spooled (through [`SenderWakers`]).
     pub new_batch: Arc<Notify>,
+    /// How long to wait after a wake-up before shipping ([`ship_delay`]).
+    pub ship_delay: Duration,
     pub shutdown: CancellationToken,
     /// Set for an `https://` collector.
     pub tls: Option<SenderTls>,
+}
+
+/// How long a node's sender waits, once a batch is spooled, before shipping it: a share of the
+/// collection interval fixed per node by a hash of its name, under a fifth of the interval and
+/// at most 2 s. Every agent collects on the same wall-clock grid (see `next_collection`), so
+/// shipping at once would land a fleet's batches on the collector in one burst at each grid
+/// point; spread like this (as Prometheus spreads its scrapes by a hash of the target), the
+/// same batches arrive over two seconds, each with the grid's timestamp. Only an idle sender
+/// waits: a backlog is sent without pause.
+pub fn ship_delay(node: &str, interval: Duration) -> Duration {
+    let spread_ms = (interval.as_millis() / 5).min(2_000) as u64;
+    if spread_ms == 0 {
+        return Duration::ZERO;
+    }
+    // FNV-1a: stable across builds and platforms, so a node keeps its place in the spread.
+    let hash = node.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    Duration::from_millis(hash % spread_ms)
 }
 
 /// Wakes every sender (one per collector) when a batch is spooled. Each has its own [`Notify`]:
@@ -355,7 +376,12 @@ impl Sender {
                         return Err(status.into());
                     }
                 },
-                _ = self.new_batch.notified() => {}
+                _ = self.new_batch.notified() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.ship_delay) => {}
+                        _ = self.shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
+                    }
+                }
                 _ = self.shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
             }
         }
@@ -573,6 +599,7 @@ mod tests {
             spool,
             reader,
             new_batch: Arc::new(Notify::new()),
+            ship_delay: Duration::ZERO,
             shutdown: CancellationToken::new(),
             tls,
         }
@@ -589,6 +616,25 @@ mod tests {
         }
         shutdown.cancel();
         sender.await.unwrap();
+    }
+
+    #[test]
+    fn a_fleet_ships_spread_over_a_fifth_of_the_interval_at_most_two_seconds() {
+        let basic = Duration::from_secs(10);
+        let delays: Vec<Duration> = (0..1000)
+            .map(|i| ship_delay(&format!("node-{i}"), basic))
+            .collect();
+        assert!(delays.iter().all(|d| *d < Duration::from_secs(2)));
+        // Spread, not bunched: each fifth of the spread holds roughly a fifth of the fleet.
+        for fifth in 0..5u64 {
+            let range =
+                Duration::from_millis(fifth * 400)..Duration::from_millis((fifth + 1) * 400);
+            let here = delays.iter().filter(|d| range.contains(*d)).count();
+            assert!((150..250).contains(&here), "{here} in {range:?}");
+        }
+        assert_eq!(ship_delay("nas", basic), ship_delay("nas", basic), "stable");
+        assert!(ship_delay("nas", Duration::from_secs(1)) < Duration::from_millis(200));
+        assert_eq!(ship_delay("nas", Duration::from_millis(4)), Duration::ZERO);
     }
 
     #[tokio::test]

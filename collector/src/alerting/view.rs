@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 /// One alert as the API lists it.
 #[derive(Debug, Clone)]
 pub struct AlertView {
-    pub record: AlertRecord,
+    pub record: Arc<AlertRecord>,
     /// Why it is not notified now (silenced, inhibited), if so.
     pub muted: Option<String>,
 }
@@ -26,7 +26,7 @@ impl AlertsView {
         let down = book.down_nodes();
         Self {
             alerts: book
-                .alerts()
+                .shared_alerts()
                 .map(|record| AlertView {
                     muted: book.muted(&record.id, &down, now_ms),
                     record: record.clone(),

@@ -57,11 +57,13 @@ impl AlertChanges {
 fn looks_the_same(a: &AlertView, b: &AlertView) -> bool {
     let tier = |r: &AlertRecord| r.episode.as_ref().map(|e| e.tiers_notified);
     let (ra, rb) = (&a.record, &b.record);
-    ra.lifecycle.state == rb.lifecycle.state
-        && ra.lifecycle.flapping == rb.lifecycle.flapping
-        && ra.severity == rb.severity
-        && a.muted == b.muted
-        && tier(ra) == tier(rb)
+    // The same shared record: unchanged since the last view.
+    (Arc::ptr_eq(ra, rb) && a.muted == b.muted)
+        || ra.lifecycle.state == rb.lifecycle.state
+            && ra.lifecycle.flapping == rb.lifecycle.flapping
+            && ra.severity == rb.severity
+            && a.muted == b.muted
+            && tier(ra) == tier(rb)
 }
 
 /// Series waiting for a verdict and those whose last verdict was anomalous.
@@ -126,7 +128,7 @@ mod tests {
         let mut lifecycle = Lifecycle::default();
         lifecycle.state = state;
         AlertView {
-            record: AlertRecord {
+            record: std::sync::Arc::new(AlertRecord {
                 id: AlertId::from(id),
                 alertname: "HighCpu".into(),
                 labels: Default::default(),
@@ -138,7 +140,7 @@ mod tests {
                 inhibits_node: false,
                 episode: None,
                 changed_ms: 0,
-            },
+            }),
             muted: None,
         }
     }
@@ -162,7 +164,7 @@ mod tests {
         assert!(changes.changed(same).is_empty());
         // A new evaluation moved the value only; a new inactive alert is not news.
         let mut moved = alert("a", firing.clone());
-        moved.record.value = 2.0;
+        std::sync::Arc::make_mut(&mut moved.record).value = 2.0;
         let quiet = view(vec![moved, alert("b", AlertState::Inactive)]);
         assert!(changes.changed(quiet).is_empty());
         let acknowledged = AlertState::Acknowledged {
@@ -179,7 +181,7 @@ mod tests {
         let mut muted = alert("a", acknowledged.clone());
         muted.muted = Some("silenced".into());
         let mut escalated = alert("c", AlertState::Firing { since_ms: 8 });
-        escalated.record.episode = Some(Episode {
+        std::sync::Arc::make_mut(&mut escalated.record).episode = Some(Episode {
             incident: IncidentId::from("i"),
             fired_ms: 8,
             policy: Default::default(),

@@ -135,7 +135,7 @@ mod tests {
         let mut lifecycle = Lifecycle::default();
         lifecycle.state = state;
         AlertView {
-            record: AlertRecord {
+            record: std::sync::Arc::new(AlertRecord {
                 id: AlertId::of(name, &labels),
                 alertname: name.into(),
                 labels,
@@ -155,7 +155,7 @@ mod tests {
                     acknowledged: None,
                 }),
                 changed_ms: NOW - 1_000,
-            },
+            }),
             muted: None,
         }
     }

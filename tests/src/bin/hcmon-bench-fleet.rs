@@ -9,7 +9,11 @@
 //! backlog. Then kills the collector with -9 under that load, restarts it on the same ports,
 //! lets the agents resume, and checks every acked sample is stored once.
 //!
-//! `just bench-fleet` (release build; not in CI). `--agents`, `--backfill`, `--minutes`.
+//! Agents ship as the real one does, each after its node's delay past the grid point
+//! (`hcmon_agent::sender::ship_delay`); `--no-spread` ships the whole fleet at the grid point.
+//!
+//! `just bench-fleet` (release build; not in CI). `--agents`, `--backfill`, `--minutes`,
+//! `--no-spread`.
 #![allow(clippy::print_stdout)]
 
 use anyhow::Context;
@@ -41,6 +45,10 @@ struct Args {
     /// Minutes of live load before the kill -9.
     #[arg(long, default_value_t = 3)]
     minutes: u64,
+    /// Ship each batch at its grid point, not after the real agent's per-node delay
+    /// (`hcmon_agent::sender::ship_delay`): the whole fleet in one burst.
+    #[arg(long)]
+    no_spread: bool,
 }
 
 /// Batches an agent has in flight on its stream, as the real sender's window.
@@ -108,6 +116,10 @@ async fn real_tiers() -> anyhow::Result<Vec<Tier>> {
 struct Stats {
     /// Ack latencies of live batches (sent on their tick), microseconds.
     live_acks: Mutex<Vec<u64>>,
+    /// Of those sent after the first minute (every series created).
+    steady_acks: Mutex<Vec<u64>>,
+    /// When the first minute ends.
+    steady_from: std::sync::OnceLock<Instant>,
     /// Of live batches that define their tier's series on a new stream (series creation).
     defining_acks: Mutex<Vec<u64>>,
     backfill_acks: Mutex<Vec<u64>>,
@@ -122,16 +134,23 @@ struct Agent {
     spool: VecDeque<(u64, Batch, usize, bool)>,
     next_seq: u64,
     acked_samples: u64,
+    /// How long after each grid point its batches are shipped, as the real agent waits.
+    ship_delay_ms: i64,
 }
 
 impl Agent {
-    fn new(node: String, epoch: u64) -> Self {
+    fn new(node: String, epoch: u64, spread: bool) -> Self {
+        let ship_delay = match spread {
+            true => hcmon_agent::sender::ship_delay(&node, Duration::from_secs(10)),
+            false => Duration::ZERO,
+        };
         Self {
             node,
             epoch,
             spool: VecDeque::new(),
             next_seq: 1,
             acked_samples: 0,
+            ship_delay_ms: ship_delay.as_millis() as i64,
         }
     }
 
@@ -258,7 +277,8 @@ async fn session(
             .await?;
             sent.push_back((*seq, Instant::now(), target));
         }
-        let wait = Duration::from_millis((next_tick - now_ms()).max(0) as u64);
+        let ship_at = next_tick + agent.ship_delay_ms;
+        let wait = Duration::from_millis((ship_at - now_ms()).max(0) as u64);
         tokio::select! {
             message = inbound.message() => {
                 let Some(message) = message? else { return Err("stream closed".into()) };
@@ -269,6 +289,10 @@ async fn session(
                         }
                         let micros = at.elapsed().as_micros() as u64;
                         target.lock().expect("stats lock").push(micros);
+                        let steady = stats.steady_from.get().is_some_and(|from| at >= *from);
+                        if steady && std::ptr::eq(target, &stats.live_acks) {
+                            stats.steady_acks.lock().expect("stats lock").push(micros);
+                        }
                         sent.pop_front();
                     }
                     drop_acked(agent, ack.seq);
@@ -365,8 +389,16 @@ async fn main() -> anyhow::Result<()> {
     let tiers = Arc::new(real_tiers().await?);
     let per_agent: Vec<usize> = tiers.iter().map(|t| t.series.len()).collect();
     println!(
-        "fleet: {} live agents + {} back-filling an hour; per agent the real agent's series here: {} basic (10 s), {} detailed (60 s), {} extended (5 min)",
-        args.agents, args.backfill, per_agent[0], per_agent[1], per_agent[2]
+        "fleet: {} live agents + {} back-filling an hour; per agent the real agent's series here: {} basic (10 s), {} detailed (60 s), {} extended (5 min); shipping {}",
+        args.agents,
+        args.backfill,
+        per_agent[0],
+        per_agent[1],
+        per_agent[2],
+        match args.no_spread {
+            true => "at each grid point (--no-spread)",
+            false => "spread by the agent's per-node delay",
+        }
     );
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("collector.toml");
@@ -394,7 +426,7 @@ async fn main() -> anyhow::Result<()> {
         } else {
             format!("backfill-{a}")
         };
-        let mut agent = Agent::new(node, a as u64 * 2 + 1);
+        let mut agent = Agent::new(node, a as u64 * 2 + 1, !args.no_spread);
         if !live {
             // An hour of spool, as after an hour's outage.
             for t in (grid - 3_600_000..grid).step_by(10_000) {
@@ -414,6 +446,9 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let started = Instant::now();
+    let _ = stats
+        .steady_from
+        .set(started + Duration::from_secs(60).min(Duration::from_secs(args.minutes * 30)));
     let load = Duration::from_secs(args.minutes * 60);
     let mut peak_rss = 0.0f64;
     while started.elapsed() < load {
@@ -435,6 +470,8 @@ async fn main() -> anyhow::Result<()> {
 
     let mut live = std::mem::take(&mut *stats.live_acks.lock().expect("stats lock"));
     live.sort_unstable();
+    let mut steady = stats.steady_acks.lock().expect("stats lock").clone();
+    steady.sort_unstable();
     let mut backfill = stats.backfill_acks.lock().expect("stats lock").clone();
     backfill.sort_unstable();
     let mut defining = stats.defining_acks.lock().expect("stats lock").clone();
@@ -446,6 +483,13 @@ async fn main() -> anyhow::Result<()> {
         percentile(&live, 0.99),
         percentile(&live, 1.0),
         live.len()
+    );
+    println!(
+        "  after the first minute (every series created): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} batches)",
+        percentile(&steady, 0.5),
+        percentile(&steady, 0.99),
+        percentile(&steady, 1.0),
+        steady.len()
     );
     println!(
         "  batches creating their series (a tier's first on a new stream): p50 {:.1} ms, p99 {:.1} ms ({} batches)",

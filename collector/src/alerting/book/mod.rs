@@ -34,6 +34,7 @@ use super::lifecycle::{Lifecycle, LifecycleRules};
 use super::notify::{AlertSummary, Evidence, Notification, NotificationKind};
 use super::policy::{ChannelLimits, Grouper, Severity, Silence, Throttle};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// A channel as the policy sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -298,7 +299,9 @@ pub enum BookError {
 /// Every alert, silence and open incident, with the policy that turns them into notifications.
 pub struct AlertBook {
     config: BookConfig,
-    alerts: BTreeMap<AlertId, AlertRecord>,
+    /// Shared with the published views: a record is copied only when it changes while a view
+    /// holds it (`Arc::make_mut`), not for every view.
+    alerts: BTreeMap<AlertId, Arc<AlertRecord>>,
     silences: BTreeMap<SilenceId, (SilenceRecord, Silence)>,
     incidents: BTreeMap<IncidentId, Incident>,
     state: BookState,
@@ -339,7 +342,10 @@ impl AlertBook {
             .collect();
         Self {
             config,
-            alerts: alerts.into_iter().map(|a| (a.id.clone(), a)).collect(),
+            alerts: alerts
+                .into_iter()
+                .map(|a| (a.id.clone(), Arc::new(a)))
+                .collect(),
             silences,
             incidents: incidents.into_iter().map(|i| (i.id.clone(), i)).collect(),
             state,
@@ -356,11 +362,16 @@ impl AlertBook {
     }
 
     pub fn alerts(&self) -> impl Iterator<Item = &AlertRecord> {
+        self.alerts.values().map(|a| &**a)
+    }
+
+    /// The records as shared with a published view.
+    pub fn shared_alerts(&self) -> impl Iterator<Item = &Arc<AlertRecord>> {
         self.alerts.values()
     }
 
     pub fn alert(&self, id: &AlertId) -> Option<&AlertRecord> {
-        self.alerts.get(id)
+        self.alerts.get(id).map(|a| &**a)
     }
 
     pub fn silences(&self) -> impl Iterator<Item = &SilenceRecord> {
@@ -386,7 +397,7 @@ impl AlertBook {
                 .alerts
                 .into_iter()
                 .map(|id| {
-                    let record = self.alerts.get(&id).cloned();
+                    let record = self.alerts.get(&id).map(|a| AlertRecord::clone(a));
                     (id, record)
                 })
                 .collect(),

@@ -9,6 +9,7 @@ use crate::alerting::lifecycle::{AlertState, LifecycleRules};
 use crate::alerting::notify::{AlertSummary, DeliveryReport, Notification, NotificationKind};
 use crate::alerting::policy::{AlertNotice, Decision, GroupKey, GroupKind, Pending, Severity};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// How long an ack link stays valid.
 const ACK_LINK_VALID_MS: i64 = 7 * 24 * 3_600_000;
@@ -156,7 +157,12 @@ impl AlertBook {
                 at_ms: now_ms,
             };
             self.queue(&channel.name, notification, vec![incident.clone()]);
-            if let Some(episode) = self.alerts.get_mut(id).and_then(|r| r.episode.as_mut()) {
+            if let Some(episode) = self
+                .alerts
+                .get_mut(id)
+                .map(Arc::make_mut)
+                .and_then(|r| r.episode.as_mut())
+            {
                 episode.notified.insert(Target::channel(&channel.name));
             }
         }
@@ -195,7 +201,12 @@ impl AlertBook {
                 now_ms,
             );
             self.changes.state = true;
-            if let Some(episode) = self.alerts.get_mut(&id).and_then(|r| r.episode.as_mut()) {
+            if let Some(episode) = self
+                .alerts
+                .get_mut(&id)
+                .map(Arc::make_mut)
+                .and_then(|r| r.episode.as_mut())
+            {
                 episode.announced = Some(severity);
             }
             self.changes.alerts.insert(id);
@@ -222,7 +233,12 @@ impl AlertBook {
                 // Announced again when the mute ends.
                 let incident = episode.incident.clone();
                 self.event(&incident, now_ms, Happened::Muted { reason });
-                if let Some(e) = self.alerts.get_mut(&id).and_then(|r| r.episode.as_mut()) {
+                if let Some(e) = self
+                    .alerts
+                    .get_mut(&id)
+                    .map(Arc::make_mut)
+                    .and_then(|r| r.episode.as_mut())
+                {
                     e.announced = None;
                 }
                 self.changes.alerts.insert(id);
@@ -278,7 +294,12 @@ impl AlertBook {
     }
 
     fn mark_notified(&mut self, id: &AlertId, target: Target) {
-        if let Some(episode) = self.alerts.get_mut(id).and_then(|r| r.episode.as_mut()) {
+        if let Some(episode) = self
+            .alerts
+            .get_mut(id)
+            .map(Arc::make_mut)
+            .and_then(|r| r.episode.as_mut())
+        {
             episode.notified.insert(target);
             self.changes.alerts.insert(id.clone());
         }
@@ -386,7 +407,12 @@ impl AlertBook {
                 self.mark_notified(id, target);
             }
         }
-        if let Some(e) = self.alerts.get_mut(id).and_then(|r| r.episode.as_mut()) {
+        if let Some(e) = self
+            .alerts
+            .get_mut(id)
+            .map(Arc::make_mut)
+            .and_then(|r| r.episode.as_mut())
+        {
             e.tiers_notified = tier + 1;
         }
         self.changes.alerts.insert(id.clone());

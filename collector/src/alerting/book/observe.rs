@@ -11,6 +11,7 @@ use crate::alerting::lifecycle::{AlertState, Lifecycle, LifecycleRules, Notice};
 use crate::alerting::notify::{Evidence, NotificationKind};
 use crate::alerting::policy::{GroupKey, GroupKind, Pending, Severity};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// How long a resolved or inactive alert is kept for the API before it is forgotten.
 const KEEP_RESOLVED_MS: i64 = 3_600_000;
@@ -21,10 +22,8 @@ impl AlertBook {
     /// Applies one rule verdict.
     pub fn observe(&mut self, obs: Observation, now_ms: i64) {
         let id = AlertId::of(&obs.alertname, &obs.labels);
-        let record = self
-            .alerts
-            .entry(id.clone())
-            .or_insert_with(|| AlertRecord {
+        let record = self.alerts.entry(id.clone()).or_insert_with(|| {
+            Arc::new(AlertRecord {
                 id: id.clone(),
                 alertname: obs.alertname.clone(),
                 labels: obs.labels.clone(),
@@ -36,7 +35,9 @@ impl AlertBook {
                 inhibits_node: obs.inhibits_node,
                 episode: None,
                 changed_ms: now_ms,
-            });
+            })
+        });
+        let record = Arc::make_mut(record);
         let was_active = record.is_active();
         let before = record.lifecycle.state.kind();
         record.value = obs.value;
@@ -91,7 +92,11 @@ impl AlertBook {
 
     fn start_episode(&mut self, id: &AlertId, now_ms: i64) {
         let policy = self.config.escalation.clone();
-        let record = self.alerts.get_mut(id).expect("caller checked");
+        let record = self
+            .alerts
+            .get_mut(id)
+            .map(Arc::make_mut)
+            .expect("caller checked");
         if record.episode.is_some() {
             // Flapping kept the episode open through the resolution.
             return;
@@ -127,7 +132,7 @@ impl AlertBook {
     /// Closes the alert's episode and its incident; whoever heard it fired hears it resolved,
     /// after its group's window.
     fn end_episode(&mut self, id: &AlertId, now_ms: i64) {
-        let Some(record) = self.alerts.get_mut(id) else {
+        let Some(record) = self.alerts.get_mut(id).map(Arc::make_mut) else {
             return;
         };
         let Some(episode) = record.episode.take() else {
@@ -175,7 +180,11 @@ impl AlertBook {
             .map(|a| a.id.clone())
             .collect();
         for id in flapping {
-            let record = self.alerts.get_mut(&id).expect("listed above");
+            let record = self
+                .alerts
+                .get_mut(&id)
+                .map(Arc::make_mut)
+                .expect("listed above");
             if record.lifecycle.check_flapping(flap, now_ms) != Some(Notice::StoppedFlapping) {
                 continue;
             }
@@ -233,7 +242,7 @@ impl AlertBook {
 
     /// Attaches the series that moved with a firing alert (from the correlation engine).
     pub fn set_related(&mut self, id: &AlertId, related: Vec<String>) {
-        if let Some(record) = self.alerts.get_mut(id)
+        if let Some(record) = self.alerts.get_mut(id).map(Arc::make_mut)
             && record.episode.is_some()
         {
             record.evidence.related = related;
@@ -246,6 +255,7 @@ impl AlertBook {
         let record = self
             .alerts
             .get_mut(id)
+            .map(Arc::make_mut)
             .ok_or_else(|| BookError::NoSuchAlert(id.clone()))?;
         record
             .lifecycle

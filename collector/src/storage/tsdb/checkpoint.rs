@@ -83,7 +83,13 @@ impl Tsdb {
                         chunk.bytes,
                     );
                 }
-                rollups.append(&mut shard.rollups);
+                for (series, finished) in shard.rollups.drain() {
+                    rollups.extend(
+                        finished
+                            .into_iter()
+                            .map(|(res, bucket, agg)| (res, series, bucket, agg)),
+                    );
+                }
                 stale.extend(shard.stale_rollups.drain());
             }
         }

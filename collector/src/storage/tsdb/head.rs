@@ -41,7 +41,8 @@ pub(super) struct OutChunk {
 pub(super) struct Shard {
     pub(super) heads: FxHashMap<SeriesId, SeriesHead>,
     pub(super) chunks: Vec<OutChunk>,
-    pub(super) rollups: Vec<(Resolution, SeriesId, i64, Aggregate)>,
+    /// Finished rollup buckets by series: reads look up one series, never scan the shard's.
+    pub(super) rollups: FxHashMap<SeriesId, Vec<(Resolution, i64, Aggregate)>>,
     /// Rollup buckets a late sample changed after they were finished: recomputed from raw.
     pub(super) stale_rollups: HashSet<(SeriesId, Resolution, i64)>,
     /// Series whose head changed since the last checkpoint (each also flagged in its head).
@@ -245,7 +246,7 @@ impl Shard {
                     Some((open, agg)) if *open == bucket => agg.add(ts, value, increase),
                     _ => {
                         if let Some((open, agg)) = slot.take() {
-                            rollups.push((res, series, open, agg));
+                            rollups.entry(series).or_default().push((res, open, agg));
                         }
                         *slot = Some((bucket, Aggregate::new(ts, value, increase)));
                     }

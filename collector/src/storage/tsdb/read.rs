@@ -196,8 +196,8 @@ impl Tsdb {
                 return Err(e);
             }
             let shard = self.shard(series);
-            for (r, s, bucket, agg) in &shard.rollups {
-                if *r == res && *s == series && (start..=end).contains(bucket) {
+            for (r, bucket, agg) in shard.rollups.get(&series).into_iter().flatten() {
+                if *r == res && (start..=end).contains(bucket) {
                     found.insert(*bucket, *agg);
                 }
             }
