@@ -23,6 +23,21 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+/// `Authorization: Bearer <token>`, or no header without a token; an error names `key`, the
+/// config key the token came from, when it cannot be a header value.
+pub fn bearer_headers(
+    token: Option<&hcmon_common::Secret>,
+    key: &str,
+) -> anyhow::Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    if let Some(token) = token {
+        let value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
+            .map_err(|_| anyhow::anyhow!("{key} is not a valid header value"))?;
+        headers.insert(http::header::AUTHORIZATION, value);
+    }
+    Ok(headers)
+}
+
 /// A response: status, headers and at most the first `max_body` bytes of the body.
 #[derive(Debug)]
 pub struct Answer {

@@ -11,11 +11,10 @@
 //! begins in rollups too ([`History::remote_before`]): raw retention ending is not missing
 //! history there.
 
-use crate::outbound::OutboundClient;
+use crate::outbound::{OutboundClient, bearer_headers};
 use crate::storage::{Resolution, SeriesMeta, StoreError, Tsdb};
 use hcmon_common::Secret;
-use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, Method};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -102,12 +101,7 @@ impl History {
             config.ca_file.as_deref(),
             concat!("hcmon-collector/", env!("CARGO_PKG_VERSION")),
         )?;
-        let mut headers = HeaderMap::new();
-        if let Some(token) = &config.bearer_token {
-            let value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
-                .map_err(|_| anyhow::anyhow!("history.bearer_token is not a valid header value"))?;
-            headers.insert(AUTHORIZATION, value);
-        }
+        let headers = bearer_headers(config.bearer_token.as_ref(), "history.bearer_token")?;
         Ok(Self {
             tsdb,
             remote: Some(Remote {

@@ -5,11 +5,11 @@ use super::config::{DestinationConfig, Protocol};
 use super::encode::{Outgoing, content_type, encode};
 use super::relabel::{Relabel, SentLabels};
 use crate::catalog::SeriesCatalog;
-use crate::outbound::{OutboundClient, OutboundError};
+use crate::outbound::{OutboundClient, OutboundError, bearer_headers};
 use crate::storage::{MetricKind, SeriesId, StoreError, Tsdb, WalRecord};
 use crate::telemetry::CollectorMetrics;
-use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use http::{HeaderValue, Method, StatusCode};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -290,23 +290,14 @@ impl Destination {
     /// One request. `Err` is worth retrying: (reason for the failure counter, detail).
     async fn send(&mut self, body: Vec<u8>) -> Result<Sent, (&'static str, String)> {
         let (content, version) = content_type(self.protocol);
-        let mut headers = HeaderMap::new();
+        let mut headers = bearer_headers(self.config.bearer_token.as_ref(), "bearer_token")
+            .map_err(|e| ("config", e.to_string()))?;
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content));
         headers.insert(
             "x-prometheus-remote-write-version",
             HeaderValue::from_static(version),
         );
-        if let Some(token) = &self.config.bearer_token {
-            let value =
-                HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| {
-                    (
-                        "config",
-                        "the bearer token is not a valid header value".into(),
-                    )
-                })?;
-            headers.insert(AUTHORIZATION, value);
-        }
         let call = self
             .client
             .call(Method::POST, &self.config.url, headers, body, 4096);

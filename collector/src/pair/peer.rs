@@ -2,11 +2,10 @@
 //! its deliveries (see the module header of `pair`).
 
 use super::{Pair, PairState};
-use crate::outbound::OutboundClient;
+use crate::outbound::{OutboundClient, bearer_headers};
 use crate::tasks::{Role, TaskTree};
 use hcmon_common::HttpEndpoint;
-use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderValue, Method};
+use http::Method;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,12 +34,7 @@ pub fn start(pair: Arc<Pair>, tasks: &TaskTree) -> anyhow::Result<()> {
         if peer.is_tls() { "https" } else { "http" },
         peer.authority()
     );
-    let mut headers = HeaderMap::new();
-    if let Some(token) = &pair.config.peer_token {
-        let value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
-            .map_err(|_| anyhow::anyhow!("pair.peer_token is not a valid header value"))?;
-        headers.insert(AUTHORIZATION, value);
-    }
+    let headers = bearer_headers(pair.config.peer_token.as_ref(), "pair.peer_token")?;
     let shutdown = tasks.shutdown().clone();
     tasks.spawn("pair-peer", Role::Helper, async move {
         let (mut log, mut next, mut failing) = (String::new(), 1u64, false);
