@@ -92,16 +92,7 @@ pub struct IngestService {
     observers: Observers,
     /// Nodes without an open stream → since when (collector start for nodes not seen since).
     disconnected: Mutex<HashMap<String, i64>>,
-    /// The stores of back-fill batches that may run at once (see [`CATCH_UP_AGE_MS`]).
-    catch_up: Arc<tokio::sync::Semaphore>,
 }
-
-/// A batch whose newest sample is older than this is a back-fill (an agent's spool after an
-/// outage, sent as fast as acks come). Back-fills take turns, one store per core at once: a
-/// fleet coming back does not queue dozens of stores ahead of live agents' batches on the
-/// blocking pool, so live acks and alerts stay prompt, while the back-fill still has every
-/// core (half of them halved a bulk back-fill's throughput, `just bench-ingest`).
-const CATCH_UP_AGE_MS: i64 = 60_000;
 
 /// The state of one open stream: its node, the session it was opened with, and the series it
 /// interned.
@@ -238,9 +229,6 @@ impl IngestService {
             forget_gate: Default::default(),
             observers,
             disconnected: Mutex::new(disconnected),
-            catch_up: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-            )),
         })
     }
 
@@ -560,14 +548,6 @@ impl IngestService {
         }
         let (tsdb, catalog, node) = (self.tsdb.clone(), self.catalog.clone(), stream.node.clone());
         let caps = self.series_caps();
-        let newest = valid.samples.iter().map(|s| s.1).max();
-        let _catching_up = match newest {
-            Some(newest) if !resend && now - newest > CATCH_UP_AGE_MS => {
-                // The semaphore is never closed.
-                self.catch_up.clone().acquire_owned().await.ok()
-            }
-            _ => None,
-        };
         let samples = valid.samples;
         let observers = self.observers.clone();
         let stored = crate::tasks::blocking("ingest-store", move || {
