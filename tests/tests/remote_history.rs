@@ -9,44 +9,34 @@ use std::time::Duration;
 
 const HOUR_MS: i64 = 3_600_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trend_reaches_back_into_the_remote_history() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let mut vm = VictoriaMetrics::start(&dir.path().join("vm"), None, &[])?;
+/// Debian's VictoriaMetrics, and a collector reading its history from it.
+fn start_pair(dir: &std::path::Path) -> anyhow::Result<(VictoriaMetrics, Collector)> {
+    let vm = VictoriaMetrics::start(&dir.join("vm"), None, &[])?;
     let toml = format!(
         "[analytics]\nenabled = false\n\n[history]\nremote_url = \"{}\"\n",
         vm.url("")
     );
-    let collector = Collector::start_with_config(&dir.path().join("data"), &toml)?;
+    let collector = Collector::start_with_config(&dir.join("data"), &toml)?;
+    Ok((vm, collector))
+}
 
-    // The collector holds the last two minutes of the series, rising on from the remote part.
-    let now = now_ms();
-    let mut node = ScriptedNode::connect(&collector.grpc_url(), "hist").await?;
-    for (ago_min, value) in [(2, 50.0), (1, 50.02), (0, 50.03)] {
-        node.send(now - ago_min * 60_000, &[("disk_used_percent", &[], value)])
-            .await?;
-    }
-    let exported = collector
-        .export(r#"disk_used_percent{node="hist"}"#)
-        .await?;
+/// The labels (without the name) of the one series `selector` exports, as `k="v",…`: the same
+/// series in VictoriaMetrics.
+async fn labels_of(collector: &Collector, selector: &str) -> anyhow::Result<String> {
+    let exported = collector.export(selector).await?;
     anyhow::ensure!(exported.len() == 1, "one series: {exported:?}");
-    let labels = exported[0]["metric"]
+    Ok(exported[0]["metric"]
         .as_object()
         .ok_or_else(|| anyhow::anyhow!("no labels in {exported:?}"))?
         .iter()
         .filter(|(k, _)| *k != "__name__")
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
-        .join(",");
+        .join(","))
+}
 
-    // VictoriaMetrics holds the two days before: one sample an hour, rising by one an hour.
-    let first_local = now - 2 * 60_000;
-    let lines: String = (1..=48)
-        .map(|h| {
-            let at = first_local - h * HOUR_MS;
-            format!("disk_used_percent{{{labels}}} {} {at}\n", 50 - h)
-        })
-        .collect();
+/// Imports Prometheus text `lines` (millisecond timestamps) into VictoriaMetrics, searchable.
+async fn import(vm: &VictoriaMetrics, lines: String) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let imported = http
         .post(vm.url("/api/v1/import/prometheus"))
@@ -59,6 +49,31 @@ async fn a_trend_reaches_back_into_the_remote_history() -> anyhow::Result<()> {
         imported.status()
     );
     http.get(vm.url("/internal/force_flush")).send().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trend_reaches_back_into_the_remote_history() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut vm, collector) = start_pair(dir.path())?;
+
+    let now = now_ms();
+    let mut node = ScriptedNode::connect(&collector.grpc_url(), "hist").await?;
+    for (ago_min, value) in [(2, 50.0), (1, 50.02), (0, 50.03)] {
+        node.send(now - ago_min * 60_000, &[("disk_used_percent", &[], value)])
+            .await?;
+    }
+    let labels = labels_of(&collector, r#"disk_used_percent{node="hist"}"#).await?;
+
+    // VictoriaMetrics holds the two days before: one sample an hour, rising by one an hour.
+    let first_local = now - 2 * 60_000;
+    let lines: String = (1..=48)
+        .map(|h| {
+            let at = first_local - h * HOUR_MS;
+            format!("disk_used_percent{{{labels}}} {} {at}\n", 50 - h)
+        })
+        .collect();
+    import(&vm, lines).await?;
 
     let client = collector.client()?;
     let trend_url = format!("http://{}/api/v1/trend", collector.http);
@@ -105,12 +120,7 @@ async fn a_trend_reaches_back_into_the_remote_history() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_slo_counts_an_outage_only_the_remote_history_holds() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut vm = VictoriaMetrics::start(&dir.path().join("vm"), None, &[])?;
-    let toml = format!(
-        "[analytics]\nenabled = false\n\n[history]\nremote_url = \"{}\"\n",
-        vm.url("")
-    );
-    let collector = Collector::start_with_config(&dir.path().join("data"), &toml)?;
+    let (mut vm, collector) = start_pair(dir.path())?;
 
     let now = now_ms();
     let mut node = ScriptedNode::connect(&collector.grpc_url(), "edge").await?;
@@ -121,16 +131,7 @@ async fn an_slo_counts_an_outage_only_the_remote_history_holds() -> anyhow::Resu
         )
         .await?;
     }
-    let exported = collector.export(r#"http_check_up{name="shop"}"#).await?;
-    anyhow::ensure!(exported.len() == 1, "one series: {exported:?}");
-    let labels = exported[0]["metric"]
-        .as_object()
-        .ok_or_else(|| anyhow::anyhow!("no labels in {exported:?}"))?
-        .iter()
-        .filter(|(k, _)| *k != "__name__")
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let labels = labels_of(&collector, r#"http_check_up{name="shop"}"#).await?;
 
     // The day before: a check a minute, down for the hour from 24 h before the first local one.
     let first_local = now - 2 * 60_000;
@@ -142,14 +143,7 @@ async fn an_slo_counts_an_outage_only_the_remote_history_holds() -> anyhow::Resu
             format!("http_check_up{{{labels}}} {up} {at}\n")
         })
         .collect();
-    let http = reqwest::Client::new();
-    let imported = http
-        .post(vm.url("/api/v1/import/prometheus"))
-        .body(lines)
-        .send()
-        .await?;
-    anyhow::ensure!(imported.status().is_success(), "{}", imported.status());
-    http.get(vm.url("/internal/force_flush")).send().await?;
+    import(&vm, lines).await?;
 
     let client = collector.client()?;
     let url = format!(
