@@ -171,17 +171,17 @@ impl Collector {
             }
             false => None,
         };
-        let forests = config.analytics.enabled.then(|| {
-            Arc::new(NodeForests::new(
-                config.analytics.forest.clone(),
-                tsdb.clone(),
-                catalog.clone(),
-            ))
-        });
         let history = Arc::new(analysis::history::History::new(
             tsdb.clone(),
             &config.history,
         )?);
+        let forests = config.analytics.enabled.then(|| {
+            Arc::new(NodeForests::new(
+                config.analytics.forest.clone(),
+                history.clone(),
+                catalog.clone(),
+            ))
+        });
         let objectives = match config.slo.enabled {
             true => Some(Arc::new(
                 slo::objectives::Objectives::open(
@@ -204,6 +204,7 @@ impl Collector {
                 let deps = Dependencies {
                     tsdb: tsdb.clone(),
                     catalog: catalog.clone(),
+                    history: history.clone(),
                     watch: watch.clone(),
                     forests: forests.clone(),
                     nodes: nodes.clone(),

@@ -4,12 +4,15 @@
 //! periodically; the newest complete minute is scored after every training and every minute.
 //!
 //! It catches combinations the per-series detectors cannot see, such as high CPU with no
-//! network traffic. Reads come from the store, never from the ingest path.
+//! network traffic. Reads come from the store, never from the ingest path. Training reads the
+//! remote history (`[history]`) for the minutes before the store's own history of a series, so a
+//! collector installed today trains on the weeks its remote store holds.
 
+use crate::analysis::history::{History, HistoryError};
 use crate::analytics::forest::{ForestConfig, IsolationForest, NodeModelMethod, TrainError};
 use crate::analytics::ocsvm::OneClassSvm;
 use crate::catalog::SeriesCatalog;
-use crate::storage::{Aggregate, MetricKind, Resolution, StoreError, Tsdb};
+use crate::storage::{Aggregate, MetricKind, Resolution, SeriesMeta};
 use hcmon_common::Selector;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -114,7 +117,7 @@ struct Model {
 
 pub struct NodeForests {
     config: ForestConfig,
-    tsdb: Arc<Tsdb>,
+    history: Arc<History>,
     catalog: Arc<SeriesCatalog>,
     models: Mutex<HashMap<String, Model>>,
     verdicts: Mutex<BTreeMap<String, NodeVerdict>>,
@@ -125,10 +128,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl NodeForests {
-    pub fn new(config: ForestConfig, tsdb: Arc<Tsdb>, catalog: Arc<SeriesCatalog>) -> Self {
+    pub fn new(config: ForestConfig, history: Arc<History>, catalog: Arc<SeriesCatalog>) -> Self {
         Self {
             config,
-            tsdb,
+            history,
             catalog,
             models: Mutex::default(),
             verdicts: Mutex::default(),
@@ -145,12 +148,14 @@ impl NodeForests {
     }
 
     /// Per-minute feature values of one node over `[start, end)`: feature → minute → value.
+    /// With `remote`, minutes before the store's history come from the remote history.
     fn feature_minutes(
         &self,
         node: &str,
         start: i64,
         end: i64,
-    ) -> Result<Vec<FeatureMinutes>, StoreError> {
+        remote: bool,
+    ) -> Result<Vec<FeatureMinutes>, HistoryError> {
         let mut out = Vec::new();
         for name in FEATURES {
             let selector = Selector::parse(&format!("{name}{{node=\"{node}\"}}"))
@@ -161,16 +166,43 @@ impl NodeForests {
             }
             let mut minutes: BTreeMap<i64, f64> = BTreeMap::new();
             for meta in &series {
-                let buckets =
-                    self.tsdb
-                        .read_rollup(meta.id, Resolution::OneMinute, start, end - 1)?;
-                for (minute, agg) in buckets {
+                for (minute, agg) in self.minutes_of(meta, start, end, remote)? {
                     *minutes.entry(minute).or_default() += feature_value(meta.kind, &agg);
                 }
             }
             out.push((name, minutes));
         }
         Ok(out)
+    }
+
+    /// The 1-minute aggregates of a series starting in `[start, end)`: its rollups, and with
+    /// `remote`, the remote history's samples before the store's history aggregated likewise
+    /// (a minute the store holds is the store's).
+    fn minutes_of(
+        &self,
+        meta: &SeriesMeta,
+        start: i64,
+        end: i64,
+        remote: bool,
+    ) -> Result<Vec<(i64, Aggregate)>, HistoryError> {
+        let minute = Resolution::OneMinute;
+        let local = self
+            .history
+            .tsdb()
+            .read_rollup(meta.id, minute, start, end - 1)?;
+        if !remote {
+            return Ok(local);
+        }
+        let (earlier, _) = self.history.remote_before(meta, start, end - 1)?;
+        if earlier.is_empty() {
+            return Ok(local);
+        }
+        let mut minutes: BTreeMap<i64, Aggregate> = Aggregate::per_bucket(minute, &earlier)
+            .into_iter()
+            .filter(|(m, _)| *m >= start)
+            .collect();
+        minutes.extend(local);
+        Ok(minutes.into_iter().collect())
     }
 
     /// Rows of the minutes where every feature has a value.
@@ -194,12 +226,12 @@ impl NodeForests {
 
     /// Trains every node that has enough complete minutes in the training window; a node
     /// without enough keeps no model (and no verdict) until it has.
-    pub fn train_all(&self, now_ms: i64) -> Result<usize, StoreError> {
+    pub fn train_all(&self, now_ms: i64) -> Result<usize, HistoryError> {
         let start = now_ms - self.config.training_window.as_millis() as i64;
         let end = now_ms - now_ms.rem_euclid(MINUTE_MS);
         let mut trained = 0;
         for node in self.catalog.label_values("node") {
-            let features = self.feature_minutes(&node, start, end)?;
+            let features = self.feature_minutes(&node, start, end, true)?;
             let (names, rows) = Self::rows(&features);
             if names.is_empty() || rows.len() < self.config.min_training_samples {
                 continue;
@@ -224,12 +256,12 @@ impl NodeForests {
     }
 
     /// Scores the newest complete minute of every trained node.
-    pub fn score_all(&self, now_ms: i64) -> Result<(), StoreError> {
+    pub fn score_all(&self, now_ms: i64) -> Result<(), HistoryError> {
         let end = now_ms - now_ms.rem_euclid(MINUTE_MS);
         let start = end - 5 * MINUTE_MS;
         let nodes: Vec<String> = lock(&self.models).keys().cloned().collect();
         for node in nodes {
-            let features = self.feature_minutes(&node, start, end)?;
+            let features = self.feature_minutes(&node, start, end, false)?;
             let models = lock(&self.models);
             let Some(model) = models.get(&node) else {
                 continue;

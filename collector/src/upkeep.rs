@@ -57,7 +57,7 @@ pub async fn analyse_nodes(forests: Arc<NodeForests>, clock: Clock, shutdown: Ca
         match work.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                tracing::warn!(%error, "node anomaly models could not read the store")
+                tracing::warn!(%error, "node anomaly models could not read their history")
             }
             // Logged and counted; the next round tries again.
             Err(_panicked) => {}

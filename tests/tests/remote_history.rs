@@ -1,6 +1,7 @@
 //! The engines read history from a remote Prometheus-compatible query API before the
 //! collector's own oldest sample: a collector that has held a series for two minutes fits a
-//! trend over two days that Debian's VictoriaMetrics, started on loopback, holds.
+//! trend, counts an SLO, fires an alert rule and trains a node model over the days that
+//! Debian's VictoriaMetrics, started on loopback, holds.
 
 use hcmon_tests::node::ScriptedNode;
 use hcmon_tests::{Collector, VictoriaMetrics, now_ms};
@@ -8,14 +9,12 @@ use serde_json::Value;
 use std::time::Duration;
 
 const HOUR_MS: i64 = 3_600_000;
+const ANALYTICS_OFF: &str = "[analytics]\nenabled = false\n";
 
-/// Debian's VictoriaMetrics, and a collector reading its history from it.
-fn start_pair(dir: &std::path::Path) -> anyhow::Result<(VictoriaMetrics, Collector)> {
+/// Debian's VictoriaMetrics, and a collector reading its history from it, with `config` more.
+fn start_pair(dir: &std::path::Path, config: &str) -> anyhow::Result<(VictoriaMetrics, Collector)> {
     let vm = VictoriaMetrics::start(&dir.join("vm"), None, &[])?;
-    let toml = format!(
-        "[analytics]\nenabled = false\n\n[history]\nremote_url = \"{}\"\n",
-        vm.url("")
-    );
+    let toml = format!("{config}\n[history]\nremote_url = \"{}\"\n", vm.url(""));
     let collector = Collector::start_with_config(&dir.join("data"), &toml)?;
     Ok((vm, collector))
 }
@@ -55,7 +54,7 @@ async fn import(vm: &VictoriaMetrics, lines: String) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trend_reaches_back_into_the_remote_history() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (mut vm, collector) = start_pair(dir.path())?;
+    let (mut vm, collector) = start_pair(dir.path(), ANALYTICS_OFF)?;
 
     let now = now_ms();
     let mut node = ScriptedNode::connect(&collector.grpc_url(), "hist").await?;
@@ -106,9 +105,10 @@ async fn a_trend_reaches_back_into_the_remote_history() -> anyhow::Result<()> {
         "the remote history's rise of one an hour dominates the fit: {slope_per_hour}"
     );
 
-    // The remote gone: a clear 503 naming it, not a silently shorter trend.
+    // The remote gone: a clear 503 naming it, not a silently shorter trend. (The window
+    // reaches further back than the answer kept from the last one.)
     vm.process.kill9();
-    let answer = trend("3d").await?;
+    let answer = trend("4d").await?;
     assert_eq!(answer.status(), 503);
     let text = answer.text().await?;
     assert!(text.contains("remote history"), "{text}");
@@ -120,7 +120,7 @@ async fn a_trend_reaches_back_into_the_remote_history() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_slo_counts_an_outage_only_the_remote_history_holds() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (mut vm, collector) = start_pair(dir.path())?;
+    let (mut vm, collector) = start_pair(dir.path(), ANALYTICS_OFF)?;
 
     let now = now_ms();
     let mut node = ScriptedNode::connect(&collector.grpc_url(), "edge").await?;
@@ -178,9 +178,150 @@ async fn an_slo_counts_an_outage_only_the_remote_history_holds() -> anyhow::Resu
     assert_eq!(good, (2 * 24 * 60 - 60 + 3) as f64, "every other check");
 
     vm.process.kill9();
-    let answer = figures(first_local - 2 * 24 * HOUR_MS).await?;
+    let answer = figures(first_local - 3 * 24 * HOUR_MS).await?;
     assert_eq!(answer.status(), 503);
     let text = answer.text().await?;
     assert!(text.contains("remote history"), "{text}");
+    Ok(())
+}
+
+/// Rule files read the remote history too: a disk that filled over the two days before this
+/// collector existed fires a rule over `delta(...[2d])`, which the collector's own two minutes
+/// of it never would.
+/// The labels a scripted node's series get here.
+const STORE: &str = r#"instance="store",job="node",node="store""#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_over_two_days_fires_on_the_remote_history() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let rules = dir.path().join("capacity.rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n- name: capacity\n  interval: 1s\n  rules:\n  - alert: DiskFilledFast\n    \
+         expr: delta(disk_used_percent[2d]) > 20\n    labels:\n      severity: warning\n",
+    )?;
+    let config = format!(
+        "{ANALYTICS_OFF}\n[alerting]\nrule_files = [{:?}]\n",
+        rules.display().to_string()
+    );
+    let (vm, collector) = start_pair(dir.path(), &config)?;
+
+    // VictoriaMetrics holds the two days before: from 40 % to 89 %, one sample an hour. (Before
+    // the series exists here: the collector keeps what the remote answered for a few minutes.)
+    let now = now_ms();
+    let first_local = now - 2 * 60_000;
+    let lines: String = (1..=47)
+        .map(|h| {
+            let at = first_local - h * HOUR_MS;
+            let value = 90.0 - h as f64 * 50.0 / 47.0;
+            format!("disk_used_percent{{{STORE}}} {value} {at}\n")
+        })
+        .collect();
+    import(&vm, lines).await?;
+
+    let mut node = ScriptedNode::connect(&collector.grpc_url(), "store").await?;
+    for (ago_min, value) in [(2, 90.0), (1, 90.01), (0, 90.02)] {
+        node.send(now - ago_min * 60_000, &[("disk_used_percent", &[], value)])
+            .await?;
+    }
+    let labels = labels_of(&collector, r#"disk_used_percent{node="store"}"#).await?;
+    assert_eq!(labels, STORE, "the same series in both");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let alert = loop {
+        let alerts: Value = serde_json::from_str(&collector.get("/api/v1/alerts").await?)?;
+        let found = alerts["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["labels"]["alertname"] == "DiskFilledFast" && a["state"] == "firing")
+            .cloned();
+        if let Some(alert) = found {
+            break alert;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "DiskFilledFast never fired: {alerts}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(alert["labels"]["node"], "store", "{alert}");
+    let rise: f64 = alert["value"].as_str().unwrap_or("nan").parse()?;
+    assert!(rise > 45.0, "the two days' rise, extrapolated: {alert}");
+
+    // The query API answers from this collector's own store: there the disk barely moved.
+    let local = collector
+        .get_json(
+            "/api/v1/query",
+            &[(
+                "query",
+                r#"delta(disk_used_percent{node="store"}[2d])"#.to_owned(),
+            )],
+        )
+        .await?;
+    let local_rise: f64 = local["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap_or("nan")
+        .parse()?;
+    assert!(local_rise < 1.0, "{local}");
+    Ok(())
+}
+
+/// The node models train on the remote history: a collector that has seen a node for three
+/// minutes trains its model on the 400 minutes VictoriaMetrics holds from before.
+const LAB: &str = r#"instance="lab",job="node",node="lab""#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_model_trains_on_the_remote_history() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = "[analytics.forest]\nretrain_every = \"1s\"\nmin_training_samples = 300\n";
+    let (vm, collector) = start_pair(dir.path(), config)?;
+
+    let now = now_ms();
+    let minute = now - now % 60_000;
+    let first_local = minute - 2 * 60_000 + 30_000;
+    let wave = |m: i64| 0.4 + 0.2 * ((m % 17) as f64 / 17.0);
+    let lines: String = (1..=400)
+        .flat_map(|m| {
+            let at = first_local - m * 60_000;
+            [
+                format!("node_cpu_usage_ratio{{{LAB}}} {} {at}\n", wave(m)),
+                format!("node_memory_used_ratio{{{LAB}}} {} {at}\n", 0.5),
+            ]
+        })
+        .collect();
+    import(&vm, lines).await?;
+
+    let mut node = ScriptedNode::connect(&collector.grpc_url(), "lab").await?;
+    for m in 0..3 {
+        let at = first_local + m * 60_000;
+        node.send(
+            at,
+            &[
+                ("node_cpu_usage_ratio", &[], wave(m)),
+                ("node_memory_used_ratio", &[], 0.5),
+            ],
+        )
+        .await?;
+    }
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let verdict = loop {
+        let listed = collector.get_json("/api/v1/node_anomalies", &[]).await?;
+        if let Some(v) = listed["data"].as_array().and_then(|a| a.first()).cloned() {
+            break v;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no model trained: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(verdict["node"], "lab");
+    let rows = verdict["training_rows"].as_u64().unwrap_or(0);
+    assert!(
+        rows >= 400,
+        "trained on the remote minutes and the local ones: {verdict}"
+    );
     Ok(())
 }

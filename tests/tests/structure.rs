@@ -13,10 +13,9 @@ const LAYERS: &[&[&str]] = &[
     &["http"],
     &["forget", "api", "recorded", "live", "report"],
     &["alerting"],
-    &["slo"],
+    &["slo", "node_forest"],
     &[
         "anomaly_watch",
-        "node_forest",
         "quality",
         "analysis",
         "replay",

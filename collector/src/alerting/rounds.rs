@@ -10,6 +10,7 @@ use super::book::Observation;
 use super::evaluate::{BudgetLeft, RuleSet, SampleRule};
 use super::node_rules::NodeRules;
 use super::rule_files::evaluate::{CompiledGroup, KeptFiring};
+use crate::analysis::history::{History, HistorySource};
 use crate::analytics::slo::{
     Budgeting, Tally, Window, budget, burn_rules, judge, time_to_exhaustion_ms,
 };
@@ -70,6 +71,8 @@ pub(super) struct Rounds {
     pub(super) rules: Arc<RuleSet>,
     pub(super) tsdb: Arc<Tsdb>,
     pub(super) catalog: Arc<SeriesCatalog>,
+    /// What rules read through: the store, and the remote history before it.
+    pub(super) history: Arc<History>,
     pub(super) watch: Option<Arc<AnomalyWatch>>,
     /// The node models whose verdicts node rules judge; `None` with analytics off.
     pub(super) forests: Option<Arc<NodeForests>>,
@@ -152,6 +155,13 @@ impl Rounds {
             .unwrap_or_default()
     }
 
+    fn promql_source(&self) -> HistorySource {
+        HistorySource {
+            catalog: self.catalog.clone(),
+            history: self.history.clone(),
+        }
+    }
+
     /// Threshold rules over functions (`rate(...)`), evaluated at `now`.
     pub(super) async fn functions(&self, now: i64) -> Vec<Observation> {
         let functions: Vec<usize> = (0..self.rules.thresholds.len())
@@ -160,10 +170,10 @@ impl Rounds {
         if functions.is_empty() {
             return Vec::new();
         }
-        let (tsdb, catalog, rules) = (self.tsdb.clone(), self.catalog.clone(), self.rules.clone());
+        let source = self.promql_source();
+        let rules = self.rules.clone();
         let results = tasks::blocking("alert-rule-evaluation", move || {
             fail::fail_point!("alert-rule-evaluation");
-            let source = crate::query::StoreSource { catalog, tsdb };
             functions
                 .into_iter()
                 .map(|i| {
@@ -210,9 +220,9 @@ impl Rounds {
     /// Rule-file group `group` at `now`: each rule's instant query, in the group's order. Empty
     /// when the evaluation panicked (logged and counted; the next round tries again).
     pub(super) async fn file_group(&self, group: usize, now: i64) -> Vec<FileRuleResult> {
-        let (tsdb, catalog, rules) = (self.tsdb.clone(), self.catalog.clone(), self.rules.clone());
+        let source = self.promql_source();
+        let rules = self.rules.clone();
         tasks::blocking("alert-rule-file-evaluation", move || {
-            let source = crate::query::StoreSource { catalog, tsdb };
             rules.files[group]
                 .rules
                 .iter()
@@ -231,13 +241,17 @@ impl Rounds {
         if self.rules.forecast.is_empty() {
             return Vec::new();
         }
-        let (tsdb, catalog, rules) = (self.tsdb.clone(), self.catalog.clone(), self.rules.clone());
+        let (history, catalog, rules) = (
+            self.history.clone(),
+            self.catalog.clone(),
+            self.rules.clone(),
+        );
         tasks::blocking("alert-forecast-evaluation", move || {
             let mut out = Vec::new();
             for (i, (rule, selector)) in rules.forecast.iter().enumerate() {
                 let start = now - rule.window.as_millis() as i64;
                 for meta in catalog.select(selector) {
-                    match tsdb.read_raw(meta.id, start, now) {
+                    match history.read_raw(&meta, start, now) {
                         Ok(samples) => out.extend(rules.forecast(i, &meta.labels, &samples)),
                         Err(error) => {
                             tracing::warn!(rule = %rule.name, %error, "forecast rule could not read history")

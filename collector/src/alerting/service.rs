@@ -54,6 +54,8 @@ use tracing::Instrument;
 pub struct Dependencies {
     pub tsdb: Arc<Tsdb>,
     pub catalog: Arc<SeriesCatalog>,
+    /// The store and the remote history before it, read by rules over long windows.
+    pub history: Arc<crate::analysis::history::History>,
     pub watch: Option<Arc<AnomalyWatch>>,
     /// The node models whose verdicts `[[alerting.node_rules]]` judge; `None` with analytics off.
     pub forests: Option<Arc<crate::node_forest::NodeForests>>,
@@ -199,6 +201,7 @@ impl AlertService {
                 rules,
                 tsdb: deps.tsdb,
                 catalog: deps.catalog,
+                history: deps.history,
                 watch: deps.watch,
                 forests: deps.forests,
                 node_rules,

@@ -9,16 +9,26 @@
 //! before the first local one are taken, so nothing is counted twice where both hold it.
 //! Readers of rollups (SLOs and the reports built on them) ask where the store's history
 //! begins in rollups too ([`History::remote_before`]): raw retention ending is not missing
-//! history there.
+//! history there. PromQL reads through [`HistorySource`], so alert rules and ratio SLOs over
+//! long windows see the remote history as well.
+//!
+//! The remote is asked only where this collector could not hold the window: before the first
+//! day its store holds (its first day, or what retention left). Later than that a series'
+//! missing samples are truly missing (a node that stopped), and a rule over it must not cost a
+//! remote request every round. Rule rounds ask for the same stretch every round, so answers
+//! are kept a few minutes ([`RemoteAnswers`]).
 
+use super::remote_answers::RemoteAnswers;
+use crate::catalog::SeriesCatalog;
 use crate::outbound::{OutboundClient, bearer_headers};
-use crate::storage::{Resolution, SeriesMeta, StoreError, Tsdb};
-use hcmon_common::Secret;
+use crate::query::{QueryError, SeriesSource};
+use crate::storage::{Aggregate, Resolution, SeriesId, SeriesMeta, StoreError, Table, Tsdb};
+use hcmon_common::{Secret, Selector};
 use http::{HeaderMap, Method};
 use serde::Deserialize;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// `[history]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -77,7 +87,14 @@ struct Remote {
     client: OutboundClient,
     headers: HeaderMap,
     timeout: Duration,
+    answers: Mutex<RemoteAnswers>,
 }
+
+/// Most remote samples kept for reuse (16 bytes each): 32 MiB.
+const ANSWERS_KEPT: usize = 2_000_000;
+/// How long a remote answer is reused.
+const ANSWER_FRESH_FOR: Duration = Duration::from_secs(300);
+const DAY_MS: i64 = 86_400_000;
 
 /// A window whose first local sample comes later than this after its start is missing history
 /// worth asking for. Below it the gap is the series' own interval (up to the agent's 5 min
@@ -109,13 +126,33 @@ impl History {
                 client,
                 headers,
                 timeout: config.timeout.unwrap_or(Duration::from_secs(30)),
+                answers: Mutex::new(RemoteAnswers::new(ANSWERS_KEPT, ANSWER_FRESH_FOR)),
             }),
         })
+    }
+
+    /// The store it reads first.
+    pub fn tsdb(&self) -> &Arc<Tsdb> {
+        &self.tsdb
     }
 
     /// Whether a remote history is configured.
     pub fn has_remote(&self) -> bool {
         self.remote.is_some()
+    }
+
+    /// The remote, if one is configured and a window from `start_ms` may reach before what the
+    /// store holds of `table`: before the day after its oldest day (that day may be partly
+    /// empty), or anywhere while nothing is checkpointed yet.
+    fn remote_for(&self, table: Table, start_ms: i64) -> Result<Option<&Remote>, StoreError> {
+        let Some(remote) = &self.remote else {
+            return Ok(None);
+        };
+        let lacking = match self.tsdb.first_day_start(table)? {
+            None => true,
+            Some(first_day) => start_ms < first_day + DAY_MS,
+        };
+        Ok(lacking.then_some(remote))
     }
 
     /// For readers of rollups (SLOs, reports), which reach back further than raw samples: the
@@ -130,7 +167,7 @@ impl History {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<(Vec<(i64, f64)>, i64), HistoryError> {
-        let Some(remote) = &self.remote else {
+        let Some(remote) = self.remote_for(Table::Rollup1h, start_ms)? else {
             return Ok((Vec::new(), start_ms));
         };
         const HOUR_MS: i64 = 3_600_000;
@@ -155,7 +192,10 @@ impl History {
         if local_from - start_ms <= MISSING_AFTER_MS {
             return Ok((Vec::new(), start_ms));
         }
-        Ok((remote.read(meta, start_ms, local_from - 1)?, local_from))
+        Ok((
+            remote.read_kept(meta, start_ms, local_from - 1)?,
+            local_from,
+        ))
     }
 
     /// The samples of `meta` over `[start_ms, end_ms]`, oldest first. Blocking: run it on the
@@ -167,20 +207,93 @@ impl History {
         end_ms: i64,
     ) -> Result<Vec<(i64, f64)>, HistoryError> {
         let local = self.tsdb.read_raw(meta.id, start_ms, end_ms)?;
-        let Some(remote) = &self.remote else {
-            return Ok(local);
-        };
+        self.with_remote_before(meta, start_ms, end_ms, local)
+    }
+
+    /// As [`History::read_raw`], with staleness markers, as PromQL reads.
+    pub fn read_raw_with_markers(
+        &self,
+        meta: &SeriesMeta,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<(i64, f64)>, HistoryError> {
+        let local = self.tsdb.read_raw_with_markers(meta.id, start_ms, end_ms)?;
+        self.with_remote_before(meta, start_ms, end_ms, local)
+    }
+
+    /// `local` (the store's samples of the window), after the remote samples before its first
+    /// one where the store may lack them.
+    fn with_remote_before(
+        &self,
+        meta: &SeriesMeta,
+        start_ms: i64,
+        end_ms: i64,
+        local: Vec<(i64, f64)>,
+    ) -> Result<Vec<(i64, f64)>, HistoryError> {
         let first_local = local.first().map_or(end_ms + 1, |s| s.0);
         if first_local - start_ms <= MISSING_AFTER_MS {
             return Ok(local);
         }
-        let mut samples = remote.read(meta, start_ms, first_local - 1)?;
+        let Some(remote) = self.remote_for(Table::Chunks, start_ms)? else {
+            return Ok(local);
+        };
+        let mut samples = remote.read_kept(meta, start_ms, first_local - 1)?;
         samples.extend(local);
         Ok(samples)
     }
 }
 
+/// PromQL's data read through the history: alert rules and ratio SLOs over windows longer than
+/// the store holds see the remote history before it.
+pub struct HistorySource {
+    pub catalog: Arc<SeriesCatalog>,
+    pub history: Arc<History>,
+}
+
+impl SeriesSource for HistorySource {
+    fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>> {
+        self.catalog.select(selector)
+    }
+    fn raw(&self, meta: &SeriesMeta, start: i64, end: i64) -> Result<Vec<(i64, f64)>, QueryError> {
+        Ok(self.history.read_raw_with_markers(meta, start, end)?)
+    }
+    fn rollup(
+        &self,
+        series: SeriesId,
+        res: Resolution,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
+        self.history.tsdb().read_rollup(series, res, start, end)
+    }
+}
+
+impl From<HistoryError> for QueryError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::Store(e) => QueryError::Store(e),
+            remote => QueryError::Unavailable(remote.to_string()),
+        }
+    }
+}
+
 impl Remote {
+    /// [`Remote::read`], answered from a kept answer when one covers the span.
+    fn read_kept(
+        &self,
+        meta: &SeriesMeta,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<(i64, f64)>, HistoryError> {
+        let kept = || self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(samples) = kept().get(meta.id, start_ms, end_ms, Instant::now()) {
+            return Ok(samples);
+        }
+        let samples = self.read(meta, start_ms, end_ms)?;
+        kept().put(meta.id, start_ms, end_ms, &samples, Instant::now());
+        Ok(samples)
+    }
+
     fn read(
         &self,
         meta: &SeriesMeta,

@@ -5,6 +5,7 @@
 
 pub mod history;
 pub mod related;
+mod remote_answers;
 
 use crate::analytics::budget::{Budget, Interrupted};
 use crate::analytics::correlation::SeriesWindow;

@@ -232,6 +232,7 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::Store(e) => ApiError::Store(e),
+            QueryError::Unavailable(message) => ApiError::Unavailable(message),
             other => ApiError::BadParam {
                 name: "query",
                 message: other.to_string(),

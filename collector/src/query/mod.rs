@@ -63,7 +63,8 @@ const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
 pub trait SeriesSource {
     fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>>;
     /// Raw samples in `[start, end]`, staleness markers included.
-    fn raw(&self, series: SeriesId, start: i64, end: i64) -> Result<Vec<(i64, f64)>, StoreError>;
+    fn raw(&self, series: &SeriesMeta, start: i64, end: i64)
+    -> Result<Vec<(i64, f64)>, QueryError>;
     fn rollup(
         &self,
         series: SeriesId,
@@ -83,8 +84,8 @@ impl SeriesSource for StoreSource {
     fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>> {
         self.catalog.select(selector)
     }
-    fn raw(&self, id: SeriesId, start: i64, end: i64) -> Result<Vec<(i64, f64)>, StoreError> {
-        self.tsdb.read_raw_with_markers(id, start, end)
+    fn raw(&self, meta: &SeriesMeta, start: i64, end: i64) -> Result<Vec<(i64, f64)>, QueryError> {
+        Ok(self.tsdb.read_raw_with_markers(meta.id, start, end)?)
     }
     fn rollup(
         &self,
@@ -118,6 +119,10 @@ pub enum QueryError {
     TooManySamples,
     #[error("storage failure")]
     Store(#[from] StoreError),
+    /// Data the source reads from elsewhere (a remote history) could not be had; the message
+    /// names where from.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The resolution a query was answered from, reported to clients in a response header.

@@ -100,7 +100,7 @@ pub(super) fn instant_selector(
     let mut out = Vec::new();
     let (mut used_raw, mut used_rollup) = (false, false);
     for meta in select(ctx, vs)? {
-        let samples = ctx.source.raw(meta.id, from, hi)?;
+        let samples = ctx.source.raw(&meta, from, hi)?;
         ctx.charge(samples.len())?;
         used_raw |= !samples.is_empty();
         let mut values: Vec<Option<f64>> = ends
@@ -170,7 +170,7 @@ pub(super) fn range_selector(ctx: &Ctx, ms: &MatrixSelector) -> Result<RangeInpu
     let (lo, hi) = bounds(&ends);
     let mut series = Vec::new();
     for meta in select(ctx, &ms.vs)? {
-        let mut points = ctx.source.raw(meta.id, lo - range + 1, hi)?;
+        let mut points = ctx.source.raw(&meta, lo - range + 1, hi)?;
         ctx.charge(points.len())?;
         points.retain(|p| !is_stale(p.1));
         if !points.is_empty() {
@@ -300,7 +300,7 @@ pub(super) fn counter_selector(
     let (mut used_raw, mut used_rollup) = (false, false);
     for meta in select(ctx, &ms.vs)? {
         // From the first window's start itself, so a sample exactly there shows raw covers it.
-        let mut points = ctx.source.raw(meta.id, lo - range, hi)?;
+        let mut points = ctx.source.raw(&meta, lo - range, hi)?;
         ctx.charge(points.len())?;
         points.retain(|p| !is_stale(p.1));
         // The bucket the raw samples begin in; a rollup bucket before it summarises samples raw

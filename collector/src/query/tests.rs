@@ -157,8 +157,8 @@ impl SeriesSource for RawTrimmed {
     fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>> {
         self.store.select(selector)
     }
-    fn raw(&self, id: SeriesId, start: i64, end: i64) -> Result<Vec<(i64, f64)>, StoreError> {
-        self.store.raw(id, start.max(self.raw_from), end)
+    fn raw(&self, meta: &SeriesMeta, start: i64, end: i64) -> Result<Vec<(i64, f64)>, QueryError> {
+        self.store.raw(meta, start.max(self.raw_from), end)
     }
     fn rollup(
         &self,
@@ -471,8 +471,8 @@ impl SeriesSource for Gapped {
     fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>> {
         self.store.select(selector)
     }
-    fn raw(&self, id: SeriesId, start: i64, end: i64) -> Result<Vec<(i64, f64)>, StoreError> {
-        let mut raw = self.store.raw(id, start, end)?;
+    fn raw(&self, meta: &SeriesMeta, start: i64, end: i64) -> Result<Vec<(i64, f64)>, QueryError> {
+        let mut raw = self.store.raw(meta, start, end)?;
         raw.retain(|s| !(self.gap.0..self.gap.1).contains(&s.0));
         Ok(raw)
     }

@@ -19,14 +19,14 @@ pub enum SloError {
     Store(#[from] StoreError),
     /// The remote history (`[history] remote_url`) did not answer as it should.
     #[error("{0}")]
-    RemoteHistory(HistoryError),
+    RemoteHistory(String),
 }
 
 impl From<HistoryError> for SloError {
     fn from(e: HistoryError) -> Self {
         match e {
             HistoryError::Store(e) => SloError::Store(e),
-            remote => SloError::RemoteHistory(remote),
+            remote => SloError::RemoteHistory(remote.to_string()),
         }
     }
 }

@@ -8,9 +8,10 @@
 use super::definition::SloDefinition;
 use super::error::SloError;
 use super::source::{Built, Scope, SloSource};
+use crate::analysis::history::HistorySource;
 use crate::analytics::slo::slices::{merge_adjacent, slice_outcome};
 use crate::analytics::slo::{Budgeting, Interval, Outcome, Window};
-use crate::query::{self, StoreSource, Value};
+use crate::query::{self, QueryError, Value};
 use std::collections::BTreeMap;
 
 const MINUTE_MS: i64 = 60_000;
@@ -32,9 +33,9 @@ pub(super) fn intervals(
     if first > last {
         return Ok(Built::default());
     }
-    let store = StoreSource {
+    let store = HistorySource {
         catalog: source.catalog.clone(),
-        tsdb: source.tsdb.clone(),
+        history: source.history.clone(),
     };
     let run = |field: &str, text: &str| -> Result<BTreeMap<i64, f64>, SloError> {
         let failed = |problem: String| SloError::Query {
@@ -43,7 +44,11 @@ pub(super) fn intervals(
         };
         let expr = query::parse(text).map_err(|e| failed(e.to_string()))?;
         let (value, _) =
-            query::evaluate(&store, &expr, first, last, step).map_err(|e| failed(e.to_string()))?;
+            query::evaluate(&store, &expr, first, last, step).map_err(|e| match e {
+                QueryError::Store(e) => SloError::Store(e),
+                QueryError::Unavailable(remote) => SloError::RemoteHistory(remote),
+                other => failed(other.to_string()),
+            })?;
         let mut per_step: BTreeMap<i64, f64> = BTreeMap::new();
         let points: Vec<(i64, f64)> = match value {
             Value::Scalar(points) => points,

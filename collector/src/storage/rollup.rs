@@ -129,6 +129,20 @@ impl Aggregate {
         out
     }
 
+    /// The buckets of `res` over samples sorted by time, each bucket's counter increase counted
+    /// from the sample before it, as the store's rollups count it.
+    pub fn per_bucket(res: Resolution, samples: &[(i64, f64)]) -> Vec<(i64, Aggregate)> {
+        let mut prev = None;
+        samples
+            .chunk_by(|a, b| res.bucket(a.0) == res.bucket(b.0))
+            .filter_map(|bucket| {
+                let agg = Aggregate::of(bucket, prev)?;
+                prev = bucket.last().map(|s| s.1);
+                Some((res.bucket(bucket[0].0), agg))
+            })
+            .collect()
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(ENCODED_LEN);
         out.extend_from_slice(&self.count.to_le_bytes());
@@ -172,6 +186,20 @@ mod tests {
         assert_eq!(a.increase, 13.0);
         assert_eq!(Aggregate::decode(&a.encode()), Some(a));
         assert_eq!(Resolution::FiveMinutes.bucket(299_999), 0);
+        // Per bucket, each counting its increase from the sample before it.
+        let minutes = Aggregate::per_bucket(
+            Resolution::OneMinute,
+            &[(0, 1.0), (30_000, 3.0), (60_000, 4.0), (185_000, 1.0)],
+        );
+        let summary: Vec<(i64, u64, f64)> = minutes
+            .iter()
+            .map(|(b, a)| (*b, a.count, a.increase))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![(0, 2, 2.0), (60_000, 1, 1.0), (180_000, 1, 1.0)],
+            "the drop to 1 is a reset: an increase of 1"
+        );
         assert_eq!(Resolution::FiveMinutes.bucket(-1), -300_000);
     }
 }

@@ -3,7 +3,9 @@
 
 use super::Tsdb;
 use super::head::{OutChunk, SeriesHead};
-use super::keys::{ChunkKey, RollupKey, WriteOrder, day_of, parse_day, series_day_range};
+use super::keys::{
+    ChunkKey, RollupKey, WriteOrder, day_of, day_start, parse_day, series_day_range,
+};
 use crate::storage::chunk::decode_chunk;
 use crate::storage::kv::Table;
 use crate::storage::rollup::{Aggregate, Resolution, block};
@@ -36,6 +38,18 @@ impl Tsdb {
                 _ => return Ok(days),
             }
         }
+    }
+
+    /// Start of the oldest day of `table` holding any data (one seek); none while nothing of it
+    /// has been checkpointed. Where the store's history begins, to the day: retention and the
+    /// collector's first day both leave that day partly empty.
+    pub fn first_day_start(&self, table: Table) -> Result<Option<i64>, StoreError> {
+        let mut found = None;
+        self.kv.scan(table, &[], &[0xff; 5], &mut |k, _| {
+            found = Some(parse_day(table, k));
+            false
+        })?;
+        Ok(found.transpose()?.map(day_start))
     }
 
     /// The newest in-order sample of a series; none once a staleness marker ended it.
