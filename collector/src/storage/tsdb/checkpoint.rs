@@ -83,11 +83,12 @@ impl Tsdb {
                         chunk.bytes,
                     );
                 }
-                for (series, finished) in shard.rollups.drain() {
+                for ((series, res), finished) in std::mem::take(&mut shard.rollups) {
                     rollups.extend(
                         finished
+                            .buckets(res)?
                             .into_iter()
-                            .map(|(res, bucket, agg)| (res, series, bucket, agg)),
+                            .map(|(bucket, agg)| (res, series, bucket, agg)),
                     );
                 }
                 stale.extend(shard.stale_rollups.drain());

@@ -7,6 +7,7 @@
 
 use super::StorageConfig;
 use super::keys::day_of;
+use super::pending_rollups::PendingRollups;
 use crate::storage::chunk::{decode_chunk, encode_chunk};
 use crate::storage::kv::Table;
 use crate::storage::open_chunk::OpenChunk;
@@ -41,8 +42,9 @@ pub(super) struct OutChunk {
 pub(super) struct Shard {
     pub(super) heads: FxHashMap<SeriesId, SeriesHead>,
     pub(super) chunks: Vec<OutChunk>,
-    /// Finished rollup buckets by series: reads look up one series, never scan the shard's.
-    pub(super) rollups: FxHashMap<SeriesId, Vec<(Resolution, i64, Aggregate)>>,
+    /// Finished rollup buckets by series and resolution: reads look up one series, never scan
+    /// the shard's.
+    pub(super) rollups: FxHashMap<(SeriesId, Resolution), PendingRollups>,
     /// Rollup buckets a late sample changed after they were finished: recomputed from raw.
     pub(super) stale_rollups: HashSet<(SeriesId, Resolution, i64)>,
     /// Series whose head changed since the last checkpoint (each also flagged in its head).
@@ -246,7 +248,10 @@ impl Shard {
                     Some((open, agg)) if *open == bucket => agg.add(ts, value, increase),
                     _ => {
                         if let Some((open, agg)) = slot.take() {
-                            rollups.entry(series).or_default().push((res, open, agg));
+                            rollups
+                                .entry((series, res))
+                                .or_default()
+                                .push(res, open, agg);
                         }
                         *slot = Some((bucket, Aggregate::new(ts, value, increase)));
                     }

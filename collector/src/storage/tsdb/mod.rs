@@ -10,7 +10,8 @@
 //! Per series, in memory: the open chunk (raw samples in time order), late samples, and the open
 //! bucket of each rollup resolution. A chunk is sealed (encoded) when it holds
 //! `max_chunk_samples`, spans `max_chunk_span`, or would cross midnight UTC; sealed chunks and
-//! finished rollup buckets wait in the shard's outbox for the next checkpoint.
+//! finished rollup buckets wait in the shard's outbox for the next checkpoint (the buckets
+//! encoded by sixteens, as stored, since a back-fill finishes many per series).
 //!
 //! # Checkpoint
 //! Periodically, one atomic, synced batch writes every outbox chunk and rollup, a snapshot of
@@ -57,7 +58,8 @@
 //!
 //! # Files
 //! `keys` (key layouts, checked parsing), `wal` (WAL record codec), `head` (shards, applying
-//! samples, head snapshot codec), `recovery` (open), `write` (appends, series and node
+//! samples, head snapshot codec), `pending_rollups` (finished buckets waiting, encoded),
+//! `recovery` (open), `write` (appends, series and node
 //! records), `families` (declared family metadata), `read` (chunks merged with the head),
 //! `checkpoint`, `retention` (retention, disk budget, series deletion), `wal_readers` (durable
 //! readers of the WAL, remote write's outbox), `config`.
@@ -69,6 +71,7 @@ mod corruption_tests;
 mod families;
 mod head;
 mod keys;
+mod pending_rollups;
 mod read;
 mod recovery;
 mod retention;
@@ -104,7 +107,7 @@ pub struct TsdbStats {
     pub head_series: usize,
     pub head_samples: usize,
     /// Bytes the head holds: per series its state, open chunk (encoded) and late samples,
-    /// and the sealed chunks waiting for the next checkpoint.
+    /// and the sealed chunks and finished rollup buckets waiting for the next checkpoint.
     pub head_bytes: usize,
     /// What the key-value store's memory budget holds now.
     pub kv_memory: KvMemory,
@@ -216,6 +219,11 @@ impl Tsdb {
                 .map(|h| h.open.len() + h.late.len())
                 .sum::<usize>();
             stats.head_bytes += shard.heads.len() * entry
+                + shard
+                    .rollups
+                    .values()
+                    .map(|r| r.heap_bytes())
+                    .sum::<usize>()
                 + shard
                     .heads
                     .values()

@@ -210,9 +210,11 @@ impl Tsdb {
                 return Err(e);
             }
             let shard = self.shard(series);
-            for (r, bucket, agg) in shard.rollups.get(&series).into_iter().flatten() {
-                if *r == res && (start..=end).contains(bucket) {
-                    found.insert(*bucket, *agg);
+            if let Some(pending) = shard.rollups.get(&(series, res)) {
+                for (bucket, agg) in pending.buckets(res)? {
+                    if (start..=end).contains(&bucket) {
+                        found.insert(bucket, agg);
+                    }
                 }
             }
             if let Some((bucket, agg)) = shard

@@ -85,7 +85,7 @@ impl Tsdb {
                 let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
                 shard.heads.retain(|id, _| !doomed.contains(id));
                 shard.chunks.retain(|chunk| !doomed.contains(&chunk.series));
-                shard.rollups.retain(|id, _| !doomed.contains(id));
+                shard.rollups.retain(|(id, _), _| !doomed.contains(id));
                 shard
                     .stale_rollups
                     .retain(|(id, _, _)| !doomed.contains(id));
