@@ -227,7 +227,6 @@ pub mod block {
     /// within a relative 1e-12 of a decimal with few places is stored as that decimal: its exact
     /// value, stored compactly. Anything else is kept as it is.
     pub fn encode(res: Resolution, block_start: i64, buckets: &[(i64, Aggregate)]) -> Vec<u8> {
-        let index = |b: i64| (b - block_start) / res.millis();
         let exact = |x: f64| {
             (0..=12)
                 .map(|places| {
@@ -250,6 +249,17 @@ pub mod block {
                 )
             })
             .collect();
+        encode_as_is(res, block_start, &buckets)
+    }
+
+    /// [`encode`] without the decimal rounding: the values exactly as they are, for buckets
+    /// kept in memory a while (the head's pending buckets), which [`encode`] stores later.
+    pub fn encode_as_is(
+        res: Resolution,
+        block_start: i64,
+        buckets: &[(i64, Aggregate)],
+    ) -> Vec<u8> {
+        let index = |b: i64| (b - block_start) / res.millis();
         let columns: [fn(&Aggregate) -> f64; 6] = [
             |a| a.count as f64,
             |a| a.sum,

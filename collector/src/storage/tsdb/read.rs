@@ -291,6 +291,28 @@ mod tests {
     }
 
     #[test]
+    fn the_first_day_held_is_where_the_oldest_checkpointed_data_is() {
+        let kv = MemoryKv::default();
+        let db = open(&kv);
+        assert_eq!(db.first_day_start(Table::Chunks).unwrap(), None, "empty");
+        // Two days on, from 13:00 of the first: the head holds it until a checkpoint.
+        let from_one_pm = (13 * 3_600_000) / 60_000;
+        db.append(
+            None,
+            &samples(1, from_one_pm..from_one_pm + 2 * 1440, 60_000),
+        )
+        .unwrap();
+        assert_eq!(
+            db.first_day_start(Table::Chunks).unwrap(),
+            None,
+            "in the head"
+        );
+        db.checkpoint(true).unwrap();
+        assert_eq!(db.first_day_start(Table::Chunks).unwrap(), Some(T0));
+        assert_eq!(db.first_day_start(Table::Rollup1h).unwrap(), Some(T0));
+    }
+
+    #[test]
     fn a_repeated_timestamp_keeps_its_newest_value_everywhere() {
         let kv = MemoryKv::default();
         let db = open(&kv);
