@@ -196,6 +196,60 @@ mod tests {
     use super::*;
     use crate::storage::{MemoryKv, Sample};
 
+    /// A back-fill finishes more buckets per series than the head keeps as values: every bucket
+    /// reads the same from the head, after the checkpoint and after a restart.
+    #[test]
+    fn a_backfill_s_rollups_read_the_same_before_and_after_the_checkpoint() {
+        let kv = MemoryKv::default();
+        let db = open(&kv);
+        // Three hours of a counter at 10 s, with a reset, in batches as an agent sends them.
+        let samples: Vec<Sample> = (0..3 * 360)
+            .map(|i| Sample {
+                series: SeriesId(5),
+                timestamp_ms: T0 + i * 10_000,
+                value: ((i % 500) * 3) as f64 + 0.1,
+            })
+            .collect();
+        for batch in samples.chunks(50) {
+            db.append(None, batch).unwrap();
+        }
+        let raw: Vec<(i64, f64)> = samples.iter().map(|s| (s.timestamp_ms, s.value)).collect();
+        let end = T0 + 3 * 3_600_000;
+        // Sums and increases are stored rounded to their decimal (see `block::encode`).
+        let same = |got: &[(i64, Aggregate)], want: &[(i64, Aggregate)]| {
+            got.len() == want.len()
+                && got.iter().zip(want).all(|((b1, a1), (b2, a2))| {
+                    let near = |x: f64, y: f64| (x - y).abs() <= 1e-9 * y.abs().max(1.0);
+                    (b1, a1.count, a1.min, a1.max, a1.last)
+                        == (b2, a2.count, a2.min, a2.max, a2.last)
+                        && near(a1.sum, a2.sum)
+                        && near(a1.increase, a2.increase)
+                })
+        };
+        for res in Resolution::ALL {
+            let in_head = db.read_rollup(SeriesId(5), res, T0, end).unwrap();
+            assert!(
+                same(&in_head, &Aggregate::per_bucket(res, &raw)),
+                "{res:?} in the head"
+            );
+        }
+        db.checkpoint(false).unwrap();
+        for res in Resolution::ALL {
+            let stored = db.read_rollup(SeriesId(5), res, T0, end).unwrap();
+            assert!(
+                same(&stored, &Aggregate::per_bucket(res, &raw)),
+                "{res:?} stored"
+            );
+        }
+        drop(db);
+        let db = open(&kv);
+        let minutes = db
+            .read_rollup(SeriesId(5), Resolution::OneMinute, T0, end)
+            .unwrap();
+        assert_eq!(minutes.len(), 180, "every minute after a restart");
+        assert_eq!(minutes.iter().map(|m| m.1.count).sum::<u64>(), 1080);
+    }
+
     #[test]
     fn rollups_follow_the_data_including_late_samples() {
         let kv = MemoryKv::default();
