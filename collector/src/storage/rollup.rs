@@ -209,7 +209,7 @@ mod tests {
 /// costs a few bytes per bucket instead of a 56-byte record.
 pub mod block {
     use super::{Aggregate, Resolution};
-    use crate::storage::chunk::{decode_chunk, encode_chunk};
+    use crate::storage::chunk::{decode_chunk, encode_chunk, encode_chunk_xor};
 
     /// Start of the block holding `bucket`.
     pub fn start(res: Resolution, bucket: i64) -> i64 {
@@ -249,15 +249,25 @@ pub mod block {
                 )
             })
             .collect();
-        encode_as_is(res, block_start, &buckets)
+        encode_columns(res, block_start, &buckets, encode_chunk)
     }
 
-    /// [`encode`] without the decimal rounding: the values exactly as they are, for buckets
-    /// kept in memory a while (the head's pending buckets), which [`encode`] stores later.
-    pub fn encode_as_is(
+    /// [`encode`] for buckets kept in memory a while (the head's pending buckets), which
+    /// [`encode`] stores later: the values exactly as they are, in the chunk codec's XOR form,
+    /// without the searches for decimals that make stored blocks small. [`decode`] reads it.
+    pub fn encode_in_memory(
         res: Resolution,
         block_start: i64,
         buckets: &[(i64, Aggregate)],
+    ) -> Vec<u8> {
+        encode_columns(res, block_start, buckets, encode_chunk_xor)
+    }
+
+    fn encode_columns(
+        res: Resolution,
+        block_start: i64,
+        buckets: &[(i64, Aggregate)],
+        encode_column: fn(&[(i64, f64)]) -> Vec<u8>,
     ) -> Vec<u8> {
         let index = |b: i64| (b - block_start) / res.millis();
         let columns: [fn(&Aggregate) -> f64; 6] = [
@@ -274,7 +284,7 @@ pub mod block {
                 .iter()
                 .map(|(b, a)| (index(*b), column(a)))
                 .collect();
-            let encoded = encode_chunk(&points);
+            let encoded = encode_column(&points);
             out.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
             out.extend_from_slice(&encoded);
         }
