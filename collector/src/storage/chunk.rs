@@ -327,17 +327,6 @@ fn decode_xor(r: &mut BitReader<'_>, n: usize, out: &mut Vec<f64>) -> Result<(),
 
 /// Encodes samples sorted by strictly increasing timestamp. Panics on an empty slice.
 pub fn encode_chunk(samples: &[(i64, f64)]) -> Vec<u8> {
-    encode(samples, true)
-}
-
-/// [`encode_chunk`] without looking for decimal values: the XOR form (or a constant) at once,
-/// for data kept in memory a short while, where the search for the smallest form costs more
-/// than the bytes it saves. [`decode_chunk`] reads it.
-pub fn encode_chunk_xor(samples: &[(i64, f64)]) -> Vec<u8> {
-    encode(samples, false)
-}
-
-fn encode(samples: &[(i64, f64)], try_decimal: bool) -> Vec<u8> {
     assert!(!samples.is_empty(), "a chunk holds at least one sample");
     let values: Vec<f64> = samples.iter().map(|s| s.1).collect();
     let ts_ints = delta_of_deltas(samples.iter().map(|s| s.0));
@@ -379,9 +368,6 @@ fn encode(samples: &[(i64, f64)], try_decimal: bool) -> Vec<u8> {
         encode_xor(&mut w, &values);
         w.finish()
     };
-    if !try_decimal {
-        return xor();
-    }
     let Some((places, ms)) = mantissas(&values) else {
         return xor();
     };

@@ -209,7 +209,7 @@ mod tests {
 /// costs a few bytes per bucket instead of a 56-byte record.
 pub mod block {
     use super::{Aggregate, Resolution};
-    use crate::storage::chunk::{decode_chunk, encode_chunk, encode_chunk_xor};
+    use crate::storage::chunk::{decode_chunk, encode_chunk};
 
     /// Start of the block holding `bucket`.
     pub fn start(res: Resolution, bucket: i64) -> i64 {
@@ -227,6 +227,7 @@ pub mod block {
     /// within a relative 1e-12 of a decimal with few places is stored as that decimal: its exact
     /// value, stored compactly. Anything else is kept as it is.
     pub fn encode(res: Resolution, block_start: i64, buckets: &[(i64, Aggregate)]) -> Vec<u8> {
+        let index = |b: i64| (b - block_start) / res.millis();
         let exact = |x: f64| {
             (0..=12)
                 .map(|places| {
@@ -249,27 +250,6 @@ pub mod block {
                 )
             })
             .collect();
-        encode_columns(res, block_start, &buckets, encode_chunk)
-    }
-
-    /// [`encode`] for buckets kept in memory a while (the head's pending buckets), which
-    /// [`encode`] stores later: the values exactly as they are, in the chunk codec's XOR form,
-    /// without the searches for decimals that make stored blocks small. [`decode`] reads it.
-    pub fn encode_in_memory(
-        res: Resolution,
-        block_start: i64,
-        buckets: &[(i64, Aggregate)],
-    ) -> Vec<u8> {
-        encode_columns(res, block_start, buckets, encode_chunk_xor)
-    }
-
-    fn encode_columns(
-        res: Resolution,
-        block_start: i64,
-        buckets: &[(i64, Aggregate)],
-        encode_column: fn(&[(i64, f64)]) -> Vec<u8>,
-    ) -> Vec<u8> {
-        let index = |b: i64| (b - block_start) / res.millis();
         let columns: [fn(&Aggregate) -> f64; 6] = [
             |a| a.count as f64,
             |a| a.sum,
@@ -284,7 +264,7 @@ pub mod block {
                 .iter()
                 .map(|(b, a)| (index(*b), column(a)))
                 .collect();
-            let encoded = encode_column(&points);
+            let encoded = encode_chunk(&points);
             out.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
             out.extend_from_slice(&encoded);
         }

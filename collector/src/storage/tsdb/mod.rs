@@ -11,7 +11,7 @@
 //! bucket of each rollup resolution. A chunk is sealed (encoded) when it holds
 //! `max_chunk_samples`, spans `max_chunk_span`, or would cross midnight UTC; sealed chunks and
 //! finished rollup buckets wait in the shard's outbox for the next checkpoint (the buckets
-//! encoded by sixteens, as stored, since a back-fill finishes many per series).
+//! encoded compactly, since a back-fill finishes many per series).
 //!
 //! # Checkpoint
 //! Periodically, one atomic, synced batch writes every outbox chunk and rollup, a snapshot of
