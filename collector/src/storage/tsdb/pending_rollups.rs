@@ -175,9 +175,15 @@ fn get_xor(bytes: &[u8], pos: &mut usize) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn same(a: &Aggregate, b: &Aggregate) -> bool {
-        let bits = |a: &Aggregate| values(a).map(f64::to_bits);
-        (a.count, a.last_ts, bits(a)) == (b.count, b.last_ts, bits(b))
+    /// Every bucket reads back bit for bit, in order.
+    fn reads_back(pending: &PendingRollups, res: Resolution, expected: &[(i64, Aggregate)]) {
+        let bits = |a: &Aggregate| (a.count, a.last_ts, values(a).map(f64::to_bits));
+        let back = pending.buckets(res).expect("decodes");
+        assert_eq!(back.len(), expected.len());
+        for ((b1, a1), (b2, a2)) in expected.iter().zip(&back) {
+            assert_eq!(b1, b2);
+            assert_eq!(bits(a1), bits(a2), "{a1:?} read back as {a2:?}");
+        }
     }
 
     #[test]
@@ -199,18 +205,8 @@ mod tests {
             pending.push(res, bucket, agg);
             expected.push((bucket, agg));
         }
-        let back = pending.buckets(res).expect("decodes");
-        assert_eq!(back.len(), expected.len());
-        for ((b1, a1), (b2, a2)) in expected.iter().zip(&back) {
-            assert_eq!(b1, b2);
-            assert!(same(a1, a2), "{a1:?} read back as {a2:?}");
-        }
+        reads_back(&pending, res, &expected);
         let plain = 100 * size_of::<(Resolution, i64, Aggregate)>();
-        eprintln!(
-            "{} bytes used, {} held",
-            pending.bytes.len(),
-            pending.heap_bytes()
-        );
         assert!(
             pending.heap_bytes() * 10 < plain * 6,
             "{} bytes encoded against {plain} as values",
@@ -245,12 +241,7 @@ mod tests {
             pending.push(res, bucket, agg);
             expected.push((bucket, agg));
         }
-        let back = pending.buckets(res).expect("decodes");
-        assert_eq!(back.len(), expected.len());
-        for ((b1, a1), (b2, a2)) in expected.iter().zip(&back) {
-            assert_eq!(b1, b2);
-            assert!(same(a1, a2), "{a1:?} read back as {a2:?}");
-        }
+        reads_back(&pending, res, &expected);
     }
 
     #[test]
