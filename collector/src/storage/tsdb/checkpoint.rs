@@ -38,6 +38,7 @@ impl Tsdb {
         let mut batch = KvBatch::default();
         let mut stale = Vec::new();
         let mut rollups: Vec<RollupItem> = Vec::new();
+        let mut pending = Vec::new();
         // (series, head to persist, late samples to write as chunks)
         let mut snapshots: Vec<(SeriesId, SeriesHead, Samples)> = Vec::new();
         let mut chunk_count = 0u64;
@@ -83,16 +84,19 @@ impl Tsdb {
                         chunk.bytes,
                     );
                 }
-                for ((series, res), finished) in std::mem::take(&mut shard.rollups) {
-                    rollups.extend(
-                        finished
-                            .buckets(res)?
-                            .into_iter()
-                            .map(|(bucket, agg)| (res, series, bucket, agg)),
-                    );
-                }
+                // Moved out as they are (the map keeps its room for the next ones): decoding
+                // them waits until appends may go on.
+                pending.extend(shard.rollups.drain());
                 stale.extend(shard.stale_rollups.drain());
             }
+        }
+        for ((series, res), finished) in pending {
+            rollups.extend(
+                finished
+                    .buckets(res)?
+                    .into_iter()
+                    .map(|(bucket, agg)| (res, series, bucket, agg)),
+            );
         }
         for (series, head, mut late) in snapshots {
             batch.put(Table::Head, id_key(series.0), encode_head(&head));
