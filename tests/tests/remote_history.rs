@@ -51,6 +51,27 @@ async fn import(vm: &VictoriaMetrics, lines: String) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `find` picks from the collector's answer at `path`, asked until it picks something
+/// (at most 30 s).
+async fn first_within_30s(
+    collector: &Collector,
+    path: &str,
+    find: impl Fn(&Value) -> Option<Value>,
+) -> anyhow::Result<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = collector.get_json(path, &[]).await?;
+        if let Some(found) = find(&answer) {
+            return Ok(found);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "nothing found at {path} within 30 s: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trend_reaches_back_into_the_remote_history() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -227,24 +248,15 @@ async fn a_rule_over_two_days_fires_on_the_remote_history() -> anyhow::Result<()
     let labels = labels_of(&collector, r#"disk_used_percent{node="store"}"#).await?;
     assert_eq!(labels, STORE, "the same series in both");
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let alert = loop {
-        let alerts: Value = serde_json::from_str(&collector.get("/api/v1/alerts").await?)?;
-        let found = alerts["data"]["alerts"]
+    let alert = first_within_30s(&collector, "/api/v1/alerts", |alerts| {
+        alerts["data"]["alerts"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|a| a["labels"]["alertname"] == "DiskFilledFast" && a["state"] == "firing")
-            .cloned();
-        if let Some(alert) = found {
-            break alert;
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "DiskFilledFast never fired: {alerts}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+            .cloned()
+    })
+    .await?;
     assert_eq!(alert["labels"]["node"], "store", "{alert}");
     let rise: f64 = alert["value"].as_str().unwrap_or("nan").parse()?;
     assert!(rise > 45.0, "the two days' rise, extrapolated: {alert}");
@@ -305,18 +317,10 @@ async fn a_node_model_trains_on_the_remote_history() -> anyhow::Result<()> {
         .await?;
     }
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let verdict = loop {
-        let listed = collector.get_json("/api/v1/node_anomalies", &[]).await?;
-        if let Some(v) = listed["data"].as_array().and_then(|a| a.first()).cloned() {
-            break v;
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "no model trained: {listed}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let verdict = first_within_30s(&collector, "/api/v1/node_anomalies", |listed| {
+        listed["data"].as_array().and_then(|a| a.first()).cloned()
+    })
+    .await?;
     assert_eq!(verdict["node"], "lab");
     let rows = verdict["training_rows"].as_u64().unwrap_or(0);
     assert!(

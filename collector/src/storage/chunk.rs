@@ -115,11 +115,12 @@ impl BitReader<'_> {
     }
 }
 
-fn zigzag(v: i64) -> u64 {
+/// Small magnitudes of either sign as small unsigned numbers (for varints).
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub(crate) fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 

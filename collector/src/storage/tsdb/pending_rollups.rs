@@ -11,6 +11,8 @@
 //! Keeping them in the stored blocks' codec, sixteen at a time, took a little less memory but
 //! about 10% more CPU per ingested sample in `just bench-ingest`.
 
+use super::wal::{get_varint, put_varint};
+use crate::storage::chunk::{unzigzag, zigzag};
 use crate::storage::rollup::{Aggregate, Resolution};
 use crate::storage::{StoreError, Table};
 
@@ -110,35 +112,6 @@ impl PendingRollups {
     pub(super) fn heap_bytes(&self) -> usize {
         self.bytes.capacity()
     }
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *bytes.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 /// A value's XOR with the previous one: a byte giving how many low bytes are zero (high

@@ -5,7 +5,7 @@
 use crate::storage::kv::Table;
 use crate::storage::{Sample, SeriesId, StoreError};
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -13,7 +13,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+pub(super) fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     let mut out = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *bytes.get(*pos)?;
