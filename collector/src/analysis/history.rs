@@ -266,6 +266,10 @@ impl SeriesSource for HistorySource {
     ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
         self.history.tsdb().read_rollup(series, res, start, end)
     }
+    /// The remote may hold what the store's rollups do not.
+    fn rollups_hold_raw(&self, _: Resolution) -> bool {
+        false
+    }
 }
 
 impl From<HistoryError> for QueryError {

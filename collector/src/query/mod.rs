@@ -14,7 +14,10 @@
 //! aggregations, [`functions`] instant-vector functions, [`range_functions`] functions over range
 //! vectors, [`check`] what is refused before evaluation.
 //!
-//! Resolution: a selector or an exact-from-aggregates range function (`avg`, `min`, `max`,
+//! Resolution: an instant selector at steps aligned to 5 min or 1 h buckets answers from the
+//! buckets' edges (the sample at a bucket's start, the marker that ended a series), exactly as
+//! raw samples would, where the buckets know them and the rollups are kept as long as raw. Else,
+//! a selector or an exact-from-aggregates range function (`avg`, `min`, `max`,
 //! `sum`, `count`, `last`, `present` `_over_time`) whose start, step (and range) are multiples
 //! of a rollup resolution reads the coarsest such rollup instead of raw samples, so 30 days at a
 //! 1 h step reads 720 aggregates per series rather than 259,200 samples. Rollup buckets hold
@@ -72,6 +75,9 @@ pub trait SeriesSource {
         start: i64,
         end: i64,
     ) -> Result<Vec<(i64, Aggregate)>, StoreError>;
+    /// Whether `res` rollups hold every sample [`SeriesSource::raw`] would return, so that an
+    /// instant selector at their boundaries may read their edges instead.
+    fn rollups_hold_raw(&self, res: Resolution) -> bool;
 }
 
 /// The collector's catalog and engine as a [`SeriesSource`].
@@ -95,6 +101,9 @@ impl SeriesSource for StoreSource {
         end: i64,
     ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
         self.tsdb.read_rollup(id, res, start, end)
+    }
+    fn rollups_hold_raw(&self, res: Resolution) -> bool {
+        self.tsdb.rollups_outlive_raw(res)
     }
 }
 

@@ -80,9 +80,12 @@ fn ends(ctx: &Ctx, vs: &VectorSelector) -> Vec<i64> {
 /// staleness marker. With `timestamps`, the value is the sample's time in seconds
 /// (`timestamp(x)`).
 ///
-/// Raw samples answer wherever raw retention still holds them. At aligned times (see
-/// [`pick_resolution`]), a step whose lookback reaches before the series' oldest raw sample read
-/// takes the newest rollup bucket before it instead, if that bucket's newest sample is inside the
+/// At times aligned to 5 min or 1 h buckets (see [`pick_resolution`]), a series whose buckets
+/// there all know their [`Edges`](crate::storage::rollup::Edges) answers from them, exactly as
+/// from raw samples (see [`from_edges`]): 30 days at a 1 h step read 720 buckets, not 259,200
+/// samples. Otherwise raw samples answer wherever raw retention still holds them, and at
+/// aligned times a step whose lookback reaches before the series' oldest raw sample read takes
+/// the newest rollup bucket before it instead, if that bucket's newest sample is inside the
 /// lookback: what raw retention deleted, the rollups still hold.
 pub(super) fn instant_selector(
     ctx: &Ctx,
@@ -99,7 +102,22 @@ pub(super) fn instant_selector(
     let from = lo - LOOKBACK_MS + 1;
     let mut out = Vec::new();
     let (mut used_raw, mut used_rollup) = (false, false);
+    let edged = resolution.filter(|r| {
+        r.keeps_edges() && r.millis() >= LOOKBACK_MS && ctx.source.rollups_hold_raw(*r)
+    });
     for meta in select(ctx, vs)? {
+        if let Some(r) = edged
+            && let Some(values) = from_edges(ctx, &meta, r, &ends)?
+        {
+            used_rollup = true;
+            if values.iter().any(Option::is_some) {
+                out.push(Series {
+                    metric: metric(&meta),
+                    values,
+                });
+            }
+            continue;
+        }
         let samples = ctx.source.raw(&meta, from, hi)?;
         ctx.charge(samples.len())?;
         used_raw |= !samples.is_empty();
@@ -155,6 +173,43 @@ pub(super) fn instant_selector(
         ctx.used(Source::Raw);
     }
     Ok(out)
+}
+
+/// An instant selector's values at bucket boundaries `ends` of `res` (of 5 min or more, so the
+/// bucket ending at a step covers its whole lookback), from the buckets' edges; `None` if a
+/// bucket it needs does not know them. At `t`: the sample exactly at `t` (the edge of the
+/// bucket starting there), else the newest sample of the bucket ending at `t` if it is inside
+/// the lookback and no staleness marker ended the series by `t`.
+fn from_edges(
+    ctx: &Ctx,
+    meta: &SeriesMeta,
+    res: Resolution,
+    ends: &[i64],
+) -> Result<Option<Vec<Option<f64>>>, QueryError> {
+    let (lo, hi) = bounds(ends);
+    let buckets = ctx
+        .source
+        .rollup(meta.id, res, lo.saturating_sub(res.millis()), hi)?;
+    ctx.charge(buckets.len())?;
+    if buckets.iter().any(|(_, agg)| agg.edges.is_none()) {
+        return Ok(None);
+    }
+    let find = |bucket: i64| {
+        let (_, agg) = &buckets[buckets.binary_search_by_key(&bucket, |b| b.0).ok()?];
+        Some((agg, agg.edges?))
+    };
+    Ok(Some(
+        ends.iter()
+            .map(|&t| {
+                if let Some(v) = find(t).and_then(|(_, e)| e.at_start) {
+                    return Some(v);
+                }
+                let (before, e) = find(t - res.millis())?;
+                (t - before.last_ts < LOOKBACK_MS && e.ended_at.is_none_or(|end| end > t))
+                    .then_some(before.last)
+            })
+            .collect(),
+    ))
 }
 
 fn bounds(ends: &[i64]) -> (i64, i64) {

@@ -169,6 +169,9 @@ impl SeriesSource for RawTrimmed {
     ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
         self.store.rollup(id, res, start, end)
     }
+    fn rollups_hold_raw(&self, res: Resolution) -> bool {
+        self.store.rollups_hold_raw(res)
+    }
 }
 
 #[test]
@@ -487,6 +490,9 @@ impl SeriesSource for Gapped {
         buckets.retain(|b| !(self.gap.0..self.gap.1).contains(&b.1.last_ts));
         Ok(buckets)
     }
+    fn rollups_hold_raw(&self, res: Resolution) -> bool {
+        self.store.rollups_hold_raw(res)
+    }
 }
 
 #[test]
@@ -507,26 +513,171 @@ fn instant_selectors_at_aligned_steps_look_back_five_minutes() {
         assert_eq!(v, at(&gapped, r#"temp{node="a"}"#, step)[0].1, "{step}");
     }
 
-    // Older than raw retention, the newest rollup bucket answers where its newest sample is
-    // inside the lookback.
+    // Older than raw retention, at 1 h steps the buckets' edges answer exactly as the samples
+    // raw retention deleted would: those at T0 + 1h and T0 + 2h (indices 360 and 720: 0), then
+    // the newest before T0 + 3h (1079: 5).
     let trimmed = RawTrimmed {
         store: fixture(),
         raw_from: T0 + 2 * HOUR + 30_000,
     };
+    let hours = |source: &dyn SeriesSource| {
+        run(source, r#"temp{node="a"}"#, T0 + HOUR, T0 + 3 * HOUR, HOUR)
+    };
+    let (value, src) = hours(&trimmed);
+    assert_eq!(src, Source::Rollup(Resolution::OneHour));
+    assert_eq!(value, hours(&fixture()).0, "as from every raw sample");
+    let Value::Vector(series) = value else {
+        panic!("{value:?}")
+    };
+    assert_eq!(
+        series[0].1,
+        vec![(T0 + HOUR, 0.0), (T0 + 2 * HOUR, 0.0), (T0 + 3 * HOUR, 5.0)]
+    );
+
+    // 1 min buckets keep no edges: at 1 min steps, where raw retention deleted the samples, the
+    // newest bucket before the step answers if its newest sample is inside the lookback (the
+    // sample 10 s before T0 + 1h, index 359: 5; the one at T0 + 1h is in the next bucket).
     let (value, src) = run(
         &trimmed,
         r#"temp{node="a"}"#,
         T0 + HOUR,
-        T0 + 3 * HOUR,
-        HOUR,
+        T0 + HOUR + 60_000,
+        60_000,
     );
-    assert_eq!(src, Source::Raw, "raw anywhere makes the answer raw");
+    assert_eq!(src, Source::Rollup(Resolution::OneMinute));
     let Value::Vector(series) = value else {
         panic!("{value:?}")
     };
-    // The samples 10 s before T0 + 1h and T0 + 2h (indices 359 and 719: 5), then raw (1079: 5).
     assert_eq!(
         series[0].1,
-        vec![(T0 + HOUR, 5.0), (T0 + 2 * HOUR, 5.0), (T0 + 3 * HOUR, 5.0)]
+        vec![(T0 + HOUR, 5.0), (T0 + HOUR + 60_000, 5.0)]
+    );
+}
+
+/// The store read as raw samples only, as an instant selector must answer from edges.
+struct RawOnly(StoreSource);
+
+impl SeriesSource for RawOnly {
+    fn select(&self, selector: &Selector) -> Vec<Arc<SeriesMeta>> {
+        self.0.select(selector)
+    }
+    fn raw(&self, meta: &SeriesMeta, start: i64, end: i64) -> Result<Vec<(i64, f64)>, QueryError> {
+        self.0.raw(meta, start, end)
+    }
+    fn rollup(
+        &self,
+        id: SeriesId,
+        res: Resolution,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
+        self.0.rollup(id, res, start, end)
+    }
+    fn rollups_hold_raw(&self, _: Resolution) -> bool {
+        false
+    }
+}
+
+/// Six hours of one gauge as real targets send it, drawn from `seed`: samples on bucket
+/// boundaries and off them, gaps, staleness markers (some exactly on a boundary), retries of the
+/// newest sample, late samples when `late`, and checkpoints between, so buckets are read from
+/// the head, from the waiting list and from stored blocks.
+fn ragged_gauge(seed: u64, late: bool) -> StoreSource {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let tsdb = Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default())
+        .unwrap()
+        .tsdb;
+    let catalog = SeriesCatalog::new(vec![]);
+    let definition = SeriesDefinition {
+        labels: Labels::new("g", [("node".to_owned(), "a".to_owned())]).unwrap(),
+        kind: MetricKind::Gauge,
+        help: String::new(),
+    };
+    let caps = crate::catalog::SeriesCaps {
+        per_node: usize::MAX,
+        total: usize::MAX,
+    };
+    let id = catalog.resolve(&tsdb, &[definition], caps).unwrap()[0];
+    let put = |ts: i64, value: f64| {
+        let sample = Sample {
+            series: id,
+            timestamp_ms: ts,
+            value,
+        };
+        tsdb.append(None, &[sample]).unwrap();
+    };
+    let mut t = T0;
+    let mut newest = None;
+    while t < T0 + 6 * HOUR {
+        match rng.u32(0..100) {
+            0..3 => t += rng.i64(1..40) * 60_000,
+            3..6 => {
+                put(t, crate::storage::STALE_MARKER);
+                newest = Some(t);
+                t += rng.i64(1..1200) * 1000;
+            }
+            6..8 => {
+                if let Some(ts) = newest {
+                    put(ts, rng.f64());
+                }
+            }
+            8..10 if late => {
+                if let Some(ts) = newest {
+                    put(ts - rng.i64(1..600_000), rng.f64());
+                }
+            }
+            10..12 => tsdb.checkpoint(rng.bool()).unwrap(),
+            12..16 => {
+                // On to the next 5 min or 1 h boundary, where the edges matter.
+                let to = if rng.bool() { 300_000 } else { HOUR };
+                t = (t / to + 1) * to;
+            }
+            _ => {
+                put(t, (rng.f64() * 1000.0).round() / 10.0);
+                newest = Some(t);
+                t += if rng.bool() {
+                    10_000
+                } else {
+                    rng.i64(1..30_000)
+                };
+            }
+        }
+    }
+    StoreSource {
+        tsdb: Arc::new(tsdb),
+        catalog: Arc::new(catalog),
+    }
+}
+
+/// At steps aligned to 5 min and 1 h buckets, an instant selector answers from the buckets'
+/// edges exactly as from the raw samples, markers, retries and gaps included; late samples make
+/// a series read raw until its buckets are recomputed without edges, still exactly.
+#[test]
+fn instant_selectors_answer_from_bucket_edges_as_from_raw_samples() {
+    let mut from_edges = 0;
+    for seed in 0..40 {
+        let store = ragged_gauge(seed, seed % 4 == 3);
+        for (step, query) in [
+            (300_000, "g"),
+            (HOUR, "g"),
+            (HOUR, "g offset 5m"),
+            (HOUR, "g offset 1h"),
+        ] {
+            let (end, start) = (T0 + 7 * HOUR, T0 + 300_000);
+            let start = start - start % step;
+            let (edges, source) = run(&store, query, start, end, step);
+            let raw_only = RawOnly(StoreSource {
+                tsdb: store.tsdb.clone(),
+                catalog: store.catalog.clone(),
+            });
+            let (raw, raw_source) = run(&raw_only, query, start, end, step);
+            assert_eq!(raw_source, Source::Raw);
+            assert_eq!(edges, raw, "seed {seed}, {query} every {step} ms");
+            from_edges += usize::from(source != Source::Raw);
+        }
+    }
+    assert!(
+        from_edges >= 80,
+        "edges answered {from_edges} of 160 queries"
     );
 }

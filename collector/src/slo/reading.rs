@@ -415,6 +415,7 @@ mod tests {
             max,
             last: max,
             last_ts: 0,
+            edges: None,
             increase: 0.0,
         };
         assert_eq!(Verdict::Up.uniform(&agg(1.0, 1.0, 4.0, 4)), Some(true));

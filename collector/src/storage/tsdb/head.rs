@@ -3,7 +3,10 @@
 //!
 //! A snapshot is: newest sample (flag byte, then ts i64 LE and value f64 LE), each resolution's
 //! open bucket (flag byte, then bucket start i64 LE and a 56-byte aggregate), then the open chunk
-//! in the chunk codec, if any. It has no version byte of its own.
+//! in the chunk codec, if any. It has no version byte of its own: a bucket's flag is its
+//! version. 0 is no bucket, 1 a bucket without edges (all that snapshots before edges held), 2 a
+//! bucket followed by its edges: a byte whose bit 0 says the value at the start (f64 LE)
+//! follows and bit 1 the time the series ended (i64 LE).
 
 use super::StorageConfig;
 use super::keys::day_of;
@@ -11,7 +14,7 @@ use super::pending_rollups::PendingRollups;
 use crate::storage::chunk::{decode_chunk, encode_chunk};
 use crate::storage::kv::Table;
 use crate::storage::open_chunk::OpenChunk;
-use crate::storage::rollup::{Aggregate, Resolution, counter_increase};
+use crate::storage::rollup::{Aggregate, Edges, Resolution, counter_increase};
 use crate::storage::{Sample, SeriesId, StoreError, is_stale_marker};
 use rustc_hash::FxHashMap;
 use std::collections::HashSet;
@@ -70,9 +73,15 @@ pub(super) fn encode_head(head: &SeriesHead) -> Vec<u8> {
     for acc in &head.rollups {
         match acc {
             Some((bucket, agg)) => {
-                out.push(1);
+                out.push(if agg.edges.is_some() { 2 } else { 1 });
                 out.extend_from_slice(&bucket.to_le_bytes());
                 out.extend_from_slice(&agg.encode());
+                if let Some(edges) = agg.edges {
+                    let at_start = edges.at_start.map(f64::to_le_bytes);
+                    let ended_at = edges.ended_at.map(i64::to_le_bytes);
+                    out.push(u8::from(at_start.is_some()) | (u8::from(ended_at.is_some()) << 1));
+                    out.extend(at_start.iter().chain(&ended_at).flatten());
+                }
             }
             None => out.push(0),
         }
@@ -108,11 +117,33 @@ fn decode(bytes: &[u8]) -> Option<SeriesHead> {
         head.last = Some((ts, v));
     }
     for acc in &mut head.rollups {
-        if take(&mut pos, 1)?[0] == 1 {
-            let bucket = i64::from_le_bytes(take(&mut pos, 8)?.try_into().ok()?);
-            let agg = Aggregate::decode(take(&mut pos, 56)?)?;
-            *acc = Some((bucket, agg));
+        let version = take(&mut pos, 1)?[0];
+        if version == 0 {
+            continue;
         }
+        let bucket = i64::from_le_bytes(take(&mut pos, 8)?.try_into().ok()?);
+        let mut agg = Aggregate::decode(take(&mut pos, 56)?)?;
+        match version {
+            1 => {}
+            2 => {
+                let present = take(&mut pos, 1)?[0];
+                if present > 3 {
+                    return None;
+                }
+                let mut word = |bit: u8| -> Option<Option<[u8; 8]>> {
+                    if present & bit == 0 {
+                        return Some(None);
+                    }
+                    Some(Some(take(&mut pos, 8)?.try_into().ok()?))
+                };
+                agg.edges = Some(Edges {
+                    at_start: word(1)?.map(f64::from_le_bytes),
+                    ended_at: word(2)?.map(i64::from_le_bytes),
+                });
+            }
+            _ => return None,
+        }
+        *acc = Some((bucket, agg));
     }
     if pos < bytes.len() {
         head.open = OpenChunk::from_samples(&decode_chunk(&bytes[pos..]).ok()?);
@@ -205,22 +236,36 @@ impl Shard {
                 if head.newest_ts().is_none_or(|newest| ts > newest) {
                     chunks.extend(head.make_room(series, ts, config));
                     head.open.push(ts, value);
+                    // The open buckets hold the newest sample: the marker ended them.
+                    for (_, agg) in head.rollups.iter_mut().flatten() {
+                        agg.end(ts);
+                    }
                 }
                 continue;
             }
+            let newest_entry = head.open.newest().filter(|l| Some(l.0) == head.newest_ts());
             match head.newest_ts() {
-                Some(newest) if ts == newest && head.open.newest().is_some_and(|l| l.0 == ts) => {
-                    // A repeat of the newest sample (a client retry): the new value wins.
+                Some(newest) if ts == newest && newest_entry.is_some() => {
+                    // A repeat of the newest time (a client retry): the new value wins. In place
+                    // of a marker it is a sample the rollups have not seen; in place of a sample
+                    // it is the buckets' newest value.
                     head.open.replace_newest(value);
-                    head.last = Some((ts, value));
-                    continue;
+                    if newest_entry.is_some_and(|l| !is_stale_marker(l.1)) {
+                        head.last = Some((ts, value));
+                        for (bucket, agg) in head.rollups.iter_mut().flatten() {
+                            agg.replace_last(*bucket, ts, value);
+                        }
+                        continue;
+                    }
                 }
                 Some(newest) if ts <= newest => {
                     head.late.push((ts, value));
                     for res in Resolution::ALL {
                         let bucket = res.bucket(ts);
                         match &mut head.rollups[res.index()] {
-                            Some((open, agg)) if *open == bucket => agg.add(ts, value, 0.0),
+                            Some((open, agg)) if *open == bucket => {
+                                agg.add_in(bucket, ts, value, 0.0)
+                            }
                             open => {
                                 stale_rollups.insert((series, res, bucket));
                                 // The next bucket's counter step from its previous sample
@@ -235,17 +280,18 @@ impl Shard {
                     }
                     continue;
                 }
-                _ => {}
+                _ => {
+                    chunks.extend(head.make_room(series, ts, config));
+                    head.open.push(ts, value);
+                }
             }
-            chunks.extend(head.make_room(series, ts, config));
             let increase = counter_increase(head.last.map(|l| l.1), value);
-            head.open.push(ts, value);
             head.last = Some((ts, value));
             for res in Resolution::ALL {
                 let bucket = res.bucket(ts);
                 let slot = &mut head.rollups[res.index()];
                 match slot {
-                    Some((open, agg)) if *open == bucket => agg.add(ts, value, increase),
+                    Some((open, agg)) if *open == bucket => agg.add_in(bucket, ts, value, increase),
                     _ => {
                         if let Some((open, agg)) = slot.take() {
                             rollups
@@ -253,7 +299,7 @@ impl Shard {
                                 .or_default()
                                 .push(res, open, agg);
                         }
-                        *slot = Some((bucket, Aggregate::new(ts, value, increase)));
+                        *slot = Some((bucket, Aggregate::open(res, bucket, ts, value, increase)));
                     }
                 }
             }
@@ -288,8 +334,30 @@ mod tests {
         };
         head.rollups[1] = Some((0, Aggregate::new(1000, 1.5, 0.0)));
         let back = decode_head(&encode_head(&head)).unwrap();
-        assert_eq!((back.open, back.last), (head.open, head.last));
+        assert_eq!((&back.open, back.last), (&head.open, head.last));
         assert_eq!(back.rollups, head.rollups);
+        // Buckets with edges (flag 2), whatever of them is known.
+        let res = Resolution::OneHour;
+        head.rollups[2] = Some((0, Aggregate::open(res, 0, 0, 1.5, 0.0)));
+        let mut ended = Aggregate::open(res, 0, 1000, 2.5, 0.0);
+        ended.end(2000);
+        head.rollups[1] = Some((0, ended));
+        let back = decode_head(&encode_head(&head)).unwrap();
+        assert_eq!(back.rollups, head.rollups);
+        assert_eq!(
+            back.rollups.map(|r| r.and_then(|(_, a)| a.edges)),
+            [
+                None,
+                Some(Edges {
+                    at_start: None,
+                    ended_at: Some(2000)
+                }),
+                Some(Edges {
+                    at_start: Some(1.5),
+                    ended_at: None
+                }),
+            ]
+        );
         for garbled in [&[][..], &[1, 2], &[0, 0, 1, 7], &[0, 0, 0, 0, 0x10, 0xff]] {
             let error = decode_head(garbled).err().expect("an error");
             assert!(error.to_string().contains("head table"), "{error}");

@@ -36,7 +36,10 @@
 //! - A staleness marker ([`STALE_MARKER`](crate::storage::STALE_MARKER)) is kept in raw
 //!   chunks only, and only when newer than its series' newest time: rollups, counter steps,
 //!   [`Tsdb::latest`] and [`Tsdb::read_raw`] never see one; PromQL reads it through
-//!   [`Tsdb::read_raw_with_markers`].
+//!   [`Tsdb::read_raw_with_markers`]. The open 5 min and 1 h buckets note when the first one
+//!   came (their edges, see `rollup::Edges`), the one fact of it instant selectors need.
+//! - A bucket's edges are known or absent, never guessed: a bucket a late sample changed reads
+//!   without them from then on (recomputed from raw), so instant selectors read its series raw.
 //! - A key or value that cannot be read is a [`StoreError::Corrupt`] naming its table, never a
 //!   panic. Recovery fails on one, except for node records and the stale-rollup list, which are
 //!   logged and skipped (an agent's next registration rewrites its node; a skipped bucket keeps

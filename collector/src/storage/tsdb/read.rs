@@ -225,6 +225,15 @@ impl Tsdb {
             {
                 found.insert(bucket, agg);
             }
+            // A late sample changed these after they finished; until the checkpoint recomputes
+            // them, their edges may be wrong.
+            if !shard.stale_rollups.is_empty() {
+                for (bucket, agg) in &mut found {
+                    if shard.stale_rollups.contains(&(series, res, *bucket)) {
+                        agg.edges = None;
+                    }
+                }
+            }
         }
         Ok(found.into_iter().collect())
     }

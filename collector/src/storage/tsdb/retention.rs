@@ -4,10 +4,22 @@ use super::Tsdb;
 use super::keys::{META_DELETED_SERIES, day_of, day_start, id_key, parse_day, parse_series};
 use crate::storage::kv::{KvBatch, Table};
 use crate::storage::records::{DeletedSeriesRecordV1, Record};
-use crate::storage::{SeriesId, StoreError};
+use crate::storage::{Resolution, SeriesId, StoreError};
 use std::collections::HashSet;
 
 impl Tsdb {
+    /// Whether `res` rollups are kept at least as long as raw samples, so they hold every
+    /// sample raw still does (the disk budget drops raw days only).
+    pub fn rollups_outlive_raw(&self, res: Resolution) -> bool {
+        let r = &self.config.retention;
+        let kept = match res {
+            Resolution::OneMinute => r.rollup_1m,
+            Resolution::FiveMinutes => r.rollup_5m,
+            Resolution::OneHour => r.rollup_1h,
+        };
+        kept >= r.raw
+    }
+
     /// Deletes data past each resolution's retention, and the oldest raw days while over the
     /// disk budget. Returns how many raw days the budget dropped.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, StoreError> {
