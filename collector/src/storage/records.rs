@@ -367,6 +367,18 @@ impl CheckpointRecordV1 {
     }
 }
 
+/// `meta` `minute_rollups`: the first day whose 1 min buckets reads compute from raw samples;
+/// those of the days before it are stored.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct MinuteRollupsRecordV1 {
+    pub(super) computed_from_day: u32,
+}
+
+impl Record for MinuteRollupsRecordV1 {
+    const TABLE: Table = Table::Meta;
+    const WHAT: &'static str = "minute rollups record";
+}
+
 /// `meta` `wal_reader/<name>`: the last WAL id a durable reader finished.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct WalReaderRecordV1 {

@@ -35,8 +35,17 @@ impl Resolution {
         }
     }
 
+    /// The resolutions the head keeps as it ingests and checkpoints store; the others are
+    /// computed from raw samples while raw retention keeps them (see `Tsdb::read_rollup`).
+    pub const LIVE: [Resolution; 2] = [Resolution::FiveMinutes, Resolution::OneHour];
+
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// Where a live resolution's open bucket sits in a series' head; `None` for the others.
+    pub fn live_slot(self) -> Option<usize> {
+        Resolution::LIVE.iter().position(|r| *r == self)
     }
 
     /// Whether this resolution's buckets keep their [`Edges`]. A 1 min bucket holds about six
@@ -212,7 +221,15 @@ impl Aggregate {
     /// The buckets of `res` over samples sorted by time, each bucket's counter increase counted
     /// from the sample before it, as the store's rollups count it.
     pub fn per_bucket(res: Resolution, samples: &[(i64, f64)]) -> Vec<(i64, Aggregate)> {
-        let mut prev = None;
+        Self::per_bucket_after(res, samples, None)
+    }
+
+    /// [`Aggregate::per_bucket`] where `prev` is the sample before `samples`, if known.
+    pub fn per_bucket_after(
+        res: Resolution,
+        samples: &[(i64, f64)],
+        mut prev: Option<f64>,
+    ) -> Vec<(i64, Aggregate)> {
         samples
             .chunk_by(|a, b| res.bucket(a.0) == res.bucket(b.0))
             .filter_map(|bucket| {

@@ -10,12 +10,9 @@ use crate::storage::chunk::encode_chunk;
 use crate::storage::kv::{KvBatch, Table};
 use crate::storage::records::{CheckpointRecordV1, Record, StaleRollupsRecordV1};
 use crate::storage::rollup::{Aggregate, Resolution, block};
-use crate::storage::{SeriesId, StoreError, is_stale_marker};
+use crate::storage::{SeriesId, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-
-/// How far back a rollup recompute looks for a counter's previous sample.
-const STALE_LOOKBACK_MS: i64 = 15 * 60 * 1000;
 
 impl Tsdb {
     /// Persists the head: outbox chunks and rollups, head snapshots, the checkpoint position,
@@ -63,7 +60,7 @@ impl Tsdb {
                     if seal {
                         // Open buckets go to disk too, so compacted data answers rollup reads
                         // alone; the snapshot keeps accumulating them.
-                        for (res, slot) in Resolution::ALL.into_iter().zip(open_rollups) {
+                        for (res, slot) in Resolution::LIVE.into_iter().zip(open_rollups) {
                             if let Some((bucket, agg)) = slot {
                                 rollups.push((res, series, bucket, agg));
                             }
@@ -139,18 +136,10 @@ impl Tsdb {
         // next start.
         if !stale.is_empty() {
             let mut recomputed = Vec::new();
-            for (series, res, bucket) in stale {
-                // The counter's previous sample may sit a while before the bucket.
-                let lookback = res.millis().max(STALE_LOOKBACK_MS);
-                let mut raw = self.read_raw_ungated(
-                    series,
-                    bucket.saturating_sub(lookback),
-                    bucket.saturating_add(res.millis() - 1),
-                )?;
-                raw.retain(|s| !is_stale_marker(s.1));
-                let split = raw.partition_point(|s| s.0 < bucket);
-                let prev = split.checked_sub(1).map(|i| raw[i].1);
-                if let Some(agg) = Aggregate::of(&raw[split..], prev) {
+            // A list from before 1 min buckets were computed from raw may name some: raw has
+            // them right already.
+            for (series, res, bucket) in stale.into_iter().filter(|s| s.1.live_slot().is_some()) {
+                for (bucket, agg) in self.buckets_from_raw(series, res, bucket, bucket)? {
                     recomputed.push((res, series, bucket, agg));
                 }
             }

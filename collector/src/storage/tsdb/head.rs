@@ -2,7 +2,8 @@
 //! buckets, in shards; how samples are applied to it; and the head snapshot codec.
 //!
 //! A snapshot is: newest sample (flag byte, then ts i64 LE and value f64 LE), each resolution's
-//! open bucket (flag byte, then bucket start i64 LE and a 56-byte aggregate), then the open chunk
+//! open bucket, finest first (flag byte, then bucket start i64 LE and a 56-byte aggregate; the
+//! 1 min one always absent now, see [`Resolution::LIVE`]), then the open chunk
 //! in the chunk codec, if any. It has no version byte of its own: a bucket's flag is its
 //! version. 0 is no bucket, 1 a bucket without edges (all that snapshots before edges held), 2 a
 //! bucket followed by its edges: a byte whose bit 0 says the value at the start (f64 LE)
@@ -28,7 +29,8 @@ pub(super) struct SeriesHead {
     pub(super) late: Vec<(i64, f64)>,
     /// Newest in-order sample (never a staleness marker: see [`SeriesHead::newest_ts`]).
     pub(super) last: Option<(i64, f64)>,
-    pub(super) rollups: [Option<(i64, Aggregate)>; 3],
+    /// The open bucket of each resolution in [`Resolution::LIVE`], in its order.
+    pub(super) rollups: [Option<(i64, Aggregate)>; 2],
     /// Listed in the shard's `dirty`: changed since the last checkpoint.
     pub(super) dirty: bool,
 }
@@ -70,6 +72,8 @@ pub(super) fn encode_head(head: &SeriesHead) -> Vec<u8> {
         }
         None => out.push(0),
     }
+    // The 1 min slot, which snapshots before 1 min buckets were computed from raw filled.
+    out.push(0);
     for acc in &head.rollups {
         match acc {
             Some((bucket, agg)) => {
@@ -116,7 +120,8 @@ fn decode(bytes: &[u8]) -> Option<SeriesHead> {
         let v = f64::from_le_bytes(take(&mut pos, 8)?.try_into().ok()?);
         head.last = Some((ts, v));
     }
-    for acc in &mut head.rollups {
+    let mut slots = [None; 3];
+    for acc in &mut slots {
         let version = take(&mut pos, 1)?[0];
         if version == 0 {
             continue;
@@ -144,6 +149,9 @@ fn decode(bytes: &[u8]) -> Option<SeriesHead> {
             _ => return None,
         }
         *acc = Some((bucket, agg));
+    }
+    for (res, slot) in Resolution::LIVE.into_iter().zip(&mut head.rollups) {
+        *slot = slots[res.index()];
     }
     if pos < bytes.len() {
         head.open = OpenChunk::from_samples(&decode_chunk(&bytes[pos..]).ok()?);
@@ -260,9 +268,9 @@ impl Shard {
                 }
                 Some(newest) if ts <= newest => {
                     head.late.push((ts, value));
-                    for res in Resolution::ALL {
+                    for (res, slot) in Resolution::LIVE.into_iter().zip(&mut head.rollups) {
                         let bucket = res.bucket(ts);
-                        match &mut head.rollups[res.index()] {
+                        match slot {
                             Some((open, agg)) if *open == bucket => {
                                 agg.add_in(bucket, ts, value, 0.0)
                             }
@@ -287,9 +295,8 @@ impl Shard {
             }
             let increase = counter_increase(head.last.map(|l| l.1), value);
             head.last = Some((ts, value));
-            for res in Resolution::ALL {
+            for (res, slot) in Resolution::LIVE.into_iter().zip(&mut head.rollups) {
                 let bucket = res.bucket(ts);
-                let slot = &mut head.rollups[res.index()];
                 match slot {
                     Some((open, agg)) if *open == bucket => agg.add_in(bucket, ts, value, increase),
                     _ => {
@@ -332,22 +339,31 @@ mod tests {
             last: Some((2000, 2.5)),
             ..SeriesHead::default()
         };
-        head.rollups[1] = Some((0, Aggregate::new(1000, 1.5, 0.0)));
-        let back = decode_head(&encode_head(&head)).unwrap();
+        head.rollups[0] = Some((0, Aggregate::new(1000, 1.5, 0.0)));
+        let bytes = encode_head(&head);
+        let back = decode_head(&bytes).unwrap();
         assert_eq!((&back.open, back.last), (&head.open, head.last));
         assert_eq!(back.rollups, head.rollups);
+        // A snapshot from before 1 min buckets were computed from raw held one: it is dropped.
+        let mut old = bytes[..17].to_vec();
+        old.push(1);
+        old.extend_from_slice(&0i64.to_le_bytes());
+        old.extend_from_slice(&Aggregate::new(1000, 9.5, 0.0).encode());
+        old.extend_from_slice(&bytes[18..]);
+        let back = decode_head(&old).unwrap();
+        assert_eq!((back.rollups, back.open), (head.rollups, head.open.clone()));
         // Buckets with edges (flag 2), whatever of them is known.
-        let res = Resolution::OneHour;
-        head.rollups[2] = Some((0, Aggregate::open(res, 0, 0, 1.5, 0.0)));
-        let mut ended = Aggregate::open(res, 0, 1000, 2.5, 0.0);
+        let mut ended = Aggregate::open(Resolution::FiveMinutes, 0, 1000, 2.5, 0.0);
         ended.end(2000);
-        head.rollups[1] = Some((0, ended));
+        head.rollups = [
+            Some((0, ended)),
+            Some((0, Aggregate::open(Resolution::OneHour, 0, 0, 1.5, 0.0))),
+        ];
         let back = decode_head(&encode_head(&head)).unwrap();
         assert_eq!(back.rollups, head.rollups);
         assert_eq!(
             back.rollups.map(|r| r.and_then(|(_, a)| a.edges)),
             [
-                None,
                 Some(Edges {
                     at_start: None,
                     ended_at: Some(2000)

@@ -15,7 +15,12 @@ use std::collections::BTreeMap;
 impl Tsdb {
     /// The day partitions of `table` in `[first, last]` that hold any data, found with one seek
     /// per existing day, so an unbounded time range costs no more than the data kept.
-    fn days_with_data(&self, table: Table, first: u32, last: u32) -> Result<Vec<u32>, StoreError> {
+    pub(super) fn days_with_data(
+        &self,
+        table: Table,
+        first: u32,
+        last: u32,
+    ) -> Result<Vec<u32>, StoreError> {
         let end: Vec<u8> = match last.checked_add(1) {
             Some(after) => after.to_be_bytes().to_vec(),
             None => vec![0xff; 5],
@@ -170,7 +175,9 @@ impl Tsdb {
         Ok(out)
     }
 
-    /// Rollup buckets of a series starting in `[start, end]`, in time order.
+    /// Rollup buckets of a series starting in `[start, end]`, in time order. Those of 1 min
+    /// from the start of the first day still in raw on are computed from raw samples (see
+    /// `minute_rollups.rs`); the others are stored, waiting for a checkpoint, or open.
     pub fn read_rollup(
         &self,
         series: SeriesId,
@@ -180,62 +187,84 @@ impl Tsdb {
     ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
         let _gate = self.flush_gate.read().unwrap_or_else(|p| p.into_inner());
         let mut found: BTreeMap<i64, Aggregate> = Default::default();
-        if start <= end {
-            let mut failure = None;
-            for day in self.days_with_data(res.table(), day_of(start), day_of(end))? {
-                let (from, to) = series_day_range(day, series);
-                self.kv.scan(res.table(), &from, &to, &mut |k, v| {
-                    let key = match RollupKey::parse(res.table(), k) {
-                        Ok(key) => key,
-                        Err(e) => {
-                            failure = Some(e);
-                            return false;
-                        }
-                    };
-                    if key.block_start > end {
-                        return false;
-                    }
-                    match decode_block(res, key.block_start, v) {
-                        Ok(buckets) => found.extend(
-                            buckets
-                                .into_iter()
-                                .filter(|(b, _)| (start..=end).contains(b)),
-                        ),
-                        Err(e) => failure = Some(e),
-                    }
-                    failure.is_none()
-                })?;
+        if start > end {
+            return Ok(Vec::new());
+        }
+        let Some(slot) = res.live_slot() else {
+            let from_raw = self.minutes_from_raw_start();
+            self.read_stored_rollups(series, res, start, end.min(from_raw - 1), &mut found)?;
+            if end >= from_raw {
+                found.extend(self.buckets_from_raw(series, res, start.max(from_raw), end)?);
             }
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            let shard = self.shard(series);
-            if let Some(pending) = shard.rollups.get(&(series, res)) {
-                for (bucket, agg) in pending.buckets(res)? {
-                    if (start..=end).contains(&bucket) {
-                        found.insert(bucket, agg);
-                    }
+            return Ok(found.into_iter().collect());
+        };
+        self.read_stored_rollups(series, res, start, end, &mut found)?;
+        let shard = self.shard(series);
+        if let Some(pending) = shard.rollups.get(&(series, res)) {
+            for (bucket, agg) in pending.buckets(res)? {
+                if (start..=end).contains(&bucket) {
+                    found.insert(bucket, agg);
                 }
             }
-            if let Some((bucket, agg)) = shard
-                .heads
-                .get(&series)
-                .and_then(|h| h.rollups[res.index()])
-                .filter(|(bucket, _)| (start..=end).contains(bucket))
-            {
-                found.insert(bucket, agg);
-            }
-            // A late sample changed these after they finished; until the checkpoint recomputes
-            // them, their edges may be wrong.
-            if !shard.stale_rollups.is_empty() {
-                for (bucket, agg) in &mut found {
-                    if shard.stale_rollups.contains(&(series, res, *bucket)) {
-                        agg.edges = None;
-                    }
+        }
+        if let Some((bucket, agg)) = shard
+            .heads
+            .get(&series)
+            .and_then(|h| h.rollups[slot])
+            .filter(|(bucket, _)| (start..=end).contains(bucket))
+        {
+            found.insert(bucket, agg);
+        }
+        // A late sample changed these after they finished; until the checkpoint recomputes
+        // them, their edges may be wrong.
+        if !shard.stale_rollups.is_empty() {
+            for (bucket, agg) in &mut found {
+                if shard.stale_rollups.contains(&(series, res, *bucket)) {
+                    agg.edges = None;
                 }
             }
         }
         Ok(found.into_iter().collect())
+    }
+
+    /// Stored rollup buckets of a series starting in `[start, end]`, into `found`.
+    pub(super) fn read_stored_rollups(
+        &self,
+        series: SeriesId,
+        res: Resolution,
+        start: i64,
+        end: i64,
+        found: &mut BTreeMap<i64, Aggregate>,
+    ) -> Result<(), StoreError> {
+        if start > end {
+            return Ok(());
+        }
+        let mut failure = None;
+        for day in self.days_with_data(res.table(), day_of(start), day_of(end))? {
+            let (from, to) = series_day_range(day, series);
+            self.kv.scan(res.table(), &from, &to, &mut |k, v| {
+                let key = match RollupKey::parse(res.table(), k) {
+                    Ok(key) => key,
+                    Err(e) => {
+                        failure = Some(e);
+                        return false;
+                    }
+                };
+                if key.block_start > end {
+                    return false;
+                }
+                match decode_block(res, key.block_start, v) {
+                    Ok(buckets) => found.extend(
+                        buckets
+                            .into_iter()
+                            .filter(|(b, _)| (start..=end).contains(b)),
+                    ),
+                    Err(e) => failure = Some(e),
+                }
+                failure.is_none()
+            })?;
+        }
+        failure.map_or(Ok(()), Err)
     }
 }
 

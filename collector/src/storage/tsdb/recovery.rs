@@ -15,7 +15,7 @@ use crate::storage::records::{
 };
 use crate::storage::{NodeRecord, NodeSequence, SeriesId, SeriesMeta, StoreError};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 impl Tsdb {
@@ -44,7 +44,10 @@ impl Tsdb {
             failed: Default::default(),
             deleted: RwLock::new(deleted.clone()),
             families: RwLock::new(families),
+            minutes_from_raw: AtomicU32::new(0),
+            storing_minutes: Mutex::new(()),
         };
+        tsdb.load_minute_rollups_mark()?;
         tsdb.load_heads(&deleted)?;
         let checkpoint = match tsdb.kv.get(Table::Meta, META_CHECKPOINT)? {
             Some(bytes) => CheckpointRecordV1::decode(&bytes)?.wal_position,
@@ -127,7 +130,9 @@ impl Tsdb {
         };
         match StaleRollupsRecordV1::decode(&bytes) {
             Ok(stale) => {
-                for (series, res, bucket) in stale.buckets() {
+                // A list from before 1 min buckets were computed from raw may name some.
+                let live = stale.buckets().filter(|s| s.1.live_slot().is_some());
+                for (series, res, bucket) in live {
                     let mut shard = self.shard(series);
                     shard.stale_rollups.insert((series, res, bucket));
                     shard.mark_dirty(series);

@@ -24,6 +24,9 @@ impl Tsdb {
     /// disk budget. Returns how many raw days the budget dropped.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, StoreError> {
         let r = &self.config.retention;
+        let raw_ms = i64::try_from(r.raw.as_millis()).unwrap_or(i64::MAX);
+        // The 1 min buckets of the raw days about to go are stored first.
+        self.store_minutes_before(day_of(now_ms.saturating_sub(raw_ms)))?;
         let mut batch = KvBatch::default();
         for (table, keep) in [
             (Table::Chunks, r.raw),
@@ -48,6 +51,7 @@ impl Tsdb {
                 let Some(day) = oldest.transpose()?.filter(|d| *d < today) else {
                     break;
                 };
+                self.store_minutes_before(day + 1)?;
                 let mut batch = KvBatch::default();
                 batch.delete_range(Table::Chunks, 0u32.to_be_bytes(), (day + 1).to_be_bytes());
                 self.kv.write(batch, false)?;
