@@ -128,7 +128,7 @@ fn bit_len(v: u64) -> u32 {
     64 - v.leading_zeros()
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -136,7 +136,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, ChunkDecodeError> {
+pub(crate) fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, ChunkDecodeError> {
     let mut out = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *bytes

@@ -305,21 +305,23 @@ mod tests {
 
 /// Rollup blocks: the buckets of one series over a block of time (1 h of 1 min buckets, a day of
 /// 5 min or 1 h buckets), stored as columns, each encoded with the chunk codec, so a rollup
-/// costs a few bytes per bucket instead of a 56-byte record.
+/// costs a few bytes per bucket instead of a 56-byte record. A column is a chunk of (bucket
+/// index in the block, value) points.
 ///
-/// Each column is a little-endian `u32` length, then a chunk of (bucket index in the block,
-/// value) points; length 0 is an empty column. Version 1 is six dense columns: count, sum,
-/// min, max, last, increase. Version 2 follows them with the byte `2` and four more: the
-/// newest sample's time as an offset from the bucket's start (dense), and, only for the buckets
-/// they concern, the sample at the bucket's start, the offset from the newest sample to the
-/// staleness marker that ended the series, and the buckets whose [`Edges`] are not known. A
-/// version 1 block reads with its newest-sample times at the bucket starts and no edges.
+/// Version 1 is six dense columns (count, sum, min, max, last, increase), each a little-endian
+/// `u32` length then the chunk. Version 2 starts with four `0xff` bytes (a version 1 length is
+/// never that large) and the byte `2`, then ten columns, each a varint length (0: empty) then
+/// the chunk: version 1's six, the newest sample's time as an offset from the bucket's start,
+/// and, only for the buckets they concern, the sample at the bucket's start, the offset from the
+/// newest sample to the staleness marker that ended the series, and the buckets whose [`Edges`]
+/// are not known (at resolutions that keep them). A version 1 block reads with its newest-sample
+/// times at the bucket starts and no edges.
 pub mod block {
     use super::{Aggregate, Edges, Resolution};
-    use crate::storage::chunk::{decode_chunk, encode_chunk};
+    use crate::storage::chunk::{decode_chunk, encode_chunk, get_varint, put_varint};
 
-    /// The byte after a version 1 block's columns that makes it version 2.
-    const VERSION_2: u8 = 2;
+    /// How a version 2 block begins.
+    const VERSION_2: [u8; 5] = [0xff, 0xff, 0xff, 0xff, 2];
 
     /// Start of the block holding `bucket`.
     pub fn start(res: Resolution, bucket: i64) -> i64 {
@@ -368,7 +370,7 @@ pub mod block {
             |a| a.last,
             |a| a.increase,
         ];
-        let mut out = Vec::new();
+        let mut out = VERSION_2.to_vec();
         for column in columns {
             let points: Vec<(i64, f64)> = buckets
                 .iter()
@@ -376,7 +378,6 @@ pub mod block {
                 .collect();
             put_column(&mut out, &points);
         }
-        out.push(VERSION_2);
         // Offsets are below 2^53 ms (285,000 years), so they are exact as f64.
         let newest: Vec<(i64, f64)> = buckets
             .iter()
@@ -394,23 +395,34 @@ pub mod block {
             &mut out,
             &sparse(&|a| Some(a.edges?.ended_at?.wrapping_sub(a.last_ts) as f64)),
         );
-        put_column(&mut out, &sparse(&|a| a.edges.is_none().then_some(0.0)));
+        let unknown = sparse(&|a| a.edges.is_none().then_some(0.0));
+        put_column(&mut out, if res.keeps_edges() { &unknown } else { &[] });
         out
     }
 
     fn put_column(out: &mut Vec<u8>, points: &[(i64, f64)]) {
         if points.is_empty() {
-            out.extend_from_slice(&0u32.to_le_bytes());
+            out.push(0);
             return;
         }
         let encoded = encode_chunk(points);
-        out.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
+        put_varint(out, encoded.len() as u64);
         out.extend_from_slice(&encoded);
     }
 
-    fn get_column(bytes: &[u8], pos: &mut usize) -> Option<Vec<(i64, f64)>> {
+    /// A version 1 column.
+    fn get_fixed_column(bytes: &[u8], pos: &mut usize) -> Option<Vec<(i64, f64)>> {
         let len = u32::from_le_bytes(bytes.get(*pos..*pos + 4)?.try_into().ok()?) as usize;
         *pos += 4;
+        column_of(bytes, pos, len)
+    }
+
+    fn get_column(bytes: &[u8], pos: &mut usize) -> Option<Vec<(i64, f64)>> {
+        let len = usize::try_from(get_varint(bytes, pos).ok()?).ok()?;
+        column_of(bytes, pos, len)
+    }
+
+    fn column_of(bytes: &[u8], pos: &mut usize, len: usize) -> Option<Vec<(i64, f64)>> {
         if len == 0 {
             return Some(Vec::new());
         }
@@ -425,10 +437,15 @@ pub mod block {
         block_start: i64,
         bytes: &[u8],
     ) -> Option<Vec<(i64, Aggregate)>> {
-        let mut pos = 0;
+        let v2 = bytes.starts_with(&VERSION_2);
+        let mut pos = if v2 { VERSION_2.len() } else { 0 };
         let mut columns = Vec::with_capacity(6);
         for _ in 0..6 {
-            columns.push(get_column(bytes, &mut pos)?);
+            columns.push(if v2 {
+                get_column(bytes, &mut pos)?
+            } else {
+                get_fixed_column(bytes, &mut pos)?
+            });
         }
         let n = columns[0].len();
         if columns.iter().any(|c| c.len() != n) {
@@ -455,10 +472,8 @@ pub mod block {
                 Some((bucket, agg))
             })
             .collect::<Option<Vec<_>>>()?;
-        match bytes.get(pos) {
-            None => return Some(buckets),
-            Some(&VERSION_2) => pos += 1,
-            Some(_) => return None,
+        if !v2 {
+            return (pos == bytes.len()).then_some(buckets);
         }
         let newest = get_column(bytes, &mut pos)?;
         let at_start = get_column(bytes, &mut pos)?;
@@ -474,7 +489,7 @@ pub mod block {
                 return None;
             }
             agg.last_ts = bucket.checked_add(exact_offset(newest[i].1)?)?;
-            agg.edges = Some(Edges::default());
+            agg.edges = res.keeps_edges().then(Edges::default);
         }
         for (index, value) in at_start {
             if let Some(edges) = &mut buckets[position(index)?].1.edges {
@@ -519,6 +534,12 @@ pub mod block {
             let bytes = encode(res, 7_200_000, &buckets);
             let back = decode(res, 7_200_000, &bytes).unwrap();
             assert_eq!(back.len(), 60);
+            // 1 min buckets keep their newest-sample times, and no edges.
+            assert!(
+                back.iter()
+                    .zip(&buckets)
+                    .all(|((_, a), (_, b))| { a.last_ts == b.last_ts && a.edges.is_none() })
+            );
             for ((b1, a1), (b2, a2)) in buckets.iter().zip(&back) {
                 assert_eq!(
                     (b1, a1.count, a1.min, a1.max, a1.last),
@@ -585,24 +606,40 @@ pub mod block {
             for ((b1, a1), (b2, a2)) in buckets.iter().zip(&back) {
                 assert_eq!((b1, bits(a1)), (b2, bits(a2)));
             }
-            // Version 1: the six columns alone, read with bucket starts and no edges.
-            let mut pos = 0;
-            for _ in 0..6 {
-                let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap());
-                pos += 4 + len as usize;
+            // Version 1: six columns with fixed lengths, read with bucket starts and no edges.
+            let mut old = Vec::new();
+            let columns: [fn(&Aggregate) -> f64; 6] = [
+                |a| a.count as f64,
+                |a| a.sum,
+                |a| a.min,
+                |a| a.max,
+                |a| a.last,
+                |a| a.increase,
+            ];
+            for column in columns {
+                let points: Vec<(i64, f64)> = buckets
+                    .iter()
+                    .map(|(b, a)| ((b - start) / res.millis(), column(a)))
+                    .collect();
+                let chunk = encode_chunk(&points);
+                old.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+                old.extend_from_slice(&chunk);
             }
-            assert_eq!(bytes[pos], VERSION_2);
-            let old = decode(res, start, &bytes[..pos]).unwrap();
+            let back = decode(res, start, &old).unwrap();
             assert!(
-                old.iter()
+                back.iter()
                     .all(|(b, a)| a.last_ts == *b && a.edges.is_none())
             );
-            // Damage after the six columns is refused, not misread.
-            for cut in pos + 1..bytes.len() {
+            let values = |blocks: &[(i64, Aggregate)]| -> Vec<(i64, u64)> {
+                blocks.iter().map(|(b, a)| (*b, a.last.to_bits())).collect()
+            };
+            assert_eq!(values(&back), values(&buckets));
+            // Cut short anywhere, or of another version, a block is refused, not misread.
+            for cut in 0..bytes.len() {
                 assert!(decode(res, start, &bytes[..cut]).is_none(), "cut at {cut}");
             }
-            let mut unknown = bytes[..pos].to_vec();
-            unknown.push(3);
+            let mut unknown = bytes.clone();
+            unknown[4] = 3;
             assert!(decode(res, start, &unknown).is_none(), "version 3");
         }
     }

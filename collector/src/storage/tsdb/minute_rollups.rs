@@ -37,9 +37,13 @@ impl Tsdb {
         let day = match self.kv.get(Table::Meta, META_MINUTE_ROLLUPS)? {
             Some(bytes) => MinuteRollupsRecordV1::decode(&bytes)?.computed_from_day,
             None if self.has_any(Table::Rollup1m)? => {
+                // Without raw days, after the newest stored minute's day.
                 let day = match self.first_day_start(Table::Chunks)? {
                     Some(start) => day_of(start),
-                    None => u32::MAX,
+                    None => self
+                        .days_with_data(Table::Rollup1m, 0, u32::MAX)?
+                        .last()
+                        .map_or(0, |d| d.saturating_add(1)),
                 };
                 self.write_minutes_mark(KvBatch::default(), day)?;
                 day
@@ -94,7 +98,8 @@ impl Tsdb {
             Some(i) => Some(raw[i].1),
             None if res.live_slot().is_none() && before < self.minutes_from_raw_start() => {
                 let mut stored = BTreeMap::new();
-                self.read_stored_rollups(series, res, before, first - 1, &mut stored)?;
+                let last = (first - 1).min(self.minutes_from_raw_start() - 1);
+                self.read_stored_rollups(series, res, before, last, &mut stored)?;
                 stored.values().next_back().map(|agg| agg.last)
             }
             None => None,
