@@ -337,8 +337,11 @@ async fn memory_breakdown(http: u16) -> anyhow::Result<String> {
                     .strip_suffix("\"}")
                     .map(str::to_owned)
             };
+            // The whole process beside its parts: what the parts do not explain is transient
+            // (batches in flight, allocator) or uncounted.
             let what = label("hcmon_collector_storage_memory_bytes", "kind")
-                .or_else(|| label("hcmon_collector_state_bytes", "engine"))?;
+                .or_else(|| label("hcmon_collector_state_bytes", "engine"))
+                .or_else(|| (name == "process_resident_memory_bytes").then(|| "RSS".into()))?;
             Some(format!(
                 "{what} {:.1} MiB",
                 value.parse::<f64>().ok()? / 1048576.0
