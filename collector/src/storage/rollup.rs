@@ -78,7 +78,7 @@ pub struct Aggregate {
     pub increase: f64,
     /// What an instant selector at the bucket's edges needs; `None` where unknown: at
     /// resolutions that do not keep them, in blocks stored before they were kept, and in buckets
-    /// recomputed after a late sample.
+    /// a late sample changed, until the checkpoint recomputes them.
     pub edges: Option<Edges>,
 }
 

@@ -139,7 +139,10 @@ impl Tsdb {
             // A list from before 1 min buckets were computed from raw may name some: raw has
             // them right already.
             for (series, res, bucket) in stale.into_iter().filter(|s| s.1.live_slot().is_some()) {
-                for (bucket, agg) in self.buckets_from_raw(series, res, bucket, bucket)? {
+                for (bucket, mut agg) in self.buckets_from_raw(series, res, bucket, bucket)? {
+                    if res.keeps_edges() {
+                        agg.edges = Some(self.edges_from_raw(series, res, bucket, agg.last_ts)?);
+                    }
                     recomputed.push((res, series, bucket, agg));
                 }
             }

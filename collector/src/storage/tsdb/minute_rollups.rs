@@ -12,13 +12,13 @@
 //!
 //! A bucket's counter increase counts from the sample before it within `PREV_LOOKBACK_MS`,
 //! read from raw or, where raw is gone, from the stored bucket before. Checkpoints recompute
-//! 5 min and 1 h buckets a late sample changed the same way.
+//! 5 min and 1 h buckets a late sample changed the same way, with their edges.
 
 use super::Tsdb;
 use super::keys::{DAY_MS, META_MINUTE_ROLLUPS, RollupKey, day_of, day_start, parse_series};
 use crate::storage::kv::{KvBatch, Table};
 use crate::storage::records::{MinuteRollupsRecordV1, Record};
-use crate::storage::rollup::{Aggregate, Resolution, block};
+use crate::storage::rollup::{Aggregate, Edges, Resolution, block};
 use crate::storage::{SeriesId, StoreError, is_stale_marker};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -107,6 +107,29 @@ impl Tsdb {
         let mut buckets = Aggregate::per_bucket_after(res, &raw[split..], prev);
         buckets.retain(|(bucket, _)| *bucket <= end);
         Ok(buckets)
+    }
+
+    /// The edges of the bucket of `res` starting at `bucket`, whose newest sample is at
+    /// `last_ts`, from raw samples and markers. The caller holds `flush_gate`. Only a marker by
+    /// the bucket's end matters to an instant selector at that end, so none later is looked for.
+    pub(super) fn edges_from_raw(
+        &self,
+        series: SeriesId,
+        res: Resolution,
+        bucket: i64,
+        last_ts: i64,
+    ) -> Result<Edges, StoreError> {
+        let entries = self.read_raw_ungated(series, bucket, bucket.saturating_add(res.millis()))?;
+        let at_start = entries
+            .first()
+            .filter(|(ts, v)| *ts == bucket && !is_stale_marker(*v))
+            .map(|(_, v)| *v);
+        let ended_at = entries
+            .iter()
+            .find(|(ts, _)| *ts > last_ts)
+            .filter(|(_, v)| is_stale_marker(*v))
+            .map(|(ts, _)| *ts);
+        Ok(Edges { at_start, ended_at })
     }
 
     /// Stores the 1 min buckets of every day before `day` still computed from raw, a day at a

@@ -40,7 +40,8 @@
 //!   [`Tsdb::read_raw_with_markers`]. The open 5 min and 1 h buckets note when the first one
 //!   came (their edges, see `rollup::Edges`), the one fact of it instant selectors need.
 //! - A bucket's edges are known or absent, never guessed: a bucket a late sample changed reads
-//!   without them from then on (recomputed from raw), so instant selectors read its series raw.
+//!   without them until the checkpoint recomputes it, edges included, from raw samples; until
+//!   then instant selectors read its series raw.
 //! - A 1 min bucket is read from one place: stored before the `minute_rollups` mark's day,
 //!   computed from raw from it on. Raw days are deleted only after the mark has passed them.
 //! - A key or value that cannot be read is a [`StoreError::Corrupt`] naming its table, never a
