@@ -18,6 +18,7 @@ pub mod forget;
 pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod heap;
 pub mod http;
 pub mod ingest;
 pub mod json_f64;

@@ -59,6 +59,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    hcmon_collector::heap::jemalloc_is_global();
     let args = Args::parse();
     let mut config = match &args.config {
         Some(path) => CollectorConfig::from_file(path)?,

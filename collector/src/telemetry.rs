@@ -96,6 +96,7 @@ pub struct CollectorMetrics {
     pub otlp_requests: IntCounterVec,
     pub storage_bytes: IntGaugeVec,
     pub storage_memory_bytes: IntGaugeVec,
+    pub allocator_bytes: IntGaugeVec,
     pub forward_samples: IntCounterVec,
     pub forward_filtered_samples: IntCounterVec,
     pub forward_dropped_samples: IntCounterVec,
@@ -206,6 +207,11 @@ impl CollectorMetrics {
             storage_memory_bytes: r.gauge_vec(
                 "hcmon_collector_storage_memory_bytes",
                 "Memory the storage holds: kind=cache (RocksDB's block cache, memtables charged to it, within [storage] memory_bytes), memtables, head (open chunks encoded, late samples, chunks waiting for a checkpoint).",
+                &["kind"],
+            ),
+            allocator_bytes: r.gauge_vec(
+                "hcmon_collector_allocator_bytes",
+                "The heap as the allocator (jemalloc) sees it: kind=allocated (live allocations), resident (pages it holds: allocations, metadata, freed pages not yet returned), retained (returned to the system, kept mapped).",
                 &["kind"],
             ),
             forward_samples: r.counter_vec(

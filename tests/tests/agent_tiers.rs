@@ -137,5 +137,18 @@ address = "{grpc}"
         let line = format!("# TYPE {name} {kind}");
         assert!(exposition.contains(&line), "missing {line:?}");
     }
+    // The collector's heap as its allocator sees it: live allocations within the pages held.
+    let heap = |kind: &str| -> f64 {
+        let name = format!("hcmon_collector_allocator_bytes{{kind=\"{kind}\"}} ");
+        exposition
+            .lines()
+            .find_map(|l| l.strip_prefix(&name)?.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let (allocated, resident) = (heap("allocated"), heap("resident"));
+    assert!(
+        allocated > 1_048_576.0 && resident >= allocated,
+        "allocated {allocated}, resident {resident}"
+    );
     Ok(())
 }

@@ -32,6 +32,7 @@ const LAYERS: &[&[&str]] = &[
         "clock",
         "tasks",
         "telemetry",
+        "heap",
         "json_f64",
         "secure_random",
         "outbound",

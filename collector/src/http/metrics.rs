@@ -114,6 +114,19 @@ fn render(state: &ApiState) -> String {
             .with_label_values(&[kind])
             .set(bytes as i64);
     }
+    if let Some(heap) = crate::heap::heap_bytes() {
+        for (kind, bytes) in [
+            ("allocated", heap.allocated),
+            ("resident", heap.resident),
+            ("retained", heap.retained),
+        ] {
+            state
+                .metrics
+                .allocator_bytes
+                .with_label_values(&[kind])
+                .set(bytes as i64);
+        }
+    }
     for (table, bytes) in state.tsdb.table_sizes() {
         state
             .metrics

@@ -341,6 +341,12 @@ async fn memory_breakdown(http: u16) -> anyhow::Result<String> {
             // (batches in flight, allocator) or uncounted.
             let what = label("hcmon_collector_storage_memory_bytes", "kind")
                 .or_else(|| label("hcmon_collector_state_bytes", "engine"))
+                .or_else(|| {
+                    Some(format!(
+                        "heap {}",
+                        label("hcmon_collector_allocator_bytes", "kind")?
+                    ))
+                })
                 .or_else(|| (name == "process_resident_memory_bytes").then(|| "RSS".into()))?;
             Some(format!(
                 "{what} {:.1} MiB",
