@@ -323,6 +323,16 @@ pub mod block {
     /// How a version 2 block begins.
     const VERSION_2: [u8; 5] = [0xff, 0xff, 0xff, 0xff, 2];
 
+    /// The six columns every version has, in order.
+    const FIRST_COLUMNS: [fn(&Aggregate) -> f64; 6] = [
+        |a| a.count as f64,
+        |a| a.sum,
+        |a| a.min,
+        |a| a.max,
+        |a| a.last,
+        |a| a.increase,
+    ];
+
     /// Start of the block holding `bucket`.
     pub fn start(res: Resolution, bucket: i64) -> i64 {
         let span = match res {
@@ -362,16 +372,8 @@ pub mod block {
                 )
             })
             .collect();
-        let columns: [fn(&Aggregate) -> f64; 6] = [
-            |a| a.count as f64,
-            |a| a.sum,
-            |a| a.min,
-            |a| a.max,
-            |a| a.last,
-            |a| a.increase,
-        ];
         let mut out = VERSION_2.to_vec();
-        for column in columns {
+        for column in FIRST_COLUMNS {
             let points: Vec<(i64, f64)> = buckets
                 .iter()
                 .map(|(b, a)| (index(*b), column(a)))
@@ -608,15 +610,7 @@ pub mod block {
             }
             // Version 1: six columns with fixed lengths, read with bucket starts and no edges.
             let mut old = Vec::new();
-            let columns: [fn(&Aggregate) -> f64; 6] = [
-                |a| a.count as f64,
-                |a| a.sum,
-                |a| a.min,
-                |a| a.max,
-                |a| a.last,
-                |a| a.increase,
-            ];
-            for column in columns {
+            for column in FIRST_COLUMNS {
                 let points: Vec<(i64, f64)> = buckets
                     .iter()
                     .map(|(b, a)| ((b - start) / res.millis(), column(a)))
