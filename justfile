@@ -57,6 +57,11 @@ bench-alerts *ARGS:
 bench-fleet *ARGS:
     ./deploy/dev.sh bench-fleet {{ARGS}}
 
+# bench-ingest's first hcmon run with the collector under heaptrack: the peak of its C/C++ heap
+# (RocksDB's) and what held it; Rust's jemalloc heap is on /metrics (hcmon_collector_allocator_bytes).
+heap-profile *ARGS:
+    ./deploy/dev.sh heap-profile {{ARGS}}
+
 # Hostile traffic: a TLS collector under ten kinds of attack at once (no TLS, bad certificates,
 # wrong node names, token guessing, slowloris, oversized bodies, 2,000 idle connections, a
 # cardinality bomb, malformed protobuf, garbage remote write) while a healthy agent streams;

@@ -21,6 +21,8 @@
 #                        idle and under ingest load
 #   deploy/dev.sh bench-fleet [ARGS]    release build, then 1,000 agents + 50 back-filling on
 #                        one collector: ack latency, alert delay, memory per agent, kill -9
+#   deploy/dev.sh heap-profile [ARGS]   release build, then bench-ingest's first hcmon run with
+#                        the collector under heaptrack: RocksDB's (C/C++) heap peak and holders
 #   deploy/dev.sh bench-stream [ARGS]   release build, then sample → WebSocket latency of the
 #                        live stream with 20 open node pages (--clients, --seconds, --rate)
 #   deploy/dev.sh bench-report [ARGS]   release build, then a monthly report generated and
@@ -187,6 +189,42 @@ bench_fleet() {
   setup_target_dir
   cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
   "$CARGO_TARGET_DIR/release/hcmon-bench-fleet" "$@"
+}
+
+# The collector's C and C++ heap (RocksDB's) under heaptrack during bench-ingest's first hcmon
+# run (gRPC): its peak and what held it then. Rust allocations go to the statically linked
+# jemalloc, which heaptrack does not see: hcmon_collector_allocator_bytes on /metrics counts them.
+heap_profile() {
+  ensure_packages libclang-dev heaptrack prometheus victoria-metrics
+  setup_target_dir
+  cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
+  local dir
+  dir=$(mktemp -d)
+  # The bench starts the collector next to its own binary: there, a wrapper runs it under heaptrack.
+  cp "$CARGO_TARGET_DIR/release/hcmon-bench" "$dir/"
+  printf '#!/bin/sh\nexec heaptrack -o "%s/heap.$$" "%s" "$@"\n' \
+    "$dir" "$CARGO_TARGET_DIR/release/hcmon-collector" > "$dir/hcmon-collector"
+  chmod +x "$dir/hcmon-collector"
+  setsid "$dir/hcmon-bench" --work "$dir/work" "$@" > "$dir/bench.log" 2>&1 &
+  local bench=$!
+  until grep -q "gRPC agent protocol: memory once ingested" "$dir/bench.log"; do
+    kill -0 "$bench" 2>/dev/null || { cat "$dir/bench.log"; return 1; }
+    sleep 1
+  done
+  grep "gRPC agent protocol: memory once ingested" "$dir/bench.log"
+  # The first run is the one wanted. Its collector stops gracefully, so heaptrack finishes its
+  # file; then the rest of the bench goes.
+  local first
+  first=$(ls -tr "$dir"/heap.* | head -n 1)
+  pkill -TERM -f "$CARGO_TARGET_DIR/release/hcmon-collector --config $dir/work/hcmon-grpc/" || true
+  while pgrep -f "heaptrack.*$first" >/dev/null || pgrep -f "hcmon-collector --config $dir/work/hcmon-grpc/" >/dev/null; do
+    sleep 1
+  done
+  kill -- -"$bench" 2>/dev/null || true
+  wait "$bench" 2>/dev/null || true
+  heaptrack_print -f "$first" -p 1 -a 0 -T 0 -l 0 -n 6 -s 0 2>/dev/null \
+    | grep -E "^(peak heap memory|peak RSS|[0-9.]+[KMG]? peak memory consumed)" -A1
+  log "profile kept in $first (heaptrack_gui or heaptrack_print for more)"
 }
 
 bench_alerts() {
@@ -401,6 +439,7 @@ case "${1:-}" in
   bench-agent) shift; bench_agent "$@" ;;
   bench-alerts) shift; bench_alerts "$@" ;;
   bench-fleet) shift; bench_fleet "$@" ;;
+  heap-profile) shift; heap_profile "$@" ;;
   bench-query) shift; bench_query "$@" ;;
   bench-export) shift; bench_export "$@" ;;
   bench-stream) shift; bench_stream "$@" ;;
@@ -415,5 +454,5 @@ case "${1:-}" in
   sizes) sizes "${2:-HEAD}" ;;
   security) security ;;
   fuzz) fuzz "${2:-60}" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|python-deps|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-client|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|bench-node-models|bench-detection|hostile" >&2; exit 2 ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|python-deps|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-client|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|bench-node-models|bench-detection|bench-fleet|heap-profile|hostile" >&2; exit 2 ;;
 esac
