@@ -38,7 +38,7 @@ impl Tsdb {
             let cutoff = day_of(now_ms.saturating_sub(keep_ms));
             batch.delete_range(table, 0u32.to_be_bytes(), cutoff.to_be_bytes());
         }
-        self.kv.write(batch, false)?;
+        self.delete_raw_days(batch)?;
         let mut dropped = 0;
         if r.disk_budget_bytes > 0 {
             while self.disk_size() > r.disk_budget_bytes {
@@ -54,7 +54,7 @@ impl Tsdb {
                 self.store_minutes_before(day + 1)?;
                 let mut batch = KvBatch::default();
                 batch.delete_range(Table::Chunks, 0u32.to_be_bytes(), (day + 1).to_be_bytes());
-                self.kv.write(batch, false)?;
+                self.delete_raw_days(batch)?;
                 self.kv.compact(Table::Chunks)?;
                 tracing::warn!(
                     day_start_ms = day_start(day),
@@ -65,6 +65,14 @@ impl Tsdb {
             }
         }
         Ok(dropped)
+    }
+
+    /// Writes a deletion of raw days whose 1 min buckets were just stored. A read that chose,
+    /// before the mark moved, to compute those buckets from raw holds `flush_gate` until it is
+    /// done, so it finishes before the samples go.
+    fn delete_raw_days(&self, batch: KvBatch) -> Result<(), StoreError> {
+        let _readers = self.flush_gate.write().unwrap_or_else(|p| p.into_inner());
+        self.kv.write(batch, false)
     }
 
     /// Deletes series for good: definitions, heads, chunks and rollups. Returns how many stored
