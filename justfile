@@ -57,8 +57,8 @@ bench-alerts *ARGS:
 bench-fleet *ARGS:
     ./deploy/dev.sh bench-fleet {{ARGS}}
 
-# bench-ingest's first hcmon run with the collector under heaptrack: the peak of its C/C++ heap
-# (RocksDB's) and what held it; Rust's jemalloc heap is on /metrics (hcmon_collector_allocator_bytes).
+# bench-ingest's first hcmon run with the collector, built on the system allocator, under
+# heaptrack: the peak of its whole heap (Rust's and RocksDB's) and what held it then.
 heap-profile *ARGS:
     ./deploy/dev.sh heap-profile {{ARGS}}
 

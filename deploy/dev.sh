@@ -22,7 +22,7 @@
 #   deploy/dev.sh bench-fleet [ARGS]    release build, then 1,000 agents + 50 back-filling on
 #                        one collector: ack latency, alert delay, memory per agent, kill -9
 #   deploy/dev.sh heap-profile [ARGS]   release build, then bench-ingest's first hcmon run with
-#                        the collector under heaptrack: RocksDB's (C/C++) heap peak and holders
+#                        the collector (system allocator) under heaptrack: its whole heap's peak and holders
 #   deploy/dev.sh bench-stream [ARGS]   release build, then sample → WebSocket latency of the
 #                        live stream with 20 open node pages (--clients, --seconds, --rate)
 #   deploy/dev.sh bench-report [ARGS]   release build, then a monthly report generated and
@@ -191,19 +191,22 @@ bench_fleet() {
   "$CARGO_TARGET_DIR/release/hcmon-bench-fleet" "$@"
 }
 
-# The collector's C and C++ heap (RocksDB's) under heaptrack during bench-ingest's first hcmon
-# run (gRPC): its peak and what held it then. Rust allocations go to the statically linked
-# jemalloc, which heaptrack does not see: hcmon_collector_allocator_bytes on /metrics counts them.
+# The collector's whole heap under heaptrack during bench-ingest's first hcmon run (gRPC): its
+# peak and what held it then. The profiled collector is built on the system allocator (feature
+# `system-allocator`), whose malloc heaptrack hooks: with jemalloc, linked statically, it would
+# see RocksDB's C++ heap only.
 heap_profile() {
   ensure_packages libclang-dev heaptrack prometheus victoria-metrics
   setup_target_dir
-  cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
   local dir
   dir=$(mktemp -d)
+  cargo build --release --locked -p hcmon-collector --bin hcmon-collector --features system-allocator
+  cp "$CARGO_TARGET_DIR/release/hcmon-collector" "$dir/hcmon-collector-profiled"
+  cargo build --release --locked -p hcmon-tests --bin hcmon-bench
   # The bench starts the collector next to its own binary: there, a wrapper runs it under heaptrack.
   cp "$CARGO_TARGET_DIR/release/hcmon-bench" "$dir/"
   printf '#!/bin/sh\nexec heaptrack -o "%s/heap.$$" "%s" "$@"\n' \
-    "$dir" "$CARGO_TARGET_DIR/release/hcmon-collector" > "$dir/hcmon-collector"
+    "$dir" "$dir/hcmon-collector-profiled" > "$dir/hcmon-collector"
   chmod +x "$dir/hcmon-collector"
   setsid "$dir/hcmon-bench" --work "$dir/work" "$@" > "$dir/bench.log" 2>&1 &
   local bench=$!
@@ -216,13 +219,13 @@ heap_profile() {
   # file; then the rest of the bench goes.
   local first
   first=$(ls -tr "$dir"/heap.* | head -n 1)
-  pkill -TERM -f "$CARGO_TARGET_DIR/release/hcmon-collector --config $dir/work/hcmon-grpc/" || true
-  while pgrep -f "heaptrack.*$first" >/dev/null || pgrep -f "hcmon-collector --config $dir/work/hcmon-grpc/" >/dev/null; do
+  pkill -TERM -f "hcmon-collector-profiled --config $dir/work/hcmon-grpc/" || true
+  while pgrep -f "heaptrack.*$first" >/dev/null || pgrep -f "hcmon-collector-profiled --config $dir/work/hcmon-grpc/" >/dev/null; do
     sleep 1
   done
   kill -- -"$bench" 2>/dev/null || true
   wait "$bench" 2>/dev/null || true
-  heaptrack_print -f "$first" -p 1 -a 0 -T 0 -l 0 -n 6 -s 0 2>/dev/null \
+  heaptrack_print -f "$first" -p 1 -a 0 -T 0 -l 0 -n 12 -s 0 2>/dev/null \
     | grep -E "^(peak heap memory|peak RSS|[0-9.]+[KMG]? peak memory consumed)" -A1
   log "profile kept in $first (heaptrack_gui or heaptrack_print for more)"
 }

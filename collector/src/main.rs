@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 /// jemalloc rather than glibc's malloc: under a fleet's many small batches, glibc's spent about
 /// 40% of the collector's CPU consolidating free lists across per-thread arenas, and kept freed
-/// memory there (see `just bench-fleet`).
+/// memory there (see `just bench-fleet`). The `system-allocator` feature builds without it for heap
+/// profilers that hook malloc.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -59,6 +61,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    #[cfg(not(feature = "system-allocator"))]
     hcmon_collector::heap::jemalloc_is_global();
     let args = Args::parse();
     let mut config = match &args.config {

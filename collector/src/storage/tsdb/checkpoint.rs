@@ -3,7 +3,7 @@
 //! buckets that late samples changed are recomputed from raw samples.
 
 use super::Tsdb;
-use super::head::{RollupItem, Samples, SeriesHead, encode_head};
+use super::head::{Samples, SeriesHead, encode_head};
 use super::keys::{ChunkKey, META_CHECKPOINT, META_STALE_ROLLUPS, RollupKey, day_of, id_key};
 use super::read::decode_block;
 use crate::storage::chunk::encode_chunk;
@@ -34,7 +34,8 @@ impl Tsdb {
         let _readers = self.flush_gate.write().unwrap_or_else(|p| p.into_inner());
         let mut batch = KvBatch::default();
         let mut stale = Vec::new();
-        let mut rollups: Vec<RollupItem> = Vec::new();
+        // Open buckets a seal writes too, at most one per series and resolution.
+        let mut open: HashMap<(SeriesId, Resolution), (i64, Aggregate)> = HashMap::new();
         let mut pending = Vec::new();
         // (series, head to persist, late samples to write as chunks)
         let mut snapshots: Vec<(SeriesId, SeriesHead, Samples)> = Vec::new();
@@ -61,8 +62,8 @@ impl Tsdb {
                         // Open buckets go to disk too, so compacted data answers rollup reads
                         // alone; the snapshot keeps accumulating them.
                         for (res, slot) in Resolution::LIVE.into_iter().zip(open_rollups) {
-                            if let Some((bucket, agg)) = slot {
-                                rollups.push((res, series, bucket, agg));
+                            if let Some(bucket) = slot {
+                                open.insert((series, res), bucket);
                             }
                         }
                     }
@@ -87,13 +88,16 @@ impl Tsdb {
                 stale.extend(shard.stale_rollups.drain());
             }
         }
+        // One series and resolution at a time: decoded, a back-fill's finished buckets would
+        // take three times their pending bytes, and were held twice at the checkpoint's peak.
         for ((series, res), finished) in pending {
-            rollups.extend(
-                finished
-                    .buckets(res)?
-                    .into_iter()
-                    .map(|(bucket, agg)| (res, series, bucket, agg)),
-            );
+            let mut buckets: Vec<(i64, Aggregate)> =
+                open.remove(&(series, res)).into_iter().collect();
+            buckets.extend(finished.buckets(res)?);
+            self.merge_rollups(&mut batch, res, series, buckets)?;
+        }
+        for ((series, res), bucket) in open {
+            self.merge_rollups(&mut batch, res, series, vec![bucket])?;
         }
         for (series, head, mut late) in snapshots {
             batch.put(Table::Head, id_key(series.0), encode_head(&head));
@@ -118,7 +122,6 @@ impl Tsdb {
                 );
             }
         }
-        self.merge_rollups(&mut batch, rollups)?;
         if !stale.is_empty() {
             let record = StaleRollupsRecordV1::of(&stale);
             batch.put(Table::Meta, META_STALE_ROLLUPS, record.encode());
@@ -135,7 +138,8 @@ impl Tsdb {
         // list went to disk with the first write, so a crash before this one leaves it to the
         // next start.
         if !stale.is_empty() {
-            let mut recomputed = Vec::new();
+            let mut recomputed: BTreeMap<(SeriesId, Resolution), Vec<(i64, Aggregate)>> =
+                BTreeMap::new();
             // A list from before 1 min buckets were computed from raw may name some: raw has
             // them right already.
             for (series, res, bucket) in stale.into_iter().filter(|s| s.1.live_slot().is_some()) {
@@ -143,11 +147,16 @@ impl Tsdb {
                     if res.keeps_edges() {
                         agg.edges = Some(self.edges_from_raw(series, res, bucket, agg.last_ts)?);
                     }
-                    recomputed.push((res, series, bucket, agg));
+                    recomputed
+                        .entry((series, res))
+                        .or_default()
+                        .push((bucket, agg));
                 }
             }
             let mut batch = KvBatch::default();
-            self.merge_rollups(&mut batch, recomputed)?;
+            for ((series, res), buckets) in recomputed {
+                self.merge_rollups(&mut batch, res, series, buckets)?;
+            }
             batch.delete(Table::Meta, META_STALE_ROLLUPS);
             self.kv.write(batch, true)?;
         }
@@ -157,18 +166,23 @@ impl Tsdb {
         Ok(())
     }
 
-    /// Adds rollup buckets to their stored blocks (read, merge, write back; a bucket already
-    /// stored is replaced). Only checkpoints write rollups, and they are serialised.
-    fn merge_rollups(&self, batch: &mut KvBatch, items: Vec<RollupItem>) -> Result<(), StoreError> {
-        let mut blocks: HashMap<(Resolution, SeriesId, i64), Vec<(i64, Aggregate)>> =
-            HashMap::new();
-        for (res, series, bucket, agg) in items {
-            blocks
-                .entry((res, series, block::start(res, bucket)))
-                .or_default()
-                .push((bucket, agg));
-        }
-        for ((res, series, start), fresh) in blocks {
+    /// Adds one series' buckets at one resolution to their stored blocks (read, merge, write
+    /// back). A bucket already stored is replaced, and of two equal ones given, the later wins.
+    /// Only checkpoints write rollups, and they are serialised.
+    fn merge_rollups(
+        &self,
+        batch: &mut KvBatch,
+        res: Resolution,
+        series: SeriesId,
+        mut buckets: Vec<(i64, Aggregate)>,
+    ) -> Result<(), StoreError> {
+        // Stable: equal buckets keep their order, so the later still wins below.
+        buckets.sort_by_key(|(bucket, _)| *bucket);
+        let same_block = |a: &(i64, Aggregate), b: &(i64, Aggregate)| {
+            block::start(res, a.0) == block::start(res, b.0)
+        };
+        for fresh in buckets.chunk_by(same_block) {
+            let start = block::start(res, fresh[0].0);
             let key = RollupKey {
                 series,
                 block_start: start,
@@ -178,7 +192,7 @@ impl Tsdb {
                 Some(bytes) => decode_block(res, start, &bytes)?.into_iter().collect(),
                 None => Default::default(),
             };
-            merged.extend(fresh);
+            merged.extend(fresh.iter().copied());
             let buckets: Vec<(i64, Aggregate)> = merged.into_iter().collect();
             batch.put(res.table(), key, block::encode(res, start, &buckets));
         }

@@ -59,9 +59,6 @@ pub(super) struct Shard {
 /// Samples of one series as (timestamp ms, value).
 pub(super) type Samples = Vec<(i64, f64)>;
 
-/// A finished (or, when sealing, open) rollup bucket on its way to disk.
-pub(super) type RollupItem = (Resolution, SeriesId, i64, Aggregate);
-
 pub(super) fn encode_head(head: &SeriesHead) -> Vec<u8> {
     let mut out = Vec::new();
     match head.last {
