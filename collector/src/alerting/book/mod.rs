@@ -382,6 +382,18 @@ impl AlertBook {
         self.incidents.get(id)
     }
 
+    /// Whether anything changed since the last [`AlertBook::take_changes`].
+    pub fn has_changes(&self) -> bool {
+        let d = &self.changes;
+        !(d.alerts.is_empty()
+            && d.silences.is_empty()
+            && d.incidents.is_empty()
+            && d.closed.is_empty()
+            && d.events.is_empty()
+            && d.outbox.is_empty()
+            && !d.state)
+    }
+
     /// Hands over everything that changed since the last call.
     pub fn take_changes(&mut self) -> Changes {
         let dirty = std::mem::take(&mut self.changes);
