@@ -62,6 +62,11 @@ bench-fleet *ARGS:
 heap-profile *ARGS:
     ./deploy/dev.sh heap-profile {{ARGS}}
 
+# bench-ingest's first hcmon run with the collector under perf (DWARF call graphs): the
+# collector's functions by their share of its CPU, callees included.
+cpu-profile *ARGS:
+    ./deploy/dev.sh cpu-profile {{ARGS}}
+
 # Hostile traffic: a TLS collector under ten kinds of attack at once (no TLS, bad certificates,
 # wrong node names, token guessing, slowloris, oversized bodies, 2,000 idle connections, a
 # cardinality bomb, malformed protobuf, garbage remote write) while a healthy agent streams;

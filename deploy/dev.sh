@@ -23,6 +23,8 @@
 #                        one collector: ack latency, alert delay, memory per agent, kill -9
 #   deploy/dev.sh heap-profile [ARGS]   release build, then bench-ingest's first hcmon run with
 #                        the collector (system allocator) under heaptrack: its whole heap's peak and holders
+#   deploy/dev.sh cpu-profile [ARGS]    release build, then bench-ingest's first hcmon run with
+#                        the collector under perf: its functions by share of CPU
 #   deploy/dev.sh bench-stream [ARGS]   release build, then sample → WebSocket latency of the
 #                        live stream with 20 open node pages (--clients, --seconds, --rate)
 #   deploy/dev.sh bench-report [ARGS]   release build, then a monthly report generated and
@@ -228,6 +230,39 @@ heap_profile() {
   heaptrack_print -f "$first" -p 1 -a 0 -T 0 -l 0 -n 12 -s 0 2>/dev/null \
     | grep -E "^(peak heap memory|peak RSS|[0-9.]+[KMG]? peak memory consumed)" -A1
   log "profile kept in $first (heaptrack_gui or heaptrack_print for more)"
+}
+
+# Where the collector's CPU goes during bench-ingest's first hcmon run (gRPC): perf with DWARF
+# call graphs from its start until the data is in, then the collector's and RocksDB's write
+# functions by the share of samples spent in them and what they call.
+cpu_profile() {
+  ensure_packages libclang-dev linux-perf prometheus victoria-metrics
+  setup_target_dir
+  cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
+  local dir pid=""
+  dir=$(mktemp -d)
+  setsid "$CARGO_TARGET_DIR/release/hcmon-bench" --work "$dir/work" "$@" > "$dir/bench.log" 2>&1 &
+  local bench=$!
+  until [ -n "$pid" ]; do
+    kill -0 "$bench" 2>/dev/null || { cat "$dir/bench.log"; return 1; }
+    pid=$(pgrep -f "hcmon-collector --config $dir/work/hcmon-grpc/" | head -n 1 || true)
+    sleep 0.2
+  done
+  perf record -F 299 --call-graph dwarf,16384 -p "$pid" -o "$dir/perf.data" 2>/dev/null &
+  local perf=$!
+  until grep -q "gRPC agent protocol: memory once ingested" "$dir/bench.log"; do
+    kill -0 "$bench" 2>/dev/null || { cat "$dir/bench.log"; return 1; }
+    sleep 0.5
+  done
+  kill -INT "$perf"
+  wait "$perf" || true
+  kill -- -"$bench" 2>/dev/null || true
+  wait "$bench" 2>/dev/null || true
+  grep "gRPC agent protocol: memory once ingested" "$dir/bench.log"
+  perf report -i "$dir/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
+    | grep -E '^ +[0-9.]+% +[0-9.]+% +\[\.\] (<?hcmon_collector::[a-z_]+::|rocksdb::DBImpl::WriteImpl)' \
+    | grep -v '{{closure}}' | head -n 30
+  log "profile kept in $dir/perf.data (perf report -i for more)"
 }
 
 bench_alerts() {
@@ -443,6 +478,7 @@ case "${1:-}" in
   bench-alerts) shift; bench_alerts "$@" ;;
   bench-fleet) shift; bench_fleet "$@" ;;
   heap-profile) shift; heap_profile "$@" ;;
+  cpu-profile) shift; cpu_profile "$@" ;;
   bench-query) shift; bench_query "$@" ;;
   bench-export) shift; bench_export "$@" ;;
   bench-stream) shift; bench_stream "$@" ;;
@@ -457,5 +493,5 @@ case "${1:-}" in
   sizes) sizes "${2:-HEAD}" ;;
   security) security ;;
   fuzz) fuzz "${2:-60}" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|python-deps|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-client|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|bench-node-models|bench-detection|bench-fleet|heap-profile|hostile" >&2; exit 2 ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|python-deps|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-client|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|bench-node-models|bench-detection|bench-fleet|heap-profile|cpu-profile|hostile" >&2; exit 2 ;;
 esac
