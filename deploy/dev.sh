@@ -250,9 +250,10 @@ cpu_profile() {
   done
   perf record -F 299 --call-graph dwarf,16384 -p "$pid" -o "$dir/perf.data" 2>/dev/null &
   local perf=$!
+  # Stopped as soon as the data is in: the bench compacts right after.
   until grep -q "gRPC agent protocol: memory once ingested" "$dir/bench.log"; do
     kill -0 "$bench" 2>/dev/null || { cat "$dir/bench.log"; return 1; }
-    sleep 0.5
+    sleep 0.1
   done
   kill -INT "$perf"
   wait "$perf" || true
@@ -261,7 +262,7 @@ cpu_profile() {
   grep "gRPC agent protocol: memory once ingested" "$dir/bench.log"
   perf report -i "$dir/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
     | grep -E '^ +[0-9.]+% +[0-9.]+% +\[\.\] (<?hcmon_collector::[a-z_]+::|rocksdb::DBImpl::WriteImpl)' \
-    | grep -v '{{closure}}' | head -n 30
+    | grep -v '{{closure}}' | awk 'NR <= 30'
   log "profile kept in $dir/perf.data (perf report -i for more)"
 }
 
