@@ -260,6 +260,7 @@ impl AlertService {
         // The published view costs O(alerts): when only new values arrived (a fleet's samples,
         // no state change), it is made at most every `COALESCE` rather than per arrival.
         let mut last_publish = Instant::now();
+        let mut last_timers = Instant::now();
         let mut view_behind = false;
         workers.dispatch(std::mem::take(&mut self.outbox));
         // Outside a pair the peer's state never changes: its sender lives as long as the loop.
@@ -348,8 +349,11 @@ impl AlertService {
             let now = self.now();
             // The timers run on the tick, or at once when something changed (an alert that
             // fired is announced without waiting). Not on every fleet arrival: with thousands of
-            // alerts known, that was a tenth of the collector's CPU under a back-fill.
-            if ticked || self.book.has_changes() {
+            // alerts known, that was a tenth of the collector's CPU under a back-fill. The
+            // select is biased towards arrivals, so a back-fill that always has one ready could
+            // starve the tick's branch: a tick's worth of time passed runs them too.
+            if ticked || self.book.has_changes() || last_timers.elapsed() >= self.config.tick {
+                last_timers = Instant::now();
                 self.book.tick(now, &self.rounds.rules.flap_rules());
             }
             let changes = self.book.take_changes();
