@@ -4,7 +4,7 @@
 
 use crate::alerting::handle::Alerting;
 use crate::clock::Clock;
-use crate::ingest::{ForgetError, Forgotten, IngestService, SeriesFate};
+use crate::ingest::{ForgetError, Forgotten, Idle, IngestService, SeriesFate};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -17,12 +17,28 @@ pub async fn forget_node(
     series: SeriesFate,
 ) -> Result<Forgotten, ForgetError> {
     let forgotten = ingest.forget_node(node, series).await?;
+    forget_alerts(alerting, node).await;
+    Ok(forgotten)
+}
+
+/// Forgets a node the sweep found idle, if it still is once its lock is held.
+async fn forget_idle_node(
+    ingest: &IngestService,
+    alerting: Option<&Alerting>,
+    node: &str,
+    idle: Idle,
+) -> Result<Forgotten, ForgetError> {
+    let forgotten = ingest.forget_idle_node(node, idle).await?;
+    forget_alerts(alerting, node).await;
+    Ok(forgotten)
+}
+
+async fn forget_alerts(alerting: Option<&Alerting>, node: &str) {
     if let Some(alerting) = alerting
         && let Err(error) = alerting.forget_node(node).await
     {
         tracing::warn!(%node, %error, "alerting did not take the forgotten node");
     }
-    Ok(forgotten)
 }
 
 /// Every `check_every`, forgets the nodes with no sign of life for longer than `after`.
@@ -42,8 +58,13 @@ pub async fn forget_idle_nodes(
             _ = ticks.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        for node in ingest.idle_nodes(clock(), after_ms).await {
-            match forget_node(&ingest, alerting.as_ref(), &node, SeriesFate::Keep).await {
+        let now_ms = clock();
+        for node in ingest.idle_nodes(now_ms, after_ms).await {
+            let idle = Idle {
+                now_ms,
+                idle_ms: after_ms,
+            };
+            match forget_idle_node(&ingest, alerting.as_ref(), &node, idle).await {
                 Ok(_) => tracing::info!(
                     %node,
                     after = %humantime::format_duration(after),

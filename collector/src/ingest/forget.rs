@@ -9,6 +9,7 @@
 //! is stored from its next batch on.
 
 use super::{IngestService, lock};
+use crate::storage::NodeRecord;
 use crate::storage::{SeriesId, StoreError};
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
@@ -94,6 +95,13 @@ pub struct Forgotten {
     pub blocks_deleted: usize,
 }
 
+/// The idle sweep's judgement: silent for longer than `idle_ms` at `now_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idle {
+    pub now_ms: i64,
+    pub idle_ms: i64,
+}
+
 impl IngestService {
     /// Forgets `node`: refused while its agent streams. With [`SeriesFate::Delete`] a name
     /// known only from its series (already forgotten, or remote-written) has them deleted.
@@ -102,14 +110,37 @@ impl IngestService {
         node: &str,
         series: SeriesFate,
     ) -> Result<Forgotten, ForgetError> {
+        self.forget_node_unless_alive(node, series, None).await
+    }
+
+    /// Forgets `node` as the idle sweep: only if, under the node's lock, it is still idle. The
+    /// sweep judged it before taking the lock, and the node may have registered since: a
+    /// returning agent, or a new one whose blank record the sweep saw mid-registration.
+    /// Refused as [`ForgetError::Connected`] then.
+    pub async fn forget_idle_node(&self, node: &str, idle: Idle) -> Result<Forgotten, ForgetError> {
+        self.forget_node_unless_alive(node, SeriesFate::Keep, Some(idle))
+            .await
+    }
+
+    async fn forget_node_unless_alive(
+        &self,
+        node: &str,
+        series: SeriesFate,
+        idle: Option<Idle>,
+    ) -> Result<Forgotten, ForgetError> {
         let cell = lock(&self.nodes).get(node).cloned();
         // Holding the node's lock, no batch of it is half-processed while its record goes.
-        let _record = match &cell {
+        let record = match &cell {
             Some(cell) => Some(cell.lock().await),
             None if series == SeriesFate::Delete => None,
             None => return Err(ForgetError::Unknown(node.to_owned())),
         };
         if lock(&self.streams).contains_key(node) {
+            return Err(ForgetError::Connected(node.to_owned()));
+        }
+        if let (Some(idle), Some(record)) = (idle, &record)
+            && !self.is_idle(node, record, idle)
+        {
             return Err(ForgetError::Connected(node.to_owned()));
         }
         self.forget_gate.forgetting(node);
@@ -170,17 +201,27 @@ impl IngestService {
             if lock(&self.streams).contains_key(&node) {
                 continue;
             }
-            let closed_at = lock(&self.disconnected).get(&node).copied().unwrap_or(0);
             let record = cell.lock().await;
-            let last_seen = closed_at
-                .max(record.last_batch_at_ms)
-                .max(record.registered_at_ms);
-            if now_ms.saturating_sub(last_seen) > idle_ms {
+            if self.is_idle(&node, &record, Idle { now_ms, idle_ms }) {
                 idle.push(node);
             }
         }
         idle.sort();
         idle
+    }
+
+    /// Whether `record` shows no sign of life within `idle`. A blank record, neither
+    /// registered nor ever sending nor known at this start, is one being registered now.
+    fn is_idle(&self, node: &str, record: &NodeRecord, idle: Idle) -> bool {
+        let closed_at = lock(&self.disconnected).get(node).copied();
+        if closed_at.is_none() && record.registered_at_ms == 0 && record.last_batch_at_ms == 0 {
+            return false;
+        }
+        let last_seen = closed_at
+            .unwrap_or(0)
+            .max(record.last_batch_at_ms)
+            .max(record.registered_at_ms);
+        idle.now_ms.saturating_sub(last_seen) > idle.idle_ms
     }
 }
 
@@ -423,5 +464,50 @@ mod tests {
                 .await
                 .is_empty()
         );
+    }
+
+    /// The sweep judges first and forgets after, under the node's lock. A node that registered
+    /// in between, or whose blank record the sweep saw while its first registration was under
+    /// way, keeps its record and its session: its first batch is stored.
+    #[tokio::test]
+    async fn the_sweep_spares_a_node_that_registered_after_it_was_judged() {
+        let disk = MemoryKv::default();
+        let now = Arc::new(AtomicI64::new(START));
+        let svc = service(&disk, now.clone());
+        register(&svc, "back").await;
+        let later = START + 3 * 3_600_000;
+        now.store(later, Ordering::SeqCst);
+        let idle = Idle {
+            now_ms: later,
+            idle_ms: 3_600_000,
+        };
+        assert_eq!(svc.idle_nodes(later, idle.idle_ms).await, ["back"]);
+        let session = register(&svc, "back").await;
+        let err = svc.forget_idle_node("back", idle).await.unwrap_err();
+        assert!(matches!(err, ForgetError::Connected(_)), "{err}");
+        assert!(
+            svc.open_stream(Some(&session), &PeerIdentity::Plaintext)
+                .is_ok()
+        );
+
+        // A first registration's record before it is filled in: never idle.
+        let _blank = svc.node("new");
+        assert!(
+            !svc.idle_nodes(later, idle.idle_ms)
+                .await
+                .contains(&"new".to_owned())
+        );
+        let err = svc.forget_idle_node("new", idle).await.unwrap_err();
+        assert!(matches!(err, ForgetError::Connected(_)), "{err}");
+
+        // Still idle under the lock: forgotten.
+        now.store(later + 2 * 3_600_000, Ordering::SeqCst);
+        let idle = Idle {
+            now_ms: later + 2 * 3_600_000,
+            idle_ms: 3_600_000,
+        };
+        assert_eq!(svc.idle_nodes(idle.now_ms, idle.idle_ms).await, ["back"]);
+        svc.forget_idle_node("back", idle).await.unwrap();
+        assert!(!names(&svc).await.contains(&"back".to_owned()));
     }
 }

@@ -35,7 +35,7 @@ pub(crate) mod validate;
 mod creation_tests;
 
 pub use error::{IngestError, Refusal};
-pub use forget::{ForgetError, ForgetGate, Forgotten, SeriesFate};
+pub use forget::{ForgetError, ForgetGate, Forgotten, Idle, SeriesFate};
 pub use limits::IngestLimits;
 pub use observer::{BatchObserver, Observers, StoredBatch};
 pub use otlp::OtlpOutcome;
