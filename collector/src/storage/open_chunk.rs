@@ -31,9 +31,9 @@ const FREEZE_AT: u32 = 120;
 pub struct OpenChunk {
     /// The older samples, in frozen segments.
     frozen: Vec<u8>,
-    /// The samples since, byte-aligned (`tail_len` of them).
+    /// The samples since, byte-aligned: all but the newest of `len` go to segments of
+    /// [`FREEZE_AT`], so the bytes hold `(len - 1) % FREEZE_AT` samples.
     bytes: Vec<u8>,
-    tail_len: u32,
     /// Of the newest encoded sample: its time, its step from the one before, its value's bits.
     encoded_ts: i64,
     encoded_delta: i64,
@@ -139,8 +139,8 @@ impl OpenChunk {
         }
         self.encoded_ts = ts;
         self.encoded_bits = bits;
-        self.tail_len += 1;
-        if self.tail_len == FREEZE_AT {
+        // Called before `len` counts the newest sample: it is now the number encoded.
+        if self.len.is_multiple_of(FREEZE_AT) {
             self.freeze();
         }
     }
@@ -148,7 +148,7 @@ impl OpenChunk {
     /// Moves the byte-aligned samples into a frozen segment. The next sample starts the bytes
     /// afresh, with its full time and value.
     fn freeze(&mut self) {
-        let mut samples = Vec::with_capacity(self.tail_len as usize);
+        let mut samples = Vec::with_capacity(FREEZE_AT as usize);
         decode_tail(&self.bytes, &mut samples);
         let segment = encode_chunk(&samples);
         // Exact: the frozen bytes live as long as the chunk, and doubling would leave up to
@@ -157,7 +157,6 @@ impl OpenChunk {
         put_length(&mut self.frozen, segment.len() as u64);
         self.frozen.extend_from_slice(&segment);
         self.bytes = Vec::new();
-        self.tail_len = 0;
     }
 
     /// Every sample held, in time order.
