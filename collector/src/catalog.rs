@@ -2,7 +2,8 @@
 //! selectors find their series without scanning all of them.
 //!
 //! Rebuilt from the store at start-up. A series enters the catalog only after its definition is
-//! durable, so the catalog never names a series the store lacks.
+//! written, so the catalog never names a series the store lacks, and every sample naming it is
+//! written after it: the synced write that makes a sample durable makes its series durable too.
 //!
 //! Creating series. One writer may bring 100 000 new series (a remote write) while agents keep
 //! streaming, so creation is linear and never holds anything for the whole of a large request:
@@ -14,8 +15,9 @@
 //!   per-node and total caps are checked against the series that exist plus those other writers
 //!   have admitted but not created yet (`reserved`), so concurrent creators cannot together
 //!   overshoot a cap, and nothing is created for a request that is refused. Then the series are
-//!   written durably and entered in the catalog [`CREATE_CHUNK`] at a time, the lock given up
-//!   between chunks: a writer with a few new series waits for one chunk, not the whole request.
+//!   written and entered in the catalog [`CREATE_CHUNK`] at a time, the lock given up between
+//!   chunks: a writer with a few new series waits for one chunk, not the whole request. The
+//!   write is not synced (see [`Tsdb::create_series`]), so a turn holds no `fdatasync`.
 
 use crate::storage::{MetricKind, SeriesId, SeriesMeta, StoreError, Tsdb};
 use hcmon_common::{Labels, MatchOp, Selector};
@@ -26,7 +28,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 /// Label sets looked up per read-lock hold.
 const LOOKUP_CHUNK: usize = 4096;
-/// Series made durable (one synced write) and entered in the catalog per creation turn.
+/// Series written (one batch) and entered in the catalog per creation turn.
 const CREATE_CHUNK: usize = 2048;
 /// The label naming the node a series belongs to; the per-node cap counts series by it.
 const NODE_LABEL: &str = "node";
@@ -922,9 +924,52 @@ mod tests {
             *first < other && other < *last,
             "the other writer's series ({other:?}) was created after the whole large creation ({first:?}..={last:?})"
         );
-        // Everything is durable: a restart sees the same catalog.
+        // Everything is written: a restart sees the same catalog.
         let reopened = Tsdb::open(Box::new(kv.kv.clone()), StorageConfig::default()).unwrap();
         assert_eq!(reopened.series.len(), 100_001);
+    }
+
+    #[test]
+    fn a_power_cut_keeps_a_series_with_its_samples_and_never_a_sample_without_its_series() {
+        use crate::storage::Sample;
+        let kv = MemoryKv::with_power_cuts();
+        let open = || {
+            let opened = Tsdb::open(Box::new(kv.clone()), StorageConfig::default()).unwrap();
+            (opened.tsdb, SeriesCatalog::new(opened.series))
+        };
+        let (tsdb, catalog) = open();
+        // Created, then the power goes before any sample of it was stored: nothing to keep.
+        catalog
+            .resolve(&tsdb, &[gauge("lost", "a")], ROOMY)
+            .unwrap();
+        kv.power_cut();
+        let (tsdb, catalog) = open();
+        assert_eq!(catalog.len(), 0, "a series no sample named may go");
+
+        // Created, then a sample of it stored (synced): the cut keeps both.
+        let id = catalog
+            .resolve(&tsdb, &[gauge("kept", "a")], ROOMY)
+            .unwrap()[0];
+        let sample = Sample {
+            series: id,
+            timestamp_ms: 1_700_000_000_000,
+            value: 4.0,
+        };
+        tsdb.append(None, &[sample]).unwrap();
+        kv.power_cut();
+        let (tsdb, catalog) = open();
+        assert_eq!(catalog.len(), 1);
+        let found = catalog
+            .resolve(&tsdb, &[gauge("kept", "a")], ROOMY)
+            .unwrap()[0];
+        assert_eq!(
+            found, id,
+            "the stored sample's series survived under its id"
+        );
+        let stored = tsdb
+            .read_raw(id, sample.timestamp_ms, sample.timestamp_ms)
+            .unwrap();
+        assert_eq!(stored, vec![(sample.timestamp_ms, 4.0)]);
     }
 
     #[test]

@@ -145,7 +145,9 @@ pub struct KvMemory {
 }
 
 pub trait Kv: Send + Sync + 'static {
-    /// Applies a batch atomically. With `durable`, it survives a crash once this returns.
+    /// Applies a batch atomically. With `durable`, it survives a crash once this returns, and
+    /// so does every batch written before it: a crash keeps a prefix of the writes, in order.
+    /// So a batch that only batches after it may refer to need not wait for a sync of its own.
     fn write(&self, batch: KvBatch, durable: bool) -> Result<(), StoreError>;
     /// Visits the keys of `[start, end)` in order until `visit` returns false.
     fn scan(

@@ -11,10 +11,31 @@ type Tables = HashMap<Table, BTreeMap<Vec<u8>, Vec<u8>>>;
 #[derive(Default, Clone)]
 pub struct MemoryKv {
     tables: Arc<Mutex<Tables>>,
+    /// What a power cut would leave: the tables as of the last durable write. Kept only by a
+    /// store made with [`MemoryKv::with_power_cuts`] (a copy per durable write).
+    durable: Option<Arc<Mutex<Tables>>>,
+}
+
+impl MemoryKv {
+    /// A store that can lose power: [`MemoryKv::power_cut`] drops every write after the last
+    /// durable one, as a crash of the machine (not only of the process) may.
+    pub fn with_power_cuts() -> Self {
+        Self {
+            durable: Some(Arc::default()),
+            ..Self::default()
+        }
+    }
+
+    /// Forgets the writes since the last durable one.
+    pub fn power_cut(&self) {
+        let durable = self.durable.as_ref().expect("made with_power_cuts");
+        let kept = durable.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        *self.tables.lock().unwrap_or_else(|p| p.into_inner()) = kept;
+    }
 }
 
 impl Kv for MemoryKv {
-    fn write(&self, batch: KvBatch, _durable: bool) -> Result<(), StoreError> {
+    fn write(&self, batch: KvBatch, durable: bool) -> Result<(), StoreError> {
         let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         for op in batch.ops {
             match op {
@@ -33,6 +54,10 @@ impl Kv for MemoryKv {
                     }
                 }
             }
+        }
+        // A durable write keeps every write before it too (the `Kv::write` contract).
+        if let (Some(kept), true) = (&self.durable, durable) {
+            *kept.lock().unwrap_or_else(|p| p.into_inner()) = tables.clone();
         }
         Ok(())
     }

@@ -45,7 +45,9 @@ pub(super) struct OutChunk {
 /// The heads of the series that hash to one shard, and what they wait to write.
 #[derive(Default)]
 pub(super) struct Shard {
-    pub(super) heads: FxHashMap<SeriesId, SeriesHead>,
+    /// Boxed: a head is about 400 bytes, and a map holding them in place keeps up to twice
+    /// its entries' room (more while it grows), empty slots at full size.
+    pub(super) heads: FxHashMap<SeriesId, Box<SeriesHead>>,
     pub(super) chunks: Vec<OutChunk>,
     /// Finished rollup buckets by series and resolution: reads look up one series, never scan
     /// the shard's.

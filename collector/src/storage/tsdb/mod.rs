@@ -223,7 +223,8 @@ impl Tsdb {
             kv_memory: self.kv.memory(),
             ..TsdbStats::default()
         };
-        let entry = std::mem::size_of::<(SeriesId, SeriesHead)>();
+        let entry =
+            std::mem::size_of::<(SeriesId, Box<SeriesHead>)>() + std::mem::size_of::<SeriesHead>();
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             stats.head_series += shard.heads.len();

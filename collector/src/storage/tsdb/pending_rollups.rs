@@ -17,11 +17,15 @@ use crate::storage::chunk::{unzigzag, zigzag};
 use crate::storage::rollup::{Aggregate, Edges, Resolution};
 use crate::storage::{StoreError, Table};
 
+/// 72 bytes besides the pushed bytes: one is held per series and resolution, so only what the
+/// next bucket is encoded against is kept, not the whole newest bucket.
 #[derive(Default)]
 pub(super) struct PendingRollups {
     bytes: Vec<u8>,
-    /// The newest bucket pushed, which the next is encoded against.
-    newest: Option<(i64, Aggregate)>,
+    /// The newest bucket pushed, which the next is encoded against: its index at its
+    /// resolution and its values. Meaningless while `bytes` is empty.
+    newest_index: i64,
+    newest_values: [f64; 5],
 }
 
 /// Most bytes one bucket takes: three varints, five values with their header bytes, and the
@@ -59,9 +63,9 @@ impl PendingRollups {
                 .reserve_exact(self.bytes.len() / 4 + MAX_BUCKET_BYTES);
         }
         let index = bucket.div_euclid(res.millis());
-        let (step, before) = match &self.newest {
-            Some((prev, prev_agg)) => (index - prev.div_euclid(res.millis()), values(prev_agg)),
-            None => (index, [0.0; 5]),
+        let (step, before) = match self.bytes.is_empty() {
+            false => (index - self.newest_index, self.newest_values),
+            true => (index, [0.0; 5]),
         };
         put_varint(&mut self.bytes, zigzag(step));
         put_varint(&mut self.bytes, agg.count);
@@ -84,7 +88,8 @@ impl PendingRollups {
         if let Some(end) = edges.ended_at {
             put_varint(&mut self.bytes, zigzag(end.wrapping_sub(agg.last_ts)));
         }
-        self.newest = Some((bucket, agg));
+        self.newest_index = index;
+        self.newest_values = this;
     }
 
     /// The buckets in the order they finished.
@@ -277,14 +282,14 @@ mod tests {
         for cut in 0..pending.bytes.len() {
             let short = PendingRollups {
                 bytes: pending.bytes[..cut].to_vec(),
-                newest: None,
+                ..PendingRollups::default()
             };
             // A prefix either decodes to fewer buckets or is refused; it never panics.
             let _ = short.buckets(Resolution::OneMinute);
         }
         let bad = PendingRollups {
             bytes: vec![0, 1, 0, 0x19],
-            newest: None,
+            ..PendingRollups::default()
         };
         assert!(bad.buckets(Resolution::OneMinute).is_err());
     }

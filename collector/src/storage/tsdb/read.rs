@@ -2,7 +2,7 @@
 //! write winning a repeated timestamp; rollup buckets likewise.
 
 use super::Tsdb;
-use super::head::{OutChunk, SeriesHead};
+use super::head::OutChunk;
 use super::keys::{
     ChunkKey, RollupKey, WriteOrder, day_of, day_start, parse_day, series_day_range,
 };
@@ -62,7 +62,7 @@ impl Tsdb {
         self.shard(series)
             .heads
             .get(&series)
-            .and_then(SeriesHead::current)
+            .and_then(|h| h.current())
     }
 
     /// Samples of a series with `start <= ts <= end`, in time order, one per timestamp;

@@ -86,7 +86,7 @@ impl Tsdb {
             match parsed {
                 Ok((id, _)) if deleted.contains(&id) => {}
                 Ok((id, head)) => {
-                    self.shard(id).heads.insert(id, head);
+                    self.shard(id).heads.insert(id, Box::new(head));
                 }
                 Err(e) => failure = Some(e),
             }

@@ -1,7 +1,7 @@
 //! The write path: appends (WAL record and node sequence in one synced batch, then the head),
 //! and the series and node records.
 
-use super::head::{SeriesHead, series_runs};
+use super::head::series_runs;
 use super::keys::id_key;
 use super::wal::encode_wal;
 use super::{AppendOutcome, SHARDS, Tsdb};
@@ -34,10 +34,7 @@ impl Tsdb {
                 }
                 let shard = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
                 for run in series_runs(&group) {
-                    let newest = shard
-                        .heads
-                        .get(&run[0].series)
-                        .and_then(SeriesHead::newest_ts);
+                    let newest = shard.heads.get(&run[0].series).and_then(|h| h.newest_ts());
                     accepted.extend(run.iter().filter(|s| {
                         newest.is_none_or(|n| s.timestamp_ms >= n.saturating_sub(window))
                     }));
@@ -106,14 +103,18 @@ impl Tsdb {
         }
     }
 
-    /// Stores series definitions durably (before any sample refers to them).
+    /// Stores series definitions ahead of every sample that refers to them. Not synced: the
+    /// samples' own synced write makes the definitions durable with them (a crash keeps a
+    /// prefix of the writes, see [`Kv::write`](crate::storage::kv::Kv::write)), and a definition lost with no sample naming
+    /// it is recreated by the next batch that uses it. A sync here cost one `fdatasync` per
+    /// creating batch, taken in turn under the catalog's creation lock.
     pub fn create_series(&self, metas: &[SeriesMeta]) -> Result<(), StoreError> {
         let mut batch = KvBatch::default();
         for meta in metas {
             let record = SeriesRecordV1::from(meta);
             batch.put(Table::Series, id_key(meta.id.0), record.encode());
         }
-        self.kv.write(batch, true)
+        self.kv.write(batch, false)
     }
 
     /// Records a node's state durably.
