@@ -4,7 +4,8 @@ use super::StoreError;
 use super::kv::{Kv, KvBatch, KvMemory, KvOp, Table, Visit};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
-    Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions,
+    DBRecoveryMode, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteBufferManager,
+    WriteOptions,
 };
 use std::path::Path;
 
@@ -34,6 +35,10 @@ impl RocksKv {
         opts.set_max_total_wal_size(64 << 20);
         opts.set_keep_log_file_num(4);
         opts.increase_parallelism(2);
+        // RocksDB's default, set so no options change drops it: recovery replays the log up to
+        // the first torn record and stops, so a crash keeps a prefix of the writes, which the
+        // `Kv::write` contract promises (series definitions rely on it, see `create_series`).
+        opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
         opts.set_write_buffer_manager(&write_buffers);
         // A memtable may be as large as the budget allows; the manager flushes before that.
         let buffer = |share: usize| (memory_bytes / share).max(1 << 20);
