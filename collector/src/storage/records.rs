@@ -367,8 +367,21 @@ impl CheckpointRecordV1 {
     }
 }
 
-/// `meta` `minute_rollups`: the first day whose 1 min buckets reads compute from raw samples;
-/// those of the days before it are stored.
+/// `meta` `raw_rollups`: the first day whose 1 min and 5 min buckets reads compute from raw
+/// samples; those of the days before it are stored.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct RawRollupsRecordV1 {
+    pub(super) computed_from_day: u32,
+}
+
+impl Record for RawRollupsRecordV1 {
+    const TABLE: Table = Table::Meta;
+    const WHAT: &'static str = "raw rollups record";
+}
+
+/// `meta` `minute_rollups`, in stores from before 5 min buckets were computed from raw: the
+/// first day whose 1 min buckets reads compute from raw samples (5 min ones were all stored).
+/// Read once, when such a store opens, and replaced by a [`RawRollupsRecordV1`].
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct MinuteRollupsRecordV1 {
     pub(super) computed_from_day: u32,

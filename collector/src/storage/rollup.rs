@@ -36,8 +36,10 @@ impl Resolution {
     }
 
     /// The resolutions the head keeps as it ingests and checkpoints store; the others are
-    /// computed from raw samples while raw retention keeps them (see `Tsdb::read_rollup`).
-    pub const LIVE: [Resolution; 2] = [Resolution::FiveMinutes, Resolution::OneHour];
+    /// computed from raw samples while raw retention keeps them, and stored only before it
+    /// drops their day (see `Tsdb::read_rollup`). An hour bucket stays: 30 days of a series
+    /// read 720 of them, where raw retention may be shorter than the range anyway.
+    pub const LIVE: [Resolution; 1] = [Resolution::OneHour];
 
     pub fn index(self) -> usize {
         self as usize

@@ -140,13 +140,10 @@ impl Tsdb {
         if !stale.is_empty() {
             let mut recomputed: BTreeMap<(SeriesId, Resolution), Vec<(i64, Aggregate)>> =
                 BTreeMap::new();
-            // A list from before 1 min buckets were computed from raw may name some: raw has
-            // them right already.
+            // A list from before 1 min and 5 min buckets were computed from raw may name some:
+            // raw has them right already.
             for (series, res, bucket) in stale.into_iter().filter(|s| s.1.live_slot().is_some()) {
-                for (bucket, mut agg) in self.buckets_from_raw(series, res, bucket, bucket)? {
-                    if res.keeps_edges() {
-                        agg.edges = Some(self.edges_from_raw(series, res, bucket, agg.last_ts)?);
-                    }
+                for (bucket, agg) in self.buckets_from_raw(series, res, bucket, bucket)? {
                     recomputed
                         .entry((series, res))
                         .or_default()

@@ -90,23 +90,23 @@ fn chunks() {
 
 #[test]
 fn rollups() {
-    let res = Resolution::FiveMinutes;
+    let res = Resolution::OneHour;
     let read = |kv: &MemoryKv, start, end| open(kv).read_rollup(SeriesId(1), res, start, end);
 
     let kv = store();
-    plant(&kv, Table::Rollup5m, &[0x85, 1], b"");
-    assert_eq!(table_of(read(&kv, i64::MIN, i64::MAX)), Table::Rollup5m);
+    plant(&kv, Table::Rollup1h, &[0x85, 1], b"");
+    assert_eq!(table_of(read(&kv, i64::MIN, i64::MAX)), Table::Rollup1h);
     assert_eq!(
         table_of(open(&kv).delete_series(&[SeriesId(1)])),
-        Table::Rollup5m
+        Table::Rollup1h
     );
 
     let kv = store();
     let mut key = day_of(T0).to_be_bytes().to_vec();
     key.extend_from_slice(&1u64.to_be_bytes());
     key.push(0x80);
-    plant(&kv, Table::Rollup5m, &key, b"");
-    assert_eq!(table_of(read(&kv, T0, T0 + DAY_MS)), Table::Rollup5m);
+    plant(&kv, Table::Rollup1h, &key, b"");
+    assert_eq!(table_of(read(&kv, T0, T0 + DAY_MS)), Table::Rollup1h);
 
     // A garbled block is reported by reads, and by the checkpoint that would merge into it.
     let kv = store();
@@ -114,9 +114,9 @@ fn rollups() {
         series: SeriesId(1),
         block_start: T0,
     };
-    plant(&kv, Table::Rollup5m, &key.encode(), &[9, 0, 0, 0, 1]);
-    assert_eq!(table_of(read(&kv, T0, T0 + DAY_MS)), Table::Rollup5m);
-    assert_eq!(table_of(open(&kv).checkpoint(true)), Table::Rollup5m);
+    plant(&kv, Table::Rollup1h, &key.encode(), &[9, 0, 0, 0, 1]);
+    assert_eq!(table_of(read(&kv, T0, T0 + DAY_MS)), Table::Rollup1h);
+    assert_eq!(table_of(open(&kv).checkpoint(true)), Table::Rollup1h);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! A snapshot is: newest sample (flag byte, then ts i64 LE and value f64 LE), each resolution's
 //! open bucket, finest first (flag byte, then bucket start i64 LE and a 56-byte aggregate; the
-//! 1 min one always absent now, see [`Resolution::LIVE`]), then the open chunk
+//! 1 min and 5 min ones always absent now, see [`Resolution::LIVE`], and skipped when an older
+//! snapshot has them), then the open chunk
 //! in the chunk codec, if any. It has no version byte of its own: a bucket's flag is its
 //! version. 0 is no bucket, 1 a bucket without edges (all that snapshots before edges held), 2 a
 //! bucket followed by its edges: a byte whose bit 0 says the value at the start (f64 LE)
@@ -30,7 +31,7 @@ pub(super) struct SeriesHead {
     /// Newest in-order sample (never a staleness marker: see [`SeriesHead::newest_ts`]).
     pub(super) last: Option<(i64, f64)>,
     /// The open bucket of each resolution in [`Resolution::LIVE`], in its order.
-    pub(super) rollups: [Option<(i64, Aggregate)>; 2],
+    pub(super) rollups: [Option<(i64, Aggregate)>; Resolution::LIVE.len()],
     /// Listed in the shard's `dirty`: changed since the last checkpoint.
     pub(super) dirty: bool,
 }
@@ -71,10 +72,10 @@ pub(super) fn encode_head(head: &SeriesHead) -> Vec<u8> {
         }
         None => out.push(0),
     }
-    // The 1 min slot, which snapshots before 1 min buckets were computed from raw filled.
-    out.push(0);
-    for acc in &head.rollups {
-        match acc {
+    // Every resolution has its slot, so snapshots read the same whichever are live; those
+    // computed from raw stay empty.
+    for res in Resolution::ALL {
+        match res.live_slot().and_then(|slot| head.rollups[slot]) {
             Some((bucket, agg)) => {
                 out.push(if agg.edges.is_some() { 2 } else { 1 });
                 out.extend_from_slice(&bucket.to_le_bytes());
@@ -343,36 +344,32 @@ mod tests {
         let back = decode_head(&bytes).unwrap();
         assert_eq!((&back.open, back.last), (&head.open, head.last));
         assert_eq!(back.rollups, head.rollups);
-        // A snapshot from before 1 min buckets were computed from raw held one: it is dropped.
-        let mut old = bytes[..17].to_vec();
-        old.push(1);
-        old.extend_from_slice(&0i64.to_le_bytes());
-        old.extend_from_slice(&Aggregate::new(1000, 9.5, 0.0).encode());
-        old.extend_from_slice(&bytes[18..]);
-        let back = decode_head(&old).unwrap();
-        assert_eq!((back.rollups, back.open), (head.rollups, head.open.clone()));
+        // Snapshots from before 1 min and 5 min buckets were computed from raw held them (at
+        // bytes 17 and 18): they are dropped.
+        for slot in [17, 18] {
+            let mut old = bytes[..slot].to_vec();
+            old.push(1);
+            old.extend_from_slice(&0i64.to_le_bytes());
+            old.extend_from_slice(&Aggregate::new(1000, 9.5, 0.0).encode());
+            old.extend_from_slice(&bytes[slot + 1..]);
+            let back = decode_head(&old).unwrap();
+            assert_eq!((back.rollups, back.open), (head.rollups, head.open.clone()));
+        }
         // Buckets with edges (flag 2), whatever of them is known.
-        let mut ended = Aggregate::open(Resolution::FiveMinutes, 0, 1000, 2.5, 0.0);
-        ended.end(2000);
-        head.rollups = [
-            Some((0, ended)),
-            Some((0, Aggregate::open(Resolution::OneHour, 0, 0, 1.5, 0.0))),
-        ];
-        let back = decode_head(&encode_head(&head)).unwrap();
-        assert_eq!(back.rollups, head.rollups);
-        assert_eq!(
-            back.rollups.map(|r| r.and_then(|(_, a)| a.edges)),
-            [
+        for at_start in [0, 1000] {
+            let mut ended = Aggregate::open(Resolution::OneHour, 0, at_start, 2.5, 0.0);
+            ended.end(2000);
+            head.rollups = [Some((0, ended))];
+            let back = decode_head(&encode_head(&head)).unwrap();
+            assert_eq!(back.rollups, head.rollups);
+            assert_eq!(
+                back.rollups[0].and_then(|(_, a)| a.edges),
                 Some(Edges {
-                    at_start: None,
+                    at_start: (at_start == 0).then_some(2.5),
                     ended_at: Some(2000)
                 }),
-                Some(Edges {
-                    at_start: Some(1.5),
-                    ended_at: None
-                }),
-            ]
-        );
+            );
+        }
         for garbled in [&[][..], &[1, 2], &[0, 0, 1, 7], &[0, 0, 0, 0, 0x10, 0xff]] {
             let error = decode_head(garbled).err().expect("an error");
             assert!(error.to_string().contains("head table"), "{error}");

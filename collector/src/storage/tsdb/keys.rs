@@ -11,7 +11,10 @@ pub(super) const DAY_MS: i64 = 86_400_000;
 pub(super) const META_CHECKPOINT: &[u8] = b"checkpoint";
 /// Rollup buckets awaiting recompute, persisted with the checkpoint that took them from memory.
 pub(super) const META_STALE_ROLLUPS: &[u8] = b"stale_rollups";
-/// Where stored 1 min buckets end and those computed from raw begin (see `Tsdb::read_rollup`).
+/// Where stored 1 min and 5 min buckets end and those computed from raw begin (see
+/// `Tsdb::read_rollup`).
+pub(super) const META_RAW_ROLLUPS: &[u8] = b"raw_rollups";
+/// The same for 1 min buckets only, in stores from before 5 min ones were computed from raw.
 pub(super) const META_MINUTE_ROLLUPS: &[u8] = b"minute_rollups";
 /// Ids of deleted series: their samples are dropped wherever they turn up (WAL replay, a late
 /// append), and new series are numbered above them.

@@ -8,8 +8,8 @@
 //!
 //! # Head
 //! Per series, in memory: the open chunk (raw samples in time order), late samples, and the open
-//! 5 min and 1 h rollup buckets (1 min buckets are computed from raw while raw is kept, see
-//! `minute_rollups`). A chunk is sealed (encoded) when it holds
+//! 1 h rollup bucket (1 min and 5 min buckets are computed from raw while raw is kept, see
+//! `raw_rollups`). A chunk is sealed (encoded) when it holds
 //! `max_chunk_samples`, spans `max_chunk_span`, or would cross midnight UTC; sealed chunks and
 //! finished rollup buckets wait in the shard's outbox for the next checkpoint (the buckets
 //! encoded compactly, since a back-fill finishes many per series).
@@ -37,13 +37,14 @@
 //! - A staleness marker ([`STALE_MARKER`](crate::storage::STALE_MARKER)) is kept in raw
 //!   chunks only, and only when newer than its series' newest time: rollups, counter steps,
 //!   [`Tsdb::latest`] and [`Tsdb::read_raw`] never see one; PromQL reads it through
-//!   [`Tsdb::read_raw_with_markers`]. The open 5 min and 1 h buckets note when the first one
-//!   came (their edges, see `rollup::Edges`), the one fact of it instant selectors need.
+//!   [`Tsdb::read_raw_with_markers`]. The open 1 h bucket notes when the first one came
+//!   (its edges, see `rollup::Edges`), the one fact of it instant selectors need; 5 min buckets
+//!   computed from raw find it there.
 //! - A bucket's edges are known or absent, never guessed: a bucket a late sample changed reads
 //!   without them until the checkpoint recomputes it, edges included, from raw samples; until
 //!   then instant selectors read its series raw.
-//! - A 1 min bucket is read from one place: stored before the `minute_rollups` mark's day,
-//!   computed from raw from it on. Raw days are deleted only after the mark has passed them.
+//! - A 1 min or 5 min bucket is read from one place: stored before the `raw_rollups` mark's
+//!   day, computed from raw from it on. Raw days are deleted only after the mark has passed them.
 //! - A key or value that cannot be read is a [`StoreError::Corrupt`] naming its table, never a
 //!   panic. Recovery fails on one, except for node records and the stale-rollup list, which are
 //!   logged and skipped (an agent's next registration rewrites its node; a skipped bucket keeps
@@ -57,7 +58,8 @@
 //!   of buckets (see `rollup::block`); checkpoints merge new buckets into the stored block
 //! - `Wal`: write id (u64); `Head`, `Series`: series (u64); all big-endian.
 //! - `Nodes`, `NodeSequences`: node name (UTF-8); `Families`: metric family name (UTF-8);
-//!   `Meta`: `checkpoint`, `stale_rollups`, `deleted_series`, `minute_rollups`.
+//!   `Meta`: `checkpoint`, `stale_rollups`, `deleted_series`, `raw_rollups` (and
+//!   `minute_rollups`, read once from older stores).
 //!
 //! Values of `Series`, `Nodes`, `NodeSequences`, `Families` and `Meta` are the versioned
 //! records of `storage::records`; `Wal`, `Head`, `Chunks` and `Rollup*` values are binary
@@ -66,7 +68,7 @@
 //! # Files
 //! `keys` (key layouts, checked parsing), `wal` (WAL record codec), `head` (shards, applying
 //! samples, head snapshot codec), `pending_rollups` (finished buckets waiting, encoded),
-//! `minute_rollups` (1 min buckets from raw, stored ahead of raw retention),
+//! `raw_rollups` (1 min and 5 min buckets from raw, stored ahead of raw retention),
 //! `recovery` (open), `write` (appends, series and node
 //! records), `families` (declared family metadata), `read` (chunks merged with the head),
 //! `checkpoint`, `retention` (retention, disk budget, series deletion), `wal_readers` (durable
@@ -79,8 +81,8 @@ mod corruption_tests;
 mod families;
 mod head;
 mod keys;
-mod minute_rollups;
 mod pending_rollups;
+mod raw_rollups;
 mod read;
 mod recovery;
 mod retention;
@@ -157,11 +159,11 @@ pub struct Tsdb {
     deleted: RwLock<HashSet<SeriesId>>,
     /// Declared metric family metadata (see `families.rs`).
     families: RwLock<HashMap<String, FamilyMeta>>,
-    /// The first day whose 1 min buckets reads compute from raw samples; those of the days
-    /// before it are stored (see `retention.rs`).
-    minutes_from_raw: AtomicU32,
-    /// Serialises storing 1 min buckets ahead of raw retention.
-    storing_minutes: Mutex<()>,
+    /// The first day whose 1 min and 5 min buckets reads compute from raw samples; those of
+    /// the days before it are stored (see `raw_rollups.rs`).
+    raw_rollups_from: AtomicU32,
+    /// Serialises storing 1 min and 5 min buckets ahead of raw retention.
+    storing_raw_rollups: Mutex<()>,
 }
 
 impl Tsdb {

@@ -175,9 +175,9 @@ impl Tsdb {
         Ok(out)
     }
 
-    /// Rollup buckets of a series starting in `[start, end]`, in time order. Those of 1 min
-    /// from the start of the first day still in raw on are computed from raw samples (see
-    /// `minute_rollups.rs`); the others are stored, waiting for a checkpoint, or open.
+    /// Rollup buckets of a series starting in `[start, end]`, in time order. Those of 1 min and
+    /// 5 min from the start of the first day still in raw on are computed from raw samples (see
+    /// `raw_rollups.rs`); the others are stored, waiting for a checkpoint, or open.
     pub fn read_rollup(
         &self,
         series: SeriesId,
@@ -191,7 +191,7 @@ impl Tsdb {
             return Ok(Vec::new());
         }
         let Some(slot) = res.live_slot() else {
-            let from_raw = self.minutes_from_raw_start();
+            let from_raw = self.raw_rollups_start();
             self.read_stored_rollups(series, res, start, end.min(from_raw - 1), &mut found)?;
             if end >= from_raw {
                 found.extend(self.buckets_from_raw(series, res, start.max(from_raw), end)?);

@@ -44,10 +44,10 @@ impl Tsdb {
             failed: Default::default(),
             deleted: RwLock::new(deleted.clone()),
             families: RwLock::new(families),
-            minutes_from_raw: AtomicU32::new(0),
-            storing_minutes: Mutex::new(()),
+            raw_rollups_from: AtomicU32::new(0),
+            storing_raw_rollups: Mutex::new(()),
         };
-        tsdb.load_minute_rollups_mark()?;
+        tsdb.load_raw_rollups_mark()?;
         tsdb.load_heads(&deleted)?;
         let checkpoint = match tsdb.kv.get(Table::Meta, META_CHECKPOINT)? {
             Some(bytes) => CheckpointRecordV1::decode(&bytes)?.wal_position,
@@ -130,7 +130,7 @@ impl Tsdb {
         };
         match StaleRollupsRecordV1::decode(&bytes) {
             Ok(stale) => {
-                // A list from before 1 min buckets were computed from raw may name some.
+                // A list from before 1 min and 5 min buckets were computed from raw may name some.
                 let live = stale.buckets().filter(|s| s.1.live_slot().is_some());
                 for (series, res, bucket) in live {
                     let mut shard = self.shard(series);

@@ -25,8 +25,8 @@ impl Tsdb {
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, StoreError> {
         let r = &self.config.retention;
         let raw_ms = i64::try_from(r.raw.as_millis()).unwrap_or(i64::MAX);
-        // The 1 min buckets of the raw days about to go are stored first.
-        self.store_minutes_before(day_of(now_ms.saturating_sub(raw_ms)))?;
+        // The 1 min and 5 min buckets of the raw days about to go are stored first.
+        self.store_raw_rollups_before(day_of(now_ms.saturating_sub(raw_ms)))?;
         let mut batch = KvBatch::default();
         for (table, keep) in [
             (Table::Chunks, r.raw),
@@ -51,7 +51,7 @@ impl Tsdb {
                 let Some(day) = oldest.transpose()?.filter(|d| *d < today) else {
                     break;
                 };
-                self.store_minutes_before(day + 1)?;
+                self.store_raw_rollups_before(day + 1)?;
                 let mut batch = KvBatch::default();
                 batch.delete_range(Table::Chunks, 0u32.to_be_bytes(), (day + 1).to_be_bytes());
                 self.delete_raw_days(batch)?;
@@ -67,7 +67,7 @@ impl Tsdb {
         Ok(dropped)
     }
 
-    /// Writes a deletion of raw days whose 1 min buckets were just stored. A read that chose,
+    /// Writes a deletion of raw days whose 1 min and 5 min buckets were just stored. A read that chose,
     /// before the mark moved, to compute those buckets from raw holds `flush_gate` until it is
     /// done, so it finishes before the samples go.
     fn delete_raw_days(&self, batch: KvBatch) -> Result<(), StoreError> {
