@@ -111,8 +111,11 @@ pub struct BacklogFigures {
 
 pub struct AnomalyWatch {
     config: AnomalyConfig,
-    /// One map per worker, holding that worker's series.
-    shards: Vec<Mutex<FxHashMap<SeriesId, Watched>>>,
+    /// One map per worker, holding that worker's series. Boxed: a series' state is about 2
+    /// KiB, and a map holding it in place keeps room for up to twice its entries, every empty
+    /// slot at full size (touched when a resize scatters the entries), and both tables while it
+    /// grows.
+    shards: Vec<Mutex<FxHashMap<SeriesId, Box<Watched>>>>,
     capacity: usize,
     queued: Mutex<Queued>,
     /// Signalled whenever a batch is finished.
@@ -268,10 +271,12 @@ impl AnomalyWatch {
     }
 
     /// Samples of one series go through its detector; the last one's verdict is kept.
-    fn judge_run(&self, shard: &mut FxHashMap<SeriesId, Watched>, run: &[Sample]) {
-        let watched = shard.entry(run[0].series).or_insert_with(|| Watched {
-            detector: SeriesDetector::new(self.config.clone()),
-            latest: None,
+    fn judge_run(&self, shard: &mut FxHashMap<SeriesId, Box<Watched>>, run: &[Sample]) {
+        let watched = shard.entry(run[0].series).or_insert_with(|| {
+            Box::new(Watched {
+                detector: SeriesDetector::new(self.config.clone()),
+                latest: None,
+            })
         });
         let mut last = None;
         for s in run {
@@ -300,15 +305,17 @@ impl AnomalyWatch {
             .and_then(|w| w.latest.clone())
     }
 
-    /// Bytes of per-series state: each watched series' detector and newest verdict, with its
-    /// key, as laid out in memory (the verdict's detector list on the heap included).
+    /// Bytes of per-series state: the maps' slots, and each watched series' detector and newest
+    /// verdict (its detector list included).
     pub fn state_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(SeriesId, Watched)>();
+        let slot = std::mem::size_of::<(SeriesId, Box<Watched>)>();
+        let watched = std::mem::size_of::<Watched>();
         self.shards
             .iter()
             .map(|shard| {
                 let shard = lock(shard);
-                shard.len() * entry
+                shard.capacity() * slot
+                    + shard.len() * watched
                     + shard
                         .values()
                         .filter_map(|w| w.latest.as_ref())
@@ -340,6 +347,17 @@ impl BatchObserver for AnomalyWatch {
 mod tests {
     use super::*;
     use crate::analytics::anomaly::Detector;
+
+    /// A boxed series takes one allocation of jemalloc's 2 KiB size class, not the next one up
+    /// (2.5 KiB).
+    #[test]
+    fn a_watched_series_fits_two_kibibytes() {
+        assert!(
+            std::mem::size_of::<Watched>() <= 2048,
+            "{}",
+            std::mem::size_of::<Watched>()
+        );
+    }
 
     #[test]
     fn keeps_the_newest_verdict_per_series_and_flags_a_spike() {
