@@ -64,6 +64,7 @@ heap-profile *ARGS:
 
 # bench-ingest's first hcmon run with the collector under perf (DWARF call graphs): the
 # collector's functions by their share of its CPU, callees included.
+# HCMON_PROFILE_RUN=remote-write profiles its remote-write run (vmagent) instead.
 cpu-profile *ARGS:
     ./deploy/dev.sh cpu-profile {{ARGS}}
 

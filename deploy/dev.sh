@@ -25,6 +25,7 @@
 #                        the collector (system allocator) under heaptrack: its whole heap's peak and holders
 #   deploy/dev.sh cpu-profile [ARGS]    release build, then bench-ingest's first hcmon run with
 #                        the collector under perf: its functions by share of CPU
+#                        (HCMON_PROFILE_RUN=remote-write: its remote-write run instead)
 #   deploy/dev.sh bench-stream [ARGS]   release build, then sample → WebSocket latency of the
 #                        live stream with 20 open node pages (--clients, --seconds, --rate)
 #   deploy/dev.sh bench-report [ARGS]   release build, then a monthly report generated and
@@ -239,27 +240,37 @@ cpu_profile() {
   ensure_packages libclang-dev linux-perf prometheus victoria-metrics
   setup_target_dir
   cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
+  # HCMON_PROFILE_RUN picks the collector: grpc (the first, by default) or remote-write.
+  local run="${HCMON_PROFILE_RUN:-grpc}" work_dir done_marker
+  case "$run" in
+    grpc) work_dir=hcmon-grpc; done_marker="gRPC agent protocol: memory once ingested" ;;
+    remote-write) work_dir=hcmon-rw; done_marker="" ;;
+    *) echo "HCMON_PROFILE_RUN must be grpc or remote-write, not $run" >&2; return 2 ;;
+  esac
   local dir pid=""
   dir=$(mktemp -d)
   setsid "$CARGO_TARGET_DIR/release/hcmon-bench" --work "$dir/work" "$@" > "$dir/bench.log" 2>&1 &
   local bench=$!
   until [ -n "$pid" ]; do
     kill -0 "$bench" 2>/dev/null || { cat "$dir/bench.log"; return 1; }
-    pid=$(pgrep -f "hcmon-collector --config $dir/work/hcmon-grpc/" | head -n 1 || true)
+    pid=$(pgrep -f "hcmon-collector --config $dir/work/$work_dir/" | head -n 1 || true)
     sleep 0.2
   done
   perf record -F 299 --call-graph dwarf,16384 -p "$pid" -o "$dir/perf.data" 2>/dev/null &
   local perf=$!
-  # Stopped as soon as the data is in: the bench compacts right after.
-  until grep -q "gRPC agent protocol: memory once ingested" "$dir/bench.log"; do
-    kill -0 "$bench" 2>/dev/null || { cat "$dir/bench.log"; return 1; }
-    sleep 0.1
-  done
-  kill -INT "$perf"
+  if [ -n "$done_marker" ]; then
+    # Stopped as soon as the data is in: the bench compacts right after.
+    until grep -q "$done_marker" "$dir/bench.log"; do
+      kill -0 "$bench" 2>/dev/null || { cat "$dir/bench.log"; return 1; }
+      sleep 0.1
+    done
+    kill -INT "$perf"
+  fi
+  # Without a marker, perf stops when the collector does (its compaction included).
   wait "$perf" || true
   kill -- -"$bench" 2>/dev/null || true
   wait "$bench" 2>/dev/null || true
-  grep "gRPC agent protocol: memory once ingested" "$dir/bench.log"
+  [ -z "$done_marker" ] || grep "$done_marker" "$dir/bench.log"
   perf report -i "$dir/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
     | grep -E '^ +[0-9.]+% +[0-9.]+% +\[\.\] (<?hcmon_collector::[a-z_]+::|rocksdb::DBImpl::WriteImpl)' \
     | grep -v '{{closure}}' | awk 'NR <= 30'
