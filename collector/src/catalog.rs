@@ -762,6 +762,9 @@ impl SeriesCatalog {
                 }
             }
         }
+        drop(inner);
+        // The sorted list would keep the removed series' metadata until the next listing.
+        *self.sorted.lock().unwrap_or_else(|p| p.into_inner()) = None;
         ids
     }
 }

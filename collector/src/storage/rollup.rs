@@ -94,7 +94,9 @@ pub struct Edges {
     /// The value of the sample exactly at the bucket's start, if there is one.
     pub at_start: Option<f64>,
     /// When a staleness marker ended the series after the bucket's newest sample (with no
-    /// sample between), wherever that marker fell.
+    /// sample between). The head's open buckets note such a marker wherever it falls; buckets
+    /// computed from raw samples only one by the bucket's end, the only one an instant
+    /// selector at that end reads.
     pub ended_at: Option<i64>,
 }
 

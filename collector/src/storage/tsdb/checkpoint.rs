@@ -166,7 +166,7 @@ impl Tsdb {
     /// Adds one series' buckets at one resolution to their stored blocks (read, merge, write
     /// back). A bucket already stored is replaced, and of two equal ones given, the later wins.
     /// Only checkpoints write rollups, and they are serialised.
-    fn merge_rollups(
+    pub(super) fn merge_rollups(
         &self,
         batch: &mut KvBatch,
         res: Resolution,

@@ -46,7 +46,7 @@ pub(super) struct OutChunk {
 /// The heads of the series that hash to one shard, and what they wait to write.
 #[derive(Default)]
 pub(super) struct Shard {
-    /// Boxed: a head is about 400 bytes, and a map holding them in place keeps up to twice
+    /// Boxed: a head is about 270 bytes, and a map holding them in place keeps up to twice
     /// its entries' room (more while it grows), empty slots at full size.
     pub(super) heads: FxHashMap<SeriesId, Box<SeriesHead>>,
     pub(super) chunks: Vec<OutChunk>,
@@ -108,6 +108,27 @@ pub(super) fn decode_head(bytes: &[u8]) -> Result<SeriesHead, StoreError> {
 }
 
 fn decode(bytes: &[u8]) -> Option<SeriesHead> {
+    decode_with_slots(bytes).map(|(head, _)| head)
+}
+
+/// The open buckets a snapshot holds at the resolutions no longer live (see [`Resolution::LIVE`]),
+/// which [`decode_head`] drops: snapshots written before 1 min and 5 min buckets were computed
+/// from raw. Unreadable snapshots have none (their load fails on its own).
+pub(super) fn snapshot_buckets_not_live(bytes: &[u8]) -> Vec<(Resolution, i64, Aggregate)> {
+    let Some((_, slots)) = decode_with_slots(bytes) else {
+        return Vec::new();
+    };
+    Resolution::ALL
+        .into_iter()
+        .filter(|res| res.live_slot().is_none())
+        .filter_map(|res| slots[res.index()].map(|(bucket, agg)| (res, bucket, agg)))
+        .collect()
+}
+
+/// A snapshot, and the open bucket of each resolution in it, finest first.
+type Slots = [Option<(i64, Aggregate)>; 3];
+
+fn decode_with_slots(bytes: &[u8]) -> Option<(SeriesHead, Slots)> {
     let mut head = SeriesHead::default();
     let mut pos = 0;
     let take = |pos: &mut usize, n: usize| -> Option<&[u8]> {
@@ -120,7 +141,7 @@ fn decode(bytes: &[u8]) -> Option<SeriesHead> {
         let v = f64::from_le_bytes(take(&mut pos, 8)?.try_into().ok()?);
         head.last = Some((ts, v));
     }
-    let mut slots = [None; 3];
+    let mut slots: Slots = [None; 3];
     for acc in &mut slots {
         let version = take(&mut pos, 1)?[0];
         if version == 0 {
@@ -156,7 +177,7 @@ fn decode(bytes: &[u8]) -> Option<SeriesHead> {
     if pos < bytes.len() {
         head.open = OpenChunk::from_samples(&decode_chunk(&bytes[pos..]).ok()?);
     }
-    Some(head)
+    Some((head, slots))
 }
 
 impl SeriesHead {

@@ -20,8 +20,10 @@
 //! changed the same way.
 
 use super::Tsdb;
+use super::head::snapshot_buckets_not_live;
 use super::keys::{
-    DAY_MS, META_MINUTE_ROLLUPS, META_RAW_ROLLUPS, RollupKey, day_of, day_start, parse_series,
+    DAY_MS, META_MINUTE_ROLLUPS, META_RAW_ROLLUPS, RollupKey, SCAN_END, day_of, day_start,
+    parse_id, parse_series,
 };
 use crate::storage::kv::{KvBatch, Table};
 use crate::storage::records::{MinuteRollupsRecordV1, RawRollupsRecordV1, Record};
@@ -63,6 +65,7 @@ impl Tsdb {
                         for res in from_raw() {
                             batch.delete_range(res.table(), day.to_be_bytes(), [0xff; 5]);
                         }
+                        self.store_snapshot_buckets_before(&mut batch, day)?;
                         batch.delete(Table::Meta, META_MINUTE_ROLLUPS);
                         self.write_raw_rollups_mark(batch, day)?;
                         day
@@ -72,6 +75,41 @@ impl Tsdb {
             }
         };
         self.raw_rollups_from.store(day, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Puts in `batch` the open 1 min and 5 min buckets of head snapshots written before those
+    /// were computed from raw, where they start before `day`: a series that went quiet kept its
+    /// last bucket open in its head, and from now on its day is read from stored blocks only.
+    fn store_snapshot_buckets_before(
+        &self,
+        batch: &mut KvBatch,
+        day: u32,
+    ) -> Result<(), StoreError> {
+        let mut open: BTreeMap<(SeriesId, Resolution), Vec<(i64, Aggregate)>> = BTreeMap::new();
+        let mut failure = None;
+        self.kv
+            .scan(Table::Head, &[], SCAN_END, &mut |key, value| {
+                let series = match parse_id(Table::Head, key) {
+                    Ok(id) => SeriesId(id),
+                    Err(error) => {
+                        failure = Some(error);
+                        return false;
+                    }
+                };
+                for (res, bucket, agg) in snapshot_buckets_not_live(value) {
+                    if day_of(bucket) < day {
+                        open.entry((series, res)).or_default().push((bucket, agg));
+                    }
+                }
+                true
+            })?;
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        for ((series, res), buckets) in open {
+            self.merge_rollups(batch, res, series, buckets)?;
+        }
         Ok(())
     }
 
@@ -400,8 +438,25 @@ mod tests {
             computed_from_day: day_of(T0) + 2,
         };
         batch.put(Table::Meta, META_MINUTE_ROLLUPS, old_mark.encode());
+        // A series that went quiet on the first day kept its last 5 min bucket open in its
+        // head snapshot, in the layout of then (last sample, then the 1 min, 5 min and 1 h
+        // slots): it is stored, as nothing else holds it once raw is gone.
+        let quiet = (T0 + 600_000, Aggregate::new(T0 + 630_000, 3.5, 0.0));
+        let mut snapshot = vec![0, 0, 1];
+        snapshot.extend_from_slice(&quiet.0.to_le_bytes());
+        snapshot.extend_from_slice(&quiet.1.encode());
+        snapshot.push(0);
+        batch.put(Table::Head, super::super::keys::id_key(9), snapshot);
         kv.write(batch, true).unwrap();
-        expect(&open(), "from a store with the 1 min mark only");
+        let db = open();
+        expect(&db, "from a store with the 1 min mark only");
+        let res = Resolution::FiveMinutes;
+        assert_eq!(
+            db.read_rollup(SeriesId(9), res, T0, T0 + 3 * DAY_MS)
+                .unwrap(),
+            vec![quiet]
+        );
+        drop(db);
         assert_eq!(kv.get(Table::Rollup5m, &shadowed.encode()).unwrap(), None);
         assert_eq!(kv.get(Table::Meta, META_MINUTE_ROLLUPS).unwrap(), None);
 
