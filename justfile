@@ -64,7 +64,8 @@ heap-profile *ARGS:
 
 # bench-ingest's first hcmon run with the collector under perf (DWARF call graphs): the
 # collector's functions by their share of its CPU, callees included.
-# HCMON_PROFILE_RUN=remote-write profiles its remote-write run (vmagent) instead.
+# HCMON_PROFILE_RUN=detection profiles its gRPC run with live anomaly detection instead, and
+# HCMON_PROFILE_RUN=remote-write its remote-write run (vmagent).
 cpu-profile *ARGS:
     ./deploy/dev.sh cpu-profile {{ARGS}}
 

@@ -25,7 +25,7 @@
 #                        the collector (system allocator) under heaptrack: its whole heap's peak and holders
 #   deploy/dev.sh cpu-profile [ARGS]    release build, then bench-ingest's first hcmon run with
 #                        the collector under perf: its functions by share of CPU
-#                        (HCMON_PROFILE_RUN=remote-write: its remote-write run instead)
+#                        (HCMON_PROFILE_RUN=detection or remote-write: that run instead)
 #   deploy/dev.sh bench-stream [ARGS]   release build, then sample → WebSocket latency of the
 #                        live stream with 20 open node pages (--clients, --seconds, --rate)
 #   deploy/dev.sh bench-report [ARGS]   release build, then a monthly report generated and
@@ -240,12 +240,14 @@ cpu_profile() {
   ensure_packages libclang-dev linux-perf prometheus victoria-metrics
   setup_target_dir
   cargo build --release --locked -p hcmon-collector -p hcmon-tests --bins
-  # HCMON_PROFILE_RUN picks the collector: grpc (the first, by default) or remote-write.
+  # HCMON_PROFILE_RUN picks the collector: grpc (the first, by default), detection (gRPC with
+  # live anomaly detection) or remote-write.
   local run="${HCMON_PROFILE_RUN:-grpc}" work_dir done_marker
   case "$run" in
     grpc) work_dir=hcmon-grpc; done_marker="gRPC agent protocol: memory once ingested" ;;
+    detection) work_dir=hcmon-grpc-analytics; done_marker="live anomaly detection: memory once ingested" ;;
     remote-write) work_dir=hcmon-rw; done_marker="" ;;
-    *) echo "HCMON_PROFILE_RUN must be grpc or remote-write, not $run" >&2; return 2 ;;
+    *) echo "HCMON_PROFILE_RUN must be grpc, detection or remote-write, not $run" >&2; return 2 ;;
   esac
   local dir pid=""
   dir=$(mktemp -d)

@@ -11,6 +11,7 @@ use super::config::{AlertingConfig, QualityRule, QualityScore};
 use super::evaluate::{RuleError, fmt_value, node_matcher};
 use super::lifecycle::{Direction, LifecycleRules, Threshold};
 use super::notify::Evidence;
+use super::rule_files::evaluate::is_open;
 use crate::quality::{Dimension, NodeReport, QualityReport};
 use hcmon_common::Matcher;
 use std::collections::{BTreeMap, BTreeSet};
@@ -170,13 +171,24 @@ impl QualityRules {
         Ok(Self { rules })
     }
 
-    /// Every rule on every agent node's scores in `report`, and a resolution for each `open`
-    /// alert of these rules whose node is not in it.
+    /// Every rule on every agent node's scores in `report` that breaches its threshold or has
+    /// an alert in `known` (the book's alerts, whatever their state), and a resolution for each
+    /// open alert of these rules whose node is not in the report. A passing score with no
+    /// alert behind it would change nothing in the book, so its text is not written.
     pub fn judge<'a>(
         &self,
         report: &QualityReport,
-        open: impl IntoIterator<Item = &'a AlertRecord>,
+        known: impl IntoIterator<Item = &'a AlertRecord>,
     ) -> Vec<Observation> {
+        let known: Vec<&AlertRecord> = known
+            .into_iter()
+            .filter(|a| self.rules.iter().any(|r| r.rule.name == a.alertname))
+            .collect();
+        let key = |a: &'a AlertRecord| {
+            let label = |name: &str| a.labels.get(name).map_or("", String::as_str);
+            (a.alertname.as_str(), label("node"), label("dimension"))
+        };
+        let held: BTreeSet<(&str, &str, &str)> = known.iter().map(|a| key(a)).collect();
         let mut out = Vec::new();
         let mut judged: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
         for rule in &self.rules {
@@ -185,18 +197,19 @@ impl QualityRules {
                     continue;
                 }
                 for (dimension, score, below) in rule.scores(node) {
-                    out.push(rule.observe(node, dimension, score, below));
-                    judged.insert((&rule.rule.name, &node.node, dimension));
+                    let at = (rule.rule.name.as_str(), node.node.as_str(), dimension);
+                    if score <= below || held.contains(&at) {
+                        out.push(rule.observe(node, dimension, score, below));
+                    }
+                    judged.insert(at);
                 }
             }
         }
-        for alert in open {
-            let Some(rule) = self.rules.iter().find(|r| r.rule.name == alert.alertname) else {
+        for alert in known.into_iter().filter(|a| is_open(a)) {
+            if judged.contains(&key(alert)) {
                 continue;
-            };
-            let node = alert.labels.get("node").map_or("", String::as_str);
-            let dimension = alert.labels.get("dimension").map_or("", String::as_str);
-            if !judged.contains(&(alert.alertname.as_str(), node, dimension)) {
+            }
+            if let Some(rule) = self.rules.iter().find(|r| r.rule.name == alert.alertname) {
                 out.push(rule.gone(alert.labels.clone()));
             }
         }
@@ -245,12 +258,8 @@ mod tests {
     }
 
     fn run(rules: &QualityRules, book: &mut AlertBook, report: &QualityReport, now: i64) {
-        let open: Vec<AlertRecord> = book
-            .alerts()
-            .filter(|a| super::super::rule_files::evaluate::is_open(a))
-            .cloned()
-            .collect();
-        for obs in rules.judge(report, &open) {
+        let known: Vec<AlertRecord> = book.alerts().cloned().collect();
+        for obs in rules.judge(report, &known) {
             book.observe(obs, now);
         }
     }
@@ -296,5 +305,17 @@ mod tests {
         run(&rules, &mut book, &low, T0 + 13 * MIN);
         run(&rules, &mut book, &QualityReport::default(), T0 + 14 * MIN);
         assert_ne!(state(&book, "completeness"), Some(StateKind::Pending));
+    }
+
+    #[test]
+    fn healthy_scores_without_an_alert_are_not_written_up() {
+        let rules = QualityRules::new(&AlertingConfig::default()).unwrap();
+        assert!(
+            rules.judge(&report("nas", 0.99), []).is_empty(),
+            "nothing to open, nothing held"
+        );
+        let low = rules.judge(&report("nas", 0.8), []);
+        assert_eq!(low.len(), 1, "{low:?}");
+        assert_eq!(low[0].labels["dimension"], "completeness");
     }
 }

@@ -447,10 +447,7 @@ impl AlertService {
         if report.evaluated_ms == 0 {
             return;
         }
-        let observations = self
-            .rounds
-            .quality_rules
-            .judge(&report, self.book.alerts().filter(|a| is_open(a)));
+        let observations = self.rounds.quality_rules.judge(&report, self.book.alerts());
         self.observe(observations, report.evaluated_ms);
     }
 
