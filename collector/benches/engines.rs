@@ -65,14 +65,14 @@ fn main() {
     });
     let mut anomalies = 0;
     let ensemble = measure(3, || {
-        let mut detectors: Vec<SeriesDetector> = (0..SERIES)
-            .map(|_| SeriesDetector::new(AnomalyConfig::default()))
-            .collect();
+        let config = AnomalyConfig::default();
+        let mut detectors: Vec<SeriesDetector> =
+            (0..SERIES).map(|_| SeriesDetector::new()).collect();
         anomalies = 0;
         for i in 0..SAMPLES_PER_SERIES {
             for (s, series) in data.iter().enumerate() {
                 let (t, v) = series[i];
-                anomalies += usize::from(detectors[s].observe(t, v).is_anomaly);
+                anomalies += usize::from(detectors[s].observe(&config, t, v).is_anomaly);
             }
         }
         black_box(&detectors);

@@ -179,10 +179,10 @@ pub fn replay(
             "detectors",
         ])
         .map_err(write_err)?;
-    let mut detector = SeriesDetector::new(config.clone());
+    let mut detector = SeriesDetector::new();
     let mut summary = ReplaySummary::default();
     for row in rows {
-        let verdict = detector.observe(row.timestamp_ms, row.value);
+        let verdict = detector.observe(config, row.timestamp_ms, row.value);
         summary.rows += 1;
         summary.anomalies += usize::from(verdict.is_anomaly);
         summary.learning += usize::from(verdict.learning);

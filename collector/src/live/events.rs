@@ -204,7 +204,7 @@ mod tests {
             is_anomaly,
             severity: AnomalySeverity::None,
             learning: false,
-            fired: vec![],
+            fired: Box::default(),
         }
     }
 

@@ -237,7 +237,7 @@ mod tests {
             is_anomaly,
             severity: Severity::High,
             learning: false,
-            fired: Vec::new(),
+            fired: Box::default(),
         };
         assert!(flags(&verdict(100, true), 100));
         assert!(!flags(&verdict(99, true), 100));

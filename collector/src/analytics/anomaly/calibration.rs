@@ -33,8 +33,6 @@ const STEP: f64 = 0.05;
 /// judged an anomaly (the first samples after learning) must not blind the tail for weeks.
 const MAX_LEARNT_EXCESS: f64 = 20.0;
 const MAX_SHAPE: f64 = 0.2;
-/// Exceedances the prior is worth.
-const PRIOR_WEIGHT: f64 = 100.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct TailCalibrator {
@@ -44,8 +42,6 @@ pub(super) struct TailCalibrator {
     excess: f64,
     /// Exponentially weighted mean of their squares.
     excess_sq: f64,
-    /// Exceedances learnt, up to the point where the weight reaches `ALPHA`.
-    exceedances: u32,
 }
 
 impl TailCalibrator {
@@ -56,7 +52,6 @@ impl TailCalibrator {
             threshold,
             excess: mean_excess,
             excess_sq: 2.0 * mean_excess * mean_excess,
-            exceedances: 0,
         }
     }
 
@@ -93,13 +88,11 @@ impl TailCalibrator {
         let m = self.excess;
         if evidence > self.threshold {
             let y = (evidence - self.threshold).min(MAX_LEARNT_EXCESS * m.max(1e-12));
-            // The prior weighs as much as `PRIOR_WEIGHT` exceedances: a series whose tail is
-            // unlike Gaussian noise (one that is mostly flat and sometimes steps) is believed
-            // after a few dozen exceedances, not after hundreds.
-            let alpha = ALPHA.max(1.0 / (f64::from(self.exceedances) + PRIOR_WEIGHT));
-            self.exceedances = self.exceedances.saturating_add(1).min(1 << 20);
-            self.excess += alpha * (y - self.excess);
-            self.excess_sq += alpha * (y * y - self.excess_sq);
+            // The prior fades as any older exceedance does: after n exceedances it weighs
+            // (1 − ALPHA)ⁿ, so a series whose tail is unlike Gaussian noise (one that is mostly
+            // flat and sometimes steps) is believed after a hundred or so.
+            self.excess += ALPHA * (y - self.excess);
+            self.excess_sq += ALPHA * (y * y - self.excess_sq);
             self.threshold += STEP * m * (1.0 - TAIL);
         } else {
             self.threshold = (self.threshold - STEP * m * TAIL).max(0.0);

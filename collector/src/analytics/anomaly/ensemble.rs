@@ -203,7 +203,11 @@ impl Verdict {
 /// One detection per event: holds a series in its episode until it re-arms.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct EpisodeGate {
-    episode: Option<Episode>,
+    /// The episode in progress, field by field; `started_ms` is `i64::MIN` when there is none
+    /// (an `Option<Episode>` would add 8 bytes of padding to every series' state).
+    started_ms: i64,
+    peak_score: f64,
+    samples: u32,
     /// Recent share of samples in the tail of each evidence (point, drift).
     tail_rates: [f64; 2],
 }
@@ -218,9 +222,19 @@ pub(super) struct Gated {
 impl EpisodeGate {
     pub(super) fn new() -> Self {
         Self {
-            episode: None,
+            started_ms: i64::MIN,
+            peak_score: 0.0,
+            samples: 0,
             tail_rates: [REARM_TAIL_RATE / 2.0; 2],
         }
+    }
+
+    fn episode(&self) -> Option<Episode> {
+        (self.started_ms != i64::MIN).then_some(Episode {
+            started_ms: self.started_ms,
+            peak_score: self.peak_score,
+            samples: self.samples,
+        })
     }
 
     /// Judges a sample at `timestamp_ms` with `score`; `in_tail` says whether each evidence
@@ -236,42 +250,31 @@ impl EpisodeGate {
             *rate += TAIL_RATE_ALPHA * (f64::from(u8::from(in_tail)) - *rate);
         }
         let calm = self.tail_rates.iter().all(|r| *r <= REARM_TAIL_RATE);
-        match &mut self.episode {
-            None if score >= threshold => {
-                let episode = Episode {
-                    started_ms: timestamp_ms,
-                    peak_score: score,
-                    samples: 0,
-                };
-                self.episode = Some(episode);
-                Gated {
-                    score,
-                    detection: true,
-                    episode: Some(episode),
-                }
+        if self.started_ms == i64::MIN {
+            let detection = score >= threshold;
+            if detection {
+                (self.started_ms, self.peak_score, self.samples) = (timestamp_ms, score, 0);
             }
-            None => Gated {
+            return Gated {
                 score,
-                detection: false,
-                episode: None,
-            },
-            Some(episode) => {
-                episode.samples += 1;
-                episode.peak_score = episode.peak_score.max(score);
-                let mut current = Some(*episode);
-                if calm || episode.samples >= MAX_EPISODE {
-                    // Re-armed: this sample is the first after the episode.
-                    self.episode = None;
-                    current = None;
-                }
-                Gated {
-                    // Already reported: below the threshold, so the score column of a replay
-                    // shows one detection per event.
-                    score: score.min(threshold * 0.99),
-                    detection: false,
-                    episode: current,
-                }
-            }
+                detection,
+                episode: self.episode(),
+            };
+        }
+        self.samples += 1;
+        self.peak_score = self.peak_score.max(score);
+        let current = self.episode();
+        let rearmed = calm || self.samples >= MAX_EPISODE;
+        if rearmed {
+            // Re-armed: this sample is the first after the episode.
+            self.started_ms = i64::MIN;
+        }
+        Gated {
+            // Already reported: below the threshold, so the score column of a replay shows
+            // one detection per event.
+            score: score.min(threshold * 0.99),
+            detection: false,
+            episode: current.filter(|_| !rearmed),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Online anomaly detection for one series, O(1) time and under 2 KiB of state per series:
+//! Online anomaly detection for one series, O(1) time and about 1.7 KiB of state per series:
 //! models of what the series should do (`models.rs`), evidence calibrated into a tail
 //! probability learnt on the series itself (`calibration.rs`), a score and one detection per
 //! event (`ensemble.rs`), and [`SeriesDetector`], which runs them on every sample

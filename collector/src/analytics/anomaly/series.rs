@@ -1,6 +1,7 @@
 //! [`SeriesDetector`]: the online state of one series, and how a sample is judged.
 //!
-//! Per sample, in O(1) time and under 2 KiB of state, all inline:
+//! Per sample, in O(1) time and about 1.7 KiB of state, all inline (the tuning,
+//! [`AnomalyConfig`], is shared by every series and passed in):
 //! 1. **Point evidence**: the distance of the value from what the models expect, in their
 //!    standard deviations: from the recent level ([`Ewma`]) and, in time-of-day slots where it
 //!    has predicted clearly better, from the usual value at this time and weekday
@@ -42,7 +43,6 @@ const SEASONAL_MARGIN: f64 = 0.25;
 /// The online state of one series: feed it every sample in time order.
 #[derive(Debug, Clone)]
 pub struct SeriesDetector {
-    config: AnomalyConfig,
     seen: u64,
     level: Ewma,
     drift: Cusum,
@@ -54,13 +54,19 @@ pub struct SeriesDetector {
     /// No spread is taken to be smaller, so a counter that moves by whole units, or a signal
     /// switching between two levels, is not "infinitely" surprised by its own steps.
     quantum: f64,
-    previous: f64,
+}
+
+impl Default for SeriesDetector {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl SeriesDetector {
-    pub fn new(config: AnomalyConfig) -> Self {
+    /// A series not seen yet. Its tuning is not kept here but passed with every sample: it is
+    /// the same for every series, and one copy per series was 48 of its bytes.
+    pub fn new() -> Self {
         Self {
-            config,
             seen: 0,
             level: Ewma::default(),
             drift: Cusum::default(),
@@ -69,19 +75,18 @@ impl SeriesDetector {
             drift_tail: TailCalibrator::new(DRIFT_PRIOR.0, DRIFT_PRIOR.1),
             gate: EpisodeGate::new(),
             quantum: f64::INFINITY,
-            previous: f64::NAN,
         }
     }
 
     /// Whether the series is still learning (nothing may fire yet).
-    pub fn learning(&self) -> bool {
-        self.seen < self.config.min_samples
+    pub fn learning(&self, config: &AnomalyConfig) -> bool {
+        self.seen < config.min_samples
     }
 
     /// Judges a sample against the history so far, then learns from it.
-    pub fn observe(&mut self, timestamp_ms: i64, value: f64) -> Verdict {
-        let local_ms = timestamp_ms + i64::from(self.config.utc_offset_minutes) * 60_000;
-        if self.learning() || !value.is_finite() {
+    pub fn observe(&mut self, c: &AnomalyConfig, timestamp_ms: i64, value: f64) -> Verdict {
+        let local_ms = timestamp_ms + i64::from(c.utc_offset_minutes) * 60_000;
+        if self.learning(c) || !value.is_finite() {
             let verdict = Verdict {
                 value,
                 score: 0.0,
@@ -92,11 +97,10 @@ impl SeriesDetector {
                 detectors: Evidence::new(),
             };
             if value.is_finite() {
-                self.learn(local_ms, value, None);
+                self.learn(c, local_ms, value, None);
             }
             return verdict;
         }
-        let c = &self.config;
         let k = c.sensitivity;
         let mut detectors = Evidence::new();
 
@@ -182,13 +186,14 @@ impl SeriesDetector {
         // A reported drift starts its sums again, so a lasting change is judged afresh against
         // baselines that have had time to move.
         let sums = if gated.detection { (0.0, 0.0) } else { sums };
-        self.learn(local_ms, value, Some(sums));
+        self.learn(c, local_ms, value, Some(sums));
         verdict
     }
 
-    fn learn(&mut self, local_ms: i64, x: f64, sums: Option<(f64, f64)>) {
-        let c = &self.config;
+    fn learn(&mut self, c: &AnomalyConfig, local_ms: i64, x: f64, sums: Option<(f64, f64)>) {
         let warm = sums.is_some();
+        // The drift detector keeps the previous sample (NaN before the first).
+        let previous = self.drift.previous();
         let level_error = (x - self.level.mean).abs();
         // Not winsorised: after a spike real series are noisier for a while, and a level whose
         // spread widens with it does not flag the aftermath as new events.
@@ -199,11 +204,10 @@ impl SeriesDetector {
         self.drift
             .learn(x, c.ewma_alpha, c.drift_alpha, c.sensitivity, warm);
         self.seasonal.learn(local_ms, x, level_error);
-        let diff = (x - self.previous).abs();
-        if diff > 1e-9 * x.abs().max(self.previous.abs()) && diff < self.quantum {
+        let diff = (x - previous).abs();
+        if diff > 1e-9 * x.abs().max(previous.abs()) && diff < self.quantum {
             self.quantum = diff;
         }
-        self.previous = x;
         self.seen += 1;
     }
 }
@@ -249,11 +253,15 @@ mod tests {
 
     /// Whether each sample of `values`, 10 s apart, was a detection.
     fn detections_of(values: &[f64]) -> Vec<bool> {
-        let mut detector = SeriesDetector::new(AnomalyConfig::default());
+        let mut detector = SeriesDetector::new();
         values
             .iter()
             .enumerate()
-            .map(|(i, v)| detector.observe(T0 + i as i64 * STEP_MS, *v).is_anomaly)
+            .map(|(i, v)| {
+                detector
+                    .observe(&AnomalyConfig::default(), T0 + i as i64 * STEP_MS, *v)
+                    .is_anomaly
+            })
             .collect()
     }
 
@@ -292,12 +300,16 @@ mod tests {
 
     #[test]
     fn learning_until_min_samples_then_judging() {
-        let mut d = SeriesDetector::new(AnomalyConfig::default());
+        let mut d = SeriesDetector::new();
         for i in 0..30 {
-            let v = d.observe(T0 + i * STEP_MS, 1000.0 * (i % 2) as f64);
+            let v = d.observe(
+                &AnomalyConfig::default(),
+                T0 + i * STEP_MS,
+                1000.0 * (i % 2) as f64,
+            );
             assert!(v.learning && !v.is_anomaly && v.score == 0.0);
         }
-        assert!(!d.learning());
+        assert!(!d.learning(&AnomalyConfig::default()));
     }
 
     #[test]
@@ -417,12 +429,12 @@ mod tests {
 
     #[test]
     fn verdicts_carry_evidence_and_severity() {
-        let mut d = SeriesDetector::new(AnomalyConfig::default());
+        let mut d = SeriesDetector::new();
         let values = base(200, 6);
         for (i, v) in values.iter().enumerate() {
-            d.observe(T0 + i as i64 * STEP_MS, *v);
+            d.observe(&AnomalyConfig::default(), T0 + i as i64 * STEP_MS, *v);
         }
-        let v = d.observe(T0 + 200 * STEP_MS, 80.0);
+        let v = d.observe(&AnomalyConfig::default(), T0 + 200 * STEP_MS, 80.0);
         assert!(v.is_anomaly);
         assert_eq!(v.severity, Severity::Critical, "score {}", v.score);
         let fired = v.fired();
@@ -435,7 +447,7 @@ mod tests {
         assert!(z.expected.0 < 50.0 && 50.0 < z.expected.1 && z.expected.1 < 55.0);
         // One detection for the spike; the episode ends once the series is calm again.
         let calm: Vec<Verdict> = (201..231)
-            .map(|i| d.observe(T0 + i * STEP_MS, 50.1))
+            .map(|i| d.observe(&AnomalyConfig::default(), T0 + i * STEP_MS, 50.1))
             .collect();
         assert!(calm.iter().all(|v| !v.is_anomaly && v.score < 0.5));
         let last = calm.last().unwrap();
@@ -445,21 +457,23 @@ mod tests {
 
     #[test]
     fn constant_and_quantised_series_do_not_alarm_on_their_own_values() {
-        let mut d = SeriesDetector::new(AnomalyConfig::default());
+        let mut d = SeriesDetector::new();
         for i in 0..500 {
-            let v = d.observe(T0 + i * STEP_MS, 4.0);
+            let v = d.observe(&AnomalyConfig::default(), T0 + i * STEP_MS, 4.0);
             assert!(!v.is_anomaly);
         }
         assert!(
-            d.observe(T0 + 500 * STEP_MS, 5.0).is_anomaly,
+            d.observe(&AnomalyConfig::default(), T0 + 500 * STEP_MS, 5.0)
+                .is_anomaly,
             "a constant that moves"
         );
-        let mut d = SeriesDetector::new(AnomalyConfig::default());
+        let mut d = SeriesDetector::new();
         let mut rng = fastrand::Rng::with_seed(7);
         let flags = (0..3000)
             .filter(|i| {
                 let v = f64::from(rng.u8(0..3));
-                d.observe(T0 + i * STEP_MS, v).is_anomaly
+                d.observe(&AnomalyConfig::default(), T0 + i * STEP_MS, v)
+                    .is_anomaly
             })
             .count();
         assert!(flags < 6, "{flags} flags on values 0, 1, 2");
@@ -472,12 +486,14 @@ mod tests {
         days: i64,
         value: impl Fn(i64, &mut fastrand::Rng) -> f64,
     ) -> (usize, usize) {
-        let mut d = SeriesDetector::new(AnomalyConfig::default());
+        let mut d = SeriesDetector::new();
         let mut rng = fastrand::Rng::with_seed(9);
         let (mut early, mut late) = (0, 0);
         for i in 0..days * DAY / step_ms {
             let t = T0 + i * step_ms;
-            if d.observe(t, value(t - T0, &mut rng)).is_anomaly {
+            if d.observe(&AnomalyConfig::default(), t, value(t - T0, &mut rng))
+                .is_anomaly
+            {
                 if t - T0 < 2 * DAY {
                     early += 1;
                 } else {
