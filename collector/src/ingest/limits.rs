@@ -43,6 +43,13 @@ pub struct IngestLimits {
     pub max_streams_per_node: usize,
     /// Most open agent streams in all.
     pub max_streams: usize,
+    /// Most back-filled agent batches (newest sample over [`BACKFILL_AFTER_MS`] old: a spool
+    /// draining after an outage) stored at once; 0 is one per core. Live batches never wait
+    /// for these, so fifty agents draining an hour of spool each cannot take every core from
+    /// the agents reporting now.
+    ///
+    /// [`BACKFILL_AFTER_MS`]: super::BACKFILL_AFTER_MS
+    pub backfill_stores: usize,
 }
 
 impl Default for IngestLimits {
@@ -61,6 +68,17 @@ impl Default for IngestLimits {
             max_sample_age: Duration::from_secs(7 * 24 * 3600),
             max_streams_per_node: 4,
             max_streams: 10_000,
+            backfill_stores: 0,
+        }
+    }
+}
+
+impl IngestLimits {
+    /// [`backfill_stores`](Self::backfill_stores) with 0 resolved to the number of cores.
+    pub fn backfill_lanes(&self) -> usize {
+        match self.backfill_stores {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }

@@ -37,6 +37,11 @@ mod creation_tests;
 pub use error::{IngestError, Refusal};
 pub use forget::{ForgetError, ForgetGate, Forgotten, Idle, SeriesFate};
 pub use limits::IngestLimits;
+
+/// Samples arriving later than this after their timestamp were delivered from a backlog (an
+/// agent's spool after an outage, a remote-write back-fill): late, not bad. A batch whose newest
+/// sample is this old is stored in one of the back-fill lanes (`[limits] backfill_stores`).
+pub const BACKFILL_AFTER_MS: i64 = 5 * 60_000;
 pub use observer::{BatchObserver, Observers, StoredBatch};
 pub use otlp::OtlpOutcome;
 pub use peer::PeerIdentity;
@@ -92,6 +97,9 @@ pub struct IngestService {
     observers: Observers,
     /// Nodes without an open stream → since when (collector start for nodes not seen since).
     disconnected: Mutex<HashMap<String, i64>>,
+    /// One permit per back-fill lane (`[limits] backfill_stores`), held while a back-filled
+    /// batch is stored.
+    backfill: tokio::sync::Semaphore,
 }
 
 /// The state of one open stream: its node, the session it was opened with, and the series it
@@ -212,6 +220,7 @@ impl IngestService {
             .map(|(name, record)| (name, Arc::new(tokio::sync::Mutex::new(record))))
             .collect();
         metrics.series.set(catalog.len() as i64);
+        let backfill = tokio::sync::Semaphore::new(limits.backfill_lanes());
         Arc::new(Self {
             tsdb,
             catalog,
@@ -229,6 +238,7 @@ impl IngestService {
             forget_gate: Default::default(),
             observers,
             disconnected: Mutex::new(disconnected),
+            backfill,
         })
     }
 
@@ -549,6 +559,19 @@ impl IngestService {
         let (tsdb, catalog, node) = (self.tsdb.clone(), self.catalog.clone(), stream.node.clone());
         let caps = self.series_caps();
         let samples = valid.samples;
+        let newest = samples.iter().map(|s| s.1).max().unwrap_or(i64::MAX);
+        // A back-filled batch waits for a lane (under its node's lock, so the node's order
+        // holds); the permit is dropped once it is stored. The semaphore is never closed.
+        let _lane = if !resend && newest < now - BACKFILL_AFTER_MS {
+            let waiting = Instant::now();
+            let permit = self.backfill.acquire().await.ok();
+            self.metrics
+                .backfill_wait_seconds
+                .inc_by(waiting.elapsed().as_secs_f64());
+            permit
+        } else {
+            None
+        };
         let observers = self.observers.clone();
         let stored = crate::tasks::blocking("ingest-store", move || {
             let ids = catalog.resolve(&tsdb, &defs, caps)?;
@@ -1111,6 +1134,59 @@ mod tests {
             Arc::new(|| NOW),
             Default::default(),
         )
+    }
+
+    #[tokio::test]
+    async fn a_back_filled_batch_waits_for_a_lane_and_a_live_one_does_not() {
+        let svc = {
+            let opened =
+                Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default()).unwrap();
+            let limits = IngestLimits {
+                backfill_stores: 1,
+                ..IngestLimits::default()
+            };
+            IngestService::new(
+                Arc::new(opened.tsdb),
+                Arc::new(SeriesCatalog::new(vec![])),
+                vec![],
+                Arc::new(CollectorMetrics::new()),
+                Admission {
+                    limits,
+                    ..Admission::default()
+                },
+                Arc::new(|| NOW),
+                Default::default(),
+            )
+        };
+        let mut streams = Vec::new();
+        for node in ["draining", "live"] {
+            let id = session(&svc, node).await;
+            streams.push(
+                svc.open_stream(Some(&id), &PeerIdentity::Plaintext)
+                    .unwrap(),
+            );
+        }
+        let (mut live, mut draining) = (streams.pop().unwrap(), streams.pop().unwrap());
+        // The only lane is taken, as by another node's back-fill.
+        let lane = svc.backfill.acquire().await.unwrap();
+        let mut old = batch(1, true, 1.0);
+        old.samples[0].timestamps_ms = vec![NOW - 3_600_000];
+        let back_fill = tokio::spawn({
+            let svc = svc.clone();
+            async move { svc.ingest(&mut draining, old).await }
+        });
+        assert_eq!(
+            svc.ingest(&mut live, batch(1, true, 2.0)).await.unwrap(),
+            1,
+            "the live batch is acked while every lane is busy"
+        );
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!back_fill.is_finished(), "the back-filled batch waits");
+        drop(lane);
+        assert_eq!(back_fill.await.unwrap().unwrap(), 1);
+        assert!(svc.metrics.backfill_wait_seconds.get() > 0.0);
     }
 
     async fn session(svc: &IngestService, node: &str) -> String {

@@ -67,9 +67,7 @@ impl ValueClass {
     }
 }
 
-/// Samples arriving later than this after their timestamp were delivered from a backlog (an
-/// agent's spool after an outage, a remote-write back-fill): late, not bad.
-pub const BACKFILL_AFTER_MS: i64 = 5 * 60_000;
+pub use crate::ingest::BACKFILL_AFTER_MS;
 
 /// A sample is on time when it arrives within its interval plus this.
 pub const ON_TIME_SLACK_MS: i64 = 2_000;
