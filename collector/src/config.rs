@@ -168,6 +168,9 @@ fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
     )
 }
 
+/// Most back-fill lanes `[limits] backfill_stores` may ask for.
+const MAX_BACKFILL_STORES: usize = 1024;
+
 /// Every limit must let at least one real batch through.
 fn validate_limits(limits: &IngestLimits) -> Result<(), ConfigError> {
     // A batch's framing alone takes some bytes; below 1 KiB nothing useful fits.
@@ -183,6 +186,16 @@ fn validate_limits(limits: &IngestLimits) -> Result<(), ConfigError> {
         1,
     )?;
     count_at_least("limits.max_series", limits.max_series, 1)?;
+    // More lanes than any machine has cores would be no limit at all (0 is one per core).
+    if limits.backfill_stores > MAX_BACKFILL_STORES {
+        return Err(ConfigError::Invalid {
+            key: "limits.backfill_stores",
+            problem: format!(
+                "{} is too large; it must be at most {MAX_BACKFILL_STORES} (0 is one per core)",
+                limits.backfill_stores
+            ),
+        });
+    }
     // The metric name and `node` are labels too.
     count_at_least(
         "limits.max_labels_per_series",
@@ -569,6 +582,22 @@ mod tests {
             let err = config.validate().unwrap_err().to_string();
             assert!(err.contains(&format!("limits.{key}")), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn backfill_lanes_are_bounded_and_zero_means_one_per_core() {
+        let load = |n: usize| {
+            let config: CollectorConfig =
+                toml::from_str(&format!("[limits]\nbackfill_stores = {n}")).unwrap();
+            config.validate().map(|()| config.limits.backfill_lanes())
+        };
+        assert!(load(0).unwrap() >= 1);
+        assert_eq!(load(3).unwrap(), 3);
+        let err = load(1_000_000).unwrap_err().to_string();
+        assert!(
+            err.contains("limits.backfill_stores") && err.contains("at most 1024"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Quality rules (`[[alerting.quality_rules]]`) turned into observations for the book: each
 //! node's newest data-quality scores (`crate::quality`) judged against the rule's threshold,
 //! phrased with the failing checks and the recommendations. Pure: the service feeds it the
-//! evaluation, the alerts still open and the time.
+//! evaluation and the alerts the book holds; only scores that breach, or whose alert the book
+//! holds, are written up.
 //!
 //! An open alert whose node is no longer evaluated (forgotten, or quality switched off)
 //! resolves. Remote-written series have no node and are not judged here.

@@ -16,6 +16,9 @@
 //! - A batch with a sequence at or below the node's last durable one, but not below a declared
 //!   skip, is a resend: its series definitions are honoured (a fresh stream needs them) but its
 //!   samples are not stored again. Below a declared skip it was never stored, so it is refused.
+//! - A back-filled batch (newest sample over [`BACKFILL_AFTER_MS`] old) waits for one of
+//!   `[limits] backfill_stores` lanes before it takes its node's lock, and holds the lane until
+//!   its store ends; live batches never wait for a lane.
 
 mod error;
 mod events;
@@ -37,15 +40,16 @@ mod creation_tests;
 pub use error::{IngestError, Refusal};
 pub use forget::{ForgetError, ForgetGate, Forgotten, Idle, SeriesFate};
 pub use limits::IngestLimits;
-
-/// Samples arriving later than this after their timestamp were delivered from a backlog (an
-/// agent's spool after an outage, a remote-write back-fill): late, not bad. A batch whose newest
-/// sample is this old is stored in one of the back-fill lanes (`[limits] backfill_stores`).
-pub const BACKFILL_AFTER_MS: i64 = 5 * 60_000;
 pub use observer::{BatchObserver, Observers, StoredBatch};
 pub use otlp::OtlpOutcome;
 pub use peer::PeerIdentity;
 pub use remote_write::{Protocol, RemoteWriteError, RemoteWriteOutcome};
+
+/// Samples arriving later than this after their timestamp were delivered from a backlog (an
+/// agent's spool after an outage, a remote-write back-fill): late, not bad. An agent batch
+/// whose newest sample is this old is stored in one of the back-fill lanes
+/// (`[limits] backfill_stores`).
+pub const BACKFILL_AFTER_MS: i64 = 5 * 60_000;
 
 use crate::catalog::{ResolveError, SeriesCaps, SeriesCatalog, SeriesDefinition};
 use crate::clock::Clock;
@@ -99,7 +103,7 @@ pub struct IngestService {
     disconnected: Mutex<HashMap<String, i64>>,
     /// One permit per back-fill lane (`[limits] backfill_stores`), held while a back-filled
     /// batch is stored.
-    backfill: tokio::sync::Semaphore,
+    backfill: Arc<tokio::sync::Semaphore>,
 }
 
 /// The state of one open stream: its node, the session it was opened with, and the series it
@@ -220,7 +224,7 @@ impl IngestService {
             .map(|(name, record)| (name, Arc::new(tokio::sync::Mutex::new(record))))
             .collect();
         metrics.series.set(catalog.len() as i64);
-        let backfill = tokio::sync::Semaphore::new(limits.backfill_lanes());
+        let backfill = Arc::new(tokio::sync::Semaphore::new(limits.backfill_lanes()));
         Arc::new(Self {
             tsdb,
             catalog,
@@ -488,6 +492,21 @@ impl IngestService {
             };
             return self.refused(&stream.node, error);
         }
+        // A back-filled batch waits for a lane before it takes its node's lock, which the
+        // node's status, `up` and a reconnect need meanwhile. The permit moves into the store
+        // and is dropped when it ends; the semaphore is never closed.
+        let newest = batch.samples.iter().flat_map(|s| &s.timestamps_ms).max();
+        let lane = match newest {
+            Some(&newest) if newest < (self.clock)() - BACKFILL_AFTER_MS => {
+                let waiting = Instant::now();
+                let permit = self.backfill.clone().acquire_owned().await.ok();
+                self.metrics
+                    .backfill_wait_seconds
+                    .inc_by(waiting.elapsed().as_secs_f64());
+                permit
+            }
+            _ => None,
+        };
         let cell = self.node(&stream.node);
         let mut record = cell.lock().await;
         // `register` replaces a node's session under this lock, so a stream of an older
@@ -559,21 +578,9 @@ impl IngestService {
         let (tsdb, catalog, node) = (self.tsdb.clone(), self.catalog.clone(), stream.node.clone());
         let caps = self.series_caps();
         let samples = valid.samples;
-        let newest = samples.iter().map(|s| s.1).max().unwrap_or(i64::MAX);
-        // A back-filled batch waits for a lane (under its node's lock, so the node's order
-        // holds); the permit is dropped once it is stored. The semaphore is never closed.
-        let _lane = if !resend && newest < now - BACKFILL_AFTER_MS {
-            let waiting = Instant::now();
-            let permit = self.backfill.acquire().await.ok();
-            self.metrics
-                .backfill_wait_seconds
-                .inc_by(waiting.elapsed().as_secs_f64());
-            permit
-        } else {
-            None
-        };
         let observers = self.observers.clone();
         let stored = crate::tasks::blocking("ingest-store", move || {
+            let _lane = lane;
             let ids = catalog.resolve(&tsdb, &defs, caps)?;
             known.extend(create.into_iter().zip(ids));
             let mut current: Option<(u32, SeriesId)> = None;
@@ -1168,7 +1175,7 @@ mod tests {
         }
         let (mut live, mut draining) = (streams.pop().unwrap(), streams.pop().unwrap());
         // The only lane is taken, as by another node's back-fill.
-        let lane = svc.backfill.acquire().await.unwrap();
+        let lane = svc.backfill.clone().acquire_owned().await.unwrap();
         let mut old = batch(1, true, 1.0);
         old.samples[0].timestamps_ms = vec![NOW - 3_600_000];
         let back_fill = tokio::spawn({
