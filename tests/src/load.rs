@@ -155,7 +155,10 @@ async fn run(
     window: usize,
     progress: Arc<Progress>,
 ) -> Latencies {
-    let epoch = hash(&shape.node) | 1;
+    // A node's spool epoch changes with where its data starts: a probe that sends one round
+    // after another as the same node is a new spool each round, as an agent whose spool was
+    // reset. Each shape keeps its epoch through reconnects.
+    let epoch = (hash(&shape.node) ^ shape.start_ms as u64) | 1;
     let mut latencies = Vec::with_capacity(shape.batches as usize);
     loop {
         match session(url, tls, &shape, epoch, window, &progress, &mut latencies).await {

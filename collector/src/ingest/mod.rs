@@ -1123,13 +1123,18 @@ mod tests {
 
     /// A service over a fresh store whose stream caps are `per_node` and `total`.
     fn capped(per_node: usize, total: usize) -> Arc<IngestService> {
+        with_limits(IngestLimits {
+            max_streams_per_node: per_node,
+            max_streams: total,
+            ..IngestLimits::default()
+        })
+    }
+
+    /// A service over a fresh store with `limits`.
+    fn with_limits(limits: IngestLimits) -> Arc<IngestService> {
         let opened = Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default()).unwrap();
         let admission = Admission {
-            limits: IngestLimits {
-                max_streams_per_node: per_node,
-                max_streams: total,
-                ..IngestLimits::default()
-            },
+            limits,
             ..Admission::default()
         };
         IngestService::new(
@@ -1145,26 +1150,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_back_filled_batch_waits_for_a_lane_and_a_live_one_does_not() {
-        let svc = {
-            let opened =
-                Tsdb::open(Box::new(MemoryKv::default()), StorageConfig::default()).unwrap();
-            let limits = IngestLimits {
-                backfill_stores: 1,
-                ..IngestLimits::default()
-            };
-            IngestService::new(
-                Arc::new(opened.tsdb),
-                Arc::new(SeriesCatalog::new(vec![])),
-                vec![],
-                Arc::new(CollectorMetrics::new()),
-                Admission {
-                    limits,
-                    ..Admission::default()
-                },
-                Arc::new(|| NOW),
-                Default::default(),
-            )
-        };
+        let svc = with_limits(IngestLimits {
+            backfill_stores: 1,
+            ..IngestLimits::default()
+        });
         let mut streams = Vec::new();
         for node in ["draining", "live"] {
             let id = session(&svc, node).await;

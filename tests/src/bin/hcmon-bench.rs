@@ -504,23 +504,27 @@ async fn bench_hcmon_grpc(
         let (dial, stop) = (dial.clone(), probe_stop.clone());
         tokio::spawn(async move {
             let mut latencies = Vec::new();
-            let mut round = 0;
+            // One node and its 50 series throughout, each round a fresh spool whose 20 points,
+            // 1 ms apart, start at the wall clock (and after the previous round's): a new node
+            // per round would add 50 series each time, more the longer the back-fill lasts, to
+            // hcmon's disk and memory figures and not to the other servers'.
+            let mut next_start = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
                 let shape = AgentShape {
-                    node: format!("probe-{round}"),
+                    node: "probe".to_owned(),
                     series: 50,
                     points_per_batch: 1,
                     batches: 20,
-                    start_ms: SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64)
-                        - 60_000,
-                    interval_ms: 1000,
+                    start_ms: now.max(next_start),
+                    interval_ms: 1,
                 };
+                next_start = shape.start_ms + 20;
                 let tls = dial.tls_for(&shape.node)?;
                 let progress = Arc::new(Progress::default());
                 latencies.extend(dial.clone().run(tls, shape, 1, progress).await);
-                round += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             anyhow::Ok(latencies)
