@@ -91,6 +91,7 @@ pub struct CollectorMetrics {
     pub anomaly_workers: IntGauge,
     pub series: IntGauge,
     pub batch_write_seconds: Histogram,
+    pub batch_stage_seconds: HistogramVec,
     pub samples_too_old: IntCounter,
     pub backfill_wait_seconds: prometheus::Counter,
     pub remote_write_requests: IntCounterVec,
@@ -185,6 +186,14 @@ impl CollectorMetrics {
                 &[
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
                 ],
+            ),
+            batch_stage_seconds: r.histogram_vec(
+                "hcmon_collector_batch_stage_seconds",
+                "Where an agent batch's time before its ack goes, by stage (lane: waiting for a back-fill lane; node_lock: waiting for the node's lock; validate: checking it against its stream and limits; queue: waiting for a blocking thread; resolve: creating new series; append: the synced write and the head; observe: handing samples to the engines, waiting when their backlog is full; resume: the batch's task waiting for a runtime thread after the store) and batch (live, backfill: newest sample over 5 min old).",
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                ],
+                &["stage", "batch"],
             ),
             samples_too_old: r.counter(
                 "hcmon_collector_samples_too_old_total",

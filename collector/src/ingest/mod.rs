@@ -31,6 +31,7 @@ pub mod otlp_grpc;
 mod peer;
 mod remote_write;
 mod sequence;
+mod stages;
 /// Crate-visible for the fuzz targets' facade, `src/fuzzing.rs`.
 pub(crate) mod validate;
 
@@ -59,6 +60,7 @@ use events::{BatchRejected, BatchesLost};
 use hcmon_common::Secret;
 use hcmon_proto::v1::{Batch, Limits, RegisterRequest, RegisterResponse};
 use sequence::Placement;
+use stages::{BatchAge, BatchStage, StageClock};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -104,6 +106,8 @@ pub struct IngestService {
     /// One permit per back-fill lane (`[limits] backfill_stores`), held while a back-filled
     /// batch is stored.
     backfill: Arc<tokio::sync::Semaphore>,
+    /// Stage timers of live and back-filled batches, in [`BatchAge`] order.
+    stages: [StageClock; 2],
 }
 
 /// The state of one open stream: its node, the session it was opened with, and the series it
@@ -225,6 +229,7 @@ impl IngestService {
             .collect();
         metrics.series.set(catalog.len() as i64);
         let backfill = Arc::new(tokio::sync::Semaphore::new(limits.backfill_lanes()));
+        let stages = StageClock::per_age(&metrics.batch_stage_seconds);
         Arc::new(Self {
             tsdb,
             catalog,
@@ -243,6 +248,7 @@ impl IngestService {
             observers,
             disconnected: Mutex::new(disconnected),
             backfill,
+            stages,
         })
     }
 
@@ -496,19 +502,26 @@ impl IngestService {
         // node's status, `up` and a reconnect need meanwhile. The permit moves into the store
         // and is dropped when it ends; the semaphore is never closed.
         let newest = batch.samples.iter().flat_map(|s| &s.timestamps_ms).max();
-        let lane = match newest {
-            Some(&newest) if newest < (self.clock)() - BACKFILL_AFTER_MS => {
-                let waiting = Instant::now();
+        let age = match newest {
+            Some(&newest) if newest < (self.clock)() - BACKFILL_AFTER_MS => BatchAge::Backfill,
+            _ => BatchAge::Live,
+        };
+        let clock = self.stages[age as usize].clone();
+        let mut lap = Instant::now();
+        let lane = match age {
+            BatchAge::Backfill => {
                 let permit = self.backfill.clone().acquire_owned().await.ok();
                 self.metrics
                     .backfill_wait_seconds
-                    .inc_by(waiting.elapsed().as_secs_f64());
+                    .inc_by(lap.elapsed().as_secs_f64());
+                lap = clock.lap(BatchStage::Lane, lap);
                 permit
             }
-            _ => None,
+            BatchAge::Live => None,
         };
         let cell = self.node(&stream.node);
         let mut record = cell.lock().await;
+        lap = clock.lap(BatchStage::NodeLock, lap);
         // `register` replaces a node's session under this lock, so a stream of an older
         // registration cannot store after the newest one read the last durable sequence.
         if !lock(&self.sessions).contains_key(&stream.session) {
@@ -579,9 +592,12 @@ impl IngestService {
         let caps = self.series_caps();
         let samples = valid.samples;
         let observers = self.observers.clone();
+        let lap = clock.lap(BatchStage::Validate, lap);
         let stored = crate::tasks::blocking("ingest-store", move || {
             let _lane = lane;
+            let lap = clock.lap(BatchStage::Queue, lap);
             let ids = catalog.resolve(&tsdb, &defs, caps)?;
+            let lap = clock.lap(BatchStage::Resolve, lap);
             known.extend(create.into_iter().zip(ids));
             let mut current: Option<(u32, SeriesId)> = None;
             let samples: Vec<Sample> = samples
@@ -602,22 +618,23 @@ impl IngestService {
                     }
                 })
                 .collect();
-            let outcome = if resend {
-                None
+            let (outcome, done) = if resend {
+                (None, Instant::now())
             } else {
                 let outcome = tsdb.append(Some((&node, &updated.sequence())), &samples)?;
+                let lap = clock.lap(BatchStage::Append, lap);
                 // Under the node's lock, so observers see a node's batches in stored order.
                 observers.stored(Some(&node), samples);
-                Some(outcome)
+                (Some(outcome), clock.lap(BatchStage::Observe, lap))
             };
-            Ok::<_, ResolveError>((known, outcome, updated))
+            Ok::<_, ResolveError>((known, outcome, updated, done))
         })
         .await;
         let stored = match stored {
             Ok(stored) => stored,
             Err(panicked) => return self.refused(&stream.node, panicked.into()),
         };
-        let (known, outcome, updated) = match stored {
+        let (known, outcome, updated, done) = match stored {
             Ok(stored) => stored,
             Err(e @ ResolveError::KindConflict { .. }) => {
                 let message = e.to_string();
@@ -628,6 +645,7 @@ impl IngestService {
             }
             Err(ResolveError::Store(e)) => return self.refused(&stream.node, e.into()),
         };
+        self.stages[age as usize].lap(BatchStage::Resume, done);
         *record = updated;
         for def in valid.new_series {
             let interned = Interned {

@@ -4,9 +4,11 @@
 //! grid (basic 10 s, detailed 60 s, extended 5 min), plus 50 agents that come back with an
 //! hour of spool and send it at once. Detection, quality and alerting are on, as shipped.
 //!
-//! Prints the live agents' ack latency (p50/p99/max), the alert evaluation delay from the
-//! collector's own histogram, the collector's resident memory per agent, and the anomaly
-//! backlog. Then kills the collector with -9 under that load, restarts it on the same ports,
+//! Prints the live agents' ack latency (p50/p99/max, and when the slow acks were sent), the
+//! back-filling agents' (their fresh batches apart: those wait behind the back-fill on their
+//! stream), where a batch's time goes inside the collector (its stage histograms), the alert
+//! evaluation delay from the collector's own histogram, the collector's resident memory per
+//! agent, and the anomaly backlog. Then kills the collector with -9 under that load, restarts it on the same ports,
 //! lets the agents resume, and checks every acked sample is stored once.
 //!
 //! Agents ship as the real one does, each after its node's delay past the grid point
@@ -116,6 +118,14 @@ async fn real_tiers() -> anyhow::Result<Vec<Tier>> {
 struct Stats {
     /// Ack latencies of live batches (sent on their tick), microseconds.
     live_acks: Mutex<Vec<u64>>,
+    /// Of fresh batches sent while their agent's stream still carried its back-fill: they wait
+    /// behind it (a node's batches are stored in order), so they are not a live agent's.
+    catching_up_acks: Mutex<Vec<u64>>,
+    /// Live batches acked after over 50 ms (the target), by the second they were sent in,
+    /// counted from the start: a stall shows as a cluster.
+    slow_by_second: Mutex<std::collections::BTreeMap<u64, u32>>,
+    /// When the agents started.
+    started: std::sync::OnceLock<Instant>,
     /// Of those sent after the first minute (every series created).
     steady_acks: Mutex<Vec<u64>>,
     /// When the first minute ends.
@@ -248,15 +258,16 @@ async fn session(
             return Ok(());
         }
         let in_flight_to = sent.back().map_or(0, |s| s.0);
+        let behind_backfill = agent.spool.front().is_some_and(|b| !b.3);
         for (seq, batch, _, live) in agent.spool.iter().filter(|b| b.0 > in_flight_to) {
             if sent.len() >= WINDOW {
                 break;
             }
             let mut batch = batch.clone();
-            let mut target = if *live {
-                &stats.live_acks
-            } else {
-                &stats.backfill_acks
+            let mut target = match (*live, behind_backfill) {
+                (true, false) => &stats.live_acks,
+                (true, true) => &stats.catching_up_acks,
+                (false, _) => &stats.backfill_acks,
             };
             for (i, tier) in tiers.iter().enumerate() {
                 let mine = batch.samples.first().is_some_and(|s| {
@@ -290,8 +301,13 @@ async fn session(
                         let micros = at.elapsed().as_micros() as u64;
                         target.lock().expect("stats lock").push(micros);
                         let steady = stats.steady_from.get().is_some_and(|from| at >= *from);
-                        if steady && std::ptr::eq(target, &stats.live_acks) {
+                        let live = std::ptr::eq(target, &stats.live_acks);
+                        if steady && live {
                             stats.steady_acks.lock().expect("stats lock").push(micros);
+                        }
+                        if live && micros > 50_000 {
+                            let second = stats.started.get().map_or(0, |s| at.duration_since(*s).as_secs());
+                            *stats.slow_by_second.lock().expect("stats lock").entry(second).or_default() += 1;
                         }
                         sent.pop_front();
                     }
@@ -378,6 +394,50 @@ fn histogram_quantile(buckets: &[(String, f64)], q: f64) -> Option<f64> {
         .map(|(le, _)| *le)
 }
 
+/// One line per stage of the collector's `hcmon_collector_batch_stage_seconds` for batches of
+/// `batch` (live, backfill): count, mean, the bucket bound holding p99, and the share of batches
+/// that spent over 50 ms (the live ack target) in that stage alone.
+fn stage_lines(histogram: &[(String, f64)], batch: &str) -> Vec<String> {
+    let of = |stage: &str, suffix: &str| -> Vec<(String, f64)> {
+        let labels = [format!("stage=\"{stage}\""), format!("batch=\"{batch}\"")];
+        histogram
+            .iter()
+            .filter(|(name, _)| name.contains(suffix) && labels.iter().all(|l| name.contains(l)))
+            .cloned()
+            .collect()
+    };
+    [
+        "lane",
+        "node_lock",
+        "validate",
+        "queue",
+        "resolve",
+        "append",
+        "observe",
+        "resume",
+    ]
+    .iter()
+    .filter_map(|stage| {
+        let count = of(stage, "_count").first()?.1;
+        if count == 0.0 {
+            return None;
+        }
+        let sum = of(stage, "_sum").first()?.1;
+        let buckets = of(stage, "_bucket");
+        let under_50ms = buckets
+            .iter()
+            .find(|(name, _)| name.contains("le=\"0.05\""))
+            .map_or(0.0, |b| b.1);
+        Some(format!(
+            "  {batch} {stage}: {count:.0} batches, mean {:.2} ms, p99 ≤ {} s, over 50 ms {:.2}%",
+            sum / count * 1000.0,
+            histogram_quantile(&buckets, 0.99).map_or("?".to_owned(), |v| v.to_string()),
+            (count - under_50ms) / count * 100.0
+        ))
+    })
+    .collect()
+}
+
 const CONFIG: &str = r#"
 [limits]
 max_series = 2000000
@@ -416,6 +476,7 @@ async fn main() -> anyhow::Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Stats::default());
+    let _ = stats.started.set(Instant::now());
     let url = collector.grpc_url();
     let mut tasks = Vec::new();
     let grid = now_ms() / 10_000 * 10_000;
@@ -467,6 +528,8 @@ async fn main() -> anyhow::Result<()> {
     let storage = metrics(&client, &base, "hcmon_collector_storage_memory_bytes").await?;
     let series = metrics(&client, &base, "hcmon_collector_series ").await?;
     let alerts = metrics(&client, &base, "hcmon_collector_alerts{").await?;
+    let stages = metrics(&client, &base, "hcmon_collector_batch_stage_seconds").await?;
+    let written = metrics(&client, &base, "hcmon_collector_batch_write_seconds_bucket").await?;
 
     let mut live = std::mem::take(&mut *stats.live_acks.lock().expect("stats lock"));
     live.sort_unstable();
@@ -476,6 +539,9 @@ async fn main() -> anyhow::Result<()> {
     backfill.sort_unstable();
     let mut defining = stats.defining_acks.lock().expect("stats lock").clone();
     defining.sort_unstable();
+    let mut catching_up = stats.catching_up_acks.lock().expect("stats lock").clone();
+    catching_up.sort_unstable();
+    let slow = stats.slow_by_second.lock().expect("stats lock").clone();
     println!(
         "live agents' ack latency over {} min: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} batches)",
         args.minutes,
@@ -497,6 +563,23 @@ async fn main() -> anyhow::Result<()> {
         percentile(&defining, 0.99),
         defining.len()
     );
+    let mut worst: Vec<(u64, u32)> = slow.into_iter().collect();
+    worst.sort_by_key(|&(second, count)| (std::cmp::Reverse(count), second));
+    println!(
+        "  live acks over 50 ms by the second they were sent in (from the agents' start), most first: {}",
+        worst
+            .iter()
+            .take(15)
+            .map(|(second, count)| format!("{second} s: {count}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "back-filling agents' fresh batches, queued behind their back-fill on their stream: p50 {:.1} ms, p99 {:.1} ms ({} batches)",
+        percentile(&catching_up, 0.5),
+        percentile(&catching_up, 0.99),
+        catching_up.len()
+    );
     println!(
         "back-filling agents' ack latency: p50 {:.1} ms, p99 {:.1} ms ({} batches)",
         percentile(&backfill, 0.5),
@@ -509,6 +592,18 @@ async fn main() -> anyhow::Result<()> {
         quantile(0.5),
         quantile(0.99)
     );
+    println!(
+        "batch received to durable in the collector, live and back-fill (hcmon_collector_batch_write_seconds): p50 ≤ {} s, p99 ≤ {} s",
+        histogram_quantile(&written, 0.5).map_or("?".to_owned(), |v| v.to_string()),
+        histogram_quantile(&written, 0.99).map_or("?".to_owned(), |v| v.to_string()),
+    );
+    println!("where a batch's time goes in the collector (hcmon_collector_batch_stage_seconds):");
+    for line in stage_lines(&stages, "live")
+        .into_iter()
+        .chain(stage_lines(&stages, "backfill"))
+    {
+        println!("{line}");
+    }
     let agents = (args.agents + args.backfill) as f64;
     println!(
         "collector memory: idle {idle_rss:.0} MiB, peak {peak_rss:.0} MiB under the fleet = {:.0} KiB per agent; connected agents {:?}; series {:?}",
