@@ -309,8 +309,9 @@ impl Collector {
             handle
         });
         let (db, upkeep_clock, token) = (tsdb.clone(), clock.clone(), shutdown.clone());
+        let upkeep_metrics = metrics.clone();
         tasks.spawn("storage-upkeep", Role::Essential, async move {
-            upkeep::maintain_storage(db, upkeep_clock, token).await;
+            upkeep::maintain_storage(db, upkeep_clock, upkeep_metrics, token).await;
             Ok(())
         });
         if let Some(pair) = &pair {

@@ -92,6 +92,8 @@ pub struct CollectorMetrics {
     pub series: IntGauge,
     pub batch_write_seconds: Histogram,
     pub batch_stage_seconds: HistogramVec,
+    pub checkpoint_seconds: HistogramVec,
+    pub checkpoint_bytes: IntGauge,
     pub samples_too_old: IntCounter,
     pub backfill_wait_seconds: prometheus::Counter,
     pub remote_write_requests: IntCounterVec,
@@ -194,6 +196,16 @@ impl CollectorMetrics {
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
                 ],
                 &["stage", "batch"],
+            ),
+            checkpoint_seconds: r.histogram_vec(
+                "hcmon_collector_checkpoint_seconds",
+                "Periodic storage checkpoints, by part: appends_held (appends wait while the head is cut and copied), write (the synced write of chunks, rollups and head snapshots; appends queue behind it in the store), total.",
+                &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                &["part"],
+            ),
+            checkpoint_bytes: r.gauge(
+                "hcmon_collector_checkpoint_bytes",
+                "Bytes the newest periodic checkpoint wrote in its atomic batch (chunks, rollups, head snapshots).",
             ),
             samples_too_old: r.counter(
                 "hcmon_collector_samples_too_old_total",

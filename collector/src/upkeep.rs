@@ -4,29 +4,49 @@
 
 use crate::clock::Clock;
 use crate::node_forest::NodeForests;
-use crate::storage::{StoreError, Tsdb};
+use crate::storage::{CheckpointReport, StoreError, Tsdb};
 use crate::tasks;
+use crate::telemetry::CollectorMetrics;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Checkpoints on their interval, retention every ten minutes.
-pub async fn maintain_storage(tsdb: Arc<Tsdb>, clock: Clock, shutdown: CancellationToken) {
+/// Checkpoints on their interval (timed on `/metrics`), retention every ten minutes.
+pub async fn maintain_storage(
+    tsdb: Arc<Tsdb>,
+    clock: Clock,
+    metrics: Arc<CollectorMetrics>,
+    shutdown: CancellationToken,
+) {
     const RETENTION_EVERY: Duration = Duration::from_secs(600);
     let mut checkpoints = tokio::time::interval(tsdb.config().checkpoint_interval);
     let mut retention = tokio::time::interval(RETENTION_EVERY);
     checkpoints.tick().await;
     loop {
-        let work: fn(&Tsdb, i64) -> Result<(), StoreError> = tokio::select! {
-            _ = checkpoints.tick() => |db, _| db.checkpoint(false),
-            _ = retention.tick() => |db, now| db.enforce_retention(now).map(drop),
+        type Work = fn(&Tsdb, i64) -> Result<Option<CheckpointReport>, StoreError>;
+        let work: Work = tokio::select! {
+            _ = checkpoints.tick() => |db, _| db.checkpoint(false).map(Some),
+            _ = retention.tick() => |db, now| db.enforce_retention(now).map(|_| None),
             _ = shutdown.cancelled() => return,
         };
         let db = tsdb.clone();
         let now = clock();
         let started = std::time::Instant::now();
         match tasks::blocking("storage-upkeep", move || work(&db, now)).await {
-            Ok(Ok(())) => tracing::debug!(elapsed = ?started.elapsed(), "storage upkeep done"),
+            Ok(Ok(Some(report))) => {
+                let seconds = |part: &str, took: Duration| {
+                    metrics
+                        .checkpoint_seconds
+                        .with_label_values(&[part])
+                        .observe(took.as_secs_f64())
+                };
+                seconds("appends_held", report.appends_held);
+                seconds("write", report.write);
+                seconds("total", report.total);
+                metrics.checkpoint_bytes.set(report.bytes as i64);
+                tracing::debug!(?report, "checkpoint done");
+            }
+            Ok(Ok(None)) => tracing::debug!(elapsed = ?started.elapsed(), "storage upkeep done"),
             Ok(Err(error)) => {
                 tracing::error!(%error, "storage upkeep failed; the WAL keeps the data")
             }

@@ -626,7 +626,9 @@ fn ragged_gauge(seed: u64, late: bool) -> StoreSource {
                     put(ts - rng.i64(1..600_000), rng.f64());
                 }
             }
-            10..12 => tsdb.checkpoint(rng.bool()).unwrap(),
+            10..12 => {
+                tsdb.checkpoint(rng.bool()).unwrap();
+            }
             12..16 => {
                 // On to the next 5 min or 1 h boundary, where the edges matter.
                 let to = if rng.bool() { 300_000 } else { HOUR };

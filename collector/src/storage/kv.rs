@@ -130,6 +130,19 @@ impl KvBatch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+
+    /// Key and value bytes of its operations.
+    pub fn bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                KvOp::Put(_, key, value) | KvOp::DeleteRange(_, key, value) => {
+                    key.len() + value.len()
+                }
+                KvOp::Delete(_, key) => key.len(),
+            })
+            .sum()
+    }
 }
 
 /// Visitor for [`Kv::scan`]: return `false` to stop.

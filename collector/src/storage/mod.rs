@@ -26,7 +26,8 @@ pub use memory::MemoryKv;
 pub use rocks::RocksKv;
 pub use rollup::{Aggregate, Resolution};
 pub use tsdb::{
-    AppendOutcome, Recovered, RetentionConfig, StorageConfig, Tsdb, TsdbStats, WalRecord,
+    AppendOutcome, CheckpointReport, Recovered, RetentionConfig, StorageConfig, Tsdb, TsdbStats,
+    WalRecord,
 };
 
 use hcmon_common::Labels;

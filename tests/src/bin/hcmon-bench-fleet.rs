@@ -530,6 +530,8 @@ async fn main() -> anyhow::Result<()> {
     let alerts = metrics(&client, &base, "hcmon_collector_alerts{").await?;
     let stages = metrics(&client, &base, "hcmon_collector_batch_stage_seconds").await?;
     let written = metrics(&client, &base, "hcmon_collector_batch_write_seconds_bucket").await?;
+    let mut checkpoints = metrics(&client, &base, "hcmon_collector_checkpoint_").await?;
+    checkpoints.retain(|(name, _)| !name.contains("_bucket"));
 
     let mut live = std::mem::take(&mut *stats.live_acks.lock().expect("stats lock"));
     live.sort_unstable();
@@ -618,7 +620,7 @@ async fn main() -> anyhow::Result<()> {
             value / 1024.0 / agents
         );
     }
-    for (name, value) in anomaly.iter().chain(&alerts) {
+    for (name, value) in anomaly.iter().chain(&alerts).chain(&checkpoints) {
         println!("  {name} = {value}");
     }
 

@@ -13,12 +13,28 @@ use crate::storage::rollup::{Aggregate, Resolution, block};
 use crate::storage::{SeriesId, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// What one checkpoint did and how long appends waited for it, for the collector's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// Series heads snapshotted.
+    pub heads: usize,
+    /// Bytes of the atomic batch: chunks, rollups, head snapshots.
+    pub bytes: usize,
+    /// How long appends were held at the cut (the gate taken exclusively, heads copied).
+    pub appends_held: Duration,
+    /// How long the synced write of the batch took; appends queue behind it in the store.
+    pub write: Duration,
+    /// The whole checkpoint.
+    pub total: Duration,
+}
 
 impl Tsdb {
     /// Persists the head: outbox chunks and rollups, head snapshots, the checkpoint position,
     /// and deletes the WAL it covers. With `seal`, open chunks are sealed first (shutdown,
     /// explicit compaction), so everything lands in chunks.
-    pub fn checkpoint(&self, seal: bool) -> Result<(), StoreError> {
+    pub fn checkpoint(&self, seal: bool) -> Result<CheckpointReport, StoreError> {
         let _one = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
         if self.failed.load(Ordering::SeqCst) {
             return Err(StoreError::Failed);
@@ -30,7 +46,9 @@ impl Tsdb {
         result
     }
 
-    fn checkpoint_locked(&self, seal: bool) -> Result<(), StoreError> {
+    fn checkpoint_locked(&self, seal: bool) -> Result<CheckpointReport, StoreError> {
+        let started = Instant::now();
+        let mut report = CheckpointReport::default();
         let _readers = self.flush_gate.write().unwrap_or_else(|p| p.into_inner());
         let mut batch = KvBatch::default();
         let mut stale = Vec::new();
@@ -42,6 +60,7 @@ impl Tsdb {
         let mut chunk_count = 0u64;
         let wal_upto;
         {
+            let cut = Instant::now();
             let _appends = self.append_gate.write().unwrap_or_else(|p| p.into_inner());
             wal_upto = self.next_wal_id.load(Ordering::SeqCst) - 1;
             for shard in &self.shards {
@@ -87,7 +106,9 @@ impl Tsdb {
                 pending.extend(shard.rollups.drain());
                 stale.extend(shard.stale_rollups.drain());
             }
+            report.appends_held = cut.elapsed();
         }
+        report.heads = snapshots.len();
         // One series and resolution at a time: decoded, a back-fill's finished buckets would
         // take three times their pending bytes, and were held twice at the checkpoint's peak.
         for ((series, res), finished) in pending {
@@ -132,7 +153,10 @@ impl Tsdb {
         batch.put(Table::Meta, META_CHECKPOINT, position.encode());
         let deletable = self.wal_deletable(wal_upto);
         batch.delete_range(Table::Wal, id_key(0), id_key(deletable.saturating_add(1)));
+        report.bytes = batch.bytes();
+        let writing = Instant::now();
         self.kv.write(batch, true)?;
+        report.write = writing.elapsed();
 
         // Buckets changed by late samples are recomputed from raw data, which is idempotent. The
         // list went to disk with the first write, so a crash before this one leaves it to the
@@ -160,7 +184,8 @@ impl Tsdb {
         self.chunks_written
             .fetch_add(chunk_count, Ordering::Relaxed);
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        report.total = started.elapsed();
+        Ok(report)
     }
 
     /// Adds one series' buckets at one resolution to their stored blocks (read, merge, write

@@ -92,6 +92,7 @@ mod wal;
 mod wal_readers;
 mod write;
 
+pub use checkpoint::CheckpointReport;
 pub use config::{RetentionConfig, StorageConfig};
 pub use wal_readers::WalRecord;
 
