@@ -196,14 +196,14 @@ bench_fleet() {
 
 # The collector's whole heap under heaptrack during bench-ingest's first hcmon run (gRPC): its
 # peak and what held it then. The profiled collector is built on the system allocator (feature
-# `system-allocator`), whose malloc heaptrack hooks: with jemalloc, linked statically, it would
-# see RocksDB's C++ heap only.
+# `system-allocator`, without the default `jemalloc-for-cpp`), whose malloc heaptrack hooks:
+# jemalloc, linked statically and exporting malloc itself, would hide the whole heap from it.
 heap_profile() {
   ensure_packages libclang-dev heaptrack prometheus victoria-metrics
   setup_target_dir
   local dir
   dir=$(mktemp -d)
-  cargo build --release --locked -p hcmon-collector --bin hcmon-collector --features system-allocator
+  cargo build --release --locked -p hcmon-collector --bin hcmon-collector --no-default-features --features system-allocator
   cp "$CARGO_TARGET_DIR/release/hcmon-collector" "$dir/hcmon-collector-profiled"
   cargo build --release --locked -p hcmon-tests --bin hcmon-bench
   # The bench starts the collector next to its own binary: there, a wrapper runs it under heaptrack.

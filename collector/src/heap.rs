@@ -1,4 +1,5 @@
-//! The heap as the allocator sees it. jemalloc is the collector's allocator (see `main.rs`); its
+//! The heap as the allocator sees it. jemalloc is the collector's allocator and, by default,
+//! RocksDB's `malloc` (see `main.rs`); its
 //! figures, beside the state the collector counts itself (`hcmon_collector_state_bytes`,
 //! `hcmon_collector_storage_memory_bytes`), tell live data, allocator overhead and RSS apart.
 

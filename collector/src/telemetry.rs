@@ -237,7 +237,7 @@ impl CollectorMetrics {
             ),
             allocator_bytes: r.gauge_vec(
                 "hcmon_collector_allocator_bytes",
-                "The heap as the allocator (jemalloc) sees it: kind=allocated (live allocations), resident (pages it holds: allocations, metadata, freed pages not yet returned), retained (returned to the system, kept mapped).",
+                "The heap as the allocator (jemalloc, also RocksDB's malloc) sees it: kind=allocated (live allocations, the storage's cache and memtables among them), resident (pages it holds: allocations, metadata, freed pages not yet returned), retained (returned to the system, kept mapped).",
                 &["kind"],
             ),
             forward_samples: r.counter_vec(
