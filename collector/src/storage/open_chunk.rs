@@ -43,6 +43,23 @@ pub struct OpenChunk {
     len: u32,
 }
 
+/// An open chunk copied into a buffer shared with others: its fixed fields, and where its
+/// bytes went. A checkpoint copies every changed head while appends wait; one buffer for all
+/// of them costs no allocation per chunk (two vectors each, cloned).
+#[derive(Debug, Clone, Copy)]
+pub struct OpenChunkCopy {
+    /// Where its frozen bytes start in the buffer; its other bytes follow them.
+    at: usize,
+    frozen: usize,
+    bytes: usize,
+    encoded_ts: i64,
+    encoded_delta: i64,
+    encoded_bits: u64,
+    first_ts: Option<i64>,
+    newest: Option<(i64, f64)>,
+    len: u32,
+}
+
 fn put_varint(out: &mut Vec<u8>, value: i64) {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
     while v >= 0x80 {
@@ -90,6 +107,40 @@ impl OpenChunk {
 
     pub fn newest(&self) -> Option<(i64, f64)> {
         self.newest
+    }
+
+    /// Appends its bytes to `buffer`; [`OpenChunk::from_copy`] with the same buffer gives it
+    /// back.
+    pub fn copy_into(&self, buffer: &mut Vec<u8>) -> OpenChunkCopy {
+        let at = buffer.len();
+        buffer.extend_from_slice(&self.frozen);
+        buffer.extend_from_slice(&self.bytes);
+        OpenChunkCopy {
+            at,
+            frozen: self.frozen.len(),
+            bytes: self.bytes.len(),
+            encoded_ts: self.encoded_ts,
+            encoded_delta: self.encoded_delta,
+            encoded_bits: self.encoded_bits,
+            first_ts: self.first_ts,
+            newest: self.newest,
+            len: self.len,
+        }
+    }
+
+    /// The chunk `copy` was made of, from the buffer it was copied into.
+    pub fn from_copy(copy: &OpenChunkCopy, buffer: &[u8]) -> OpenChunk {
+        let bytes_at = copy.at + copy.frozen;
+        OpenChunk {
+            frozen: buffer[copy.at..bytes_at].to_vec(),
+            bytes: buffer[bytes_at..bytes_at + copy.bytes].to_vec(),
+            encoded_ts: copy.encoded_ts,
+            encoded_delta: copy.encoded_delta,
+            encoded_bits: copy.encoded_bits,
+            first_ts: copy.first_ts,
+            newest: copy.newest,
+            len: copy.len,
+        }
     }
 
     /// Appends a sample later than every one held.
@@ -216,6 +267,34 @@ fn decode_tail(bytes: &[u8], out: &mut Vec<(i64, f64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_copied_into_one_buffer_come_back_whole() {
+        let (mut buffer, mut copies) = (vec![7u8], Vec::new());
+        let chunks: Vec<OpenChunk> = [0, 1, 2, 119, 120, 121, 250, 500]
+            .iter()
+            .map(|&n| {
+                let samples: Vec<(i64, f64)> =
+                    (0..n).map(|i| (i * 10_000, (i % 7) as f64 * 1.5)).collect();
+                OpenChunk::from_samples(&samples)
+            })
+            .collect();
+        for chunk in &chunks {
+            copies.push(chunk.copy_into(&mut buffer));
+        }
+        assert_eq!(
+            buffer.len(),
+            1 + chunks
+                .iter()
+                .map(|c| c.frozen.len() + c.bytes.len())
+                .sum::<usize>()
+        );
+        for (chunk, copy) in chunks.iter().zip(&copies) {
+            let back = OpenChunk::from_copy(copy, &buffer);
+            assert_eq!(&back, chunk);
+            assert_eq!(back.samples(), chunk.samples());
+        }
+    }
 
     fn round_trip(samples: &[(i64, f64)]) -> OpenChunk {
         let chunk = OpenChunk::from_samples(samples);

@@ -3,7 +3,7 @@
 //! buckets that late samples changed are recomputed from raw samples.
 
 use super::Tsdb;
-use super::head::{Samples, SeriesHead, encode_head};
+use super::head::{HeadCopy, Samples, encode_head};
 use super::keys::{ChunkKey, META_CHECKPOINT, META_STALE_ROLLUPS, RollupKey, day_of, id_key};
 use super::read::decode_block;
 use crate::storage::chunk::encode_chunk;
@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 pub struct CheckpointReport {
     /// Series heads snapshotted.
     pub heads: usize,
-    /// Bytes of the atomic batch: chunks, rollups, head snapshots.
+    /// Key and value bytes of the atomic batch: chunks, rollups, head snapshots, the checkpoint
+    /// record and the WAL range deleted (not the later write of recomputed stale rollups).
     pub bytes: usize,
     /// How long appends were held at the cut (the gate taken exclusively, heads copied).
     pub appends_held: Duration,
@@ -55,14 +56,21 @@ impl Tsdb {
         // Open buckets a seal writes too, at most one per series and resolution.
         let mut open: HashMap<(SeriesId, Resolution), (i64, Aggregate)> = HashMap::new();
         let mut pending = Vec::new();
-        // (series, head to persist, late samples to write as chunks)
-        let mut snapshots: Vec<(SeriesId, SeriesHead, Samples)> = Vec::new();
+        // (series, head to persist, late samples to write as chunks); the heads' open chunks
+        // are copied into `copied`, sized from the last cut's.
+        let mut snapshots: Vec<(SeriesId, HeadCopy, Samples)> = Vec::new();
+        let previous = self.last_cut_bytes.load(Ordering::Relaxed);
+        let mut copied: Vec<u8> = Vec::with_capacity(previous + previous / 8);
         let mut chunk_count = 0u64;
         let wal_upto;
         {
             let cut = Instant::now();
             let _appends = self.append_gate.write().unwrap_or_else(|p| p.into_inner());
             wal_upto = self.next_wal_id.load(Ordering::SeqCst) - 1;
+            let dirty: usize = (self.shards.iter())
+                .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).dirty.len())
+                .sum();
+            snapshots.reserve_exact(dirty);
             for shard in &self.shards {
                 let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
                 let dirty = std::mem::take(&mut shard.dirty);
@@ -76,7 +84,7 @@ impl Tsdb {
                     // memory copies, not for encoding.
                     let late = std::mem::take(&mut head.late);
                     let open_rollups = head.rollups;
-                    snapshots.push((series, head.copy_without_late(), late));
+                    snapshots.push((series, head.copy_into(&mut copied), late));
                     if seal {
                         // Open buckets go to disk too, so compacted data answers rollup reads
                         // alone; the snapshot keeps accumulating them.
@@ -108,6 +116,10 @@ impl Tsdb {
             }
             report.appends_held = cut.elapsed();
         }
+        if !seal {
+            // A sealing cut copies empty open chunks: no guide to the next periodic one.
+            self.last_cut_bytes.store(copied.len(), Ordering::Relaxed);
+        }
         report.heads = snapshots.len();
         // One series and resolution at a time: decoded, a back-fill's finished buckets would
         // take three times their pending bytes, and were held twice at the checkpoint's peak.
@@ -121,7 +133,11 @@ impl Tsdb {
             self.merge_rollups(&mut batch, res, series, vec![bucket])?;
         }
         for (series, head, mut late) in snapshots {
-            batch.put(Table::Head, id_key(series.0), encode_head(&head));
+            batch.put(
+                Table::Head,
+                id_key(series.0),
+                encode_head(&head.restore(&copied)),
+            );
             // Stable sort keeps arrival order within a timestamp; the last arrival wins.
             late.sort_by_key(|s| s.0);
             late.reverse();
@@ -143,6 +159,7 @@ impl Tsdb {
                 );
             }
         }
+        drop(copied);
         if !stale.is_empty() {
             let record = StaleRollupsRecordV1::of(&stale);
             batch.put(Table::Meta, META_STALE_ROLLUPS, record.encode());

@@ -15,7 +15,7 @@ use super::keys::day_of;
 use super::pending_rollups::PendingRollups;
 use crate::storage::chunk::{decode_chunk, encode_chunk};
 use crate::storage::kv::Table;
-use crate::storage::open_chunk::OpenChunk;
+use crate::storage::open_chunk::{OpenChunk, OpenChunkCopy};
 use crate::storage::rollup::{Aggregate, Edges, Resolution, counter_increase};
 use crate::storage::{Sample, SeriesId, StoreError, is_stale_marker};
 use rustc_hash::FxHashMap;
@@ -34,6 +34,26 @@ pub(super) struct SeriesHead {
     pub(super) rollups: [Option<(i64, Aggregate)>; Resolution::LIVE.len()],
     /// Listed in the shard's `dirty`: changed since the last checkpoint.
     pub(super) dirty: bool,
+}
+
+/// A head as a checkpoint's cut copied it, its open chunk in the cut's shared buffer.
+pub(super) struct HeadCopy {
+    open: OpenChunkCopy,
+    last: Option<(i64, f64)>,
+    rollups: [Option<(i64, Aggregate)>; Resolution::LIVE.len()],
+}
+
+impl HeadCopy {
+    /// The head it was copied from, without late samples, from the buffer it was copied into.
+    pub(super) fn restore(&self, buffer: &[u8]) -> SeriesHead {
+        SeriesHead {
+            open: OpenChunk::from_copy(&self.open, buffer),
+            late: Vec::new(),
+            last: self.last,
+            rollups: self.rollups,
+            dirty: false,
+        }
+    }
 }
 
 /// A sealed chunk waiting for the next checkpoint.
@@ -196,14 +216,13 @@ impl SeriesHead {
         }
     }
 
-    /// What a snapshot persists: everything but the late samples, which become chunks.
-    pub(super) fn copy_without_late(&self) -> SeriesHead {
-        SeriesHead {
-            open: self.open.clone(),
-            late: Vec::new(),
+    /// What a snapshot persists (everything but the late samples, which become chunks), its
+    /// open chunk's bytes appended to `buffer`.
+    pub(super) fn copy_into(&self, buffer: &mut Vec<u8>) -> HeadCopy {
+        HeadCopy {
+            open: self.open.copy_into(buffer),
             last: self.last,
             rollups: self.rollups,
-            dirty: false,
         }
     }
 
@@ -391,6 +410,18 @@ mod tests {
                 }),
             );
         }
+        // A checkpoint's copy, in a buffer shared with another head, snapshots the same.
+        let samples: Vec<(i64, f64)> = (0..300).map(|i| (i * 10_000, i as f64 / 3.0)).collect();
+        head.open = OpenChunk::from_samples(&samples);
+        let mut buffer = Vec::new();
+        let other = SeriesHead {
+            open: OpenChunk::from_samples(&[(5, 1.0), (6, 2.0), (7, 4.0)]),
+            ..SeriesHead::default()
+        };
+        other.copy_into(&mut buffer);
+        let copy = head.copy_into(&mut buffer);
+        head.copy_into(&mut buffer);
+        assert_eq!(encode_head(&copy.restore(&buffer)), encode_head(&head));
         for garbled in [&[][..], &[1, 2], &[0, 0, 1, 7], &[0, 0, 0, 0, 0x10, 0xff]] {
             let error = decode_head(garbled).err().expect("an error");
             assert!(error.to_string().contains("head table"), "{error}");

@@ -100,7 +100,7 @@ use super::kv::{Kv, KvMemory, Table};
 use super::{FamilyMeta, NodeRecord, SeriesId, SeriesMeta, StoreError};
 use head::{SeriesHead, Shard};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
 const SHARDS: usize = 16;
@@ -152,6 +152,9 @@ pub struct Tsdb {
     checkpointing: Mutex<()>,
     chunks_written: AtomicU64,
     checkpoints: AtomicU64,
+    /// Open-chunk bytes the last checkpoint copied while appends waited: the next one sizes
+    /// its buffer from it rather than growing it, copy by copy, in that wait.
+    last_cut_bytes: AtomicUsize,
     /// Set when a checkpoint failed after taking state out of the head: from then on the head
     /// no longer matches the WAL, so writes and checkpoints are refused until a restart
     /// recovers from the WAL, which that failed checkpoint did not delete.

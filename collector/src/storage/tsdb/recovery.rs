@@ -15,7 +15,7 @@ use crate::storage::records::{
 };
 use crate::storage::{NodeRecord, NodeSequence, SeriesId, SeriesMeta, StoreError};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 impl Tsdb {
@@ -41,6 +41,7 @@ impl Tsdb {
             checkpointing: Mutex::new(()),
             chunks_written: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
+            last_cut_bytes: AtomicUsize::new(0),
             failed: Default::default(),
             deleted: RwLock::new(deleted.clone()),
             families: RwLock::new(families),
