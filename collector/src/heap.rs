@@ -17,8 +17,8 @@ pub struct HeapBytes {
 }
 
 /// Set by `main`, which makes jemalloc the global allocator: a collector run inside another
-/// program (the tests' rigs) allocates with that program's allocator, and jemalloc's figures
-/// would describe an idle heap.
+/// program (the tests' rigs) shares that program's heap (jemalloc's too, as its `malloc`, with
+/// the default feature `jemalloc-for-cpp`), so the figures would not be the collector's.
 static JEMALLOC_IS_GLOBAL: AtomicBool = AtomicBool::new(false);
 
 /// Called by `main`, whose global allocator is jemalloc.

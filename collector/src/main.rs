@@ -14,6 +14,12 @@ use tokio_util::sync::CancellationToken;
 /// process' `malloc` too, so RocksDB's C++ heap lives in the same arena: in `just bench-ingest`
 /// peak RSS fell 13–18 MiB per run and CPU per sample 1–4%. The `system-allocator` feature (with
 /// `--no-default-features`) builds without it for heap profilers that hook malloc.
+#[cfg(all(feature = "system-allocator", feature = "jemalloc-for-cpp"))]
+compile_error!(
+    "`system-allocator` needs --no-default-features: with `jemalloc-for-cpp` on, the system \
+     malloc is jemalloc's and heap profilers that hook malloc see nothing"
+);
+
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -200,7 +200,9 @@ impl CollectorMetrics {
             checkpoint_seconds: r.histogram_vec(
                 "hcmon_collector_checkpoint_seconds",
                 "Periodic storage checkpoints, by part: appends_held (appends wait while the head is cut and copied), write (the synced write of chunks, rollups and head snapshots; appends queue behind it in the store), total.",
-                &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
                 &["part"],
             ),
             checkpoint_bytes: r.gauge(

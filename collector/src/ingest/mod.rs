@@ -507,7 +507,7 @@ impl IngestService {
             _ => BatchAge::Live,
         };
         let clock = self.stages[age as usize].clone();
-        let mut lap = Instant::now();
+        let mut lap = started;
         let lane = match age {
             BatchAge::Backfill => {
                 let permit = self.backfill.clone().acquire_owned().await.ok();

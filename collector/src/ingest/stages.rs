@@ -63,7 +63,8 @@ pub enum BatchAge {
     Backfill,
 }
 
-/// The stage histograms of one [`BatchAge`], looked up once, not per batch.
+/// The stage histograms of one [`BatchAge`], their labels looked up once, not per batch (a
+/// batch clones the handles).
 #[derive(Clone)]
 pub struct StageClock {
     histograms: [Histogram; BatchStage::ALL.len()],

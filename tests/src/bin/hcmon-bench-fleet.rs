@@ -8,8 +8,12 @@
 //! back-filling agents' (their fresh batches apart: those wait behind the back-fill on their
 //! stream), where a batch's time goes inside the collector (its stage histograms), the alert
 //! evaluation delay from the collector's own histogram, the collector's resident memory per
-//! agent, and the anomaly backlog. Then kills the collector with -9 under that load, restarts it on the same ports,
-//! lets the agents resume, and checks every acked sample is stored once.
+//! agent, the anomaly backlog and the checkpoint's timings. Then kills the collector with -9
+//! under that load, restarts it on the same ports, lets the agents resume, and checks every
+//! acked sample is stored once.
+//!
+//! The collector times batches by their samples' age, so its `batch="live"` stage histograms
+//! also hold a back-filling agent's fresh batches, which this bench counts apart.
 //!
 //! Agents ship as the real one does, each after its node's delay past the grid point
 //! (`hcmon_agent::sender::ship_delay`); `--no-spread` ships the whole fleet at the grid point.
