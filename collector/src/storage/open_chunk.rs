@@ -34,6 +34,12 @@ pub struct OpenChunk {
     /// The samples since, byte-aligned: all but the newest of `len` go to segments of
     /// [`FREEZE_AT`], so the bytes hold `(len - 1) % FREEZE_AT` samples.
     bytes: Vec<u8>,
+    state: ChunkState,
+}
+
+/// An open chunk's fixed-size fields: everything but its bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct ChunkState {
     /// Of the newest encoded sample: its time, its step from the one before, its value's bits.
     encoded_ts: i64,
     encoded_delta: i64,
@@ -52,12 +58,7 @@ pub struct OpenChunkCopy {
     at: usize,
     frozen: usize,
     bytes: usize,
-    encoded_ts: i64,
-    encoded_delta: i64,
-    encoded_bits: u64,
-    first_ts: Option<i64>,
-    newest: Option<(i64, f64)>,
-    len: u32,
+    state: ChunkState,
 }
 
 fn put_varint(out: &mut Vec<u8>, value: i64) {
@@ -94,19 +95,19 @@ impl OpenChunk {
     }
 
     pub fn len(&self) -> usize {
-        self.len as usize
+        self.state.len as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.state.len == 0
     }
 
     pub fn first_ts(&self) -> Option<i64> {
-        self.first_ts
+        self.state.first_ts
     }
 
     pub fn newest(&self) -> Option<(i64, f64)> {
-        self.newest
+        self.state.newest
     }
 
     /// Appends its bytes to `buffer`; [`OpenChunk::from_copy`] with the same buffer gives it
@@ -119,12 +120,7 @@ impl OpenChunk {
             at,
             frozen: self.frozen.len(),
             bytes: self.bytes.len(),
-            encoded_ts: self.encoded_ts,
-            encoded_delta: self.encoded_delta,
-            encoded_bits: self.encoded_bits,
-            first_ts: self.first_ts,
-            newest: self.newest,
-            len: self.len,
+            state: self.state,
         }
     }
 
@@ -134,28 +130,23 @@ impl OpenChunk {
         OpenChunk {
             frozen: buffer[copy.at..bytes_at].to_vec(),
             bytes: buffer[bytes_at..bytes_at + copy.bytes].to_vec(),
-            encoded_ts: copy.encoded_ts,
-            encoded_delta: copy.encoded_delta,
-            encoded_bits: copy.encoded_bits,
-            first_ts: copy.first_ts,
-            newest: copy.newest,
-            len: copy.len,
+            state: copy.state,
         }
     }
 
     /// Appends a sample later than every one held.
     pub fn push(&mut self, ts: i64, value: f64) {
-        if let Some((prev_ts, prev_value)) = self.newest {
+        if let Some((prev_ts, prev_value)) = self.state.newest {
             self.encode(prev_ts, prev_value);
         }
-        self.first_ts.get_or_insert(ts);
-        self.newest = Some((ts, value));
-        self.len += 1;
+        self.state.first_ts.get_or_insert(ts);
+        self.state.newest = Some((ts, value));
+        self.state.len += 1;
     }
 
     /// Gives the newest sample another value (a repeat of its time).
     pub fn replace_newest(&mut self, value: f64) {
-        if let Some(newest) = &mut self.newest {
+        if let Some(newest) = &mut self.state.newest {
             newest.1 = value;
         }
     }
@@ -165,11 +156,11 @@ impl OpenChunk {
         if self.bytes.is_empty() {
             put_varint(&mut self.bytes, ts);
             self.bytes.extend_from_slice(&bits.to_le_bytes());
-            self.encoded_delta = 0;
+            self.state.encoded_delta = 0;
         } else {
-            let delta = ts - self.encoded_ts;
-            let dod = delta - self.encoded_delta;
-            let xor = bits ^ self.encoded_bits;
+            let delta = ts - self.state.encoded_ts;
+            let dod = delta - self.state.encoded_delta;
+            let xor = bits ^ self.state.encoded_bits;
             let (lead, meaningful) = match xor {
                 0 => (0, 0),
                 _ => {
@@ -186,12 +177,12 @@ impl OpenChunk {
             let middle = xor.checked_shr(8 * trail).unwrap_or(0).to_be_bytes();
             self.bytes
                 .extend_from_slice(&middle[8 - meaningful as usize..]);
-            self.encoded_delta = delta;
+            self.state.encoded_delta = delta;
         }
-        self.encoded_ts = ts;
-        self.encoded_bits = bits;
+        self.state.encoded_ts = ts;
+        self.state.encoded_bits = bits;
         // Called before `len` counts the newest sample: it is now the number encoded.
-        if self.len.is_multiple_of(FREEZE_AT) {
+        if self.state.len.is_multiple_of(FREEZE_AT) {
             self.freeze();
         }
     }
@@ -223,7 +214,7 @@ impl OpenChunk {
             out.extend(decode_chunk(segment).expect("the chunk codec decodes what it encoded"));
         }
         decode_tail(&self.bytes, &mut out);
-        out.extend(self.newest);
+        out.extend(self.state.newest);
         out
     }
 
