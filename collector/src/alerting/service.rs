@@ -267,6 +267,14 @@ impl AlertService {
         let (_no_peer, mut peer_operator) = tokio::sync::watch::channel(serde_json::Value::Null);
         if let Some(pair) = &self.pair {
             peer_operator = pair.peer_operator();
+            // A new receiver counts the current document as seen. The pair's first poll can
+            // answer before this loop subscribes (a restarted member's usually does, as its
+            // store recovers first): without this, what the peer's operators did while this
+            // member was down would wait for their next change.
+            let current = peer_operator.borrow_and_update().clone();
+            if !current.is_null() {
+                self.learn_peer_state(current);
+            }
         }
         loop {
             let mut ticked = false;
