@@ -95,7 +95,6 @@ pub struct CollectorMetrics {
     pub checkpoint_seconds: HistogramVec,
     pub checkpoint_bytes: IntGauge,
     pub samples_too_old: IntCounter,
-    pub backfill_wait_seconds: prometheus::Counter,
     pub remote_write_requests: IntCounterVec,
     pub otlp_requests: IntCounterVec,
     pub storage_bytes: IntGaugeVec,
@@ -213,10 +212,6 @@ impl CollectorMetrics {
                 "hcmon_collector_samples_too_old_total",
                 "Samples refused because they were older than their series' out-of-order window.",
             ),
-            backfill_wait_seconds: r.add(prometheus::Counter::new(
-                "hcmon_collector_backfill_wait_seconds_total",
-                "Time back-filled agent batches waited for a back-fill lane ([limits] backfill_stores); live batches never wait for one.",
-            )),
             remote_write_requests: r.counter_vec(
                 "hcmon_collector_remote_write_requests_total",
                 "Prometheus remote-write requests, by outcome.",

@@ -511,9 +511,6 @@ impl IngestService {
         let lane = match age {
             BatchAge::Backfill => {
                 let permit = self.backfill.clone().acquire_owned().await.ok();
-                self.metrics
-                    .backfill_wait_seconds
-                    .inc_by(lap.elapsed().as_secs_f64());
                 lap = clock.lap(BatchStage::Lane, lap);
                 permit
             }
@@ -1172,14 +1169,7 @@ mod tests {
             backfill_stores: 1,
             ..IngestLimits::default()
         });
-        let mut streams = Vec::new();
-        for node in ["draining", "live"] {
-            let id = session(&svc, node).await;
-            streams.push(
-                svc.open_stream(Some(&id), &PeerIdentity::Plaintext)
-                    .unwrap(),
-            );
-        }
+        let mut streams = open_streams(&svc, &["draining", "live"]).await;
         let (mut live, mut draining) = (streams.pop().unwrap(), streams.pop().unwrap());
         // The only lane is taken, as by another node's back-fill.
         let lane = svc.backfill.clone().acquire_owned().await.unwrap();
@@ -1200,7 +1190,24 @@ mod tests {
         assert!(!back_fill.is_finished(), "the back-filled batch waits");
         drop(lane);
         assert_eq!(back_fill.await.unwrap().unwrap(), 1);
-        assert!(svc.metrics.backfill_wait_seconds.get() > 0.0);
+        let lane_wait = svc
+            .metrics
+            .batch_stage_seconds
+            .with_label_values(&["lane", "backfill"]);
+        assert!(lane_wait.get_sample_sum() > 0.0);
+    }
+
+    /// A registered node's open stream for each of `nodes`, in order.
+    async fn open_streams(svc: &Arc<IngestService>, nodes: &[&str]) -> Vec<IngestStream> {
+        let mut streams = Vec::new();
+        for node in nodes {
+            let id = session(svc, node).await;
+            streams.push(
+                svc.open_stream(Some(&id), &PeerIdentity::Plaintext)
+                    .unwrap(),
+            );
+        }
+        streams
     }
 
     async fn session(svc: &IngestService, node: &str) -> String {
@@ -1257,14 +1264,7 @@ mod tests {
     #[tokio::test]
     async fn streams_over_the_total_cap_are_refused_naming_the_limit() {
         let svc = capped(4, 2);
-        let mut open = Vec::new();
-        for node in ["a", "b"] {
-            let session = session(&svc, node).await;
-            open.push(
-                svc.open_stream(Some(&session), &PeerIdentity::Plaintext)
-                    .unwrap(),
-            );
-        }
+        let mut open = open_streams(&svc, &["a", "b"]).await;
         let third = session(&svc, "c").await;
         let Err(refused) = svc.open_stream(Some(&third), &PeerIdentity::Plaintext) else {
             panic!("a third stream was let in");
