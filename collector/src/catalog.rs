@@ -924,6 +924,12 @@ mod tests {
         fn flush(&self) -> Result<(), StoreError> {
             self.kv.flush()
         }
+        fn sync(&self) -> Result<(), StoreError> {
+            self.kv.sync()
+        }
+        fn log(&self) -> &dyn crate::storage::Log {
+            self.kv.log()
+        }
     }
 
     #[test]

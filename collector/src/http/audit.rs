@@ -285,6 +285,12 @@ mod tests {
         fn flush(&self) -> Result<(), StoreError> {
             self.kv.flush()
         }
+        fn sync(&self) -> Result<(), StoreError> {
+            self.kv.sync()
+        }
+        fn log(&self) -> &dyn crate::storage::Log {
+            self.kv.log()
+        }
     }
 
     /// The API (alerting and analytics off) over `kv`, served on a loopback port: its address

@@ -2,6 +2,7 @@
 //! ordered range scans. Keys compare as bytes.
 
 use super::StoreError;
+use super::log::Log;
 
 /// A table (a RocksDB column family).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -12,7 +13,8 @@ pub enum Table {
     Nodes,
     /// node name → the node's spool sequence state, rewritten with every batch
     NodeSequences,
-    /// write id → one ingest batch's samples (deleted once a checkpoint covers it)
+    /// write id → one ingest batch's samples: stores before the write-ahead log moved to its
+    /// own files (`log`), whose records the engine brings over into it at its first start
     Wal,
     /// series id → snapshot of the series' open chunk and rollup accumulators
     Head,
@@ -191,6 +193,10 @@ pub trait Kv: Send + Sync + 'static {
     }
     /// Persists everything buffered (memtables) and syncs.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Makes every batch written so far durable, as a durable write would.
+    fn sync(&self) -> Result<(), StoreError>;
+    /// The write-ahead log kept beside the tables.
+    fn log(&self) -> &dyn Log;
 
     /// The value of one key.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

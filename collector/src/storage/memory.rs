@@ -1,10 +1,11 @@
-//! An in-memory [`Kv`] for unit tests: same contract, nothing on disk. Clones share their data,
-//! so a test can "restart" an engine on the same "disk".
+//! An in-memory [`Kv`] and [`Log`] for unit tests: same contracts, nothing on disk. Clones share
+//! their data, so a test can "restart" an engine on the same "disk".
 
 use super::StoreError;
 use super::kv::{Kv, KvBatch, KvOp, Table, Visit};
+use super::log::{Log, LogVisit};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 type Tables = HashMap<Table, BTreeMap<Vec<u8>, Vec<u8>>>;
 
@@ -14,6 +15,7 @@ pub struct MemoryKv {
     /// What a power cut would leave: the tables as of the last durable write. Kept only by a
     /// store made with [`MemoryKv::with_power_cuts`] (a copy per durable write).
     durable: Option<Arc<Mutex<Tables>>>,
+    log: MemoryLog,
 }
 
 impl MemoryKv {
@@ -31,6 +33,7 @@ impl MemoryKv {
         let durable = self.durable.as_ref().expect("made with_power_cuts");
         let kept = durable.lock().unwrap_or_else(|p| p.into_inner()).clone();
         *self.tables.lock().unwrap_or_else(|p| p.into_inner()) = kept;
+        self.log.power_cut();
     }
 }
 
@@ -96,5 +99,121 @@ impl Kv for MemoryKv {
 
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        if let Some(kept) = &self.durable {
+            let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+            *kept.lock().unwrap_or_else(|p| p.into_inner()) = tables.clone();
+        }
+        Ok(())
+    }
+
+    fn log(&self) -> &dyn Log {
+        &self.log
+    }
+}
+
+#[derive(Default)]
+struct LogState {
+    records: Vec<(u64, Vec<u8>)>,
+    last: u64,
+    durable: u64,
+}
+
+/// The log of a [`MemoryKv`]: records in a vector; a power cut drops the imported ones not
+/// synced yet (an append is durable when it returns, as on disk).
+#[derive(Default, Clone)]
+struct MemoryLog {
+    state: Arc<Mutex<LogState>>,
+}
+
+impl MemoryLog {
+    fn state(&self) -> MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn power_cut(&self) {
+        let mut state = self.state();
+        let durable = state.durable;
+        state.records.retain(|&(id, _)| id <= durable);
+        state.last = durable;
+    }
+}
+
+impl Log for MemoryLog {
+    fn append(&self, record: &[u8]) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let id = (state.last.checked_add(1)).ok_or_else(super::segment_log::ids_exhausted)?;
+        state.records.push((id, record.to_vec()));
+        state.last = id;
+        state.durable = id;
+        Ok(id)
+    }
+
+    fn import(&self, id: u64, record: &[u8]) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if id <= state.last {
+            return Err(StoreError::Write(
+                format!("log record {id} imported after record {}", state.last).into(),
+            ));
+        }
+        state.records.push((id, record.to_vec()));
+        state.last = id;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.durable = state.last;
+        Ok(())
+    }
+
+    fn continue_after(&self, id: u64) {
+        let mut state = self.state();
+        if id > state.last {
+            state.last = id;
+            state.durable = id;
+        }
+    }
+
+    fn durable(&self) -> u64 {
+        self.state().durable
+    }
+
+    fn last_id(&self) -> u64 {
+        self.state().last
+    }
+
+    fn read(&self, after: u64, visit: &mut LogVisit<'_>) -> Result<(), StoreError> {
+        let state = self.state();
+        let from = state.records.partition_point(|&(id, _)| id <= after);
+        for (id, record) in &state.records[from..] {
+            if *id > state.durable || !visit(*id, record) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn bytes_after(&self, after: u64) -> Result<u64, StoreError> {
+        let state = self.state();
+        Ok(state
+            .records
+            .iter()
+            .filter(|&&(id, _)| id > after)
+            .map(|(_, r)| r.len() as u64)
+            .sum())
+    }
+
+    fn release(&self, upto: u64) -> Result<(), StoreError> {
+        self.state().records.retain(|&(id, _)| id > upto);
+        Ok(())
+    }
+
+    fn rotate(&self) {}
+
+    fn disk_size(&self) -> u64 {
+        self.bytes_after(0).unwrap_or(0)
     }
 }

@@ -5,6 +5,8 @@
 //!
 //! Layering:
 //! - `kv`: tables, atomic batches, ordered scans. No time-series knowledge.
+//! - `log`: the write-ahead log beside the tables (numbered records, group-committed);
+//!   `segment_log` keeps it in files beside RocksDB's, `memory` in memory for unit tests.
 //! - `chunk`: the sample codec (pure).
 //! - `rollup`: 1 min / 5 min / 1 h aggregates (pure).
 //! - `records`: the versioned records stored for series, nodes and engine bookkeeping, apart
@@ -13,15 +15,18 @@
 
 mod chunk;
 mod kv;
+mod log;
 mod memory;
 mod open_chunk;
 mod records;
 mod rocks;
 mod rollup;
+mod segment_log;
 mod tsdb;
 
 pub use chunk::{ChunkDecodeError, decode_chunk, encode_chunk};
 pub use kv::{Kv, KvBatch, KvMemory, Table};
+pub use log::Log;
 pub use memory::MemoryKv;
 pub use rocks::RocksKv;
 pub use rollup::{Aggregate, Resolution};
@@ -257,6 +262,17 @@ pub enum StoreError {
         "storage refuses writes after a failed checkpoint; restart the collector to recover from its WAL"
     )]
     Failed,
+    /// A write-ahead log segment whose frames cannot be read, other than a torn last frame.
+    #[error("corrupt write-ahead log {} at byte {offset}: {detail}", .path.display())]
+    LogCorrupt {
+        path: PathBuf,
+        offset: u64,
+        detail: String,
+    },
+    #[error(
+        "the write-ahead log refuses writes after a failed sync; restart the collector to recover what reached the disk"
+    )]
+    LogPoisoned,
 }
 
 impl StoreError {

@@ -1,7 +1,10 @@
-//! The RocksDB [`Kv`]: the only module that knows RocksDB. One column family per [`Table`].
+//! The RocksDB [`Kv`]: the only module that knows RocksDB. One column family per [`Table`]; the
+//! write-ahead log in segment files under `wal/` in the same directory.
 
 use super::StoreError;
 use super::kv::{Kv, KvBatch, KvMemory, KvOp, Table, Visit};
+use super::log::Log;
+use super::segment_log::SegmentLog;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
     DBRecoveryMode, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteBufferManager,
@@ -13,6 +16,7 @@ pub struct RocksKv {
     db: DB,
     cache: Cache,
     write_buffers: WriteBufferManager,
+    log: SegmentLog,
 }
 
 impl RocksKv {
@@ -57,11 +61,6 @@ impl RocksKv {
                     cf.set_bottommost_compression_type(DBCompressionType::Zstd);
                     cf.set_write_buffer_size(buffer(8));
                 }
-                // WAL records live minutes: a large memtable lets most die before a flush.
-                Table::Wal => {
-                    cf.set_compression_type(DBCompressionType::Lz4);
-                    cf.set_write_buffer_size(buffer(4));
-                }
                 _ => {
                     cf.set_compression_type(DBCompressionType::Lz4);
                     cf.set_bottommost_compression_type(DBCompressionType::Zstd);
@@ -74,10 +73,12 @@ impl RocksKv {
             path: path.to_owned(),
             source: Box::new(e),
         })?;
+        let log = SegmentLog::open(&path.join("wal"))?;
         Ok(Self {
             db,
             cache,
             write_buffers,
+            log,
         })
     }
 
@@ -143,6 +144,16 @@ impl Kv for RocksKv {
                 .unwrap_or(0)
         };
         prop("rocksdb.live-sst-files-size") + prop("rocksdb.size-all-mem-tables")
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db
+            .flush_wal(true)
+            .map_err(|e| StoreError::Write(Box::new(e)))
+    }
+
+    fn log(&self) -> &dyn Log {
+        &self.log
     }
 
     fn memory(&self) -> KvMemory {

@@ -1,6 +1,6 @@
 //! Checkpoints: one atomic, synced batch persists the outbox chunks and rollups, the changed
-//! head snapshots and the checkpoint position, and deletes the WAL they cover; then rollup
-//! buckets that late samples changed are recomputed from raw samples.
+//! head snapshots and the checkpoint position; then the log segments it covers are released,
+//! and rollup buckets that late samples changed are recomputed from raw samples.
 
 use super::Tsdb;
 use super::head::{HeadCopy, Samples, encode_head};
@@ -21,7 +21,7 @@ pub struct CheckpointReport {
     /// Series heads snapshotted.
     pub heads: usize,
     /// Key and value bytes of the atomic batch: chunks, rollups, head snapshots, the checkpoint
-    /// record and the WAL range deleted (not the later write of recomputed stale rollups).
+    /// record (not the later write of recomputed stale rollups).
     pub bytes: usize,
     /// How long appends were held at the cut (the gate taken exclusively, heads copied).
     pub appends_held: Duration,
@@ -33,7 +33,7 @@ pub struct CheckpointReport {
 
 impl Tsdb {
     /// Persists the head: outbox chunks and rollups, head snapshots, the checkpoint position,
-    /// and deletes the WAL it covers. With `seal`, open chunks are sealed first (shutdown,
+    /// then releases the WAL it covers. With `seal`, open chunks are sealed first (shutdown,
     /// explicit compaction), so everything lands in chunks.
     pub fn checkpoint(&self, seal: bool) -> Result<CheckpointReport, StoreError> {
         let _one = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
@@ -66,7 +66,11 @@ impl Tsdb {
         {
             let cut = Instant::now();
             let _appends = self.append_gate.write().unwrap_or_else(|p| p.into_inner());
-            wal_upto = self.next_wal_id.load(Ordering::SeqCst) - 1;
+            // Every record up to here is in the head: appends hold the gate from their log
+            // append until they applied it. Records after it go to a new segment, so the ones
+            // before can be released whole.
+            wal_upto = self.kv.log().last_id();
+            self.kv.log().rotate();
             let dirty: usize = (self.shards.iter())
                 .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).dirty.len())
                 .sum();
@@ -168,12 +172,16 @@ impl Tsdb {
             wal_position: wal_upto,
         };
         batch.put(Table::Meta, META_CHECKPOINT, position.encode());
-        let deletable = self.wal_deletable(wal_upto);
-        batch.delete_range(Table::Wal, id_key(0), id_key(deletable.saturating_add(1)));
         report.bytes = batch.bytes();
         let writing = Instant::now();
         self.kv.write(batch, true)?;
         report.write = writing.elapsed();
+        // Only now that the state they produced is durable. A release that fails leaves the
+        // segments to the next checkpoint; nothing is lost meanwhile.
+        let deletable = self.wal_deletable(wal_upto);
+        if let Err(error) = self.kv.log().release(deletable) {
+            tracing::warn!(%error, "write-ahead log segments covered by a checkpoint not removed");
+        }
 
         // Buckets changed by late samples are recomputed from raw data, which is idempotent. The
         // list went to disk with the first write, so a crash before this one leaves it to the

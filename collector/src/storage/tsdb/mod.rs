@@ -1,10 +1,11 @@
 //! The time-series engine: WAL, in-memory head, compressed chunks, rollups, retention.
 //!
 //! # Write path
-//! An append writes one WAL record (all of a batch's accepted samples) together with the
-//! caller's extra operations (the node's sequence state) in one synced
-//! [`KvBatch`](super::KvBatch), then applies the samples to the head. Only after that does
-//! ingest ack, so an acked sample is on disk.
+//! An append writes one record (all of a batch's accepted samples and the node's new sequence
+//! state) to the write-ahead log ([`Log`](super::Log), segment files beside the tables), which
+//! returns once it is synced, sharing the sync with the appends beside it; then it writes the
+//! node's sequence to its table without a sync and applies the samples to the head. Only after
+//! that does ingest ack, so an acked sample is on disk.
 //!
 //! # Head
 //! Per series, in memory: the open chunk (raw samples in time order), late samples, and the open
@@ -16,14 +17,22 @@
 //!
 //! # Checkpoint
 //! Periodically, one atomic, synced batch writes every outbox chunk and rollup, a snapshot of
-//! each changed series head, the checkpoint position, and deletes the WAL records the snapshot
-//! covers. Recovery loads the head snapshots and replays the WAL after the checkpoint position,
-//! so open chunks are rebuilt exactly from what was durable before each ack.
+//! each changed series head and the checkpoint position; then the log segments it covers are
+//! deleted. Recovery loads the head snapshots and replays the log after the checkpoint
+//! position (samples into the head, sequence states into the node table), so open chunks are
+//! rebuilt exactly from what was durable before each ack.
 //!
 //! # Invariants
-//! - A WAL record is deleted only in the same atomic batch that persists the state it produced.
-//! - Appends hold `append_gate` (shared) from WAL id assignment until the head is updated; a
-//!   checkpoint takes it exclusively to cut, so its snapshot covers exactly WAL ids ≤ its position.
+//! - A log record is deleted only after the synced batch that persists the state it produced:
+//!   its samples (in chunks or head snapshots) and its node sequence (written unsynced by the
+//!   append before the cut, made durable by that batch's sync, as a crash keeps a prefix of
+//!   the store's writes).
+//! - Every change of a node's sequence state goes through the log (appends, registrations,
+//!   forgetting), so replaying the records after the checkpoint leaves each node's newest.
+//! - A log record is synced only after the series definitions written before its append are
+//!   (`sync_definitions`): a sample on disk always has its series.
+//! - Appends hold `append_gate` (shared) from their log append until the head is updated; a
+//!   checkpoint takes it exclusively to cut, so its snapshot covers exactly log ids ≤ its position.
 //! - Reads hold `flush_gate` (shared); a checkpoint holds it exclusively from draining outboxes
 //!   until their contents are written, so a read sees every sample in the head or on disk.
 //! - A checkpoint keeps the WAL records a durable WAL reader has not finished
@@ -56,17 +65,18 @@
 //!   Keys written before write orders were kept end in a random u32 instead and read as (0, 0).
 //! - `Rollup*`: day (u32) ‖ series (u64) ‖ block start (i64, sign-flipped) → a columnar block
 //!   of buckets (see `rollup::block`); checkpoints merge new buckets into the stored block
-//! - `Wal`: write id (u64); `Head`, `Series`: series (u64); all big-endian.
+//! - `Wal` (stores before the log had its own files; emptied into the log at start): write id
+//!   (u64); `Head`, `Series`: series (u64); all big-endian.
 //! - `Nodes`, `NodeSequences`: node name (UTF-8); `Families`: metric family name (UTF-8);
 //!   `Meta`: `checkpoint`, `stale_rollups`, `deleted_series`, `raw_rollups` (and
 //!   `minute_rollups`, read once from older stores).
 //!
 //! Values of `Series`, `Nodes`, `NodeSequences`, `Families` and `Meta` are the versioned
-//! records of `storage::records`; `Wal`, `Head`, `Chunks` and `Rollup*` values are binary
-//! codecs.
+//! records of `storage::records`; log records, `Wal`, `Head`, `Chunks` and `Rollup*` values
+//! are binary codecs.
 //!
 //! # Files
-//! `keys` (key layouts, checked parsing), `wal` (WAL record codec), `head` (shards, applying
+//! `keys` (key layouts, checked parsing), `wal` (log record codec), `head` (shards, applying
 //! samples, head snapshot codec), `pending_rollups` (finished buckets waiting, encoded),
 //! `raw_rollups` (1 min and 5 min buckets from raw, stored ahead of raw retention),
 //! `recovery` (open), `write` (appends, series and node
@@ -99,7 +109,7 @@ pub use wal_readers::WalRecord;
 use super::kv::{Kv, KvMemory, Table};
 use super::{FamilyMeta, NodeRecord, SeriesId, SeriesMeta, StoreError};
 use head::{SeriesHead, Shard};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
@@ -140,12 +150,14 @@ pub struct Tsdb {
     kv: Box<dyn Kv>,
     config: StorageConfig,
     shards: Vec<Mutex<Shard>>,
-    next_wal_id: AtomicU64,
-    /// WAL ids assigned whose write has not settled (see `wal_readers.rs`).
-    wal_pending: Mutex<BTreeSet<u64>>,
     /// Each durable WAL reader's cursor: checkpoints keep the records after the lowest.
     wal_readers: Mutex<HashMap<String, u64>>,
     wal_bytes_written: AtomicU64,
+    /// Batches of series definitions written, and how many of them a sync has made durable:
+    /// an append syncs the store first when they differ (see `write.rs`).
+    definitions_written: AtomicU64,
+    definitions_synced: AtomicU64,
+    syncing_definitions: Mutex<()>,
     append_gate: RwLock<()>,
     flush_gate: RwLock<()>,
     /// Serialises checkpoints (the periodic task, shutdown, admin flush).
@@ -186,24 +198,31 @@ impl Tsdb {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Bytes on disk per table.
+    /// Bytes on disk per table; `wal`'s are the log's files.
     pub fn table_sizes(&self) -> Vec<(Table, u64)> {
         Table::ALL
             .iter()
-            .map(|&t| (t, self.kv.disk_size(t)))
+            .map(|&t| match t {
+                Table::Wal => (t, self.kv.disk_size(t) + self.kv.log().disk_size()),
+                _ => (t, self.kv.disk_size(t)),
+            })
             .collect()
     }
 
-    /// Key and value bytes per table, without the backend's file overhead.
+    /// Key and value bytes per table, without the backend's file overhead; `wal`'s are the
+    /// log's records, frames included.
     pub fn logical_sizes(&self) -> Result<Vec<(Table, u64)>, StoreError> {
         Table::ALL
             .iter()
-            .map(|&t| Ok((t, self.kv.logical_size(t)?)))
+            .map(|&t| match t {
+                Table::Wal => Ok((t, self.kv.log().bytes_after(0)?)),
+                _ => Ok((t, self.kv.logical_size(t)?)),
+            })
             .collect()
     }
 
     pub fn disk_size(&self) -> u64 {
-        Table::ALL.iter().map(|&t| self.kv.disk_size(t)).sum()
+        self.table_sizes().iter().map(|(_, bytes)| bytes).sum()
     }
 
     /// Seals and persists everything, then compacts every table (benchmarks, before backups).

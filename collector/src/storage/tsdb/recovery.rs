@@ -1,28 +1,29 @@
-//! Opening the engine: series and node records, the deleted-series list, head snapshots, WAL
-//! replay after the checkpoint position, and the rollup buckets left to recompute.
+//! Opening the engine: series and node records, the deleted-series list, head snapshots, the
+//! older `Wal` table's records brought into the log, log replay after the checkpoint position
+//! (samples and node sequences), and the rollup buckets left to recompute.
 
 use super::head::{Shard, decode_head};
 use super::keys::{
     META_CHECKPOINT, META_DELETED_SERIES, META_STALE_ROLLUPS, SCAN_END, id_key, parse_id,
     parse_node_name,
 };
-use super::wal::decode_wal;
+use super::wal::{LogEntry, NodeChange, decode_entry, decode_table_record};
 use super::{Recovered, SHARDS, StorageConfig, Tsdb};
-use crate::storage::kv::{Kv, Table};
+use crate::storage::kv::{Kv, KvBatch, Table};
 use crate::storage::records::{
     CheckpointRecordV1, DeletedSeriesRecordV1, NodeRecordV1, NodeSequenceRecordV1, Record,
     SeriesRecordV1, StaleRollupsRecordV1,
 };
 use crate::storage::{NodeRecord, NodeSequence, SeriesId, SeriesMeta, StoreError};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, RwLock};
 
 impl Tsdb {
     /// Opens the engine: loads series, nodes and head snapshots, and replays the WAL.
     pub fn open(kv: Box<dyn Kv>, config: StorageConfig) -> Result<Recovered, StoreError> {
         let series = load_series(kv.as_ref())?;
-        let nodes = load_nodes(kv.as_ref())?;
+        let mut nodes = load_nodes(kv.as_ref())?;
         let families = super::families::load_families(kv.as_ref())?;
         let deleted: HashSet<SeriesId> = match kv.get(Table::Meta, META_DELETED_SERIES)? {
             Some(bytes) => DeletedSeriesRecordV1::decode(&bytes)?.ids().collect(),
@@ -32,10 +33,11 @@ impl Tsdb {
             kv,
             config,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            next_wal_id: AtomicU64::new(1),
-            wal_pending: Mutex::default(),
             wal_readers: Mutex::default(),
             wal_bytes_written: AtomicU64::new(0),
+            definitions_written: AtomicU64::new(0),
+            definitions_synced: AtomicU64::new(0),
+            syncing_definitions: Mutex::new(()),
             append_gate: RwLock::new(()),
             flush_gate: RwLock::new(()),
             checkpointing: Mutex::new(()),
@@ -54,16 +56,17 @@ impl Tsdb {
             Some(bytes) => CheckpointRecordV1::decode(&bytes)?.wal_position,
             None => 0,
         };
-        let (last_id, replayed) = tsdb.replay_wal(checkpoint, &deleted)?;
-        let next_wal_id = last_id.checked_add(1).ok_or_else(|| {
-            let table = if last_id == checkpoint {
-                Table::Meta
-            } else {
-                Table::Wal
-            };
-            StoreError::corrupt(table, "write id", "the largest possible: none is left")
-        })?;
-        tsdb.next_wal_id.store(next_wal_id, Ordering::SeqCst);
+        tsdb.import_wal_table()?;
+        if checkpoint == u64::MAX {
+            return Err(StoreError::corrupt(
+                Table::Meta,
+                "checkpoint position",
+                "the largest possible write id: none is left",
+            ));
+        }
+        tsdb.kv.log().continue_after(checkpoint);
+        let (replayed, changes) = tsdb.replay_wal(checkpoint, &deleted)?;
+        tsdb.apply_node_changes(changes, &mut nodes)?;
         tsdb.load_stale_rollups()?;
         tracing::info!(
             series = series.len(),
@@ -96,31 +99,111 @@ impl Tsdb {
         failure.map_or(Ok(()), Err)
     }
 
-    /// Applies the WAL records after `checkpoint` to the head. Returns the last write id seen
-    /// (or `checkpoint`) and how many samples were replayed.
+    /// Brings the records of the older `Wal` table into the log, with their ids, and empties
+    /// the table. Each is checked on the way: one that cannot be read fails the start, naming
+    /// the table, as its replay would have. A start cut short after the import syncs finds the
+    /// records already in the log and only empties the table.
+    fn import_wal_table(&self) -> Result<(), StoreError> {
+        let log = self.kv.log();
+        let (mut seen, mut imported, mut failure) = (0usize, 0usize, None);
+        self.kv.scan(Table::Wal, &[], SCAN_END, &mut |k, v| {
+            seen += 1;
+            let checked = parse_id(Table::Wal, k).and_then(|id| {
+                decode_table_record(v)?;
+                if id > log.last_id() {
+                    log.import(id, &[&[0u8][..], v].concat())?;
+                    imported += 1;
+                }
+                Ok(())
+            });
+            if let Err(e) = checked {
+                failure = Some(e);
+            }
+            failure.is_none()
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if seen == 0 {
+            return Ok(());
+        }
+        log.sync()?;
+        let mut batch = KvBatch::default();
+        batch.delete_range(Table::Wal, id_key(0), SCAN_END);
+        self.kv.write(batch, true)?;
+        tracing::info!(
+            records = imported,
+            "write-ahead log records moved from the wal table into the log's files"
+        );
+        Ok(())
+    }
+
+    /// Applies the log records after `checkpoint` to the head. Returns how many samples were
+    /// replayed and each node's last change.
     fn replay_wal(
         &self,
         checkpoint: u64,
         deleted: &HashSet<SeriesId>,
-    ) -> Result<(u64, usize), StoreError> {
-        let mut last_id = checkpoint;
+    ) -> Result<(usize, BTreeMap<String, NodeChange>), StoreError> {
         let mut replayed = 0usize;
+        let mut changes = BTreeMap::new();
         let mut failure = None;
-        let start = id_key(checkpoint.saturating_add(1));
-        self.kv.scan(Table::Wal, &start, SCAN_END, &mut |k, v| {
-            match parse_id(Table::Wal, k).and_then(|id| Ok((id, decode_wal(v)?))) {
-                Ok((id, mut samples)) => {
-                    last_id = id;
+        self.kv.log().read(checkpoint, &mut |_, record| {
+            match decode_entry(record) {
+                Ok(LogEntry { node, mut samples }) => {
                     // Samples of series deleted since they were written are not revived.
                     samples.retain(|sample| !deleted.contains(&sample.series));
                     replayed += samples.len();
                     self.apply(&samples);
+                    if let Some((name, change)) = node {
+                        changes.insert(name, change);
+                    }
                 }
                 Err(e) => failure = Some(e),
             }
             failure.is_none()
         })?;
-        failure.map_or(Ok((last_id, replayed)), Err)
+        failure.map_or(Ok((replayed, changes)), Err)
+    }
+
+    /// Puts the nodes' sequence states replayed from the log into the recovered nodes and their
+    /// table (not synced: the records stay in the log until a checkpoint's sync covers them).
+    fn apply_node_changes(
+        &self,
+        changes: BTreeMap<String, NodeChange>,
+        nodes: &mut Vec<(String, NodeRecord)>,
+    ) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut batch = KvBatch::default();
+        for (name, change) in &changes {
+            match change {
+                NodeChange::Sequence(sequence) => batch.put(
+                    Table::NodeSequences,
+                    name.as_bytes(),
+                    NodeSequenceRecordV1::from(sequence).encode(),
+                ),
+                NodeChange::Forgotten => {
+                    batch.delete(Table::Nodes, name.as_bytes());
+                    batch.delete(Table::NodeSequences, name.as_bytes());
+                }
+            }
+        }
+        self.kv.write(batch, false)?;
+        let mut by_name: BTreeMap<String, NodeRecord> = std::mem::take(nodes).into_iter().collect();
+        for (name, change) in changes {
+            match change {
+                NodeChange::Sequence(sequence) => {
+                    by_name.entry(name).or_default().set_sequence(sequence)
+                }
+                NodeChange::Forgotten => {
+                    by_name.remove(&name);
+                }
+            }
+        }
+        *nodes = by_name.into_iter().collect();
+        Ok(())
     }
 
     /// Queues the rollup buckets the last checkpoint left to recompute for the next one. An

@@ -1,9 +1,97 @@
-//! The WAL record codec: one append's samples as varints, per sample the series id XOR the
-//! previous one, the zigzag timestamp delta from the previous one, then the value (f64 LE),
-//! after a varint count. The record has no version byte.
+//! The WAL record codec.
+//!
+//! A log record ([`LogEntry`]) is a tag byte, then for a node change the node's name (varint
+//! length, UTF-8) and for a new sequence state its versioned record (varint length, bytes), then
+//! the samples. Tags: 0 samples only, 1 a node's new sequence state (with the samples that
+//! advanced it, or none, for a registration), 2 a node forgotten.
+//!
+//! Samples are a varint count, then per sample the series id XOR the previous one, the zigzag
+//! timestamp delta from the previous one, then the value (f64 LE). The records of the older
+//! `Wal` table are the samples alone.
 
 use crate::storage::kv::Table;
-use crate::storage::{Sample, SeriesId, StoreError};
+use crate::storage::records::{NodeSequenceRecordV1, Record};
+use crate::storage::{NodeSequence, Sample, SeriesId, StoreError};
+
+const TAG_SAMPLES: u8 = 0;
+const TAG_SEQUENCE: u8 = 1;
+const TAG_FORGOTTEN: u8 = 2;
+
+/// What a log record changes in a node's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NodeChange {
+    Sequence(NodeSequence),
+    Forgotten,
+}
+
+/// One log record: an append's samples and the node change written atomically with them.
+#[derive(Debug, PartialEq)]
+pub(super) struct LogEntry {
+    pub node: Option<(String, NodeChange)>,
+    pub samples: Vec<Sample>,
+}
+
+pub(super) fn encode_entry(node: Option<(&str, NodeChange)>, samples: &[Sample]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(samples.len() * 11 + 64);
+    match node {
+        None => out.push(TAG_SAMPLES),
+        Some((name, change)) => {
+            out.push(match change {
+                NodeChange::Sequence(_) => TAG_SEQUENCE,
+                NodeChange::Forgotten => TAG_FORGOTTEN,
+            });
+            put_varint(&mut out, name.len() as u64);
+            out.extend_from_slice(name.as_bytes());
+            if let NodeChange::Sequence(sequence) = change {
+                let record = NodeSequenceRecordV1::from(&sequence).encode();
+                put_varint(&mut out, record.len() as u64);
+                out.extend_from_slice(&record);
+            }
+        }
+    }
+    encode_samples(&mut out, samples);
+    out
+}
+
+pub(super) fn decode_entry(bytes: &[u8]) -> Result<LogEntry, StoreError> {
+    let malformed = |what: &str| {
+        StoreError::corrupt(
+            Table::Wal,
+            "log record",
+            format!("{} bytes: {what}", bytes.len()),
+        )
+    };
+    let (&tag, rest) = bytes.split_first().ok_or_else(|| malformed("empty"))?;
+    let mut pos = 0;
+    let node = match tag {
+        TAG_SAMPLES => None,
+        TAG_SEQUENCE | TAG_FORGOTTEN => {
+            let name = take(rest, &mut pos).ok_or_else(|| malformed("node name cut short"))?;
+            let name = std::str::from_utf8(name)
+                .map_err(|_| malformed("node name not UTF-8"))?
+                .to_owned();
+            let change = if tag == TAG_SEQUENCE {
+                let record =
+                    take(rest, &mut pos).ok_or_else(|| malformed("sequence state cut short"))?;
+                NodeChange::Sequence(NodeSequenceRecordV1::decode(record)?.into())
+            } else {
+                NodeChange::Forgotten
+            };
+            Some((name, change))
+        }
+        other => return Err(malformed(&format!("unknown kind {other}"))),
+    };
+    let samples = decode_samples(&rest[pos..]).ok_or_else(|| malformed("samples malformed"))?;
+    Ok(LogEntry { node, samples })
+}
+
+/// A varint-length-prefixed field.
+fn take<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    let len = usize::try_from(get_varint(bytes, pos)?).ok()?;
+    let field = bytes.get(*pos..pos.checked_add(len)?)?;
+    *pos += len;
+    Some(field)
+}
 
 pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -26,24 +114,23 @@ pub(super) fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-pub(super) fn encode_wal(samples: &[Sample]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(samples.len() * 11 + 8);
-    put_varint(&mut out, samples.len() as u64);
+fn encode_samples(out: &mut Vec<u8>, samples: &[Sample]) {
+    put_varint(out, samples.len() as u64);
     let mut prev_ts = 0i64;
     let mut prev_series = 0u64;
     for s in samples {
-        put_varint(&mut out, s.series.0 ^ prev_series);
+        put_varint(out, s.series.0 ^ prev_series);
         let d = s.timestamp_ms.wrapping_sub(prev_ts);
-        put_varint(&mut out, ((d << 1) ^ (d >> 63)) as u64);
+        put_varint(out, ((d << 1) ^ (d >> 63)) as u64);
         out.extend_from_slice(&s.value.to_le_bytes());
         prev_ts = s.timestamp_ms;
         prev_series = s.series.0;
     }
-    out
 }
 
-pub(super) fn decode_wal(bytes: &[u8]) -> Result<Vec<Sample>, StoreError> {
-    decode(bytes).ok_or_else(|| {
+/// A record of the older `Wal` table: samples alone.
+pub(super) fn decode_table_record(bytes: &[u8]) -> Result<Vec<Sample>, StoreError> {
+    decode_samples(bytes).ok_or_else(|| {
         StoreError::corrupt(
             Table::Wal,
             "record",
@@ -52,7 +139,7 @@ pub(super) fn decode_wal(bytes: &[u8]) -> Result<Vec<Sample>, StoreError> {
     })
 }
 
-fn decode(bytes: &[u8]) -> Option<Vec<Sample>> {
+fn decode_samples(bytes: &[u8]) -> Option<Vec<Sample>> {
     let mut pos = 0;
     let n = get_varint(bytes, &mut pos)? as usize;
     let mut out = Vec::with_capacity(n.min(1 << 20));
@@ -97,7 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn wal_records_round_trip() {
+    fn log_entries_round_trip() {
         let s = vec![
             Sample {
                 series: SeriesId(5),
@@ -110,9 +197,44 @@ mod tests {
                 value: f64::MIN,
             },
         ];
-        assert_eq!(decode_wal(&encode_wal(&s)).unwrap(), s);
+        let sequence = NodeSequence {
+            spool_epoch: 7,
+            last_durable_seq: 42,
+            durable_from: 3,
+            lost_batches: 1,
+            last_batch_at_ms: -5,
+        };
+        let cases = [
+            (None, s.clone()),
+            (Some(("nas", NodeChange::Sequence(sequence))), s.clone()),
+            (Some(("nas", NodeChange::Sequence(sequence))), Vec::new()),
+            (Some(("gone", NodeChange::Forgotten)), Vec::new()),
+        ];
+        for (node, samples) in cases {
+            let entry = decode_entry(&encode_entry(node, &samples)).unwrap();
+            let expected = LogEntry {
+                node: node.map(|(name, change)| (name.to_owned(), change)),
+                samples,
+            };
+            assert_eq!(entry, expected);
+        }
+        assert_eq!(
+            decode_table_record(&encode_entry(None, &s)[1..]).unwrap(),
+            s
+        );
+        for garbled in [
+            &[0, 5, 1][..],
+            &[],
+            &[0, 0xff, 11],
+            &[1, 1, 1, 1],
+            &[1, 9, b'x'],
+            &[7, 0],
+        ] {
+            let error = decode_entry(garbled).unwrap_err();
+            assert!(error.to_string().contains("wal table"), "{error}");
+        }
         for garbled in [&[5, 1][..], &[], &[0xff; 11], &[1, 1, 1, 1]] {
-            let error = decode_wal(garbled).unwrap_err();
+            let error = decode_table_record(garbled).unwrap_err();
             assert!(error.to_string().contains("wal table"), "{error}");
         }
     }

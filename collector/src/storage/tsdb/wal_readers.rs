@@ -4,16 +4,14 @@
 //! # Invariants
 //! - A checkpoint deletes no WAL record a reader has not finished: the WAL doubles as the
 //!   readers' outbox, so what a reader has not yet forwarded survives restarts and kill -9.
-//! - A reader sees records only up to the highest id below which every id's write is settled
-//!   (written or failed): appends run concurrently, so id 7 may land before id 6, and a reader
-//!   that took 7 would never go back for 6.
+//! - A reader sees records only up to the log's durable end: the log writes records in id
+//!   order, so a reader that took id 7 never finds id 6 arriving after it.
 //! - A new reader starts at the newest settled id: it reads what is stored from then on.
 //! - A cursor is saved without a sync: after a crash a reader may read again what it had
 //!   finished (at least once, never skipped); receivers that deduplicate see it once.
 
 use super::Tsdb;
-use super::keys::{SCAN_END, id_key, parse_id};
-use super::wal::decode_wal;
+use super::wal::decode_entry;
 use crate::storage::kv::{KvBatch, Table};
 use crate::storage::records::{Record, WalReaderRecordV1};
 use crate::storage::{Sample, StoreError};
@@ -32,13 +30,9 @@ fn reader_key(name: &str) -> Vec<u8> {
 }
 
 impl Tsdb {
-    /// The highest WAL id below which every append is settled.
+    /// The highest WAL id below which every append is settled: the log's durable end.
     pub fn wal_settled(&self) -> u64 {
-        let pending = self.wal_pending.lock().unwrap_or_else(|p| p.into_inner());
-        match pending.first() {
-            Some(first) => first - 1,
-            None => self.next_wal_id.load(Ordering::SeqCst) - 1,
-        }
+        self.kv.log().durable()
     }
 
     /// Opens reader `name`: its saved cursor (the last id it finished), or for a new one the
@@ -60,46 +54,31 @@ impl Tsdb {
     }
 
     /// Records after id `after`, in order, up to the settled id: whole records until they hold
-    /// at least `max_samples` samples (at least one record when any is there).
+    /// at least `max_samples` samples (at least one record when any is there). A record that
+    /// changed only a node's sequence comes with no samples.
     pub fn read_wal(&self, after: u64, max_samples: usize) -> Result<Vec<WalRecord>, StoreError> {
-        let settled = self.wal_settled();
         let mut out = Vec::new();
-        if after >= settled {
-            return Ok(out);
-        }
         let (mut samples, mut failure) = (0, None);
-        let end = id_key(settled + 1);
-        self.kv
-            .scan(Table::Wal, &id_key(after + 1), &end, &mut |k, v| {
-                match parse_id(Table::Wal, k).and_then(|id| Ok((id, decode_wal(v)?))) {
-                    Ok((id, record)) => {
-                        samples += record.len();
-                        out.push(WalRecord {
-                            id,
-                            bytes: v.len(),
-                            samples: record,
-                        });
-                    }
-                    Err(e) => failure = Some(e),
+        self.kv.log().read(after, &mut |id, record| {
+            match decode_entry(record) {
+                Ok(entry) => {
+                    samples += entry.samples.len();
+                    out.push(WalRecord {
+                        id,
+                        bytes: record.len(),
+                        samples: entry.samples,
+                    });
                 }
-                failure.is_none() && samples < max_samples
-            })?;
+                Err(e) => failure = Some(e),
+            }
+            failure.is_none() && samples < max_samples
+        })?;
         failure.map_or(Ok(out), Err)
     }
 
     /// Bytes of the WAL records after id `after` (a scan: for start-up, not hot paths).
     pub fn wal_bytes_after(&self, after: u64) -> Result<u64, StoreError> {
-        let mut bytes = 0u64;
-        self.kv.scan(
-            Table::Wal,
-            &id_key(after.saturating_add(1)),
-            SCAN_END,
-            &mut |_, v| {
-                bytes += v.len() as u64;
-                true
-            },
-        )?;
-        Ok(bytes)
+        self.kv.log().bytes_after(after)
     }
 
     /// Bytes of WAL records appended since open.

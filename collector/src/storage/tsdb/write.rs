@@ -1,9 +1,9 @@
-//! The write path: appends (WAL record and node sequence in one synced batch, then the head),
-//! and the series and node records.
+//! The write path: appends (one log record with the node's sequence, then the head), and the
+//! series and node records.
 
 use super::head::series_runs;
 use super::keys::id_key;
-use super::wal::encode_wal;
+use super::wal::{NodeChange, encode_entry};
 use super::{AppendOutcome, SHARDS, Tsdb};
 use crate::storage::kv::{KvBatch, Table};
 use crate::storage::records::{NodeRecordV1, NodeSequenceRecordV1, Record, SeriesRecordV1};
@@ -45,41 +45,54 @@ impl Tsdb {
             accepted: accepted.len(),
             too_old: samples.len() - accepted.len(),
         };
-        let mut batch = KvBatch::default();
+        if accepted.is_empty() && node.is_none() {
+            return Ok(outcome);
+        }
+        let change = node.map(|(name, sequence)| (name, NodeChange::Sequence(*sequence)));
+        let record = encode_entry(change, &accepted);
+        // Samples of a series created just now must not reach the disk without its definition.
+        self.sync_definitions()?;
+        let _gate = self.append_gate.read().unwrap_or_else(|p| p.into_inner());
+        self.kv.log().append(&record)?;
+        self.wal_bytes_written
+            .fetch_add(record.len() as u64, Ordering::Relaxed);
         if let Some((name, sequence)) = node {
+            // Not synced: the log record holds it until a checkpoint's synced write does.
+            let mut batch = KvBatch::default();
             batch.put(
                 Table::NodeSequences,
                 name.as_bytes(),
                 NodeSequenceRecordV1::from(sequence).encode(),
             );
+            if let Err(error) = self.kv.write(batch, false) {
+                // The record is durable but the head and the node table do not have it: only a
+                // restart, replaying the log, brings them level again.
+                self.failed.store(true, Ordering::SeqCst);
+                return Err(error);
+            }
         }
-        let _gate = self.append_gate.read().unwrap_or_else(|p| p.into_inner());
-        let mut wal_id = None;
-        if !accepted.is_empty() {
-            let record = encode_wal(&accepted);
-            let mut pending = self.wal_pending.lock().unwrap_or_else(|p| p.into_inner());
-            let id = self.next_wal_id.fetch_add(1, Ordering::SeqCst);
-            pending.insert(id);
-            drop(pending);
-            self.wal_bytes_written
-                .fetch_add(record.len() as u64, Ordering::Relaxed);
-            batch.put(Table::Wal, id_key(id), record);
-            wal_id = Some(id);
-        }
-        if batch.is_empty() {
-            return Ok(outcome);
-        }
-        let written = self.kv.write(batch, true);
-        if let Some(id) = wal_id {
-            // Settled either way: a failed write left no record for a reader to wait for.
-            self.wal_pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-        }
-        written?;
         self.apply(&accepted);
         Ok(outcome)
+    }
+
+    /// Makes the series definitions written so far durable, once per group of appends that
+    /// need it (the first to take the lock syncs for everyone waiting).
+    fn sync_definitions(&self) -> Result<(), StoreError> {
+        let written = self.definitions_written.load(Ordering::SeqCst);
+        if self.definitions_synced.load(Ordering::SeqCst) >= written {
+            return Ok(());
+        }
+        let _one = self
+            .syncing_definitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if self.definitions_synced.load(Ordering::SeqCst) >= written {
+            return Ok(());
+        }
+        let upto = self.definitions_written.load(Ordering::SeqCst);
+        self.kv.sync()?;
+        self.definitions_synced.fetch_max(upto, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Applies samples to the head (appends, WAL replay), except those of deleted series.
@@ -103,18 +116,35 @@ impl Tsdb {
         }
     }
 
-    /// Stores series definitions ahead of every sample that refers to them. Not synced: the
-    /// samples' own synced write makes the definitions durable with them (a crash keeps a
-    /// prefix of the writes, see [`Kv::write`](crate::storage::kv::Kv::write)), and a definition lost with no sample naming
-    /// it is recreated by the next batch that uses it. A sync here cost one `fdatasync` per
-    /// creating batch, taken in turn under the catalog's creation lock.
+    /// Stores series definitions ahead of every sample that refers to them. Not synced here:
+    /// the next append syncs them before its log record, sharing one sync among the appends
+    /// waiting (a definition lost with no sample naming it is recreated by the next batch that
+    /// uses it). A sync here cost one `fdatasync` per creating batch, taken in turn under the
+    /// catalog's creation lock.
     pub fn create_series(&self, metas: &[SeriesMeta]) -> Result<(), StoreError> {
         let mut batch = KvBatch::default();
         for meta in metas {
             let record = SeriesRecordV1::from(meta);
             batch.put(Table::Series, id_key(meta.id.0), record.encode());
         }
-        self.kv.write(batch, false)
+        self.kv.write(batch, false)?;
+        self.definitions_written.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Logs a node's new sequence state or its removal, in order with the appends that carry
+    /// its sequence (recovery replays them in that order), then writes its tables durably.
+    fn change_node(
+        &self,
+        node: &str,
+        change: NodeChange,
+        batch: KvBatch,
+    ) -> Result<(), StoreError> {
+        let _gate = self.append_gate.read().unwrap_or_else(|p| p.into_inner());
+        self.kv
+            .log()
+            .append(&encode_entry(Some((node, change)), &[]))?;
+        self.kv.write(batch, true)
     }
 
     /// Records a node's state durably.
@@ -130,7 +160,7 @@ impl Tsdb {
             node.as_bytes(),
             NodeSequenceRecordV1::from(&record.sequence()).encode(),
         );
-        self.kv.write(batch, true)
+        self.change_node(node, NodeChange::Sequence(record.sequence()), batch)
     }
 
     /// Forgets a node's state durably (its series are untouched).
@@ -138,7 +168,7 @@ impl Tsdb {
         let mut batch = KvBatch::default();
         batch.delete(Table::Nodes, node.as_bytes());
         batch.delete(Table::NodeSequences, node.as_bytes());
-        self.kv.write(batch, true)
+        self.change_node(node, NodeChange::Forgotten, batch)
     }
 
     /// The lowest id a new series may take: above every deleted one, so a deleted series'
@@ -155,9 +185,118 @@ impl Tsdb {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{T0, open, samples};
+    use super::super::testing::{T0, config, open, samples};
     use super::*;
-    use crate::storage::{MemoryKv, SeriesId};
+    use crate::storage::{Kv, MemoryKv, MetricKind, SeriesId};
+    use hcmon_common::Labels;
+
+    fn sequence(last_durable_seq: u64) -> NodeSequence {
+        NodeSequence {
+            spool_epoch: 1,
+            last_durable_seq,
+            ..NodeSequence::default()
+        }
+    }
+
+    /// The node's sequence after a power cut and a restart (`None`: no such node).
+    fn restarted(kv: &MemoryKv) -> Option<u64> {
+        kv.power_cut();
+        let recovered = Tsdb::open(Box::new(kv.clone()), config()).unwrap();
+        let nodes = recovered.nodes;
+        nodes
+            .iter()
+            .find(|(name, _)| name == "nas")
+            .map(|(_, record)| record.last_durable_seq)
+    }
+
+    /// Appends write a node's sequence to its table without a sync; the log record carries it.
+    /// Registrations and forgetting go through the log too, so a replay ends on the newest of
+    /// all three, whatever a power cut took from the table.
+    #[test]
+    fn a_nodes_sequence_survives_power_cuts_in_the_order_it_changed() {
+        let kv = MemoryKv::with_power_cuts();
+        let db = open(&kv);
+        db.append(Some(("nas", &sequence(1))), &samples(1, 0..3, 10_000))
+            .unwrap();
+        drop(db);
+        assert_eq!(restarted(&kv), Some(1));
+        let db = open(&kv);
+        assert_eq!(db.read_raw(SeriesId(1), T0, T0 + 60_000).unwrap().len(), 3);
+
+        // A batch with no sample left still moves the sequence.
+        db.append(Some(("nas", &sequence(2))), &[]).unwrap();
+        drop(db);
+        assert_eq!(restarted(&kv), Some(2));
+
+        // A registration after an append wins over it on replay.
+        let db = open(&kv);
+        db.append(Some(("nas", &sequence(3))), &samples(1, 3..4, 10_000))
+            .unwrap();
+        let mut record = NodeRecord::default();
+        record.set_sequence(sequence(9));
+        db.put_node("nas", &record).unwrap();
+        drop(db);
+        assert_eq!(restarted(&kv), Some(9));
+
+        let db = open(&kv);
+        db.delete_node("nas").unwrap();
+        drop(db);
+        assert_eq!(restarted(&kv), None);
+
+        // Once a checkpoint covers the records, the table holds the sequence durably.
+        let db = open(&kv);
+        db.append(Some(("nas", &sequence(4))), &samples(1, 4..5, 10_000))
+            .unwrap();
+        db.checkpoint(false).unwrap();
+        assert_eq!(db.wal_bytes_after(0).unwrap(), 0);
+        drop(db);
+        assert_eq!(restarted(&kv), Some(4));
+    }
+
+    /// A series' definition is written without a sync; the append of its first samples syncs it
+    /// before their log record, so a power cut never leaves samples without their series.
+    #[test]
+    fn a_power_cut_never_keeps_samples_without_their_series() {
+        let kv = MemoryKv::with_power_cuts();
+        let db = open(&kv);
+        let meta = SeriesMeta {
+            id: SeriesId(1),
+            labels: Labels::new("up", []).unwrap(),
+            kind: MetricKind::Gauge,
+            help: String::new(),
+        };
+        db.create_series(std::slice::from_ref(&meta)).unwrap();
+        db.append(None, &samples(1, 0..3, 10_000)).unwrap();
+        drop(db);
+        kv.power_cut();
+        let recovered = Tsdb::open(Box::new(kv.clone()), config()).unwrap();
+        assert_eq!(recovered.series, vec![meta]);
+        let got = recovered.tsdb.read_raw(SeriesId(1), T0, T0 + 60_000);
+        assert_eq!(got.unwrap().len(), 3);
+    }
+
+    /// A store from before the log had its own files keeps its records in the `wal` table: the
+    /// first start moves them into the log with their ids, replays them, and empties the table.
+    #[test]
+    fn records_of_the_older_wal_table_move_into_the_log() {
+        let kv = MemoryKv::default();
+        let mut batch = KvBatch::default();
+        for (id, range) in [(5u64, 0..3), (9, 3..5)] {
+            let record = encode_entry(None, &samples(1, range, 10_000));
+            batch.put(Table::Wal, id_key(id), &record[1..]);
+        }
+        kv.write(batch, true).unwrap();
+        let db = open(&kv);
+        assert_eq!(db.read_raw(SeriesId(1), T0, T0 + 60_000).unwrap().len(), 5);
+        assert_eq!(kv.logical_size(Table::Wal).unwrap(), 0);
+        let ids: Vec<u64> = db.read_wal(0, 100).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(ids, [5, 9]);
+        db.append(None, &samples(1, 5..6, 10_000)).unwrap();
+        assert_eq!(db.wal_settled(), 10);
+        drop(db);
+        let db = open(&kv);
+        assert_eq!(db.read_raw(SeriesId(1), T0, T0 + 60_000).unwrap().len(), 6);
+    }
 
     #[test]
     fn late_samples_inside_the_window_are_kept_older_ones_refused() {
