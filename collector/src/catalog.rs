@@ -3,7 +3,8 @@
 //!
 //! Rebuilt from the store at start-up. A series enters the catalog only after its definition is
 //! written, so the catalog never names a series the store lacks, and every sample naming it is
-//! written after it: the synced write that makes a sample durable makes its series durable too.
+//! appended after it: the append syncs the store before its log record when definitions were
+//! written since the last sync (`Tsdb::append`), so a sample on disk always has its series.
 //!
 //! Creating series. One writer may bring 100 000 new series (a remote write) while agents keep
 //! streaming, so creation is linear and never holds anything for the whole of a large request:

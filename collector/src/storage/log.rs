@@ -35,7 +35,7 @@ pub trait Log: Send + Sync + 'static {
     fn last_id(&self) -> u64;
     /// Visits the durable records with ids above `after`, in order, until `visit` says stop.
     fn read(&self, after: u64, visit: &mut LogVisit<'_>) -> Result<(), StoreError>;
-    /// Bytes of the records above `after` (frames included): a scan, for start-up.
+    /// Bytes the records above `after` take in the log, with its framing: a scan, for start-up.
     fn bytes_after(&self, after: u64) -> Result<u64, StoreError>;
     /// Drops the records with ids up to `upto`, as far as the log's storage allows (whole
     /// segments); later reads may still see some of them.

@@ -41,7 +41,8 @@ impl RocksKv {
         opts.increase_parallelism(2);
         // RocksDB's default, set so no options change drops it: recovery replays the log up to
         // the first torn record and stops, so a crash keeps a prefix of the writes, which the
-        // `Kv::write` contract promises (series definitions rely on it, see `create_series`).
+        // `Kv::write` contract promises (node sequences written unsynced rely on it, made
+        // durable by the checkpoint's synced batch, see `tsdb/mod.rs`).
         opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
         opts.set_write_buffer_manager(&write_buffers);
         // A memtable may be as large as the budget allows; the manager flushes before that.

@@ -8,7 +8,11 @@
 //!
 //! # Invariants
 //! - Frames are written under one lock, so file order is id order; an id is taken only by a
-//!   frame fully written (a failed write is cut off the file again, or poisons the log).
+//!   frame fully written (a failed write is cut off the file again, or poisons the log). The
+//!   segment being written is open in append mode, so the next frame follows the cut.
+//! - The log's directory entry is synced in its parent when created, each segment's in the
+//!   log's directory, and the segment being written is synced at open: whatever the log holds
+//!   when it opens is durable.
 //! - An append returns after an `fdatasync` that began after its frame was written. Appenders
 //!   waiting together share one: the first to take the sync lock syncs everything written by
 //!   then, and the others find their id already durable (group commit).
@@ -133,8 +137,13 @@ enum Frame {
     Bad(String),
 }
 
-/// Reads the frame at the reader's position into `payload`.
-fn read_frame(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Frame, std::io::Error> {
+/// Reads the frame at the reader's position into `payload`; `room` is how many bytes the file
+/// holds from there, so a garbled length is never allocated.
+fn read_frame(
+    reader: &mut impl Read,
+    payload: &mut Vec<u8>,
+    room: u64,
+) -> Result<Frame, std::io::Error> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     let mut got = 0;
     while got < header.len() {
@@ -151,8 +160,10 @@ fn read_frame(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Frame, st
     let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
     let id = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
-    if len > MAX_PAYLOAD {
-        return Ok(Frame::Bad(format!("a frame claiming {len} bytes")));
+    if len > MAX_PAYLOAD || (FRAME_HEADER_BYTES + len) as u64 > room {
+        return Ok(Frame::Bad(format!(
+            "record {id} claims {len} bytes, {room} are left"
+        )));
     }
     payload.clear();
     payload.resize(len, 0);
@@ -180,21 +191,32 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_write)
 }
 
-/// Creates segment `first` with its header, synced, and the directory entry synced.
+/// Creates segment `first` with its header, synced, and the directory entry synced; returns it
+/// open for appending. A segment that could not be made whole is removed again, so no
+/// header-less file is left to refuse a later start.
 fn create_segment(dir: &Path, first: u64) -> Result<(File, Segment), StoreError> {
     let path = dir.join(segment_name(first));
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .map_err(io_write)?;
-    let mut header = Vec::with_capacity(HEADER_BYTES as usize);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(&[0; 4]);
-    file.write_all(&header).map_err(io_write)?;
-    file.sync_data().map_err(io_write)?;
+    let made = (|| {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&[0; 4]);
+        file.write_all(&header)?;
+        file.sync_data()?;
+        OpenOptions::new().append(true).open(&path)
+    })();
+    let file = match made {
+        Ok(file) => file,
+        Err(error) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(io_write(error));
+        }
+    };
     sync_dir(dir)?;
     let segment = Segment {
         path,
@@ -214,13 +236,19 @@ impl SegmentLog {
             path: dir.to_owned(),
             source: Box::new(e),
         };
-        std::fs::create_dir_all(dir).map_err(open_error)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(open_error)?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
         let mut firsts = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(open_error)? {
             let name = entry.map_err(open_error)?.file_name();
             let name = name.to_string_lossy();
             if let Some(first) = name.strip_suffix(".wal")
                 && first.len() == 20
+                && first.bytes().all(|b| b.is_ascii_digit())
                 && let Ok(first) = first.parse::<u64>()
             {
                 firsts.push(first);
@@ -241,6 +269,9 @@ impl SegmentLog {
                     .append(true)
                     .open(&active.path)
                     .map_err(open_error)?;
+                // Frames a killed process wrote but did not sync are in the page cache: synced
+                // now, before anyone reads them as durable or takes the ids after them.
+                file.sync_data().map_err(open_error)?;
                 (file, segments)
             }
             None => {
@@ -296,7 +327,7 @@ impl SegmentLog {
             // Created but not yet synced when the process died: start it again.
             drop(reader);
             let (_, mut segment) = create_segment(dir, first)?;
-            segment.first = *last + 1;
+            segment.first = last.saturating_add(1);
             segment.last = *last;
             return Ok(segment);
         }
@@ -321,7 +352,7 @@ impl SegmentLog {
         let mut payload = Vec::new();
         let mut offset = HEADER_BYTES;
         loop {
-            match read_frame(&mut reader, &mut payload).map_err(io_read)? {
+            match read_frame(&mut reader, &mut payload, len - offset).map_err(io_read)? {
                 Frame::End => break,
                 Frame::Read { id, frame_bytes } => {
                     if id <= *last || id < first {
@@ -340,6 +371,7 @@ impl SegmentLog {
                     tracing::warn!(
                         path = %path.display(),
                         offset,
+                        last_record_kept = *last,
                         dropped_bytes = len - offset,
                         %detail,
                         "torn write-ahead log tail cut off"
@@ -357,7 +389,7 @@ impl SegmentLog {
         }
         if segment.last < segment.first {
             // An empty segment takes ids from where the log is.
-            segment.first = *last + 1;
+            segment.first = last.saturating_add(1);
             segment.last = *last;
         }
         Ok(segment)
@@ -411,6 +443,7 @@ impl SegmentLog {
 
     /// Closes the active segment (synced) and starts one whose first id is `first`.
     fn start_segment(&self, w: &mut Writer, first: u64) -> Result<(), StoreError> {
+        self.check_poisoned()?;
         let active = w.segments.last().expect("one segment at least");
         if active.last < active.first {
             // Empty: it takes the next frame as it is.
@@ -497,7 +530,7 @@ impl Log for SegmentLog {
             w.last = id;
             let active = w.segments.last_mut().expect("one segment at least");
             if active.last < active.first {
-                active.first = id + 1;
+                active.first = id.saturating_add(1);
                 active.last = id;
             }
             self.durable.fetch_max(id, Ordering::SeqCst);
@@ -529,7 +562,7 @@ impl Log for SegmentLog {
             let mut reader = reader.take(end - offset);
             let mut at = offset;
             loop {
-                match read_frame(&mut reader, &mut payload).map_err(io_read)? {
+                match read_frame(&mut reader, &mut payload, end - at).map_err(io_read)? {
                     Frame::End => break,
                     Frame::Read { id, .. } if id > durable => return Ok(()),
                     Frame::Read { id, frame_bytes } => {

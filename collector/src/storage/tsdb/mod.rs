@@ -37,7 +37,9 @@
 //!   until their contents are written, so a read sees every sample in the head or on disk.
 //! - A checkpoint keeps the WAL records a durable WAL reader has not finished
 //!   (`wal_readers.rs`); recovery replays only those after the checkpoint position.
-//! - Lock order: `checkpointing` → `flush_gate` → `append_gate` → one shard at a time.
+//! - Lock order: `checkpointing` → `flush_gate` → `append_gate` → one shard at a time; an
+//!   append takes `syncing_definitions` before `append_gate`, and the log's own locks (its
+//!   writer, then its sync) inside it, never the other way.
 //! - A checkpoint that fails after draining the head marks the engine failed: writes are refused
 //!   until a restart, which recovers from the WAL the failed checkpoint did not delete.
 //! - Chunks never cross a UTC day: retention deletes whole day partitions with one range delete.

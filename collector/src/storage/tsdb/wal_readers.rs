@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 /// One WAL record as a reader reads it.
 pub struct WalRecord {
     pub id: u64,
-    /// Its stored size (the value), for backlog accounting.
+    /// Its record's size in the log, for backlog accounting.
     pub bytes: usize,
     pub samples: Vec<Sample>,
 }

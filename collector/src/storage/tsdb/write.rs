@@ -144,7 +144,13 @@ impl Tsdb {
         self.kv
             .log()
             .append(&encode_entry(Some((node, change)), &[]))?;
-        self.kv.write(batch, true)
+        let written = self.kv.write(batch, true);
+        if written.is_err() {
+            // The log holds a change the tables do not: whether it holds after a restart would
+            // depend on a checkpoint's timing. Refuse writes until a restart replays it.
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        written
     }
 
     /// Records a node's state durably.
