@@ -618,11 +618,12 @@ impl IngestService {
             let (outcome, done) = if resend {
                 (None, Instant::now())
             } else {
-                let outcome = tsdb.append(Some((&node, &updated.sequence())), &samples)?;
+                let appended =
+                    tsdb.append_unsynced(Some((&node, &updated.sequence())), &samples)?;
                 let lap = clock.lap(BatchStage::Append, lap);
                 // Under the node's lock, so observers see a node's batches in stored order.
                 observers.stored(Some(&node), samples);
-                (Some(outcome), clock.lap(BatchStage::Observe, lap))
+                (Some(appended), clock.lap(BatchStage::Observe, lap))
             };
             Ok::<_, ResolveError>((known, outcome, updated, done))
         })
@@ -642,7 +643,18 @@ impl IngestService {
             }
             Err(ResolveError::Store(e)) => return self.refused(&stream.node, e.into()),
         };
-        self.stages[age as usize].lap(BatchStage::Resume, done);
+        let lap = self.stages[age as usize].lap(BatchStage::Resume, done);
+        // The batch is acknowledged once its log record is durable; the wait holds no thread.
+        let outcome = match outcome {
+            Some((outcome, logged)) => {
+                if let Err(error) = self.tsdb.durable(logged).await {
+                    return self.refused(&stream.node, error.into());
+                }
+                self.stages[age as usize].lap(BatchStage::Sync, lap);
+                Some(outcome)
+            }
+            None => None,
+        };
         *record = updated;
         for def in valid.new_series {
             let interned = Interned {

@@ -1,7 +1,8 @@
 //! Where an agent batch's time goes before its ack, on `/metrics` as
 //! `hcmon_collector_batch_stage_seconds{stage, batch}`: a slow ack's tail gets a named cause
-//! (a back-fill lane, the node's lock, the blocking pool, series creation, the synced write, the
-//! engines' backlog, a busy runtime) instead of one total in `hcmon_collector_batch_write_seconds`.
+//! (a back-fill lane, the node's lock, the blocking pool, series creation, the log write, the
+//! engines' backlog, a busy runtime, the log's sync) instead of one total in
+//! `hcmon_collector_batch_write_seconds`.
 
 use prometheus::{Histogram, HistogramVec};
 use std::time::Instant;
@@ -19,17 +20,20 @@ pub enum BatchStage {
     Queue,
     /// Creating the batch's new series in the catalog.
     Resolve,
-    /// The synced write and applying the samples to the head.
+    /// Writing the log record and applying the samples to the head.
     Append,
     /// Handing the samples to the engines; waits when the anomaly backlog is full.
     Observe,
     /// The batch's async task waiting for a runtime thread after its store ended: long when
     /// other work holds the runtime's threads.
     Resume,
+    /// Waiting for the log sync that makes the batch's record durable, shared with the
+    /// batches written beside it.
+    Sync,
 }
 
 impl BatchStage {
-    const ALL: [BatchStage; 8] = [
+    const ALL: [BatchStage; 9] = [
         BatchStage::Lane,
         BatchStage::NodeLock,
         BatchStage::Validate,
@@ -38,6 +42,7 @@ impl BatchStage {
         BatchStage::Append,
         BatchStage::Observe,
         BatchStage::Resume,
+        BatchStage::Sync,
     ];
 
     fn label(self) -> &'static str {
@@ -50,6 +55,7 @@ impl BatchStage {
             BatchStage::Append => "append",
             BatchStage::Observe => "observe",
             BatchStage::Resume => "resume",
+            BatchStage::Sync => "sync",
         }
     }
 }

@@ -8,7 +8,9 @@
 //! # Contract
 //! - Ids increase by one in write order within a run of appends; recovery may leave gaps
 //!   between runs (records imported with their own ids, see [`Log::import`]).
-//! - [`Log::append`] returns once its record and every record before it are durable.
+//! - [`Log::write`] numbers a record and writes it; [`Log::sync_through`] returns once that
+//!   record and every record before it are durable, sharing one sync with the writers waiting
+//!   beside it. [`Log::append`] is the two in one.
 //! - A crash keeps a prefix of the records.
 //! - Readers see records up to [`Log::durable`] only.
 
@@ -18,14 +20,24 @@ use super::StoreError;
 pub type LogVisit<'a> = dyn FnMut(u64, &[u8]) -> bool + 'a;
 
 pub trait Log: Send + Sync + 'static {
+    /// Writes a record and returns its id; it is durable after [`Log::sync_through`] that id.
+    fn write(&self, record: &[u8]) -> Result<u64, StoreError>;
+    /// Returns once every record up to `id` is durable.
+    fn sync_through(&self, id: u64) -> Result<(), StoreError>;
     /// Appends a record and returns its id once it is durable.
-    fn append(&self, record: &[u8]) -> Result<u64, StoreError>;
+    fn append(&self, record: &[u8]) -> Result<u64, StoreError> {
+        let id = self.write(record)?;
+        self.sync_through(id)?;
+        Ok(id)
+    }
     /// Writes a record under an id of the caller's, above every id in the log, without a sync
     /// of its own (the next append's or [`Log::sync`] makes it durable): for bringing records
     /// of an older store's format over at start-up.
     fn import(&self, id: u64, record: &[u8]) -> Result<(), StoreError>;
     /// Makes every record written so far durable.
-    fn sync(&self) -> Result<(), StoreError>;
+    fn sync(&self) -> Result<(), StoreError> {
+        self.sync_through(self.last_id())
+    }
     /// Ids from now on are above `id` (the engine's checkpoint position may be past the log's
     /// last record, when a checkpoint released every record).
     fn continue_after(&self, id: u64);

@@ -142,13 +142,20 @@ impl MemoryLog {
 }
 
 impl Log for MemoryLog {
-    fn append(&self, record: &[u8]) -> Result<u64, StoreError> {
+    fn write(&self, record: &[u8]) -> Result<u64, StoreError> {
         let mut state = self.state();
         let id = (state.last.checked_add(1)).ok_or_else(super::segment_log::ids_exhausted)?;
         state.records.push((id, record.to_vec()));
         state.last = id;
-        state.durable = id;
         Ok(id)
+    }
+
+    fn sync_through(&self, id: u64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.durable < id {
+            state.durable = state.last;
+        }
+        Ok(())
     }
 
     fn import(&self, id: u64, record: &[u8]) -> Result<(), StoreError> {
@@ -160,12 +167,6 @@ impl Log for MemoryLog {
         }
         state.records.push((id, record.to_vec()));
         state.last = id;
-        Ok(())
-    }
-
-    fn sync(&self) -> Result<(), StoreError> {
-        let mut state = self.state();
-        state.durable = state.last;
         Ok(())
     }
 

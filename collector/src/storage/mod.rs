@@ -31,8 +31,8 @@ pub use memory::MemoryKv;
 pub use rocks::RocksKv;
 pub use rollup::{Aggregate, Resolution};
 pub use tsdb::{
-    AppendOutcome, CheckpointReport, Recovered, RetentionConfig, StorageConfig, Tsdb, TsdbStats,
-    WalRecord,
+    AppendOutcome, CheckpointReport, Logged, Recovered, RetentionConfig, StorageConfig, Tsdb,
+    TsdbStats, WalRecord,
 };
 
 use hcmon_common::Labels;

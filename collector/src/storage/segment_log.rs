@@ -462,7 +462,28 @@ impl SegmentLog {
         Ok(())
     }
 
-    /// Makes every frame up to `id` durable, sharing one sync with whoever else waits.
+    /// The segments' paths and index entries a read from `after` needs, oldest first.
+    fn segments_after(&self, after: u64) -> Vec<(PathBuf, u64, u64)> {
+        let w = self.writer();
+        w.segments
+            .iter()
+            .filter(|s| s.last > after)
+            .map(|s| (s.path.clone(), s.seek_for(after), s.bytes))
+            .collect()
+    }
+}
+
+impl Log for SegmentLog {
+    fn write(&self, record: &[u8]) -> Result<u64, StoreError> {
+        self.check_poisoned()?;
+        let mut w = self.writer();
+        let id = w.last.checked_add(1).ok_or_else(ids_exhausted)?;
+        self.write_frame(&mut w, id, record)?;
+        Ok(id)
+    }
+
+    /// The first caller to take the sync lock syncs every frame written by then; the callers
+    /// queued behind it find their frames durable and leave without a sync of their own.
     fn sync_through(&self, id: u64) -> Result<(), StoreError> {
         if self.durable.load(Ordering::SeqCst) >= id {
             return Ok(());
@@ -484,30 +505,6 @@ impl SegmentLog {
         Ok(())
     }
 
-    /// The segments' paths and index entries a read from `after` needs, oldest first.
-    fn segments_after(&self, after: u64) -> Vec<(PathBuf, u64, u64)> {
-        let w = self.writer();
-        w.segments
-            .iter()
-            .filter(|s| s.last > after)
-            .map(|s| (s.path.clone(), s.seek_for(after), s.bytes))
-            .collect()
-    }
-}
-
-impl Log for SegmentLog {
-    fn append(&self, record: &[u8]) -> Result<u64, StoreError> {
-        self.check_poisoned()?;
-        let id = {
-            let mut w = self.writer();
-            let id = w.last.checked_add(1).ok_or_else(ids_exhausted)?;
-            self.write_frame(&mut w, id, record)?;
-            id
-        };
-        self.sync_through(id)?;
-        Ok(id)
-    }
-
     fn import(&self, id: u64, record: &[u8]) -> Result<(), StoreError> {
         self.check_poisoned()?;
         let mut w = self.writer();
@@ -517,11 +514,6 @@ impl Log for SegmentLog {
             ));
         }
         self.write_frame(&mut w, id, record)
-    }
-
-    fn sync(&self) -> Result<(), StoreError> {
-        let last = self.writer().last;
-        self.sync_through(last)
     }
 
     fn continue_after(&self, id: u64) {
@@ -683,6 +675,31 @@ mod tests {
             .map(|i| FRAME_HEADER_BYTES as u64 + records(&log, i - 1)[0].1.len() as u64)
             .sum();
         assert_eq!(log.bytes_after(47).unwrap(), bytes);
+    }
+
+    /// A record written is read only once a sync covers it; one sync covers every record
+    /// written before it, including those written across a segment's end.
+    #[test]
+    fn written_records_are_read_once_a_sync_covers_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SegmentLog::open(dir.path()).unwrap();
+        assert_eq!(log.write(&record(1)).unwrap(), 1);
+        assert_eq!(log.write(&record(2)).unwrap(), 2);
+        assert_eq!(log.durable(), 0);
+        assert!(records(&log, 0).is_empty());
+        log.sync_through(1).unwrap();
+        assert_eq!(log.durable(), 2);
+        assert_eq!(records(&log, 0).len(), 2);
+        log.write(&record(3)).unwrap();
+        log.rotate();
+        log.write(&record(4)).unwrap();
+        // The rotation synced the closed segment on its way.
+        assert_eq!(log.durable(), 3);
+        log.sync().unwrap();
+        assert_eq!(
+            records(&log, 2).iter().map(|r| r.0).collect::<Vec<_>>(),
+            [3, 4]
+        );
     }
 
     /// A crash can leave any prefix of the last frame's bytes: the open keeps every whole frame

@@ -419,6 +419,7 @@ fn stage_lines(histogram: &[(String, f64)], batch: &str) -> Vec<String> {
         "append",
         "observe",
         "resume",
+        "sync",
     ]
     .iter()
     .filter_map(|stage| {

@@ -20,7 +20,9 @@
 //! each changed series head and the checkpoint position; then the log segments it covers are
 //! deleted. Recovery loads the head snapshots and replays the log after the checkpoint
 //! position (samples into the head, sequence states into the node table), so open chunks are
-//! rebuilt exactly from what was durable before each ack.
+//! rebuilt exactly from what was durable before each ack. An append writes its record and
+//! updates the head, then syncs outside the gate (the appends waiting share one sync); its
+//! caller acknowledges only after that sync.
 //!
 //! # Invariants
 //! - A log record is deleted only after the synced batch that persists the state it produced:
@@ -31,8 +33,10 @@
 //!   forgetting), so replaying the records after the checkpoint leaves each node's newest.
 //! - A log record is synced only after the series definitions written before its append are
 //!   (`sync_definitions`): a sample on disk always has its series.
-//! - Appends hold `append_gate` (shared) from their log append until the head is updated; a
+//! - Appends hold `append_gate` (shared) from their log write until the head is updated; a
 //!   checkpoint takes it exclusively to cut, so its snapshot covers exactly log ids ≤ its position.
+//!   A record not yet synced at the cut is still covered: the checkpoint's synced batch holds
+//!   its samples.
 //! - Reads hold `flush_gate` (shared); a checkpoint holds it exclusively from draining outboxes
 //!   until their contents are written, so a read sees every sample in the head or on disk.
 //! - A checkpoint keeps the WAL records a durable WAL reader has not finished
@@ -125,6 +129,11 @@ pub struct AppendOutcome {
     pub too_old: usize,
 }
 
+/// The log record an [`Tsdb::append_unsynced`] wrote, to wait on before acknowledging its
+/// samples. 0 when it wrote none (nothing to wait for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logged(u64);
+
 /// Engine figures for the collector's own metrics.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TsdbStats {
@@ -160,6 +169,10 @@ pub struct Tsdb {
     definitions_written: AtomicU64,
     definitions_synced: AtomicU64,
     syncing_definitions: Mutex<()>,
+    /// An async waiter has a log sync queued or running on the blocking pool; the others wait
+    /// on `log_synced` for it to end (see [`Tsdb::durable`]).
+    log_sync_queued: AtomicBool,
+    log_synced: tokio::sync::Notify,
     append_gate: RwLock<()>,
     flush_gate: RwLock<()>,
     /// Serialises checkpoints (the periodic task, shutdown, admin flush).

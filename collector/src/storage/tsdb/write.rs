@@ -4,10 +4,11 @@
 use super::head::series_runs;
 use super::keys::id_key;
 use super::wal::{NodeChange, encode_entry};
-use super::{AppendOutcome, SHARDS, Tsdb};
+use super::{AppendOutcome, Logged, SHARDS, Tsdb};
 use crate::storage::kv::{KvBatch, Table};
 use crate::storage::records::{NodeRecordV1, NodeSequenceRecordV1, Record, SeriesRecordV1};
 use crate::storage::{NodeRecord, NodeSequence, Sample, SeriesMeta, StoreError};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 impl Tsdb {
@@ -18,6 +19,20 @@ impl Tsdb {
         node: Option<(&str, &NodeSequence)>,
         samples: &[Sample],
     ) -> Result<AppendOutcome, StoreError> {
+        let (outcome, logged) = self.append_unsynced(node, samples)?;
+        self.sync_log(logged)?;
+        Ok(outcome)
+    }
+
+    /// [`Tsdb::append`] up to its sync: the record is written and the head has the samples,
+    /// which the caller acknowledges only once [`Tsdb::durable`] (or [`Tsdb::sync_log`]) says
+    /// the record is durable. Readers of the head may see the samples before then; a crash
+    /// before the sync loses them with their acknowledgement, and a failed sync fails the store.
+    pub fn append_unsynced(
+        &self,
+        node: Option<(&str, &NodeSequence)>,
+        samples: &[Sample],
+    ) -> Result<(AppendOutcome, Logged), StoreError> {
         if self.failed.load(Ordering::SeqCst) {
             return Err(StoreError::Failed);
         }
@@ -46,14 +61,15 @@ impl Tsdb {
             too_old: samples.len() - accepted.len(),
         };
         if accepted.is_empty() && node.is_none() {
-            return Ok(outcome);
+            return Ok((outcome, Logged(0)));
         }
         let change = node.map(|(name, sequence)| (name, NodeChange::Sequence(*sequence)));
         let record = encode_entry(change, &accepted);
         // Samples of a series created just now must not reach the disk without its definition.
         self.sync_definitions()?;
+        // The sync is outside the gate, so a checkpoint's cut waits for no one's sync.
         let _gate = self.append_gate.read().unwrap_or_else(|p| p.into_inner());
-        self.kv.log().append(&record)?;
+        let id = self.kv.log().write(&record)?;
         self.wal_bytes_written
             .fetch_add(record.len() as u64, Ordering::Relaxed);
         if let Some((name, sequence)) = node {
@@ -72,7 +88,55 @@ impl Tsdb {
             }
         }
         self.apply(&accepted);
-        Ok(outcome)
+        Ok((outcome, Logged(id)))
+    }
+
+    /// Returns once the record of an [`Tsdb::append_unsynced`] is durable, syncing the log on
+    /// this thread (shared with the callers syncing beside it).
+    pub fn sync_log(&self, logged: Logged) -> Result<(), StoreError> {
+        self.kv.log().sync_through(logged.0).inspect_err(|_| {
+            // The head has samples the disk may not: only a restart's replay brings them level.
+            self.failed.store(true, Ordering::SeqCst);
+        })
+    }
+
+    /// [`Tsdb::sync_log`] for async callers: they wait without a thread each, and one sync on
+    /// the blocking pool at a time covers every record written when it starts.
+    pub async fn durable(self: &Arc<Self>, logged: Logged) -> Result<(), StoreError> {
+        loop {
+            let synced = self.log_synced.notified();
+            tokio::pin!(synced);
+            // Registered before the check, so a sync ending in between still wakes this waiter.
+            synced.as_mut().enable();
+            if self.kv.log().durable() >= logged.0 {
+                return Ok(());
+            }
+            if self.failed.load(Ordering::SeqCst) {
+                return Err(StoreError::Failed);
+            }
+            if self.log_sync_queued.swap(true, Ordering::SeqCst) {
+                synced.await;
+                continue;
+            }
+            let tsdb = self.clone();
+            let ran = crate::tasks::blocking("log-sync", move || {
+                let last = tsdb.kv.log().last_id();
+                let synced = tsdb.sync_log(Logged(last));
+                tsdb.log_sync_queued.store(false, Ordering::SeqCst);
+                tsdb.log_synced.notify_waiters();
+                synced
+            })
+            .await;
+            match ran {
+                Ok(synced) => synced?,
+                Err(panicked) => {
+                    self.failed.store(true, Ordering::SeqCst);
+                    self.log_sync_queued.store(false, Ordering::SeqCst);
+                    self.log_synced.notify_waiters();
+                    return Err(StoreError::Write(panicked.message.into()));
+                }
+            }
+        }
     }
 
     /// Makes the series definitions written so far durable, once per group of appends that
@@ -279,6 +343,45 @@ mod tests {
         assert_eq!(recovered.series, vec![meta]);
         let got = recovered.tsdb.read_raw(SeriesId(1), T0, T0 + 60_000);
         assert_eq!(got.unwrap().len(), 3);
+    }
+
+    /// Async callers wait for their records without a thread each: many appends waiting at once
+    /// all end durable, and what a power cut keeps is exactly what they were told was durable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_waited_on_together_are_durable_when_told() {
+        let kv = MemoryKv::with_power_cuts();
+        let db = Arc::new(open(&kv));
+        let meta = SeriesMeta {
+            id: SeriesId(1),
+            labels: Labels::new("up", []).unwrap(),
+            kind: MetricKind::Gauge,
+            help: String::new(),
+        };
+        db.create_series(std::slice::from_ref(&meta)).unwrap();
+        let waits = (0..32).map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let batch = samples(1, i..i + 1, 10_000);
+                let (outcome, logged) = db.append_unsynced(None, &batch).unwrap();
+                assert_eq!(outcome.accepted, 1);
+                db.durable(logged).await.unwrap();
+            })
+        });
+        for wait in waits.collect::<Vec<_>>() {
+            wait.await.unwrap();
+        }
+        // One more written but never waited on: the head has it, a power cut takes it.
+        db.append_unsynced(None, &samples(1, 40..41, 10_000))
+            .unwrap();
+        assert_eq!(
+            db.read_raw(SeriesId(1), T0, T0 + 600_000).unwrap().len(),
+            33
+        );
+        drop(db);
+        kv.power_cut();
+        let recovered = Tsdb::open(Box::new(kv.clone()), config()).unwrap();
+        let got = recovered.tsdb.read_raw(SeriesId(1), T0, T0 + 600_000);
+        assert_eq!(got.unwrap().len(), 32);
     }
 
     /// A store from before the log had its own files keeps its records in the `wal` table: the
