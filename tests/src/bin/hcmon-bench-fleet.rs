@@ -30,7 +30,7 @@ use hcmon_proto::v1::{
     AgentMessage, Batch, RegisterRequest, SESSION_METADATA_KEY, SeriesDef, SeriesSamples,
     agent_message, collector_message,
 };
-use hcmon_tests::bench::free_port;
+use hcmon_tests::bench::{free_port, process_cpu_seconds};
 use hcmon_tests::{Collector, bin_path_in, now_s};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -517,10 +517,20 @@ async fn main() -> anyhow::Result<()> {
         .set(started + Duration::from_secs(60).min(Duration::from_secs(args.minutes * 30)));
     let load = Duration::from_secs(args.minutes * 60);
     let mut peak_rss = 0.0f64;
+    // Both processes share this machine's cores: their use says whether a slow ack waited for
+    // a core rather than for the collector's work.
+    let cpu = |pid| process_cpu_seconds(pid);
+    let cpu_from = (cpu(collector.process.pid()), cpu(std::process::id()));
     while started.elapsed() < load {
         tokio::time::sleep(Duration::from_secs(1)).await;
         peak_rss = peak_rss.max(rss_mib(collector.process.pid(), "VmRSS:"));
     }
+    let seconds = started.elapsed().as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (collector_cpu, bench_cpu) = (
+        (cpu(collector.process.pid()) - cpu_from.0) / seconds,
+        (cpu(std::process::id()) - cpu_from.1) / seconds,
+    );
     let connected = metrics(&client, &base, "hcmon_collector_connected_agents").await?;
     let delay = metrics(
         &client,
@@ -569,6 +579,9 @@ async fn main() -> anyhow::Result<()> {
         percentile(&defining, 0.5),
         percentile(&defining, 0.99),
         defining.len()
+    );
+    println!(
+        "CPU under the load, in cores of the machine's {cores}: collector {collector_cpu:.2}, this benchmark's agents {bench_cpu:.2}"
     );
     let mut worst: Vec<(u64, u32)> = slow.into_iter().collect();
     worst.sort_by_key(|&(second, count)| (std::cmp::Reverse(count), second));
