@@ -1,4 +1,8 @@
-//! What ingest tells the rest of the collector: every batch it just made durable.
+//! What ingest tells the rest of the collector: every batch it just stored.
+//!
+//! A batch is told once its samples are in the head, just before the sync that makes them
+//! durable (ingest acks only after that sync). A failed sync fails the whole store until a
+//! restart, so an engine never goes on from samples the store lost.
 //!
 //! Observers (the alert feed, the live anomaly watch) are handed to [`IngestService::new`]
 //! at construction and never set afterwards, so ingest depends on this trait only, never on
@@ -9,7 +13,7 @@
 use crate::storage::Sample;
 use std::sync::Arc;
 
-/// A batch whose samples are durable, as its observers see it.
+/// A batch whose samples are stored, as its observers see it.
 pub struct StoredBatch {
     /// The agent that sent it; `None` for remote write.
     pub node: Option<String>,
@@ -43,7 +47,7 @@ impl Observers {
         }
     }
 
-    /// Tells every observer about `samples`, just made durable.
+    /// Tells every observer about `samples`, just stored.
     pub fn stored(&self, node: Option<&str>, samples: Vec<Sample>) {
         if self.0.is_empty() {
             return;

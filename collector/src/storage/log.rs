@@ -1,5 +1,5 @@
 //! The write-ahead log under the engine: an append-only sequence of records, numbered in write
-//! order, each durable when its append returns.
+//! order, each durable once a sync covers it.
 //!
 //! The engine's appends go here rather than through the key-value store's tables: a record is
 //! written once and synced with the records appended beside it, with no memtable, flush or

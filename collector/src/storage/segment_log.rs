@@ -13,9 +13,9 @@
 //! - The log's directory entry is synced in its parent when created, each segment's in the
 //!   log's directory, and the segment being written is synced at open: whatever the log holds
 //!   when it opens is durable.
-//! - An append returns after an `fdatasync` that began after its frame was written. Appenders
-//!   waiting together share one: the first to take the sync lock syncs everything written by
-//!   then, and the others find their id already durable (group commit).
+//! - `sync_through(id)` returns after an `fdatasync` that began after frame `id` was written.
+//!   Callers waiting together share one: the first to take the sync lock syncs everything
+//!   written by then, and the others find their id already durable (group commit).
 //! - A segment is synced before the next one is created, and the directory after it is, so only
 //!   the last segment can end in a torn frame; opening cuts it off there. A bad frame anywhere
 //!   else is corruption and refuses the open.

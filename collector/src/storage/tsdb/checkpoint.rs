@@ -8,7 +8,9 @@ use super::keys::{ChunkKey, META_CHECKPOINT, META_STALE_ROLLUPS, RollupKey, day_
 use super::read::decode_block;
 use crate::storage::chunk::encode_chunk;
 use crate::storage::kv::{KvBatch, Table};
-use crate::storage::records::{CheckpointRecordV1, Record, StaleRollupsRecordV1};
+use crate::storage::records::{
+    CheckpointRecordV1, NodeSequenceRecordV1, Record, StaleRollupsRecordV1,
+};
 use crate::storage::rollup::{Aggregate, Resolution, block};
 use crate::storage::{SeriesId, StoreError};
 use std::collections::{BTreeMap, HashMap};
@@ -62,7 +64,7 @@ impl Tsdb {
         let previous = self.last_cut_bytes.load(Ordering::Relaxed);
         let mut copied: Vec<u8> = Vec::with_capacity(previous + previous / 8);
         let mut chunk_count = 0u64;
-        let wal_upto;
+        let (wal_upto, sequences);
         {
             let cut = Instant::now();
             let _appends = self.append_gate.write().unwrap_or_else(|p| p.into_inner());
@@ -71,6 +73,8 @@ impl Tsdb {
             // before can be released whole.
             wal_upto = self.kv.log().last_id();
             self.kv.log().rotate();
+            sequences =
+                std::mem::take(&mut *self.sequences.lock().unwrap_or_else(|p| p.into_inner()));
             let dirty: usize = (self.shards.iter())
                 .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).dirty.len())
                 .sum();
@@ -172,7 +176,21 @@ impl Tsdb {
             wal_position: wal_upto,
         };
         batch.put(Table::Meta, META_CHECKPOINT, position.encode());
+        for (node, sequence) in sequences {
+            match sequence {
+                Some(sequence) => batch.put(
+                    Table::NodeSequences,
+                    node.as_bytes(),
+                    NodeSequenceRecordV1::from(&sequence).encode(),
+                ),
+                None => batch.delete(Table::NodeSequences, node.as_bytes()),
+            }
+        }
         report.bytes = batch.bytes();
+        // Appends sync after the cut: the records it covers must be on disk before the
+        // batch that says so (the node sequences, and the position remote write out's readers
+        // trust the log to hold up to).
+        self.kv.log().sync_through(wal_upto)?;
         let writing = Instant::now();
         self.kv.write(batch, true)?;
         report.write = writing.elapsed();

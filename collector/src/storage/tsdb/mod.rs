@@ -2,10 +2,10 @@
 //!
 //! # Write path
 //! An append writes one record (all of a batch's accepted samples and the node's new sequence
-//! state) to the write-ahead log ([`Log`](super::Log), segment files beside the tables), which
-//! returns once it is synced, sharing the sync with the appends beside it; then it writes the
-//! node's sequence to its table without a sync and applies the samples to the head. Only after
-//! that does ingest ack, so an acked sample is on disk.
+//! state) to the write-ahead log ([`Log`](super::Log), segment files beside the tables), notes
+//! the node's sequence for the next checkpoint and applies the samples to the head; then it
+//! syncs the log, sharing the sync with the appends beside it. Only after that sync does
+//! ingest ack, so an acked sample is on disk.
 //!
 //! # Head
 //! Per series, in memory: the open chunk (raw samples in time order), late samples, and the open
@@ -20,30 +20,31 @@
 //! each changed series head and the checkpoint position; then the log segments it covers are
 //! deleted. Recovery loads the head snapshots and replays the log after the checkpoint
 //! position (samples into the head, sequence states into the node table), so open chunks are
-//! rebuilt exactly from what was durable before each ack. An append writes its record and
-//! updates the head, then syncs outside the gate (the appends waiting share one sync); its
-//! caller acknowledges only after that sync.
+//! rebuilt exactly from what was durable before each ack.
 //!
 //! # Invariants
 //! - A log record is deleted only after the synced batch that persists the state it produced:
-//!   its samples (in chunks or head snapshots) and its node sequence (written unsynced by the
-//!   append before the cut, made durable by that batch's sync, as a crash keeps a prefix of
-//!   the store's writes).
+//!   its samples (in chunks or head snapshots) and its node sequence (noted by the append
+//!   before the cut, written by that batch).
+//! - A node's sequence reaches the node table only after its log record is durable: appends
+//!   note it in memory, and a checkpoint syncs the log through its cut before its batch. So
+//!   after a crash the table never says a batch is stored that the disk does not hold, and
+//!   the log holds every record a checkpoint covers (remote write out reads them there).
 //! - Every change of a node's sequence state goes through the log (appends, registrations,
 //!   forgetting), so replaying the records after the checkpoint leaves each node's newest.
 //! - A log record is synced only after the series definitions written before its append are
 //!   (`sync_definitions`): a sample on disk always has its series.
 //! - Appends hold `append_gate` (shared) from their log write until the head is updated; a
 //!   checkpoint takes it exclusively to cut, so its snapshot covers exactly log ids ≤ its position.
-//!   A record not yet synced at the cut is still covered: the checkpoint's synced batch holds
-//!   its samples.
+//!   The log sync is outside the gate, so a cut waits for no one's sync.
 //! - Reads hold `flush_gate` (shared); a checkpoint holds it exclusively from draining outboxes
 //!   until their contents are written, so a read sees every sample in the head or on disk.
 //! - A checkpoint keeps the WAL records a durable WAL reader has not finished
 //!   (`wal_readers.rs`); recovery replays only those after the checkpoint position.
-//! - Lock order: `checkpointing` → `flush_gate` → `append_gate` → one shard at a time; an
-//!   append takes `syncing_definitions` before `append_gate`, and the log's own locks (its
-//!   writer, then its sync) inside it, never the other way.
+//! - Lock order: `checkpointing` → `flush_gate` → `append_gate` → one shard at a time (or
+//!   `sequences`); an append takes `syncing_definitions` before `append_gate`, and the log's
+//!   writer lock inside it; the log's sync lock (then its writer lock) is taken holding none of
+//!   the engine's locks but `checkpointing`, never the other way.
 //! - A checkpoint that fails after draining the head marks the engine failed: writes are refused
 //!   until a restart, which recovers from the WAL the failed checkpoint did not delete.
 //! - Chunks never cross a UTC day: retention deletes whole day partitions with one range delete.
@@ -113,7 +114,7 @@ pub use config::{RetentionConfig, StorageConfig};
 pub use wal_readers::WalRecord;
 
 use super::kv::{Kv, KvMemory, Table};
-use super::{FamilyMeta, NodeRecord, SeriesId, SeriesMeta, StoreError};
+use super::{FamilyMeta, NodeRecord, NodeSequence, SeriesId, SeriesMeta, StoreError};
 use head::{SeriesHead, Shard};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -169,6 +170,10 @@ pub struct Tsdb {
     definitions_written: AtomicU64,
     definitions_synced: AtomicU64,
     syncing_definitions: Mutex<()>,
+    /// Each node's sequence state (`None`: forgotten) logged since the last checkpoint's cut,
+    /// newest per node: that checkpoint's synced batch writes it to the node table, after a
+    /// sync of the log covers its record.
+    sequences: Mutex<HashMap<Box<str>, Option<NodeSequence>>>,
     /// An async waiter has a log sync queued or running on the blocking pool; the others wait
     /// on `log_synced` for it to end (see [`Tsdb::durable`]).
     log_sync_queued: AtomicBool,

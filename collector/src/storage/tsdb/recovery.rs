@@ -38,6 +38,7 @@ impl Tsdb {
             definitions_written: AtomicU64::new(0),
             definitions_synced: AtomicU64::new(0),
             syncing_definitions: Mutex::new(()),
+            sequences: Mutex::default(),
             log_sync_queued: Default::default(),
             log_synced: Default::default(),
             append_gate: RwLock::new(()),

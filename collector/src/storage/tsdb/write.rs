@@ -11,6 +11,17 @@ use crate::storage::{NodeRecord, NodeSequence, Sample, SeriesMeta, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// The one async waiter's turn to sync the log (see [`Tsdb::durable`]): its end wakes the
+/// others.
+struct SyncTurn(Arc<Tsdb>);
+
+impl Drop for SyncTurn {
+    fn drop(&mut self) {
+        self.0.log_sync_queued.store(false, Ordering::SeqCst);
+        self.0.log_synced.notify_waiters();
+    }
+}
+
 impl Tsdb {
     /// Appends samples durably (with the node's new sequence state, when given) and applies them
     /// to the head. Samples too far behind their series' newest are refused and counted.
@@ -73,19 +84,10 @@ impl Tsdb {
         self.wal_bytes_written
             .fetch_add(record.len() as u64, Ordering::Relaxed);
         if let Some((name, sequence)) = node {
-            // Not synced: the log record holds it until a checkpoint's synced write does.
-            let mut batch = KvBatch::default();
-            batch.put(
-                Table::NodeSequences,
-                name.as_bytes(),
-                NodeSequenceRecordV1::from(sequence).encode(),
-            );
-            if let Err(error) = self.kv.write(batch, false) {
-                // The record is durable but the head and the node table do not have it: only a
-                // restart, replaying the log, brings them level again.
-                self.failed.store(true, Ordering::SeqCst);
-                return Err(error);
-            }
+            // Kept for the checkpoint, not written to the node table: any synced write of the
+            // store could make it durable before this record, and after a crash the agent's
+            // resend would be taken for a repeat of a batch that is gone.
+            self.note_sequence(name, Some(*sequence));
         }
         self.apply(&accepted);
         Ok((outcome, Logged(id)))
@@ -118,23 +120,29 @@ impl Tsdb {
                 synced.await;
                 continue;
             }
-            let tsdb = self.clone();
+            // Moved into the work, so its end (a return, a panic, or the work dropped unrun by
+            // a runtime shutting down) lets the next waiter take the turn.
+            let turn = SyncTurn(self.clone());
             let ran = crate::tasks::blocking("log-sync", move || {
-                let last = tsdb.kv.log().last_id();
-                let synced = tsdb.sync_log(Logged(last));
-                tsdb.log_sync_queued.store(false, Ordering::SeqCst);
-                tsdb.log_synced.notify_waiters();
-                synced
+                let last = turn.0.kv.log().last_id();
+                turn.0.sync_log(Logged(last))
             })
             .await;
             match ran {
                 Ok(synced) => synced?,
-                Err(panicked) => {
-                    self.failed.store(true, Ordering::SeqCst);
-                    self.log_sync_queued.store(false, Ordering::SeqCst);
-                    self.log_synced.notify_waiters();
-                    return Err(StoreError::Write(panicked.message.into()));
-                }
+                Err(panicked) => return Err(StoreError::Write(panicked.message.into())),
+            }
+        }
+    }
+
+    /// Sets a node's sequence (`None`: forgotten) for the next checkpoint's synced batch to
+    /// write to the node table.
+    fn note_sequence(&self, node: &str, sequence: Option<NodeSequence>) {
+        let mut sequences = self.sequences.lock().unwrap_or_else(|p| p.into_inner());
+        match sequences.get_mut(node) {
+            Some(noted) => *noted = sequence,
+            None => {
+                sequences.insert(node.into(), sequence);
             }
         }
     }
@@ -208,6 +216,16 @@ impl Tsdb {
         self.kv
             .log()
             .append(&encode_entry(Some((node, change)), &[]))?;
+        // A checkpoint that took an older noted sequence at its cut may write it after this
+        // write; the next checkpoint writes this one over it (a restart before that replays
+        // this record, which is after that cut).
+        self.note_sequence(
+            node,
+            match change {
+                NodeChange::Sequence(sequence) => Some(sequence),
+                NodeChange::Forgotten => None,
+            },
+        );
         let written = self.kv.write(batch, true);
         if written.is_err() {
             // The log holds a change the tables do not: whether it holds after a restart would
@@ -321,6 +339,33 @@ mod tests {
         assert_eq!(db.wal_bytes_after(0).unwrap(), 0);
         drop(db);
         assert_eq!(restarted(&kv), Some(4));
+    }
+
+    /// A batch written but not yet synced must not reach the node table through anyone else's
+    /// sync: after a power cut the agent resends it, and a table that already counted it
+    /// would take the resend for a repeat of samples that are gone.
+    #[test]
+    fn an_unsynced_batch_leaves_the_node_table_behind_every_other_sync() {
+        let kv = MemoryKv::with_power_cuts();
+        let db = open(&kv);
+        db.append(Some(("nas", &sequence(1))), &samples(1, 0..1, 10_000))
+            .unwrap();
+        db.append_unsynced(Some(("nas", &sequence(2))), &samples(1, 1..2, 10_000))
+            .unwrap();
+        // Another append's definitions sync (the tables only, not the log).
+        kv.sync().unwrap();
+        drop(db);
+        assert_eq!(restarted(&kv), Some(1));
+
+        // A checkpoint covering an unsynced record syncs the log first, so after a power cut
+        // the log and the table agree.
+        let db = open(&kv);
+        db.append_unsynced(Some(("nas", &sequence(2))), &samples(1, 1..2, 10_000))
+            .unwrap();
+        db.checkpoint(false).unwrap();
+        assert_eq!(db.wal_settled(), db.kv.log().last_id());
+        drop(db);
+        assert_eq!(restarted(&kv), Some(2));
     }
 
     /// A series' definition is written without a sync; the append of its first samples syncs it
