@@ -41,7 +41,10 @@ pub async fn serve(
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    crate::no_delay(&accepted.0);
+                    accepted
+                }
                 Err(error) => {
                     pause_after(error).await;
                     continue;

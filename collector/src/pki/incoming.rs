@@ -205,7 +205,10 @@ pub fn incoming(
             };
             let (stream, remote) = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
+                    Ok(accepted) => {
+                        crate::no_delay(&accepted.0);
+                        accepted
+                    }
                     Err(error) => {
                         tracing::debug!(%error, "gRPC accept failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
