@@ -32,6 +32,7 @@ pub mod query;
 pub mod recorded;
 pub mod replay;
 pub mod report;
+pub mod runtime_lag;
 pub mod secure_random;
 pub mod self_tracing;
 pub mod slo;
@@ -308,6 +309,14 @@ impl Collector {
                 Ok(())
             });
             handle
+        });
+        let lag = metrics.runtime_lag_seconds.clone();
+        tasks.spawn("runtime-lag", Role::Helper, {
+            let shutdown = shutdown.clone();
+            async move {
+                runtime_lag::probe(lag, shutdown).await;
+                Ok(())
+            }
         });
         let (db, upkeep_clock, token) = (tsdb.clone(), clock.clone(), shutdown.clone());
         let upkeep_metrics = metrics.clone();

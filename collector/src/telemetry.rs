@@ -92,6 +92,7 @@ pub struct CollectorMetrics {
     pub series: IntGauge,
     pub batch_write_seconds: Histogram,
     pub batch_stage_seconds: HistogramVec,
+    pub runtime_lag_seconds: Histogram,
     pub checkpoint_seconds: HistogramVec,
     pub checkpoint_bytes: IntGauge,
     pub samples_too_old: IntCounter,
@@ -190,11 +191,18 @@ impl CollectorMetrics {
             ),
             batch_stage_seconds: r.histogram_vec(
                 "hcmon_collector_batch_stage_seconds",
-                "Where an agent batch's time before its ack goes, by stage (lane: waiting for a back-fill lane; node_lock: waiting for the node's lock; validate: checking it against its stream and limits; queue: waiting for a blocking thread; resolve: creating new series; append: the synced write and the head; observe: handing samples to the engines, waiting when their backlog is full; resume: the batch's task waiting for a runtime thread after the store) and batch (live, backfill: newest sample over 5 min old).",
+                "Where an agent batch's time before its ack goes, by stage (lane: waiting for a back-fill lane; node_lock: waiting for the node's lock; validate: checking it against its stream and limits; queue: waiting for a blocking thread; resolve: creating new series; append: the log write and the head; observe: handing samples to the engines, waiting when their backlog is full; resume: the batch's task waiting for a runtime thread after the store; sync: waiting for the log sync that makes it durable) and batch (live, backfill: newest sample over 5 min old).",
                 &[
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
                 ],
                 &["stage", "batch"],
+            ),
+            runtime_lag_seconds: r.histogram(
+                "hcmon_collector_runtime_lag_seconds",
+                "How late the async runtime ran a task that was ready (a 50 ms timer's, measured against its deadline): long when work holds the runtime's threads, which delays every connection's reads and acks.",
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                ],
             ),
             checkpoint_seconds: r.histogram_vec(
                 "hcmon_collector_checkpoint_seconds",

@@ -545,6 +545,7 @@ async fn main() -> anyhow::Result<()> {
     let alerts = metrics(&client, &base, "hcmon_collector_alerts{").await?;
     let stages = metrics(&client, &base, "hcmon_collector_batch_stage_seconds").await?;
     let written = metrics(&client, &base, "hcmon_collector_batch_write_seconds_bucket").await?;
+    let lag = metrics(&client, &base, "hcmon_collector_runtime_lag_seconds_bucket").await?;
     let mut checkpoints = metrics(&client, &base, "hcmon_collector_checkpoint_").await?;
     checkpoints.retain(|(name, _)| !name.contains("_bucket"));
 
@@ -616,6 +617,17 @@ async fn main() -> anyhow::Result<()> {
         "batch received to durable in the collector, live and back-fill (hcmon_collector_batch_write_seconds): p50 ≤ {} s, p99 ≤ {} s",
         histogram_quantile(&written, 0.5).map_or("?".to_owned(), |v| v.to_string()),
         histogram_quantile(&written, 0.99).map_or("?".to_owned(), |v| v.to_string()),
+    );
+    let count = lag.last().map_or(0.0, |b| b.1);
+    let over_50ms = count
+        - lag
+            .iter()
+            .find(|(name, _)| name.contains("le=\"0.05\""))
+            .map_or(0.0, |b| b.1);
+    println!(
+        "runtime lag, a ready task's wait for a runtime thread (hcmon_collector_runtime_lag_seconds): p50 ≤ {} s, p99 ≤ {} s, over 50 ms {over_50ms:.0} of {count:.0} probes",
+        histogram_quantile(&lag, 0.5).map_or("?".to_owned(), |v| v.to_string()),
+        histogram_quantile(&lag, 0.99).map_or("?".to_owned(), |v| v.to_string()),
     );
     println!("where a batch's time goes in the collector (hcmon_collector_batch_stage_seconds):");
     for line in stage_lines(&stages, "live")
