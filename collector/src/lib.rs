@@ -304,7 +304,9 @@ impl Collector {
         let alerting = alerts.map(|(service, handle)| {
             let ingest = ingest.clone();
             let tasks_for_alerting = tasks.clone();
-            tasks.spawn("alerting", Role::Essential, async move {
+            // The book's passes are O(alerts): on the runtime's threads, a fleet's thousands of
+            // alerts held one of them for tens of milliseconds at a time.
+            tasks.spawn_on_own_thread("alerting", Role::Essential, async move {
                 service.run(ingest, tasks_for_alerting).await;
                 Ok(())
             });

@@ -12,14 +12,22 @@
 //!   without it. Its state is on disk, so a restart (systemd's `Restart=on-failure`) resumes it.
 //! - [`TaskTree::drain`] waits for every task up to a deadline, then aborts the rest and names
 //!   them; only then may the store close.
+//! - Every poll of a tree's task is timed in `hcmon_collector_task_poll_seconds{task}`: a long
+//!   one is a synchronous section that held a runtime thread, and every connection's reads and
+//!   acks queued on that thread waited for it.
+//! - Tasks run on the runtime the tree was made on, wherever they are spawned from; a task
+//!   given a thread of its own ([`TaskTree::spawn_on_own_thread`]) keeps its long sections off
+//!   the runtime's threads.
 
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,9 +44,38 @@ static PANICS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("a valid metric definition")
 });
 
-/// Exports the task panic counter through `registry`.
+/// Process-wide like [`PANICS`].
+static POLLS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    HistogramVec::new(
+        HistogramOpts::new(
+            "hcmon_collector_task_poll_seconds",
+            "How long each poll of the collector's async tasks held its thread, by task: a long poll is a synchronous section that the other tasks on a runtime thread waited for.",
+        )
+        .buckets(vec![0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+        &["task"],
+    )
+    .expect("a valid metric definition")
+});
+
+/// Exports the task panic counter and poll times through `registry`.
 pub fn register(registry: &Registry) -> prometheus::Result<()> {
-    registry.register(Box::new(PANICS.clone()))
+    registry.register(Box::new(PANICS.clone()))?;
+    registry.register(Box::new(POLLS.clone()))
+}
+
+/// `work`, each of its polls timed into `hcmon_collector_task_poll_seconds{task=name}`.
+fn timed<F: Future>(name: &'static str, work: F) -> impl Future<Output = F::Output> {
+    let polls = POLLS.with_label_values(&[name]);
+    let mut work = Box::pin(work);
+    std::future::poll_fn(move |cx| {
+        let started = Instant::now();
+        let polled = work.as_mut().poll(cx);
+        polls.observe(started.elapsed().as_secs_f64());
+        match polled {
+            Poll::Ready(output) => Poll::Ready(output),
+            Poll::Pending => Poll::Pending,
+        }
+    })
 }
 
 /// Panics of `task` so far (in this process).
@@ -104,6 +141,9 @@ pub struct TaskTree {
 }
 
 struct Inner {
+    /// The runtime the tree was made on: tasks spawned from a task on a thread of its own
+    /// still run here.
+    runtime: Handle,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     /// Why an essential task stopped the collector (the first one).
@@ -114,10 +154,12 @@ struct Inner {
 }
 
 impl TaskTree {
-    /// Essential tasks that fail cancel `shutdown`.
+    /// Essential tasks that fail cancel `shutdown`. Call from within the runtime the tasks are
+    /// to run on.
     pub fn new(shutdown: CancellationToken) -> Self {
         Self {
             inner: Arc::new(Inner {
+                runtime: Handle::current(),
                 tracker: TaskTracker::new(),
                 shutdown,
                 failure: Mutex::new(None),
@@ -137,27 +179,67 @@ impl TaskTree {
     where
         F: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let task = tokio::spawn(work);
+        let task = self.inner.runtime.spawn(timed(name, work));
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.inner.running).insert(id, (name, task.abort_handle()));
         let tree = self.clone();
-        self.inner.tracker.spawn(async move {
-            let ended = match task.await {
-                Ok(Ok(())) => None,
-                Ok(Err(error)) => {
-                    tracing::error!(task = name, error = format!("{error:#}"), "task failed");
-                    Some(format!("the {name} task failed: {error:#}"))
+        self.inner.tracker.spawn_on(
+            async move {
+                let ended = match task.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => {
+                        tracing::error!(task = name, error = format!("{error:#}"), "task failed");
+                        Some(format!("the {name} task failed: {error:#}"))
+                    }
+                    Err(error) if error.is_panic() => {
+                        Some(report_panic(name, &*error.into_panic()).to_string())
+                    }
+                    // Aborted past the drain deadline.
+                    Err(_) => None,
+                };
+                lock(&tree.inner.running).remove(&id);
+                if role == Role::Essential && !tree.inner.shutdown.is_cancelled() {
+                    let reason = ended.unwrap_or_else(|| format!("the {name} task stopped"));
+                    tree.fail(reason);
                 }
-                Err(error) if error.is_panic() => {
-                    Some(report_panic(name, &*error.into_panic()).to_string())
-                }
-                // Aborted past the drain deadline.
-                Err(_) => None,
-            };
-            lock(&tree.inner.running).remove(&id);
-            if role == Role::Essential && !tree.inner.shutdown.is_cancelled() {
-                let reason = ended.unwrap_or_else(|| format!("the {name} task stopped"));
-                tree.fail(reason);
+            },
+            &self.inner.runtime,
+        );
+    }
+
+    /// Spawns `work` as `name` on a thread of its own, with a single-threaded runtime, watched
+    /// like [`TaskTree::spawn`]'s: for a loop whose synchronous sections (the alert book's
+    /// O(alerts) passes) would otherwise hold one of the runtime's few threads, and every
+    /// connection's reads and acks queued behind them. What it spawns runs on the tree's
+    /// runtime. It cannot be aborted past the drain deadline: it must end on shutdown itself.
+    pub fn spawn_on_own_thread<F>(&self, name: &'static str, role: Role, work: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (done, ended) = tokio::sync::oneshot::channel();
+        let started = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let outcome = match runtime {
+                    Ok(runtime) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        runtime.block_on(timed(name, work))
+                    })),
+                    Err(error) => Ok(Err(anyhow::anyhow!("cannot start its runtime: {error}"))),
+                };
+                let _ = done.send(outcome);
+            });
+        self.spawn(name, role, async move {
+            if let Err(error) = started {
+                anyhow::bail!("cannot start its thread: {error}");
+            }
+            match ended.await {
+                Ok(Ok(ended)) => ended,
+                // Raised again in this task, so the tree reports it as any task's panic.
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                Err(_) => anyhow::bail!("its thread ended without a word"),
             }
         });
     }
@@ -251,5 +333,38 @@ mod tests {
         tree.shutdown().cancel();
         let aborted = tree.drain(Duration::from_millis(50)).await;
         assert_eq!(aborted, vec!["test-stuck"]);
+    }
+
+    /// A task on a thread of its own holds none of the runtime's threads: the runtime's only
+    /// thread goes on while it blocks. What it spawns runs on the runtime, and its panic stops
+    /// the tree like any essential task's.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_task_on_its_own_thread_leaves_the_runtime_free_and_reports_its_panic() {
+        let tree = TaskTree::new(CancellationToken::new());
+        let (spawned_on, runtime_of_child) = tokio::sync::oneshot::channel();
+        let child_tree = tree.clone();
+        tree.spawn_on_own_thread("test-own-thread", Role::Essential, async move {
+            child_tree.spawn("test-child", Role::Helper, async move {
+                let _ = spawned_on.send(std::thread::current().id());
+                Ok(())
+            });
+            // Holds its thread for one poll, as an O(alerts) pass would.
+            std::thread::sleep(Duration::from_millis(200));
+            tokio::task::yield_now().await;
+            panic!("own thread")
+        });
+        // The runtime's thread runs the child while the task above still sleeps.
+        let child_thread = runtime_of_child.await.unwrap();
+        assert_eq!(child_thread, std::thread::current().id());
+        assert!(!tree.shutdown().is_cancelled());
+        tree.shutdown().cancelled().await;
+        let failure = tree.failure().unwrap();
+        assert!(
+            failure.contains("test-own-thread") && failure.contains("own thread"),
+            "{failure}"
+        );
+        assert!(tree.drain(Duration::from_secs(1)).await.is_empty());
+        let polls = POLLS.with_label_values(&["test-own-thread"]);
+        assert!(polls.get_sample_sum() >= 0.2);
     }
 }

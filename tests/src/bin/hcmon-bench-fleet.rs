@@ -352,6 +352,43 @@ fn rss_mib(pid: u32, field: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Per task, its polls over 25 ms, from the poll histogram's buckets: `task: n (≤ max s)`.
+fn long_polls(buckets: &[(String, f64)]) -> Vec<String> {
+    let mut by_task: std::collections::BTreeMap<&str, Vec<(f64, f64)>> = Default::default();
+    for (name, count) in buckets {
+        let label = |key: &str| {
+            let from = name.find(&format!("{key}=\""))? + key.len() + 2;
+            Some(&name[from..from + name[from..].find('"')?])
+        };
+        let (Some(task), Some(le)) = (label("task"), label("le")) else {
+            continue;
+        };
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap_or(f64::NAN)
+        };
+        by_task.entry(task).or_default().push((le, *count));
+    }
+    let mut long: Vec<(f64, String)> = by_task
+        .into_iter()
+        .filter_map(|(task, mut buckets)| {
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let total = buckets.last()?.1;
+            let under = buckets.iter().find(|b| b.0 >= 0.025)?.1;
+            let max = buckets.iter().find(|b| b.1 >= total)?.0;
+            (total > under).then(|| {
+                (
+                    total - under,
+                    format!("{task}: {} (≤ {max} s)", total - under),
+                )
+            })
+        })
+        .collect();
+    long.sort_by(|a, b| b.0.total_cmp(&a.0));
+    long.into_iter().map(|l| l.1).collect()
+}
+
 /// `name{labels} value` lines of the collector's `/metrics` starting with `prefix`.
 async fn metrics(
     client: &reqwest::Client,
@@ -546,6 +583,7 @@ async fn main() -> anyhow::Result<()> {
     let stages = metrics(&client, &base, "hcmon_collector_batch_stage_seconds").await?;
     let written = metrics(&client, &base, "hcmon_collector_batch_write_seconds_bucket").await?;
     let lag = metrics(&client, &base, "hcmon_collector_runtime_lag_seconds_bucket").await?;
+    let polls = metrics(&client, &base, "hcmon_collector_task_poll_seconds_bucket").await?;
     let mut checkpoints = metrics(&client, &base, "hcmon_collector_checkpoint_").await?;
     checkpoints.retain(|(name, _)| !name.contains("_bucket"));
 
@@ -628,6 +666,15 @@ async fn main() -> anyhow::Result<()> {
         "runtime lag, a ready task's wait for a runtime thread (hcmon_collector_runtime_lag_seconds): p50 ≤ {} s, p99 ≤ {} s, over 50 ms {over_50ms:.0} of {count:.0} probes",
         histogram_quantile(&lag, 0.5).map_or("?".to_owned(), |v| v.to_string()),
         histogram_quantile(&lag, 0.99).map_or("?".to_owned(), |v| v.to_string()),
+    );
+    let long_polls = long_polls(&polls);
+    println!(
+        "tasks' polls over 25 ms (hcmon_collector_task_poll_seconds), most first: {}",
+        if long_polls.is_empty() {
+            "none".to_owned()
+        } else {
+            long_polls.join(", ")
+        }
     );
     println!("where a batch's time goes in the collector (hcmon_collector_batch_stage_seconds):");
     for line in stage_lines(&stages, "live")
