@@ -286,6 +286,16 @@ mod tests {
         }
     }
 
+    /// Series 1, a gauge named `up`.
+    fn up_series() -> SeriesMeta {
+        SeriesMeta {
+            id: SeriesId(1),
+            labels: Labels::new("up", []).unwrap(),
+            kind: MetricKind::Gauge,
+            help: String::new(),
+        }
+    }
+
     /// The node's sequence after a power cut and a restart (`None`: no such node).
     fn restarted(kv: &MemoryKv) -> Option<u64> {
         kv.power_cut();
@@ -374,12 +384,7 @@ mod tests {
     fn a_power_cut_never_keeps_samples_without_their_series() {
         let kv = MemoryKv::with_power_cuts();
         let db = open(&kv);
-        let meta = SeriesMeta {
-            id: SeriesId(1),
-            labels: Labels::new("up", []).unwrap(),
-            kind: MetricKind::Gauge,
-            help: String::new(),
-        };
+        let meta = up_series();
         db.create_series(std::slice::from_ref(&meta)).unwrap();
         db.append(None, &samples(1, 0..3, 10_000)).unwrap();
         drop(db);
@@ -396,12 +401,7 @@ mod tests {
     async fn appends_waited_on_together_are_durable_when_told() {
         let kv = MemoryKv::with_power_cuts();
         let db = Arc::new(open(&kv));
-        let meta = SeriesMeta {
-            id: SeriesId(1),
-            labels: Labels::new("up", []).unwrap(),
-            kind: MetricKind::Gauge,
-            help: String::new(),
-        };
+        let meta = up_series();
         db.create_series(std::slice::from_ref(&meta)).unwrap();
         let waits = (0..32).map(|i| {
             let db = db.clone();
