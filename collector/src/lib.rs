@@ -541,8 +541,6 @@ fn start_reports(
     }
 }
 
-/// The collector's HTTP address as people reach it: the listen address, or this host's name
-/// when it listens on every interface.
 /// Turns Nagle's algorithm off on an accepted connection. With it on, an answer written just
 /// after another small one waits for the peer's ACK of the first, which the peer may delay by
 /// up to 40 ms: an agent's second batch in a row would get its ack that much later.
@@ -552,6 +550,8 @@ pub(crate) fn no_delay(stream: &tokio::net::TcpStream) {
     }
 }
 
+/// The collector's HTTP address as people reach it: the listen address, or this host's name
+/// when it listens on every interface.
 fn http_url(addr: SocketAddr, tls: bool) -> String {
     let scheme = if tls { "https" } else { "http" };
     if addr.ip().is_unspecified() {

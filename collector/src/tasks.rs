@@ -49,7 +49,7 @@ static POLLS: LazyLock<HistogramVec> = LazyLock::new(|| {
     HistogramVec::new(
         HistogramOpts::new(
             "hcmon_collector_task_poll_seconds",
-            "How long each poll of the collector's async tasks held its thread, by task: a long poll is a synchronous section that the other tasks on a runtime thread waited for.",
+            "How long each poll of the collector's async tasks held its thread, by task: a long poll of a task on the runtime's threads is a synchronous section the other tasks there waited for; a task on a thread of its own is labelled '<task> (own thread)' and holds only that thread.",
         )
         .buckets(vec![0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
         &["task"],
@@ -63,9 +63,9 @@ pub fn register(registry: &Registry) -> prometheus::Result<()> {
     registry.register(Box::new(POLLS.clone()))
 }
 
-/// `work`, each of its polls timed into `hcmon_collector_task_poll_seconds{task=name}`.
-fn timed<F: Future>(name: &'static str, work: F) -> impl Future<Output = F::Output> {
-    let polls = POLLS.with_label_values(&[name]);
+/// `work`, each of its polls timed into `hcmon_collector_task_poll_seconds{task=label}`.
+fn timed<F: Future>(label: &str, work: F) -> impl Future<Output = F::Output> {
+    let polls = POLLS.with_label_values(&[label]);
     let mut work = Box::pin(work);
     std::future::poll_fn(move |cx| {
         let started = Instant::now();
@@ -150,6 +150,8 @@ struct Inner {
     failure: Mutex<Option<String>>,
     /// Running tasks, to abort and name past the drain deadline.
     running: Mutex<BTreeMap<u64, (&'static str, AbortHandle)>>,
+    /// Threads of [`TaskTree::spawn_on_own_thread`], joined by the drain.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     next_id: AtomicU64,
 }
 
@@ -164,6 +166,7 @@ impl TaskTree {
                 shutdown,
                 failure: Mutex::new(None),
                 running: Mutex::new(BTreeMap::new()),
+                threads: Mutex::new(Vec::new()),
                 next_id: AtomicU64::new(0),
             }),
         }
@@ -211,27 +214,40 @@ impl TaskTree {
     /// like [`TaskTree::spawn`]'s: for a loop whose synchronous sections (the alert book's
     /// O(alerts) passes) would otherwise hold one of the runtime's few threads, and every
     /// connection's reads and acks queued behind them. What it spawns runs on the tree's
-    /// runtime. It cannot be aborted past the drain deadline: it must end on shutdown itself.
+    /// runtime. Aborted past the drain deadline (or dropped with the runtime), it stops at its
+    /// next await, as any task would, and [`TaskTree::drain`] returns only after its thread
+    /// ended, so nothing of it runs once the store closes.
     pub fn spawn_on_own_thread<F>(&self, name: &'static str, role: Role, work: F)
     where
         F: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let (done, ended) = tokio::sync::oneshot::channel();
+        let aborted = CancellationToken::new();
+        let stop = aborted.clone();
         let started = std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build();
+                let label = format!("{name} (own thread)");
                 let outcome = match runtime {
                     Ok(runtime) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        runtime.block_on(timed(name, work))
+                        runtime.block_on(async {
+                            tokio::select! {
+                                ended = timed(&label, work) => ended,
+                                _ = stop.cancelled() => Ok(()),
+                            }
+                        })
                     })),
                     Err(error) => Ok(Err(anyhow::anyhow!("cannot start its runtime: {error}"))),
                 };
                 let _ = done.send(outcome);
             });
+        let started = started.map(|thread| lock(&self.inner.threads).push(thread));
         self.spawn(name, role, async move {
+            // Aborting this task (or dropping it with the runtime) stops the thread's work too.
+            let _abort = aborted.drop_guard();
             if let Err(error) = started {
                 anyhow::bail!("cannot start its thread: {error}");
             }
@@ -264,6 +280,7 @@ impl TaskTree {
             .await
             .is_ok()
         {
+            self.join_own_threads().await;
             return Vec::new();
         }
         let late: Vec<_> = lock(&self.inner.running).values().cloned().collect();
@@ -271,7 +288,24 @@ impl TaskTree {
             handle.abort();
         }
         self.inner.tracker.wait().await;
+        self.join_own_threads().await;
         late.into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// Waits for the threads of [`TaskTree::spawn_on_own_thread`] to end: their tasks have
+    /// ended, so their work is stopping or stopped.
+    async fn join_own_threads(&self) {
+        let threads = std::mem::take(&mut *lock(&self.inner.threads));
+        if threads.is_empty() {
+            return;
+        }
+        // A panic was caught on the thread and reported by its task already.
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
     }
 }
 
@@ -364,7 +398,32 @@ mod tests {
             "{failure}"
         );
         assert!(tree.drain(Duration::from_secs(1)).await.is_empty());
-        let polls = POLLS.with_label_values(&["test-own-thread"]);
+        let polls = POLLS.with_label_values(&["test-own-thread (own thread)"]);
         assert!(polls.get_sample_sum() >= 0.2);
+    }
+
+    /// Past the drain deadline a task on its own thread is stopped at its await like any
+    /// other, and the drain returns only once its thread has ended (the store closes after).
+    #[tokio::test]
+    async fn drain_stops_a_task_on_its_own_thread_and_waits_for_the_thread() {
+        struct SlowDrop(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for SlowDrop {
+            fn drop(&mut self) {
+                std::thread::sleep(Duration::from_millis(50));
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let tree = TaskTree::new(CancellationToken::new());
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = SlowDrop(dropped.clone());
+        tree.spawn_on_own_thread("test-own-stuck", Role::Helper, async move {
+            let _held = held;
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        tree.shutdown().cancel();
+        let aborted = tree.drain(Duration::from_millis(50)).await;
+        assert_eq!(aborted, vec!["test-own-stuck"]);
+        assert!(dropped.load(Ordering::SeqCst));
     }
 }

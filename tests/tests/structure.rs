@@ -31,6 +31,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "clock",
         "tasks",
+        "runtime_lag",
         "telemetry",
         "heap",
         "json_f64",
