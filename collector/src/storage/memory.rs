@@ -28,6 +28,13 @@ impl MemoryKv {
         }
     }
 
+    /// Takes `tables` as what survives a power cut (made `with_power_cuts`; else nothing to do).
+    fn keep(&self, tables: &Tables) {
+        if let Some(kept) = &self.durable {
+            *kept.lock().unwrap_or_else(|p| p.into_inner()) = tables.clone();
+        }
+    }
+
     /// Forgets the writes since the last durable one.
     pub fn power_cut(&self) {
         let durable = self.durable.as_ref().expect("made with_power_cuts");
@@ -59,8 +66,8 @@ impl Kv for MemoryKv {
             }
         }
         // A durable write keeps every write before it too (the `Kv::write` contract).
-        if let (Some(kept), true) = (&self.durable, durable) {
-            *kept.lock().unwrap_or_else(|p| p.into_inner()) = tables.clone();
+        if durable {
+            self.keep(&tables);
         }
         Ok(())
     }
@@ -102,10 +109,7 @@ impl Kv for MemoryKv {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        if let Some(kept) = &self.durable {
-            let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-            *kept.lock().unwrap_or_else(|p| p.into_inner()) = tables.clone();
-        }
+        self.keep(&self.tables.lock().unwrap_or_else(|p| p.into_inner()));
         Ok(())
     }
 

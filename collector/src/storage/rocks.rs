@@ -171,9 +171,7 @@ impl Kv for RocksKv {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db
-            .flush_wal(true)
-            .map_err(|e| StoreError::Write(Box::new(e)))?;
+        self.sync()?;
         for table in Table::ALL {
             self.db
                 .flush_cf(self.cf(table))
