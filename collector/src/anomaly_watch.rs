@@ -349,6 +349,15 @@ impl BatchObserver for AnomalyWatch {
     fn stored(&self, batch: &StoredBatch) {
         self.submit(&batch.samples);
     }
+
+    /// As [`AnomalyWatch::submit`] decides whether to wait.
+    fn has_room(&self, samples: usize) -> bool {
+        if self.workers.get().is_none() {
+            return true;
+        }
+        let queued = lock(&self.queued);
+        queued.samples == 0 || queued.samples + samples <= self.capacity
+    }
 }
 
 #[cfg(test)]

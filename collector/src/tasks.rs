@@ -107,6 +107,13 @@ pub fn report_panic(task: &'static str, payload: &(dyn Any + Send)) -> Panicked 
     Panicked { task, message }
 }
 
+/// Runs `work` here, on the calling thread: a panic comes back as [`Panicked`] (logged and
+/// counted), as from [`blocking`], for work that may run in either place.
+pub fn inline<T>(task: &'static str, work: impl FnOnce() -> T) -> Result<T, Panicked> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .map_err(|payload| report_panic(task, &*payload))
+}
+
 /// Runs `work` on the blocking pool. A panic comes back as [`Panicked`] (logged and counted),
 /// so the caller decides what it means instead of unwinding through its own task.
 pub async fn blocking<T, F>(task: &'static str, work: F) -> Result<T, Panicked>

@@ -32,6 +32,7 @@ mod peer;
 mod remote_write;
 mod sequence;
 mod stages;
+mod store;
 /// Crate-visible for the fuzz targets' facade, `src/fuzzing.rs`.
 pub(crate) mod validate;
 
@@ -54,7 +55,7 @@ pub const BACKFILL_AFTER_MS: i64 = 5 * 60_000;
 
 use crate::catalog::{ResolveError, SeriesCaps, SeriesCatalog, SeriesDefinition};
 use crate::clock::Clock;
-use crate::storage::{HostInfo, NodeRecord, Sample, SeriesId, Tsdb};
+use crate::storage::{HostInfo, NodeRecord, SeriesId, Tsdb};
 use crate::telemetry::CollectorMetrics;
 use events::{BatchRejected, BatchesLost};
 use hcmon_common::Secret;
@@ -65,6 +66,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use store::{StoreJob, Stored};
 use tokio_util::sync::CancellationToken;
 pub use validate::TargetLabels;
 use validate::{Interned, validate, validate_registration};
@@ -585,54 +587,37 @@ impl IngestService {
         if let Placement::Next { state, .. } = placement {
             updated.set_sequence(state);
         }
-        let (tsdb, catalog, node) = (self.tsdb.clone(), self.catalog.clone(), stream.node.clone());
-        let caps = self.series_caps();
-        let samples = valid.samples;
-        let observers = self.observers.clone();
-        let lap = clock.lap(BatchStage::Validate, lap);
-        let stored = crate::tasks::blocking("ingest-store", move || {
-            let _lane = lane;
-            let lap = clock.lap(BatchStage::Queue, lap);
-            let ids = catalog.resolve(&tsdb, &defs, caps)?;
-            let lap = clock.lap(BatchStage::Resolve, lap);
-            known.extend(create.into_iter().zip(ids));
-            let mut current: Option<(u32, SeriesId)> = None;
-            let samples: Vec<Sample> = samples
-                .iter()
-                .map(|&(wire, timestamp_ms, value)| {
-                    let series = match current {
-                        Some((w, id)) if w == wire => id,
-                        _ => {
-                            let id = known[&wire]; // validate checked every id
-                            current = Some((wire, id));
-                            id
-                        }
-                    };
-                    Sample {
-                        series,
-                        timestamp_ms,
-                        value,
-                    }
-                })
-                .collect();
-            let (outcome, done) = if resend {
-                (None, Instant::now())
-            } else {
-                let appended =
-                    tsdb.append_unsynced(Some((&node, &updated.sequence())), &samples)?;
-                let lap = clock.lap(BatchStage::Append, lap);
-                // Under the node's lock, so observers see a node's batches in stored order.
-                observers.stored(Some(&node), samples);
-                (Some(appended), clock.lap(BatchStage::Observe, lap))
-            };
-            Ok::<_, ResolveError>((known, outcome, updated, done))
-        })
-        .await;
+        let job = Box::new(StoreJob {
+            tsdb: self.tsdb.clone(),
+            catalog: self.catalog.clone(),
+            observers: self.observers.clone(),
+            node: stream.node.clone(),
+            caps: self.series_caps(),
+            create,
+            defs,
+            known,
+            samples: valid.samples,
+            updated,
+            resend,
+            lap: clock.lap(BatchStage::Validate, lap),
+            clock,
+            _lane: lane,
+        });
+        let stored = match crate::tasks::inline("ingest-store", || job.try_inline()) {
+            Ok(Ok(stored)) => Ok(stored),
+            Ok(Err(job)) => crate::tasks::blocking("ingest-store", move || job.run()).await,
+            Err(panicked) => Err(panicked),
+        };
         let stored = match stored {
             Ok(stored) => stored,
             Err(panicked) => return self.refused(&stream.node, panicked.into()),
         };
-        let (known, outcome, updated, done) = match stored {
+        let Stored {
+            known,
+            appended: outcome,
+            updated,
+            done,
+        } = match stored {
             Ok(stored) => stored,
             Err(e @ ResolveError::KindConflict { .. }) => {
                 let message = e.to_string();

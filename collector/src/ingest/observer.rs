@@ -24,8 +24,16 @@ pub struct StoredBatch {
 
 /// Sees every stored batch, on the ingest path and under the node's lock (so per node in
 /// stored order): it must return quickly and never block on I/O; anything slow is queued.
+/// Ingest may call it on an async runtime's thread, but only after [`BatchObserver::has_room`]
+/// said it would not wait.
 pub trait BatchObserver: Send + Sync {
     fn stored(&self, batch: &StoredBatch);
+
+    /// Whether [`BatchObserver::stored`] would take a batch of `samples` samples now without
+    /// waiting for room (an observer whose queue is bounded makes ingest wait when it is full).
+    fn has_room(&self, _samples: usize) -> bool {
+        true
+    }
 
     /// A batch of `samples` samples from `node` was refused as invalid (nothing stored).
     fn refused(&self, _node: Option<&str>, _samples: usize) {}
@@ -38,6 +46,11 @@ pub struct Observers(Vec<Arc<dyn BatchObserver>>);
 impl Observers {
     pub fn new(observers: Vec<Arc<dyn BatchObserver>>) -> Self {
         Self(observers)
+    }
+
+    /// Whether every observer would take a batch of `samples` samples now without waiting.
+    pub fn have_room(&self, samples: usize) -> bool {
+        self.0.iter().all(|observer| observer.has_room(samples))
     }
 
     /// Tells every observer a batch was refused as invalid.

@@ -16,7 +16,8 @@ pub enum BatchStage {
     NodeLock,
     /// Checking the batch's sequence, samples and series against its stream and limits.
     Validate,
-    /// Waiting for a blocking thread to start the store.
+    /// Waiting for a blocking thread to start the store (none for a batch stored on its own
+    /// task, see `store.rs`).
     Queue,
     /// Creating the batch's new series in the catalog.
     Resolve,
@@ -24,8 +25,8 @@ pub enum BatchStage {
     Append,
     /// Handing the samples to the engines; waits when the anomaly backlog is full.
     Observe,
-    /// The batch's async task waiting for a runtime thread after its store ended: long when
-    /// other work holds the runtime's threads.
+    /// The batch's async task waiting for a runtime thread after its store ended on the
+    /// blocking pool: long when other work holds the runtime's threads.
     Resume,
     /// Waiting for the log sync that makes the batch's record durable, shared with the
     /// batches written beside it.

@@ -8,8 +8,8 @@ use super::{AppendOutcome, Logged, SHARDS, Tsdb};
 use crate::storage::kv::{KvBatch, Table};
 use crate::storage::records::{NodeRecordV1, NodeSequenceRecordV1, Record, SeriesRecordV1};
 use crate::storage::{NodeRecord, NodeSequence, Sample, SeriesMeta, StoreError};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLockReadGuard};
 
 /// The one async waiter's turn to sync the log (see [`Tsdb::durable`]): its end wakes the
 /// others.
@@ -41,6 +41,46 @@ impl Tsdb {
     /// before the sync loses them with their acknowledgement, and a failed sync fails the store.
     pub fn append_unsynced(
         &self,
+        node: Option<(&str, &NodeSequence)>,
+        samples: &[Sample],
+    ) -> Result<(AppendOutcome, Logged), StoreError> {
+        // Samples of a series created just now must not reach the disk without its definition.
+        self.sync_definitions()?;
+        // The log's sync is the caller's, outside the gate: a checkpoint's cut waits for no
+        // one's sync.
+        let gate = self.append_gate.read().unwrap_or_else(|p| p.into_inner());
+        self.write_under_gate(&gate, node, samples)
+    }
+
+    /// [`Tsdb::append_unsynced`] where it can end without waiting for anyone, for callers on an
+    /// async runtime's thread; `None`, having done nothing, where it would wait: while series
+    /// definitions await their sync, or a checkpoint holds (or waits for) the append gate.
+    /// Left to wait: shard locks (held for single reads and writes) and, once per segment
+    /// (64 MiB), the log's sync of the segment it closes.
+    pub fn try_append_unsynced(
+        &self,
+        node: Option<(&str, &NodeSequence)>,
+        samples: &[Sample],
+    ) -> Result<Option<(AppendOutcome, Logged)>, StoreError> {
+        let written = self.definitions_written.load(Ordering::SeqCst);
+        if self.definitions_synced.load(Ordering::SeqCst) < written {
+            return Ok(None);
+        }
+        // `try_read` fails while a writer waits too (the standard library's lock prefers
+        // writers), so a checkpoint about to cut is not held up by appends taken here.
+        let gate = match self.append_gate.try_read() {
+            Ok(gate) => gate,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+        };
+        self.write_under_gate(&gate, node, samples).map(Some)
+    }
+
+    /// The append's work once definitions are synced and the gate is held: drops samples too
+    /// far behind their series' newest, writes the log record and applies the samples.
+    fn write_under_gate(
+        &self,
+        _gate: &RwLockReadGuard<'_, ()>,
         node: Option<(&str, &NodeSequence)>,
         samples: &[Sample],
     ) -> Result<(AppendOutcome, Logged), StoreError> {
@@ -76,10 +116,6 @@ impl Tsdb {
         }
         let change = node.map(|(name, sequence)| (name, NodeChange::Sequence(*sequence)));
         let record = encode_entry(change, &accepted);
-        // Samples of a series created just now must not reach the disk without its definition.
-        self.sync_definitions()?;
-        // The sync is outside the gate, so a checkpoint's cut waits for no one's sync.
-        let _gate = self.append_gate.read().unwrap_or_else(|p| p.into_inner());
         let id = self.kv.log().write(&record)?;
         self.wal_bytes_written
             .fetch_add(record.len() as u64, Ordering::Relaxed);
@@ -427,6 +463,40 @@ mod tests {
         let recovered = Tsdb::open(Box::new(kv.clone()), config()).unwrap();
         let got = recovered.tsdb.read_raw(SeriesId(1), T0, T0 + 600_000);
         assert_eq!(got.unwrap().len(), 32);
+    }
+
+    /// The append that never waits steps aside, having done nothing, while a checkpoint holds
+    /// the gate or definitions await their sync; otherwise it appends as the other does.
+    #[test]
+    fn an_append_that_must_not_wait_steps_aside_and_changes_nothing() {
+        let kv = MemoryKv::with_power_cuts();
+        let db = open(&kv);
+        let read = |db: &Tsdb| db.read_raw(SeriesId(1), T0, T0 + 600_000).unwrap().len();
+        db.create_series(std::slice::from_ref(&up_series()))
+            .unwrap();
+        let stepped = db.try_append_unsynced(None, &samples(1, 0..1, 10_000));
+        assert!(stepped.unwrap().is_none(), "a definition awaits its sync");
+        assert_eq!(read(&db), 0);
+        db.append(None, &samples(1, 0..1, 10_000)).unwrap();
+
+        let cut = db.append_gate.write().unwrap();
+        let stepped =
+            db.try_append_unsynced(Some(("nas", &sequence(1))), &samples(1, 1..2, 10_000));
+        assert!(stepped.unwrap().is_none(), "a checkpoint holds the gate");
+        drop(cut);
+        assert_eq!(read(&db), 1);
+        assert_eq!(db.kv.log().last_id(), 1);
+
+        let (outcome, logged) = db
+            .try_append_unsynced(Some(("nas", &sequence(1))), &samples(1, 1..3, 10_000))
+            .unwrap()
+            .expect("nothing to wait for");
+        assert_eq!(outcome.accepted, 2);
+        db.sync_log(logged).unwrap();
+        drop(db);
+        assert_eq!(restarted(&kv), Some(1));
+        let db = open(&kv);
+        assert_eq!(read(&db), 3);
     }
 
     /// A store from before the log had its own files keeps its records in the `wal` table: the
