@@ -447,6 +447,66 @@ mod tests {
         String::from_utf8_lossy(&answer).into_owned()
     }
 
+    /// `collect[]` picks parts of `/metrics` as node_exporter's picks collectors: the stored
+    /// series alone, the collector's own metrics alone, both; a word it does not know is a 400
+    /// naming the parameter and the words it takes.
+    #[tokio::test]
+    async fn metrics_parts_are_picked_with_collect() {
+        use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+        let Served { base, client, .. } = serve().await;
+        let label = |name: &str, value: &str| Label {
+            name: name.into(),
+            value: value.into(),
+        };
+        let request = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![label("__name__", "disk_used_ratio"), label("node", "nas")],
+                samples: vec![Sample {
+                    value: 0.5,
+                    timestamp: 1_700_000_000_000,
+                }],
+            }],
+        };
+        let body = prost::Message::encode_to_vec(&request);
+        let body = snap::raw::Encoder::new().compress_vec(&body).unwrap();
+        let written = client
+            .post(format!("{base}/api/v1/write"))
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(written.status().is_success());
+        let metrics = |query: &'static str| {
+            let client = client.clone();
+            let url = format!("{base}/metrics{query}");
+            async move {
+                let answer = client.get(url).send().await.unwrap();
+                (answer.status().as_u16(), answer.text().await.unwrap())
+            }
+        };
+        let series = "disk_used_ratio{node=\"nas\"} 0.5";
+        let own = "hcmon_collector_ingested_samples_total 1";
+        for (query, with_series, with_own) in [
+            ("", true, true),
+            ("?collect[]=series", true, false),
+            ("?collect[]=collector", false, true),
+            ("?collect[]=collector&collect[]=series", true, true),
+        ] {
+            let (status, text) = metrics(query).await;
+            assert_eq!(status, 200, "{query}: {text}");
+            assert_eq!(text.contains(series), with_series, "{query}: {text}");
+            assert_eq!(text.contains(own), with_own, "{query}: {text}");
+        }
+        let (status, text) = metrics("?collect[]=everything").await;
+        assert_eq!(status, 400, "{text}");
+        assert!(
+            text.contains("collect[]") && text.contains("series, quality, anomaly, collector"),
+            "{text}"
+        );
+    }
+
     #[tokio::test]
     async fn an_oversized_body_is_refused_with_413_naming_the_limit() {
         let limits = HttpLimits {

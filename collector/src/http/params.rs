@@ -213,23 +213,38 @@ impl Params {
         name: &'static str,
         options: &[(&str, T)],
     ) -> Result<Option<T>, ApiError> {
-        let Some(text) = self.get(name) else {
-            return Ok(None);
-        };
-        match options.iter().find(|(word, _)| *word == text) {
-            Some((_, value)) => Ok(Some(*value)),
-            None => Err(ApiError::BadParam {
-                name,
-                message: format!(
-                    "{text:?} is not one of {}",
-                    options
-                        .iter()
-                        .map(|(word, _)| *word)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }),
-        }
+        self.get(name)
+            .map(|text| chosen(name, text, options))
+            .transpose()
+    }
+
+    /// Every value a repeated parameter (`collect[]`) gives, each one of `options`' words.
+    pub fn choices<T: Copy>(
+        &self,
+        name: &'static str,
+        options: &[(&str, T)],
+    ) -> Result<Vec<T>, ApiError> {
+        self.all(name)
+            .map(|text| chosen(name, text, options))
+            .collect()
+    }
+}
+
+/// The value of `options`' word `text`, or the error naming parameter `name` and the words.
+fn chosen<T: Copy>(name: &'static str, text: &str, options: &[(&str, T)]) -> Result<T, ApiError> {
+    match options.iter().find(|(word, _)| *word == text) {
+        Some((_, value)) => Ok(*value),
+        None => Err(ApiError::BadParam {
+            name,
+            message: format!(
+                "{text:?} is not one of {}",
+                options
+                    .iter()
+                    .map(|(word, _)| *word)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
     }
 }
 
