@@ -95,8 +95,10 @@ pub struct IngestService {
     streams: Mutex<HashMap<String, Vec<OpenStream>>>,
     /// Gives each stream its id in `streams`.
     next_stream: AtomicU64,
-    /// Remote-write series by their raw label bytes, so known series skip label parsing.
-    remote_write_cache: Arc<std::sync::RwLock<rustc_hash::FxHashMap<Vec<u8>, SeriesId>>>,
+    /// Remote-write series by a digest of their raw labels, so known series skip label
+    /// parsing (see `remote_write/known.rs`).
+    remote_write_cache: Arc<std::sync::RwLock<remote_write::known::KnownSeries>>,
+    labels_digester: remote_write::known::LabelsDigester,
     /// Running totals of OTLP delta series (see `ingest/otlp.rs`).
     otlp_deltas: Mutex<hcmon_common::otlp::DeltaSums>,
     /// Shared with the collector's own writers (see `forget.rs`).
@@ -245,6 +247,7 @@ impl IngestService {
             streams: Mutex::new(HashMap::new()),
             next_stream: AtomicU64::new(0),
             remote_write_cache: Default::default(),
+            labels_digester: Default::default(),
             otlp_deltas: Mutex::new(hcmon_common::otlp::DeltaSums::new(otlp::MAX_DELTA_SERIES)),
             forget_gate: Default::default(),
             observers,

@@ -14,6 +14,7 @@
 //!   series concerned, the same way. Refusals of the whole request are for what cannot be read
 //!   or is over a request limit (samples per request, metadata over a length limit).
 
+pub(super) mod known;
 pub(super) mod wire;
 
 use super::IngestService;
@@ -180,16 +181,6 @@ pub struct RemoteWriteOutcome {
     pub out_of_range: usize,
 }
 
-fn raw_key(key: &mut Vec<u8>, labels: &[(&[u8], &[u8])]) {
-    key.clear();
-    for (name, value) in labels {
-        key.extend_from_slice(name);
-        key.push(0);
-        key.extend_from_slice(value);
-        key.push(0);
-    }
-}
-
 /// The family a series belongs to, by Prometheus' naming: a histogram's `_bucket`, `_sum` and
 /// `_count` series and a summary's `_sum` and `_count` belong to the family without the suffix.
 fn family_of(series: &str, kind: FamilyType) -> &str {
@@ -268,7 +259,11 @@ impl IngestService {
         // refused or kept out by a cap.
         let mut ids: Vec<Option<SeriesId>> = vec![None; request.series.len()];
         let mut missing = Vec::new();
-        let mut key = Vec::with_capacity(256);
+        let mut scratch = Vec::with_capacity(256);
+        let digest = |index: usize, scratch: &mut Vec<u8>| {
+            let labels = &request.labels[request.series[index].labels.clone()];
+            self.labels_digester.digest(labels, scratch)
+        };
         {
             let cache = self
                 .remote_write_cache
@@ -279,8 +274,7 @@ impl IngestService {
                 if !samples.iter().any(storable) && series.histograms == 0 {
                     continue;
                 }
-                raw_key(&mut key, &request.labels[series.labels.clone()]);
-                match cache.get(key.as_slice()) {
+                match cache.get(&digest(index, &mut scratch)) {
                     Some(&id) => ids[index] = Some(id),
                     None if samples.iter().any(creatable) || series.histograms > 0 => {
                         missing.push(index)
@@ -327,11 +321,7 @@ impl IngestService {
                     // Under the cache's lock, a series a forgetting just deleted is not
                     // remembered (see `IngestService::forget_series`).
                     if self.catalog.get(id).is_some() {
-                        raw_key(
-                            &mut key,
-                            &request.labels[request.series[index].labels.clone()],
-                        );
-                        cache.insert(key.clone(), id);
+                        cache.insert(digest(index, &mut scratch), id);
                     }
                 }
             }
