@@ -1,13 +1,13 @@
 //! Ingest's side of alerting: [`AlertFeed`] picks, on the ingest path after the durable write,
 //! the samples some rule watches out of each stored batch and queues them for the service's
-//! loop. Cheap on the ingest path: one cached lookup per run of a series' samples, and never a
-//! wait (the queue is unbounded; the loop drains it whole each turn).
+//! loop. Cheap on the ingest path: one cached lookup per run of a series' samples with a recent
+//! one, and never a wait (the queue is unbounded; the loop drains it whole each turn).
 
 use super::evaluate::{RuleSet, SampleRule};
 use crate::catalog::SeriesCatalog;
 use crate::clock::Clock;
 use crate::ingest::{BatchObserver, StoredBatch};
-use crate::storage::{SeriesId, SeriesMeta};
+use crate::storage::{Sample, SeriesId, SeriesMeta};
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -86,15 +86,18 @@ impl BatchObserver for AlertFeed {
         let (node, samples) = (batch.node.as_deref(), &batch.samples[..]);
         let now = (self.clock)();
         let mut picked = Vec::new();
+        // Back-filled history is stored, not alerted on: alerts are about now. A run with
+        // nothing recent is not looked up at all (a back-fill's every run).
+        let recent = |s: &&Sample| now - s.timestamp_ms <= self.max_lag_ms;
         for run in samples.chunk_by(|a, b| a.series == b.series) {
+            if !run.iter().any(|s| recent(&s)) {
+                continue;
+            }
             let Some(watched) = self.lookup(run[0].series) else {
                 continue;
             };
-            for s in run {
-                // Back-filled history is stored, not alerted on: alerts are about now.
-                if now - s.timestamp_ms <= self.max_lag_ms {
-                    picked.push((watched.clone(), s.timestamp_ms, s.value));
-                }
+            for s in run.iter().filter(recent) {
+                picked.push((watched.clone(), s.timestamp_ms, s.value));
             }
         }
         // A batch from an agent counts even without watched samples: it says the agent lives.
