@@ -235,22 +235,7 @@ mod tests {
                 series("load_ratio", ("node", "n,1"), |i| i as f64 + 0.5),
             ],
         };
-        let body = prost::Message::encode_to_vec(&request);
-        let body = snap::raw::Encoder::new().compress_vec(&body).unwrap();
-        let answer = served
-            .client
-            .post(format!("{}/api/v1/write", served.base))
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            answer.status().is_success(),
-            "{}",
-            answer.text().await.unwrap()
-        );
+        served.remote_write(&request).await;
         served
     }
 

@@ -191,6 +191,30 @@ mod tests {
         pub client: reqwest::Client,
     }
 
+    impl Served {
+        /// Posts `request` to remote write as Prometheus sends it (snappy-compressed protobuf)
+        /// and fails the test, with the server's words, unless it is accepted.
+        pub(super) async fn remote_write(&self, request: &hcmon_proto::prometheus::WriteRequest) {
+            let body = prost::Message::encode_to_vec(request);
+            let body = snap::raw::Encoder::new().compress_vec(&body).unwrap();
+            let answer = self
+                .client
+                .post(format!("{}/api/v1/write", self.base))
+                .header("Content-Encoding", "snappy")
+                .header("Content-Type", "application/x-protobuf")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status();
+            assert!(
+                status.is_success(),
+                "{status}: {}",
+                answer.text().await.unwrap()
+            );
+        }
+    }
+
     /// The API of a collector with analytics and alerting switched off, on a loopback port.
     async fn serve() -> Served {
         serve_with(HttpLimits::default()).await
@@ -453,7 +477,7 @@ mod tests {
     #[tokio::test]
     async fn metrics_parts_are_picked_with_collect() {
         use hcmon_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
-        let Served { base, client, .. } = serve().await;
+        let served = serve().await;
         let label = |name: &str, value: &str| Label {
             name: name.into(),
             value: value.into(),
@@ -467,17 +491,8 @@ mod tests {
                 }],
             }],
         };
-        let body = prost::Message::encode_to_vec(&request);
-        let body = snap::raw::Encoder::new().compress_vec(&body).unwrap();
-        let written = client
-            .post(format!("{base}/api/v1/write"))
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(written.status().is_success());
+        served.remote_write(&request).await;
+        let Served { base, client, .. } = served;
         let metrics = |query: &'static str| {
             let client = client.clone();
             let url = format!("{base}/metrics{query}");
