@@ -178,6 +178,8 @@ pub struct Tsdb {
     /// on `log_synced` for it to end (see [`Tsdb::durable`]).
     log_sync_queued: AtomicBool,
     log_synced: tokio::sync::Notify,
+    /// When the last of those syncs started: the next waits out [`LOG_SYNC_GAP`] from then.
+    log_sync_started: Mutex<Option<tokio::time::Instant>>,
     append_gate: RwLock<()>,
     flush_gate: RwLock<()>,
     /// Serialises checkpoints (the periodic task, shutdown, admin flush).

@@ -41,6 +41,7 @@ impl Tsdb {
             sequences: Mutex::default(),
             log_sync_queued: Default::default(),
             log_synced: Default::default(),
+            log_sync_started: Mutex::default(),
             append_gate: RwLock::new(()),
             flush_gate: RwLock::new(()),
             checkpointing: Mutex::new(()),
