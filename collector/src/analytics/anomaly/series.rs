@@ -40,6 +40,13 @@ const DRIFT_PRIOR: (f64, f64) = (0.4, 0.3);
 /// is only as good as the level would mask real change at random.
 const SEASONAL_MARGIN: f64 = 0.25;
 
+/// ln(1 + x), at once where x is 0: most samples' drift evidence (CUSUM sums under their
+/// slack) and a steady series' point evidence are exactly 0, and the library call was a
+/// quarter of the detectors' CPU.
+fn ln_1p(x: f64) -> f64 {
+    if x == 0.0 { 0.0 } else { x.ln_1p() }
+}
+
 /// The online state of one series: feed it every sample in time order.
 #[derive(Debug, Clone)]
 pub struct SeriesDetector {
@@ -148,8 +155,8 @@ impl SeriesDetector {
         // Evidence on a log scale: z-scores of real series span orders of magnitude (a blip on
         // an idle series is z = 10⁴), and the tail of log(1 + z) is close enough to exponential
         // for the calibrator to learn from a few hundred exceedances.
-        let point = point.ln_1p();
-        let drift = sums.0.max(sums.1).ln_1p();
+        let point = ln_1p(point);
+        let drift = ln_1p(sums.0.max(sums.1));
         let point_surprise = self.point_tail.surprise(point);
         let drift_surprise = self.drift_tail.surprise(drift);
         detectors.push(DetectorOutput {
