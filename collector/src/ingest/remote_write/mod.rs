@@ -25,6 +25,7 @@ use crate::storage::{
     FamilyMeta, FamilyType, MetricKind, Sample, SeriesId, StoreError, is_stale_marker,
 };
 use hcmon_common::{LabelError, Labels, METRIC_NAME_LABEL};
+use known::LabelsDigest;
 use std::fmt;
 pub use wire::Protocol;
 pub(super) use wire::{Declared, WireRequest, WireSeries};
@@ -259,30 +260,43 @@ impl IngestService {
         // refused or kept out by a cap.
         let mut ids: Vec<Option<SeriesId>> = vec![None; request.series.len()];
         let mut missing = Vec::new();
+        // Every digest first, then the lookups in a loop of their own: the cache's table
+        // outgrows the CPU's caches, and a short loop of independent lookups lets their misses
+        // overlap, where one lookup per long iteration (the digest's hashing between) waited
+        // for each.
         let mut scratch = Vec::with_capacity(256);
-        let digest = |index: usize, scratch: &mut Vec<u8>| {
-            let labels = &request.labels[request.series[index].labels.clone()];
-            self.labels_digester.digest(labels, scratch)
-        };
+        let digests: Vec<Option<LabelsDigest>> = request
+            .series
+            .iter()
+            .map(|series| {
+                let samples = &request.samples[series.samples.clone()];
+                (samples.iter().any(storable) || series.histograms > 0).then(|| {
+                    let labels = &request.labels[series.labels.clone()];
+                    self.labels_digester.digest(labels, &mut scratch)
+                })
+            })
+            .collect();
         {
             let cache = self
                 .remote_write_cache
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            for (index, series) in request.series.iter().enumerate() {
-                let samples = &request.samples[series.samples.clone()];
-                if !samples.iter().any(storable) && series.histograms == 0 {
-                    continue;
-                }
-                match cache.get(&digest(index, &mut scratch)) {
+            for (index, digest) in digests.iter().enumerate() {
+                let Some(digest) = digest else { continue };
+                match cache.get(digest) {
                     Some(&id) => ids[index] = Some(id),
-                    None if samples.iter().any(creatable) || series.histograms > 0 => {
-                        missing.push(index)
-                    }
-                    None => {}
+                    None => missing.push(index),
                 }
             }
         }
+        // A series is created only for a value or a histogram.
+        missing.retain(|&index| {
+            let series = &request.series[index];
+            request.samples[series.samples.clone()]
+                .iter()
+                .any(creatable)
+                || series.histograms > 0
+        });
         let mut refused = None;
         let mut skipped = vec![false; request.series.len()];
         let mut refusals = Vec::new();
@@ -320,8 +334,10 @@ impl IngestService {
                     ids[index] = Some(id);
                     // Under the cache's lock, a series a forgetting just deleted is not
                     // remembered (see `IngestService::forget_series`).
-                    if self.catalog.get(id).is_some() {
-                        cache.insert(digest(index, &mut scratch), id);
+                    if self.catalog.get(id).is_some()
+                        && let Some(digest) = digests[index]
+                    {
+                        cache.insert(digest, id);
                     }
                 }
             }
