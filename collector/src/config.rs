@@ -168,6 +168,9 @@ fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
     )
 }
 
+/// Most samples `[limits] max_samples_per_batch` may allow in one batch.
+const MAX_SAMPLES_PER_BATCH: usize = 10_000_000;
+
 /// Most back-fill lanes `[limits] backfill_stores` may ask for.
 const MAX_BACKFILL_STORES: usize = 1024;
 
@@ -180,6 +183,17 @@ fn validate_limits(limits: &IngestLimits) -> Result<(), ConfigError> {
         limits.max_samples_per_batch,
         1,
     )?;
+    // A batch is one log record, and the log refuses records over 1 GiB (at most 28 bytes a
+    // sample): a refusal there, after the head took the batch, would fail the store.
+    if limits.max_samples_per_batch > MAX_SAMPLES_PER_BATCH {
+        return Err(ConfigError::Invalid {
+            key: "limits.max_samples_per_batch",
+            problem: format!(
+                "{} is too large; it must be at most {MAX_SAMPLES_PER_BATCH}",
+                limits.max_samples_per_batch
+            ),
+        });
+    }
     count_at_least(
         "limits.max_series_per_agent",
         limits.max_series_per_agent,
@@ -568,6 +582,20 @@ mod tests {
             assert!(err.contains("at least"), "{toml}: {err}");
         }
         CollectorConfig::default().validate().unwrap();
+    }
+
+    /// A batch is one log record: one larger than the log takes is refused at start.
+    #[test]
+    fn batches_too_large_for_one_log_record_are_refused() {
+        let config: CollectorConfig =
+            toml::from_str("[limits]\nmax_samples_per_batch = 10000001").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "`limits.max_samples_per_batch`: 10000001 is too large; it must be at most 10000000"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -264,6 +264,46 @@ impl Shard {
         series: SeriesId,
         samples: impl Iterator<Item = (i64, f64)>,
     ) {
+        self.apply_run_where(config, series, |_| samples);
+    }
+
+    /// An append's run of one series' samples: keeps in `accepted` those at most `window` ms
+    /// behind the series' newest sample (as it was before the run) and applies them to the
+    /// head, with one lookup for both. A series being deleted gets no head: its samples are
+    /// only kept (recovery drops them from the log).
+    pub(super) fn accept_run(
+        &mut self,
+        config: &StorageConfig,
+        run: &[Sample],
+        window: i64,
+        deleted: bool,
+        accepted: &mut Vec<Sample>,
+    ) {
+        let series = run[0].series;
+        let recent = |newest: Option<i64>| {
+            move |s: &&Sample| newest.is_none_or(|n| s.timestamp_ms >= n.saturating_sub(window))
+        };
+        if deleted {
+            let newest = self.heads.get(&series).and_then(|h| h.newest_ts());
+            accepted.extend(run.iter().filter(recent(newest)));
+            return;
+        }
+        self.apply_run_where(config, series, move |head| {
+            let from = accepted.len();
+            accepted.extend(run.iter().filter(recent(head.newest_ts())));
+            let accepted: &Vec<Sample> = accepted;
+            accepted[from..].iter().map(|s| (s.timestamp_ms, s.value))
+        });
+    }
+
+    /// Applies to a series' head (created if need be) the samples `pick` gives, picked with
+    /// the head as it was before them.
+    fn apply_run_where<I: Iterator<Item = (i64, f64)>>(
+        &mut self,
+        config: &StorageConfig,
+        series: SeriesId,
+        pick: impl FnOnce(&SeriesHead) -> I,
+    ) {
         let Shard {
             heads,
             chunks,
@@ -272,6 +312,7 @@ impl Shard {
             dirty,
         } = self;
         let head = heads.entry(series).or_default();
+        let samples = pick(head);
         if !head.dirty {
             head.dirty = true;
             dirty.push(series);

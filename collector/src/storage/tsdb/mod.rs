@@ -1,11 +1,14 @@
 //! The time-series engine: WAL, in-memory head, compressed chunks, rollups, retention.
 //!
 //! # Write path
-//! An append writes one record (all of a batch's accepted samples and the node's new sequence
-//! state) to the write-ahead log ([`Log`](super::Log), segment files beside the tables), notes
-//! the node's sequence for the next checkpoint and applies the samples to the head; then it
-//! syncs the log, sharing the sync with the appends beside it. Only after that sync does
-//! ingest ack, so an acked sample is on disk.
+//! An append applies a batch's samples to the head in the same pass that leaves out those too
+//! far behind their series (one lookup of each series' head), then writes one record (all the
+//! accepted samples and the node's new sequence state) to the write-ahead log
+//! ([`Log`](super::Log), segment files beside the tables) and notes the node's sequence for the
+//! next checkpoint; then it syncs the log, sharing the sync with the appends beside it. Only
+//! after that sync does ingest ack, so an acked sample is on disk. A failed log write, like a
+//! failed sync, leaves the head ahead of the disk: the engine refuses writes until a restart's
+//! replay brings them level.
 //!
 //! # Head
 //! Per series, in memory: the open chunk (raw samples in time order), late samples, and the open
@@ -34,15 +37,15 @@
 //!   forgetting), so replaying the records after the checkpoint leaves each node's newest.
 //! - A log record is synced only after the series definitions written before its append are
 //!   (`sync_definitions`): a sample on disk always has its series.
-//! - Appends hold `append_gate` (shared) from their log write until the head is updated; a
+//! - Appends hold `append_gate` (shared) from their head update through their log write; a
 //!   checkpoint takes it exclusively to cut, so its snapshot covers exactly log ids ≤ its position.
 //!   The log sync is outside the gate, so a cut waits for no one's sync.
 //! - Reads hold `flush_gate` (shared); a checkpoint holds it exclusively from draining outboxes
 //!   until their contents are written, so a read sees every sample in the head or on disk.
 //! - A checkpoint keeps the WAL records a durable WAL reader has not finished
 //!   (`wal_readers.rs`); recovery replays only those after the checkpoint position.
-//! - Lock order: `checkpointing` → `flush_gate` → `append_gate` → one shard at a time (or
-//!   `sequences`); an append takes `syncing_definitions` before `append_gate`, and the log's
+//! - Lock order: `checkpointing` → `flush_gate` → `append_gate` → `deleted` → one shard at a
+//!   time (or `sequences`); an append takes `syncing_definitions` before `append_gate`, and the log's
 //!   writer lock inside it; the log's sync lock (then its writer lock) is taken holding none of
 //!   the engine's locks but `checkpointing`, never the other way.
 //! - A checkpoint that fails after draining the head marks the engine failed: writes are refused

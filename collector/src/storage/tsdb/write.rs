@@ -1,4 +1,4 @@
-//! The write path: appends (one log record with the node's sequence, then the head), and the
+//! The write path: appends (the head, then one log record with the node's sequence), and the
 //! series and node records.
 
 use super::head::series_runs;
@@ -46,7 +46,8 @@ impl Tsdb {
     /// [`Tsdb::append`] up to its sync: the record is written and the head has the samples,
     /// which the caller acknowledges only once [`Tsdb::durable`] (or [`Tsdb::sync_log`]) says
     /// the record is durable. Readers of the head may see the samples before then; a crash
-    /// before the sync loses them with their acknowledgement, and a failed sync fails the store.
+    /// before the sync loses them with their acknowledgement, and a failed log write or sync
+    /// fails the store.
     pub fn append_unsynced(
         &self,
         node: Option<(&str, &NodeSequence)>,
@@ -85,7 +86,10 @@ impl Tsdb {
     }
 
     /// The append's work once definitions are synced and the gate is held: drops samples too
-    /// far behind their series' newest, writes the log record and applies the samples.
+    /// far behind their series' newest and applies the others to the head in the same pass
+    /// (one lookup of each series' head), then writes the log record. The head goes first, so
+    /// a failed log write fails the store as a failed sync does: only a restart's replay
+    /// brings the head back level with the disk.
     fn write_under_gate(
         &self,
         _gate: &RwLockReadGuard<'_, ()>,
@@ -102,16 +106,17 @@ impl Tsdb {
             for s in samples {
                 by_shard[s.series.shard(SHARDS)].push(*s);
             }
+            // Held through the pass: a deletion (which lists the series, then drops their
+            // heads) cannot come between a series' check and its head's update.
+            let deleted = self.deleted.read().unwrap_or_else(|p| p.into_inner());
             for (i, group) in by_shard.into_iter().enumerate() {
                 if group.is_empty() {
                     continue;
                 }
-                let shard = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
+                let mut shard = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
                 for run in series_runs(&group) {
-                    let newest = shard.heads.get(&run[0].series).and_then(|h| h.newest_ts());
-                    accepted.extend(run.iter().filter(|s| {
-                        newest.is_none_or(|n| s.timestamp_ms >= n.saturating_sub(window))
-                    }));
+                    let gone = deleted.contains(&run[0].series);
+                    shard.accept_run(&self.config, run, window, gone, &mut accepted);
                 }
             }
         }
@@ -124,7 +129,9 @@ impl Tsdb {
         }
         let change = node.map(|(name, sequence)| (name, NodeChange::Sequence(*sequence)));
         let record = encode_entry(change, &accepted);
-        let id = self.kv.log().write(&record)?;
+        let id = self.kv.log().write(&record).inspect_err(|_| {
+            self.failed.store(true, Ordering::SeqCst);
+        })?;
         self.wal_bytes_written
             .fetch_add(record.len() as u64, Ordering::Relaxed);
         if let Some((name, sequence)) = node {
@@ -133,7 +140,6 @@ impl Tsdb {
             // resend would be taken for a repeat of a batch that is gone.
             self.note_sequence(name, Some(*sequence));
         }
-        self.apply(&accepted);
         Ok((outcome, Logged(id)))
     }
 
@@ -518,6 +524,24 @@ mod tests {
         assert_eq!(restarted(&kv), Some(1));
         let db = open(&kv);
         assert_eq!(read(&db), 3);
+    }
+
+    /// The head takes an append's samples before the log does, so a log write that fails
+    /// fails the store, as a failed sync does: later appends are refused until a restart's
+    /// replay brings the head back level with the log.
+    #[test]
+    fn a_failed_log_write_fails_the_store() {
+        let db = open(&MemoryKv::default());
+        db.create_series(std::slice::from_ref(&up_series()))
+            .unwrap();
+        db.append(None, &samples(1, 0..2, 10_000)).unwrap();
+        // The log's ids run out: its next write fails.
+        db.kv.log().continue_after(u64::MAX);
+        assert!(db.append(None, &samples(1, 2..4, 10_000)).is_err());
+        assert!(matches!(
+            db.append(None, &samples(1, 4..5, 10_000)),
+            Err(StoreError::Failed)
+        ));
     }
 
     /// A store from before the log had its own files keeps its records in the `wal` table: the
