@@ -245,7 +245,7 @@ impl AnomalyWatch {
             let inbox = Arc::new(Inbox::default());
             let weak = Arc::downgrade(&watch);
             let mine = inbox.clone();
-            std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("anomaly-{index}"))
                 .spawn(move || {
                     let mut jobs = Vec::new();
@@ -263,7 +263,12 @@ impl AnomalyWatch {
                             watch.finished(&job);
                         }
                     }
-                })?;
+                });
+            if let Err(error) = spawned {
+                // The workers started end: the watch never holds their inboxes to close them.
+                inboxes.iter().for_each(|inbox: &Arc<Inbox>| inbox.close());
+                return Err(error);
+            }
             inboxes.push(inbox);
         }
         let _ = watch.workers.set(inboxes);

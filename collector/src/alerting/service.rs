@@ -293,7 +293,14 @@ impl AlertService {
                     }
                     feed_rest = Some(tokio::time::Instant::now() + FEED_PACE);
                 }
-                Some(command) = self.commands.recv() => self.command(command),
+                Some(command) = self.commands.recv() => {
+                    // Arrivals queued while the feed rests come first, as they did before the
+                    // command (a node forgotten must not be seen again by its last batch).
+                    while let Ok(more) = self.feed.try_recv() {
+                        arrived.push(self.apply(more));
+                    }
+                    self.command(command)
+                }
                 Ok(()) = peer_operator.changed() => {
                     let document = peer_operator.borrow_and_update().clone();
                     self.learn_peer_state(document);

@@ -68,9 +68,14 @@ impl Tsdb {
         {
             let cut = Instant::now();
             let _appends = self.append_gate.write().unwrap_or_else(|p| p.into_inner());
-            // Every record up to here is in the head: appends hold the gate from their log
-            // append until they applied it. Records after it go to a new segment, so the ones
-            // before can be released whole.
+            // Every record up to here is in the head, and the head holds nothing the log
+            // lacks: appends hold the gate from their head update through their log write. One
+            // whose write failed left its samples in the head and failed the store; they must
+            // not reach a snapshot, so a failure is checked again under the gate. Records after
+            // it go to a new segment, so the ones before can be released whole.
+            if self.failed.load(Ordering::SeqCst) {
+                return Err(StoreError::Failed);
+            }
             wal_upto = self.kv.log().last_id();
             self.kv.log().rotate();
             sequences =

@@ -312,7 +312,11 @@ impl Shard {
             dirty,
         } = self;
         let head = heads.entry(series).or_default();
-        let samples = pick(head);
+        let mut samples = pick(head).peekable();
+        // A run the append left out whole changes nothing for the next snapshot.
+        if samples.peek().is_none() {
+            return;
+        }
         if !head.dirty {
             head.dirty = true;
             dirty.push(series);

@@ -7,7 +7,8 @@ use super::wal::{NodeChange, encode_entry};
 use super::{AppendOutcome, Logged, SHARDS, Tsdb};
 use crate::storage::kv::{KvBatch, Table};
 use crate::storage::records::{NodeRecordV1, NodeSequenceRecordV1, Record, SeriesRecordV1};
-use crate::storage::{NodeRecord, NodeSequence, Sample, SeriesMeta, StoreError};
+use crate::storage::{NodeRecord, NodeSequence, Sample, SeriesId, SeriesMeta, StoreError};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLockReadGuard};
 
@@ -58,12 +59,14 @@ impl Tsdb {
         // The log's sync is the caller's, outside the gate: a checkpoint's cut waits for no
         // one's sync.
         let gate = self.append_gate.read().unwrap_or_else(|p| p.into_inner());
-        self.write_under_gate(&gate, node, samples)
+        let deleted = self.deleted.read().unwrap_or_else(|p| p.into_inner());
+        self.write_under_gate(&gate, &deleted, node, samples)
     }
 
     /// [`Tsdb::append_unsynced`] where it can end without waiting for anyone, for callers on an
     /// async runtime's thread; `None`, having done nothing, where it would wait: while series
-    /// definitions await their sync, or a checkpoint holds (or waits for) the append gate.
+    /// definitions await their sync, a checkpoint holds (or waits for) the append gate, or a
+    /// deletion holds (or waits for) the deleted-series list across its synced write.
     /// Left to wait: shard locks (held for single reads and writes) and, once per segment
     /// (64 MiB), the log's sync of the segment it closes.
     pub fn try_append_unsynced(
@@ -82,17 +85,26 @@ impl Tsdb {
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
         };
-        self.write_under_gate(&gate, node, samples).map(Some)
+        let deleted = match self.deleted.try_read() {
+            Ok(deleted) => deleted,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+        };
+        self.write_under_gate(&gate, &deleted, node, samples)
+            .map(Some)
     }
 
     /// The append's work once definitions are synced and the gate is held: drops samples too
     /// far behind their series' newest and applies the others to the head in the same pass
     /// (one lookup of each series' head), then writes the log record. The head goes first, so
     /// a failed log write fails the store as a failed sync does: only a restart's replay
-    /// brings the head back level with the disk.
+    /// brings the head back level with the disk. The deleted-series list is held through the
+    /// pass: a deletion (which lists the series, then drops their heads) cannot come between a
+    /// series' check and its head's update.
     fn write_under_gate(
         &self,
         _gate: &RwLockReadGuard<'_, ()>,
+        deleted: &HashSet<SeriesId>,
         node: Option<(&str, &NodeSequence)>,
         samples: &[Sample],
     ) -> Result<(AppendOutcome, Logged), StoreError> {
@@ -106,9 +118,6 @@ impl Tsdb {
             for s in samples {
                 by_shard[s.series.shard(SHARDS)].push(*s);
             }
-            // Held through the pass: a deletion (which lists the series, then drops their
-            // heads) cannot come between a series' check and its head's update.
-            let deleted = self.deleted.read().unwrap_or_else(|p| p.into_inner());
             for (i, group) in by_shard.into_iter().enumerate() {
                 if group.is_empty() {
                     continue;
@@ -230,15 +239,13 @@ impl Tsdb {
         Ok(())
     }
 
-    /// Applies samples to the head (appends, WAL replay), except those of deleted series.
+    /// Applies replayed log records' samples to the head (recovery has left out those of
+    /// deleted series).
     pub(super) fn apply(&self, samples: &[Sample]) {
-        let deleted = self.deleted.read().unwrap_or_else(|p| p.into_inner());
         let mut by_shard: Vec<Vec<Sample>> = vec![Vec::new(); SHARDS];
-        // A write that found a series just before it was deleted must not bring its head back.
-        for s in samples.iter().filter(|s| !deleted.contains(&s.series)) {
+        for s in samples {
             by_shard[s.series.shard(SHARDS)].push(*s);
         }
-        drop(deleted);
         for (i, group) in by_shard.into_iter().enumerate() {
             if group.is_empty() {
                 continue;
@@ -527,8 +534,8 @@ mod tests {
     }
 
     /// The head takes an append's samples before the log does, so a log write that fails
-    /// fails the store, as a failed sync does: later appends are refused until a restart's
-    /// replay brings the head back level with the log.
+    /// fails the store, as a failed sync does: later appends and checkpoints are refused until
+    /// a restart's replay brings the head back level with the log.
     #[test]
     fn a_failed_log_write_fails_the_store() {
         let db = open(&MemoryKv::default());
@@ -542,6 +549,8 @@ mod tests {
             db.append(None, &samples(1, 4..5, 10_000)),
             Err(StoreError::Failed)
         ));
+        // The head holds samples the log lacks: no checkpoint may snapshot them.
+        assert!(matches!(db.checkpoint(false), Err(StoreError::Failed)));
     }
 
     /// A store from before the log had its own files keeps its records in the `wal` table: the
