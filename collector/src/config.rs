@@ -185,15 +185,12 @@ fn validate_limits(limits: &IngestLimits) -> Result<(), ConfigError> {
     )?;
     // A batch is one log record, and the log refuses records over 1 GiB (at most 28 bytes a
     // sample): a refusal there, after the head took the batch, would fail the store.
-    if limits.max_samples_per_batch > MAX_SAMPLES_PER_BATCH {
-        return Err(ConfigError::Invalid {
-            key: "limits.max_samples_per_batch",
-            problem: format!(
-                "{} is too large; it must be at most {MAX_SAMPLES_PER_BATCH}",
-                limits.max_samples_per_batch
-            ),
-        });
-    }
+    count_at_most(
+        "limits.max_samples_per_batch",
+        limits.max_samples_per_batch,
+        MAX_SAMPLES_PER_BATCH,
+        "",
+    )?;
     count_at_least(
         "limits.max_series_per_agent",
         limits.max_series_per_agent,
@@ -201,15 +198,12 @@ fn validate_limits(limits: &IngestLimits) -> Result<(), ConfigError> {
     )?;
     count_at_least("limits.max_series", limits.max_series, 1)?;
     // More lanes than any machine has cores would be no limit at all (0 is one per core).
-    if limits.backfill_stores > MAX_BACKFILL_STORES {
-        return Err(ConfigError::Invalid {
-            key: "limits.backfill_stores",
-            problem: format!(
-                "{} is too large; it must be at most {MAX_BACKFILL_STORES} (0 is one per core)",
-                limits.backfill_stores
-            ),
-        });
-    }
+    count_at_most(
+        "limits.backfill_stores",
+        limits.backfill_stores,
+        MAX_BACKFILL_STORES,
+        " (0 is one per core)",
+    )?;
     // The metric name and `node` are labels too.
     count_at_least(
         "limits.max_labels_per_series",
@@ -294,6 +288,22 @@ fn count_at_least(key: &'static str, value: usize, floor: usize) -> Result<(), C
     Err(ConfigError::Invalid {
         key,
         problem: format!("{value} is too small; it must be at least {floor}"),
+    })
+}
+
+/// `hint` follows the ceiling in the message, e.g. what 0 means.
+fn count_at_most(
+    key: &'static str,
+    value: usize,
+    ceiling: usize,
+    hint: &str,
+) -> Result<(), ConfigError> {
+    if value <= ceiling {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        key,
+        problem: format!("{value} is too large; it must be at most {ceiling}{hint}"),
     })
 }
 
