@@ -364,29 +364,30 @@ impl AnomalyWatch {
                 latest: None,
             })
         });
-        let mut last = None;
-        for s in run {
-            last = Some((
-                s,
-                watched
-                    .detector
-                    .observe(&self.config, s.timestamp_ms, s.value),
-            ));
+        let Some((last, earlier)) = run.split_last() else {
+            return;
+        };
+        // Only the last sample's verdict is kept: the others' are not built.
+        for s in earlier {
+            watched
+                .detector
+                .observe_unread(&self.config, s.timestamp_ms, s.value);
         }
-        if let Some((s, v)) = last {
-            let mut fired: Vec<DetectorOutput> =
-                v.detectors.iter().filter(|d| d.fired()).copied().collect();
-            fired.sort_by(|a, b| b.strength.total_cmp(&a.strength));
-            watched.latest = Some(LatestVerdict {
-                timestamp_ms: s.timestamp_ms,
-                value: s.value,
-                score: v.episode.map_or(v.score, |e| e.peak_score),
-                is_anomaly: v.episode.is_some(),
-                severity: v.severity,
-                learning: v.learning,
-                fired: fired.into_boxed_slice(),
-            });
-        }
+        let v = watched
+            .detector
+            .observe(&self.config, last.timestamp_ms, last.value);
+        let mut fired: Vec<DetectorOutput> =
+            v.detectors.iter().filter(|d| d.fired()).copied().collect();
+        fired.sort_by(|a, b| b.strength.total_cmp(&a.strength));
+        watched.latest = Some(LatestVerdict {
+            timestamp_ms: last.timestamp_ms,
+            value: last.value,
+            score: v.episode.map_or(v.score, |e| e.peak_score),
+            is_anomaly: v.episode.is_some(),
+            severity: v.severity,
+            learning: v.learning,
+            fired: fired.into_boxed_slice(),
+        });
     }
 
     /// The newest verdict on a series, if it has had any sample since start.
