@@ -240,7 +240,7 @@ impl AnomalyWatch {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .clamp(1, MAX_WORKERS);
         let watch = Arc::new(Self::with_shards(config, count, backlog_samples));
-        let mut inboxes = Vec::with_capacity(count);
+        let mut inboxes: Vec<Arc<Inbox>> = Vec::with_capacity(count);
         for index in 0..count {
             let inbox = Arc::new(Inbox::default());
             let weak = Arc::downgrade(&watch);
@@ -266,7 +266,9 @@ impl AnomalyWatch {
                 });
             if let Err(error) = spawned {
                 // The workers started end: the watch never holds their inboxes to close them.
-                inboxes.iter().for_each(|inbox: &Arc<Inbox>| inbox.close());
+                for started in &inboxes {
+                    started.close();
+                }
                 return Err(error);
             }
             inboxes.push(inbox);

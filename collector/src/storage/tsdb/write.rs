@@ -553,6 +553,30 @@ mod tests {
         assert!(matches!(db.checkpoint(false), Err(StoreError::Failed)));
     }
 
+    /// A checkpoint that found the store sound and then waited at the append gate checks
+    /// again once it holds the gate: an append holding it may have failed its log write with
+    /// its samples already in the head.
+    #[test]
+    fn a_checkpoint_waiting_at_the_gate_sees_a_store_failed_meanwhile() {
+        let db = open(&MemoryKv::default());
+        db.create_series(std::slice::from_ref(&up_series()))
+            .unwrap();
+        db.append(None, &samples(1, 0..2, 10_000)).unwrap();
+        let append = db.append_gate.read().unwrap();
+        std::thread::scope(|scope| {
+            let checkpoint = scope.spawn(|| db.checkpoint(false));
+            // The gate prefers writers: once the checkpoint waits for it, a reader cannot
+            // join, so the checkpoint is past its first check.
+            while db.append_gate.try_read().is_ok() {
+                std::thread::yield_now();
+            }
+            db.failed.store(true, Ordering::SeqCst);
+            drop(append);
+            let done = checkpoint.join().unwrap();
+            assert!(matches!(done, Err(StoreError::Failed)), "{done:?}");
+        });
+    }
+
     /// A store from before the log had its own files keeps its records in the `wal` table: the
     /// first start moves them into the log with their ids, replays them, and empties the table.
     #[test]
