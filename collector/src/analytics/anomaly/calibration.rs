@@ -55,11 +55,15 @@ impl TailCalibrator {
         }
     }
 
+    /// The surprise of evidence at the threshold, the most that evidence not in the tail
+    /// can have: −log₁₀ `TAIL`.
+    pub(super) const SURPRISE_AT_THRESHOLD: f64 = 1.698_970_004_336_018_7;
+
     /// −log₁₀ P(E ≥ evidence) under the learnt tail: 3 means a one-in-a-thousand value for
     /// this series. Below the threshold it rises linearly to the threshold's own level, which
     /// keeps the score continuous without claiming knowledge of the body.
     pub(super) fn surprise(&self, evidence: f64) -> f64 {
-        let tail_level = -TAIL.log10();
+        let tail_level = Self::SURPRISE_AT_THRESHOLD;
         let u = self.threshold;
         if evidence <= u {
             return if u > 0.0 {
@@ -95,8 +99,14 @@ impl TailCalibrator {
             self.excess_sq += ALPHA * (y * y - self.excess_sq);
             self.threshold += STEP * m * (1.0 - TAIL);
         } else {
-            self.threshold = (self.threshold - STEP * m * TAIL).max(0.0);
+            self.learn_under();
         }
+    }
+
+    /// Learns from evidence judged normal that does not exceed the threshold: what
+    /// [`learn`](Self::learn) does with any such value, which it need not be given.
+    pub(super) fn learn_under(&mut self) {
+        self.threshold = (self.threshold - STEP * self.excess * TAIL).max(0.0);
     }
 
     /// Whether `evidence` lies in the tail (above the tracked quantile).
@@ -117,6 +127,16 @@ mod tests {
     /// Share of `values` whose surprise is at least `level`.
     fn rate(cal: &TailCalibrator, values: &[f64], level: f64) -> f64 {
         values.iter().filter(|v| cal.surprise(**v) >= level).count() as f64 / values.len() as f64
+    }
+
+    #[test]
+    fn the_surprise_at_the_threshold_is_that_of_the_tail_share() {
+        assert_eq!(TailCalibrator::SURPRISE_AT_THRESHOLD, -TAIL.log10());
+        let calibrator = TailCalibrator::new(1.2, 0.12);
+        assert_eq!(
+            calibrator.surprise(1.2),
+            TailCalibrator::SURPRISE_AT_THRESHOLD
+        );
     }
 
     #[test]

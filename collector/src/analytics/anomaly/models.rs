@@ -188,6 +188,29 @@ impl<const N: usize> Slots<N> {
     }
 }
 
+/// A sample's local time and where it falls in the profile: worked out once per sample, for
+/// both the expectation and the learning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Moment {
+    local_ms: i64,
+    /// Quarter-hour of the day.
+    slot: usize,
+    /// Day of the week, 0 = Monday.
+    weekday: usize,
+}
+
+impl Moment {
+    pub(super) fn at(local_ms: i64) -> Self {
+        let day = local_ms.div_euclid(DAY_MS);
+        Self {
+            local_ms,
+            slot: (local_ms.rem_euclid(DAY_MS) / SLOT_MS) as usize,
+            // 1970-01-01 was a Thursday.
+            weekday: (day + 3).rem_euclid(7) as usize,
+        }
+    }
+}
+
 /// What the seasonal profile expects of a sample: value and spread.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Expectation {
@@ -223,17 +246,10 @@ impl SeasonalProfile {
         }
     }
 
-    fn phase(local_ms: i64) -> (usize, usize) {
-        let day = local_ms.div_euclid(DAY_MS);
-        let slot = local_ms.rem_euclid(DAY_MS) / SLOT_MS;
-        // 1970-01-01 was a Thursday; 0 = Monday.
-        (slot as usize, (day + 3).rem_euclid(7) as usize)
-    }
-
-    /// The expectation for a sample at `local_ms`, once its slot has been seen on `min_days`
-    /// days (and its weekday on two weeks, for the weekday offset).
-    pub(super) fn expect(&self, local_ms: i64, min_days: u32) -> Option<Expectation> {
-        let (slot, weekday) = Self::phase(local_ms);
+    /// The expectation for a sample at `at`, once its slot has been seen on `min_days` days
+    /// (and its weekday on two weeks, for the weekday offset).
+    pub(super) fn expect(&self, at: Moment, min_days: u32) -> Option<Expectation> {
+        let (slot, weekday) = (at.slot, at.weekday);
         let s = &self.slots;
         if u32::from(s.visits[slot]) < min_days.max(1) {
             return None;
@@ -251,8 +267,9 @@ impl SeasonalProfile {
         })
     }
 
-    /// Learns `x` at `local_ms`.
-    pub(super) fn learn(&mut self, local_ms: i64, x: f64, level_error: f64) {
+    /// Learns `x` at `at`.
+    pub(super) fn learn(&mut self, at: Moment, x: f64, level_error: f64) {
+        let local_ms = at.local_ms;
         if self.last_ms != i64::MIN {
             let gap = (local_ms - self.last_ms) as f64;
             if gap > 0.0 {
@@ -264,7 +281,7 @@ impl SeasonalProfile {
             }
         }
         self.last_ms = local_ms;
-        let (slot, weekday) = Self::phase(local_ms);
+        let (slot, weekday) = (at.slot, at.weekday);
         let here = (slot as u8, weekday as u8);
         if self.last.map(|(s, _)| s) != Some(here.0) {
             self.slots.enter(slot);
@@ -313,11 +330,11 @@ mod tests {
             };
             let days = 5;
             for i in 0..days * DAY_MS / step_ms {
-                profile.learn(i * step_ms, value(i * step_ms), 1.0);
+                profile.learn(Moment::at(i * step_ms), value(i * step_ms), 1.0);
             }
             let day = days * DAY_MS;
             for t in (day..day + DAY_MS).step_by(step_ms as usize) {
-                let e = profile.expect(t, 2).expect("mature");
+                let e = profile.expect(Moment::at(t), 2).expect("mature");
                 let z = (value(t) - e.value).abs() / e.sd;
                 assert!(z < 2.0, "step {step_ms}: z {z} at {t}");
             }

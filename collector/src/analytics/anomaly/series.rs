@@ -26,7 +26,7 @@ use super::calibration::TailCalibrator;
 use super::ensemble::{
     Detector, DetectorOutput, EpisodeGate, Evidence, Gated, Verdict, score_of, surprise_of,
 };
-use super::models::{Cusum, Ewma, SeasonalProfile, floor_spread};
+use super::models::{Cusum, Ewma, Moment, SeasonalProfile, floor_spread};
 
 /// The tail of ln(1 + |z|) of Gaussian noise: its 98th percentile (|z| = 2.33) and mean excess
 /// over it. Where the point calibrator starts.
@@ -45,6 +45,14 @@ const SEASONAL_MARGIN: f64 = 0.25;
 /// quarter of the detectors' CPU.
 fn ln_1p(x: f64) -> f64 {
     if x == 0.0 { 0.0 } else { x.ln_1p() }
+}
+
+/// At least ln(1 + x) for x ≥ 0, without the logarithm: x(6 + x)/(6 + 4x), whose excess
+/// over ln(1 + x) grows from 0 with derivative 4x³/((6 + 4x)²(1 + x)) and is about 5% at
+/// x = 2.3 (the tail's usual threshold); widened by far more than the rounding of either.
+/// NaN for infinite x, which no comparison passes.
+fn ln_1p_at_most(x: f64) -> f64 {
+    x * (6.0 + x) / (6.0 + 4.0 * x) * (1.0 + 1e-12)
 }
 
 /// The online state of one series: feed it every sample in time order.
@@ -121,7 +129,8 @@ impl SeriesDetector {
     }
 
     /// Judges a sample and learns from it; the gate's verdict, `None` while learning (or for a
-    /// value that is not finite). The ready detectors' outputs go to `detectors` when given.
+    /// value that is not finite). The ready detectors' outputs go to `detectors` when given;
+    /// without them, the verdict's score is 0 where it could not have reached the threshold.
     /// Inlined into both callers, so the one that passes none does not compute them.
     #[inline(always)]
     fn judge(
@@ -131,13 +140,14 @@ impl SeriesDetector {
         value: f64,
         mut detectors: Option<&mut Evidence>,
     ) -> Option<Gated> {
-        let local_ms = timestamp_ms + i64::from(c.utc_offset_minutes) * 60_000;
+        let at = Moment::at(timestamp_ms + i64::from(c.utc_offset_minutes) * 60_000);
         if self.learning(c) || !value.is_finite() {
             if value.is_finite() {
-                self.learn(c, local_ms, value, None);
+                self.learn(c, at, value, None);
             }
             return None;
         }
+        let reading = detectors.is_some();
         let k = c.sensitivity;
         let mut report = |output: DetectorOutput| {
             if let Some(detectors) = detectors.as_deref_mut() {
@@ -165,7 +175,7 @@ impl SeriesDetector {
         });
         // The time of day is used only in slots where it has predicted clearly better than the
         // recent level: elsewhere it adds noise and masks real change.
-        let expectation = self.seasonal.expect(local_ms, c.seasonal_min_days);
+        let expectation = self.seasonal.expect(at, c.seasonal_min_days);
         if let Some(e) = expectation.filter(|e| e.gain > SEASONAL_MARGIN * sd) {
             let sd = e.sd.max(resolution);
             let z = beyond(value - e.value).abs() / sd;
@@ -185,12 +195,34 @@ impl SeriesDetector {
             None => (self.drift.baseline.mean, self.drift.sd().max(resolution)),
         };
         let sums = self.drift.peek(beyond(value - center) / drift_sd);
+        let drift = sums.0.max(sums.1);
+
+        // Unread, a sample whose two evidences are under their tails' thresholds needs neither
+        // logarithm: the calibrators learn only that they were under, and under both the score
+        // cannot reach the detection threshold (when that is above the score of a threshold's
+        // surprise, as it is by default), so the gate learns only that this was no detection,
+        // whatever the score. An upper bound of each logarithm tells most such samples. The
+        // state they leave is the one the full judgement leaves; only the verdict, which no one
+        // reads, is not built.
+        if !reading
+            && score_of(TailCalibrator::SURPRISE_AT_THRESHOLD) < c.score_threshold
+            && !self.point_tail.exceeds(ln_1p_at_most(point))
+            && !self.drift_tail.exceeds(ln_1p_at_most(drift))
+        {
+            let gated = self
+                .gate
+                .judge(timestamp_ms, 0.0, [false, false], c.score_threshold);
+            self.point_tail.learn_under();
+            self.drift_tail.learn_under();
+            self.learn(c, at, value, Some(sums));
+            return Some(gated);
+        }
 
         // Evidence on a log scale: z-scores of real series span orders of magnitude (a blip on
         // an idle series is z = 10⁴), and the tail of log(1 + z) is close enough to exponential
         // for the calibrator to learn from a few hundred exceedances.
         let point = ln_1p(point);
-        let drift = ln_1p(sums.0.max(sums.1));
+        let drift = ln_1p(drift);
         let point_surprise = self.point_tail.surprise(point);
         let drift_surprise = self.drift_tail.surprise(drift);
         report(DetectorOutput {
@@ -216,11 +248,11 @@ impl SeriesDetector {
         // A reported drift starts its sums again, so a lasting change is judged afresh against
         // baselines that have had time to move.
         let sums = if gated.detection { (0.0, 0.0) } else { sums };
-        self.learn(c, local_ms, value, Some(sums));
+        self.learn(c, at, value, Some(sums));
         Some(gated)
     }
 
-    fn learn(&mut self, c: &AnomalyConfig, local_ms: i64, x: f64, sums: Option<(f64, f64)>) {
+    fn learn(&mut self, c: &AnomalyConfig, at: Moment, x: f64, sums: Option<(f64, f64)>) {
         let warm = sums.is_some();
         // The drift detector keeps the previous sample (NaN before the first).
         let previous = self.drift.previous();
@@ -233,7 +265,7 @@ impl SeriesDetector {
         }
         self.drift
             .learn(x, c.ewma_alpha, c.drift_alpha, c.sensitivity, warm);
-        self.seasonal.learn(local_ms, x, level_error);
+        self.seasonal.learn(at, x, level_error);
         let diff = (x - previous).abs();
         if diff > 1e-9 * x.abs().max(previous.abs()) && diff < self.quantum {
             self.quantum = diff;
@@ -590,6 +622,52 @@ mod tests {
         let counts = |_: i64, rng: &mut fastrand::Rng| f64::from(rng.u8(10..14));
         let (early, late) = detections(60_000, 7, counts);
         assert!(early + late <= 3, "counts: {early} then {late}");
+    }
+
+    /// The live watch reads only a run's last verdict: the samples before it go through
+    /// `observe_unread`, which must leave the detector exactly where `observe` does, spikes,
+    /// shifts, drifts and quiet stretches alike, at the shipped threshold (where it skips the
+    /// logarithms of quiet samples) and at one too low for that.
+    #[test]
+    fn unread_samples_leave_the_state_that_read_ones_do() {
+        let mut rng = fastrand::Rng::with_seed(19);
+        let values: Vec<f64> = (0..40_000)
+            .map(|i| {
+                let day = (i as f64 * STEP_MS as f64 / 86_400_000.0 * std::f64::consts::TAU).sin();
+                let shift = if (20_000..26_000).contains(&i) {
+                    8.0
+                } else {
+                    0.0
+                };
+                let drift = if i > 30_000 {
+                    (i - 30_000) as f64 * 0.002
+                } else {
+                    0.0
+                };
+                let spike = if i % 3_001 == 0 { 40.0 } else { 0.0 };
+                50.0 + 10.0 * day + shift + drift + spike + noise(&mut rng)
+            })
+            .collect();
+        for threshold in [AnomalyConfig::default().score_threshold, 0.2] {
+            let config = AnomalyConfig {
+                score_threshold: threshold,
+                ..AnomalyConfig::default()
+            };
+            let (mut read, mut unread) = (SeriesDetector::new(), SeriesDetector::new());
+            let mut detections = 0;
+            for (i, v) in values.iter().enumerate() {
+                let t = T0 + i as i64 * STEP_MS;
+                let verdict = read.observe(&config, t, *v);
+                detections += usize::from(verdict.is_anomaly);
+                if i % 50 == 49 {
+                    assert_eq!(unread.observe(&config, t, *v), verdict, "sample {i}");
+                } else {
+                    unread.observe_unread(&config, t, *v);
+                }
+            }
+            assert!(detections >= 5, "{detections} detections at {threshold}");
+            assert_eq!(format!("{read:?}"), format!("{unread:?}"));
+        }
     }
 
     /// A thousand agents with a few hundred series each: the state must stay small, and it is
