@@ -6,7 +6,9 @@
 #   deploy/dev.sh python-deps  the tests' foreign Python clients into tests/python/.venv
 #   deploy/dev.sh soak   the soak test: kill -9 every minute under hostile load (minutes)
 #   deploy/dev.sh bench-ingest [ARGS]   release build, then the ingest benchmark against
-#                        VictoriaMetrics and Prometheus (installed from Debian)
+#                        VictoriaMetrics and Prometheus (installed from Debian); --only
+#                        remote-write,victoria-metrics (say) makes some of its runs, for A/B
+#                        comparisons of one path in half a minute a run
 #   deploy/dev.sh bench-query [ARGS]    release build, then PromQL latency of hcmon beside
 #                        Prometheus on the same 25 h of data
 #   deploy/dev.sh bench-agent [ARGS]    release build, then the agent's footprint beside

@@ -34,6 +34,28 @@ struct Args {
     points: usize,
     capture: PathBuf,
     work: PathBuf,
+    /// The runs asked for with `--only`; all when `None`.
+    only: Option<Vec<String>>,
+}
+
+/// The runs `--only` can pick.
+const RUNS: [&str; 7] = [
+    "grpc",
+    "tls",
+    "detection",
+    "remote-write",
+    "victoria-metrics",
+    "prometheus",
+    "capture",
+];
+
+impl Args {
+    /// Whether the run named `run` (one of [`RUNS`]) is to be made.
+    fn runs(&self, run: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|r| r == run))
+    }
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -43,6 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
         points: 500,
         capture: PathBuf::from("tests/data/agent-capture.jsonl"),
         work: std::env::temp_dir().join("hcmon-bench"),
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,9 +76,21 @@ fn parse_args() -> anyhow::Result<Args> {
             "--points" => args.points = value()?.parse()?,
             "--capture" => args.capture = value()?.into(),
             "--work" => args.work = value()?.into(),
+            "--only" => {
+                let only: Vec<String> = value()?.split(',').map(str::to_owned).collect();
+                if let Some(unknown) = only.iter().find(|r| !RUNS.contains(&r.as_str())) {
+                    bail!(
+                        "--only: no run is named {unknown:?} (runs: {})",
+                        RUNS.join(",")
+                    );
+                }
+                args.only = Some(only);
+            }
             "--help" | "-h" => {
                 println!(
-                    "usage: hcmon-bench [--hosts 2000] [--series 10] [--points 500] [--capture FILE] [--work DIR]"
+                    "usage: hcmon-bench [--hosts 2000] [--series 10] [--points 500] [--capture FILE] [--work DIR] [--only RUN,...]\n\
+                     runs (all by default): {}; the ratios need victoria-metrics and prometheus",
+                    RUNS.join(",")
                 );
                 std::process::exit(0);
             }
@@ -810,21 +845,52 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
 
     // hcmon over its own protocol.
-    let (row, mut latencies, (grpc, http), server) =
-        bench_hcmon_grpc(&all, &work, total, GrpcRun::Plaintext).await?;
-    rows.push(row);
-    // The query probe goes to the same collector, after its ingest was measured.
-    let queries = query_latency(grpc, http).await?;
-    server.stop();
+    let mut plain = None;
+    if args.runs("grpc") {
+        let (row, latencies, (grpc, http), server) =
+            bench_hcmon_grpc(&all, &work, total, GrpcRun::Plaintext).await?;
+        rows.push(row);
+        // The query probe goes to the same collector, after its ingest was measured.
+        plain = Some((latencies, query_latency(grpc, http).await?));
+        server.stop();
+    }
     // The same over mutual TLS, then with every sample also judged by the live anomaly
     // detectors.
-    for run in [GrpcRun::MutualTls, GrpcRun::Analytics] {
+    for (run, name) in [
+        (GrpcRun::MutualTls, "tls"),
+        (GrpcRun::Analytics, "detection"),
+    ] {
+        if !args.runs(name) {
+            continue;
+        }
         let (row, _, _, server) = bench_hcmon_grpc(&all, &work, total, run).await?;
         rows.push(row);
         server.stop();
     }
+    if args.runs("remote-write") {
+        rows.push(bench_hcmon_remote_write(&bodies, total, &work).await?);
+    }
+    if args.runs("victoria-metrics") {
+        rows.push(bench_victoria_metrics(&bodies, total, &work).await?);
+    }
+    if args.runs("prometheus") {
+        rows.push(bench_prometheus(&bodies, total, &work).await?);
+    }
+    let capture = if args.runs("capture") {
+        capture_bytes_per_sample(&args.capture, &work).await?
+    } else {
+        None
+    };
+    print_rows(&args, &all, &rows, plain, capture);
+    Ok(())
+}
 
-    // hcmon over remote write, through vmagent like the others.
+/// hcmon over remote write, through vmagent like the others.
+async fn bench_hcmon_remote_write(
+    bodies: &[Vec<u8>],
+    total: u64,
+    work: &Path,
+) -> anyhow::Result<Row> {
     let (hcmon_rw, _, rw_http) = start_hcmon(
         &work.join("hcmon-rw"),
         "hcmon (remote write)",
@@ -841,7 +907,7 @@ async fn main() -> anyhow::Result<()> {
             metrics_url: format!("http://127.0.0.1:{rw_http}/metrics?collect[]=collector"),
             counter: "hcmon_collector_ingested_samples_total",
         },
-        &bodies,
+        bodies,
         total,
         &work.join("hcmon-rw"),
     )
@@ -849,9 +915,14 @@ async fn main() -> anyhow::Result<()> {
     let (data, index, _, _) = hcmon_compact(rw_http).await?;
     (row.data_bytes, row.index_bytes) = (data, index);
     server.stop();
-    rows.push(row);
+    Ok(row)
+}
 
-    // VictoriaMetrics.
+async fn bench_victoria_metrics(
+    bodies: &[Vec<u8>],
+    total: u64,
+    work: &Path,
+) -> anyhow::Result<Row> {
     let vm_dir = work.join("victoria-metrics");
     std::fs::create_dir_all(&vm_dir)?;
     let vm_port = free_port();
@@ -874,7 +945,7 @@ async fn main() -> anyhow::Result<()> {
             metrics_url: format!("http://127.0.0.1:{vm_port}/metrics"),
             counter: "vm_rows_added_to_storage_total",
         },
-        &bodies,
+        bodies,
         total,
         &vm_dir,
     )
@@ -894,9 +965,10 @@ async fn main() -> anyhow::Result<()> {
     row.data_bytes = dir_bytes(&vm_dir.join("data/data"));
     row.index_bytes = dir_bytes(&vm_dir.join("data/indexdb"));
     vm.stop();
-    rows.push(row);
+    Ok(row)
+}
 
-    // Prometheus.
+async fn bench_prometheus(bodies: &[Vec<u8>], total: u64, work: &Path) -> anyhow::Result<Row> {
     let prom_dir = work.join("prometheus");
     std::fs::create_dir_all(&prom_dir)?;
     std::fs::write(
@@ -928,7 +1000,7 @@ async fn main() -> anyhow::Result<()> {
             metrics_url: format!("http://127.0.0.1:{prom_port}/metrics"),
             counter: "prometheus_tsdb_head_samples_appended_total",
         },
-        &bodies,
+        bodies,
         total,
         &prom_dir,
     )
@@ -953,16 +1025,24 @@ async fn main() -> anyhow::Result<()> {
     (row.data_bytes, row.index_bytes) = (chunks, index);
     row.note = "disk from a snapshot of head + blocks".into();
     prom.stop();
-    rows.push(row);
+    Ok(row)
+}
 
-    let capture = capture_bytes_per_sample(&args.capture, &work).await?;
-
+/// The table, the ratios and the other figures of the runs made; `plain` is the plaintext gRPC
+/// run's back-fill ack latencies and query latencies.
+fn print_rows(
+    args: &Args,
+    all: &[AgentShape],
+    rows: &[Row],
+    plain: Option<(Latencies, (Latency, Latency))>,
+    capture: Option<(u64, f64, f64)>,
+) {
     println!();
     println!(
         "{:<36} {:>14} {:>10} {:>14} {:>9} {:>9} {:>9}  note",
         "server", "samples/cpu-s", "cpu s", "wall samples/s", "peak MiB", "data B/s", "index B/s"
     );
-    for r in &rows {
+    for r in rows {
         // A row whose disk was not measured says so in its note.
         let per_sample = |bytes: u64| match (r.data_bytes, r.index_bytes) {
             (0, 0) => "-".to_owned(),
@@ -980,24 +1060,23 @@ async fn main() -> anyhow::Result<()> {
             r.note
         );
     }
-    let vm = rows
-        .iter()
-        .find(|r| r.name.starts_with("Victoria"))
-        .map(Row::per_cpu_s)
-        .unwrap_or(f64::NAN);
-    let prom = rows
-        .iter()
-        .find(|r| r.name.starts_with("Prometheus"))
-        .map(Row::per_cpu_s)
-        .unwrap_or(f64::NAN);
+    let baselines: Vec<(&str, f64)> = ["VictoriaMetrics", "Prometheus"]
+        .into_iter()
+        .filter_map(|name| {
+            let row = rows.iter().find(|r| r.name.starts_with(name))?;
+            Some((name, row.per_cpu_s()))
+        })
+        .collect();
     println!();
     for r in rows.iter().filter(|r| r.name.starts_with("hcmon")) {
-        println!(
-            "{}: {:.2}x VictoriaMetrics, {:.2}x Prometheus samples per CPU-second",
-            r.name,
-            r.per_cpu_s() / vm,
-            r.per_cpu_s() / prom
-        );
+        let ratios: Vec<String> = baselines
+            .iter()
+            .map(|(name, per_cpu_s)| format!("{:.2}x {name}", r.per_cpu_s() / per_cpu_s))
+            .collect();
+        if ratios.is_empty() {
+            continue;
+        }
+        println!("{}: {} samples per CPU-second", r.name, ratios.join(", "));
     }
     let run_row = |run: GrpcRun| rows.iter().find(|r| r.name == run.name());
     if let (Some(tls), Some(plain)) = (run_row(GrpcRun::MutualTls), run_row(GrpcRun::Plaintext)) {
@@ -1010,13 +1089,25 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     if let Some(plain) = run_row(GrpcRun::Plaintext) {
-        let quality_ns = quality_cost(&all, args.points);
+        let quality_ns = quality_cost(all, args.points);
         let ingest_ns = 1e9 / plain.per_cpu_s();
         println!(
             "data quality on the ingest path: {quality_ns:.1} ns per sample (the tracker alone, in-process, on the same data) = {:.2} % of hcmon's gRPC ingest CPU per sample ({ingest_ns:.0} ns, quality included)",
             100.0 * quality_ns / ingest_ns
         );
     }
+    match capture {
+        Some((samples, disk, encoded)) => println!(
+            "real agent capture: {samples} samples, {disk:.3} bytes per sample on disk after compaction (chunks), {encoded:.3} encoded (chunk keys and values, without RocksDB file overhead)"
+        ),
+        None if args.runs("capture") => {
+            println!("real agent capture: {} not found", args.capture.display())
+        }
+        None => {}
+    }
+    let Some((mut latencies, (day, month))) = plain else {
+        return;
+    };
     latencies.sort_unstable();
     println!(
         "gRPC ack latency of the back-filling agents (window 4 each, 64 at once, 256 batches of 500 samples in flight): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -1024,13 +1115,6 @@ async fn main() -> anyhow::Result<()> {
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0)
     );
-    match capture {
-        Some((samples, disk, encoded)) => println!(
-            "real agent capture: {samples} samples, {disk:.3} bytes per sample on disk after compaction (chunks), {encoded:.3} encoded (chunk keys and values, without RocksDB file overhead)"
-        ),
-        None => println!("real agent capture: {} not found", args.capture.display()),
-    }
-    let (day, month) = queries;
     for (what, l) in [
         ("1 day of 10 s raw data", day),
         ("30 days at 1 h step (1 h rollups)", month),
@@ -1040,5 +1124,4 @@ async fn main() -> anyhow::Result<()> {
             l.p50, l.p95, l.p99
         );
     }
-    Ok(())
 }
