@@ -288,6 +288,10 @@ pub struct SeriesCatalog {
     /// `/metrics` scrape walks all series in order, and sorting 20,000 of them took most of
     /// the scrape, again at every scrape of an unchanged catalog.
     sorted: Mutex<Option<(u64, Vec<Arc<SeriesMeta>>)>>,
+    /// [`SeriesCatalog::state_bytes`]' walk of every series and the generation it was made
+    /// at: a scrape of `/metrics?collect[]=collector` asks for it, and walking 20,000 series
+    /// was most of that scrape, again at every scrape of an unchanged catalog.
+    sized: Mutex<Option<(u64, usize)>>,
 }
 
 impl SeriesCatalog {
@@ -303,6 +307,7 @@ impl SeriesCatalog {
             inner: RwLock::new(inner),
             creating: FairLock::default(),
             sorted: Mutex::new(None),
+            sized: Mutex::new(None),
         }
     }
 
@@ -649,8 +654,32 @@ impl SeriesCatalog {
     /// (hash tables counted at their entries, without their spare slots): each series' labels
     /// and help, its label set's hash, its ids in the postings, and the sorted list.
     pub fn state_bytes(&self) -> usize {
+        let walked = {
+            let inner = self.read();
+            let mut sized = self.sized.lock().unwrap_or_else(|p| p.into_inner());
+            match *sized {
+                Some((at, bytes)) if at == inner.generation => bytes,
+                _ => {
+                    let bytes = Self::walk_bytes(&inner);
+                    *sized = Some((inner.generation, bytes));
+                    bytes
+                }
+            }
+        };
+        let sorted = self
+            .sorted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |(_, list)| {
+                list.capacity() * std::mem::size_of::<Arc<SeriesMeta>>()
+            });
+        walked + sorted
+    }
+
+    /// [`SeriesCatalog::state_bytes`] but for the sorted list: every series walked.
+    fn walk_bytes(inner: &Inner) -> usize {
         use std::mem::size_of;
-        let inner = self.read();
         let labels = |l: &Labels| {
             size_of::<Labels>()
                 + l.len() * size_of::<(String, String)>()
@@ -689,15 +718,7 @@ impl SeriesCatalog {
                         .sum::<usize>()
             })
             .sum();
-        let sorted = self
-            .sorted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, |(_, list)| {
-                list.capacity() * size_of::<Arc<SeriesMeta>>()
-            });
-        series + by_labels + postings + sorted
+        series + by_labels + postings
     }
 
     /// Number of series known.
@@ -839,6 +860,27 @@ mod tests {
         assert_eq!(names(), three);
         catalog.remove_node_series("b");
         assert_eq!(names(), [r#"cpu{node="a"}"#]);
+    }
+
+    /// The size kept between calls follows every creation and removal.
+    #[test]
+    fn state_bytes_follow_each_change() {
+        let tsdb = store();
+        let catalog = SeriesCatalog::new(vec![]);
+        let empty = catalog.state_bytes();
+        catalog.resolve(&tsdb, &[gauge("mem", "b")], ROOMY).unwrap();
+        let one = catalog.state_bytes();
+        assert!(one > empty, "{one} after a series, {empty} before");
+        assert_eq!(catalog.state_bytes(), one);
+        catalog
+            .resolve(&tsdb, &[gauge("cpu", "a"), gauge("disk", "a")], ROOMY)
+            .unwrap();
+        let three = catalog.state_bytes();
+        assert!(three > one, "{three} after three series, {one} after one");
+        catalog.remove_node_series("a");
+        assert!(catalog.state_bytes() < three);
+        catalog.remove_node_series("b");
+        assert_eq!(catalog.state_bytes(), empty);
     }
 
     #[test]

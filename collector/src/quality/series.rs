@@ -261,6 +261,12 @@ impl SeriesQuality {
         }
     }
 
+    /// Reads a field in each part of the state a run's update reads, for the tracker to bring
+    /// them into the cache ahead of it. The value means nothing.
+    pub fn read_ahead(&self) -> i64 {
+        self.last_ms ^ self.by_sample[0].index ^ self.by_arrival[1].index
+    }
+
     fn add_received(&mut self, half: i64, received: u32) {
         if received > 0
             && let Some(counts) = slot(&mut self.by_sample, half)

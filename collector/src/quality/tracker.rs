@@ -12,12 +12,16 @@ use super::series::{Arrival, BACKFILL_AFTER_MS, SeriesQuality, ValueClass, label
 use crate::catalog::SeriesCatalog;
 use crate::clock::Clock;
 use crate::ingest::{BatchObserver, StoredBatch};
-use crate::storage::{MetricKind, SeriesId};
+use crate::storage::{MetricKind, Sample, SeriesId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Where series without a node (remote write, OTLP to the collector) are kept.
 pub const REMOTE: &str = "";
+
+/// Runs whose states are read ahead of their updates at a time: enough misses to overlap, few
+/// enough states to stay in the first-level cache until their updates.
+const READ_AHEAD: usize = 16;
 
 pub struct QualityTracker {
     catalog: Arc<SeriesCatalog>,
@@ -230,15 +234,30 @@ impl BatchObserver for QualityTracker {
         }
         let half_ms = self.half_ms;
         let arrived = Arrival::at(arrival, half_ms);
-        // A batch holds its samples grouped by series: one lookup per series.
-        for run in batch.samples.chunk_by(|a, b| a.series == b.series) {
-            let id = run[0].series;
-            let state = match node.series.get_mut(&id) {
-                Some(state) => state,
-                None => node.series.entry(id).or_insert_with(|| self.new_series(id)),
-            };
-            let samples = run.iter().map(|s| (s.timestamp_ms, s.value));
-            state.observe_run(samples, arrived, half_ms);
+        // A batch holds its samples grouped by series: one lookup per series. A remote-write
+        // request holds one sample each of thousands of series whose states lie far apart, and
+        // each run waited for its own state's cache misses. So a block of runs' states is read
+        // first, in a loop of reads that do not wait for each other, which lets those misses
+        // overlap; the runs' updates then find their states in the cache.
+        let runs: Vec<&[Sample]> = batch
+            .samples
+            .chunk_by(|a, b| a.series == b.series)
+            .collect();
+        for block in runs.chunks(READ_AHEAD) {
+            let ahead = block
+                .iter()
+                .filter_map(|run| node.series.get(&run[0].series))
+                .fold(0, |acc, state| acc ^ state.read_ahead());
+            std::hint::black_box(ahead);
+            for run in block {
+                let id = run[0].series;
+                let state = match node.series.get_mut(&id) {
+                    Some(state) => state,
+                    None => node.series.entry(id).or_insert_with(|| self.new_series(id)),
+                };
+                let samples = run.iter().map(|s| (s.timestamp_ms, s.value));
+                state.observe_run(samples, arrived, half_ms);
+            }
         }
     }
 
@@ -250,7 +269,6 @@ impl BatchObserver for QualityTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::Sample;
     use std::sync::atomic::{AtomicI64, Ordering};
 
     const HOUR: i64 = 3_600_000;

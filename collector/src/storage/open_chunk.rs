@@ -110,6 +110,12 @@ impl OpenChunk {
         self.state.newest
     }
 
+    /// Reads what a push reads (its fields, the end of its bytes), for a writer to bring them
+    /// into the cache ahead of the push. The value means nothing.
+    pub fn read_ahead(&self) -> u64 {
+        self.state.encoded_bits ^ u64::from(self.bytes.last().copied().unwrap_or(0))
+    }
+
     /// Appends its bytes to `buffer`; [`OpenChunk::from_copy`] with the same buffer gives it
     /// back.
     pub fn copy_into(&self, buffer: &mut Vec<u8>) -> OpenChunkCopy {

@@ -47,7 +47,15 @@ pub(in crate::ingest) struct WireRequest<'a> {
     pub families: Vec<(&'a [u8], Declared<'a>)>,
 }
 
+#[inline]
 fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, &'static str> {
+    // Field keys and lengths, most varints of a request, fit one byte.
+    if let Some(&b) = buf.get(*pos)
+        && b < 0x80
+    {
+        *pos += 1;
+        return Ok(u64::from(b));
+    }
     let mut out = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *buf.get(*pos).ok_or("truncated varint")?;
@@ -120,7 +128,27 @@ fn sample(bytes: &[u8]) -> Result<(i64, f64), &'static str> {
     Ok((timestamp, value))
 }
 
+/// Bytes of a short scraped series in a request (one sample, three short labels; most take 80
+/// to 300): a request's lists are sized for its length over this many series, which rarely
+/// need to grow and are dropped with the request.
+const SHORT_SERIES_BYTES: usize = 64;
+/// Series a request's lists are sized for at most: a large request of few series (long
+/// labels) must not reserve several times its own size.
+const SERIES_ROOM_AT_MOST: usize = 1 << 15;
+
 impl<'a> WireRequest<'a> {
+    /// A request with room for what a body of `len` bytes usually holds: growing the lists
+    /// series by series copied them over and over.
+    fn with_room_for(len: usize) -> Self {
+        let series = (len / SHORT_SERIES_BYTES).min(SERIES_ROOM_AT_MOST);
+        Self {
+            series: Vec::with_capacity(series),
+            labels: Vec::with_capacity(3 * series),
+            samples: Vec::with_capacity(series),
+            families: Vec::new(),
+        }
+    }
+
     pub fn parse(protocol: Protocol, buf: &'a [u8]) -> Result<Self, &'static str> {
         match protocol {
             Protocol::V1 => Self::parse_v1(buf),
@@ -135,7 +163,7 @@ impl<'a> WireRequest<'a> {
     /// metric_family_name = 2; string help = 4; string unit = 5; }`. Other fields (exemplars)
     /// are skipped.
     fn parse_v1(buf: &'a [u8]) -> Result<Self, &'static str> {
-        let mut out = WireRequest::default();
+        let mut out = WireRequest::with_room_for(buf.len());
         for_each_field(buf, |(number, wire, message)| {
             match (number, wire) {
                 (1, 2) => {
@@ -215,7 +243,7 @@ impl<'a> WireRequest<'a> {
                 .and_then(|i| symbols.get(i).copied())
                 .ok_or("a reference falls outside the symbol table")
         };
-        let mut out = WireRequest::default();
+        let mut out = WireRequest::with_room_for(buf.len());
         for_each_field(buf, |(number, wire, message)| {
             if (number, wire) != (5, 2) {
                 return Ok(());

@@ -201,6 +201,20 @@ fn decode_with_slots(bytes: &[u8]) -> Option<(SeriesHead, Slots)> {
 }
 
 impl SeriesHead {
+    /// Reads a field in each part of the head an append updates, for a writer to bring them
+    /// into the cache ahead of it. The value means nothing.
+    fn read_ahead(&self) -> u64 {
+        let bucket = self
+            .rollups
+            .last()
+            .and_then(|r| r.as_ref())
+            .map(|(at, _)| *at);
+        self.open.read_ahead()
+            ^ self.last.map_or(0, |(ts, _)| ts as u64)
+            ^ bucket.unwrap_or(0) as u64
+            ^ u64::from(self.dirty)
+    }
+
     /// The newest in-order time: of the newest sample, or of a staleness marker after it,
     /// which sits only in the open chunk (so the open chunk stays in time order).
     pub(super) fn newest_ts(&self) -> Option<i64> {
@@ -251,6 +265,14 @@ impl SeriesHead {
 }
 
 impl Shard {
+    /// Reads the heads of `series` (those that exist), in a loop of reads that do not wait
+    /// for each other, so their cache misses overlap rather than come one per run when the
+    /// runs are applied. The value means nothing.
+    pub(super) fn read_ahead<'a>(&self, runs: impl Iterator<Item = &'a [Sample]>) -> u64 {
+        runs.filter_map(|run| self.heads.get(&run[0].series))
+            .fold(0, |acc, head| acc ^ head.read_ahead())
+    }
+
     pub(super) fn seal(&mut self, series: SeriesId) {
         let head = self.heads.get_mut(&series).expect("sealing a present head");
         self.chunks.extend(head.seal(series));
