@@ -264,7 +264,11 @@ impl SeriesQuality {
     /// Reads a field in each part of the state a run's update reads, for the tracker to bring
     /// them into the cache ahead of it. The value means nothing.
     pub fn read_ahead(&self) -> i64 {
-        self.last_ms ^ self.by_sample[0].index ^ self.by_arrival[1].index
+        let halves = [self.by_sample, self.by_arrival];
+        halves.iter().flatten().fold(
+            self.last_ms ^ self.first_ms ^ self.interval_ms ^ self.class as i64,
+            |acc, half| acc ^ half.index,
+        )
     }
 
     fn add_received(&mut self, half: i64, received: u32) {

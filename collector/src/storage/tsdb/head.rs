@@ -204,15 +204,13 @@ impl SeriesHead {
     /// Reads a field in each part of the head an append updates, for a writer to bring them
     /// into the cache ahead of it. The value means nothing.
     fn read_ahead(&self) -> u64 {
-        let bucket = self
-            .rollups
-            .last()
-            .and_then(|r| r.as_ref())
-            .map(|(at, _)| *at);
-        self.open.read_ahead()
-            ^ self.last.map_or(0, |(ts, _)| ts as u64)
-            ^ bucket.unwrap_or(0) as u64
-            ^ u64::from(self.dirty)
+        let buckets = self.rollups.iter().flatten().map(|(at, _)| *at as u64);
+        buckets.fold(
+            self.open.read_ahead()
+                ^ self.last.map_or(0, |(ts, _)| ts as u64)
+                ^ u64::from(self.dirty),
+            |acc, at| acc ^ at,
+        )
     }
 
     /// The newest in-order time: of the newest sample, or of a staleness marker after it,
