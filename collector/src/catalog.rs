@@ -41,7 +41,8 @@ struct Inner {
     by_labels: HashMap<u64, Vec<SeriesId>>,
     hasher: std::hash::RandomState,
     by_id: HashMap<SeriesId, Arc<SeriesMeta>>,
-    /// Counts changes to `by_id`, so a sorted copy knows whether it is still current.
+    /// Counts changes to `by_id` (and with them to `by_labels` and `postings`), so a sorted
+    /// copy and a walked size know whether they are still current.
     generation: u64,
     /// label name → label value → ids, each list sorted (ids only grow).
     postings: HashMap<String, HashMap<String, Vec<SeriesId>>>,

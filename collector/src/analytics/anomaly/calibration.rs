@@ -109,6 +109,11 @@ impl TailCalibrator {
         self.threshold = (self.threshold - STEP * self.excess * TAIL).max(0.0);
     }
 
+    /// Whether `evidence` is surely not in the tail: at most the tracked quantile (not NaN).
+    pub(super) fn surely_under(&self, evidence: f64) -> bool {
+        evidence <= self.threshold
+    }
+
     /// Whether `evidence` lies in the tail (above the tracked quantile).
     pub(super) fn exceeds(&self, evidence: f64) -> bool {
         evidence > self.threshold

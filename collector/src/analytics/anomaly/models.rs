@@ -190,7 +190,7 @@ impl<const N: usize> Slots<N> {
 
 /// A sample's local time and where it falls in the profile: worked out once per sample, for
 /// both the expectation and the learning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Moment {
     local_ms: i64,
     /// Quarter-hour of the day.
