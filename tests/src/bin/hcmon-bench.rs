@@ -1096,6 +1096,16 @@ fn print_rows(
             100.0 * quality_ns / ingest_ns
         );
     }
+    let queries = plain.map(|(mut latencies, queries)| {
+        latencies.sort_unstable();
+        println!(
+            "gRPC ack latency of the back-filling agents (window 4 each, 64 at once, 256 batches of 500 samples in flight): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 1.0)
+        );
+        queries
+    });
     match capture {
         Some((samples, disk, encoded)) => println!(
             "real agent capture: {samples} samples, {disk:.3} bytes per sample on disk after compaction (chunks), {encoded:.3} encoded (chunk keys and values, without RocksDB file overhead)"
@@ -1105,16 +1115,9 @@ fn print_rows(
         }
         None => {}
     }
-    let Some((mut latencies, (day, month))) = plain else {
+    let Some((day, month)) = queries else {
         return;
     };
-    latencies.sort_unstable();
-    println!(
-        "gRPC ack latency of the back-filling agents (window 4 each, 64 at once, 256 batches of 500 samples in flight): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0)
-    );
     for (what, l) in [
         ("1 day of 10 s raw data", day),
         ("30 days at 1 h step (1 h rollups)", month),

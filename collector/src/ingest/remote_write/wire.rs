@@ -114,6 +114,15 @@ fn for_each_field<'a>(
 
 /// `Sample { double value = 1; int64 timestamp = 2; }`, the same in both versions.
 fn sample(bytes: &[u8]) -> Result<(i64, f64), &'static str> {
+    // As encoders write it, value then timestamp: read at once.
+    if let [0x09, v0, v1, v2, v3, v4, v5, v6, v7, 0x10, ..] = *bytes {
+        let mut pos = 10;
+        let timestamp = varint(bytes, &mut pos)? as i64;
+        if pos == bytes.len() {
+            let value = f64::from_le_bytes([v0, v1, v2, v3, v4, v5, v6, v7]);
+            return Ok((timestamp, value));
+        }
+    }
     let (mut value, mut timestamp) = (0.0, 0i64);
     for_each_field(bytes, |part| {
         match part {
@@ -132,9 +141,33 @@ fn sample(bytes: &[u8]) -> Result<(i64, f64), &'static str> {
 /// to 300): a request's lists are sized for its length over this many series, which rarely
 /// need to grow and are dropped with the request.
 const SHORT_SERIES_BYTES: usize = 64;
-/// Series a request's lists are sized for at most: a large request of few series (long
-/// labels) must not reserve several times its own size.
+/// Series a request's lists are sized for at most (some 6 MiB of lists, at about 190 bytes a
+/// series): a large request of few series (long labels) does not reserve a multiple of its
+/// own size beyond that.
 const SERIES_ROOM_AT_MOST: usize = 1 << 15;
+
+/// 1.0's `Label { string name = 1; string value = 2; }`: (name, value).
+fn label(bytes: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
+    // As encoders write it, name then value, each shorter than 128 bytes: read at once.
+    if let [0x0a, n, ref rest @ ..] = *bytes
+        && n < 0x80
+        && let Some((name, [0x12, v, value @ ..])) = rest.split_at_checked(usize::from(n))
+        && *v < 0x80
+        && value.len() == usize::from(*v)
+    {
+        return Ok((name, value));
+    }
+    let (mut name, mut value): (&[u8], &[u8]) = (&[], &[]);
+    for_each_field(bytes, |part| {
+        match part {
+            (1, 2, bytes) => name = bytes,
+            (2, 2, bytes) => value = bytes,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok((name, value))
+}
 
 impl<'a> WireRequest<'a> {
     /// A request with room for what a body of `len` bytes usually holds: growing the lists
@@ -171,18 +204,7 @@ impl<'a> WireRequest<'a> {
                     let mut histograms = 0;
                     for_each_field(message, |field| {
                         match field {
-                            (1, 2, label) => {
-                                let (mut name, mut value): (&[u8], &[u8]) = (&[], &[]);
-                                for_each_field(label, |part| {
-                                    match part {
-                                        (1, 2, bytes) => name = bytes,
-                                        (2, 2, bytes) => value = bytes,
-                                        _ => {}
-                                    }
-                                    Ok(())
-                                })?;
-                                out.labels.push((name, value));
-                            }
+                            (1, 2, label) => out.labels.push(self::label(label)?),
                             (2, 2, bytes) => out.samples.push(sample(bytes)?),
                             (4, 2, _) => histograms += 1,
                             _ => {}
@@ -302,5 +324,39 @@ impl<'a> WireRequest<'a> {
             Ok(())
         })?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fields in another order than encoders write them, repeated or unknown, go through the
+    /// general reader, and read as protobuf says (the last of a repeated field wins).
+    #[test]
+    fn labels_and_samples_in_any_field_order_read_alike() {
+        assert_eq!(label(b"\x0a\x01n\x12\x02vv"), Ok((&b"n"[..], &b"vv"[..])));
+        assert_eq!(label(b"\x12\x02vv\x0a\x01n"), Ok((&b"n"[..], &b"vv"[..])));
+        assert_eq!(
+            label(b"\x0a\x01n\x12\x02vv\x18\x01"),
+            Ok((&b"n"[..], &b"vv"[..]))
+        );
+        assert_eq!(
+            label(b"\x0a\x01n\x12\x01v\x12\x01w"),
+            Ok((&b"n"[..], &b"w"[..]))
+        );
+        assert_eq!(label(b"\x0a\x01n"), Ok((&b"n"[..], &b""[..])));
+        assert!(label(b"\x0a\x05n\x12\x01v").is_err());
+        // A value length of two bytes (641) that a one-byte read would take for 129.
+        let long = [&b"\x0a\x00\x12\x81\x05"[..], &[b'v'; 128]].concat();
+        assert!(label(&long).is_err());
+        let value = 2.5f64.to_le_bytes();
+        let in_order = [&[0x09][..], &value, &[0x10, 0xac, 0x02]].concat();
+        let reversed = [&[0x10, 0xac, 0x02][..], &[0x09], &value].concat();
+        assert_eq!(sample(&in_order), Ok((300, 2.5)));
+        assert_eq!(sample(&reversed), Ok((300, 2.5)));
+        let twice = [&in_order[..], &[0x10, 0x02]].concat();
+        assert_eq!(sample(&twice), Ok((2, 2.5)));
+        assert!(sample(&in_order[..in_order.len() - 1]).is_err());
     }
 }
