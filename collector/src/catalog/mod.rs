@@ -20,6 +20,8 @@
 //!   chunks: a writer with a few new series waits for one chunk, not the whole request. The
 //!   write is not synced (see [`Tsdb::create_series`]), so a turn holds no `fdatasync`.
 
+mod size;
+
 use crate::storage::{MetricKind, SeriesId, SeriesMeta, StoreError, Tsdb};
 use hcmon_common::{Labels, MatchOp, Selector};
 use std::collections::HashMap;
@@ -649,77 +651,6 @@ impl SeriesCatalog {
             *sorted = Some((generation, out.clone()));
         }
         out
-    }
-
-    /// Bytes the catalog holds, from its types' layout and its strings' and lists' capacities
-    /// (hash tables counted at their entries, without their spare slots): each series' labels
-    /// and help, its label set's hash, its ids in the postings, and the sorted list.
-    pub fn state_bytes(&self) -> usize {
-        let walked = {
-            let inner = self.read();
-            let mut sized = self.sized.lock().unwrap_or_else(|p| p.into_inner());
-            match *sized {
-                Some((at, bytes)) if at == inner.generation => bytes,
-                _ => {
-                    let bytes = Self::walk_bytes(&inner);
-                    *sized = Some((inner.generation, bytes));
-                    bytes
-                }
-            }
-        };
-        let sorted = self
-            .sorted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, |(_, list)| {
-                list.capacity() * std::mem::size_of::<Arc<SeriesMeta>>()
-            });
-        walked + sorted
-    }
-
-    /// [`SeriesCatalog::state_bytes`] but for the sorted list: every series walked.
-    fn walk_bytes(inner: &Inner) -> usize {
-        use std::mem::size_of;
-        let labels = |l: &Labels| {
-            size_of::<Labels>()
-                + l.len() * size_of::<(String, String)>()
-                + l.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>()
-        };
-        let series: usize = inner
-            .by_id
-            .values()
-            .map(|m| {
-                size_of::<(SeriesId, Arc<SeriesMeta>)>()
-                    + 16
-                    + size_of::<SeriesMeta>()
-                    + labels(&m.labels)
-                    - size_of::<Labels>()
-                    + m.help.capacity()
-            })
-            .sum();
-        let by_labels: usize = inner
-            .by_labels
-            .values()
-            .map(|ids| size_of::<(u64, Vec<SeriesId>)>() + ids.capacity() * size_of::<SeriesId>())
-            .sum();
-        let postings: usize = inner
-            .postings
-            .iter()
-            .map(|(name, values)| {
-                size_of::<(String, HashMap<String, Vec<SeriesId>>)>()
-                    + name.capacity()
-                    + values
-                        .iter()
-                        .map(|(value, ids)| {
-                            size_of::<(String, Vec<SeriesId>)>()
-                                + value.capacity()
-                                + ids.capacity() * size_of::<SeriesId>()
-                        })
-                        .sum::<usize>()
-            })
-            .sum();
-        series + by_labels + postings
     }
 
     /// Number of series known.
