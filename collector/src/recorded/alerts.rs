@@ -14,6 +14,7 @@ use crate::alerting::handle::Alerting;
 use crate::alerting::lifecycle::AlertState;
 use crate::alerting::view::AlertsView;
 use crate::clock::Clock;
+use crate::tasks;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -77,6 +78,17 @@ pub fn round(view: &AlertsView) -> Round {
     }
 }
 
+/// A round worked out against the last one written.
+enum Worked {
+    /// The same samples, written at this time, and no interval due: nothing to write.
+    Unchanged(Vec<Recorded>, Instant),
+    /// To write: the samples (kept to compare the next round with) and the round.
+    Due(Vec<Recorded>, Round),
+}
+
+/// The task's name, in logs and metrics.
+pub const TASK: &str = "recorded-alerts";
+
 /// Writes the open alerts on each change of the published view (looked at every `tick`) and
 /// every `interval`, until `shutdown`.
 pub async fn run(
@@ -102,12 +114,31 @@ pub async fn run(
         if !due && seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &view)) {
             continue;
         }
-        let next = round(&view);
-        seen = Some(view);
-        if !due && written.as_ref().is_some_and(|(w, _)| *w == next.samples) {
-            continue;
-        }
-        let samples = next.samples.clone();
+        seen = Some(view.clone());
+        // A round over thousands of open alerts, and its comparison with the last one, held a
+        // runtime thread for tens of milliseconds while agents' acks waited: both are worked
+        // out on the blocking pool, where the last round is dropped too when it is replaced.
+        let last = written.take();
+        let worked = tasks::blocking(TASK, move || {
+            let next = round(&view);
+            match last {
+                Some((samples, at)) if !due && samples == next.samples => {
+                    Worked::Unchanged(samples, at)
+                }
+                _ => Worked::Due(next.samples.clone(), next),
+            }
+        })
+        .await;
+        let (samples, next) = match worked {
+            Ok(Worked::Due(samples, next)) => (samples, next),
+            Ok(Worked::Unchanged(samples, at)) => {
+                written = Some((samples, at));
+                continue;
+            }
+            // Logged and counted by `tasks`; with nothing written on record, the next tick
+            // writes again.
+            Err(_panicked) => continue,
+        };
         // After a failure, the next change or interval tries again.
         let stored = tracked.write(next, clock()).await;
         written = Some((if stored { samples } else { Vec::new() }, Instant::now()));

@@ -162,9 +162,9 @@ pub fn start(tasks: &TaskTree, settings: &RecordedConfig, context: Context, sour
     if let Some(alerting) = alerting {
         let (w, c, s) = (writer.clone(), clock.clone(), shutdown.clone());
         let timing = (context.alert_tick, context.alert_evaluation);
-        tasks.spawn("recorded-alerts", Role::Helper, async move {
+        tasks.spawn(alerts::TASK, Role::Helper, async move {
             let families = [alerts::ALERTS, alerts::ALERTS_FOR_STATE];
-            let tracked = Tracked::start(w, "recorded-alerts", &families).await;
+            let tracked = Tracked::start(w, alerts::TASK, &families).await;
             alerts::run(alerting, tracked, c, timing, s).await;
             Ok(())
         });

@@ -218,7 +218,17 @@ pub struct Tracked {
     writer: Arc<Writer>,
     /// The task's name, in logs and metrics.
     task: &'static str,
+    families: Vec<Family>,
     previous: BTreeSet<Labels>,
+}
+
+/// The series of `families` an earlier round wrote and no staleness marker ended, from
+/// storage; none if reading them panicked (logged and counted by `tasks`).
+async fn live(writer: &Arc<Writer>, task: &'static str, families: &[Family]) -> BTreeSet<Labels> {
+    let (reader, families) = (writer.clone(), families.to_vec());
+    tasks::blocking(task, move || reader.live_series(&families))
+        .await
+        .unwrap_or_default()
 }
 
 /// One round of a writer: the samples to store, and the series still current without a new
@@ -248,13 +258,12 @@ impl Tracked {
     /// A task's rounds, starting from the series of `families` an earlier run left live, so a
     /// series that ended while the collector was down is ended at the first round.
     pub async fn start(writer: Arc<Writer>, task: &'static str, families: &[Family]) -> Self {
-        let (reader, families) = (writer.clone(), families.to_vec());
-        let previous = tasks::blocking(task, move || reader.live_series(&families))
-            .await
-            .unwrap_or_default();
+        let families = families.to_vec();
+        let previous = live(&writer, task, &families).await;
         Self {
             writer,
             task,
+            families,
             previous,
         }
     }
@@ -262,20 +271,32 @@ impl Tracked {
     /// Stores one round at `at_ms`; false when it failed. A failure is logged and counted, and
     /// the series of this round are remembered with the earlier ones, so the next round ends
     /// what it leaves out.
+    ///
+    /// Working out what ended, over thousands of series (two per open alert), held a runtime
+    /// thread for tens of milliseconds while agents' acks waited for it: it is done on the
+    /// blocking pool with the write.
     pub async fn write(&mut self, round: Round, at_ms: i64) -> bool {
-        let ended = ended(&self.previous, &round);
-        let current: BTreeSet<Labels> = round
-            .samples
-            .iter()
-            .map(|s| s.labels.clone())
-            .chain(round.unchanged.iter().cloned())
-            .collect();
-        let (writer, samples) = (self.writer.clone(), round.samples);
-        let written =
-            tasks::blocking(self.task, move || writer.write(&samples, &ended, at_ms)).await;
+        let (writer, previous) = (self.writer.clone(), std::mem::take(&mut self.previous));
+        let written = tasks::blocking(self.task, move || {
+            let ended = ended(&previous, &round);
+            let current: BTreeSet<Labels> = (round.samples.iter())
+                .map(|s| s.labels.clone())
+                .chain(round.unchanged)
+                .collect();
+            let written = writer.write(&round.samples, &ended, at_ms);
+            match written {
+                Ok(written) => (Ok(written), current),
+                Err(error) => {
+                    let mut previous = previous;
+                    previous.extend(current);
+                    (Err(error), previous)
+                }
+            }
+        })
+        .await;
         let metrics = &self.writer.metrics;
         match written {
-            Ok(Ok(written)) => {
+            Ok((Ok(written), current)) => {
                 metrics.stored(self.task, written.samples + written.markers);
                 if let Some(refused) = written.refused {
                     metrics.failed(self.task, refused.cap.reason());
@@ -284,16 +305,17 @@ impl Tracked {
                 self.previous = current;
                 true
             }
-            Ok(Err(error)) => {
+            Ok((Err(error), previous)) => {
                 metrics.failed(self.task, error.reason());
                 tracing::warn!(task = self.task, %error, "collector-written samples not stored; the next round writes again");
-                self.previous.extend(current);
+                self.previous = previous;
                 false
             }
-            // Logged and counted as a panic by `tasks`.
+            // Logged and counted as a panic by `tasks`. The series written and not ended are
+            // read back from storage, as at start.
             Err(_panicked) => {
                 metrics.failed(self.task, "panic");
-                self.previous.extend(current);
+                self.previous = live(&self.writer, self.task, &self.families).await;
                 false
             }
         }
