@@ -14,6 +14,7 @@
 #   deploy/dev.sh bench-agent [ARGS]    release build, then the agent's footprint beside
 #                        Debian's prometheus-node-exporter
 #   deploy/dev.sh bench-engines         the online anomaly ensemble's samples per second
+#   deploy/dev.sh bench-checkpoint      how long a checkpoint's cut holds appends, 150,000 heads
 #   deploy/dev.sh bench-client          the Rust client's cost per recorded metric
 #   deploy/dev.sh bench-page            debug build, then the dashboard's page weight and time to
 #                        first chart (headless Chromium, cold cache, two agents)
@@ -405,6 +406,12 @@ bench_engines() {
   cargo bench --locked -p hcmon-collector --bench engines
 }
 
+bench_checkpoint() {
+  ensure_packages libclang-dev
+  setup_target_dir
+  cargo bench --locked -p hcmon-collector --bench checkpoint
+}
+
 bench_client() {
   setup_target_dir
   cargo bench --locked -p hcmon-client --bench record
@@ -502,6 +509,7 @@ case "${1:-}" in
   bench-node-models) shift; bench_node_models "$@" ;;
   bench-detection) shift; bench_detection "$@" ;;
   bench-engines) bench_engines ;;
+  bench-checkpoint) bench_checkpoint ;;
   bench-client) bench_client ;;
   bench-page) bench_page ;;
   hostile) shift; hostile "$@" ;;
@@ -509,5 +517,5 @@ case "${1:-}" in
   sizes) sizes "${2:-HEAD}" ;;
   security) security ;;
   fuzz) fuzz "${2:-60}" ;;
-  *) echo "usage: deploy/dev.sh run|test|ci|build|python-deps|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-client|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|bench-node-models|bench-detection|bench-fleet|heap-profile|cpu-profile|hostile" >&2; exit 2 ;;
+  *) echo "usage: deploy/dev.sh run|test|ci|build|python-deps|soak|sizes [REV]|security|fuzz [SECONDS]|bench-ingest|bench-agent|bench-engines|bench-checkpoint|bench-client|bench-page|bench-alerts|bench-query|bench-export|bench-stream|bench-report|bench-node-models|bench-detection|bench-fleet|heap-profile|cpu-profile|hostile" >&2; exit 2 ;;
 esac

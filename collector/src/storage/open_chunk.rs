@@ -116,6 +116,13 @@ impl OpenChunk {
         self.state.encoded_bits ^ u64::from(self.bytes.last().copied().unwrap_or(0))
     }
 
+    /// Reads the start of both its byte lists, for a copier to bring them into the cache
+    /// ahead of [`OpenChunk::copy_into`]. The value means nothing.
+    pub fn read_ahead_copy(&self) -> u64 {
+        let first = |bytes: &[u8]| u64::from(bytes.first().copied().unwrap_or(0));
+        first(&self.frozen) ^ first(&self.bytes)
+    }
+
     /// Appends its bytes to `buffer`; [`OpenChunk::from_copy`] with the same buffer gives it
     /// back.
     pub fn copy_into(&self, buffer: &mut Vec<u8>) -> OpenChunkCopy {

@@ -21,6 +21,10 @@ use crate::storage::{Sample, SeriesId, StoreError, is_stale_marker};
 use rustc_hash::FxHashMap;
 use std::collections::HashSet;
 
+/// Heads read ahead at a time, by appends (a block of runs) and by a checkpoint's cut: enough
+/// misses to overlap, few enough heads to stay in the first-level cache until they are used.
+pub(super) const READ_AHEAD: usize = 16;
+
 /// One series' state in the head.
 #[derive(Default)]
 pub(super) struct SeriesHead {
@@ -269,6 +273,16 @@ impl Shard {
     pub(super) fn read_ahead<'a>(&self, runs: impl Iterator<Item = &'a [Sample]>) -> u64 {
         runs.filter_map(|run| self.heads.get(&run[0].series))
             .fold(0, |acc, head| acc ^ head.read_ahead())
+    }
+
+    /// Reads the heads of `series` (those that exist) and the start of their open chunks'
+    /// bytes, in a loop of reads that do not wait for each other, for a checkpoint's cut to
+    /// copy them from the cache: every append waits while the cut copies. The value means
+    /// nothing.
+    pub(super) fn read_ahead_copies(&self, series: &[SeriesId]) -> u64 {
+        (series.iter().filter_map(|series| self.heads.get(series))).fold(0, |acc, head| {
+            acc ^ head.read_ahead() ^ head.open.read_ahead_copy()
+        })
     }
 
     pub(super) fn seal(&mut self, series: SeriesId) {

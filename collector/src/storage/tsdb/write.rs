@@ -1,7 +1,7 @@
 //! The write path: appends (the head, then one log record with the node's sequence), and the
 //! series and node records.
 
-use super::head::series_runs;
+use super::head::{READ_AHEAD, series_runs};
 use super::keys::id_key;
 use super::wal::{NodeChange, encode_entry};
 use super::{AppendOutcome, Logged, SHARDS, Tsdb};
@@ -19,10 +19,6 @@ use std::sync::{Arc, RwLockReadGuard};
 /// collector's CPU under a back-fill. An ack waits at most this much longer; a lone append
 /// after a quiet spell syncs at once.
 const LOG_SYNC_GAP: std::time::Duration = std::time::Duration::from_millis(2);
-
-/// Runs whose heads are read ahead of their appends at a time: enough misses to overlap, few
-/// enough heads to stay in the first-level cache until their appends.
-const READ_AHEAD: usize = 16;
 
 /// The one async waiter's turn to sync the log (see [`Tsdb::durable`]): its end wakes the
 /// others.
@@ -126,11 +122,11 @@ impl Tsdb {
                 if group.is_empty() {
                     continue;
                 }
-                let mut shard = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
                 // A remote-write request holds one sample each of thousands of series, whose
                 // heads lie far apart: each run waited for its own head's cache misses. A
                 // block of runs' heads is read first, their misses overlapping.
                 let runs: Vec<&[Sample]> = series_runs(&group).collect();
+                let mut shard = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
                 for block in runs.chunks(READ_AHEAD) {
                     std::hint::black_box(shard.read_ahead(block.iter().copied()));
                     for run in block {
