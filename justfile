@@ -114,7 +114,7 @@ bench-page:
     ./deploy/dev.sh bench-page
 
 # All benchmarks.
-bench: bench-ingest bench-query bench-agent bench-engines bench-alerts bench-stream bench-export bench-report bench-page
+bench: bench-ingest bench-query bench-agent bench-engines bench-checkpoint bench-alerts bench-stream bench-export bench-report bench-page
 
 # Exposure scores of the systemd units (`systemd-analyze security`, 0 best, 10 worst) and
 # what still counts against each.

@@ -135,9 +135,12 @@ pub async fn run(
                 written = Some((samples, at));
                 continue;
             }
-            // Logged and counted by `tasks`; with nothing written on record, the next tick
-            // writes again.
-            Err(_panicked) => continue,
+            // Logged and counted by `tasks`. As after a failed write, the next change or
+            // interval tries again, so a panic that repeats is not logged at every tick.
+            Err(_panicked) => {
+                written = Some((Vec::new(), Instant::now()));
+                continue;
+            }
         };
         // After a failure, the next change or interval tries again.
         let stored = tracked.write(next, clock()).await;

@@ -270,7 +270,7 @@ impl Tracked {
 
     /// Stores one round at `at_ms`; false when it failed. A failure is logged and counted, and
     /// the series of this round are remembered with the earlier ones, so the next round ends
-    /// what it leaves out.
+    /// what it leaves out; after a panic, the series still live are read back from storage.
     ///
     /// Working out what ended, over thousands of series (two per open alert), held a runtime
     /// thread for tens of milliseconds while agents' acks waited for it: it is done on the

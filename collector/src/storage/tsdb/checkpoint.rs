@@ -38,9 +38,10 @@ pub struct CheckpointReport {
 /// kernel maps a fresh allocation this large a page at a time, at its first write, and those
 /// page faults were half of a cut's time (`just bench-checkpoint`), with every append waiting.
 fn touched<T>(capacity: usize) -> Vec<T> {
+    const PAGE: usize = 4096;
     let mut items = Vec::with_capacity(capacity);
     // A vector of zero-sized items has no memory (and room for `usize::MAX` of them).
-    if let Some(per_page) = (4096usize).checked_div(std::mem::size_of::<T>()) {
+    if let Some(per_page) = PAGE.checked_div(std::mem::size_of::<T>()) {
         for slot in items
             .spare_capacity_mut()
             .iter_mut()
@@ -79,19 +80,20 @@ impl Tsdb {
     fn checkpoint_locked(&self, seal: bool) -> Result<CheckpointReport, StoreError> {
         let started = Instant::now();
         let mut report = CheckpointReport::default();
+        // (series, head to persist, late samples to write as chunks), sized from the heads
+        // changed now with room for those that change until the cut; the heads' open chunks
+        // are copied into `copied`, sized from the last cut's. Both are touched before the
+        // gates are taken.
+        let changed = self.dirty_heads();
+        let mut snapshots: Vec<(SeriesId, HeadCopy, Samples)> = touched(changed + changed / 16);
+        let previous = self.last_cut_bytes.load(Ordering::Relaxed);
+        let mut copied: Vec<u8> = touched(previous + previous / 8);
         let _readers = self.flush_gate.write().unwrap_or_else(|p| p.into_inner());
         let mut batch = KvBatch::default();
         let mut stale = Vec::new();
         // Open buckets a seal writes too, at most one per series and resolution.
         let mut open: HashMap<(SeriesId, Resolution), (i64, Aggregate)> = HashMap::new();
         let mut pending = Vec::new();
-        // (series, head to persist, late samples to write as chunks); the heads' open chunks
-        // are copied into `copied`, sized from the last cut's. Both are sized from what is
-        // dirty now, with room for what changes until the cut, and touched before it.
-        let dirty = self.dirty_heads();
-        let mut snapshots: Vec<(SeriesId, HeadCopy, Samples)> = touched(dirty + dirty / 16);
-        let previous = self.last_cut_bytes.load(Ordering::Relaxed);
-        let mut copied: Vec<u8> = touched(previous + previous / 8);
         let mut chunk_count = 0u64;
         let (wal_upto, sequences);
         {
