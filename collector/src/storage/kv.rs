@@ -187,6 +187,12 @@ pub trait Kv: Send + Sync + 'static {
     }
     /// Compacts a table now, reclaiming space of deleted ranges.
     fn compact(&self, table: Table) -> Result<(), StoreError>;
+    /// Compacts a table now and rewrites all of it in its final form, the bottom level's
+    /// compression included: an explicit compaction (the admin endpoint, benchmarks), which
+    /// costs a rewrite of the whole table.
+    fn compact_fully(&self, table: Table) -> Result<(), StoreError> {
+        self.compact(table)
+    }
     /// Memory the backend holds for its caches and write buffers.
     fn memory(&self) -> KvMemory {
         KvMemory::default()

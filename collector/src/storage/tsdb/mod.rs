@@ -255,7 +255,7 @@ impl Tsdb {
         self.checkpoint(true)?;
         self.kv.flush()?;
         for table in Table::ALL {
-            self.kv.compact(table)?;
+            self.kv.compact_fully(table)?;
         }
         Ok(())
     }
